@@ -1,0 +1,216 @@
+package feed
+
+import (
+	"fmt"
+
+	"github.com/go-jose/go-jose/v4"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+)
+
+// GapError reports an event that does not directly follow the state it is applied to.
+type GapError struct {
+	Have, Got uint64
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("feed: event %d does not follow sequence %d", e.Got, e.Have)
+}
+
+// Editor derives a new State from an old one by applying events in order. The old State is never
+// modified. An Editor is not safe for concurrent use.
+type Editor struct {
+	next         State
+	partners     cowEdit[*Partner]
+	integrations cowEdit[*Integration]
+	workloads    cowEdit[*Workload]
+	keys         cowEdit[*SigningKey]
+	revoked      cowEdit[*RevokedCredential]
+	dirty        map[recordRef]struct{}
+}
+
+// recordRef names one record of a state, for saving what an edit changed.
+type recordRef struct {
+	bucket string
+	key    string
+}
+
+// Edit starts deriving a new State from s.
+func (s *State) Edit() *Editor {
+	e := &Editor{next: *s, dirty: make(map[recordRef]struct{})}
+	e.partners.m = &e.next.partners
+	e.integrations.m = &e.next.integrations
+	e.workloads.m = &e.next.workloads
+	e.keys.m = &e.next.keys
+	e.revoked.m = &e.next.revoked
+	return e
+}
+
+// Sequence returns the sequence of the last event applied so far.
+func (e *Editor) Sequence() uint64 { return e.next.seq }
+
+// State returns the state built so far. The Editor must not be used after State is called.
+func (e *Editor) State() *State {
+	s := e.next
+	return &s
+}
+
+// Changes returns what the edit changed, for saving into a store.
+func (e *Editor) Changes() *Changes { return &Changes{state: e.State(), dirty: e.dirty} }
+
+// Apply folds one event into the state. The event must carry the next sequence; any well-sequenced
+// event applies, so a follower never stalls on content it does not understand.
+func (e *Editor) Apply(ev *treatyv1.Event) error {
+	if ev.GetSequence() != e.next.seq+1 {
+		return &GapError{Have: e.next.seq, Got: ev.GetSequence()}
+	}
+	e.next.seq = ev.GetSequence()
+	seq := ev.GetSequence()
+	switch c := ev.GetChange().(type) {
+	case *treatyv1.Event_CredentialRevoked:
+		e.revokeCredential(c.CredentialRevoked, seq)
+	case *treatyv1.Event_Blocked:
+		b := c.Blocked
+		e.control(b.GetTargetKind(), b.GetTargetId(), func(ctl *Control) {
+			switch {
+			case ctl.Block == nil:
+				ctl.Block = &Block{Sequence: seq, Permanent: b.GetPermanent(), Reason: ev.GetReason()}
+			case b.GetPermanent() && !ctl.Block.Permanent:
+				ctl.Block = &Block{Sequence: ctl.Block.Sequence, Permanent: true, Reason: ev.GetReason()}
+			}
+		})
+	case *treatyv1.Event_Restored:
+		r := c.Restored
+		e.control(r.GetTargetKind(), r.GetTargetId(), func(ctl *Control) {
+			if ctl.Block != nil && ctl.Block.Permanent {
+				return // never lifted; the revoker refuses such restores anyway
+			}
+			ctl.Block = nil
+			ctl.Watermark = max(ctl.Watermark, seq)
+		})
+	case *treatyv1.Event_SigningKeyPublished:
+		e.publishKey(c.SigningKeyPublished)
+	case *treatyv1.Event_SigningKeyRevoked:
+		kid := c.SigningKeyRevoked.GetKid()
+		k := &SigningKey{Kid: kid}
+		if old, ok := e.next.keys.get(kid); ok {
+			if old.Revoked() {
+				return nil
+			}
+			*k = *old
+		}
+		k.RevokedSequence = seq
+		e.setKey(k)
+	case *treatyv1.Event_PartnerChanged:
+		pc := c.PartnerChanged
+		p := &Partner{ID: pc.GetPartnerId()}
+		if old, ok := e.next.partners.get(p.ID); ok {
+			p.Control = old.Control
+		}
+		p.State = pc.GetState()
+		p.ContractEnd = timeOf(pc.GetContractEndTime())
+		e.setPartner(p)
+	case *treatyv1.Event_IntegrationChanged:
+		ic := c.IntegrationChanged
+		i := &Integration{ID: ic.GetIntegrationId()}
+		if old, ok := e.next.integrations.get(i.ID); ok {
+			i.Control = old.Control
+		}
+		i.PartnerID = ic.GetPartnerId()
+		i.State = ic.GetState()
+		i.AllowedScopes = ic.GetAllowedScopes()
+		i.Audiences = ic.GetAudiences()
+		i.MaxTTL = ic.GetMaxCredentialTtl().AsDuration()
+		e.setIntegration(i)
+	case *treatyv1.Event_WorkloadChanged:
+		wc := c.WorkloadChanged
+		w := &Workload{ID: wc.GetWorkloadId()}
+		if old, ok := e.next.workloads.get(w.ID); ok {
+			w.Control = old.Control
+		}
+		w.IntegrationID = wc.GetIntegrationId()
+		w.PartnerID = wc.GetPartnerId()
+		w.State = wc.GetState()
+		e.setWorkload(w)
+	}
+	return nil
+}
+
+func (e *Editor) revokeCredential(c *treatyv1.CredentialRevoked, seq uint64) {
+	r := &RevokedCredential{JTI: c.GetJti(), Expires: timeOf(c.GetExpireTime()), Sequence: seq, PartnerID: c.GetPartnerId()}
+	if old, ok := e.next.revoked.get(r.JTI); ok {
+		// Revoked already: keep the first revocation and the later expiry.
+		if !r.Expires.After(old.Expires) {
+			return
+		}
+		r.Sequence, r.PartnerID = old.Sequence, old.PartnerID
+	}
+	e.revoked.set(r.JTI, r)
+	e.dirty[recordRef{bucketRevoked, r.JTI}] = struct{}{}
+}
+
+func (e *Editor) publishKey(p *treatyv1.SigningKeyPublished) {
+	k := &SigningKey{Kid: p.GetKid(), Algorithm: p.GetAlgorithm(), Issuer: p.GetIssuer(), JWK: p.GetPublicJwk()}
+	k.Public = parsePublicJWK(k.JWK)
+	if old, ok := e.next.keys.get(k.Kid); ok {
+		k.RevokedSequence = old.RevokedSequence // republishing never un-revokes
+	}
+	e.setKey(k)
+}
+
+// parsePublicJWK returns the public key in a JWK, or nil if it is not a valid public key.
+func parsePublicJWK(raw []byte) any {
+	var jwk jose.JSONWebKey
+	if err := jwk.UnmarshalJSON(raw); err != nil || !jwk.Valid() || !jwk.IsPublic() {
+		return nil
+	}
+	return jwk.Key
+}
+
+// control edits the Control of an entity, creating a placeholder record if the entity is unknown:
+// a block must take effect even if it arrives before the entity does.
+func (e *Editor) control(kind treatyv1.TargetKind, id string, edit func(*Control)) {
+	switch kind {
+	case treatyv1.TargetKind_TARGET_KIND_PARTNER:
+		p := &Partner{ID: id}
+		if old, ok := e.next.partners.get(id); ok {
+			*p = *old
+		}
+		edit(&p.Control)
+		e.setPartner(p)
+	case treatyv1.TargetKind_TARGET_KIND_INTEGRATION:
+		i := &Integration{ID: id}
+		if old, ok := e.next.integrations.get(id); ok {
+			*i = *old
+		}
+		edit(&i.Control)
+		e.setIntegration(i)
+	case treatyv1.TargetKind_TARGET_KIND_WORKLOAD:
+		w := &Workload{ID: id}
+		if old, ok := e.next.workloads.get(id); ok {
+			*w = *old
+		}
+		edit(&w.Control)
+		e.setWorkload(w)
+	}
+}
+
+func (e *Editor) setPartner(p *Partner) {
+	e.partners.set(p.ID, p)
+	e.dirty[recordRef{bucketPartners, p.ID}] = struct{}{}
+}
+
+func (e *Editor) setIntegration(i *Integration) {
+	e.integrations.set(i.ID, i)
+	e.dirty[recordRef{bucketIntegrations, i.ID}] = struct{}{}
+}
+
+func (e *Editor) setWorkload(w *Workload) {
+	e.workloads.set(w.ID, w)
+	e.dirty[recordRef{bucketWorkloads, w.ID}] = struct{}{}
+}
+
+func (e *Editor) setKey(k *SigningKey) {
+	e.keys.set(k.Kid, k)
+	e.dirty[recordRef{bucketKeys, k.Kid}] = struct{}{}
+}

@@ -1,0 +1,216 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// metaBucket holds the schema version of a store; every store has it.
+const metaBucket = "meta"
+
+var schemaKey = []byte("schema")
+
+// Schema describes the layout a service keeps in a store: its buckets and the version of their
+// key and value layout. Migrations[v] upgrades a store from version v to v+1 inside one
+// transaction; Open runs the missing ones.
+type Schema struct {
+	// Name identifies the service, so one service's file is never opened as another's.
+	Name string
+	// Version is the current layout version, starting at 1.
+	Version uint64
+	// Buckets lists every bucket the service uses.
+	Buckets []string
+	// Migrations upgrade older layouts, indexed by the version they start from.
+	Migrations map[uint64]func(Tx) error
+}
+
+// Bolt is a Store backed by one bbolt file.
+type Bolt struct {
+	db      *bolt.DB
+	buckets map[string]bool
+}
+
+var _ Store = (*Bolt)(nil)
+
+// OpenBolt opens (creating if needed) the bbolt file at path with mode 0600, creates the schema's
+// buckets and runs any migrations. It fails after a second if another process holds the file.
+func OpenBolt(path string, schema Schema) (*Bolt, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w (is another treaty process using this data folder?)", path, err)
+	}
+	b := &Bolt{db: db, buckets: map[string]bool{metaBucket: true}}
+	for _, name := range schema.Buckets {
+		b.buckets[name] = true
+	}
+	if err := b.migrate(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func (b *Bolt) migrate(schema Schema) error {
+	return b.db.Update(func(btx *bolt.Tx) error {
+		for name := range b.buckets {
+			if _, err := btx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
+		}
+		meta := btx.Bucket([]byte(metaBucket))
+		nameKey := []byte("name")
+		if got := meta.Get(nameKey); got != nil && string(got) != schema.Name {
+			return fmt.Errorf("the file belongs to the %q service, not %q", got, schema.Name)
+		}
+		if err := meta.Put(nameKey, []byte(schema.Name)); err != nil {
+			return err
+		}
+		version := schema.Version
+		if raw := meta.Get(schemaKey); raw != nil {
+			version = binary.BigEndian.Uint64(raw)
+		}
+		if version > schema.Version {
+			return fmt.Errorf("layout version %d is newer than this binary understands (%d); upgrade treaty", version, schema.Version)
+		}
+		tx := &boltTx{tx: btx, buckets: b.buckets}
+		for ; version < schema.Version; version++ {
+			m := schema.Migrations[version]
+			if m == nil {
+				return fmt.Errorf("no migration from layout version %d", version)
+			}
+			if err := m(tx); err != nil {
+				return fmt.Errorf("migrate layout %d to %d: %w", version, version+1, err)
+			}
+		}
+		return meta.Put(schemaKey, binary.BigEndian.AppendUint64(nil, schema.Version))
+	})
+}
+
+// View implements Store.
+func (b *Bolt) View(fn func(Tx) error) error {
+	return b.db.View(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, buckets: b.buckets}) })
+}
+
+// Update implements Store. bbolt fsyncs the file on commit, so a nil return means durable.
+func (b *Bolt) Update(fn func(Tx) error) error {
+	return b.db.Update(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, buckets: b.buckets}) })
+}
+
+// Close implements Store.
+func (b *Bolt) Close() error { return b.db.Close() }
+
+// Check verifies the file's page structure, as bbolt's consistency check does, and returns the
+// first problem found.
+func (b *Bolt) Check() error {
+	return b.db.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain, so the checker goroutine ends
+			if first == nil {
+				first = err
+			}
+		}
+		return first
+	})
+}
+
+type boltTx struct {
+	tx      *bolt.Tx
+	buckets map[string]bool
+}
+
+func (t *boltTx) bucket(name string) (*bolt.Bucket, error) {
+	if !t.buckets[name] {
+		return nil, fmt.Errorf("%w %q", ErrUnknownBucket, name)
+	}
+	return t.tx.Bucket([]byte(name)), nil
+}
+
+func (t *boltTx) Get(bucket string, key []byte) []byte {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return nil
+	}
+	return clone(bk.Get(key))
+}
+
+func (t *boltTx) Put(bucket string, key, value []byte) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	return bk.Put(key, value)
+}
+
+func (t *boltTx) Delete(bucket string, key []byte) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	return bk.Delete(key)
+}
+
+func (t *boltTx) Scan(bucket string, prefix, start []byte, fn func(k, v []byte) (bool, error)) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	c := bk.Cursor()
+	seek := prefix
+	if bytes.Compare(start, prefix) > 0 {
+		seek = start
+	}
+	for k, v := c.Seek(seek); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		more, err := fn(k, v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *boltTx) Last(bucket string) (key, value []byte) {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return nil, nil
+	}
+	k, v := bk.Cursor().Last()
+	return clone(k), clone(v)
+}
+
+func (t *boltTx) Clear(bucket string) error {
+	if _, err := t.bucket(bucket); err != nil {
+		return err
+	}
+	if err := t.tx.DeleteBucket([]byte(bucket)); err != nil {
+		return err
+	}
+	_, err := t.tx.CreateBucket([]byte(bucket))
+	return err
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return bytes.Clone(b)
+}
+
+// Uint64Key encodes n big-endian, so numeric keys sort in numeric order.
+func Uint64Key(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// KeyUint64 decodes a key written by Uint64Key; it returns 0 for a key of the wrong length.
+func KeyUint64(k []byte) uint64 {
+	if len(k) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k)
+}

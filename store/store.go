@@ -1,0 +1,39 @@
+// Package store is the small transactional key-value interface every Treaty service keeps its state
+// behind, with bbolt as the embedded backend. Keys are ordered bytes within named buckets, so range
+// scans answer list queries; an etcd backend can implement the same interface and pass the same
+// conformance suite (store/storetest).
+package store
+
+import "errors"
+
+// Store is a transactional, ordered key-value store.
+type Store interface {
+	// View runs fn in a read-only transaction that sees one consistent state.
+	View(fn func(Tx) error) error
+	// Update runs fn in a read-write transaction. If fn returns nil the transaction is committed, and
+	// it is durable (fsync'd) when Update returns nil. If fn returns an error nothing is written.
+	Update(fn func(Tx) error) error
+	// Close releases the store. Transactions must not be used after it.
+	Close() error
+}
+
+// Tx is one transaction. Byte slices passed to callbacks are valid only during the callback;
+// values returned by Get are copies the caller owns.
+type Tx interface {
+	// Get returns a copy of the value under key, or nil if there is none.
+	Get(bucket string, key []byte) []byte
+	// Put stores value under key. It fails in a read-only transaction.
+	Put(bucket string, key, value []byte) error
+	// Delete removes key; deleting a missing key is not an error.
+	Delete(bucket string, key []byte) error
+	// Scan calls fn for each key that has prefix and is not before start, in key order, until fn
+	// returns false or an error. A nil start begins at the first key with the prefix.
+	Scan(bucket string, prefix, start []byte, fn func(key, value []byte) (bool, error)) error
+	// Last returns copies of the last key and value in bucket, or nils if it is empty.
+	Last(bucket string) (key, value []byte)
+	// Clear removes every key from bucket.
+	Clear(bucket string) error
+}
+
+// ErrUnknownBucket is returned when a transaction names a bucket the store was not opened with.
+var ErrUnknownBucket = errors.New("store: unknown bucket")
