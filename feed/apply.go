@@ -55,6 +55,13 @@ func (e *Editor) State() *State {
 	return &s
 }
 
+// View returns the state built so far, valid only until the next Apply: for reading between
+// events, never for keeping.
+func (e *Editor) View() *State {
+	s := e.next
+	return &s
+}
+
 // Changes returns what the edit changed, for saving into a store.
 func (e *Editor) Changes() *Changes { return &Changes{state: e.State(), dirty: e.dirty} }
 

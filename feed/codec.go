@@ -73,7 +73,10 @@ func SaveAll(tx store.Tx, s *State) error {
 	})
 	s.workloads.each(func(k string, _ *Workload) bool { c.dirty[recordRef{bucketWorkloads, k}] = struct{}{}; return true })
 	s.keys.each(func(k string, _ *SigningKey) bool { c.dirty[recordRef{bucketKeys, k}] = struct{}{}; return true })
-	s.revoked.each(func(k string, _ *RevokedCredential) bool { c.dirty[recordRef{bucketRevoked, k}] = struct{}{}; return true })
+	s.revoked.each(func(k string, _ *RevokedCredential) bool {
+		c.dirty[recordRef{bucketRevoked, k}] = struct{}{}
+		return true
+	})
 	return c.Save(tx)
 }
 

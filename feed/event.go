@@ -1,10 +1,11 @@
 package feed
 
 import (
+	"fmt"
 	"strings"
 
-	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/fail"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
 
 // maxOpaqueID bounds credential and key ids, which Treaty does not choose itself.
@@ -25,6 +26,13 @@ func KindName(k treatyv1.TargetKind) string {
 		return n
 	}
 	return "unknown"
+}
+
+// StateName returns the lower-case last word of a lifecycle enum value, as people write it:
+// PARTNER_STATE_SUSPENDED is "suspended".
+func StateName(state fmt.Stringer) string {
+	name := state.String()
+	return strings.ToLower(name[strings.LastIndexByte(name, '_')+1:])
 }
 
 // ParseKind parses a name returned by KindName.

@@ -122,37 +122,37 @@ func TestControl(t *testing.T) {
 			name:   "second block keeps the first",
 			events: []*treatyv1.Event{block(integrationK, "acme-api", false), block(integrationK, "acme-api", false)},
 			kind:   integrationK, id: "acme-api",
-			want:   feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why"}},
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why"}},
 		},
 		{
 			name:   "permanent block ignores restore",
 			events: []*treatyv1.Event{block(partnerK, "acme", true), restore(partnerK, "acme")},
 			kind:   partnerK, id: "acme",
-			want:   feed.Control{Block: &feed.Block{Sequence: 5, Permanent: true, Reason: "why"}},
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Permanent: true, Reason: "why"}},
 		},
 		{
 			name:   "a later permanent block upgrades",
 			events: []*treatyv1.Event{block(partnerK, "acme", false), block(partnerK, "acme", true), restore(partnerK, "acme")},
 			kind:   partnerK, id: "acme",
-			want:   feed.Control{Block: &feed.Block{Sequence: 5, Permanent: true, Reason: "why"}},
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Permanent: true, Reason: "why"}},
 		},
 		{
 			name:   "watermark only grows",
 			events: []*treatyv1.Event{block(partnerK, "acme", false), restore(partnerK, "acme"), restore(partnerK, "acme")},
 			kind:   partnerK, id: "acme",
-			want:   feed.Control{Watermark: 7},
+			want: feed.Control{Watermark: 7},
 		},
 		{
 			name:   "block before the entity is known still applies",
 			events: []*treatyv1.Event{block(partnerK, "ghost", false), partner("ghost", treatyv1.PartnerState_PARTNER_STATE_ACTIVE)},
 			kind:   partnerK, id: "ghost",
-			want:   feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why"}},
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why"}},
 		},
 		{
 			name:   "registry change keeps the block",
 			events: []*treatyv1.Event{block(workloadK, "acme-bot", false), workload("acme-bot", "acme-api", "acme")},
 			kind:   workloadK, id: "acme-bot",
-			want:   feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why"}},
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why"}},
 		},
 	}
 	for _, tc := range tests {

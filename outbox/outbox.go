@@ -1,0 +1,215 @@
+// Package outbox publishes a service's enforcement changes into the revoker's feed exactly once.
+// A change is queued in the same store transaction as the write that causes it, so it cannot be
+// lost between the write and the publish; a relay then publishes queued entries in order, with
+// idempotency keys the revoker deduplicates on, so a crash between publishing and dequeuing never
+// appends an event twice.
+package outbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/treaty-dev/treaty/fail"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// Bucket holds the queued entries, keyed by a big-endian counter. Services include it in their
+// store schema.
+const Bucket = "outbox"
+
+// batchSize bounds how many entries one publish call carries.
+const batchSize = 256
+
+// Add queues ev for publication inside tx and returns the entry's id, to pass to Relay.Wait once
+// tx has committed. source names the publishing service; it prefixes the idempotency key, which is
+// otherwise random so that it stays unique even if this store is ever recreated.
+func Add(tx store.Tx, source string, ev *treatyv1.Event) (uint64, error) {
+	var id uint64 = 1
+	if k, _ := tx.Last(Bucket); k != nil {
+		id = store.KeyUint64(k) + 1
+	}
+	nonce := make([]byte, 12)
+	rand.Read(nonce)
+	entry := &treatyv1.PublishEntry{RequestId: fmt.Sprintf("%s-%d-%s", source, id, hex.EncodeToString(nonce)), Event: ev}
+	raw, err := proto.Marshal(entry)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: encode entry: %w", err)
+	}
+	if err := tx.Put(Bucket, store.Uint64Key(id), raw); err != nil {
+		return 0, fmt.Errorf("outbox: queue entry: %w", err)
+	}
+	return id, nil
+}
+
+// Publisher appends entries to the feed, returning each entry's sequence in order. Publishing an
+// entry whose request id was published before returns the original sequence.
+type Publisher interface {
+	Publish(ctx context.Context, entries []*treatyv1.PublishEntry) ([]uint64, error)
+}
+
+// Relay publishes queued entries in order and lets writers wait for theirs.
+type Relay struct {
+	store store.Store
+	pub   Publisher
+	log   *slog.Logger
+
+	kick chan struct{}
+
+	mu      sync.Mutex
+	done    map[uint64]uint64 // entry id -> sequence, for recently published entries
+	order   []uint64          // ids in done, oldest first, to bound its size
+	changed chan struct{}     // closed and replaced whenever done grows
+	lastErr error             // the last publish failure, until a publish succeeds
+}
+
+// keepResults bounds how many published results are remembered for late waiters.
+const keepResults = 4096
+
+// NewRelay returns a relay for the outbox in st. Call Run to start it.
+func NewRelay(st store.Store, pub Publisher, log *slog.Logger) *Relay {
+	return &Relay{
+		store: st, pub: pub, log: log,
+		kick:    make(chan struct{}, 1),
+		done:    make(map[uint64]uint64),
+		changed: make(chan struct{}),
+	}
+}
+
+// Kick asks the relay to publish now rather than at its next retry.
+func (r *Relay) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes until ctx ends, retrying with backoff while the revoker is unreachable.
+func (r *Relay) Run(ctx context.Context) {
+	const minBackoff, maxBackoff = 50 * time.Millisecond, 5 * time.Second
+	backoff := minBackoff
+	for {
+		n, err := r.publishOnce(ctx)
+		r.mu.Lock()
+		r.lastErr = err
+		r.mu.Unlock()
+		wait := time.Duration(0)
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			r.log.Warn("outbox: publish to the revoker failed; will retry", "err", err, "retry_in", backoff)
+			wait = backoff
+			backoff = min(backoff*2, maxBackoff)
+		case n == batchSize:
+			backoff = minBackoff
+			continue // more may be queued
+		default:
+			backoff = minBackoff
+			wait = time.Second // queued entries are always kicked; this is a safety net
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// publishOnce publishes up to one batch of queued entries and dequeues them.
+func (r *Relay) publishOnce(ctx context.Context) (int, error) {
+	var ids []uint64
+	var entries []*treatyv1.PublishEntry
+	err := r.store.View(func(tx store.Tx) error {
+		return tx.Scan(Bucket, nil, nil, func(k, v []byte) (bool, error) {
+			e := new(treatyv1.PublishEntry)
+			if err := proto.Unmarshal(v, e); err != nil {
+				return false, fmt.Errorf("outbox: decode entry %d: %w", store.KeyUint64(k), err)
+			}
+			ids = append(ids, store.KeyUint64(k))
+			entries = append(entries, e)
+			return len(ids) < batchSize, nil
+		})
+	})
+	if err != nil || len(entries) == 0 {
+		return 0, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	seqs, err := r.pub.Publish(cctx, entries)
+	cancel()
+	if err != nil {
+		return 0, err
+	}
+	if len(seqs) != len(entries) {
+		return 0, fmt.Errorf("outbox: revoker returned %d sequences for %d entries", len(seqs), len(entries))
+	}
+	err = r.store.Update(func(tx store.Tx) error {
+		for _, id := range ids {
+			if err := tx.Delete(Bucket, store.Uint64Key(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Published but still queued: the next attempt republishes with the same request ids and
+		// the revoker answers with the original sequences.
+		return 0, fmt.Errorf("outbox: dequeue published entries: %w", err)
+	}
+	r.mu.Lock()
+	for i, id := range ids {
+		r.done[id] = seqs[i]
+		r.order = append(r.order, id)
+	}
+	for len(r.order) > keepResults {
+		delete(r.done, r.order[0])
+		r.order = r.order[1:]
+	}
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+	return len(ids), nil
+}
+
+// Wait kicks the relay and waits until entry id is published, returning its feed sequence. If ctx
+// ends first it returns an Unavailable error: the change is recorded durably and will still be
+// published once the revoker is reachable.
+func (r *Relay) Wait(ctx context.Context, id uint64) (uint64, error) {
+	r.Kick()
+	for {
+		r.mu.Lock()
+		seq, ok := r.done[id]
+		changed, lastErr := r.changed, r.lastErr
+		r.mu.Unlock()
+		if ok {
+			return seq, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			cause := ctx.Err()
+			if lastErr != nil {
+				cause = lastErr
+			}
+			return 0, fail.Unavailablef(cause, "the change is recorded durably, but the revoker has not confirmed it yet; it will be published, in order, as soon as the revoker is reachable")
+		}
+	}
+}
+
+// Pending reports how many entries wait to be published.
+func (r *Relay) Pending() (int, error) {
+	n := 0
+	err := r.store.View(func(tx store.Tx) error {
+		return tx.Scan(Bucket, nil, nil, func(_, _ []byte) (bool, error) { n++; return true, nil })
+	})
+	return n, err
+}

@@ -1,0 +1,293 @@
+// Package revoker is the kill switch: the one append-only, gap-free, sequenced feed of revocations,
+// blocks, restores and the enforcement changes other services publish. Every append is durable
+// before it is acknowledged. The log keeps the feed's materialized enforcement state beside the
+// events, so it can validate requests against it and hand out snapshots.
+package revoker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/feed"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/store"
+)
+
+const (
+	bucketEvents   = "events"   // sequence -> Event
+	bucketRequests = "requests" // request id -> sequence
+	bucketLog      = "log"      // epoch
+)
+
+var keyEpoch = []byte("epoch")
+
+// Schema is the layout of the revoker's store.
+var Schema = store.Schema{
+	Name:    "revoker",
+	Version: 1,
+	Buckets: append([]string{bucketEvents, bucketRequests, bucketLog}, feed.Buckets...),
+}
+
+// recentEvents is how many of the newest events are kept in memory, so live subscribers never
+// read the store.
+const recentEvents = 8192
+
+// Config configures a Log.
+type Config struct {
+	// MaxCredentialTTL is the longest lifetime any credential may have in the deployment. A
+	// revoked credential whose expiry the inventory does not know is denylisted for this long.
+	MaxCredentialTTL time.Duration
+	// Credentials looks revoked credentials up in the issuer's inventory; optional.
+	Credentials CredentialLookup
+	// Now returns the current time; defaults to time.Now.
+	Now func() time.Time
+	// Logger receives operational logs; defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultMaxCredentialTTL is the default global maximum credential lifetime.
+const DefaultMaxCredentialTTL = 24 * time.Hour
+
+// CredentialLookup finds a credential in the inventory, so that its revocation is kept exactly as
+// long as the credential could be valid.
+type CredentialLookup interface {
+	// Credential returns the credential's expiry and partner. found is false if the inventory does
+	// not know the jti.
+	Credential(ctx context.Context, jti string) (expires time.Time, partnerID string, found bool, err error)
+}
+
+// Log is the revoker's feed.
+type Log struct {
+	cfg   Config
+	st    store.Store
+	epoch string
+
+	mu    sync.Mutex // serializes appends
+	state atomic.Pointer[feed.State]
+
+	recentMu sync.RWMutex
+	recent   []*treatyv1.Event // the newest events, oldest first, contiguous up to the head
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced after every append
+}
+
+// Open opens the log kept in st, creating a new epoch if the store is new.
+func Open(st store.Store, cfg Config) (*Log, error) {
+	if cfg.MaxCredentialTTL <= 0 {
+		cfg.MaxCredentialTTL = DefaultMaxCredentialTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	l := &Log{cfg: cfg, st: st, notify: make(chan struct{})}
+	var state *feed.State
+	err := st.Update(func(tx store.Tx) error {
+		epoch := string(tx.Get(bucketLog, keyEpoch))
+		if epoch == "" {
+			b := make([]byte, 16)
+			rand.Read(b)
+			epoch = hex.EncodeToString(b)
+			if err := tx.Put(bucketLog, keyEpoch, []byte(epoch)); err != nil {
+				return err
+			}
+			if err := feed.SaveAll(tx, feed.Empty(epoch)); err != nil {
+				return err
+			}
+		}
+		l.epoch = epoch
+		var err error
+		state, err = feed.Load(tx)
+		if err != nil {
+			return err
+		}
+		// The state is saved in the same transaction as each append, so it can never lag the log.
+		if k, _ := tx.Last(bucketEvents); store.KeyUint64(k) != state.Sequence() {
+			return fmt.Errorf("revoker: materialized state is at %d but the log at %d", state.Sequence(), store.KeyUint64(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open revocation log: %w", err)
+	}
+	l.state.Store(state)
+	return l, nil
+}
+
+// Epoch returns the log's epoch: a random id chosen when the log was created.
+func (l *Log) Epoch() string { return l.epoch }
+
+// Head returns the highest sequence appended.
+func (l *Log) Head() uint64 { return l.state.Load().Sequence() }
+
+// State returns the materialized enforcement state at the head.
+func (l *Log) State() *feed.State { return l.state.Load() }
+
+// Changed returns a channel that is closed at the next append. Take it before reading, so that no
+// append between the read and the wait is missed.
+func (l *Log) Changed() <-chan struct{} {
+	l.notifyMu.Lock()
+	defer l.notifyMu.Unlock()
+	return l.notify
+}
+
+// Read returns up to max events with sequences greater than after, in order. The events are
+// shared: callers must not modify them.
+func (l *Log) Read(after uint64, max int) ([]*treatyv1.Event, error) {
+	l.recentMu.RLock()
+	recent := l.recent
+	l.recentMu.RUnlock()
+	if len(recent) > 0 && after+1 >= recent[0].GetSequence() {
+		i := int(after + 1 - recent[0].GetSequence())
+		if i >= len(recent) {
+			return nil, nil
+		}
+		return recent[i:min(len(recent), i+max)], nil
+	}
+	var out []*treatyv1.Event
+	err := l.st.View(func(tx store.Tx) error {
+		return tx.Scan(bucketEvents, nil, store.Uint64Key(after+1), func(_, v []byte) (bool, error) {
+			ev := new(treatyv1.Event)
+			if err := proto.Unmarshal(v, ev); err != nil {
+				return false, err
+			}
+			out = append(out, ev)
+			return len(out) < max, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read revocation log after %d: %w", after, err)
+	}
+	return out, nil
+}
+
+// draft is an event waiting to be appended. build sees the state at the head, with every earlier
+// draft of the same append applied, and returns the event or an error that refuses it.
+type draft struct {
+	requestID string
+	build     func(*feed.State) (*treatyv1.Event, error)
+}
+
+// result is what one draft became.
+type result struct {
+	seq      uint64
+	existing bool // the request id was appended before, or build found nothing to do
+}
+
+// alreadyInForce lets build say the request is in force already, at seq; nothing is appended.
+type alreadyInForce struct{ seq uint64 }
+
+func (a alreadyInForce) Error() string { return fmt.Sprintf("already in force at %d", a.seq) }
+
+// append validates and appends drafts in one durable transaction. Either all of them are
+// appended or none.
+func (l *Log) append(ctx context.Context, drafts []draft) ([]result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fail.Unavailablef(err, "request cancelled before it was appended")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	base := l.state.Load()
+	var (
+		results  []result
+		appended []*treatyv1.Event
+		next     *feed.State
+	)
+	err := l.st.Update(func(tx store.Tx) error {
+		results, appended = results[:0], appended[:0]
+		ed := base.Edit()
+		seen := map[string]uint64{}
+		for _, d := range drafts {
+			if d.requestID != "" {
+				if seq, ok := seen[d.requestID]; ok {
+					results = append(results, result{seq: seq, existing: true})
+					continue
+				}
+				if raw := tx.Get(bucketRequests, []byte(d.requestID)); raw != nil {
+					results = append(results, result{seq: store.KeyUint64(raw), existing: true})
+					continue
+				}
+			}
+			ev, err := d.build(ed.View())
+			var already alreadyInForce
+			if ok := asAlready(err, &already); ok {
+				results = append(results, result{seq: already.seq, existing: true})
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			ev.Sequence = ed.Sequence() + 1
+			ev.Time = timestamppb.New(l.cfg.Now())
+			ev.RequestId = d.requestID
+			if err := ed.Apply(ev); err != nil {
+				return err
+			}
+			raw, err := proto.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(bucketEvents, store.Uint64Key(ev.Sequence), raw); err != nil {
+				return err
+			}
+			if d.requestID != "" {
+				seen[d.requestID] = ev.Sequence
+				if err := tx.Put(bucketRequests, []byte(d.requestID), store.Uint64Key(ev.Sequence)); err != nil {
+					return err
+				}
+			}
+			results = append(results, result{seq: ev.Sequence})
+			appended = append(appended, ev)
+		}
+		if len(appended) == 0 {
+			next = base
+			return nil
+		}
+		changes := ed.Changes()
+		next = ed.State()
+		return changes.Save(tx)
+	})
+	if err != nil {
+		if fail.KindOf(err) != fail.Internal {
+			return nil, err
+		}
+		return nil, fail.Unavailablef(err, "the revocation log could not be written; nothing was appended")
+	}
+	if len(appended) == 0 {
+		return results, nil
+	}
+	l.state.Store(next)
+	l.recentMu.Lock()
+	// Appending never changes the events readers already hold; trimming copies.
+	l.recent = append(l.recent, appended...)
+	if over := len(l.recent) - recentEvents; over > 0 {
+		l.recent = append([]*treatyv1.Event(nil), l.recent[over:]...)
+	}
+	l.recentMu.Unlock()
+	l.notifyMu.Lock()
+	close(l.notify)
+	l.notify = make(chan struct{})
+	l.notifyMu.Unlock()
+	return results, nil
+}
+
+func asAlready(err error, target *alreadyInForce) bool {
+	a, ok := err.(alreadyInForce)
+	if ok {
+		*target = a
+	}
+	return ok
+}
