@@ -1,0 +1,51 @@
+// Package token defines the shape of a Treaty access token, shared by the issuer that mints it
+// and the PDP that verifies it: a JWT in the RFC 9068 profile, signed by a key published in the
+// feed, carrying the feed sequence at which issuance was decided.
+package token
+
+import "strings"
+
+// Type is the JWT "typ" header of access tokens (RFC 9068).
+const Type = "at+jwt"
+
+// Claims are the claims of a Treaty access token.
+type Claims struct {
+	// Issuer is the issuer identifier (--issuer-url).
+	Issuer string `json:"iss"`
+	// Subject is the workload the token was issued to.
+	Subject string `json:"sub"`
+	// ClientID is the OAuth client, which is the workload too.
+	ClientID string `json:"client_id"`
+	// Partner is the workload's partner.
+	Partner string `json:"partner"`
+	// Integration is the workload's integration.
+	Integration string `json:"integration"`
+	// Scope is the space-delimited list of granted scopes.
+	Scope string `json:"scope"`
+	// Audience is the one resource the token is for.
+	Audience string `json:"aud"`
+	// IssuedAt is when the token was minted, in Unix seconds.
+	IssuedAt int64 `json:"iat"`
+	// Expiry is when the token stops being valid, in Unix seconds.
+	Expiry int64 `json:"exp"`
+	// ID is the token's unique id, the handle for revoking it.
+	ID string `json:"jti"`
+	// Sequence is the feed sequence at which issuance was decided: a token is valid under a
+	// restored workload, integration or partner only if Sequence is at or after the restore.
+	Sequence uint64 `json:"tsq"`
+}
+
+// Scopes returns the granted scopes.
+func (c *Claims) Scopes() []string { return strings.Fields(c.Scope) }
+
+// HasScope reports whether scope was granted, without allocating.
+func (c *Claims) HasScope(scope string) bool {
+	for rest := c.Scope; rest != ""; {
+		var s string
+		s, rest, _ = strings.Cut(rest, " ")
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
