@@ -21,9 +21,16 @@ import (
 	"github.com/treaty-dev/treaty/store"
 )
 
-// Bucket holds the queued entries, keyed by a big-endian counter. Services include it in their
-// store schema.
+// Bucket holds the queued entries, keyed by a big-endian counter, and the counter itself (kept
+// apart, so ids are never reused once the queue drains). Services include it in their store schema.
 const Bucket = "outbox"
+
+var (
+	entryPrefix = []byte("e/")
+	counterKey  = []byte("counter")
+)
+
+func entryKey(id uint64) []byte { return append([]byte("e/"), store.Uint64Key(id)...) }
 
 // batchSize bounds how many entries one publish call carries.
 const batchSize = 256
@@ -32,9 +39,9 @@ const batchSize = 256
 // tx has committed. source names the publishing service; it prefixes the idempotency key, which is
 // otherwise random so that it stays unique even if this store is ever recreated.
 func Add(tx store.Tx, source string, ev *treatyv1.Event) (uint64, error) {
-	var id uint64 = 1
-	if k, _ := tx.Last(Bucket); k != nil {
-		id = store.KeyUint64(k) + 1
+	id := store.KeyUint64(tx.Get(Bucket, counterKey)) + 1
+	if err := tx.Put(Bucket, counterKey, store.Uint64Key(id)); err != nil {
+		return 0, fmt.Errorf("outbox: advance counter: %w", err)
 	}
 	nonce := make([]byte, 12)
 	rand.Read(nonce)
@@ -43,7 +50,7 @@ func Add(tx store.Tx, source string, ev *treatyv1.Event) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("outbox: encode entry: %w", err)
 	}
-	if err := tx.Put(Bucket, store.Uint64Key(id), raw); err != nil {
+	if err := tx.Put(Bucket, entryKey(id), raw); err != nil {
 		return 0, fmt.Errorf("outbox: queue entry: %w", err)
 	}
 	return id, nil
@@ -130,12 +137,13 @@ func (r *Relay) publishOnce(ctx context.Context) (int, error) {
 	var ids []uint64
 	var entries []*treatyv1.PublishEntry
 	err := r.store.View(func(tx store.Tx) error {
-		return tx.Scan(Bucket, nil, nil, func(k, v []byte) (bool, error) {
+		return tx.Scan(Bucket, entryPrefix, nil, func(k, v []byte) (bool, error) {
+			id := store.KeyUint64(k[len(entryPrefix):])
 			e := new(treatyv1.PublishEntry)
 			if err := proto.Unmarshal(v, e); err != nil {
-				return false, fmt.Errorf("outbox: decode entry %d: %w", store.KeyUint64(k), err)
+				return false, fmt.Errorf("outbox: decode entry %d: %w", id, err)
 			}
-			ids = append(ids, store.KeyUint64(k))
+			ids = append(ids, id)
 			entries = append(entries, e)
 			return len(ids) < batchSize, nil
 		})
@@ -154,7 +162,7 @@ func (r *Relay) publishOnce(ctx context.Context) (int, error) {
 	}
 	err = r.store.Update(func(tx store.Tx) error {
 		for _, id := range ids {
-			if err := tx.Delete(Bucket, store.Uint64Key(id)); err != nil {
+			if err := tx.Delete(Bucket, entryKey(id)); err != nil {
 				return err
 			}
 		}
@@ -209,7 +217,7 @@ func (r *Relay) Wait(ctx context.Context, id uint64) (uint64, error) {
 func (r *Relay) Pending() (int, error) {
 	n := 0
 	err := r.store.View(func(tx store.Tx) error {
-		return tx.Scan(Bucket, nil, nil, func(_, _ []byte) (bool, error) { n++; return true, nil })
+		return tx.Scan(Bucket, entryPrefix, nil, func(_, _ []byte) (bool, error) { n++; return true, nil })
 	})
 	return n, err
 }

@@ -36,7 +36,9 @@ const (
 	maxRequestID = 128
 )
 
-func (r Request) check() error {
+// Check validates the request's shape: a known target kind, a well-formed target id, a reason,
+// and bounded actor and request id.
+func (r Request) Check() error {
 	if err := feed.CheckTarget("target_id", r.Kind, r.Target); err != nil {
 		return err
 	}
@@ -60,7 +62,7 @@ func (r Request) event() *treatyv1.Event {
 // Revoke revokes a credential or signing key, or blocks a workload, integration or partner.
 // Revoking something already revoked or blocked appends nothing and returns the earlier sequence.
 func (l *Log) Revoke(ctx context.Context, r Request) (Outcome, error) {
-	if err := r.check(); err != nil {
+	if err := r.Check(); err != nil {
 		return Outcome{}, err
 	}
 	var build func(*feed.State) (*treatyv1.Event, error)
@@ -110,7 +112,7 @@ func (l *Log) Revoke(ctx context.Context, r Request) (Outcome, error) {
 // Restore lifts a block on a workload, integration or partner. Credentials issued before the
 // restore stay invalid: the restore's sequence becomes the target's watermark.
 func (l *Log) Restore(ctx context.Context, r Request) (Outcome, error) {
-	if err := r.check(); err != nil {
+	if err := r.Check(); err != nil {
 		return Outcome{}, err
 	}
 	if r.Kind == treatyv1.TargetKind_TARGET_KIND_CREDENTIAL || r.Kind == treatyv1.TargetKind_TARGET_KIND_SIGNING_KEY {

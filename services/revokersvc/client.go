@@ -1,0 +1,51 @@
+package revokersvc
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	"github.com/treaty-dev/treaty/feed"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/outbox"
+	"github.com/treaty-dev/treaty/pdp"
+	"github.com/treaty-dev/treaty/services/edge"
+)
+
+// NewPublisher returns an outbox.Publisher that publishes through the revoker at conn.
+func NewPublisher(conn grpc.ClientConnInterface) outbox.Publisher {
+	return publisher{treatyv1.NewRevocationServiceClient(conn)}
+}
+
+type publisher struct{ c treatyv1.RevocationServiceClient }
+
+func (p publisher) Publish(ctx context.Context, entries []*treatyv1.PublishEntry) ([]uint64, error) {
+	resp, err := p.c.Publish(ctx, &treatyv1.PublishRequest{Entries: entries})
+	if err != nil {
+		return nil, edge.FromStatus(err)
+	}
+	return resp.GetSequences(), nil
+}
+
+// NewSource returns a pdp.Source that follows the revoker at conn.
+func NewSource(conn grpc.ClientConnInterface) pdp.Source {
+	return source{treatyv1.NewRevocationServiceClient(conn)}
+}
+
+type source struct{ c treatyv1.RevocationServiceClient }
+
+func (s source) Subscribe(ctx context.Context, after uint64) (pdp.Stream, error) {
+	stream, err := s.c.Subscribe(ctx, &treatyv1.SubscribeRequest{AfterSequence: after})
+	if err != nil {
+		return nil, edge.FromStatus(err)
+	}
+	return stream, nil
+}
+
+func (s source) Snapshot(ctx context.Context) (*feed.State, error) {
+	resp, err := s.c.Snapshot(ctx, &treatyv1.SnapshotRequest{})
+	if err != nil {
+		return nil, edge.FromStatus(err)
+	}
+	return feed.FromProto(resp.GetState()), nil
+}
