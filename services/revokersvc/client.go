@@ -17,7 +17,9 @@ func NewPublisher(conn grpc.ClientConnInterface) outbox.Publisher {
 	return publisher{treatyv1.NewRevocationServiceClient(conn)}
 }
 
-type publisher struct{ c treatyv1.RevocationServiceClient }
+type publisher struct {
+	c treatyv1.RevocationServiceClient
+}
 
 func (p publisher) Publish(ctx context.Context, entries []*treatyv1.PublishEntry) ([]uint64, error) {
 	resp, err := p.c.Publish(ctx, &treatyv1.PublishRequest{Entries: entries})
@@ -32,7 +34,9 @@ func NewSource(conn grpc.ClientConnInterface) pdp.Source {
 	return source{treatyv1.NewRevocationServiceClient(conn)}
 }
 
-type source struct{ c treatyv1.RevocationServiceClient }
+type source struct {
+	c treatyv1.RevocationServiceClient
+}
 
 func (s source) Subscribe(ctx context.Context, after uint64) (pdp.Stream, error) {
 	stream, err := s.c.Subscribe(ctx, &treatyv1.SubscribeRequest{AfterSequence: after})
