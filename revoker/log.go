@@ -147,6 +147,9 @@ func (l *Log) Changed() <-chan struct{} {
 // Read returns up to max events with sequences greater than after, in order. The events are
 // shared: callers must not modify them.
 func (l *Log) Read(after uint64, max int) ([]*treatyv1.Event, error) {
+	if after >= l.Head() {
+		return nil, nil
+	}
 	l.recentMu.RLock()
 	recent := l.recent
 	l.recentMu.RUnlock()

@@ -5,9 +5,12 @@ package revokersvc
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -37,6 +40,8 @@ type Service struct {
 	log       *revoker.Log
 	heartbeat time.Duration
 	logger    *slog.Logger
+	stopOnce  sync.Once
+	stop      chan struct{}
 }
 
 var _ treatyv1.RevocationServiceServer = (*Service)(nil)
@@ -49,8 +54,12 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{log: cfg.Log, heartbeat: cfg.Heartbeat, logger: cfg.Logger}
+	return &Service{log: cfg.Log, heartbeat: cfg.Heartbeat, logger: cfg.Logger, stop: make(chan struct{})}
 }
+
+// Close ends every open subscription with UNAVAILABLE, so that a graceful shutdown does not wait
+// for streams that would otherwise never end. Subscribers reconnect elsewhere or later.
+func (s *Service) Close() { s.stopOnce.Do(func() { close(s.stop) }) }
 
 // Register registers the service with a gRPC server.
 func (s *Service) Register(r grpc.ServiceRegistrar) { treatyv1.RegisterRevocationServiceServer(r, s) }
@@ -144,6 +153,8 @@ func (s *Service) Subscribe(req *treatyv1.SubscribeRequest, stream grpc.ServerSt
 			}
 		case <-ctx.Done():
 			return nil
+		case <-s.stop:
+			return status.Error(codes.Unavailable, "the revoker is shutting down; resubscribe after your last sequence")
 		}
 	}
 }

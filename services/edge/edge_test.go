@@ -1,0 +1,65 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/treaty-dev/treaty/fail"
+)
+
+func TestStatus(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	tests := []struct {
+		err      error
+		code     codes.Code
+		msg      string
+		hideCase bool
+	}{
+		{fail.Invalidf("partner.id", "partner.id is required"), codes.InvalidArgument, "partner.id is required", false},
+		{fmt.Errorf("wrapped: %w", fail.NotFoundf("partner %q not found", "x")), codes.NotFound, `partner "x" not found`, false},
+		{fail.Preconditionf("p"), codes.FailedPrecondition, "p", false},
+		{fail.Deniedf("d"), codes.PermissionDenied, "d", false},
+		{fail.Unauthenticatedf("u"), codes.Unauthenticated, "u", false},
+		{fail.AlreadyExistsf("a"), codes.AlreadyExists, "a", false},
+		{fail.Unavailablef(errors.New("disk on fire"), "try later"), codes.Unavailable, "try later", false},
+		{errors.New("secret internals"), codes.Internal, "internal error; the server log has the details", true},
+		{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded before the request completed", false},
+	}
+	for _, tc := range tests {
+		st, _ := status.FromError(Status(log, tc.err))
+		if st.Code() != tc.code || st.Message() != tc.msg {
+			t.Errorf("Status(%v) = %v %q, want %v %q", tc.err, st.Code(), st.Message(), tc.code, tc.msg)
+		}
+		if tc.hideCase && !strings.Contains(logs.String(), "secret internals") {
+			t.Errorf("internal cause not logged")
+		}
+	}
+	st, _ := status.FromError(Status(log, fail.Invalidf("partner.id", "bad")))
+	if len(st.Details()) != 1 || st.Details()[0].(*errdetails.BadRequest).GetFieldViolations()[0].GetField() != "partner.id" {
+		t.Errorf("details = %v, want the field violation", st.Details())
+	}
+}
+
+func TestFromStatus(t *testing.T) {
+	for code, kind := range map[codes.Code]fail.Kind{
+		codes.NotFound: fail.NotFound, codes.InvalidArgument: fail.Invalid, codes.PermissionDenied: fail.Denied,
+		codes.Unavailable: fail.Unavailable, codes.Internal: fail.Unavailable, codes.DeadlineExceeded: fail.Unavailable,
+	} {
+		err := FromStatus(status.Error(code, "peer said"))
+		if fail.KindOf(err) != kind {
+			t.Errorf("FromStatus(%v) kind = %v, want %v", code, fail.KindOf(err), kind)
+		}
+	}
+	if FromStatus(nil) != nil {
+		t.Error("FromStatus(nil) != nil")
+	}
+}
