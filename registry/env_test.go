@@ -81,23 +81,18 @@ func startNode(t *testing.T, path string, pub outbox.Publisher) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
-	relay := outbox.NewRelay(st, pub, log)
+	relay, stopRelay := runRelay(st, pub)
 	reg, err := registry.New(registry.Config{
-		Store: st, Relay: relay, Now: func() time.Time { return now }, Logger: log,
+		Store: st, Relay: relay, Now: func() time.Time { return now }, Logger: quiet,
 		PublishTimeout: 300 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { relay.Run(ctx); close(done) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			cancel()
-			<-done
+			stopRelay()
 			if err := st.Check(); err != nil {
 				t.Errorf("registry store failed its consistency check: %v", err)
 			}
@@ -106,6 +101,27 @@ func startNode(t *testing.T, path string, pub outbox.Publisher) *node {
 	}
 	t.Cleanup(stop)
 	return &node{reg: reg, relay: relay, stop: stop}
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// runRelay runs a relay over st until the returned stop is called.
+func runRelay(st store.Store, pub outbox.Publisher) (*outbox.Relay, func()) {
+	relay := outbox.NewRelay(st, pub, quiet)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { relay.Run(ctx); close(done) }()
+	return relay, func() { cancel(); <-done }
+}
+
+// storeFor opens a registry store in a temp folder, checked and closed at cleanup.
+func storeFor(t *testing.T) *store.Bolt { return storetest.OpenBolt(t, registry.Schema) }
+
+// relayFor runs a relay over st until cleanup (before st is closed).
+func relayFor(t *testing.T, st store.Store, pub outbox.Publisher) *outbox.Relay {
+	relay, stop := runRelay(st, pub)
+	t.Cleanup(stop)
+	return relay
 }
 
 // waitHead waits until the revoker's feed reaches seq.
