@@ -19,9 +19,13 @@ const (
 	maxPublicKeyPE = 8 << 10
 )
 
-// CheckText validates a required human-readable field: 1 to maxRunes characters of valid UTF-8,
+// CheckName validates a required name, such as a partner's display name or owner team: 1 to 200
+// characters of valid UTF-8, without control characters and not only spaces.
+func CheckName(field, s string) error { return checkText(field, s, maxNameRunes) }
+
+// checkText validates a required human-readable field: 1 to maxRunes characters of valid UTF-8,
 // without control characters and not only spaces.
-func CheckText(field, s string, maxRunes int) error {
+func checkText(field, s string, maxRunes int) error {
 	switch {
 	case strings.TrimSpace(s) == "":
 		return fail.Invalidf(field, "%s is required", field)
@@ -44,7 +48,7 @@ func CheckActor(field, actor string) error {
 	if len(actor) > maxActor {
 		return fail.Invalidf(field, "%s must be at most %d bytes", field, maxActor)
 	}
-	return CheckText(field, actor, maxActor)
+	return checkText(field, actor, maxActor)
 }
 
 // CheckReason validates the required reason of a suspension or offboarding.
@@ -55,7 +59,7 @@ func CheckReason(field, reason string) error {
 	if len(reason) > maxReason {
 		return fail.Invalidf(field, "%s must be at most %d bytes", field, maxReason)
 	}
-	return CheckText(field, reason, maxReason)
+	return checkText(field, reason, maxReason)
 }
 
 // CheckScopes validates an integration's scope ceiling: a non-empty list of distinct RFC 6749

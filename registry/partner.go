@@ -105,10 +105,10 @@ func checkNewPartner(p Partner, actor string, now time.Time) error {
 	if err := fail.CheckID("partner.id", p.ID); err != nil {
 		return err
 	}
-	if err := CheckText("partner.display_name", p.DisplayName, maxNameRunes); err != nil {
+	if err := CheckName("partner.display_name", p.DisplayName); err != nil {
 		return err
 	}
-	if err := CheckText("partner.owner_team", p.OwnerTeam, maxNameRunes); err != nil {
+	if err := CheckName("partner.owner_team", p.OwnerTeam); err != nil {
 		return err
 	}
 	if p.ContractEnd.IsZero() {
