@@ -10,13 +10,13 @@ import (
 
 // Limits on free text and lists, so one request can never bloat a record or the feed.
 const (
-	maxNameRunes   = 200
-	maxActor       = 256
-	maxReason      = 1024
-	maxListItems   = 256 // allowed scopes or audiences of one integration
-	maxScopeToken  = 256
-	maxAudience    = 256
-	maxPublicKeyPE = 8 << 10
+	maxNameRunes    = 200
+	maxActor        = 256
+	maxReason       = 1024
+	maxListItems    = 256 // allowed scopes or audiences of one integration
+	maxScopeToken   = 256
+	maxAudience     = 256
+	maxPublicKeyPEM = 8 << 10
 )
 
 // CheckName validates a required name, such as a partner's display name or owner team: 1 to 200

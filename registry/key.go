@@ -80,8 +80,8 @@ func parseEd25519(field, pemText string) (ed25519.PublicKey, error) {
 	if strings.TrimSpace(pemText) == "" {
 		return nil, fail.Invalidf(field, "%s is required: %s", field, howToMakeKey)
 	}
-	if len(pemText) > maxPublicKeyPE {
-		return nil, fail.Invalidf(field, "%s is longer than %d bytes; %s", field, maxPublicKeyPE, howToMakeKey)
+	if len(pemText) > maxPublicKeyPEM {
+		return nil, fail.Invalidf(field, "%s is longer than %d bytes; %s", field, maxPublicKeyPEM, howToMakeKey)
 	}
 	block, rest := pem.Decode([]byte(pemText))
 	switch {

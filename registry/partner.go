@@ -114,6 +114,9 @@ func checkNewPartner(p Partner, actor string, now time.Time) error {
 	if p.ContractEnd.IsZero() {
 		return fail.Invalidf("partner.contract_end_time", "partner.contract_end_time is required: the instant the partner's access ends")
 	}
+	if p.ContractEnd.Year() > 9999 {
+		return fail.Invalidf("partner.contract_end_time", "partner.contract_end_time must be before the year 10000")
+	}
 	if !p.ContractEnd.After(now) {
 		return fail.Invalidf("partner.contract_end_time", "partner.contract_end_time %s is not in the future", p.ContractEnd.UTC().Format(time.RFC3339))
 	}

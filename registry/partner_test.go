@@ -40,6 +40,7 @@ func TestCreatePartnerRejectsBadInput(t *testing.T) {
 		{"missing owner team", func(p *registry.Partner) { p.OwnerTeam = "" }, "", fail.Invalid, "partner.owner_team"},
 		{"missing contract end", func(p *registry.Partner) { p.ContractEnd = time.Time{} }, "", fail.Invalid, "partner.contract_end_time"},
 		{"contract ended", func(p *registry.Partner) { p.ContractEnd = now.Add(-time.Hour) }, "", fail.Invalid, "partner.contract_end_time"},
+		{"contract end out of range", func(p *registry.Partner) { p.ContractEnd = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "", fail.Invalid, "partner.contract_end_time"},
 		{"contract ends now", func(p *registry.Partner) { p.ContractEnd = now }, "", fail.Invalid, "partner.contract_end_time"},
 		{"actor too long", func(*registry.Partner) {}, strings.Repeat("a", 257), fail.Invalid, "actor"},
 		{"duplicate id", func(p *registry.Partner) { p.ID = "taken" }, "", fail.AlreadyExists, ""},

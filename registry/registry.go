@@ -114,9 +114,6 @@ func New(cfg Config) (*Registry, error) {
 	return &Registry{cfg: cfg}, nil
 }
 
-// MaxCredentialTTL returns the deployment's global maximum credential lifetime.
-func (r *Registry) MaxCredentialTTL() time.Duration { return r.cfg.MaxCredentialTTL }
-
 // now returns the current time in UTC without a monotonic reading, so that what a write returns
 // equals what a later read decodes.
 func (r *Registry) now() time.Time { return r.cfg.Now().UTC().Round(0) }
@@ -160,7 +157,12 @@ func (r *Registry) commit(ctx context.Context, fn func(tx store.Tx) (change, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
-	return r.cfg.Relay.Wait(wctx, last)
+	seq, err := r.cfg.Relay.Wait(wctx, last)
+	if err != nil {
+		r.cfg.Logger.Warn("registry: change committed, but the revoker has not confirmed it yet; it stays queued",
+			"outbox_id", last, "err", err)
+	}
+	return seq, err
 }
 
 // addEvents queues events in the outbox and returns the last entry's id.
