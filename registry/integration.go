@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -90,16 +89,13 @@ func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor s
 		State: treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
 	}
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
-		if tx.Get(bucketIntegrations, []byte(rec.ID)) != nil {
+		if integrations.exists(tx, rec.ID) {
 			return change{}, fail.AlreadyExistsf("integration %q already exists", rec.ID)
 		}
 		if err := activePartner(tx, rec.PartnerID, "integrations can only be created under an active partner"); err != nil {
 			return change{}, err
 		}
-		if err := putJSON(tx, bucketIntegrations, rec.ID, &rec); err != nil {
-			return change{}, err
-		}
-		if err := tx.Put(bucketIntegrationsByPartner, []byte(rec.PartnerID+"/"+rec.ID), nil); err != nil {
+		if err := integrations.put(tx, rec.ID, rec.PartnerID, &rec); err != nil {
 			return change{}, err
 		}
 		return change{
@@ -141,7 +137,7 @@ func (r *Registry) checkNewIntegration(i Integration, actor string) error {
 // with what was refused.
 func activePartner(tx store.Tx, id, rule string) error {
 	var p partnerRecord
-	if err := loadPartner(tx, id, &p); err != nil {
+	if err := partners.load(tx, id, &p); err != nil {
 		return err
 	}
 	if p.State != treatyv1.PartnerState_PARTNER_STATE_ACTIVE {
@@ -152,55 +148,11 @@ func activePartner(tx store.Tx, id, rule string) error {
 
 // GetIntegration returns the integration with the given id.
 func (r *Registry) GetIntegration(ctx context.Context, id string) (Integration, error) {
-	if err := fail.CheckID("id", id); err != nil {
-		return Integration{}, err
-	}
-	var rec integrationRecord
-	err := r.cfg.Store.View(func(tx store.Tx) error { return loadIntegration(tx, id, &rec) })
-	if err != nil {
-		return Integration{}, err
-	}
-	return rec.integration(), nil
-}
-
-func loadIntegration(tx store.Tx, id string, rec *integrationRecord) error {
-	ok, err := getJSON(tx, bucketIntegrations, id, rec)
-	if err != nil {
-		return fmt.Errorf("registry: %w", err)
-	}
-	if !ok {
-		return fail.NotFoundf("integration %q does not exist", id)
-	}
-	return nil
+	return get(r.cfg.Store, integrations, id, (*integrationRecord).integration)
 }
 
 // ListIntegrations returns one page of integrations in id order, only those of partnerID if it is
 // set, and the token of the next page ("" on the last). Page sizes are as for ListPartners.
 func (r *Registry) ListIntegrations(ctx context.Context, partnerID string, pageSize int, pageToken string) ([]Integration, string, error) {
-	bucket, prefix := bucketIntegrations, ""
-	if partnerID != "" {
-		if err := fail.CheckID("partner_id", partnerID); err != nil {
-			return nil, "", err
-		}
-		bucket, prefix = bucketIntegrationsByPartner, partnerID+"/"
-	}
-	q, err := newQuery("integrations", partnerID, pageSize, pageToken)
-	if err != nil {
-		return nil, "", err
-	}
-	var out []Integration
-	err = r.cfg.Store.View(func(tx store.Tx) error {
-		return q.scan(tx, bucket, prefix, func(id string) error {
-			var rec integrationRecord
-			if err := mustGet(tx, bucketIntegrations, id, &rec); err != nil {
-				return err
-			}
-			out = append(out, rec.integration())
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	return out, q.next, nil
+	return list(r.cfg.Store, integrations, partnerID, pageSize, pageToken, (*integrationRecord).integration)
 }

@@ -55,7 +55,7 @@ func TestCreateWorkloadNeedsActiveIntegration(t *testing.T) {
 	// Until integrations can be suspended through the API, store a suspended one directly.
 	rec := integrationRecord{ID: "orders", PartnerID: "acme", AllowedScopes: []string{"a"}, Audiences: []string{"b"},
 		MaxTTL: time.Minute, State: treatyv1.IntegrationState_INTEGRATION_STATE_SUSPENDED, Revision: 1}
-	if err := st.Update(func(tx store.Tx) error { return putJSON(tx, bucketIntegrations, rec.ID, &rec) }); err != nil {
+	if err := st.Update(func(tx store.Tx) error { return integrations.put(tx, rec.ID, rec.PartnerID, &rec) }); err != nil {
 		t.Fatal(err)
 	}
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)

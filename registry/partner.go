@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -84,10 +83,10 @@ func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string) (
 		Created: now, Updated: now, Revision: 1,
 	}
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
-		if tx.Get(bucketPartners, []byte(rec.ID)) != nil {
+		if partners.exists(tx, rec.ID) {
 			return change{}, fail.AlreadyExistsf("partner %q already exists", rec.ID)
 		}
-		if err := putJSON(tx, bucketPartners, rec.ID, &rec); err != nil {
+		if err := partners.put(tx, rec.ID, "", &rec); err != nil {
 			return change{}, err
 		}
 		return change{
@@ -125,51 +124,13 @@ func checkNewPartner(p Partner, actor string, now time.Time) error {
 
 // GetPartner returns the partner with the given id.
 func (r *Registry) GetPartner(ctx context.Context, id string) (Partner, error) {
-	if err := fail.CheckID("id", id); err != nil {
-		return Partner{}, err
-	}
-	var rec partnerRecord
-	err := r.cfg.Store.View(func(tx store.Tx) error { return loadPartner(tx, id, &rec) })
-	if err != nil {
-		return Partner{}, err
-	}
-	return rec.partner(), nil
-}
-
-// loadPartner reads a partner record, or returns a NotFound error.
-func loadPartner(tx store.Tx, id string, rec *partnerRecord) error {
-	ok, err := getJSON(tx, bucketPartners, id, rec)
-	if err != nil {
-		return fmt.Errorf("registry: %w", err)
-	}
-	if !ok {
-		return fail.NotFoundf("partner %q does not exist", id)
-	}
-	return nil
+	return get(r.cfg.Store, partners, id, (*partnerRecord).partner)
 }
 
 // ListPartners returns one page of partners in id order and the token of the next page ("" on
 // the last). A page size of 0 means 100; larger sizes are capped at 1000.
 func (r *Registry) ListPartners(ctx context.Context, pageSize int, pageToken string) ([]Partner, string, error) {
-	q, err := newQuery("partners", "", pageSize, pageToken)
-	if err != nil {
-		return nil, "", err
-	}
-	var out []Partner
-	err = r.cfg.Store.View(func(tx store.Tx) error {
-		return q.scan(tx, bucketPartners, "", func(id string) error {
-			var rec partnerRecord
-			if err := mustGet(tx, bucketPartners, id, &rec); err != nil {
-				return err
-			}
-			out = append(out, rec.partner())
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	return out, q.next, nil
+	return list(r.cfg.Store, partners, "", pageSize, pageToken, (*partnerRecord).partner)
 }
 
 // partnerTransition is a lifecycle step that ends a partner's access with a block.
@@ -226,7 +187,7 @@ func (r *Registry) endPartner(ctx context.Context, id, reason, actor string, t p
 	now := r.now()
 	var rec partnerRecord
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
-		if err := loadPartner(tx, id, &rec); err != nil {
+		if err := partners.load(tx, id, &rec); err != nil {
 			return change{}, err
 		}
 		if !slices.Contains(t.from, rec.State) {
@@ -235,7 +196,7 @@ func (r *Registry) endPartner(ctx context.Context, id, reason, actor string, t p
 		}
 		before := rec.summary()
 		rec.State, rec.Updated, rec.Revision = t.to, now, rec.Revision+1
-		if err := putJSON(tx, bucketPartners, rec.ID, &rec); err != nil {
+		if err := partners.put(tx, rec.ID, "", &rec); err != nil {
 			return change{}, err
 		}
 		block := &treatyv1.Event{Actor: actor, Reason: reason, Change: &treatyv1.Event_Blocked{Blocked: &treatyv1.Blocked{

@@ -7,7 +7,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,10 +22,8 @@ const (
 	bucketPartners     = "partners"     // partner id -> partnerRecord
 	bucketIntegrations = "integrations" // integration id -> integrationRecord
 	bucketWorkloads    = "workloads"    // workload id -> workloadRecord
-	// bucketIntegrationsByPartner indexes integrations as "partner id/integration id" -> nil, so a
-	// filtered list is one prefix scan in integration id order.
-	bucketIntegrationsByPartner = "integrations_by_partner"
-	// bucketWorkloadsByIntegration indexes workloads as "integration id/workload id" -> nil.
+	// The list indexes (see kind): "partner id/integration id" and "integration id/workload id".
+	bucketIntegrationsByPartner  = "integrations_by_partner"
 	bucketWorkloadsByIntegration = "workloads_by_integration"
 	// bucketWorkloadKeys maps a key thumbprint to the workload it is registered for, so one key
 	// never authenticates two workloads.
@@ -205,39 +202,6 @@ func addEvents(tx store.Tx, events []*treatyv1.Event) (uint64, error) {
 // committed reports whether an error from commit still means the write is durable: only the
 // relay's Unavailable error comes after the transaction committed.
 func committed(err error) bool { return err == nil || fail.KindOf(err) == fail.Unavailable }
-
-// getJSON decodes the record under key into v, reporting whether there was one.
-func getJSON(tx store.Tx, bucket, key string, v any) (bool, error) {
-	raw := tx.Get(bucket, []byte(key))
-	if raw == nil {
-		return false, nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return false, fmt.Errorf("decode %s record %q: %w", bucket, key, err)
-	}
-	return true, nil
-}
-
-// mustGet decodes a record that an index or scan says exists; its absence is a broken store.
-func mustGet(tx store.Tx, bucket, key string, v any) error {
-	ok, err := getJSON(tx, bucket, key, v)
-	if err == nil && !ok {
-		err = fmt.Errorf("%s record %q is indexed but missing", bucket, key)
-	}
-	if err != nil {
-		return fmt.Errorf("registry: %w", err)
-	}
-	return nil
-}
-
-// putJSON encodes v under key.
-func putJSON(tx store.Tx, bucket, key string, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s record %q: %w", bucket, key, err)
-	}
-	return tx.Put(bucket, []byte(key), raw)
-}
 
 // etag renders a record's revision as its opaque etag.
 func etag(revision uint64) string { return fmt.Sprintf("r%d", revision) }

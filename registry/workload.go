@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -94,11 +93,11 @@ func (r *Registry) CreateWorkload(ctx context.Context, id, integrationID, public
 		State: treatyv1.WorkloadState_WORKLOAD_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
 	}
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
-		if tx.Get(bucketWorkloads, []byte(id)) != nil {
+		if workloads.exists(tx, id) {
 			return change{}, fail.AlreadyExistsf("workload %q already exists", id)
 		}
 		var in integrationRecord
-		if err := loadIntegration(tx, integrationID, &in); err != nil {
+		if err := integrations.load(tx, integrationID, &in); err != nil {
 			return change{}, err
 		}
 		if in.State != treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE {
@@ -112,10 +111,7 @@ func (r *Registry) CreateWorkload(ctx context.Context, id, integrationID, public
 			return change{}, fail.AlreadyExistsf("this public key is already registered for workload %q; generate a new key pair for each workload", owner)
 		}
 		rec.PartnerID = in.PartnerID
-		if err := putJSON(tx, bucketWorkloads, id, &rec); err != nil {
-			return change{}, err
-		}
-		if err := tx.Put(bucketWorkloadsByIntegration, []byte(integrationID+"/"+id), nil); err != nil {
+		if err := workloads.put(tx, id, integrationID, &rec); err != nil {
 			return change{}, err
 		}
 		if err := tx.Put(bucketWorkloadKeys, []byte(key.KeyID), []byte(id)); err != nil {
@@ -135,53 +131,11 @@ func (r *Registry) CreateWorkload(ctx context.Context, id, integrationID, public
 
 // GetWorkload returns the workload with the given id.
 func (r *Registry) GetWorkload(ctx context.Context, id string) (Workload, error) {
-	if err := fail.CheckID("id", id); err != nil {
-		return Workload{}, err
-	}
-	var rec workloadRecord
-	err := r.cfg.Store.View(func(tx store.Tx) error {
-		ok, err := getJSON(tx, bucketWorkloads, id, &rec)
-		if err != nil {
-			return fmt.Errorf("registry: %w", err)
-		}
-		if !ok {
-			return fail.NotFoundf("workload %q does not exist", id)
-		}
-		return nil
-	})
-	if err != nil {
-		return Workload{}, err
-	}
-	return rec.workload(), nil
+	return get(r.cfg.Store, workloads, id, (*workloadRecord).workload)
 }
 
 // ListWorkloads returns one page of workloads in id order, only those of integrationID if it is
 // set, and the token of the next page ("" on the last). Page sizes are as for ListPartners.
 func (r *Registry) ListWorkloads(ctx context.Context, integrationID string, pageSize int, pageToken string) ([]Workload, string, error) {
-	bucket, prefix := bucketWorkloads, ""
-	if integrationID != "" {
-		if err := fail.CheckID("integration_id", integrationID); err != nil {
-			return nil, "", err
-		}
-		bucket, prefix = bucketWorkloadsByIntegration, integrationID+"/"
-	}
-	q, err := newQuery("workloads", integrationID, pageSize, pageToken)
-	if err != nil {
-		return nil, "", err
-	}
-	var out []Workload
-	err = r.cfg.Store.View(func(tx store.Tx) error {
-		return q.scan(tx, bucket, prefix, func(id string) error {
-			var rec workloadRecord
-			if err := mustGet(tx, bucketWorkloads, id, &rec); err != nil {
-				return err
-			}
-			out = append(out, rec.workload())
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	return out, q.next, nil
+	return list(r.cfg.Store, workloads, integrationID, pageSize, pageToken, (*workloadRecord).workload)
 }
