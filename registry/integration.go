@@ -1,0 +1,158 @@
+package registry
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/feed"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// Integration is one way a partner reaches the platform, with its scope ceiling and limits.
+type Integration struct {
+	// ID is the integration's unique id.
+	ID string
+	// PartnerID is the partner it belongs to.
+	PartnerID string
+	// AllowedScopes is the scope ceiling: credentials carry only scopes from it.
+	AllowedScopes []string
+	// Audiences are the audiences credentials may be issued for.
+	Audiences []string
+	// MaxTTL is the longest lifetime a credential under the integration may have.
+	MaxTTL time.Duration
+	// State is its lifecycle state.
+	State treatyv1.IntegrationState
+	// Created and Updated are when it was created and last changed.
+	Created, Updated time.Time
+	// Etag is an opaque version that changes with every change.
+	Etag string
+}
+
+// integrationRecord is an integration as stored.
+type integrationRecord struct {
+	ID            string                    `json:"id"`
+	PartnerID     string                    `json:"partner_id"`
+	AllowedScopes []string                  `json:"allowed_scopes"`
+	Audiences     []string                  `json:"audiences"`
+	MaxTTL        time.Duration             `json:"max_ttl"`
+	State         treatyv1.IntegrationState `json:"state"`
+	Created       time.Time                 `json:"created"`
+	Updated       time.Time                 `json:"updated"`
+	Revision      uint64                    `json:"revision"`
+}
+
+func (rec *integrationRecord) integration() Integration {
+	return Integration{
+		ID: rec.ID, PartnerID: rec.PartnerID,
+		AllowedScopes: slices.Clone(rec.AllowedScopes), Audiences: slices.Clone(rec.Audiences),
+		MaxTTL: rec.MaxTTL, State: rec.State, Created: rec.Created, Updated: rec.Updated, Etag: etag(rec.Revision),
+	}
+}
+
+func (rec *integrationRecord) summary() map[string]string {
+	return map[string]string{
+		"state":          feed.StateName(rec.State),
+		"partner_id":     rec.PartnerID,
+		"allowed_scopes": strings.Join(rec.AllowedScopes, " "),
+		"audiences":      strings.Join(rec.Audiences, " "),
+		"max_ttl":        rec.MaxTTL.String(),
+	}
+}
+
+// changed is the integration's enforcement fields as a feed event.
+func (rec *integrationRecord) changed(actor string) *treatyv1.Event {
+	return &treatyv1.Event{Actor: actor, Change: &treatyv1.Event_IntegrationChanged{
+		IntegrationChanged: &treatyv1.IntegrationChanged{
+			IntegrationId: rec.ID, PartnerId: rec.PartnerID, State: rec.State,
+			AllowedScopes: slices.Clone(rec.AllowedScopes), Audiences: slices.Clone(rec.Audiences),
+			MaxCredentialTtl: durationpb.New(rec.MaxTTL),
+		},
+	}}
+}
+
+// CreateIntegration registers an integration under an active partner, active at once, and returns
+// it with the feed sequence of its IntegrationChanged event.
+func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor string) (Integration, uint64, error) {
+	if err := r.checkNewIntegration(i, actor); err != nil {
+		return Integration{}, 0, err
+	}
+	now := r.now()
+	rec := integrationRecord{
+		ID: i.ID, PartnerID: i.PartnerID,
+		AllowedScopes: slices.Clone(i.AllowedScopes), Audiences: slices.Clone(i.Audiences), MaxTTL: i.MaxTTL,
+		State: treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
+	}
+	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
+		if integrations.exists(tx, rec.ID) {
+			return change{}, fail.AlreadyExistsf("integration %q already exists", rec.ID)
+		}
+		if err := activePartner(tx, rec.PartnerID, "integrations can only be created under an active partner"); err != nil {
+			return change{}, err
+		}
+		if err := integrations.put(tx, rec.ID, rec.PartnerID, &rec); err != nil {
+			return change{}, err
+		}
+		return change{
+			audit: AuditRecord{Time: now, Actor: actor, Action: "integration.create", Target: "integration/" + rec.ID,
+				After: rec.summary()},
+			events: []*treatyv1.Event{rec.changed(actor)},
+		}, nil
+	})
+	if !committed(err) {
+		return Integration{}, 0, err
+	}
+	return rec.integration(), seq, err
+}
+
+func (r *Registry) checkNewIntegration(i Integration, actor string) error {
+	if err := fail.CheckID("integration.id", i.ID); err != nil {
+		return err
+	}
+	if err := fail.CheckID("integration.partner_id", i.PartnerID); err != nil {
+		return err
+	}
+	if err := CheckScopes("integration.allowed_scopes", i.AllowedScopes); err != nil {
+		return err
+	}
+	if err := CheckAudiences("integration.audiences", i.Audiences); err != nil {
+		return err
+	}
+	if i.MaxTTL <= 0 {
+		return fail.Invalidf("integration.max_credential_ttl", "integration.max_credential_ttl must be positive")
+	}
+	if i.MaxTTL > r.cfg.MaxCredentialTTL {
+		return fail.Invalidf("integration.max_credential_ttl", "integration.max_credential_ttl %s exceeds the deployment's maximum credential lifetime %s",
+			i.MaxTTL, r.cfg.MaxCredentialTTL)
+	}
+	return CheckActor("actor", actor)
+}
+
+// activePartner returns an error unless the partner exists and is active; rule ends the message
+// with what was refused.
+func activePartner(tx store.Tx, id, rule string) error {
+	var p partnerRecord
+	if err := partners.load(tx, id, &p); err != nil {
+		return err
+	}
+	if p.State != treatyv1.PartnerState_PARTNER_STATE_ACTIVE {
+		return fail.Preconditionf("partner %q is %s; %s", id, feed.StateName(p.State), rule)
+	}
+	return nil
+}
+
+// GetIntegration returns the integration with the given id.
+func (r *Registry) GetIntegration(ctx context.Context, id string) (Integration, error) {
+	return get(r.cfg.Store, integrations, id, (*integrationRecord).integration)
+}
+
+// ListIntegrations returns one page of integrations in id order, only those of partnerID if it is
+// set, and the token of the next page ("" on the last). Page sizes are as for ListPartners.
+func (r *Registry) ListIntegrations(ctx context.Context, partnerID string, pageSize int, pageToken string) ([]Integration, string, error) {
+	return list(r.cfg.Store, integrations, partnerID, pageSize, pageToken, (*integrationRecord).integration)
+}

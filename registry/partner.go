@@ -1,0 +1,223 @@
+package registry
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/feed"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// Partner is an external organisation that holds machine credentials into the platform.
+type Partner struct {
+	// ID is the partner's unique id.
+	ID string
+	// DisplayName is its human-readable name.
+	DisplayName string
+	// OwnerTeam is the internal team accountable for it.
+	OwnerTeam string
+	// ContractEnd is the instant access ends (exclusive).
+	ContractEnd time.Time
+	// State is its lifecycle state; credentials are valid only while it is ACTIVE.
+	State treatyv1.PartnerState
+	// Created and Updated are when it was created and last changed.
+	Created, Updated time.Time
+	// Etag is an opaque version that changes with every change.
+	Etag string
+}
+
+// partnerRecord is a partner as stored.
+type partnerRecord struct {
+	ID          string                `json:"id"`
+	DisplayName string                `json:"display_name"`
+	OwnerTeam   string                `json:"owner_team"`
+	ContractEnd time.Time             `json:"contract_end"`
+	State       treatyv1.PartnerState `json:"state"`
+	Created     time.Time             `json:"created"`
+	Updated     time.Time             `json:"updated"`
+	Revision    uint64                `json:"revision"`
+}
+
+func (rec *partnerRecord) partner() Partner {
+	return Partner{
+		ID: rec.ID, DisplayName: rec.DisplayName, OwnerTeam: rec.OwnerTeam, ContractEnd: rec.ContractEnd,
+		State: rec.State, Created: rec.Created, Updated: rec.Updated, Etag: etag(rec.Revision),
+	}
+}
+
+// summary is what the audit trail records of a partner.
+func (rec *partnerRecord) summary() map[string]string {
+	return map[string]string{
+		"state":        feed.StateName(rec.State),
+		"display_name": rec.DisplayName,
+		"owner_team":   rec.OwnerTeam,
+		"contract_end": rec.ContractEnd.Format(time.RFC3339Nano),
+	}
+}
+
+// changed is the partner's enforcement fields as a feed event.
+func (rec *partnerRecord) changed(actor, reason string) *treatyv1.Event {
+	return &treatyv1.Event{Actor: actor, Reason: reason, Change: &treatyv1.Event_PartnerChanged{
+		PartnerChanged: &treatyv1.PartnerChanged{
+			PartnerId: rec.ID, State: rec.State, ContractEndTime: timestamppb.New(rec.ContractEnd),
+		},
+	}}
+}
+
+// CreatePartner registers a partner, active at once (the approval steps of the full lifecycle come
+// later), and returns it with the feed sequence of its PartnerChanged event.
+func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string) (Partner, uint64, error) {
+	now := r.now()
+	if err := checkNewPartner(p, actor, now); err != nil {
+		return Partner{}, 0, err
+	}
+	rec := partnerRecord{
+		ID: p.ID, DisplayName: p.DisplayName, OwnerTeam: p.OwnerTeam,
+		ContractEnd: p.ContractEnd.UTC().Round(0), State: treatyv1.PartnerState_PARTNER_STATE_ACTIVE,
+		Created: now, Updated: now, Revision: 1,
+	}
+	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
+		if partners.exists(tx, rec.ID) {
+			return change{}, fail.AlreadyExistsf("partner %q already exists", rec.ID)
+		}
+		if err := partners.put(tx, rec.ID, "", &rec); err != nil {
+			return change{}, err
+		}
+		return change{
+			audit:  AuditRecord{Time: now, Actor: actor, Action: "partner.create", Target: "partner/" + rec.ID, After: rec.summary()},
+			events: []*treatyv1.Event{rec.changed(actor, "")},
+		}, nil
+	})
+	if !committed(err) {
+		return Partner{}, 0, err
+	}
+	return rec.partner(), seq, err
+}
+
+func checkNewPartner(p Partner, actor string, now time.Time) error {
+	if err := fail.CheckID("partner.id", p.ID); err != nil {
+		return err
+	}
+	if err := CheckName("partner.display_name", p.DisplayName); err != nil {
+		return err
+	}
+	if err := CheckName("partner.owner_team", p.OwnerTeam); err != nil {
+		return err
+	}
+	if p.ContractEnd.IsZero() {
+		return fail.Invalidf("partner.contract_end_time", "partner.contract_end_time is required: the instant the partner's access ends")
+	}
+	if p.ContractEnd.Year() > 9999 {
+		return fail.Invalidf("partner.contract_end_time", "partner.contract_end_time must be before the year 10000")
+	}
+	if !p.ContractEnd.After(now) {
+		return fail.Invalidf("partner.contract_end_time", "partner.contract_end_time %s is not in the future", p.ContractEnd.UTC().Format(time.RFC3339))
+	}
+	return CheckActor("actor", actor)
+}
+
+// GetPartner returns the partner with the given id.
+func (r *Registry) GetPartner(ctx context.Context, id string) (Partner, error) {
+	return get(r.cfg.Store, partners, id, (*partnerRecord).partner)
+}
+
+// ListPartners returns one page of partners in id order and the token of the next page ("" on
+// the last). A page size of 0 means 100; larger sizes are capped at 1000.
+func (r *Registry) ListPartners(ctx context.Context, pageSize int, pageToken string) ([]Partner, string, error) {
+	return list(r.cfg.Store, partners, "", pageSize, pageToken, (*partnerRecord).partner)
+}
+
+// partnerTransition is a lifecycle step that ends a partner's access with a block.
+type partnerTransition struct {
+	action    string // audit action
+	verb      string // for error messages: "suspended"
+	from      []treatyv1.PartnerState
+	to        treatyv1.PartnerState
+	permanent bool // the block can never be restored
+}
+
+var (
+	suspend = partnerTransition{
+		action: "partner.suspend", verb: "suspended",
+		from: []treatyv1.PartnerState{treatyv1.PartnerState_PARTNER_STATE_ACTIVE},
+		to:   treatyv1.PartnerState_PARTNER_STATE_SUSPENDED,
+	}
+	offboard = partnerTransition{
+		action: "partner.offboard", verb: "offboarded",
+		from: []treatyv1.PartnerState{treatyv1.PartnerState_PARTNER_STATE_ACTIVE, treatyv1.PartnerState_PARTNER_STATE_SUSPENDED},
+		to:   treatyv1.PartnerState_PARTNER_STATE_TERMINATED, permanent: true,
+	}
+)
+
+// SuspendPartner suspends an active partner and blocks every credential under it. It returns the
+// partner and the feed sequence of the block.
+func (r *Registry) SuspendPartner(ctx context.Context, id, reason, actor string) (Partner, uint64, error) {
+	return r.endPartner(ctx, id, reason, actor, suspend)
+}
+
+// OffboardPartner terminates an active or suspended partner and blocks every credential under it
+// permanently. It returns the partner and the feed sequence of the permanent block. TERMINATED is
+// final.
+//
+// This is the foundation's one-step offboarding; the full workflow (the OFFBOARDING state,
+// cascading to integrations and workloads, revoking their credentials) comes with the registry
+// lifecycle issue.
+func (r *Registry) OffboardPartner(ctx context.Context, id, reason, actor string) (Partner, uint64, error) {
+	return r.endPartner(ctx, id, reason, actor, offboard)
+}
+
+// endPartner applies t to a partner and publishes the change followed by a block on the partner,
+// both carrying the actor and reason.
+func (r *Registry) endPartner(ctx context.Context, id, reason, actor string, t partnerTransition) (Partner, uint64, error) {
+	if err := fail.CheckID("id", id); err != nil {
+		return Partner{}, 0, err
+	}
+	if err := CheckReason("reason", reason); err != nil {
+		return Partner{}, 0, err
+	}
+	if err := CheckActor("actor", actor); err != nil {
+		return Partner{}, 0, err
+	}
+	now := r.now()
+	var rec partnerRecord
+	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
+		if err := partners.load(tx, id, &rec); err != nil {
+			return change{}, err
+		}
+		if !slices.Contains(t.from, rec.State) {
+			return change{}, fail.Preconditionf("partner %q is %s; only a partner that is %s can be %s",
+				id, feed.StateName(rec.State), stateNames(t.from), t.verb)
+		}
+		before := rec.summary()
+		rec.State, rec.Updated, rec.Revision = t.to, now, rec.Revision+1
+		if err := partners.put(tx, rec.ID, "", &rec); err != nil {
+			return change{}, err
+		}
+		block := &treatyv1.Event{Actor: actor, Reason: reason, Change: &treatyv1.Event_Blocked{Blocked: &treatyv1.Blocked{
+			TargetKind: treatyv1.TargetKind_TARGET_KIND_PARTNER, TargetId: id, Permanent: t.permanent,
+		}}}
+		return change{
+			audit: AuditRecord{Time: now, Actor: actor, Action: t.action, Target: "partner/" + id, Reason: reason,
+				Before: before, After: rec.summary()},
+			events: []*treatyv1.Event{rec.changed(actor, reason), block},
+		}, nil
+	})
+	if !committed(err) {
+		return Partner{}, 0, err
+	}
+	return rec.partner(), seq, err
+}
+
+func stateNames(states []treatyv1.PartnerState) string {
+	names := make([]string, len(states))
+	for i, s := range states {
+		names[i] = feed.StateName(s)
+	}
+	return strings.Join(names, " or ")
+}

@@ -1,0 +1,207 @@
+// Package registry is the source of truth for partners, their integrations and the workloads that
+// act for them. Every write is one store transaction that changes the entity, appends an audit
+// record and queues the enforcement changes in the outbox, so none of the three can happen without
+// the others; the write then waits for the outbox relay to publish the changes into the revoker's
+// feed and returns the feed sequence they landed at.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/treaty-dev/treaty/fail"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/outbox"
+	"github.com/treaty-dev/treaty/store"
+)
+
+const (
+	bucketPartners     = "partners"     // partner id -> partnerRecord
+	bucketIntegrations = "integrations" // integration id -> integrationRecord
+	bucketWorkloads    = "workloads"    // workload id -> workloadRecord
+	// The list indexes (see kind): "partner id/integration id" and "integration id/workload id".
+	bucketIntegrationsByPartner  = "integrations_by_partner"
+	bucketWorkloadsByIntegration = "workloads_by_integration"
+	// bucketWorkloadKeys maps a key thumbprint to the workload it is registered for, so one key
+	// never authenticates two workloads.
+	bucketWorkloadKeys = "workload_keys"
+	bucketAudit        = "audit" // big-endian counter -> AuditRecord
+	// bucketCounters holds the registry's own counters (see addEvents).
+	bucketCounters = "counters"
+)
+
+// keyOutboxHigh is the highest outbox entry id the registry has queued.
+var keyOutboxHigh = []byte("outbox_high")
+
+// Schema is the layout of the registry's store.
+var Schema = store.Schema{
+	Name:    "registry",
+	Version: 1,
+	Buckets: []string{
+		bucketPartners, bucketIntegrations, bucketWorkloads,
+		bucketIntegrationsByPartner, bucketWorkloadsByIntegration, bucketWorkloadKeys,
+		bucketAudit, bucketCounters, outbox.Bucket,
+	},
+}
+
+// outboxSource prefixes the idempotency keys of the registry's outbox entries.
+const outboxSource = "registry"
+
+// DefaultMaxCredentialTTL is the default global maximum credential lifetime.
+const DefaultMaxCredentialTTL = 24 * time.Hour
+
+// DefaultPublishTimeout is how long a write waits by default for the revoker to confirm its
+// enforcement changes before it answers Unavailable (the write itself is committed either way).
+const DefaultPublishTimeout = 5 * time.Second
+
+// Config configures a Registry.
+type Config struct {
+	// Store keeps the registry's data; open it with Schema.
+	Store store.Store
+	// Relay publishes the registry's outbox into the revoker's feed. The caller runs it
+	// (go relay.Run(ctx)) over the same Store.
+	Relay *outbox.Relay
+	// MaxCredentialTTL is the deployment's global maximum credential lifetime; no integration may
+	// allow longer. Defaults to DefaultMaxCredentialTTL.
+	MaxCredentialTTL time.Duration
+	// PublishTimeout bounds how long a write waits for the revoker's confirmation. Defaults to
+	// DefaultPublishTimeout.
+	PublishTimeout time.Duration
+	// Now returns the current time; defaults to time.Now.
+	Now func() time.Time
+	// Logger receives operational logs; defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Registry manages partners, integrations and workloads. It is safe for concurrent use: every
+// read-check-write happens inside one store transaction.
+type Registry struct {
+	cfg Config
+}
+
+// New returns a Registry over cfg.Store.
+func New(cfg Config) (*Registry, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("registry: Config.Store is required")
+	}
+	if cfg.Relay == nil {
+		return nil, errors.New("registry: Config.Relay is required")
+	}
+	switch {
+	case cfg.MaxCredentialTTL < 0:
+		return nil, fmt.Errorf("registry: MaxCredentialTTL %s is negative", cfg.MaxCredentialTTL)
+	case cfg.MaxCredentialTTL == 0:
+		cfg.MaxCredentialTTL = DefaultMaxCredentialTTL
+	}
+	switch {
+	case cfg.PublishTimeout < 0:
+		return nil, fmt.Errorf("registry: PublishTimeout %s is negative", cfg.PublishTimeout)
+	case cfg.PublishTimeout == 0:
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Registry{cfg: cfg}, nil
+}
+
+// now returns the current time in UTC without a monotonic reading, so that what a write returns
+// equals what a later read decodes.
+func (r *Registry) now() time.Time { return r.cfg.Now().UTC().Round(0) }
+
+// change is what one write records besides the entity itself: its audit record and the events to
+// publish, in order.
+type change struct {
+	audit  AuditRecord
+	events []*treatyv1.Event
+}
+
+// commit runs fn in one store transaction, appends the audit record and queues the events fn
+// returns in that same transaction, then waits for the last event to be published and returns its
+// feed sequence. If the revoker does not confirm in time, the write stays committed and the
+// relay's Unavailable error is returned: the events will be published, in order, later.
+func (r *Registry) commit(ctx context.Context, fn func(tx store.Tx) (change, error)) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("registry: nothing written: %w", err)
+	}
+	var last uint64
+	err := r.cfg.Store.Update(func(tx store.Tx) error {
+		last = 0
+		c, err := fn(tx)
+		if err != nil {
+			return err
+		}
+		if err := appendAudit(tx, c.audit); err != nil {
+			return err
+		}
+		last, err = addEvents(tx, c.events)
+		return err
+	})
+	if err != nil {
+		if fail.KindOf(err) != fail.Internal {
+			return 0, err
+		}
+		return 0, fmt.Errorf("registry: write: %w", err)
+	}
+	if last == 0 {
+		return 0, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
+	seq, err := r.cfg.Relay.Wait(wctx, last)
+	if err != nil {
+		r.cfg.Logger.Warn("registry: change committed, but the revoker has not confirmed it yet; it stays queued",
+			"outbox_id", last, "err", err)
+	}
+	return seq, err
+}
+
+// addEvents queues events in the outbox and returns the last entry's id.
+//
+// outbox.Add numbers an entry after the bucket's last key, so once the relay has drained the
+// bucket the numbering restarts at 1, and Relay.Wait would answer a new entry at once with the
+// sequence of an earlier, already published entry of the same id. Until the outbox keeps its own
+// counter, the registry keeps a high-water mark and, for the duration of the Add calls, places an
+// empty entry under it, so ids never repeat. The placeholder is removed in the same transaction,
+// so the relay never sees it.
+func addEvents(tx store.Tx, events []*treatyv1.Event) (uint64, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	high := store.KeyUint64(tx.Get(bucketCounters, keyOutboxHigh))
+	var placeholder []byte
+	if k, _ := tx.Last(outbox.Bucket); high > store.KeyUint64(k) {
+		// Every queued entry is below high, so no entry lives under this key.
+		placeholder = store.Uint64Key(high)
+		if err := tx.Put(outbox.Bucket, placeholder, []byte{}); err != nil {
+			return 0, err
+		}
+	}
+	var last uint64
+	for _, ev := range events {
+		id, err := outbox.Add(tx, outboxSource, ev)
+		if err != nil {
+			return 0, err
+		}
+		last = id
+	}
+	if placeholder != nil {
+		if err := tx.Delete(outbox.Bucket, placeholder); err != nil {
+			return 0, err
+		}
+	}
+	return last, tx.Put(bucketCounters, keyOutboxHigh, store.Uint64Key(last))
+}
+
+// committed reports whether an error from commit still means the write is durable: only the
+// relay's Unavailable error comes after the transaction committed.
+func committed(err error) bool { return err == nil || fail.KindOf(err) == fail.Unavailable }
+
+// etag renders a record's revision as its opaque etag.
+func etag(revision uint64) string { return fmt.Sprintf("r%d", revision) }

@@ -1,0 +1,141 @@
+package registry
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/feed"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// Workload is a non-human identity acting for an integration.
+type Workload struct {
+	// ID is the workload's unique id; it is also its OAuth client id.
+	ID string
+	// IntegrationID is the integration it acts for.
+	IntegrationID string
+	// PartnerID is the partner of that integration.
+	PartnerID string
+	// Keys are the public keys its client assertions are verified with.
+	Keys []Key
+	// State is its lifecycle state.
+	State treatyv1.WorkloadState
+	// Created and Updated are when it was created and last changed.
+	Created, Updated time.Time
+	// Etag is an opaque version that changes with every change.
+	Etag string
+}
+
+// workloadRecord is a workload as stored.
+type workloadRecord struct {
+	ID            string                 `json:"id"`
+	IntegrationID string                 `json:"integration_id"`
+	PartnerID     string                 `json:"partner_id"`
+	Keys          []Key                  `json:"keys"`
+	State         treatyv1.WorkloadState `json:"state"`
+	Created       time.Time              `json:"created"`
+	Updated       time.Time              `json:"updated"`
+	Revision      uint64                 `json:"revision"`
+}
+
+func (rec *workloadRecord) workload() Workload {
+	return Workload{
+		ID: rec.ID, IntegrationID: rec.IntegrationID, PartnerID: rec.PartnerID, Keys: slices.Clone(rec.Keys),
+		State: rec.State, Created: rec.Created, Updated: rec.Updated, Etag: etag(rec.Revision),
+	}
+}
+
+func (rec *workloadRecord) summary() map[string]string {
+	kids := make([]string, len(rec.Keys))
+	for i, k := range rec.Keys {
+		kids[i] = k.KeyID
+	}
+	return map[string]string{
+		"state":          feed.StateName(rec.State),
+		"integration_id": rec.IntegrationID,
+		"partner_id":     rec.PartnerID,
+		"key_ids":        strings.Join(kids, " "),
+	}
+}
+
+// changed is the workload's enforcement fields as a feed event.
+func (rec *workloadRecord) changed(actor string) *treatyv1.Event {
+	return &treatyv1.Event{Actor: actor, Change: &treatyv1.Event_WorkloadChanged{WorkloadChanged: &treatyv1.WorkloadChanged{
+		WorkloadId: rec.ID, IntegrationId: rec.IntegrationID, PartnerId: rec.PartnerID, State: rec.State,
+	}}}
+}
+
+// CreateWorkload registers a workload with its Ed25519 public key (PKIX "PUBLIC KEY" PEM) under an
+// active integration of an active partner, active at once, and returns it with the feed sequence
+// of its WorkloadChanged event. A key registered for another workload is refused, so that one key
+// never authenticates two workloads.
+func (r *Registry) CreateWorkload(ctx context.Context, id, integrationID, publicKeyPEM, actor string) (Workload, uint64, error) {
+	if err := fail.CheckID("id", id); err != nil {
+		return Workload{}, 0, err
+	}
+	if err := fail.CheckID("integration_id", integrationID); err != nil {
+		return Workload{}, 0, err
+	}
+	key, err := ParsePublicKey("public_key_pem", publicKeyPEM)
+	if err != nil {
+		return Workload{}, 0, err
+	}
+	if err := CheckActor("actor", actor); err != nil {
+		return Workload{}, 0, err
+	}
+	now := r.now()
+	rec := workloadRecord{
+		ID: id, IntegrationID: integrationID, Keys: []Key{key},
+		State: treatyv1.WorkloadState_WORKLOAD_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
+	}
+	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
+		if workloads.exists(tx, id) {
+			return change{}, fail.AlreadyExistsf("workload %q already exists", id)
+		}
+		var in integrationRecord
+		if err := integrations.load(tx, integrationID, &in); err != nil {
+			return change{}, err
+		}
+		if in.State != treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE {
+			return change{}, fail.Preconditionf("integration %q is %s; workloads can only be created under an active integration",
+				integrationID, feed.StateName(in.State))
+		}
+		if err := activePartner(tx, in.PartnerID, "workloads can only be created under an active partner"); err != nil {
+			return change{}, err
+		}
+		if owner := tx.Get(bucketWorkloadKeys, []byte(key.KeyID)); owner != nil {
+			return change{}, fail.AlreadyExistsf("this public key is already registered for workload %q; generate a new key pair for each workload", owner)
+		}
+		rec.PartnerID = in.PartnerID
+		if err := workloads.put(tx, id, integrationID, &rec); err != nil {
+			return change{}, err
+		}
+		if err := tx.Put(bucketWorkloadKeys, []byte(key.KeyID), []byte(id)); err != nil {
+			return change{}, err
+		}
+		return change{
+			audit: AuditRecord{Time: now, Actor: actor, Action: "workload.create", Target: "workload/" + id,
+				After: rec.summary()},
+			events: []*treatyv1.Event{rec.changed(actor)},
+		}, nil
+	})
+	if !committed(err) {
+		return Workload{}, 0, err
+	}
+	return rec.workload(), seq, err
+}
+
+// GetWorkload returns the workload with the given id.
+func (r *Registry) GetWorkload(ctx context.Context, id string) (Workload, error) {
+	return get(r.cfg.Store, workloads, id, (*workloadRecord).workload)
+}
+
+// ListWorkloads returns one page of workloads in id order, only those of integrationID if it is
+// set, and the token of the next page ("" on the last). Page sizes are as for ListPartners.
+func (r *Registry) ListWorkloads(ctx context.Context, integrationID string, pageSize int, pageToken string) ([]Workload, string, error) {
+	return list(r.cfg.Store, workloads, integrationID, pageSize, pageToken, (*workloadRecord).workload)
+}

@@ -1,0 +1,175 @@
+// Package registrysvc is the gRPC adapter of the registry: it validates RegistryService requests,
+// calls the registry domain package and turns its answers and errors into responses and statuses.
+// It also holds NewDirectory, the issuer's view of the registry over a RegistryService client.
+package registrysvc
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/registry"
+	"github.com/treaty-dev/treaty/services/edge"
+)
+
+// Config configures a Service.
+type Config struct {
+	// Registry is the domain the service exposes.
+	Registry *registry.Registry
+	// Logger receives internal errors; defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Service implements treatyv1.RegistryServiceServer.
+type Service struct {
+	treatyv1.UnimplementedRegistryServiceServer
+	reg *registry.Registry
+	log *slog.Logger
+}
+
+var _ treatyv1.RegistryServiceServer = (*Service)(nil)
+
+// New returns a Service over cfg.Registry.
+func New(cfg Config) *Service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Service{reg: cfg.Registry, log: cfg.Logger}
+}
+
+// Register registers the service with r.
+func (s *Service) Register(r grpc.ServiceRegistrar) { treatyv1.RegisterRegistryServiceServer(r, s) }
+
+// CreatePartner implements treatyv1.RegistryServiceServer.
+func (s *Service) CreatePartner(ctx context.Context, req *treatyv1.CreatePartnerRequest) (*treatyv1.CreatePartnerResponse, error) {
+	if err := validateCreatePartner(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	p, seq, err := s.reg.CreatePartner(ctx, partnerFromProto(req.GetPartner()), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.CreatePartnerResponse{Partner: partnerToProto(p), Sequence: seq}, nil
+}
+
+// GetPartner implements treatyv1.RegistryServiceServer.
+func (s *Service) GetPartner(ctx context.Context, req *treatyv1.GetPartnerRequest) (*treatyv1.GetPartnerResponse, error) {
+	if err := validateID("id", req.GetId()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	p, err := s.reg.GetPartner(ctx, req.GetId())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.GetPartnerResponse{Partner: partnerToProto(p)}, nil
+}
+
+// ListPartners implements treatyv1.RegistryServiceServer.
+func (s *Service) ListPartners(ctx context.Context, req *treatyv1.ListPartnersRequest) (*treatyv1.ListPartnersResponse, error) {
+	if err := validatePage(req.GetPageSize()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	ps, next, err := s.reg.ListPartners(ctx, int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.ListPartnersResponse{Partners: convertAll(ps, partnerToProto), NextPageToken: next}, nil
+}
+
+// SuspendPartner implements treatyv1.RegistryServiceServer.
+func (s *Service) SuspendPartner(ctx context.Context, req *treatyv1.SuspendPartnerRequest) (*treatyv1.SuspendPartnerResponse, error) {
+	if err := validateEndPartner(req.GetId(), req.GetReason(), req.GetActor()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	p, seq, err := s.reg.SuspendPartner(ctx, req.GetId(), req.GetReason(), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.SuspendPartnerResponse{Partner: partnerToProto(p), Sequence: seq}, nil
+}
+
+// OffboardPartner implements treatyv1.RegistryServiceServer.
+func (s *Service) OffboardPartner(ctx context.Context, req *treatyv1.OffboardPartnerRequest) (*treatyv1.OffboardPartnerResponse, error) {
+	if err := validateEndPartner(req.GetId(), req.GetReason(), req.GetActor()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	p, seq, err := s.reg.OffboardPartner(ctx, req.GetId(), req.GetReason(), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.OffboardPartnerResponse{Partner: partnerToProto(p), Sequence: seq}, nil
+}
+
+// CreateIntegration implements treatyv1.RegistryServiceServer.
+func (s *Service) CreateIntegration(ctx context.Context, req *treatyv1.CreateIntegrationRequest) (*treatyv1.CreateIntegrationResponse, error) {
+	if err := validateCreateIntegration(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	i, seq, err := s.reg.CreateIntegration(ctx, integrationFromProto(req.GetIntegration()), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.CreateIntegrationResponse{Integration: integrationToProto(i), Sequence: seq}, nil
+}
+
+// GetIntegration implements treatyv1.RegistryServiceServer.
+func (s *Service) GetIntegration(ctx context.Context, req *treatyv1.GetIntegrationRequest) (*treatyv1.GetIntegrationResponse, error) {
+	if err := validateID("id", req.GetId()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	i, err := s.reg.GetIntegration(ctx, req.GetId())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.GetIntegrationResponse{Integration: integrationToProto(i)}, nil
+}
+
+// ListIntegrations implements treatyv1.RegistryServiceServer.
+func (s *Service) ListIntegrations(ctx context.Context, req *treatyv1.ListIntegrationsRequest) (*treatyv1.ListIntegrationsResponse, error) {
+	if err := validateFilteredPage("partner_id", req.GetPartnerId(), req.GetPageSize()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	is, next, err := s.reg.ListIntegrations(ctx, req.GetPartnerId(), int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.ListIntegrationsResponse{Integrations: convertAll(is, integrationToProto), NextPageToken: next}, nil
+}
+
+// CreateWorkload implements treatyv1.RegistryServiceServer.
+func (s *Service) CreateWorkload(ctx context.Context, req *treatyv1.CreateWorkloadRequest) (*treatyv1.CreateWorkloadResponse, error) {
+	if err := validateCreateWorkload(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	w, seq, err := s.reg.CreateWorkload(ctx, req.GetId(), req.GetIntegrationId(), req.GetPublicKeyPem(), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.CreateWorkloadResponse{Workload: workloadToProto(w), Sequence: seq}, nil
+}
+
+// GetWorkload implements treatyv1.RegistryServiceServer.
+func (s *Service) GetWorkload(ctx context.Context, req *treatyv1.GetWorkloadRequest) (*treatyv1.GetWorkloadResponse, error) {
+	if err := validateID("id", req.GetId()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	w, err := s.reg.GetWorkload(ctx, req.GetId())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.GetWorkloadResponse{Workload: workloadToProto(w)}, nil
+}
+
+// ListWorkloads implements treatyv1.RegistryServiceServer.
+func (s *Service) ListWorkloads(ctx context.Context, req *treatyv1.ListWorkloadsRequest) (*treatyv1.ListWorkloadsResponse, error) {
+	if err := validateFilteredPage("integration_id", req.GetIntegrationId(), req.GetPageSize()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	ws, next, err := s.reg.ListWorkloads(ctx, req.GetIntegrationId(), int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.ListWorkloadsResponse{Workloads: convertAll(ws, workloadToProto), NextPageToken: next}, nil
+}
