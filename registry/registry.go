@@ -29,12 +29,7 @@ const (
 	// never authenticates two workloads.
 	bucketWorkloadKeys = "workload_keys"
 	bucketAudit        = "audit" // big-endian counter -> AuditRecord
-	// bucketCounters holds the registry's own counters (see addEvents).
-	bucketCounters = "counters"
 )
-
-// keyOutboxHigh is the highest outbox entry id the registry has queued.
-var keyOutboxHigh = []byte("outbox_high")
 
 // Schema is the layout of the registry's store.
 var Schema = store.Schema{
@@ -43,7 +38,7 @@ var Schema = store.Schema{
 	Buckets: []string{
 		bucketPartners, bucketIntegrations, bucketWorkloads,
 		bucketIntegrationsByPartner, bucketWorkloadsByIntegration, bucketWorkloadKeys,
-		bucketAudit, bucketCounters, outbox.Bucket,
+		bucketAudit, outbox.Bucket,
 	},
 }
 
@@ -163,26 +158,7 @@ func (r *Registry) commit(ctx context.Context, fn func(tx store.Tx) (change, err
 }
 
 // addEvents queues events in the outbox and returns the last entry's id.
-//
-// outbox.Add numbers an entry after the bucket's last key, so once the relay has drained the
-// bucket the numbering restarts at 1, and Relay.Wait would answer a new entry at once with the
-// sequence of an earlier, already published entry of the same id. Until the outbox keeps its own
-// counter, the registry keeps a high-water mark and, for the duration of the Add calls, places an
-// empty entry under it, so ids never repeat. The placeholder is removed in the same transaction,
-// so the relay never sees it.
 func addEvents(tx store.Tx, events []*treatyv1.Event) (uint64, error) {
-	if len(events) == 0 {
-		return 0, nil
-	}
-	high := store.KeyUint64(tx.Get(bucketCounters, keyOutboxHigh))
-	var placeholder []byte
-	if k, _ := tx.Last(outbox.Bucket); high > store.KeyUint64(k) {
-		// Every queued entry is below high, so no entry lives under this key.
-		placeholder = store.Uint64Key(high)
-		if err := tx.Put(outbox.Bucket, placeholder, []byte{}); err != nil {
-			return 0, err
-		}
-	}
 	var last uint64
 	for _, ev := range events {
 		id, err := outbox.Add(tx, outboxSource, ev)
@@ -191,12 +167,7 @@ func addEvents(tx store.Tx, events []*treatyv1.Event) (uint64, error) {
 		}
 		last = id
 	}
-	if placeholder != nil {
-		if err := tx.Delete(outbox.Bucket, placeholder); err != nil {
-			return 0, err
-		}
-	}
-	return last, tx.Put(bucketCounters, keyOutboxHigh, store.Uint64Key(last))
+	return last, nil
 }
 
 // committed reports whether an error from commit still means the write is durable: only the
