@@ -12,3 +12,16 @@ func ReplayEntries(i *Issuer) (entries, expiries int, err error) {
 	})
 	return entries, expiries, err
 }
+
+// ForgetPublication clears the recorded feed sequence of signing key kid in st, as if the process
+// had crashed after the relay published the key but before the issuer recorded where.
+func ForgetPublication(st store.Store, kid string) error {
+	return st.Update(func(tx store.Tx) error {
+		var rec keyRecord
+		if _, err := getJSON(tx, bucketKeys, []byte(kid), &rec); err != nil {
+			return err
+		}
+		rec.Published = 0
+		return putJSON(tx, bucketKeys, []byte(kid), &rec)
+	})
+}

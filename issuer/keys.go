@@ -101,19 +101,22 @@ func (s *signer) waitPublished(ctx context.Context) (uint64, error) {
 // publication is under way.
 func (i *Issuer) loadKeys() error {
 	var (
-		rec      keyRecord
-		pendID   uint64
-		pending  bool
-		priv     ed25519.PrivateKey
-		fresh    bool
-		keyError error
+		rec     keyRecord
+		pendID  uint64
+		floor   uint64
+		pending bool
+		priv    ed25519.PrivateKey
+		fresh   bool
 	)
 	err := i.cfg.Store.Update(func(tx store.Tx) error {
+		var err error
+		if floor, err = highestPublished(tx); err != nil {
+			return err
+		}
 		kid := tx.Get(bucketState, keyActive)
 		if kid == nil {
-			var err error
 			rec, priv, pendID, err = i.createKey(tx)
-			pending, fresh = err == nil, true
+			pending, fresh = true, true
 			return err
 		}
 		ok, err := getJSON(tx, bucketKeys, kid, &rec)
@@ -121,8 +124,7 @@ func (i *Issuer) loadKeys() error {
 			return err
 		}
 		if !ok || rec.Revoked || len(rec.Private) == 0 {
-			keyError = fmt.Errorf("issuer: the active signing key %s is missing, revoked or has no private key", kid)
-			return keyError
+			return fmt.Errorf("the active signing key %s is missing, revoked or has no private key", kid)
 		}
 		if rec.Published != 0 {
 			return nil
@@ -159,7 +161,7 @@ func (i *Issuer) loadKeys() error {
 		i.log.Info("issuer: created signing key", "kid", rec.Kid)
 	}
 	if pending {
-		i.awaitPublication(s, pendID)
+		i.awaitPublication(s, pendID, floor)
 	}
 	return nil
 }
@@ -244,15 +246,32 @@ func pendingPublication(tx store.Tx, kid string) (uint64, bool) {
 }
 
 // awaitPublication records the feed sequence of s once the relay has published outbox entry id.
-func (i *Issuer) awaitPublication(s *signer, id uint64) {
+//
+// floor is the highest sequence known for any earlier key. The outbox numbers entries from the
+// last one queued, so once it drains an id is used again, and the relay may still remember the
+// sequence of the earlier entry with the same id: such an answer is at or below floor, and the
+// wait goes on until the relay reports the new entry. (Answers above floor are the new entry's, or
+// at worst a later sequence, at which the feed knows the key all the same.)
+func (i *Issuer) awaitPublication(s *signer, id, floor uint64) {
 	i.wg.Add(1)
 	go func() {
 		defer i.wg.Done()
-		seq, err := i.cfg.Relay.Wait(i.ctx, id)
-		if err != nil {
-			return // the issuer is closing; the next start resumes the wait
+		var seq uint64
+		for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+			var err error
+			if seq, err = i.cfg.Relay.Wait(i.ctx, id); err != nil {
+				return // the issuer is closing; the next start resumes the wait
+			}
+			if seq > floor {
+				break
+			}
+			select {
+			case <-i.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
 		}
-		err = i.cfg.Store.Update(func(tx store.Tx) error {
+		err := i.cfg.Store.Update(func(tx store.Tx) error {
 			var rec keyRecord
 			if ok, err := getJSON(tx, bucketKeys, []byte(s.kid), &rec); err != nil || !ok {
 				return err
@@ -269,6 +288,20 @@ func (i *Issuer) awaitPublication(s *signer, id uint64) {
 	}()
 }
 
+// highestPublished returns the highest feed sequence recorded for any signing key in tx.
+func highestPublished(tx store.Tx) (uint64, error) {
+	var high uint64
+	err := tx.Scan(bucketKeys, nil, nil, func(k, v []byte) (bool, error) {
+		var rec keyRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return false, fmt.Errorf("decode signing key %s: %w", k, err)
+		}
+		high = max(high, rec.Published)
+		return true, nil
+	})
+	return high, err
+}
+
 // rotate replaces the active key after the PDP reported revoked revoked: it marks the old key
 // revoked (dropping its private half), creates and activates a new one and queues its publication,
 // all in one transaction. If another request rotated already, it returns the current key.
@@ -279,11 +312,17 @@ func (i *Issuer) rotate(revoked string) (*signer, error) {
 		return cur, nil
 	}
 	var (
-		rec  keyRecord
-		priv ed25519.PrivateKey
-		id   uint64
+		rec   keyRecord
+		priv  ed25519.PrivateKey
+		id    uint64
+		floor = i.active.Load().seq.Load()
 	)
 	err := i.cfg.Store.Update(func(tx store.Tx) error {
+		high, err := highestPublished(tx)
+		if err != nil {
+			return err
+		}
+		floor = max(floor, high)
 		var old keyRecord
 		ok, err := getJSON(tx, bucketKeys, []byte(revoked), &old)
 		if err != nil {
@@ -307,7 +346,7 @@ func (i *Issuer) rotate(revoked string) (*signer, error) {
 	}
 	i.active.Store(s)
 	i.log.Warn("issuer: the active signing key was revoked in the feed; rotated to a new key", "revoked_kid", revoked, "kid", rec.Kid)
-	i.awaitPublication(s, id)
+	i.awaitPublication(s, id, floor)
 	return s, nil
 }
 
