@@ -175,8 +175,10 @@ func verifyWithKeys(tok *jwt.JSONWebToken, keys []WorkloadKey) (jwt.Claims, bool
 		if n == maxWorkloadKeys {
 			break
 		}
+		// The key type decides: only Ed25519 keys verify, and only EdDSA was admitted at parsing.
+		// "Ed25519" is the fully-specified name of the same algorithm (RFC 9864).
 		pub, ok := k.Public.(ed25519.PublicKey)
-		if !ok || (k.Algorithm != "" && k.Algorithm != string(jose.EdDSA)) {
+		if !ok || (k.Algorithm != "" && k.Algorithm != string(jose.EdDSA) && k.Algorithm != "Ed25519") {
 			continue
 		}
 		var claims jwt.Claims

@@ -265,3 +265,22 @@ func TestSignAssertion(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkloadWithSeveralKeys(t *testing.T) {
+	e := newEnv(t)
+	pub, second, _ := ed25519.GenerateKey(rand.Reader)
+	kid, _ := issuer.KeyID(pub)
+	e.dir.edit(func(d *directory) {
+		w := d.workloads[workload]
+		w.Keys = append(w.Keys, issuer.WorkloadKey{KeyID: kid, Algorithm: "Ed25519", Public: pub})
+		d.workloads[workload] = w
+	})
+	// Either registered key authenticates, whether the kid header names it or not.
+	withKid, err := issuer.SignAssertion(workload, issuerURL, second, e.clock.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{withKid, sign(t, jose.EdDSA, second, claims(e.clock.Now())), e.assertion(workload)} {
+		e.issue(issuer.Request{Assertion: a, Scopes: []string{"invoices:read"}, Audience: audience})
+	}
+}
