@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -103,18 +102,14 @@ func (i *Issuer) loadKeys() error {
 	var (
 		rec     keyRecord
 		pendID  uint64
-		floor   uint64
 		pending bool
 		priv    ed25519.PrivateKey
 		fresh   bool
 	)
 	err := i.cfg.Store.Update(func(tx store.Tx) error {
-		var err error
-		if floor, err = highestPublished(tx); err != nil {
-			return err
-		}
 		kid := tx.Get(bucketState, keyActive)
 		if kid == nil {
+			var err error
 			rec, priv, pendID, err = i.createKey(tx)
 			pending, fresh = true, true
 			return err
@@ -129,13 +124,11 @@ func (i *Issuer) loadKeys() error {
 		if rec.Published != 0 {
 			return nil
 		}
-		// Publication was queued but its sequence never recorded. If the entry is still queued,
-		// wait for it; if it was published before a crash, publish again: a later sequence at
-		// which the feed knows the key is as good.
+		// The key's publication was queued but its sequence never recorded: the process stopped
+		// first. Whether the earlier entry is still queued or was published already, queue it
+		// again and wait for that: the outbox publishes in order, so the feed knows the key at
+		// the new entry's sequence either way, and publishing a key twice changes nothing.
 		pending = true
-		if pendID, ok = pendingPublication(tx, rec.Kid); ok {
-			return nil
-		}
 		pendID, err = queuePublication(tx, &rec, i.cfg.IssuerURL)
 		return err
 	})
@@ -161,7 +154,7 @@ func (i *Issuer) loadKeys() error {
 		i.log.Info("issuer: created signing key", "kid", rec.Kid)
 	}
 	if pending {
-		i.awaitPublication(s, pendID, floor)
+		i.awaitPublication(s, pendID)
 	}
 	return nil
 }
@@ -231,47 +224,16 @@ func queuePublication(tx store.Tx, rec *keyRecord, issuerURL string) (uint64, er
 	return id, nil
 }
 
-// pendingPublication finds the queued outbox entry that publishes kid.
-func pendingPublication(tx store.Tx, kid string) (uint64, bool) {
-	var id uint64
-	_ = tx.Scan(outbox.Bucket, nil, nil, func(k, v []byte) (bool, error) {
-		e := new(treatyv1.PublishEntry)
-		if proto.Unmarshal(v, e) == nil && e.GetEvent().GetSigningKeyPublished().GetKid() == kid {
-			id = store.KeyUint64(k)
-			return false, nil
-		}
-		return true, nil
-	})
-	return id, id != 0
-}
-
 // awaitPublication records the feed sequence of s once the relay has published outbox entry id.
-//
-// floor is the highest sequence known for any earlier key. The outbox numbers entries from the
-// last one queued, so once it drains an id is used again, and the relay may still remember the
-// sequence of the earlier entry with the same id: such an answer is at or below floor, and the
-// wait goes on until the relay reports the new entry. (Answers above floor are the new entry's, or
-// at worst a later sequence, at which the feed knows the key all the same.)
-func (i *Issuer) awaitPublication(s *signer, id, floor uint64) {
+func (i *Issuer) awaitPublication(s *signer, id uint64) {
 	i.wg.Add(1)
 	go func() {
 		defer i.wg.Done()
-		var seq uint64
-		for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-			var err error
-			if seq, err = i.cfg.Relay.Wait(i.ctx, id); err != nil {
-				return // the issuer is closing; the next start resumes the wait
-			}
-			if seq > floor {
-				break
-			}
-			select {
-			case <-i.ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
+		seq, err := i.cfg.Relay.Wait(i.ctx, id)
+		if err != nil {
+			return // the issuer is closing; the next start publishes the key again
 		}
-		err := i.cfg.Store.Update(func(tx store.Tx) error {
+		err = i.cfg.Store.Update(func(tx store.Tx) error {
 			var rec keyRecord
 			if ok, err := getJSON(tx, bucketKeys, []byte(s.kid), &rec); err != nil || !ok {
 				return err
@@ -288,20 +250,6 @@ func (i *Issuer) awaitPublication(s *signer, id, floor uint64) {
 	}()
 }
 
-// highestPublished returns the highest feed sequence recorded for any signing key in tx.
-func highestPublished(tx store.Tx) (uint64, error) {
-	var high uint64
-	err := tx.Scan(bucketKeys, nil, nil, func(k, v []byte) (bool, error) {
-		var rec keyRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return false, fmt.Errorf("decode signing key %s: %w", k, err)
-		}
-		high = max(high, rec.Published)
-		return true, nil
-	})
-	return high, err
-}
-
 // rotate replaces the active key after the PDP reported revoked revoked: it marks the old key
 // revoked (dropping its private half), creates and activates a new one and queues its publication,
 // all in one transaction. If another request rotated already, it returns the current key.
@@ -312,17 +260,11 @@ func (i *Issuer) rotate(revoked string) (*signer, error) {
 		return cur, nil
 	}
 	var (
-		rec   keyRecord
-		priv  ed25519.PrivateKey
-		id    uint64
-		floor = i.active.Load().seq.Load()
+		rec  keyRecord
+		priv ed25519.PrivateKey
+		id   uint64
 	)
 	err := i.cfg.Store.Update(func(tx store.Tx) error {
-		high, err := highestPublished(tx)
-		if err != nil {
-			return err
-		}
-		floor = max(floor, high)
 		var old keyRecord
 		ok, err := getJSON(tx, bucketKeys, []byte(revoked), &old)
 		if err != nil {
@@ -346,7 +288,7 @@ func (i *Issuer) rotate(revoked string) (*signer, error) {
 	}
 	i.active.Store(s)
 	i.log.Warn("issuer: the active signing key was revoked in the feed; rotated to a new key", "revoked_kid", revoked, "kid", rec.Kid)
-	i.awaitPublication(s, id, floor)
+	i.awaitPublication(s, id)
 	return s, nil
 }
 
