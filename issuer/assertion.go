@@ -126,7 +126,7 @@ func (i *Issuer) authenticate(ctx context.Context, assertionType, assertion stri
 		if fail.KindOf(err) == fail.NotFound {
 			return Workload{}, fail.Unauthenticatedf("unknown client")
 		}
-		return Workload{}, unavailable(err, "the registry could not be asked about the client; retry")
+		return Workload{}, directoryError(err, "the client")
 	}
 	claims, ok := verifyWithKeys(tok, w.Keys)
 	if !ok {
@@ -196,4 +196,14 @@ func unavailable(err error, msg string) error {
 		return err
 	}
 	return fail.Unavailablef(err, "%s", msg)
+}
+
+// directoryError passes on a registry lookup failure other than NotFound: Unavailable as it is
+// (the caller may retry), a local fault such as an unusable registered key as an internal error
+// (logged, hidden from the caller, and issuance fails closed), and any other kind as Unavailable.
+func directoryError(err error, what string) error {
+	if fail.KindOf(err) == fail.Internal {
+		return fmt.Errorf("issuer: registry lookup of %s: %w", what, err)
+	}
+	return unavailable(err, fmt.Sprintf("the registry could not be asked about %s; retry", what))
 }

@@ -215,7 +215,7 @@ func lookupError(err error, kind, id string) error {
 	if fail.KindOf(err) == fail.NotFound {
 		return fail.Deniedf("%s %q is not registered", kind, id)
 	}
-	return unavailable(err, fmt.Sprintf("the registry could not be asked about %s %q; retry", kind, id))
+	return directoryError(err, fmt.Sprintf("%s %q", kind, id))
 }
 
 // grantScopes checks every requested scope against the integration's ceiling, refusing the

@@ -61,6 +61,8 @@ func TestIssueRefusals(t *testing.T) {
 		}, want: fail.Denied, msg: "no contract end"},
 		{name: "registry down", setup: func(e *env) { e.dir.edit(func(d *directory) { d.err = errPeerDown }) },
 			want: fail.Unavailable},
+		{name: "registry fault", setup: func(e *env) { e.dir.edit(func(d *directory) { d.err = errors.New("unusable key") }) },
+			want: fail.Internal, msg: "registry lookup of the client"},
 		{name: "decision point denies", setup: func(e *env) {
 			e.authz.set(func(a *authorizer) { a.deny[workload] = []string{"workload_blocked", "policy_forbid"} })
 		}, want: fail.Denied, msg: "issuance denied: workload_blocked, policy_forbid"},
