@@ -1,0 +1,209 @@
+package issuer
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/cryptosigner"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/treaty-dev/treaty/fail"
+)
+
+// AssertionType is the client_assertion_type of a private_key_jwt client assertion (RFC 7523).
+const AssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// The limits client assertions are held to.
+const (
+	// MaxAssertionSize bounds an assertion, so a request cannot make the issuer parse megabytes.
+	MaxAssertionSize = 8 << 10
+	// MaxAssertionLifetime is how far ahead an assertion's exp may be.
+	MaxAssertionLifetime = 5 * time.Minute
+	// ClockSkew is the clock difference tolerated between a workload and the issuer.
+	ClockSkew = 60 * time.Second
+	// maxJTI bounds the jti kept in the replay cache.
+	maxJTI = 256
+	// maxWorkloadKeys bounds how many registered keys one assertion is tried against.
+	maxWorkloadKeys = 16
+)
+
+// assertionAlgorithms pins the algorithms accepted for client assertions: only EdDSA, so "none",
+// HMAC (and the confusion of a public key used as an HMAC secret) and everything else are
+// refused before any key is touched.
+var assertionAlgorithms = []jose.SignatureAlgorithm{jose.EdDSA}
+
+// SignAssertion builds an RFC 7523 client assertion for workloadID: iss and sub are the workload,
+// aud the issuer identifier, iat now, exp now+ttl, a random jti, signed with EdDSA by key (an
+// ed25519.PrivateKey, or any crypto.Signer whose public key is Ed25519). The kid header is the
+// key's RFC 7638 thumbprint. ttl must be positive and at most MaxAssertionLifetime.
+func SignAssertion(workloadID, audience string, key crypto.Signer, now time.Time, ttl time.Duration) (string, error) {
+	if ttl <= 0 || ttl > MaxAssertionLifetime {
+		return "", fmt.Errorf("client assertion lifetime %s must be positive and at most %s", ttl, MaxAssertionLifetime)
+	}
+	if key == nil {
+		return "", errors.New("client assertion needs a signing key")
+	}
+	pub, ok := key.Public().(ed25519.PublicKey)
+	if !ok {
+		return "", fmt.Errorf("client assertions are signed with Ed25519 keys, not %T", key.Public())
+	}
+	kid, err := KeyID(pub)
+	if err != nil {
+		return "", err
+	}
+	var sk any = cryptosigner.Opaque(key)
+	if priv, ok := key.(ed25519.PrivateKey); ok {
+		sk = priv
+	}
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: sk, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return "", fmt.Errorf("client assertion signer: %w", err)
+	}
+	jti, err := randomID()
+	if err != nil {
+		return "", err
+	}
+	claims := jwt.Claims{
+		Issuer: workloadID, Subject: workloadID, Audience: jwt.Audience{audience},
+		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(ttl)), ID: jti,
+	}
+	out, err := jwt.Signed(sig).Claims(claims).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("sign client assertion: %w", err)
+	}
+	return out, nil
+}
+
+// randomID returns 128 random bits, base64url-encoded.
+func randomID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// authenticate verifies a private_key_jwt client assertion and returns the workload it
+// authenticates. The assertion's jti is recorded in the replay cache, durably, before it returns.
+// Every failure is Unauthenticated (a wrong assertion type is Invalid), with a message that never
+// repeats the assertion.
+func (i *Issuer) authenticate(ctx context.Context, assertionType, assertion string) (Workload, error) {
+	if assertionType != "" && assertionType != AssertionType {
+		return Workload{}, fail.Invalidf("client_assertion_type", "client_assertion_type must be empty or %q", AssertionType)
+	}
+	if assertion == "" {
+		return Workload{}, fail.Invalidf("client_assertion", "client_assertion is required: a JWT signed by the workload's registered key")
+	}
+	if len(assertion) > MaxAssertionSize {
+		return Workload{}, fail.Unauthenticatedf("client assertion is larger than %d bytes", MaxAssertionSize)
+	}
+	tok, err := jwt.ParseSigned(assertion, assertionAlgorithms)
+	if err != nil || len(tok.Headers) != 1 {
+		return Workload{}, fail.Unauthenticatedf("client assertion is not a compact JWS signed with EdDSA, the only algorithm accepted")
+	}
+	var unverified jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return Workload{}, fail.Unauthenticatedf("client assertion claims are malformed")
+	}
+	switch {
+	case unverified.Issuer == "" || unverified.Subject == "":
+		return Workload{}, fail.Unauthenticatedf("client assertion must carry iss and sub, both the workload id")
+	case unverified.Issuer != unverified.Subject:
+		return Workload{}, fail.Unauthenticatedf("client assertion iss and sub must be equal: both are the workload id")
+	case !fail.ValidID(unverified.Issuer):
+		return Workload{}, fail.Unauthenticatedf("client assertion iss is not a valid workload id")
+	}
+	w, err := i.cfg.Directory.Workload(ctx, unverified.Issuer)
+	if err != nil {
+		if fail.KindOf(err) == fail.NotFound {
+			return Workload{}, fail.Unauthenticatedf("unknown client")
+		}
+		return Workload{}, directoryError(err, "the client")
+	}
+	claims, ok := verifyWithKeys(tok, w.Keys)
+	if !ok {
+		return Workload{}, fail.Unauthenticatedf("client assertion signature does not verify with any registered key of workload %q", w.ID)
+	}
+	now := i.cfg.Now()
+	switch {
+	case claims.Issuer != w.ID || claims.Subject != w.ID:
+		return Workload{}, fail.Unauthenticatedf("client assertion iss and sub must be the workload id")
+	case !claims.Audience.Contains(i.cfg.IssuerURL):
+		return Workload{}, fail.Unauthenticatedf("client assertion aud must contain the issuer identifier %q", i.cfg.IssuerURL)
+	case claims.Expiry == nil:
+		return Workload{}, fail.Unauthenticatedf("client assertion must carry exp")
+	case now.After(claims.Expiry.Time().Add(ClockSkew)):
+		return Workload{}, fail.Unauthenticatedf("client assertion has expired; sign a fresh one")
+	case claims.Expiry.Time().After(now.Add(MaxAssertionLifetime + ClockSkew)):
+		return Workload{}, fail.Unauthenticatedf("client assertion exp is more than %s ahead; sign short-lived assertions", MaxAssertionLifetime)
+	case claims.IssuedAt != nil && claims.IssuedAt.Time().After(now.Add(ClockSkew)):
+		return Workload{}, fail.Unauthenticatedf("client assertion iat is in the future; check the workload's clock")
+	case claims.NotBefore != nil && claims.NotBefore.Time().After(now.Add(ClockSkew)):
+		return Workload{}, fail.Unauthenticatedf("client assertion is not valid yet (nbf is in the future)")
+	case claims.ID == "":
+		return Workload{}, fail.Unauthenticatedf("client assertion must carry a jti, unique per assertion")
+	case len(claims.ID) > maxJTI:
+		return Workload{}, fail.Unauthenticatedf("client assertion jti is longer than %d bytes", maxJTI)
+	}
+	if err := i.consumeJTI(w.ID, claims.ID, claims.Expiry.Time().Add(ClockSkew), now); err != nil {
+		return Workload{}, err
+	}
+	return w, nil
+}
+
+// verifyWithKeys verifies tok against the workload's Ed25519 keys, the one its kid header names
+// first, and returns the verified claims.
+func verifyWithKeys(tok *jwt.JSONWebToken, keys []WorkloadKey) (jwt.Claims, bool) {
+	kid := tok.Headers[0].KeyID
+	ordered := make([]WorkloadKey, 0, len(keys))
+	for _, k := range keys {
+		if kid != "" && k.KeyID == kid {
+			ordered = append([]WorkloadKey{k}, ordered...)
+		} else {
+			ordered = append(ordered, k)
+		}
+	}
+	for n, k := range ordered {
+		if n == maxWorkloadKeys {
+			break
+		}
+		// The key type decides: only Ed25519 keys verify, and only EdDSA was admitted at parsing.
+		// "Ed25519" is the fully-specified name of the same algorithm (RFC 9864).
+		pub, ok := k.Public.(ed25519.PublicKey)
+		if !ok || (k.Algorithm != "" && k.Algorithm != string(jose.EdDSA) && k.Algorithm != "Ed25519") {
+			continue
+		}
+		var claims jwt.Claims
+		if err := tok.Claims(pub, &claims); err == nil {
+			return claims, true
+		}
+	}
+	return jwt.Claims{}, false
+}
+
+// unavailable turns a peer's error into one the caller may retry, keeping its message if it was
+// already Unavailable.
+func unavailable(err error, msg string) error {
+	if fail.KindOf(err) == fail.Unavailable {
+		return err
+	}
+	return fail.Unavailablef(err, "%s", msg)
+}
+
+// directoryError passes on a registry lookup failure other than NotFound: Unavailable as it is
+// (the caller may retry), a local fault such as an unusable registered key as an internal error
+// (logged, hidden from the caller, and issuance fails closed), and any other kind as Unavailable.
+func directoryError(err error, what string) error {
+	if fail.KindOf(err) == fail.Internal {
+		return fmt.Errorf("issuer: registry lookup of %s: %w", what, err)
+	}
+	return unavailable(err, fmt.Sprintf("the registry could not be asked about %s; retry", what))
+}

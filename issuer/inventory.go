@@ -1,0 +1,147 @@
+package issuer
+
+import (
+	"encoding/base64"
+	"fmt"
+
+	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// Page sizes of ListCredentials.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+	// maxExamined bounds the index entries one page reads, so a filter that matches little cannot
+	// make one call scan the whole inventory; the page then comes back short, with a token.
+	maxExamined = 10000
+)
+
+// Filter selects credentials from the inventory. Zero fields select everything.
+type Filter struct {
+	PartnerID  string
+	WorkloadID string
+	// LiveOnly keeps only credentials that have not expired.
+	LiveOnly bool
+}
+
+// record writes a credential and its index entries in one durable transaction.
+func (i *Issuer) record(c Credential) error {
+	err := i.cfg.Store.Update(func(tx store.Tx) error {
+		if tx.Get(bucketCreds, []byte(c.ID)) != nil {
+			return fmt.Errorf("credential id %s exists already", c.ID)
+		}
+		n := store.KeyUint64(tx.Get(bucketState, keyCounter)) + 1
+		if err := tx.Put(bucketState, keyCounter, store.Uint64Key(n)); err != nil {
+			return err
+		}
+		rec := credentialRecord{
+			ID: c.ID, WorkloadID: c.WorkloadID, IntegrationID: c.IntegrationID, PartnerID: c.PartnerID,
+			Scopes: c.Scopes, Audience: c.Audience, IssueTime: c.IssueTime, ExpireTime: c.ExpireTime,
+			Kid: c.Kid, Sequence: c.Sequence, Order: n,
+		}
+		if err := putJSON(tx, bucketCreds, []byte(c.ID), &rec); err != nil {
+			return err
+		}
+		jti, order := []byte(c.ID), orderKey(n)
+		for bucket, key := range map[string][]byte{
+			bucketByOrder:    order,
+			bucketByPartner:  scoped(c.PartnerID, order),
+			bucketByWorkload: scoped(c.WorkloadID, order),
+		} {
+			if err := tx.Put(bucket, key, jti); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("issuer: record credential in the inventory: %w", err)
+	}
+	return nil
+}
+
+// Credential returns the inventory record of the credential with the given jti.
+func (i *Issuer) Credential(jti string) (Credential, error) {
+	var rec credentialRecord
+	var ok bool
+	err := i.cfg.Store.View(func(tx store.Tx) error {
+		var err error
+		ok, err = getJSON(tx, bucketCreds, []byte(jti), &rec)
+		return err
+	})
+	if err != nil {
+		return Credential{}, fmt.Errorf("issuer: read credential: %w", err)
+	}
+	if !ok {
+		return Credential{}, fail.NotFoundf("credential %q is not in the inventory", jti)
+	}
+	return rec.credential(), nil
+}
+
+// ListCredentials pages through the inventory, newest first (in issuance order). pageSize zero
+// means DefaultPageSize; larger than MaxPageSize means MaxPageSize. The returned token, empty on
+// the last page, continues the listing with the same filter.
+func (i *Issuer) ListCredentials(f Filter, pageSize int, pageToken string) ([]Credential, string, error) {
+	switch {
+	case pageSize < 0:
+		return nil, "", fail.Invalidf("page_size", "page_size must not be negative")
+	case pageSize == 0:
+		pageSize = DefaultPageSize
+	case pageSize > MaxPageSize:
+		pageSize = MaxPageSize
+	}
+	var start []byte
+	if pageToken != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err != nil || len(raw) != 8 {
+			return nil, "", fail.Invalidf("page_token", "page_token is not a token this listing returned")
+		}
+		start = raw
+	}
+	bucket, prefix := bucketByOrder, []byte(nil)
+	switch {
+	case f.WorkloadID != "":
+		bucket, prefix = bucketByWorkload, scoped(f.WorkloadID, nil)
+	case f.PartnerID != "":
+		bucket, prefix = bucketByPartner, scoped(f.PartnerID, nil)
+	}
+	if start != nil {
+		start = append(append([]byte(nil), prefix...), start...)
+	}
+	now := i.cfg.Now()
+	var (
+		out  []Credential
+		next string
+	)
+	err := i.cfg.Store.View(func(tx store.Tx) error {
+		examined := 0
+		return tx.Scan(bucket, prefix, start, func(k, jti []byte) (bool, error) {
+			if examined++; examined > maxExamined {
+				next = base64.RawURLEncoding.EncodeToString(k[len(prefix):])
+				return false, nil
+			}
+			var rec credentialRecord
+			ok, err := getJSON(tx, bucketCreds, jti, &rec)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				return false, fmt.Errorf("index entry for %q has no record", jti)
+			}
+			if (f.PartnerID != "" && rec.PartnerID != f.PartnerID) || (f.LiveOnly && !rec.ExpireTime.After(now)) {
+				return true, nil
+			}
+			if len(out) == pageSize {
+				next = base64.RawURLEncoding.EncodeToString(k[len(prefix):])
+				return false, nil
+			}
+			out = append(out, rec.credential())
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("issuer: list credentials: %w", err)
+	}
+	return out, next, nil
+}

@@ -1,0 +1,299 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/token"
+)
+
+// DefaultTTL is a credential's lifetime when the request names none.
+const DefaultTTL = 5 * time.Minute
+
+// Request limits, beyond which a request is malformed.
+const (
+	maxScopes   = 64
+	maxScope    = 256
+	maxAudience = 1024
+)
+
+// The PDP's deny reasons the issuer acts on.
+const (
+	reasonKeyRevoked = "key_revoked"
+	reasonSyncing    = "syncing"
+	reasonStale      = "stale"
+)
+
+// Request asks for a credential.
+type Request struct {
+	// AssertionType is empty or AssertionType.
+	AssertionType string
+	// Assertion is the workload's signed client assertion (see SignAssertion).
+	Assertion string
+	// Scopes are the scopes requested, each inside the integration's ceiling.
+	Scopes []string
+	// Audience is the one audience requested, one the integration lists.
+	Audience string
+	// TTL is the lifetime requested; zero means DefaultTTL.
+	TTL time.Duration
+	// MinSequence, if set, makes the PDP decide at or after this feed sequence.
+	MinSequence uint64
+}
+
+// Credential is an inventory record: everything about a minted credential but the token.
+type Credential struct {
+	// ID is the token's jti.
+	ID            string
+	WorkloadID    string
+	IntegrationID string
+	PartnerID     string
+	// Scopes are the granted scopes, in request order, without duplicates.
+	Scopes     []string
+	Audience   string
+	IssueTime  time.Time
+	ExpireTime time.Time
+	// Kid names the signing key.
+	Kid string
+	// Sequence is the feed sequence issuance was decided at (the tsq claim).
+	Sequence uint64
+}
+
+// Issued is a minted credential.
+type Issued struct {
+	// Token is the signed JWT. A secret: never log it.
+	Token      string
+	Credential Credential
+}
+
+// Issue authenticates the workload by its client assertion, checks the request against the
+// registry and the PDP, mints a signed access token and records it in the inventory before
+// returning it.
+func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
+	if err := checkRequest(req); err != nil {
+		return Issued{}, err
+	}
+	w, err := i.authenticate(ctx, req.AssertionType, req.Assertion)
+	if err != nil {
+		i.log.Info("issuer: client authentication failed", "err", err)
+		return Issued{}, err
+	}
+	out, err := i.issue(ctx, w, req)
+	if err != nil {
+		i.log.Info("issuer: issuance refused", "workload", w.ID, "err", err)
+		return Issued{}, err
+	}
+	c := out.Credential
+	i.log.Info("issuer: credential issued", "jti", c.ID, "workload", c.WorkloadID, "partner", c.PartnerID,
+		"integration", c.IntegrationID, "scopes", c.Scopes, "audience", c.Audience,
+		"expire_time", c.ExpireTime, "kid", c.Kid, "sequence", c.Sequence)
+	return out, nil
+}
+
+func checkRequest(req Request) error {
+	if len(req.Scopes) == 0 {
+		return fail.Invalidf("scopes", "scopes: request at least one scope")
+	}
+	if len(req.Scopes) > maxScopes {
+		return fail.Invalidf("scopes", "scopes: at most %d scopes per request", maxScopes)
+	}
+	for _, s := range req.Scopes {
+		if !ValidScope(s) {
+			return fail.Invalidf("scopes", "scopes: %q is not a valid scope token (1-%d printable ASCII characters, no spaces, quotes or backslashes)", s, maxScope)
+		}
+	}
+	switch {
+	case req.Audience == "":
+		return fail.Invalidf("audience", "audience is required: the resource the credential is for")
+	case len(req.Audience) > maxAudience:
+		return fail.Invalidf("audience", "audience is longer than %d bytes", maxAudience)
+	case req.TTL < 0:
+		return fail.Invalidf("ttl", "ttl must not be negative")
+	case req.TTL > 0 && req.TTL < time.Second:
+		return fail.Invalidf("ttl", "ttl must be at least one second")
+	}
+	return nil
+}
+
+// ValidScope reports whether s is a scope token as RFC 6749 section 3.3 defines it (with a length
+// bound), so that scopes can be joined with spaces into the scope claim.
+func ValidScope(s string) bool {
+	if s == "" || len(s) > maxScope {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// issue runs every step after authentication.
+func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, error) {
+	integ, partner, err := i.grant(ctx, w)
+	if err != nil {
+		return Issued{}, err
+	}
+	scopes, err := grantScopes(req.Scopes, integ)
+	if err != nil {
+		return Issued{}, err
+	}
+	if !slices.Contains(integ.Audiences, req.Audience) {
+		return Issued{}, fail.Deniedf("audience %q is not one integration %q lists", req.Audience, integ.ID)
+	}
+	now := i.cfg.Now()
+	iat, exp, err := i.lifetime(now, req.TTL, integ, partner)
+	if err != nil {
+		return Issued{}, err
+	}
+	dec, key, err := i.authorize(ctx, w, scopes, req.Audience, req.MinSequence)
+	if err != nil {
+		return Issued{}, err
+	}
+	jti, err := randomID()
+	if err != nil {
+		return Issued{}, err
+	}
+	claims := token.Claims{
+		Issuer: i.cfg.IssuerURL, Subject: w.ID, ClientID: w.ID, Partner: w.PartnerID, Integration: w.IntegrationID,
+		Scope: strings.Join(scopes, " "), Audience: req.Audience, IssuedAt: iat.Unix(), Expiry: exp.Unix(),
+		ID: jti, Sequence: dec.Sequence,
+	}
+	raw, err := jwt.Signed(key.jose).Claims(claims).Serialize()
+	if err != nil {
+		return Issued{}, fmt.Errorf("issuer: sign access token: %w", err)
+	}
+	cred := Credential{
+		ID: jti, WorkloadID: w.ID, IntegrationID: w.IntegrationID, PartnerID: w.PartnerID, Scopes: scopes,
+		Audience: req.Audience, IssueTime: iat, ExpireTime: exp, Kid: key.kid, Sequence: dec.Sequence,
+	}
+	if err := i.record(cred); err != nil {
+		return Issued{}, err
+	}
+	return Issued{Token: raw, Credential: cred}, nil
+}
+
+// grant looks up the workload's integration and partner and checks that all three are active and
+// the contract still runs.
+func (i *Issuer) grant(ctx context.Context, w Workload) (Integration, Partner, error) {
+	if !w.Active {
+		return Integration{}, Partner{}, fail.Deniedf("workload %q is not active; no credentials are issued to it", w.ID)
+	}
+	integ, err := i.cfg.Directory.Integration(ctx, w.IntegrationID)
+	if err != nil {
+		return Integration{}, Partner{}, lookupError(err, "integration", w.IntegrationID)
+	}
+	if integ.PartnerID != w.PartnerID {
+		return Integration{}, Partner{}, fmt.Errorf("issuer: registry inconsistency: workload %q names partner %q but its integration %q belongs to %q", w.ID, w.PartnerID, integ.ID, integ.PartnerID)
+	}
+	if !integ.Active {
+		return Integration{}, Partner{}, fail.Deniedf("integration %q is not active; no credentials are issued under it", integ.ID)
+	}
+	partner, err := i.cfg.Directory.Partner(ctx, w.PartnerID)
+	if err != nil {
+		return Integration{}, Partner{}, lookupError(err, "partner", w.PartnerID)
+	}
+	switch {
+	case !partner.Active:
+		return Integration{}, Partner{}, fail.Deniedf("partner %q is not active (suspended or offboarded); no credentials are issued to it", partner.ID)
+	case partner.ContractEnd.IsZero():
+		return Integration{}, Partner{}, fail.Deniedf("partner %q has no contract end on record; no credentials are issued to it", partner.ID)
+	case !i.cfg.Now().Before(partner.ContractEnd):
+		return Integration{}, Partner{}, fail.Deniedf("the contract of partner %q ended at %s; no credentials are issued to it", partner.ID, partner.ContractEnd.UTC().Format(time.RFC3339))
+	}
+	return integ, partner, nil
+}
+
+func lookupError(err error, kind, id string) error {
+	if fail.KindOf(err) == fail.NotFound {
+		return fail.Deniedf("%s %q is not registered", kind, id)
+	}
+	return directoryError(err, fmt.Sprintf("%s %q", kind, id))
+}
+
+// grantScopes checks every requested scope against the integration's ceiling, refusing the
+// request if any is outside, and drops duplicates, keeping the request order.
+func grantScopes(requested []string, integ Integration) ([]string, error) {
+	out := make([]string, 0, len(requested))
+	for _, s := range requested {
+		if !slices.Contains(integ.AllowedScopes, s) {
+			return nil, fail.Deniedf("scope %q is outside the ceiling of integration %q", s, integ.ID)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// lifetime returns the credential's iat and exp, whole seconds: the requested lifetime (default
+// DefaultTTL) capped by the integration, the deployment and the partner's contract end.
+func (i *Issuer) lifetime(now time.Time, requested time.Duration, integ Integration, partner Partner) (time.Time, time.Time, error) {
+	ttl := requested
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	if integ.MaxTTL > 0 {
+		ttl = min(ttl, integ.MaxTTL)
+	}
+	ttl = min(ttl, i.cfg.MaxCredentialTTL)
+	iat := now.UTC().Truncate(time.Second)
+	exp := iat.Add(ttl).Truncate(time.Second)
+	if end := partner.ContractEnd.UTC().Truncate(time.Second); exp.After(end) {
+		exp = end // exp is exclusive, like the contract end
+	}
+	if !exp.After(iat) {
+		return time.Time{}, time.Time{}, fail.Deniedf("the contract of partner %q ends in less than a second; no credentials are issued to it", partner.ID)
+	}
+	return iat, exp, nil
+}
+
+// authorize asks the PDP whether the credential may be minted and returns the decision with the
+// key to sign with. If the PDP reports the active key revoked, the issuer rotates to a new key and
+// asks once more.
+func (i *Issuer) authorize(ctx context.Context, w Workload, scopes []string, aud string, minSeq uint64) (IssuanceDecision, *signer, error) {
+	key := i.active.Load()
+	for attempt := 0; ; attempt++ {
+		published, err := key.waitPublished(ctx)
+		if err != nil {
+			return IssuanceDecision{}, nil, err
+		}
+		req := IssuanceRequest{WorkloadID: w.ID, Scopes: scopes, Audience: aud, Kid: key.kid, MinSequence: max(minSeq, published)}
+		dec, err := i.cfg.Authorizer.AuthorizeIssuance(ctx, req)
+		if err != nil {
+			return IssuanceDecision{}, nil, unavailable(err, "the decision point could not be asked; retry")
+		}
+		if dec.Allow {
+			if dec.Sequence < req.MinSequence {
+				return IssuanceDecision{}, nil, fail.Unavailablef(errors.New("decision behind min sequence"),
+					"the decision point answered at feed sequence %d, before %d; retry", dec.Sequence, req.MinSequence)
+			}
+			return dec, key, nil
+		}
+		switch {
+		case slices.Contains(dec.Reasons, reasonKeyRevoked) && attempt == 0:
+			if key, err = i.rotate(key.kid); err != nil {
+				return IssuanceDecision{}, nil, err
+			}
+		case slices.Contains(dec.Reasons, reasonKeyRevoked):
+			return IssuanceDecision{}, nil, fail.Unavailablef(errors.New("key revoked after rotation"),
+				"the issuer's new signing key %s was reported revoked too; retry", key.kid)
+		case slices.Contains(dec.Reasons, reasonSyncing) || slices.Contains(dec.Reasons, reasonStale):
+			return IssuanceDecision{}, nil, fail.Unavailablef(fmt.Errorf("decision point reasons %v", dec.Reasons),
+				"the decision point is catching up; retry")
+		default:
+			reasons := strings.Join(dec.Reasons, ", ")
+			if reasons == "" {
+				reasons = "no reason given"
+			}
+			return IssuanceDecision{}, nil, fail.Deniedf("issuance denied: %s", reasons)
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/treaty-dev/treaty/outbox"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// DefaultMaxCredentialTTL is the default longest lifetime of any credential.
+const DefaultMaxCredentialTTL = 24 * time.Hour
+
+// Config configures an Issuer.
+type Config struct {
+	// Store keeps signing keys, the inventory, the replay cache and the outbox (see Schema).
+	Store store.Store
+	// Relay publishes the outbox in Store into the revoker's feed. The caller runs it.
+	Relay *outbox.Relay
+	// Directory looks workloads, integrations and partners up in the registry.
+	Directory Directory
+	// Authorizer asks the PDP whether issuance is allowed.
+	Authorizer Authorizer
+	// IssuerURL is the issuer identifier: the iss of every token and the aud client assertions
+	// must carry.
+	IssuerURL string
+	// MaxCredentialTTL caps every credential's lifetime; defaults to DefaultMaxCredentialTTL.
+	MaxCredentialTTL time.Duration
+	// Now returns the current time; defaults to time.Now.
+	Now func() time.Time
+	// Logger receives operational and audit logs; defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("issuer: Config.Store is required")
+	case c.Relay == nil:
+		return errors.New("issuer: Config.Relay is required")
+	case c.Directory == nil:
+		return errors.New("issuer: Config.Directory is required")
+	case c.Authorizer == nil:
+		return errors.New("issuer: Config.Authorizer is required")
+	case c.MaxCredentialTTL < 0:
+		return errors.New("issuer: Config.MaxCredentialTTL must not be negative")
+	}
+	u, err := url.Parse(c.IssuerURL)
+	if c.IssuerURL == "" || err != nil || u.Scheme == "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("issuer: the issuer URL %q must be an absolute URL without query or fragment, for example https://treaty.example.com", c.IssuerURL)
+	}
+	if c.MaxCredentialTTL == 0 {
+		c.MaxCredentialTTL = DefaultMaxCredentialTTL
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Issuer authenticates workloads and mints access tokens.
+type Issuer struct {
+	cfg Config
+	log *slog.Logger
+
+	active   atomic.Pointer[signer] // the key new tokens are signed with
+	rotateMu sync.Mutex             // serializes key rotation
+
+	// Background waits for key publication live as long as the Issuer.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New opens the issuer kept in cfg.Store: it loads the active signing key, or creates one and
+// queues its publication into the feed in the same transaction. The key's feed sequence is
+// recorded in the background once the relay confirms it; issuance waits for it. Call Close to stop
+// the background work.
+func New(cfg Config) (*Issuer, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	i := &Issuer{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel}
+	if err := i.loadKeys(); err != nil {
+		cancel()
+		return nil, err
+	}
+	return i, nil
+}
+
+// Close stops the background waits for key publication. It does not close the store or the relay.
+func (i *Issuer) Close() {
+	i.cancel()
+	i.wg.Wait()
+}
+
+// IssuerURL returns the issuer identifier.
+func (i *Issuer) IssuerURL() string { return i.cfg.IssuerURL }
+
+// MaxCredentialTTL returns the longest lifetime any credential may have.
+func (i *Issuer) MaxCredentialTTL() time.Duration { return i.cfg.MaxCredentialTTL }

@@ -1,0 +1,280 @@
+package issuer_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/treaty-dev/treaty/fail"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// checkPublicJWK fails unless raw is a public Ed25519 JWK for kid, without private members.
+func checkPublicJWK(t *testing.T, raw []byte, kid string) {
+	t.Helper()
+	var members map[string]any
+	if err := json.Unmarshal(raw, &members); err != nil {
+		t.Fatal(err)
+	}
+	for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
+		if _, ok := members[private]; ok {
+			t.Fatalf("published JWK carries private member %q", private)
+		}
+	}
+	var jwk jose.JSONWebKey
+	if err := jwk.UnmarshalJSON(raw); err != nil {
+		t.Fatal(err)
+	}
+	if !jwk.IsPublic() || jwk.KeyID != kid || members["kty"] != "OKP" || members["crv"] != "Ed25519" || members["alg"] != "EdDSA" {
+		t.Fatalf("JWK %s is not the public Ed25519 key %s", raw, kid)
+	}
+	if got, err := issuer.KeyID(jwk.Key); err != nil || got != kid {
+		t.Fatalf("kid %s is not the key's RFC 7638 thumbprint %s (%v)", kid, got, err)
+	}
+}
+
+func TestSigningKeyPublished(t *testing.T) {
+	e := newEnv(t)
+	key := e.activeKey()
+	if key.Algorithm != "EdDSA" || key.Revoked || key.Created.IsZero() {
+		t.Fatalf("key = %+v", key)
+	}
+	checkPublicJWK(t, key.PublicJWK, key.Kid)
+	evs := keyEvents(t, e.rlog)
+	if len(evs) != 1 {
+		t.Fatalf("%d keys published, want 1", len(evs))
+	}
+	if evs[0].GetKid() != key.Kid || evs[0].GetAlgorithm() != "EdDSA" || evs[0].GetIssuer() != issuerURL {
+		t.Fatalf("published %v", evs[0])
+	}
+	checkPublicJWK(t, evs[0].GetPublicJwk(), key.Kid)
+	if fk, ok := e.rlog.State().SigningKey(key.Kid); !ok || fk.Public == nil {
+		t.Fatal("the feed cannot use the published key")
+	}
+}
+
+func TestSigningKeyPersists(t *testing.T) {
+	e := newEnv(t)
+	before := e.activeKey()
+	head := e.rlog.Head()
+	e.reopen()
+	after := e.activeKey()
+	if after.Kid != before.Kid || after.PublishedSequence != before.PublishedSequence {
+		t.Fatalf("after restart the key is %s@%d, want %s@%d", after.Kid, after.PublishedSequence, before.Kid, before.PublishedSequence)
+	}
+	if c := e.issue(e.request()).Credential; c.Kid != before.Kid {
+		t.Fatalf("token signed by %s, want %s", c.Kid, before.Kid)
+	}
+	if e.rlog.Head() != head {
+		t.Fatalf("a restart published something: head %d, was %d", e.rlog.Head(), head)
+	}
+}
+
+func TestIssueWaitsForPublication(t *testing.T) {
+	e := newEnv(t)
+	e.stop()
+	e.path += ".fresh" // a new store whose key the relay has not published yet
+	e.start(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := e.iss.Issue(ctx, e.request())
+	wantKind(t, err, fail.Unavailable)
+	if keys, _ := e.iss.SigningKeys(); len(keys) != 1 || keys[0].PublishedSequence != 0 {
+		t.Fatalf("keys = %+v, want one unpublished key", keys)
+	}
+	e.runRelay()
+	c := e.issue(e.request()).Credential
+	if c.Sequence < e.activeKey().PublishedSequence {
+		t.Fatalf("tsq %d is before the key's publication", c.Sequence)
+	}
+}
+
+func TestUnconfirmedPublicationSurvivesRestart(t *testing.T) {
+	e := newEnv(t)
+	e.stop()
+	e.path += ".fresh"
+	e.start(false) // the key is queued in the outbox, and the process stops before it is published
+	keys, err := e.iss.SigningKeys()
+	if err != nil || len(keys) != 1 || keys[0].PublishedSequence != 0 {
+		t.Fatalf("keys = %+v (%v), want one unpublished key", keys, err)
+	}
+	e.stop()
+	e.start(true)
+	key := e.activeKey()
+	if key.Kid != keys[0].Kid {
+		t.Fatalf("after restart the key is %s, want %s", key.Kid, keys[0].Kid)
+	}
+	// The key is published (queued again at start, so possibly twice), and its recorded sequence
+	// is one at which the feed knows it.
+	var seqs []uint64
+	evs, err := e.rlog.Read(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.GetSigningKeyPublished().GetKid() == key.Kid {
+			seqs = append(seqs, ev.GetSequence())
+		}
+	}
+	if len(seqs) == 0 || key.PublishedSequence < seqs[0] {
+		t.Fatalf("key published at %v, recorded at %d", seqs, key.PublishedSequence)
+	}
+	e.issue(e.request())
+}
+
+func TestLostPublicationSequenceIsRepublished(t *testing.T) {
+	e := newEnv(t)
+	key := e.activeKey()
+	e.stop()
+	st, err := store.OpenBolt(e.path, issuer.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := issuer.ForgetPublication(st, key.Kid); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.start(true)
+	again := e.activeKey()
+	if again.Kid != key.Kid || again.PublishedSequence <= key.PublishedSequence {
+		t.Fatalf("key %s@%d after losing its sequence, want %s published again after %d", again.Kid, again.PublishedSequence, key.Kid, key.PublishedSequence)
+	}
+	e.issue(e.request())
+}
+
+func TestRevokedKeyRotates(t *testing.T) {
+	e := newEnv(t)
+	first := e.issue(e.request()).Credential
+	revoked, err := e.rlog.Revoke(context.Background(), revoker.Request{
+		Kind: treatyv1.TargetKind_TARGET_KIND_SIGNING_KEY, Target: first.Kid, Reason: "suspected compromise", Actor: "test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callsBefore := len(e.authz.requests())
+
+	out := e.issue(e.request())
+	second := out.Credential
+	if second.Kid == first.Kid {
+		t.Fatal("issued with the revoked key")
+	}
+	keys, err := e.iss.SigningKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 {
+		t.Fatalf("%d keys, want 2", len(keys))
+	}
+	newKey, oldKey := keys[0], keys[1]
+	if newKey.Kid != second.Kid || !newKey.Active || newKey.Revoked || newKey.PublishedSequence <= revoked.Sequence {
+		t.Fatalf("new key = %+v, want active, published after the revocation at %d", newKey, revoked.Sequence)
+	}
+	if oldKey.Kid != first.Kid || oldKey.Active || !oldKey.Revoked {
+		t.Fatalf("old key = %+v, want revoked and inactive", oldKey)
+	}
+	checkPublicJWK(t, newKey.PublicJWK, newKey.Kid)
+
+	// The new key reached the feed; the PDP was asked again with it, at its sequence.
+	fk, ok := e.rlog.State().SigningKey(second.Kid)
+	if !ok || fk.Revoked() || fk.Issuer != issuerURL {
+		t.Fatalf("new key in the feed: %+v, %v", fk, ok)
+	}
+	calls := e.authz.requests()[callsBefore:]
+	if len(calls) != 2 || calls[0].Kid != first.Kid || calls[1].Kid != second.Kid || calls[1].MinSequence != newKey.PublishedSequence {
+		t.Fatalf("authorizer calls %+v, want the old kid, then the new kid at %d", calls, newKey.PublishedSequence)
+	}
+	if second.Sequence < newKey.PublishedSequence {
+		t.Fatalf("tsq %d is before the new key's publication at %d", second.Sequence, newKey.PublishedSequence)
+	}
+	tok, err := jwt.ParseSigned(out.Token, []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims jwt.Claims
+	if err := tok.Claims(fk.Public, &claims); err != nil {
+		t.Fatalf("token does not verify with the new published key: %v", err)
+	}
+
+	// The rotation is durable.
+	e.reopen()
+	if k := e.activeKey(); k.Kid != second.Kid {
+		t.Fatalf("after restart the active key is %s, want %s", k.Kid, second.Kid)
+	}
+	if c := e.issue(e.request()).Credential; c.Kid != second.Kid {
+		t.Fatalf("after restart signed by %s", c.Kid)
+	}
+}
+
+func TestConcurrentRequestsRotateOnce(t *testing.T) {
+	e := newEnv(t)
+	kid := e.activeKey().Kid
+	if _, err := e.rlog.Revoke(context.Background(), revoker.Request{
+		Kind: treatyv1.TargetKind_TARGET_KIND_SIGNING_KEY, Target: kid, Reason: "rotation drill", Actor: "test",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	reqs := make([]issuer.Request, 6)
+	for i := range reqs {
+		reqs[i] = e.request()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(reqs))
+	for _, req := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.iss.Issue(context.Background(), req)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Issue: %v", err)
+		}
+	}
+	if n := len(keyEvents(t, e.rlog)); n != 2 {
+		t.Fatalf("%d keys published, want 2 (one rotation)", n)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	e := newEnv(t)
+	for name, edit := range map[string]func(c *issuer.Config){
+		"no store":         func(c *issuer.Config) { c.Store = nil },
+		"no relay":         func(c *issuer.Config) { c.Relay = nil },
+		"no directory":     func(c *issuer.Config) { c.Directory = nil },
+		"no authorizer":    func(c *issuer.Config) { c.Authorizer = nil },
+		"no issuer URL":    func(c *issuer.Config) { c.IssuerURL = "" },
+		"relative URL":     func(c *issuer.Config) { c.IssuerURL = "treaty.test" },
+		"URL with query":   func(c *issuer.Config) { c.IssuerURL = "https://treaty.test/?a=b" },
+		"negative max TTL": func(c *issuer.Config) { c.MaxCredentialTTL = -time.Hour },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := e.cfg
+			cfg.Store, cfg.Relay = e.st, e.relay
+			edit(&cfg)
+			if iss, err := issuer.New(cfg); err == nil {
+				iss.Close()
+				t.Fatal("New succeeded")
+			}
+		})
+	}
+	if got := e.iss.MaxCredentialTTL(); got != issuer.DefaultMaxCredentialTTL {
+		t.Errorf("MaxCredentialTTL = %s, want the default", got)
+	}
+	if got := e.iss.IssuerURL(); got != issuerURL {
+		t.Errorf("IssuerURL = %q", got)
+	}
+}

@@ -1,0 +1,107 @@
+package issuer
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/treaty-dev/treaty/outbox"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// The issuer's buckets. Index keys put the id they are scoped to first, then a NUL (which no Treaty
+// id contains, so one id is never a prefix match of another), then the inverted issuance counter,
+// so a prefix scan lists one partner's or workload's credentials newest first.
+const (
+	bucketState      = "issuer"                  // fixed keys: the active kid, the inventory counter
+	bucketKeys       = "keys"                    // kid -> keyRecord
+	bucketCreds      = "credentials"             // jti -> credentialRecord
+	bucketByOrder    = "credentials_by_order"    // ^n -> jti
+	bucketByPartner  = "credentials_by_partner"  // partner NUL ^n -> jti
+	bucketByWorkload = "credentials_by_workload" // workload NUL ^n -> jti
+	bucketReplay     = "replay"                  // workload NUL jti -> expiry (unix nanos)
+	bucketReplayExp  = "replay_expiry"           // expiry (unix nanos) workload NUL jti -> empty
+)
+
+var (
+	keyActive  = []byte("active_kid")
+	keyCounter = []byte("credential_counter")
+)
+
+// Schema is the layout of the issuer's store. Private signing keys are kept in it as PKCS#8; the
+// bbolt file is created with mode 0600.
+var Schema = store.Schema{
+	Name:    "issuer",
+	Version: 1,
+	Buckets: []string{
+		bucketState, bucketKeys, bucketCreds, bucketByOrder, bucketByPartner, bucketByWorkload,
+		bucketReplay, bucketReplayExp, outbox.Bucket,
+	},
+}
+
+// keyRecord is a signing key as stored.
+type keyRecord struct {
+	Kid       string          `json:"kid"`
+	Algorithm string          `json:"alg"`
+	PublicJWK json.RawMessage `json:"public_jwk"`
+	// Private is the PKCS#8 private key; dropped once the key is revoked, as it can sign nothing
+	// that would be honoured any more.
+	Private   []byte    `json:"private,omitempty"`
+	Created   time.Time `json:"created"`
+	Revoked   bool      `json:"revoked,omitempty"`
+	Published uint64    `json:"published_sequence,omitempty"`
+}
+
+// credentialRecord is an inventory record as stored.
+type credentialRecord struct {
+	ID            string    `json:"jti"`
+	WorkloadID    string    `json:"workload"`
+	IntegrationID string    `json:"integration"`
+	PartnerID     string    `json:"partner"`
+	Scopes        []string  `json:"scopes"`
+	Audience      string    `json:"aud"`
+	IssueTime     time.Time `json:"iat"`
+	ExpireTime    time.Time `json:"exp"`
+	Kid           string    `json:"kid"`
+	Sequence      uint64    `json:"tsq"`
+	// Order is the inventory counter the record is indexed under.
+	Order uint64 `json:"order"`
+}
+
+func (r *credentialRecord) credential() Credential {
+	return Credential{
+		ID: r.ID, WorkloadID: r.WorkloadID, IntegrationID: r.IntegrationID, PartnerID: r.PartnerID,
+		Scopes: r.Scopes, Audience: r.Audience, IssueTime: r.IssueTime, ExpireTime: r.ExpireTime,
+		Kid: r.Kid, Sequence: r.Sequence,
+	}
+}
+
+func getJSON(tx store.Tx, bucket string, key []byte, v any) (bool, error) {
+	raw := tx.Get(bucket, key)
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("decode %s/%q: %w", bucket, key, err)
+	}
+	return true, nil
+}
+
+func putJSON(tx store.Tx, bucket string, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%q: %w", bucket, key, err)
+	}
+	return tx.Put(bucket, key, raw)
+}
+
+// scoped builds an index key: id NUL rest.
+func scoped(id string, rest []byte) []byte {
+	k := make([]byte, 0, len(id)+1+len(rest))
+	k = append(k, id...)
+	k = append(k, 0)
+	return append(k, rest...)
+}
+
+// orderKey inverts the inventory counter so that ascending scans return the newest first.
+func orderKey(n uint64) []byte { return store.Uint64Key(^n) }

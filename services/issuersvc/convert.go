@@ -1,0 +1,39 @@
+package issuersvc
+
+import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/issuer"
+)
+
+// issueRequest converts a validated token request.
+func issueRequest(req *treatyv1.IssueTokenRequest) issuer.Request {
+	r := issuer.Request{
+		AssertionType: req.GetClientAssertionType(), Assertion: req.GetClientAssertion(),
+		Scopes: req.GetScopes(), Audience: req.GetAudience(), MinSequence: req.GetMinSequence(),
+	}
+	if ttl := req.GetTtl(); ttl != nil {
+		r.TTL = ttl.AsDuration()
+	}
+	return r
+}
+
+func credentialProto(c issuer.Credential) *treatyv1.Credential {
+	return &treatyv1.Credential{
+		Id: c.ID, WorkloadId: c.WorkloadID, IntegrationId: c.IntegrationID, PartnerId: c.PartnerID,
+		Scopes: c.Scopes, Audience: c.Audience, IssueTime: timestamppb.New(c.IssueTime),
+		ExpireTime: timestamppb.New(c.ExpireTime), Kid: c.Kid, Sequence: c.Sequence,
+	}
+}
+
+func signingKeyProto(k issuer.SigningKey) *treatyv1.SigningKey {
+	return &treatyv1.SigningKey{
+		Kid: k.Kid, Algorithm: k.Algorithm, PublicJwk: k.PublicJWK, Active: k.Active, Revoked: k.Revoked,
+		CreateTime: timestamppb.New(k.Created), PublishedSequence: k.PublishedSequence,
+	}
+}
+
+func credentialFilter(req *treatyv1.ListCredentialsRequest) issuer.Filter {
+	return issuer.Filter{PartnerID: req.GetPartnerId(), WorkloadID: req.GetWorkloadId(), LiveOnly: req.GetLiveOnly()}
+}

@@ -1,0 +1,298 @@
+package issuersvc_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/token"
+)
+
+// wantCode fails the test unless err is a status with code want (and, for INVALID_ARGUMENT, a
+// field violation naming field).
+func wantCode(t *testing.T, err error, want codes.Code, field string) {
+	t.Helper()
+	st, ok := status.FromError(err)
+	if err == nil || !ok {
+		t.Fatalf("error %v, want status %s", err, want)
+	}
+	if st.Code() != want {
+		t.Fatalf("status %s (%s), want %s", st.Code(), st.Message(), want)
+	}
+	if field == "" {
+		return
+	}
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 && br.GetFieldViolations()[0].GetField() == field {
+			return
+		}
+	}
+	t.Fatalf("status %s (%s) names no field %q", st.Code(), st.Message(), field)
+}
+
+// signed signs claims with key under alg, as a client could.
+func signed(t *testing.T, alg jose.SignatureAlgorithm, key any, c map[string]any) string {
+	t.Helper()
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jwt.Signed(sig).Claims(c).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestIssueTokenStatus(t *testing.T) {
+	e := newEnv(t)
+	key := e.keys[workload]
+	valid := func(edit func(c map[string]any)) func() string {
+		return func() string {
+			now := time.Now()
+			c := map[string]any{"iss": workload, "sub": workload, "aud": issuerURL, "iat": now.Unix(),
+				"exp": now.Add(time.Minute).Unix(), "jti": strings.Repeat("j", 8) + now.Format(time.RFC3339Nano)}
+			edit(c)
+			return signed(t, jose.EdDSA, key, c)
+		}
+	}
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	replayed := e.assertion(workload)
+	e.issue(&treatyv1.IssueTokenRequest{ClientAssertion: replayed, Scopes: []string{"invoices:read"}, Audience: audience})
+	tests := []struct {
+		name      string
+		assertion func() string
+		edit      func(r *treatyv1.IssueTokenRequest)
+		setup     func()
+		want      codes.Code
+		field     string
+	}{
+		{name: "bad signature", assertion: func() string {
+			a := e.assertion(workload)
+			parts := strings.Split(a, ".")
+			sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+			sig[0] ^= 0x80
+			return parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
+		}, want: codes.Unauthenticated},
+		{name: "valid", assertion: valid(func(map[string]any) {}), want: codes.OK},
+		{name: "stranger's key", assertion: func() string {
+			a, _ := issuer.SignAssertion(workload, issuerURL, stranger, time.Now(), time.Minute)
+			return a
+		}, want: codes.Unauthenticated},
+		{name: "wrong audience", assertion: valid(func(c map[string]any) { c["aud"] = "https://elsewhere.test" }), want: codes.Unauthenticated},
+		{name: "expired", assertion: valid(func(c map[string]any) { c["exp"] = time.Now().Add(-2 * time.Minute).Unix() }), want: codes.Unauthenticated},
+		{name: "exp too far ahead", assertion: valid(func(c map[string]any) { c["exp"] = time.Now().Add(time.Hour).Unix() }), want: codes.Unauthenticated},
+		{name: "iat in the future", assertion: valid(func(c map[string]any) { c["iat"] = time.Now().Add(3 * time.Minute).Unix() }), want: codes.Unauthenticated},
+		{name: "missing jti", assertion: valid(func(c map[string]any) { delete(c, "jti") }), want: codes.Unauthenticated},
+		{name: "replayed jti", assertion: func() string { return replayed }, want: codes.Unauthenticated},
+		{name: "alg none", assertion: func() string {
+			enc := base64.RawURLEncoding.EncodeToString
+			return enc([]byte(`{"alg":"none"}`)) + "." + enc([]byte(`{"iss":"`+workload+`","sub":"`+workload+`"}`)) + "."
+		}, want: codes.Unauthenticated},
+		{name: "HS256 with the public key as secret", assertion: func() string {
+			return signed(t, jose.HS256, []byte(key.Public().(ed25519.PublicKey)), map[string]any{
+				"iss": workload, "sub": workload, "aud": issuerURL, "exp": time.Now().Add(time.Minute).Unix(), "jti": "hs"})
+		}, want: codes.Unauthenticated},
+		{name: "oversized assertion", assertion: valid(func(c map[string]any) { c["pad"] = strings.Repeat("x", 9000) }), want: codes.Unauthenticated},
+		{name: "unknown workload", assertion: valid(func(c map[string]any) { c["iss"], c["sub"] = "nobody", "nobody" }), want: codes.Unauthenticated},
+		{name: "iss differs from sub", assertion: valid(func(c map[string]any) { c["sub"] = sibling }), want: codes.Unauthenticated},
+		{name: "wrong assertion type", edit: func(r *treatyv1.IssueTokenRequest) { r.ClientAssertionType = "urn:x" },
+			want: codes.InvalidArgument, field: "client_assertion_type"},
+		{name: "no assertion", edit: func(r *treatyv1.IssueTokenRequest) { r.ClientAssertion = "" }, want: codes.InvalidArgument, field: "client_assertion"},
+		{name: "no scopes", edit: func(r *treatyv1.IssueTokenRequest) { r.Scopes = nil }, want: codes.InvalidArgument, field: "scopes"},
+		{name: "scope with a space", edit: func(r *treatyv1.IssueTokenRequest) { r.Scopes = []string{"a b"} }, want: codes.InvalidArgument, field: "scopes"},
+		{name: "no audience", edit: func(r *treatyv1.IssueTokenRequest) { r.Audience = "" }, want: codes.InvalidArgument, field: "audience"},
+		{name: "negative ttl", edit: func(r *treatyv1.IssueTokenRequest) { r.Ttl = durationpb.New(-time.Minute) }, want: codes.InvalidArgument, field: "ttl"},
+		{name: "malformed ttl", edit: func(r *treatyv1.IssueTokenRequest) { r.Ttl = &durationpb.Duration{Seconds: 1, Nanos: -1} }, want: codes.InvalidArgument, field: "ttl"},
+		{name: "scope outside ceiling", edit: func(r *treatyv1.IssueTokenRequest) { r.Scopes = []string{"admin"} }, want: codes.PermissionDenied},
+		{name: "audience not listed", edit: func(r *treatyv1.IssueTokenRequest) { r.Audience = "https://evil.test" }, want: codes.PermissionDenied},
+		{name: "suspended partner", setup: func() { e.dir.editPartner(func(p *issuer.Partner) { p.Active = false }) }, want: codes.PermissionDenied},
+		{name: "contract ended", setup: func() { e.dir.editPartner(func(p *issuer.Partner) { p.ContractEnd = time.Now().Add(-time.Minute) }) }, want: codes.PermissionDenied},
+		{name: "decision point denies", setup: func() { e.authz.setDeny(workload, "workload_blocked") }, want: codes.PermissionDenied},
+		{name: "decision point catching up", edit: func(r *treatyv1.IssueTokenRequest) { r.MinSequence = 1 << 40 }, want: codes.Unavailable},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e.dir.editPartner(func(p *issuer.Partner) { p.Active, p.ContractEnd = true, time.Now().Add(24*time.Hour) })
+			e.authz.setDeny(workload)
+			if tc.setup != nil {
+				tc.setup()
+			}
+			req := e.request()
+			if tc.assertion != nil {
+				req.ClientAssertion = tc.assertion()
+			}
+			if tc.edit != nil {
+				tc.edit(req)
+			}
+			resp, err := e.client.IssueToken(context.Background(), req)
+			if tc.want == codes.OK {
+				if err != nil {
+					t.Fatalf("IssueToken: %v", err)
+				}
+				if resp.GetTokenType() != "Bearer" {
+					t.Fatalf("token_type = %q", resp.GetTokenType())
+				}
+				return
+			}
+			wantCode(t, err, tc.want, tc.field)
+			if a := req.GetClientAssertion(); a != "" && strings.Contains(status.Convert(err).Message(), a) {
+				t.Fatal("status message repeats the assertion")
+			}
+		})
+	}
+}
+
+func TestIssueToken(t *testing.T) {
+	e := newEnv(t)
+	req := e.request()
+	req.Scopes = []string{"invoices:write", "invoices:read", "invoices:write"}
+	req.Ttl = durationpb.New(2 * time.Minute)
+	req.ClientAssertionType = issuer.AssertionType
+	resp := e.issue(req)
+	if resp.GetTokenType() != "Bearer" {
+		t.Fatalf("token_type = %q, want Bearer", resp.GetTokenType())
+	}
+	c := resp.GetCredential()
+	if c.GetExpireTime().AsTime().Sub(c.GetIssueTime().AsTime()) != 2*time.Minute {
+		t.Fatalf("lifetime = %s", c.GetExpireTime().AsTime().Sub(c.GetIssueTime().AsTime()))
+	}
+
+	// The token verifies with the key ListSigningKeys shows, and matches its inventory record.
+	keys, err := e.client.ListSigningKeys(context.Background(), &treatyv1.ListSigningKeysRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys.GetKeys()) != 1 || !keys.GetKeys()[0].GetActive() || keys.GetKeys()[0].GetKid() != c.GetKid() ||
+		keys.GetKeys()[0].GetPublishedSequence() == 0 || keys.GetKeys()[0].GetAlgorithm() != "EdDSA" {
+		t.Fatalf("keys = %v", keys)
+	}
+	var jwk jose.JSONWebKey
+	if err := jwk.UnmarshalJSON(keys.GetKeys()[0].GetPublicJwk()); err != nil || !jwk.IsPublic() {
+		t.Fatalf("public_jwk is not a public key: %v", err)
+	}
+	tok, err := jwt.ParseSigned(resp.GetAccessToken(), []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims token.Claims
+	if err := tok.Claims(jwk.Key, &claims); err != nil {
+		t.Fatal(err)
+	}
+	want := &treatyv1.Credential{
+		Id: claims.ID, WorkloadId: workload, IntegrationId: integration, PartnerId: partner,
+		Scopes: []string{"invoices:write", "invoices:read"}, Audience: audience,
+		IssueTime: c.GetIssueTime(), ExpireTime: c.GetExpireTime(), Kid: tok.Headers[0].KeyID, Sequence: claims.Sequence,
+	}
+	if diff := cmp.Diff(want, c, protocmp.Transform()); diff != "" {
+		t.Fatalf("credential (-want +got):\n%s", diff)
+	}
+	got, err := e.client.GetCredential(context.Background(), &treatyv1.GetCredentialRequest{Id: c.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, got.GetCredential(), protocmp.Transform()); diff != "" {
+		t.Fatalf("GetCredential (-issued +stored):\n%s", diff)
+	}
+}
+
+func TestGetIssuer(t *testing.T) {
+	e := newEnv(t)
+	got, err := e.client.GetIssuer(context.Background(), &treatyv1.GetIssuerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &treatyv1.GetIssuerResponse{Issuer: issuerURL, MaxCredentialTtl: durationpb.New(issuer.DefaultMaxCredentialTTL)}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Fatalf("GetIssuer (-want +got):\n%s", diff)
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	e := newEnv(t)
+	var issued []string // oldest first
+	for _, id := range []string{workload, sibling, workload} {
+		req := e.request()
+		req.ClientAssertion = e.assertion(id)
+		issued = append(issued, e.issue(req).GetCredential().GetId())
+	}
+	list := func(req *treatyv1.ListCredentialsRequest) []string {
+		t.Helper()
+		var ids []string
+		for {
+			resp, err := e.client.ListCredentials(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range resp.GetCredentials() {
+				ids = append(ids, c.GetId())
+			}
+			if resp.GetNextPageToken() == "" {
+				return ids
+			}
+			req.PageToken = resp.GetNextPageToken()
+		}
+	}
+	if diff := cmp.Diff([]string{issued[2], issued[1], issued[0]}, list(&treatyv1.ListCredentialsRequest{PartnerId: partner, PageSize: 1})); diff != "" {
+		t.Fatalf("by partner (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{issued[2], issued[0]}, list(&treatyv1.ListCredentialsRequest{WorkloadId: workload, LiveOnly: true})); diff != "" {
+		t.Fatalf("by workload (-want +got):\n%s", diff)
+	}
+	if got := list(&treatyv1.ListCredentialsRequest{PartnerId: "globex"}); len(got) != 0 {
+		t.Fatalf("another partner's listing = %v", got)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		call  func() error
+		want  codes.Code
+		field string
+	}{
+		{"unknown credential", func() error {
+			_, err := e.client.GetCredential(context.Background(), &treatyv1.GetCredentialRequest{Id: "nope"})
+			return err
+		}, codes.NotFound, ""},
+		{"no credential id", func() error {
+			_, err := e.client.GetCredential(context.Background(), &treatyv1.GetCredentialRequest{})
+			return err
+		}, codes.InvalidArgument, "id"},
+		{"credential id with a space", func() error {
+			_, err := e.client.GetCredential(context.Background(), &treatyv1.GetCredentialRequest{Id: "a b"})
+			return err
+		}, codes.InvalidArgument, "id"},
+		{"bad partner id", func() error {
+			_, err := e.client.ListCredentials(context.Background(), &treatyv1.ListCredentialsRequest{PartnerId: "Acme!"})
+			return err
+		}, codes.InvalidArgument, "partner_id"},
+		{"bad workload id", func() error {
+			_, err := e.client.ListCredentials(context.Background(), &treatyv1.ListCredentialsRequest{WorkloadId: "-"})
+			return err
+		}, codes.InvalidArgument, "workload_id"},
+		{"negative page size", func() error {
+			_, err := e.client.ListCredentials(context.Background(), &treatyv1.ListCredentialsRequest{PageSize: -1})
+			return err
+		}, codes.InvalidArgument, "page_size"},
+		{"bad page token", func() error {
+			_, err := e.client.ListCredentials(context.Background(), &treatyv1.ListCredentialsRequest{PageToken: "garbage"})
+			return err
+		}, codes.InvalidArgument, "page_token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.call(), tc.want, tc.field) })
+	}
+}

@@ -1,0 +1,81 @@
+package issuersvc
+
+import (
+	"strings"
+
+	"github.com/treaty-dev/treaty/fail"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/issuer"
+)
+
+// Bounds on request fields the domain does not check itself.
+const (
+	maxCredentialID = 256 // as the revoker bounds a credential id
+	maxPageToken    = 64
+)
+
+// validateIssueToken checks the shape of a token request. The assertion's content, including its
+// size, is the domain's to judge: every defect there is UNAUTHENTICATED.
+func validateIssueToken(req *treatyv1.IssueTokenRequest) error {
+	if t := req.GetClientAssertionType(); t != "" && t != issuer.AssertionType {
+		return fail.Invalidf("client_assertion_type", "client_assertion_type must be empty or %q", issuer.AssertionType)
+	}
+	if req.GetClientAssertion() == "" {
+		return fail.Invalidf("client_assertion", "client_assertion is required: a JWT signed by the workload's registered key")
+	}
+	if len(req.GetScopes()) == 0 {
+		return fail.Invalidf("scopes", "scopes: request at least one scope")
+	}
+	for _, s := range req.GetScopes() {
+		if !issuer.ValidScope(s) {
+			return fail.Invalidf("scopes", "scopes: %q is not a valid scope token (printable ASCII, no spaces, quotes or backslashes)", s)
+		}
+	}
+	if req.GetAudience() == "" {
+		return fail.Invalidf("audience", "audience is required: the resource the credential is for")
+	}
+	if ttl := req.GetTtl(); ttl != nil {
+		if err := ttl.CheckValid(); err != nil {
+			return fail.Invalidf("ttl", "ttl is not a valid duration")
+		}
+		if ttl.AsDuration() < 0 {
+			return fail.Invalidf("ttl", "ttl must not be negative")
+		}
+	}
+	return nil
+}
+
+func validateGetCredential(req *treatyv1.GetCredentialRequest) error {
+	return checkCredentialID("id", req.GetId())
+}
+
+// checkCredentialID accepts what the revoker accepts as a credential id.
+func checkCredentialID(field, id string) error {
+	if id == "" {
+		return fail.Invalidf(field, "%s is required: the credential's jti", field)
+	}
+	if len(id) > maxCredentialID || strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		return fail.Invalidf(field, "%s must be 1-%d printable ASCII characters without spaces", field, maxCredentialID)
+	}
+	return nil
+}
+
+func validateListCredentials(req *treatyv1.ListCredentialsRequest) error {
+	if id := req.GetPartnerId(); id != "" {
+		if err := fail.CheckID("partner_id", id); err != nil {
+			return err
+		}
+	}
+	if id := req.GetWorkloadId(); id != "" {
+		if err := fail.CheckID("workload_id", id); err != nil {
+			return err
+		}
+	}
+	if req.GetPageSize() < 0 {
+		return fail.Invalidf("page_size", "page_size must not be negative")
+	}
+	if len(req.GetPageToken()) > maxPageToken {
+		return fail.Invalidf("page_token", "page_token is not a token this listing returned")
+	}
+	return nil
+}
