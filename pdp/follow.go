@@ -230,7 +230,7 @@ loop:
 		// Readiness is recorded just before the swap, so that a decision woken by the swap (one
 		// waiting for its min_sequence after a reconnect) is made on the new state rather than
 		// denied as syncing. The state is saved already; only the pointer store follows.
-		p.caughtUp()
+		p.caughtUp(seq)
 		progressed = true
 	}
 	if next != nil {

@@ -2,11 +2,16 @@ package pdp_test
 
 import (
 	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/pdp/pdptest"
@@ -40,6 +45,7 @@ const heartbeat = 50 * time.Millisecond
 type env struct {
 	log   *revoker.Log
 	src   *pdptest.Source
+	feed  *wrapSource // what the PDP follows: src, wrapped so tests can disturb it
 	key   *pdptest.Key
 	store store.Store
 	pdp   *pdp.PDP
@@ -71,8 +77,12 @@ func newEnv(t testing.TB, cfg pdp.Config) *env {
 	e := &env{log: newLog(t), key: pdptest.NewKey(t, "k1")}
 	onboard(t, e.log, e.key)
 	e.src = pdptest.NewSource(e.log, heartbeat)
+	e.feed = &wrapSource{Source: e.src}
 	e.store = storetest.OpenBolt(t, pdp.Schema)
-	cfg.Store, cfg.Source = e.store, e.src
+	cfg.Store, cfg.Source = e.store, e.feed
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
 	e.pdp = pdptest.Start(t, cfg)
 	pdptest.WaitReady(t, e.pdp)
 	return e
@@ -129,4 +139,98 @@ func reason(t testing.TB, d pdp.Decision) string {
 		t.Fatalf("decision allow=%v with reason %q", d.Allow, d.Reasons[0])
 	}
 	return d.Reasons[0]
+}
+
+// wrapSource wraps a source so that tests can see and disturb what the PDP receives.
+type wrapSource struct {
+	pdp.Source
+
+	mute atomic.Bool // drop every message, as a connection that hangs without closing
+
+	mu        sync.Mutex
+	afters    []uint64                                                      // the after of every successful Subscribe
+	snapshots int                                                           // Snapshot calls
+	gate      chan struct{}                                                 // if set, Snapshot waits until it is closed
+	filter    func(*treatyv1.SubscribeResponse) *treatyv1.SubscribeResponse // rewrites messages; nil drops
+}
+
+func (w *wrapSource) setFilter(f func(*treatyv1.SubscribeResponse) *treatyv1.SubscribeResponse) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.filter = f
+}
+
+func (w *wrapSource) setGate(gate chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gate = gate
+}
+
+func (w *wrapSource) subscriptions() []uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.afters)
+}
+
+func (w *wrapSource) snapshotCalls() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.snapshots
+}
+
+func (w *wrapSource) Subscribe(ctx context.Context, after uint64) (pdp.Stream, error) {
+	st, err := w.Source.Subscribe(ctx, after)
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.afters = append(w.afters, after)
+	w.mu.Unlock()
+	return &wrapStream{w: w, inner: st}, nil
+}
+
+func (w *wrapSource) Snapshot(ctx context.Context) (*feed.State, error) {
+	w.mu.Lock()
+	w.snapshots++
+	gate := w.gate
+	w.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return w.Source.Snapshot(ctx)
+}
+
+type wrapStream struct {
+	w     *wrapSource
+	inner pdp.Stream
+}
+
+func (s *wrapStream) Recv() (*treatyv1.SubscribeResponse, error) {
+	for {
+		m, err := s.inner.Recv()
+		if err != nil {
+			return nil, err
+		}
+		if s.w.mute.Load() {
+			continue
+		}
+		s.w.mu.Lock()
+		filter := s.w.filter
+		s.w.mu.Unlock()
+		if filter != nil {
+			m = filter(m)
+		}
+		if m != nil {
+			return m, nil
+		}
+	}
+}
+
+// testLogger sends the PDP's logs to the test's output, shown with -v or on failure.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -164,17 +164,21 @@ func (p *PDP) WaitReady(ctx context.Context) error {
 // monotonic returns nanoseconds since the PDP was created, on the monotonic clock.
 func (p *PDP) monotonic() int64 { return int64(time.Since(p.start)) }
 
-// caughtUp records that the PDP has applied the announced head, now.
-func (p *PDP) caughtUp() {
+// caughtUp records that the PDP has applied the announced head, now, with the state at applied
+// saved and about to be swapped in.
+func (p *PDP) caughtUp(applied uint64) {
 	p.caughtUpAt.Store(p.monotonic())
 	p.synced.Store(true)
-	p.refreshStatus()
+	p.refreshStatusAt(applied)
 }
 
 // refreshStatus recomputes the status from the follower's facts and the clock, and notifies
 // watchers of a change. The follower calls it at each change it makes; the watchdog calls it
 // periodically, so that a PDP whose stream went silent turns stale on time.
-func (p *PDP) refreshStatus() {
+func (p *PDP) refreshStatus() { p.refreshStatusAt(p.Applied()) }
+
+// refreshStatusAt is refreshStatus, logging applied as the sequence applied.
+func (p *PDP) refreshStatusAt(applied uint64) {
 	// Compute under the lock: a watchdog reading the facts just before the follower changes them
 	// must not overwrite the follower's newer verdict.
 	p.statusMu.Lock()
@@ -196,7 +200,7 @@ func (p *PDP) refreshStatus() {
 	}
 	close(p.statusChanged)
 	p.statusChanged = make(chan struct{})
-	p.log.Info("pdp status changed", "from", prev.String(), "to", next.String(), "applied", p.Applied(), "head", p.Head())
+	p.log.Info("pdp status changed", "from", prev.String(), "to", next.String(), "applied", applied, "head", p.Head())
 }
 
 // swap makes s the state decisions are made on and wakes every decision waiting for a sequence.
