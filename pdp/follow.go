@@ -226,15 +226,18 @@ loop:
 		next = ed.State()
 		progressed = true
 	}
+	// Store the state, then record readiness, then wake the decisions waiting for a sequence: so
+	// that Ready always implies the announced head is applied, and a decision that waited for its
+	// min_sequence after a reconnect is made on the new state rather than denied as syncing.
+	if next != nil {
+		p.state.Store(next)
+	}
 	if sess.haveHead && seq >= sess.head {
-		// Readiness is recorded just before the swap, so that a decision woken by the swap (one
-		// waiting for its min_sequence after a reconnect) is made on the new state rather than
-		// denied as syncing. The state is saved already; only the pointer store follows.
 		p.caughtUp(seq)
 		progressed = true
 	}
 	if next != nil {
-		p.swap(next)
+		p.wake()
 	}
 	return progressed, applyErr
 }

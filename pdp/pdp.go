@@ -164,8 +164,8 @@ func (p *PDP) WaitReady(ctx context.Context) error {
 // monotonic returns nanoseconds since the PDP was created, on the monotonic clock.
 func (p *PDP) monotonic() int64 { return int64(time.Since(p.start)) }
 
-// caughtUp records that the PDP has applied the announced head, now, with the state at applied
-// saved and about to be swapped in.
+// caughtUp records that the PDP has applied the announced head (the state at applied is in
+// place), now.
 func (p *PDP) caughtUp(applied uint64) {
 	p.caughtUpAt.Store(p.monotonic())
 	p.synced.Store(true)
@@ -206,8 +206,13 @@ func (p *PDP) refreshStatusAt(applied uint64) {
 // swap makes s the state decisions are made on and wakes every decision waiting for a sequence.
 func (p *PDP) swap(s *feed.State) {
 	p.state.Store(s)
-	// Store before waking: a waiter takes the channel before reading the state, so it either sees
-	// s or holds the channel closed here.
+	p.wake()
+}
+
+// wake wakes every decision waiting for a sequence. It must follow the store of the state: a
+// waiter takes the channel before reading the state, so it either sees the new state or holds the
+// channel closed here.
+func (p *PDP) wake() {
 	next := make(chan struct{})
 	close(*p.swapped.Swap(&next))
 }
