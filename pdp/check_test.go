@@ -266,3 +266,28 @@ func TestIssuedTokenFollowsItsSequence(t *testing.T) {
 		t.Fatalf("after block and restore: %s, want %s", got, pdp.ReasonWorkloadRevoked)
 	}
 }
+
+// Whatever arrives as a token, Check answers with a deny and a reason, never an error or a panic.
+func FuzzCheckToken(f *testing.F) {
+	e := newEnv(f, pdp.Config{})
+	c := e.claims()
+	valid := e.key.Mint(f, c)
+	for _, seed := range []string{"", "a.b.c", valid, valid[:len(valid)-3], valid + "x", strings.Replace(valid, ".", "..", 1),
+		"eyJhbGciOiJub25lIn0.e30.", "eyJhbGciOiJIUzI1NiJ9.e30.c2ln"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		d, err := e.pdp.Check(context.Background(), pdp.CheckRequest{Token: tok, Action: "read", Resource: "api"})
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		// A variant of the valid token may verify (base64 padding bits carry nothing), but only
+		// with the very claims that were signed.
+		if d.Allow && d.TokenID != c.ID {
+			t.Fatalf("allowed a token that was never minted: %q", tok)
+		}
+		if len(d.Reasons) != 1 {
+			t.Fatalf("reasons %q", d.Reasons)
+		}
+	})
+}

@@ -264,16 +264,23 @@ func TestNewEpochResyncsAndKeepsRevocations(t *testing.T) {
 	old := e.claims()
 	oldTok := e.key.Mint(t, old)
 	k2 := pdptest.NewKey(t, "k2")
-	pdptest.Publish(t, e.log, pdptest.Workload("acme-bot2", "acme-api", "acme", workloadActive), k2.Published(t))
+	more := []*treatyv1.Event{
+		pdptest.Workload("acme-bot2", "acme-api", "acme", workloadActive),
+		pdptest.Workload("acme-bot3", "acme-api", "acme", workloadActive),
+		k2.Published(t),
+	}
+	pdptest.Publish(t, e.log, more...)
 	pdptest.Revoke(t, e.log, credentialK, old.ID)
 	pdptest.Revoke(t, e.log, workloadK, "acme-bot2")
+	beforeRestore := pdptest.Revoke(t, e.log, workloadK, "acme-bot3")
+	pdptest.Restore(t, e.log, workloadK, "acme-bot3") // leaves a watermark
 	waitApplied(t, e.pdp, pdptest.Revoke(t, e.log, keyK, "k2"))
 
 	// The revoker's log is lost and recreated: the registry and issuer publish again, but the
 	// kill-switch history is gone.
 	fresh := newLog(t)
 	onboard(t, fresh, e.key)
-	pdptest.Publish(t, fresh, pdptest.Workload("acme-bot2", "acme-api", "acme", workloadActive), k2.Published(t))
+	pdptest.Publish(t, fresh, more...)
 
 	gate := make(chan struct{})
 	e.feed.setGate(gate)
@@ -294,6 +301,7 @@ func TestNewEpochResyncsAndKeepsRevocations(t *testing.T) {
 	}{
 		{"credential revoked in the old log", oldTok, pdp.ReasonRevoked},
 		{"workload blocked in the old log", e.key.Mint(t, pdptest.Claims("acme-bot2", "acme-api", "acme", "read", "api", head)), pdp.ReasonWorkloadBlocked},
+		{"workload restored in the old log after the token", e.key.Mint(t, pdptest.Claims("acme-bot3", "acme-api", "acme", "read", "api", beforeRestore)), pdp.ReasonWorkloadRevoked},
 		{"key revoked in the old log", k2.Mint(t, pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", head)), pdp.ReasonKeyRevoked},
 		{"new token", e.key.Mint(t, pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", head)), pdp.ReasonGranted},
 	}

@@ -58,6 +58,7 @@ const (
 	StatusStale
 )
 
+// String returns the status's name, as logged.
 func (s Status) String() string {
 	switch s {
 	case StatusSyncing:
