@@ -126,8 +126,9 @@ func (p *PDP) follow(ctx context.Context) (progressed bool, err error) {
 	}()
 	defer func() { cancel(); <-done }()
 
-	// A stream that says nothing for a whole staleness bound (no event, no heartbeat) is
-	// presumed dead, even if the connection looks open: reconnect.
+	// A stream that makes no progress for a whole staleness bound (no event applied, and no
+	// heartbeat that finds the PDP caught up) is presumed dead or stuck, even if the connection
+	// looks open: reconnect. Progress is saved, so a reconnection loses nothing.
 	idle := time.NewTimer(p.cfg.StalenessBound)
 	defer idle.Stop()
 	var sess session
@@ -141,7 +142,7 @@ func (p *PDP) follow(ctx context.Context) (progressed bool, err error) {
 		case streamErr = <-recvErr:
 			// The receiver queued every message it got before the error; apply them first.
 		case <-idle.C:
-			return progressed, fmt.Errorf("no heartbeat or event from the feed for %s", p.cfg.StalenessBound)
+			return progressed, fmt.Errorf("no progress on the feed for %s (applied %d, head %d)", p.cfg.StalenessBound, p.Applied(), p.Head())
 		case <-ctx.Done():
 			return progressed, nil
 		}
@@ -155,9 +156,11 @@ func (p *PDP) follow(ctx context.Context) (progressed bool, err error) {
 			}
 		}
 		if len(batch) > 0 {
-			idle.Reset(p.cfg.StalenessBound)
 			prog, err := p.apply(sctx, &sess, batch)
-			progressed = progressed || prog
+			if prog {
+				idle.Reset(p.cfg.StalenessBound)
+				progressed = true
+			}
 			if err != nil {
 				return progressed, err
 			}

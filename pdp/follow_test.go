@@ -256,6 +256,22 @@ func TestStaleWhenTheSourceGoesAway(t *testing.T) {
 	}
 	e.feed.mute.Store(false)
 	waitStatus(t, e.pdp, pdp.StatusReady)
+
+	// Heartbeats flow but events do not: the PDP never reaches the announced head.
+	e.feed.setFilter(func(m *treatyv1.SubscribeResponse) *treatyv1.SubscribeResponse {
+		if m.GetEvent() != nil {
+			return nil
+		}
+		return m
+	})
+	seq := pdptest.Publish(t, e.log, pdptest.Workload("acme-bot2", "acme-api", "acme", workloadActive))
+	waitStatus(t, e.pdp, pdp.StatusStale)
+	if got := decide(); got != pdp.ReasonStale {
+		t.Errorf("events withheld: %s, want %s", got, pdp.ReasonStale)
+	}
+	e.feed.setFilter(nil)
+	waitApplied(t, e.pdp, seq) // the follower gave up on the stuck stream and resubscribed
+	waitStatus(t, e.pdp, pdp.StatusReady)
 }
 
 func TestNewEpochResyncsAndKeepsRevocations(t *testing.T) {
