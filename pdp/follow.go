@@ -39,6 +39,9 @@ func (p *PDP) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("pdp: Run may be called only once")
 	}
+	// Staleness counts from now, not from New: until the first catch-up the PDP is syncing, and
+	// stale only if that takes longer than the bound.
+	p.caughtUpAt.Store(p.monotonic())
 	var wg sync.WaitGroup
 	wg.Go(func() { p.watchdog(ctx) })
 	defer wg.Wait()
@@ -236,7 +239,7 @@ loop:
 		p.state.Store(next)
 	}
 	if sess.haveHead && seq >= sess.head {
-		p.caughtUp(seq)
+		p.caughtUp()
 		progressed = true
 	}
 	if next != nil {

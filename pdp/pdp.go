@@ -73,7 +73,8 @@ func (s Status) String() string {
 
 // PDP is the policy decision point. Decisions read one immutable feed.State through an atomic
 // pointer and the sync status through an atomic integer: no lock and no store access on the
-// decision path. Run follows the feed and swaps in each new state.
+// decision path. Run follows the feed and swaps in each new state. A PDP is safe for concurrent
+// use.
 type PDP struct {
 	cfg   Config
 	log   *slog.Logger
@@ -85,7 +86,7 @@ type PDP struct {
 	status     atomic.Int32
 	synced     atomic.Bool  // applied at least the head announced by the current stream's last heartbeat
 	resyncing  atomic.Bool  // the feed was replaced and the snapshot is not in yet: deny as stale
-	caughtUpAt atomic.Int64 // monotonic nanoseconds since start when last caught up
+	caughtUpAt atomic.Int64 // monotonic nanoseconds since start when last caught up (or Run started)
 	head       atomic.Uint64
 
 	statusMu      sync.Mutex // serializes status changes and their notification (never on the decision path)
@@ -165,21 +166,17 @@ func (p *PDP) WaitReady(ctx context.Context) error {
 // monotonic returns nanoseconds since the PDP was created, on the monotonic clock.
 func (p *PDP) monotonic() int64 { return int64(time.Since(p.start)) }
 
-// caughtUp records that the PDP has applied the announced head (the state at applied is in
-// place), now.
-func (p *PDP) caughtUp(applied uint64) {
+// caughtUp records that the PDP has applied the announced head (the state is in place), now.
+func (p *PDP) caughtUp() {
 	p.caughtUpAt.Store(p.monotonic())
 	p.synced.Store(true)
-	p.refreshStatusAt(applied)
+	p.refreshStatus()
 }
 
 // refreshStatus recomputes the status from the follower's facts and the clock, and notifies
 // watchers of a change. The follower calls it at each change it makes; the watchdog calls it
 // periodically, so that a PDP whose stream went silent turns stale on time.
-func (p *PDP) refreshStatus() { p.refreshStatusAt(p.Applied()) }
-
-// refreshStatusAt is refreshStatus, logging applied as the sequence applied.
-func (p *PDP) refreshStatusAt(applied uint64) {
+func (p *PDP) refreshStatus() {
 	// Compute under the lock: a watchdog reading the facts just before the follower changes them
 	// must not overwrite the follower's newer verdict.
 	p.statusMu.Lock()
@@ -189,8 +186,8 @@ func (p *PDP) refreshStatusAt(applied uint64) {
 	case p.resyncing.Load():
 		next = StatusStale
 	case time.Duration(p.monotonic()-p.caughtUpAt.Load()) > p.cfg.StalenessBound:
-		// caughtUpAt starts at zero, the PDP's creation: a PDP that never catches up turns stale
-		// after the bound too.
+		// caughtUpAt starts when Run does: a PDP that never catches up turns stale after the
+		// bound too.
 		next = StatusStale
 	case p.synced.Load():
 		next = StatusReady
@@ -201,7 +198,7 @@ func (p *PDP) refreshStatusAt(applied uint64) {
 	}
 	close(p.statusChanged)
 	p.statusChanged = make(chan struct{})
-	p.log.Info("pdp status changed", "from", prev.String(), "to", next.String(), "applied", applied, "head", p.Head())
+	p.log.Info("pdp status changed", "from", prev.String(), "to", next.String(), "applied", p.Applied(), "head", p.Head())
 }
 
 // swap makes s the state decisions are made on and wakes every decision waiting for a sequence.
