@@ -1,0 +1,252 @@
+package pdp
+
+import (
+	"context"
+	"time"
+
+	"github.com/treaty-dev/treaty/feed"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+)
+
+// MaxClockSkew is how far in the future a token's iat may lie, for issuers whose clock runs
+// ahead. Expiry gets no skew: a token is dead at its exp, so that revocation by expiry is exact.
+const MaxClockSkew = 60 * time.Second
+
+// CheckRequest asks whether a token may perform an action on a resource now.
+type CheckRequest struct {
+	// Token is the raw access token (a compact JWS).
+	Token string
+	// Action is matched against the token's scopes and the integration's current ceiling.
+	Action string
+	// Resource is matched against the token's audience.
+	Resource string
+	// MinSequence, if set, makes the decision wait until the PDP has applied that feed sequence.
+	MinSequence uint64
+}
+
+// IssuanceRequest asks whether the issuer may mint a credential now.
+type IssuanceRequest struct {
+	WorkloadID string
+	Scopes     []string
+	Audience   string
+	// Kid is the signing key that would sign the credential.
+	Kid         string
+	MinSequence uint64
+}
+
+// Decision is the answer to a check. A deny is a Decision too: only an unmet MinSequence is an
+// error.
+type Decision struct {
+	Allow bool
+	// Reasons holds one reason (see the Reason constants): granted, or the first check that failed.
+	// The slice is shared between decisions: do not modify it.
+	Reasons []string
+	// DecisionID identifies the decision in the audit trail.
+	DecisionID string
+	// Sequence is the feed sequence of the state the decision was made on. For an issuance, it
+	// becomes the credential's tsq.
+	Sequence uint64
+	// Subject and TokenID are the workload (sub) and jti of a checked token, for the audit trail;
+	// empty unless the token's signature verified.
+	Subject, TokenID string
+}
+
+// Check decides whether a token may perform an action on a resource now. It loads the state once
+// and decides on it alone, so the decision is consistent with the Sequence it reports.
+func (p *PDP) Check(ctx context.Context, req CheckRequest) (Decision, error) {
+	s, err := p.stateAt(ctx, req.MinSequence)
+	if err != nil {
+		return Decision{}, err
+	}
+	d := Decision{DecisionID: p.ids.next(), Sequence: s.Sequence()}
+	reason := p.check(s, &req, &d)
+	d.Allow = reason == ReasonGranted
+	d.Reasons = reasons[reason]
+	return d, nil
+}
+
+func (p *PDP) check(s *feed.State, req *CheckRequest, d *Decision) string {
+	if r := p.notReady(); r != "" {
+		return r
+	}
+	jws, kid, r := parseToken(req.Token)
+	if r != "" {
+		return r
+	}
+	key, r := signingKey(s, kid)
+	if r != "" {
+		return r
+	}
+	c, r := verifySignature(jws, key)
+	if r != "" {
+		return r
+	}
+	d.Subject, d.TokenID = c.Subject, c.ID
+	if c.Issuer != key.Issuer {
+		return ReasonWrongIssuer
+	}
+	now := p.cfg.Now()
+	if c.Expiry <= now.Unix() {
+		return ReasonExpired
+	}
+	if c.IssuedAt > now.Add(MaxClockSkew).Unix() {
+		return ReasonNotYetValid
+	}
+	if _, revoked := s.RevokedCredential(c.ID); revoked {
+		return ReasonRevoked
+	}
+
+	// Kill switch before lifecycle, widest first: a blocked partner says more than the inactive
+	// integration that may have followed from it.
+	partner, hasPartner := s.Partner(c.Partner)
+	integration, hasIntegration := s.Integration(c.Integration)
+	workload, hasWorkload := s.Workload(c.Subject)
+	if hasPartner {
+		if r := controlReason(&partner.Control, c.Sequence, ReasonPartnerBlocked, ReasonPartnerRevoked); r != "" {
+			return r
+		}
+	}
+	if hasIntegration {
+		if r := controlReason(&integration.Control, c.Sequence, ReasonIntegrationBlocked, ReasonIntegrationRevoked); r != "" {
+			return r
+		}
+	}
+	if hasWorkload {
+		if r := controlReason(&workload.Control, c.Sequence, ReasonWorkloadBlocked, ReasonWorkloadRevoked); r != "" {
+			return r
+		}
+	}
+
+	if r := lifecycleReason(partner, integration, workload, now); r != "" {
+		return r
+	}
+	if workload.PartnerID != c.Partner || workload.IntegrationID != c.Integration || integration.PartnerID != c.Partner ||
+		(c.ClientID != "" && c.ClientID != c.Subject) {
+		return ReasonSubjectMismatch
+	}
+
+	if !c.HasScope(req.Action) {
+		return ReasonScopeMissing
+	}
+	if !integration.AllowsScope(req.Action) {
+		return ReasonScopeNotAllowed
+	}
+	if req.Resource != c.Audience {
+		return ReasonAudienceMismatch
+	}
+	if !integration.AllowsAudience(c.Audience) {
+		return ReasonAudienceNotAllowed
+	}
+	return ReasonGranted
+}
+
+// CheckIssuance decides whether the issuer may mint a credential now. The decision's Sequence is
+// the sequence of the state it was made on, which the credential carries as its tsq: so a block
+// or restore at a later sequence always applies to it.
+func (p *PDP) CheckIssuance(ctx context.Context, req IssuanceRequest) (Decision, error) {
+	s, err := p.stateAt(ctx, req.MinSequence)
+	if err != nil {
+		return Decision{}, err
+	}
+	d := Decision{DecisionID: p.ids.next(), Sequence: s.Sequence(), Subject: req.WorkloadID}
+	reason := p.checkIssuance(s, &req)
+	d.Allow = reason == ReasonGranted
+	d.Reasons = reasons[reason]
+	return d, nil
+}
+
+func (p *PDP) checkIssuance(s *feed.State, req *IssuanceRequest) string {
+	if r := p.notReady(); r != "" {
+		return r
+	}
+	if _, r := signingKey(s, req.Kid); r != "" {
+		return r
+	}
+	// The workload names its integration and partner, so it is looked up first. Only blocks
+	// matter here, not watermarks: the credential would be minted at the current sequence, which
+	// is at or after every restore.
+	workload, ok := s.Workload(req.WorkloadID)
+	switch {
+	case !ok:
+		return ReasonWorkloadUnknown
+	case workload.Block != nil:
+		return ReasonWorkloadBlocked
+	case workload.State == treatyv1.WorkloadState_WORKLOAD_STATE_UNSPECIFIED:
+		return ReasonWorkloadUnknown // only a block or restore named it
+	}
+	integration, hasIntegration := s.Integration(workload.IntegrationID)
+	if hasIntegration && integration.Block != nil {
+		return ReasonIntegrationBlocked
+	}
+	partner, hasPartner := s.Partner(workload.PartnerID)
+	if hasPartner && partner.Block != nil {
+		return ReasonPartnerBlocked
+	}
+	if r := lifecycleReason(partner, integration, workload, p.cfg.Now()); r != "" {
+		return r
+	}
+	if integration.PartnerID != workload.PartnerID {
+		return ReasonSubjectMismatch
+	}
+	if len(req.Scopes) == 0 {
+		return ReasonScopeMissing
+	}
+	for _, scope := range req.Scopes {
+		if !integration.AllowsScope(scope) {
+			return ReasonScopeNotAllowed
+		}
+	}
+	if !integration.AllowsAudience(req.Audience) {
+		return ReasonAudienceNotAllowed
+	}
+	return ReasonGranted
+}
+
+// notReady returns the reason every decision is denied for while the PDP is not ready, or "".
+func (p *PDP) notReady() string {
+	switch p.Status() {
+	case StatusReady:
+		return ""
+	case StatusStale:
+		return ReasonStale
+	}
+	return ReasonSyncing
+}
+
+// controlReason applies a kill-switch control to a credential issued at tsq.
+func controlReason(c *feed.Control, tsq uint64, blocked, revoked string) string {
+	switch {
+	case c.Block != nil:
+		return blocked
+	case tsq < c.Watermark:
+		return revoked
+	}
+	return ""
+}
+
+// lifecycleReason checks the registry's lifecycle states and the contract window, partner first.
+// A nil record is unknown, and so is a placeholder that only a block or restore created (its state
+// is unspecified).
+func lifecycleReason(p *feed.Partner, i *feed.Integration, w *feed.Workload, now time.Time) string {
+	switch {
+	case p == nil || p.State == treatyv1.PartnerState_PARTNER_STATE_UNSPECIFIED:
+		return ReasonPartnerUnknown
+	case p.State == treatyv1.PartnerState_PARTNER_STATE_SUSPENDED:
+		return ReasonPartnerSuspended
+	case p.State == treatyv1.PartnerState_PARTNER_STATE_OFFBOARDING || p.State == treatyv1.PartnerState_PARTNER_STATE_TERMINATED:
+		return ReasonPartnerTerminated
+	case p.State != treatyv1.PartnerState_PARTNER_STATE_ACTIVE:
+		return ReasonPartnerInactive
+	case !now.Before(p.ContractEnd):
+		return ReasonContractEnded
+	case i == nil || i.State == treatyv1.IntegrationState_INTEGRATION_STATE_UNSPECIFIED:
+		return ReasonIntegrationUnknown
+	case i.State != treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE:
+		return ReasonIntegrationInactive
+	case w == nil || w.State == treatyv1.WorkloadState_WORKLOAD_STATE_UNSPECIFIED:
+		return ReasonWorkloadUnknown
+	case w.State != treatyv1.WorkloadState_WORKLOAD_STATE_ACTIVE:
+		return ReasonWorkloadInactive
+	}
+	return ""
+}

@@ -1,0 +1,103 @@
+package pdp
+
+// The reasons a decision carries. They are part of the API: gateways, dashboards and audit queries
+// match on them, so a reason is never renamed, and each one means exactly one thing. A decision
+// carries one reason: the first check that fails, in the order the constants are listed here.
+const (
+	// ReasonGranted: every check passed.
+	ReasonGranted = "granted"
+
+	// ReasonSyncing: the PDP has not yet applied the head the revoker announced, after starting,
+	// reconnecting or resyncing. It denies rather than decide on a state it knows to be behind.
+	ReasonSyncing = "syncing"
+	// ReasonStale: the PDP has not been caught up with the feed for longer than its staleness
+	// bound, or the feed was replaced (new epoch, lower head) and it is resyncing from a snapshot.
+	ReasonStale = "stale"
+
+	// ReasonMalformedToken: the token is not a compact JWS of bounded size with an allowed
+	// algorithm, a kid and the access-token type, or its verified payload lacks a required claim.
+	ReasonMalformedToken = "malformed_token"
+	// ReasonUnknownKey: the token's kid (or the issuance request's) was never published into the
+	// feed, or its published JWK is unusable.
+	ReasonUnknownKey = "unknown_key"
+	// ReasonKeyRevoked: the signing key was revoked; every token it signed is denied.
+	ReasonKeyRevoked = "key_revoked"
+	// ReasonBadSignature: the signature does not verify with the published key, or the token's
+	// algorithm is not the one the key was published with.
+	ReasonBadSignature = "bad_signature"
+	// ReasonWrongIssuer: the token's iss is not the issuer the signing key was published for.
+	ReasonWrongIssuer = "wrong_issuer"
+	// ReasonExpired: the token's exp has passed (exp <= now; no clock skew is granted).
+	ReasonExpired = "expired"
+	// ReasonNotYetValid: the token's iat is more than MaxClockSkew in the future.
+	ReasonNotYetValid = "not_yet_valid"
+	// ReasonRevoked: the credential's jti is on the feed's denylist.
+	ReasonRevoked = "revoked"
+
+	// ReasonPartnerBlocked: a kill-switch block is in force on the token's partner.
+	ReasonPartnerBlocked = "partner_blocked"
+	// ReasonPartnerRevoked: the partner was restored after a block at a sequence later than the
+	// token's tsq, so credentials minted before the restore stay dead.
+	ReasonPartnerRevoked = "partner_revoked"
+	// ReasonIntegrationBlocked: a block is in force on the token's integration.
+	ReasonIntegrationBlocked = "integration_blocked"
+	// ReasonIntegrationRevoked: the integration was restored after the token's tsq.
+	ReasonIntegrationRevoked = "integration_revoked"
+	// ReasonWorkloadBlocked: a block is in force on the token's workload.
+	ReasonWorkloadBlocked = "workload_blocked"
+	// ReasonWorkloadRevoked: the workload was restored after the token's tsq.
+	ReasonWorkloadRevoked = "workload_revoked"
+
+	// ReasonPartnerUnknown: the feed holds no partner record for the partner.
+	ReasonPartnerUnknown = "partner_unknown"
+	// ReasonPartnerInactive: the partner is not active yet (proposed or approved).
+	ReasonPartnerInactive = "partner_inactive"
+	// ReasonPartnerSuspended: the partner is suspended in the registry.
+	ReasonPartnerSuspended = "partner_suspended"
+	// ReasonPartnerTerminated: the partner is being offboarded or was terminated.
+	ReasonPartnerTerminated = "partner_terminated"
+	// ReasonContractEnded: the partner's contract end time has passed.
+	ReasonContractEnded = "contract_ended"
+	// ReasonIntegrationUnknown: the feed holds no integration record for the integration.
+	ReasonIntegrationUnknown = "integration_unknown"
+	// ReasonIntegrationInactive: the integration is not active (requested, approved, suspended or
+	// retired).
+	ReasonIntegrationInactive = "integration_inactive"
+	// ReasonWorkloadUnknown: the feed holds no workload record for the workload.
+	ReasonWorkloadUnknown = "workload_unknown"
+	// ReasonWorkloadInactive: the workload is suspended or retired.
+	ReasonWorkloadInactive = "workload_inactive"
+	// ReasonSubjectMismatch: the partner or integration the token (or the workload record) names
+	// is not the one the registry records for the workload or integration.
+	ReasonSubjectMismatch = "subject_mismatch"
+
+	// ReasonScopeMissing: the action is not among the token's scopes (or an issuance request asks
+	// for no scope at all).
+	ReasonScopeMissing = "scope_missing"
+	// ReasonScopeNotAllowed: the action (or a requested scope) is not inside the integration's
+	// current scope ceiling: a ceiling narrowed after issuance takes effect at once.
+	ReasonScopeNotAllowed = "scope_not_allowed"
+	// ReasonAudienceMismatch: the resource is not the token's audience.
+	ReasonAudienceMismatch = "audience_mismatch"
+	// ReasonAudienceNotAllowed: the audience is no longer (or, for issuance, not) among the
+	// integration's audiences: like scopes, audiences removed after issuance take effect at once.
+	ReasonAudienceNotAllowed = "audience_not_allowed"
+)
+
+// reasons holds one shared, read-only slice per reason, so a decision carries its reason without
+// allocating.
+var reasons = func() map[string][]string {
+	m := make(map[string][]string)
+	for _, r := range []string{
+		ReasonGranted, ReasonSyncing, ReasonStale, ReasonMalformedToken, ReasonUnknownKey, ReasonKeyRevoked,
+		ReasonBadSignature, ReasonWrongIssuer, ReasonExpired, ReasonNotYetValid, ReasonRevoked,
+		ReasonPartnerBlocked, ReasonPartnerRevoked, ReasonIntegrationBlocked, ReasonIntegrationRevoked,
+		ReasonWorkloadBlocked, ReasonWorkloadRevoked, ReasonPartnerUnknown, ReasonPartnerInactive,
+		ReasonPartnerSuspended, ReasonPartnerTerminated, ReasonContractEnded, ReasonIntegrationUnknown,
+		ReasonIntegrationInactive, ReasonWorkloadUnknown, ReasonWorkloadInactive, ReasonSubjectMismatch,
+		ReasonScopeMissing, ReasonScopeNotAllowed, ReasonAudienceMismatch, ReasonAudienceNotAllowed,
+	} {
+		m[r] = []string{r}
+	}
+	return m
+}()
