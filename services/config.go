@@ -1,0 +1,145 @@
+package services
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/treaty-dev/treaty/revoker"
+)
+
+// The services one process can run.
+const (
+	Registry = "registry"
+	Issuer   = "issuer"
+	PDP      = "pdp"
+	Revoker  = "revoker"
+)
+
+// All lists every service, in the order they are reported.
+var All = []string{Registry, Issuer, PDP, Revoker}
+
+// Config configures a Treaty server process.
+type Config struct {
+	// DataDir holds one bbolt file per service run here.
+	DataDir string
+	// Listen is the address all services share, for example 127.0.0.1:7433.
+	Listen string
+	// Services lists the services to run here; empty means all.
+	Services []string
+	// Peers maps a service not run here to the address it is reached at. A service run here is
+	// reached at this process's own address unless Peers says otherwise.
+	Peers map[string]string
+	// IssuerURL is the issuer identifier: the iss of every token and the aud of client assertions.
+	// Empty means "http://" + the listen address.
+	IssuerURL string
+	// MaxCredentialTTL is the longest lifetime any credential may have in the deployment.
+	MaxCredentialTTL time.Duration
+	// Heartbeat is how often the revoker tells subscribers its epoch and head.
+	Heartbeat time.Duration
+	// StalenessBound is how long the PDP may go without being caught up before it denies as stale.
+	StalenessBound time.Duration
+	// ShutdownGrace bounds how long a graceful stop waits for in-flight calls.
+	ShutdownGrace time.Duration
+	// Logger receives the server's logs.
+	Logger *slog.Logger
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultListen         = "127.0.0.1:7433"
+	DefaultStalenessBound = 5 * time.Second
+	DefaultShutdownGrace  = 5 * time.Second
+)
+
+// withDefaults fills zero fields.
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if len(c.Services) == 0 {
+		c.Services = All
+	}
+	if c.MaxCredentialTTL == 0 {
+		c.MaxCredentialTTL = revoker.DefaultMaxCredentialTTL
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = time.Second
+	}
+	if c.StalenessBound == 0 {
+		c.StalenessBound = DefaultStalenessBound
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first problem with the configuration, in words an operator can act on.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.DataDir == "" {
+		return fmt.Errorf("--data is required: the folder the services keep their files in")
+	}
+	for _, s := range c.Services {
+		if !slices.Contains(All, s) {
+			return fmt.Errorf("--services: unknown service %q (choose from %s)", s, strings.Join(All, ", "))
+		}
+	}
+	if err := checkLoopback(c.Listen); err != nil {
+		return err
+	}
+	for _, s := range c.Services {
+		for _, dep := range needs[s] {
+			if !c.runs(dep) && c.Peers[dep] == "" {
+				return fmt.Errorf("the %s service needs the %s: run it here (--services) or give its address with --%s", s, dep, dep)
+			}
+		}
+	}
+	if c.IssuerURL != "" {
+		u, err := url.Parse(c.IssuerURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("--issuer-url %q must be an http(s) URL with a host and no query or fragment", c.IssuerURL)
+		}
+	}
+	if c.MaxCredentialTTL < time.Minute {
+		return fmt.Errorf("--max-credential-ttl must be at least 1m")
+	}
+	if c.Heartbeat <= 0 || c.StalenessBound <= c.Heartbeat {
+		return fmt.Errorf("--staleness-bound (%v) must be longer than --heartbeat (%v)", c.StalenessBound, c.Heartbeat)
+	}
+	return nil
+}
+
+// needs lists, for each service, the services it calls. The revoker's call to the issuer (to
+// learn a revoked credential's expiry) is optional and not listed.
+var needs = map[string][]string{
+	Registry: {Revoker},
+	Issuer:   {Registry, PDP, Revoker},
+	PDP:      {Revoker},
+}
+
+func (c Config) runs(service string) bool { return slices.Contains(c.Services, service) }
+
+// checkLoopback refuses listen addresses reachable from other machines: without TLS (a later
+// release adds it) Treaty must not accept connections from the network.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %v", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--listen %q is not a loopback address; without TLS Treaty only listens on loopback (for example 127.0.0.1:7433)", addr)
+}

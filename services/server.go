@@ -1,0 +1,353 @@
+// Package services assembles Treaty's gRPC services into one server process: it opens each
+// service's store, connects the services to one another through their gRPC clients (even when
+// they share the process), installs the interceptor chain, health checking and reflection, and
+// shuts everything down in order.
+package services
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/outbox"
+	"github.com/treaty-dev/treaty/pdp"
+	"github.com/treaty-dev/treaty/registry"
+	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/issuersvc"
+	"github.com/treaty-dev/treaty/services/pdpsvc"
+	"github.com/treaty-dev/treaty/services/registrysvc"
+	"github.com/treaty-dev/treaty/services/revokersvc"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// Server is a running Treaty process.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	lis    net.Listener
+	grpc   *grpc.Server
+	health *health.Server
+
+	pdp        *pdp.PDP
+	revokerSvc *revokersvc.Service
+	issuer     *issuer.Issuer
+
+	cancel  context.CancelFunc // stops background loops
+	loops   sync.WaitGroup
+	served  chan error
+	conns   []*grpc.ClientConn
+	stores  []store.Store
+	stopped sync.Once
+}
+
+// serviceNames are the health-check names of each service.
+var serviceNames = map[string]string{
+	Registry: treatyv1.RegistryService_ServiceDesc.ServiceName,
+	Issuer:   treatyv1.IssuerService_ServiceDesc.ServiceName,
+	PDP:      treatyv1.DecisionService_ServiceDesc.ServiceName,
+	Revoker:  treatyv1.RevocationService_ServiceDesc.ServiceName,
+}
+
+// Start validates cfg, opens the stores, and starts serving. The server reports SERVING through
+// the standard health service once every service it runs is ready; with a PDP, that means once
+// the PDP has caught up with the feed.
+func Start(cfg Config) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			s.closeResources()
+		}
+	}()
+	if s.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	if cfg.IssuerURL == "" {
+		cfg.IssuerURL = "http://" + s.lis.Addr().String()
+		s.cfg.IssuerURL = cfg.IssuerURL
+	}
+	s.grpc = newGRPCServer(s.log)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.setHealth(healthpb.HealthCheckResponse_NOT_SERVING)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if err := s.assemble(ctx); err != nil {
+		return nil, err
+	}
+	go func() { s.served <- s.grpc.Serve(s.lis) }()
+	s.goLoop(func() { s.watchReadiness(ctx) })
+	s.log.Info("treaty serving", "addr", s.Addr(), "services", cfg.Services, "data", cfg.DataDir, "issuer_url", cfg.IssuerURL)
+	return s, nil
+}
+
+// assemble opens each service's store, builds the domain objects and registers the adapters.
+func (s *Server) assemble(ctx context.Context) error {
+	cfg := s.cfg
+	peer := func(name string) (*grpc.ClientConn, error) {
+		addr := cfg.Peers[name]
+		if addr == "" {
+			addr = s.lis.Addr().String()
+		}
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, fmt.Errorf("connect to the %s at %s: %w", name, addr, err)
+		}
+		s.conns = append(s.conns, conn)
+		return conn, nil
+	}
+	open := func(name string, schema store.Schema) (store.Store, error) {
+		st, err := store.OpenBolt(filepath.Join(cfg.DataDir, name+".db"), schema)
+		if err != nil {
+			return nil, err
+		}
+		s.stores = append(s.stores, st)
+		return st, nil
+	}
+	relay := func(st store.Store) (*outbox.Relay, error) {
+		conn, err := peer(Revoker)
+		if err != nil {
+			return nil, err
+		}
+		r := outbox.NewRelay(st, revokersvc.NewPublisher(conn), s.log)
+		s.goLoop(func() { r.Run(ctx) })
+		return r, nil
+	}
+
+	if cfg.runs(Revoker) {
+		st, err := open(Revoker, revoker.Schema)
+		if err != nil {
+			return err
+		}
+		rcfg := revoker.Config{MaxCredentialTTL: cfg.MaxCredentialTTL, Logger: s.log}
+		if cfg.runs(Issuer) || cfg.Peers[Issuer] != "" {
+			conn, err := peer(Issuer)
+			if err != nil {
+				return err
+			}
+			rcfg.Credentials = issuersvc.NewCredentialLookup(conn)
+		}
+		log, err := revoker.Open(st, rcfg)
+		if err != nil {
+			return err
+		}
+		s.revokerSvc = revokersvc.New(revokersvc.Config{Log: log, Heartbeat: cfg.Heartbeat, Logger: s.log})
+		s.revokerSvc.Register(s.grpc)
+	}
+	if cfg.runs(Registry) {
+		st, err := open(Registry, registry.Schema)
+		if err != nil {
+			return err
+		}
+		r, err := relay(st)
+		if err != nil {
+			return err
+		}
+		reg, err := registry.New(registry.Config{Store: st, Relay: r, MaxCredentialTTL: cfg.MaxCredentialTTL, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		registrysvc.New(registrysvc.Config{Registry: reg, Logger: s.log}).Register(s.grpc)
+	}
+	if cfg.runs(PDP) {
+		st, err := open(PDP, pdp.Schema)
+		if err != nil {
+			return err
+		}
+		conn, err := peer(Revoker)
+		if err != nil {
+			return err
+		}
+		p, err := pdp.New(pdp.Config{Store: st, Source: revokersvc.NewSource(conn), StalenessBound: cfg.StalenessBound, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		s.pdp = p
+		s.goLoop(func() { p.Run(ctx) })
+		pdpsvc.New(pdpsvc.Config{PDP: p, Logger: s.log}).Register(s.grpc)
+	}
+	if cfg.runs(Issuer) {
+		st, err := open(Issuer, issuer.Schema)
+		if err != nil {
+			return err
+		}
+		r, err := relay(st)
+		if err != nil {
+			return err
+		}
+		regConn, err := peer(Registry)
+		if err != nil {
+			return err
+		}
+		pdpConn, err := peer(PDP)
+		if err != nil {
+			return err
+		}
+		iss, err := issuer.New(issuer.Config{
+			Store: st, Relay: r, Directory: registrysvc.NewDirectory(regConn), Authorizer: pdpsvc.NewAuthorizer(pdpConn),
+			IssuerURL: cfg.IssuerURL, MaxCredentialTTL: cfg.MaxCredentialTTL, Logger: s.log,
+		})
+		if err != nil {
+			return err
+		}
+		s.issuer = iss
+		issuersvc.New(issuersvc.Config{Issuer: iss, Logger: s.log}).Register(s.grpc)
+	}
+	return nil
+}
+
+// newGRPCServer builds the server with Treaty's interceptor chain. The order is deliberate:
+// recovery outermost, so a panic anywhere (including in logging) becomes INTERNAL; then logging,
+// which records method, code and duration but never payloads, because requests carry tokens and
+// assertions. Validation happens in each service's handlers, at the edge of its domain code.
+func newGRPCServer(log *slog.Logger) *grpc.Server {
+	onPanic := recovery.WithRecoveryHandler(func(p any) error {
+		log.Error("panic in handler", "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error; the server log has the details")
+	})
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	return grpc.NewServer(
+		grpc.ChainUnaryInterceptor(
+			recovery.UnaryServerInterceptor(onPanic),
+			logging.UnaryServerInterceptor(logger, logOpts...),
+		),
+		grpc.ChainStreamInterceptor(
+			recovery.StreamServerInterceptor(onPanic),
+			logging.StreamServerInterceptor(logger, logOpts...),
+		),
+	)
+}
+
+func (s *Server) goLoop(fn func()) {
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		fn()
+	}()
+}
+
+// watchReadiness keeps the health status in step with the PDP: SERVING once it has caught up with
+// the feed, NOT_SERVING while it is syncing or stale. Without a PDP the server is ready at once.
+func (s *Server) watchReadiness(ctx context.Context) {
+	if s.pdp == nil {
+		s.setHealth(healthpb.HealthCheckResponse_SERVING)
+		s.log.Info("treaty ready", "addr", s.Addr())
+		return
+	}
+	ready := false
+	for {
+		changed := s.pdp.StatusChanged() // before reading, so no change is missed
+		if now := s.pdp.Ready(); now != ready {
+			ready = now
+			if ready {
+				s.setHealth(healthpb.HealthCheckResponse_SERVING)
+				s.log.Info("treaty ready", "addr", s.Addr(), "sequence", s.pdp.Applied())
+			} else {
+				s.setHealth(healthpb.HealthCheckResponse_NOT_SERVING)
+				s.log.Warn("treaty not ready: the decision point is syncing or stale")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+func (s *Server) setHealth(st healthpb.HealthCheckResponse_ServingStatus) {
+	s.health.SetServingStatus("", st)
+	for _, name := range s.cfg.Services {
+		svc := st
+		if name != PDP && st == healthpb.HealthCheckResponse_NOT_SERVING && s.pdp != nil {
+			svc = healthpb.HealthCheckResponse_SERVING // only the PDP waits for the feed
+		}
+		s.health.SetServingStatus(serviceNames[name], svc)
+	}
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// IssuerURL returns the issuer identifier in use.
+func (s *Server) IssuerURL() string { return s.cfg.IssuerURL }
+
+// Ready reports whether every service run here is ready.
+func (s *Server) Ready() bool { return s.pdp == nil || s.pdp.Ready() }
+
+// Done returns a channel that receives the serving error if the server stops on its own.
+func (s *Server) Done() <-chan error { return s.served }
+
+// Shutdown stops the server in steps: health NOT_SERVING so probes steer traffic away; end the
+// feed subscriptions, which would otherwise never finish; a graceful stop bounded by the grace
+// period (in-flight writes still reach the revoker), then a hard stop; then background loops;
+// then the stores.
+func (s *Server) Shutdown() {
+	s.stopped.Do(func() {
+		s.health.Shutdown()
+		if s.revokerSvc != nil {
+			s.revokerSvc.Close()
+		}
+		done := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(s.cfg.ShutdownGrace):
+			s.log.Warn("graceful stop timed out; closing remaining connections")
+			s.grpc.Stop()
+		}
+		s.closeResources()
+		s.log.Info("treaty stopped")
+	})
+}
+
+// closeResources stops background loops, then closes connections and stores; it also cleans up
+// after a failed Start.
+func (s *Server) closeResources() {
+	if s.issuer != nil {
+		s.issuer.Close() // its background waits use the relay and the store
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.loops.Wait()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	var errs []error
+	for _, st := range s.stores {
+		errs = append(errs, st.Close())
+	}
+	if s.lis != nil {
+		s.lis.Close()
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.log.Error("closing stores", "err", err)
+	}
+}
