@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services"
+)
+
+func (c *cli) serveCmd() *cobra.Command {
+	cfg := services.Config{}
+	var logFormat, logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve --data DIR [--listen ADDR] [--services registry,issuer,pdp,revoker] [--registry ADDR ...]",
+		Short: "Run Treaty's services (all four in one process by default)",
+		Long: `Runs the registry, issuer, decision point (pdp) and revoker on one gRPC port, each keeping
+its bbolt file in the data folder. --services runs a subset; --registry, --issuer, --pdp and
+--revoker give the addresses of services run elsewhere. Without TLS, only loopback addresses are
+accepted. The health service reports SERVING once the decision point has caught up with the feed.`,
+		Args: args(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usagef("--log-level %q: use debug, info, warn or error", logLevel)
+			}
+			opts := &slog.HandlerOptions{Level: level}
+			switch logFormat {
+			case "text":
+				cfg.Logger = slog.New(slog.NewTextHandler(c.stderr, opts))
+			case "json":
+				cfg.Logger = slog.New(slog.NewJSONHandler(c.stderr, opts))
+			default:
+				return usagef("--log-format must be text or json")
+			}
+			cfg.Peers = map[string]string{}
+			for name, v := range c.peers {
+				if *v != "" {
+					cfg.Peers[name] = *v
+				}
+			}
+			if err := cfg.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			srv, err := services.Start(cfg)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			var serveErr error
+			select {
+			case <-ctx.Done():
+			case serveErr = <-srv.Done():
+			}
+			srv.Shutdown()
+			if serveErr != nil {
+				return fmt.Errorf("server stopped: %w", serveErr)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "", "folder for the services' bbolt files (created if missing)")
+	f.StringVar(&cfg.Listen, "listen", services.DefaultListen, "gRPC listen address (loopback only without TLS)")
+	f.StringSliceVar(&cfg.Services, "services", services.All, "services to run here")
+	f.StringVar(&cfg.IssuerURL, "issuer-url", "", "issuer identifier: the iss of tokens and the aud of client assertions (default http://LISTEN)")
+	f.DurationVar(&cfg.MaxCredentialTTL, "max-credential-ttl", revoker.DefaultMaxCredentialTTL, "longest lifetime any credential may have")
+	f.DurationVar(&cfg.Heartbeat, "heartbeat", time.Second, "how often the revoker sends heartbeats")
+	f.DurationVar(&cfg.StalenessBound, "staleness-bound", services.DefaultStalenessBound, "how long the PDP may lag before it denies as stale")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
