@@ -33,10 +33,6 @@ type Control struct {
 	Watermark uint64
 }
 
-// Admits reports whether a credential issued at feed sequence tsq may be honoured under this
-// control: no block, and issued at or after the last restore.
-func (c *Control) Admits(tsq uint64) bool { return c.Block == nil && tsq >= c.Watermark }
-
 // Partner is a partner as enforcement sees it.
 type Partner struct {
 	ID    string

@@ -66,8 +66,8 @@ func (rec *integrationRecord) summary() map[string]string {
 }
 
 // changed is the integration's enforcement fields as a feed event.
-func (rec *integrationRecord) changed(actor string) *treatyv1.Event {
-	return &treatyv1.Event{Actor: actor, Change: &treatyv1.Event_IntegrationChanged{
+func (rec *integrationRecord) changed(actor, reason string) *treatyv1.Event {
+	return &treatyv1.Event{Actor: actor, Reason: reason, Change: &treatyv1.Event_IntegrationChanged{
 		IntegrationChanged: &treatyv1.IntegrationChanged{
 			IntegrationId: rec.ID, PartnerId: rec.PartnerID, State: rec.State,
 			AllowedScopes: slices.Clone(rec.AllowedScopes), Audiences: slices.Clone(rec.Audiences),
@@ -101,7 +101,7 @@ func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor s
 		return change{
 			audit: AuditRecord{Time: now, Actor: actor, Action: "integration.create", Target: "integration/" + rec.ID,
 				After: rec.summary()},
-			events: []*treatyv1.Event{rec.changed(actor)},
+			events: []*treatyv1.Event{rec.changed(actor, "integration created")},
 		}, nil
 	})
 	if !committed(err) {

@@ -91,7 +91,7 @@ func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string) (
 		}
 		return change{
 			audit:  AuditRecord{Time: now, Actor: actor, Action: "partner.create", Target: "partner/" + rec.ID, After: rec.summary()},
-			events: []*treatyv1.Event{rec.changed(actor, "")},
+			events: []*treatyv1.Event{rec.changed(actor, "partner created")},
 		}, nil
 	})
 	if !committed(err) {

@@ -63,8 +63,8 @@ func (rec *workloadRecord) summary() map[string]string {
 }
 
 // changed is the workload's enforcement fields as a feed event.
-func (rec *workloadRecord) changed(actor string) *treatyv1.Event {
-	return &treatyv1.Event{Actor: actor, Change: &treatyv1.Event_WorkloadChanged{WorkloadChanged: &treatyv1.WorkloadChanged{
+func (rec *workloadRecord) changed(actor, reason string) *treatyv1.Event {
+	return &treatyv1.Event{Actor: actor, Reason: reason, Change: &treatyv1.Event_WorkloadChanged{WorkloadChanged: &treatyv1.WorkloadChanged{
 		WorkloadId: rec.ID, IntegrationId: rec.IntegrationID, PartnerId: rec.PartnerID, State: rec.State,
 	}}}
 }
@@ -120,7 +120,7 @@ func (r *Registry) CreateWorkload(ctx context.Context, id, integrationID, public
 		return change{
 			audit: AuditRecord{Time: now, Actor: actor, Action: "workload.create", Target: "workload/" + id,
 				After: rec.summary()},
-			events: []*treatyv1.Event{rec.changed(actor)},
+			events: []*treatyv1.Event{rec.changed(actor, "workload created")},
 		}, nil
 	})
 	if !committed(err) {
