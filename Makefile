@@ -1,0 +1,30 @@
+# Treaty's developer targets; CI (.ci/run) runs the same steps.
+GO       ?= go
+TOOL     := $(GO) tool -modfile=tools/go.mod
+BENCH    ?= .
+COUNT    ?= 6
+
+.PHONY: help build generate lint test bench ci
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/treaty
+	$(GO) build -o bin/treaty ./cmd/treaty
+
+generate: ## regenerate gen/ from proto/ with buf (offline, pinned plugins)
+	$(TOOL) buf generate
+
+lint: ## buf lint, gofmt and go vet
+	$(TOOL) buf lint
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || (gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); exit 1)
+	$(GO) vet ./...
+
+test: ## run every test with the race detector (the README's test command)
+	$(GO) test -race ./...
+
+bench: ## run the benchmarks COUNT times (compare runs with benchstat)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./...
+
+ci: ## run what CI runs
+	./.ci/run
