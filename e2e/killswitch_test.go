@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"path/filepath"
 	"slices"
@@ -221,4 +222,42 @@ func TestWatchLive(t *testing.T) {
 		ev["reason"] != "leaked in a log" {
 		t.Fatalf("live watch printed %v, want the revocation at %d", ev, seq)
 	}
+}
+
+// TestSigningKeyRevocation revokes the issuer's active signing key: every token it signed is
+// denied, and issuance carries on at once with a new key.
+func TestSigningKeyRevocation(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	startServer(t, addr, "--data", t.TempDir())
+	o := &operator{t: t, d: deployment{env: []string{"TREATY_SERVER=" + addr}}, dir: t.TempDir()}
+	key := o.onboard("acme")
+	old := o.token("acme", key)
+	oldKid := kidOf(t, old)
+
+	seq := sequenceOf(t, o.json(0, "revoke", "key", oldKid, "--reason", "issuer host compromised"))
+	o.wantReason(o.check(old, "orders.read", "orders-api", false, seq), "key_revoked")
+
+	fresh := o.token("acme", key, "--min-sequence", strconv.FormatUint(seq, 10))
+	if kidOf(t, fresh) == oldKid {
+		t.Fatal("the issuer still signs with the revoked key")
+	}
+	o.wantReason(o.check(fresh, "orders.read", "orders-api", true, 0), "granted")
+	o.wantReason(o.check(old, "orders.read", "orders-api", false, 0), "key_revoked")
+}
+
+// kidOf returns the kid header of a JWT.
+func kidOf(t *testing.T, jwt string) string {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(strings.SplitN(jwt, ".", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var header struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(raw, &header); err != nil || header.Kid == "" {
+		t.Fatalf("token header %s: %v", raw, err)
+	}
+	return header.Kid
 }
