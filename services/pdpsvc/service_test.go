@@ -3,7 +3,6 @@ package pdpsvc_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/treaty-dev/treaty/fail"
@@ -21,6 +19,7 @@ import (
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/pdp/pdptest"
 	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/grpctest"
 	"github.com/treaty-dev/treaty/services/pdpsvc"
 	"github.com/treaty-dev/treaty/store/storetest"
 )
@@ -58,25 +57,7 @@ func newEnv(t *testing.T) *env {
 	pdptest.WaitReady(t, p)
 	e.svc = pdpsvc.New(pdpsvc.Config{PDP: p, Logger: logger})
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	e.svc.Register(srv)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	e.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		e.conn.Close()
-		srv.GracefulStop()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	e.conn = grpctest.Serve(t, e.svc.Register)
 	e.client = treatyv1.NewDecisionServiceClient(e.conn)
 	return e
 }

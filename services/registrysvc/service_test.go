@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,7 +20,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -31,6 +29,7 @@ import (
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/grpctest"
 	"github.com/treaty-dev/treaty/services/registrysvc"
 	"github.com/treaty-dev/treaty/store/storetest"
 )
@@ -79,20 +78,7 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	registrysvc.New(registrysvc.Config{Registry: reg, Logger: quiet}).Register(srv)
-	served := make(chan struct{})
-	go func() { srv.Serve(lis); close(served) }()
-	t.Cleanup(func() { srv.Stop(); <-served })
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := grpctest.Serve(t, registrysvc.New(registrysvc.Config{Registry: reg, Logger: quiet}).Register)
 	return &fixture{client: treatyv1.NewRegistryServiceClient(conn), conn: conn, rev: rev, pub: pub}
 }
 

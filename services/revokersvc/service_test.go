@@ -3,7 +3,6 @@ package revokersvc_test
 import (
 	"context"
 	"crypto/ed25519"
-	"net"
 	"testing"
 	"time"
 
@@ -11,12 +10,12 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/grpctest"
 	"github.com/treaty-dev/treaty/services/revokersvc"
 	"github.com/treaty-dev/treaty/store/storetest"
 )
@@ -37,19 +36,9 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
 	svc := revokersvc.New(revokersvc.Config{Log: log, Heartbeat: 50 * time.Millisecond})
-	svc.Register(srv)
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); svc.Close(); srv.Stop() })
+	t.Cleanup(svc.Close)
+	conn := grpctest.Serve(t, svc.Register)
 	return &env{log: log, svc: svc, conn: conn, client: treatyv1.NewRevocationServiceClient(conn)}
 }
 
