@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -8,24 +9,17 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
 
 func (c *cli) partnerCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "partner", Short: "Register, inspect, suspend and offboard partners"}
-	cmd.AddCommand(c.partnerCreateCmd(), c.partnerGetCmd(), c.partnerListCmd(),
-		c.partnerEndCmd("suspend", "Suspend a partner: every credential under it is blocked"),
-		c.partnerEndCmd("offboard", "Offboard a partner for good: every credential under it is blocked permanently"))
+	cmd.AddCommand(c.partnerCreateCmd(),
+		registryGetCmd(c, "partner", func(ctx context.Context, rc treatyv1.RegistryServiceClient, id string) (*treatyv1.GetPartnerResponse, error) {
+			return rc.GetPartner(ctx, &treatyv1.GetPartnerRequest{Id: id})
+		}, func(r *treatyv1.GetPartnerResponse) { c.showPartner(r.GetPartner(), 0) }),
+		c.partnerListCmd(), c.partnerSuspendCmd(), c.partnerOffboardCmd())
 	return cmd
-}
-
-func (c *cli) registry() (treatyv1.RegistryServiceClient, error) {
-	conn, err := c.conn("registry")
-	if err != nil {
-		return nil, err
-	}
-	return treatyv1.NewRegistryServiceClient(conn), nil
 }
 
 // parseContractEnd turns the last day of a contract into the instant access ends: the start of
@@ -36,20 +30,6 @@ func parseContractEnd(day string) (time.Time, error) {
 		return time.Time{}, usagef("--contract-end %q is not a date; use YYYY-MM-DD", day)
 	}
 	return d.AddDate(0, 0, 1), nil
-}
-
-func checkIDFlag(flag, id string) error {
-	if !fail.ValidID(id) {
-		return usagef("--%s %q is not a valid id: use 1-63 lower-case letters, digits and dashes, starting with a letter or digit", flag, id)
-	}
-	return nil
-}
-
-func checkIDArg(what, id string) error {
-	if !fail.ValidID(id) {
-		return usagef("%s id %q is not valid: use 1-63 lower-case letters, digits and dashes, starting with a letter or digit", what, id)
-	}
-	return nil
 }
 
 func (c *cli) partnerCreateCmd() *cobra.Command {
@@ -69,19 +49,11 @@ func (c *cli) partnerCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, err := c.registry()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.ctx(cmd)
-			defer cancel()
-			resp, err := client.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: c.actor, Partner: &treatyv1.Partner{
-				Id: id, DisplayName: name, OwnerTeam: owner, ContractEndTime: timestamppb.New(ends),
-			}})
-			if err != nil {
-				return err
-			}
-			return c.showPartner(resp.GetPartner(), resp.GetSequence(), resp)
+			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.CreatePartnerResponse, error) {
+				return rc.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: c.actor, Partner: &treatyv1.Partner{
+					Id: id, DisplayName: name, OwnerTeam: owner, ContractEndTime: timestamppb.New(ends),
+				}})
+			}, func(r *treatyv1.CreatePartnerResponse) { c.showPartner(r.GetPartner(), r.GetSequence()) })
 		},
 	}
 	f := cmd.Flags()
@@ -92,42 +64,11 @@ func (c *cli) partnerCreateCmd() *cobra.Command {
 	return cmd
 }
 
-func (c *cli) partnerGetCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "get ID",
-		Short: "Show a partner",
-		Args:  args(1, "ID"),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			if err := checkIDArg("partner", a[0]); err != nil {
-				return err
-			}
-			client, err := c.registry()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.ctx(cmd)
-			defer cancel()
-			resp, err := client.GetPartner(ctx, &treatyv1.GetPartnerRequest{Id: a[0]})
-			if err != nil {
-				return err
-			}
-			return c.showPartner(resp.GetPartner(), 0, resp)
-		},
-	}
-}
-
-func (c *cli) showPartner(p *treatyv1.Partner, seq uint64, resp proto.Message) error {
-	if c.output == "json" {
-		return c.printProto(resp)
-	}
-	kv := []string{"id", p.GetId(), "name", p.GetDisplayName(), "owner", p.GetOwnerTeam(), "state", stateName(p.GetState()),
+func (c *cli) showPartner(p *treatyv1.Partner, seq uint64) {
+	fields(c.stdout, withSequence([]string{"id", p.GetId(), "name", p.GetDisplayName(), "owner", p.GetOwnerTeam(),
+		"state", stateName(p.GetState()),
 		"contract end", fmt.Sprintf("%s (access ends %s)", contractEndDate(p.GetContractEndTime()), ts(p.GetContractEndTime())),
-		"created", ts(p.GetCreateTime()), "updated", ts(p.GetUpdateTime())}
-	if seq != 0 {
-		kv = append(kv, "sequence", fmt.Sprint(seq))
-	}
-	fields(c.stdout, kv...)
-	return nil
+		"created", ts(p.GetCreateTime()), "updated", ts(p.GetUpdateTime())}, seq)...)
 }
 
 func (c *cli) partnerListCmd() *cobra.Command {
@@ -136,37 +77,39 @@ func (c *cli) partnerListCmd() *cobra.Command {
 		Short: "List partners",
 		Args:  args(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, err := c.registry()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.ctx(cmd)
-			defer cancel()
-			all := &treatyv1.ListPartnersResponse{}
-			for token := ""; ; {
-				resp, err := client.ListPartners(ctx, &treatyv1.ListPartnersRequest{PageSize: 1000, PageToken: token})
-				if err != nil {
-					return err
+			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.ListPartnersResponse, error) {
+				all := &treatyv1.ListPartnersResponse{}
+				for token := ""; ; {
+					resp, err := rc.ListPartners(ctx, &treatyv1.ListPartnersRequest{PageSize: 1000, PageToken: token})
+					if err != nil {
+						return nil, err
+					}
+					all.Partners = append(all.Partners, resp.GetPartners()...)
+					if token = resp.GetNextPageToken(); token == "" {
+						return all, nil
+					}
 				}
-				all.Partners = append(all.Partners, resp.GetPartners()...)
-				if token = resp.GetNextPageToken(); token == "" {
-					break
+			}, func(all *treatyv1.ListPartnersResponse) {
+				var rows [][]string
+				for _, p := range all.GetPartners() {
+					rows = append(rows, []string{p.GetId(), p.GetDisplayName(), p.GetOwnerTeam(), stateName(p.GetState()), contractEndDate(p.GetContractEndTime())})
 				}
-			}
-			if c.output == "json" {
-				return c.printProto(all)
-			}
-			var rows [][]string
-			for _, p := range all.GetPartners() {
-				rows = append(rows, []string{p.GetId(), p.GetDisplayName(), p.GetOwnerTeam(), stateName(p.GetState()), contractEndDate(p.GetContractEndTime())})
-			}
-			table(c.stdout, []string{"ID", "NAME", "OWNER", "STATE", "CONTRACT END"}, rows)
-			return nil
+				table(c.stdout, []string{"ID", "NAME", "OWNER", "STATE", "CONTRACT END"}, rows)
+			})
 		},
 	}
 }
 
-func (c *cli) partnerEndCmd(verb, short string) *cobra.Command {
+// partnerWrite is the response of a registry write on a partner.
+type partnerWrite interface {
+	proto.Message
+	GetPartner() *treatyv1.Partner
+	GetSequence() uint64
+}
+
+// partnerTransitionCmd builds `partner VERB ID [--reason TEXT]` for a transition that blocks the
+// partner's credentials.
+func partnerTransitionCmd[R partnerWrite](c *cli, verb, short string, call func(context.Context, treatyv1.RegistryServiceClient, string, string) (R, error)) *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
 		Use:   verb + " ID [--reason TEXT]",
@@ -179,31 +122,25 @@ func (c *cli) partnerEndCmd(verb, short string) *cobra.Command {
 			if reason == "" {
 				return usagef("--reason must not be empty")
 			}
-			client, err := c.registry()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := c.ctx(cmd)
-			defer cancel()
-			var p *treatyv1.Partner
-			var seq uint64
-			var resp proto.Message
-			if verb == "suspend" {
-				r, err := client.SuspendPartner(ctx, &treatyv1.SuspendPartnerRequest{Id: a[0], Reason: reason, Actor: c.actor})
-				if err != nil {
-					return err
-				}
-				p, seq, resp = r.GetPartner(), r.GetSequence(), r
-			} else {
-				r, err := client.OffboardPartner(ctx, &treatyv1.OffboardPartnerRequest{Id: a[0], Reason: reason, Actor: c.actor})
-				if err != nil {
-					return err
-				}
-				p, seq, resp = r.GetPartner(), r.GetSequence(), r
-			}
-			return c.showPartner(p, seq, resp)
+			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (R, error) {
+				return call(ctx, rc, a[0], reason)
+			}, func(r R) { c.showPartner(r.GetPartner(), r.GetSequence()) })
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "partner "+verb+" with the treaty CLI", "why, for the audit trail")
 	return cmd
+}
+
+func (c *cli) partnerSuspendCmd() *cobra.Command {
+	return partnerTransitionCmd(c, "suspend", "Suspend a partner: every credential under it is blocked",
+		func(ctx context.Context, rc treatyv1.RegistryServiceClient, id, reason string) (*treatyv1.SuspendPartnerResponse, error) {
+			return rc.SuspendPartner(ctx, &treatyv1.SuspendPartnerRequest{Id: id, Reason: reason, Actor: c.actor})
+		})
+}
+
+func (c *cli) partnerOffboardCmd() *cobra.Command {
+	return partnerTransitionCmd(c, "offboard", "Offboard a partner for good: every credential under it is blocked permanently",
+		func(ctx context.Context, rc treatyv1.RegistryServiceClient, id, reason string) (*treatyv1.OffboardPartnerResponse, error) {
+			return rc.OffboardPartner(ctx, &treatyv1.OffboardPartnerRequest{Id: id, Reason: reason, Actor: c.actor})
+		})
 }
