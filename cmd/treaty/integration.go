@@ -58,4 +58,3 @@ func (c *cli) showIntegration(i *treatyv1.Integration, seq uint64) {
 		"scopes", strings.Join(i.GetAllowedScopes(), ","), "audiences", strings.Join(i.GetAudiences(), ","),
 		"max ttl", i.GetMaxCredentialTtl().AsDuration().String(), "created", ts(i.GetCreateTime())}, seq)...)
 }
-
