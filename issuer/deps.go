@@ -65,13 +65,14 @@ type IssuanceRequest struct {
 	MinSequence uint64
 }
 
-// IssuanceDecision is the PDP's answer. Sequence is the feed sequence the decision was made at;
-// it becomes the credential's tsq.
+// IssuanceDecision is the PDP's answer. Sequence is the feed sequence the decision was made at
+// and Epoch the feed's epoch; they become the credential's tsq and tep.
 type IssuanceDecision struct {
 	Allow      bool
 	Reasons    []string
 	DecisionID string
 	Sequence   uint64
+	Epoch      string
 }
 
 // Authorizer asks the PDP whether issuance is allowed.

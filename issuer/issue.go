@@ -164,7 +164,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 	claims := token.Claims{
 		Issuer: i.cfg.IssuerURL, Subject: w.ID, ClientID: w.ID, Partner: w.PartnerID, Integration: w.IntegrationID,
 		Scope: strings.Join(scopes, " "), Audience: req.Audience, IssuedAt: iat.Unix(), Expiry: exp.Unix(),
-		ID: jti, Sequence: dec.Sequence,
+		ID: jti, Sequence: dec.Sequence, Epoch: dec.Epoch,
 	}
 	raw, err := jwt.Signed(key.jose).Claims(claims).Serialize()
 	if err != nil {

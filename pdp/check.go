@@ -46,9 +46,13 @@ type Decision struct {
 	// Sequence is the feed sequence of the state the decision was made on. For an issuance, it
 	// becomes the credential's tsq.
 	Sequence uint64
+	// Epoch is the epoch of the feed Sequence belongs to; for an issuance, the credential's tep.
+	Epoch string
 	// Subject and TokenID are the workload (sub) and jti of a checked token, for the audit trail;
 	// empty unless the token's signature verified.
 	Subject, TokenID string
+
+	tokenSequence uint64 // the checked token's tsq, for waiting on it
 }
 
 // Check decides whether a token may perform an action on a resource now. It loads the state once
@@ -58,12 +62,26 @@ func (p *PDP) Check(ctx context.Context, req CheckRequest) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	d := Decision{DecisionID: p.ids.next(), Sequence: s.Sequence()}
+	d := Decision{DecisionID: p.ids.next(), Sequence: s.Sequence(), Epoch: s.Epoch()}
 	reason := p.check(s, &req, &d)
+	if reason == ReasonSequenceAhead {
+		// Another PDP decided the issuance, and this one has not applied that far yet: wait
+		// briefly, as for min_sequence, then decide again. A rolled-back log never gets there.
+		wctx, cancel := context.WithTimeout(ctx, maxSequenceAheadWait)
+		later, err := p.stateAt(wctx, d.tokenSequence)
+		cancel()
+		if err == nil {
+			d = Decision{DecisionID: d.DecisionID, Sequence: later.Sequence(), Epoch: later.Epoch()}
+			reason = p.check(later, &req, &d)
+		}
+	}
 	d.Allow = reason == ReasonGranted
 	d.Reasons = reasons[reason]
 	return d, nil
 }
+
+// maxSequenceAheadWait bounds how long a check waits for the feed to reach a token's tsq.
+const maxSequenceAheadWait = time.Second
 
 func (p *PDP) check(s *feed.State, req *CheckRequest, d *Decision) string {
 	if r := p.notReady(); r != "" {
@@ -91,6 +109,13 @@ func (p *PDP) check(s *feed.State, req *CheckRequest, d *Decision) string {
 	}
 	if c.IssuedAt > now.Add(MaxClockSkew).Unix() {
 		return ReasonNotYetValid
+	}
+	if c.Epoch != s.Epoch() {
+		return ReasonEpochMismatch
+	}
+	if c.Sequence > s.Sequence() {
+		d.tokenSequence = c.Sequence
+		return ReasonSequenceAhead
 	}
 	if _, revoked := s.RevokedCredential(c.ID); revoked {
 		return ReasonRevoked
@@ -148,7 +173,7 @@ func (p *PDP) CheckIssuance(ctx context.Context, req IssuanceRequest) (Decision,
 	if err != nil {
 		return Decision{}, err
 	}
-	d := Decision{DecisionID: p.ids.next(), Sequence: s.Sequence(), Subject: req.WorkloadID}
+	d := Decision{DecisionID: p.ids.next(), Sequence: s.Sequence(), Epoch: s.Epoch(), Subject: req.WorkloadID}
 	reason := p.checkIssuance(s, &req)
 	d.Allow = reason == ReasonGranted
 	d.Reasons = reasons[reason]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -41,11 +42,15 @@ func blocked(kind treatyv1.TargetKind, id string) setup {
 }
 
 // restored blocks and restores a target, and mints a token whose tsq is offset from the restore's
-// sequence.
+// sequence. For a positive offset the feed first moves on past the restore, so the tsq is one the
+// PDP has applied.
 func restored(kind treatyv1.TargetKind, id string, offset int) setup {
 	return func(t *testing.T, e *env) string {
 		pdptest.Revoke(t, e.log, kind, id)
 		r := pdptest.Restore(t, e.log, kind, id)
+		for i := range offset {
+			pdptest.Revoke(t, e.log, credentialK, fmt.Sprintf("unrelated-%d", i))
+		}
 		return e.token(t, func(c *token.Claims) { c.Sequence = uint64(int(r) + offset) })
 	}
 }
@@ -127,6 +132,9 @@ func TestCheck(t *testing.T) {
 		{name: "partner restored after tsq", setup: restored(partnerK, "acme", -1), want: pdp.ReasonPartnerRevoked},
 		{name: "partner restored at tsq", setup: restored(partnerK, "acme", 0), want: pdp.ReasonGranted},
 		{name: "partner restored before tsq", setup: restored(partnerK, "acme", 1), want: pdp.ReasonGranted},
+		{name: "tsq beyond the feed", setup: claimsEdit(func(c *token.Claims) { c.Sequence += 50 }), want: pdp.ReasonSequenceAhead},
+		{name: "token of another epoch", setup: claimsEdit(func(c *token.Claims) { c.Epoch = "0123456789abcdef" }), want: pdp.ReasonEpochMismatch},
+		{name: "token without an epoch", setup: claimsEdit(func(c *token.Claims) { c.Epoch = "" }), want: pdp.ReasonEpochMismatch},
 		{name: "token minted before the block", setup: restored(partnerK, "acme", -2), want: pdp.ReasonPartnerRevoked},
 		{name: "integration restored after tsq", setup: restored(integrationK, "acme-api", -1), want: pdp.ReasonIntegrationRevoked},
 		{name: "integration restored at tsq", setup: restored(integrationK, "acme-api", 0), want: pdp.ReasonGranted},

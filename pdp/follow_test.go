@@ -18,6 +18,7 @@ import (
 	"github.com/treaty-dev/treaty/pdp/pdptest"
 	"github.com/treaty-dev/treaty/store"
 	"github.com/treaty-dev/treaty/store/storetest"
+	"github.com/treaty-dev/treaty/token"
 )
 
 // cached loads the state the PDP keeps in st.
@@ -132,7 +133,7 @@ func TestRestartResumesFromTheCache(t *testing.T) {
 	}
 
 	// While it is down the feed moves on, and when it restarts the revoker is unreachable.
-	c := pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", log.Head())
+	c := pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", log.Epoch(), log.Head())
 	tok := key.Mint(t, c)
 	revokedAt := pdptest.Revoke(t, log, credentialK, c.ID)
 	src.Switch(nil)
@@ -288,7 +289,7 @@ func TestNewEpochResyncsAndKeepsRevocations(t *testing.T) {
 	pdptest.Publish(t, e.log, more...)
 	pdptest.Revoke(t, e.log, credentialK, old.ID)
 	pdptest.Revoke(t, e.log, workloadK, "acme-bot2")
-	beforeRestore := pdptest.Revoke(t, e.log, workloadK, "acme-bot3")
+	pdptest.Revoke(t, e.log, workloadK, "acme-bot3")
 	pdptest.Restore(t, e.log, workloadK, "acme-bot3") // leaves a watermark
 	waitApplied(t, e.pdp, pdptest.Revoke(t, e.log, keyK, "k2"))
 
@@ -309,17 +310,21 @@ func TestNewEpochResyncsAndKeepsRevocations(t *testing.T) {
 	close(gate)
 	pdptest.WaitReady(t, e.pdp)
 
-	head := fresh.Head()
+	head, epoch := fresh.Head(), fresh.Epoch()
+	sameJTI := pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", epoch, head)
+	sameJTI.ID = old.ID
 	tokens := []struct {
 		name string
 		tok  string
 		want string
 	}{
-		{"credential revoked in the old log", oldTok, pdp.ReasonRevoked},
-		{"workload blocked in the old log", e.key.Mint(t, pdptest.Claims("acme-bot2", "acme-api", "acme", "read", "api", head)), pdp.ReasonWorkloadBlocked},
-		{"workload restored in the old log after the token", e.key.Mint(t, pdptest.Claims("acme-bot3", "acme-api", "acme", "read", "api", beforeRestore)), pdp.ReasonWorkloadRevoked},
-		{"key revoked in the old log", k2.Mint(t, pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", head)), pdp.ReasonKeyRevoked},
-		{"new token", e.key.Mint(t, pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", head)), pdp.ReasonGranted},
+		{"token of the old log", oldTok, pdp.ReasonEpochMismatch},
+		{"credential revoked in the old log", e.key.Mint(t, sameJTI), pdp.ReasonRevoked},
+		{"workload blocked in the old log", e.key.Mint(t, pdptest.Claims("acme-bot2", "acme-api", "acme", "read", "api", epoch, head)), pdp.ReasonWorkloadBlocked},
+		{"workload restored in the old log: its watermark belonged to the old log", e.key.Mint(t, pdptest.Claims("acme-bot3", "acme-api", "acme", "read", "api", epoch, head)), pdp.ReasonGranted},
+		{"token claiming a position the new log never reached", e.key.Mint(t, pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", epoch, head+100)), pdp.ReasonSequenceAhead},
+		{"key revoked in the old log", k2.Mint(t, pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", epoch, head)), pdp.ReasonKeyRevoked},
+		{"new token", e.key.Mint(t, pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", epoch, head)), pdp.ReasonGranted},
 	}
 	for _, tc := range tokens {
 		d, err := e.pdp.Check(context.Background(), pdp.CheckRequest{Token: tc.tok, Action: "read", Resource: "api", MinSequence: head})
@@ -373,5 +378,23 @@ func TestRunTwice(t *testing.T) {
 	e := newEnv(t, pdp.Config{})
 	if err := e.pdp.Run(context.Background()); err == nil {
 		t.Error("a second Run succeeded")
+	}
+}
+
+// TestCheckWaitsForATokenFromAheadOfIt covers a token issued on a decision another PDP made at a
+// sequence this one has not applied yet: the check waits for it briefly instead of denying.
+func TestCheckWaitsForATokenFromAheadOfIt(t *testing.T) {
+	e := newEnv(t, pdp.Config{})
+	tok := e.token(t, func(c *token.Claims) { c.Sequence = e.log.Head() + 1 })
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		pdptest.Revoke(t, e.log, credentialK, "unrelated")
+	}()
+	d, err := e.pdp.Check(context.Background(), pdp.CheckRequest{Token: tok, Action: "read", Resource: "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := reason(t, d); got != pdp.ReasonGranted {
+		t.Fatalf("reason = %s, want granted once the feed reached the token's tsq", got)
 	}
 }

@@ -90,7 +90,7 @@ func newEnv(t testing.TB, cfg pdp.Config) *env {
 
 // claims returns the claims of a valid token for acme-bot, at the current head.
 func (e *env) claims() token.Claims {
-	return pdptest.Claims("acme-bot", "acme-api", "acme", "read write", "api", e.log.Head())
+	return pdptest.Claims("acme-bot", "acme-api", "acme", "read write", "api", e.log.Epoch(), e.log.Head())
 }
 
 // token mints a token for acme-bot, changed by edit.

@@ -31,6 +31,12 @@ const (
 	ReasonExpired = "expired"
 	// ReasonNotYetValid: the token's iat is more than MaxClockSkew in the future.
 	ReasonNotYetValid = "not_yet_valid"
+	// ReasonEpochMismatch: the token was issued against another epoch of the feed (the log was
+	// replaced since), so its tsq cannot be compared with this log's watermarks.
+	ReasonEpochMismatch = "epoch_mismatch"
+	// ReasonSequenceAhead: the token claims an issuance sequence this PDP has not reached even
+	// after waiting briefly: the PDP lags far behind, or the log was rolled back.
+	ReasonSequenceAhead = "sequence_ahead"
 	// ReasonRevoked: the credential's jti is on the feed's denylist.
 	ReasonRevoked = "revoked"
 
@@ -90,7 +96,8 @@ var reasons = func() map[string][]string {
 	m := make(map[string][]string)
 	for _, r := range []string{
 		ReasonGranted, ReasonSyncing, ReasonStale, ReasonMalformedToken, ReasonUnknownKey, ReasonKeyRevoked,
-		ReasonBadSignature, ReasonWrongIssuer, ReasonExpired, ReasonNotYetValid, ReasonRevoked,
+		ReasonBadSignature, ReasonWrongIssuer, ReasonExpired, ReasonNotYetValid, ReasonEpochMismatch,
+		ReasonSequenceAhead, ReasonRevoked,
 		ReasonPartnerBlocked, ReasonPartnerRevoked, ReasonIntegrationBlocked, ReasonIntegrationRevoked,
 		ReasonWorkloadBlocked, ReasonWorkloadRevoked, ReasonPartnerUnknown, ReasonPartnerInactive,
 		ReasonPartnerSuspended, ReasonPartnerTerminated, ReasonContractEnded, ReasonIntegrationUnknown,

@@ -16,11 +16,11 @@ import (
 //     tokens deny as key_revoked rather than unknown_key);
 //   - blocks: a block of the old state is kept unless the snapshot has one (a permanent one is
 //     kept over a temporary one); an entity the snapshot does not know is kept as a placeholder
-//     carrying only the block, which denies like the placeholders feed.Editor makes;
-//   - watermarks: the larger one. A watermark is the residue of a block: tokens minted before
-//     the restore must stay dead. Sequences of the two logs are not comparable, so keeping the old
-//     value fails closed: tokens under that entity need a tsq at or after it, which the new log
-//     reaches as it grows (a new restore cannot lower it).
+//     carrying only the block, which denies like the placeholders feed.Editor makes. Restoring it
+//     takes a block and a restore in the new log.
+//   - watermarks are not carried over: they are positions in the old log's sequence space, and
+//     every token issued against the old log carries the old epoch and is denied as
+//     epoch_mismatch, which is stronger than any watermark.
 //
 // Sequences carried over from the old log (a block's, a key revocation's, a denylisting's) are
 // kept as they were; they record that something happened, and decisions only test them for
@@ -30,64 +30,24 @@ func keepRevocations(old, snap *feed.State) (*feed.State, int) {
 		return snap, 0 // nothing was ever applied, so nothing can be lost
 	}
 	op, np := old.Proto(), snap.Proto()
-	kept := 0
-
-	partners := make(map[string]*treatyv1.PartnerRecord, len(np.Partners))
-	for _, r := range np.Partners {
-		partners[r.GetPartner().GetPartnerId()] = r
-	}
-	for _, r := range op.Partners {
-		if r.Block == nil && r.Watermark == 0 {
-			continue
-		}
-		id := r.GetPartner().GetPartnerId()
-		n, ok := partners[id]
-		if !ok {
-			n = &treatyv1.PartnerRecord{Partner: &treatyv1.PartnerChanged{PartnerId: id}}
-			np.Partners = append(np.Partners, n)
-		}
-		if keepControl(&n.Block, &n.Watermark, r.Block, r.Watermark) {
-			kept++
-		}
-	}
-
-	integrations := make(map[string]*treatyv1.IntegrationRecord, len(np.Integrations))
-	for _, r := range np.Integrations {
-		integrations[r.GetIntegration().GetIntegrationId()] = r
-	}
-	for _, r := range op.Integrations {
-		if r.Block == nil && r.Watermark == 0 {
-			continue
-		}
-		id := r.GetIntegration().GetIntegrationId()
-		n, ok := integrations[id]
-		if !ok {
-			n = &treatyv1.IntegrationRecord{Integration: &treatyv1.IntegrationChanged{IntegrationId: id}}
-			np.Integrations = append(np.Integrations, n)
-		}
-		if keepControl(&n.Block, &n.Watermark, r.Block, r.Watermark) {
-			kept++
-		}
-	}
-
-	workloads := make(map[string]*treatyv1.WorkloadRecord, len(np.Workloads))
-	for _, r := range np.Workloads {
-		workloads[r.GetWorkload().GetWorkloadId()] = r
-	}
-	for _, r := range op.Workloads {
-		if r.Block == nil && r.Watermark == 0 {
-			continue
-		}
-		id := r.GetWorkload().GetWorkloadId()
-		n, ok := workloads[id]
-		if !ok {
-			n = &treatyv1.WorkloadRecord{Workload: &treatyv1.WorkloadChanged{WorkloadId: id}}
-			np.Workloads = append(np.Workloads, n)
-		}
-		if keepControl(&n.Block, &n.Watermark, r.Block, r.Watermark) {
-			kept++
-		}
-	}
+	kept := keepBlocks(op.Partners, &np.Partners,
+		func(r *treatyv1.PartnerRecord) string { return r.GetPartner().GetPartnerId() },
+		func(r *treatyv1.PartnerRecord) **treatyv1.Block { return &r.Block },
+		func(id string) *treatyv1.PartnerRecord {
+			return &treatyv1.PartnerRecord{Partner: &treatyv1.PartnerChanged{PartnerId: id}}
+		})
+	kept += keepBlocks(op.Integrations, &np.Integrations,
+		func(r *treatyv1.IntegrationRecord) string { return r.GetIntegration().GetIntegrationId() },
+		func(r *treatyv1.IntegrationRecord) **treatyv1.Block { return &r.Block },
+		func(id string) *treatyv1.IntegrationRecord {
+			return &treatyv1.IntegrationRecord{Integration: &treatyv1.IntegrationChanged{IntegrationId: id}}
+		})
+	kept += keepBlocks(op.Workloads, &np.Workloads,
+		func(r *treatyv1.WorkloadRecord) string { return r.GetWorkload().GetWorkloadId() },
+		func(r *treatyv1.WorkloadRecord) **treatyv1.Block { return &r.Block },
+		func(id string) *treatyv1.WorkloadRecord {
+			return &treatyv1.WorkloadRecord{Workload: &treatyv1.WorkloadChanged{WorkloadId: id}}
+		})
 
 	keys := make(map[string]*treatyv1.SigningKeyRecord, len(np.SigningKeys))
 	for _, r := range np.SigningKeys {
@@ -124,17 +84,29 @@ func keepRevocations(old, snap *feed.State) (*feed.State, int) {
 	return feed.FromProto(np), kept
 }
 
-// keepControl folds an old block and watermark into a new record's, reporting whether anything
-// of the old one had to be carried over.
-func keepControl(block **treatyv1.Block, watermark *uint64, oldBlock *treatyv1.Block, oldWatermark uint64) bool {
-	changed := false
-	if oldBlock != nil && (*block == nil || oldBlock.GetPermanent() && !(*block).GetPermanent()) {
-		*block = oldBlock
-		changed = true
+// keepBlocks carries the blocks of old records into the new ones (adding placeholders for
+// entities the new log does not know) and reports how many it carried over. A permanent block
+// wins over a temporary one.
+func keepBlocks[R any](old []R, cur *[]R, id func(R) string, block func(R) **treatyv1.Block, placeholder func(string) R) int {
+	byID := make(map[string]R, len(*cur))
+	for _, r := range *cur {
+		byID[id(r)] = r
 	}
-	if oldWatermark > *watermark {
-		*watermark = oldWatermark
-		changed = true
+	kept := 0
+	for _, r := range old {
+		ob := *block(r)
+		if ob == nil {
+			continue
+		}
+		n, ok := byID[id(r)]
+		if !ok {
+			n = placeholder(id(r))
+			*cur = append(*cur, n)
+		}
+		if nb := block(n); *nb == nil || ob.GetPermanent() && !(*nb).GetPermanent() {
+			*nb = ob
+			kept++
+		}
 	}
-	return changed
+	return kept
 }

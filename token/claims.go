@@ -33,6 +33,10 @@ type Claims struct {
 	// Sequence is the feed sequence at which issuance was decided: a token is valid under a
 	// restored workload, integration or partner only if Sequence is at or after the restore.
 	Sequence uint64 `json:"tsq"`
+	// Epoch is the epoch of the feed Sequence belongs to. Sequences of a replaced log (restored
+	// from a backup, or recreated) say nothing about this one, so a token from another epoch is
+	// never honoured.
+	Epoch string `json:"tep"`
 }
 
 // Scopes returns the granted scopes.

@@ -84,13 +84,13 @@ func (k *Key) Sign(tb testing.TB, payload any, headers map[jose.HeaderKey]any) s
 }
 
 // Claims returns the claims of a valid token for workload under integration and partner, with
-// scope and aud, issued now for ten minutes at feed sequence tsq.
-func Claims(workload, integration, partner, scope, aud string, tsq uint64) token.Claims {
+// scope and aud, issued now for ten minutes at feed sequence tsq of epoch.
+func Claims(workload, integration, partner, scope, aud, epoch string, tsq uint64) token.Claims {
 	now := time.Now()
 	return token.Claims{
 		Issuer: Issuer, Subject: workload, ClientID: workload, Partner: partner, Integration: integration,
 		Scope: scope, Audience: aud, IssuedAt: now.Unix(), Expiry: now.Add(10 * time.Minute).Unix(),
-		ID: "jti-" + randomHex(8), Sequence: tsq,
+		ID: "jti-" + randomHex(8), Sequence: tsq, Epoch: epoch,
 	}
 }
 

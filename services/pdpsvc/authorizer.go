@@ -34,5 +34,6 @@ func (a *authorizer) AuthorizeIssuance(ctx context.Context, req issuer.IssuanceR
 		Reasons:    resp.GetReasons(),
 		DecisionID: resp.GetDecisionId(),
 		Sequence:   resp.GetSequence(),
+		Epoch:      resp.GetEpoch(),
 	}, nil
 }

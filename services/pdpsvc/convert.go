@@ -24,7 +24,7 @@ func issuanceRequest(req *treatyv1.CheckIssuanceRequest) pdp.IssuanceRequest {
 }
 
 func issuanceResponse(d pdp.Decision) *treatyv1.CheckIssuanceResponse {
-	return &treatyv1.CheckIssuanceResponse{Decision: decision(d.Allow), Reasons: d.Reasons, DecisionId: d.DecisionID, Sequence: d.Sequence}
+	return &treatyv1.CheckIssuanceResponse{Decision: decision(d.Allow), Reasons: d.Reasons, DecisionId: d.DecisionID, Sequence: d.Sequence, Epoch: d.Epoch}
 }
 
 func decision(allow bool) treatyv1.Decision {

@@ -63,7 +63,7 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) token(t *testing.T) string {
-	return e.key.Mint(t, pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", e.log.Head()))
+	return e.key.Mint(t, pdptest.Claims("acme-bot", "acme-api", "acme", "read", "api", e.log.Epoch(), e.log.Head()))
 }
 
 func TestCheckDecides(t *testing.T) {

@@ -339,7 +339,10 @@ type CheckIssuanceResponse struct {
 	// A unique id for this decision.
 	DecisionId string `protobuf:"bytes,3,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
 	// The feed sequence the decision was made at; the credential's `tsq`.
-	Sequence      uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Sequence uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The epoch of the feed that sequence belongs to; the credential's `tep`. A sequence means
+	// nothing in another epoch's log.
+	Epoch         string `protobuf:"bytes,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -402,6 +405,13 @@ func (x *CheckIssuanceResponse) GetSequence() uint64 {
 	return 0
 }
 
+func (x *CheckIssuanceResponse) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
 var File_treaty_v1_decision_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_decision_proto_rawDesc = "" +
@@ -425,13 +435,14 @@ const file_treaty_v1_decision_proto_rawDesc = "" +
 	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12\x1a\n" +
 	"\baudience\x18\x03 \x01(\tR\baudience\x12\x10\n" +
 	"\x03kid\x18\x04 \x01(\tR\x03kid\x12!\n" +
-	"\fmin_sequence\x18\x05 \x01(\x04R\vminSequence\"\x9f\x01\n" +
+	"\fmin_sequence\x18\x05 \x01(\x04R\vminSequence\"\xb5\x01\n" +
 	"\x15CheckIssuanceResponse\x12/\n" +
 	"\bdecision\x18\x01 \x01(\x0e2\x13.treaty.v1.DecisionR\bdecision\x12\x18\n" +
 	"\areasons\x18\x02 \x03(\tR\areasons\x12\x1f\n" +
 	"\vdecision_id\x18\x03 \x01(\tR\n" +
 	"decisionId\x12\x1a\n" +
-	"\bsequence\x18\x04 \x01(\x04R\bsequence*K\n" +
+	"\bsequence\x18\x04 \x01(\x04R\bsequence\x12\x14\n" +
+	"\x05epoch\x18\x05 \x01(\tR\x05epoch*K\n" +
 	"\bDecision\x12\x18\n" +
 	"\x14DECISION_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eDECISION_ALLOW\x10\x01\x12\x11\n" +
