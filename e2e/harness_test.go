@@ -92,6 +92,7 @@ func freeAddr(t *testing.T) string {
 // server is one `treaty serve` process.
 type server struct {
 	t    *testing.T
+	env  []string // added to the environment
 	args []string
 	addr string
 	cmd  *exec.Cmd
@@ -103,7 +104,13 @@ type server struct {
 // SERVING (for a PDP, that means caught up with the feed).
 func startServer(t *testing.T, addr string, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, addr: addr, args: args}
+	return startServerEnv(t, nil, addr, args...)
+}
+
+// startServerEnv is startServer with variables added to the server's environment.
+func startServerEnv(t *testing.T, env []string, addr string, args ...string) *server {
+	t.Helper()
+	s := &server{t: t, env: env, addr: addr, args: args}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -114,6 +121,7 @@ func (s *server) start() {
 	s.logs = new(bytes.Buffer)
 	s.cmd = exec.Command(treatyBinary(s.t), append([]string{"serve", "--listen", s.addr, "--log-level", "warn"}, s.args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	s.cmd.Env = append(os.Environ(), s.env...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}

@@ -229,7 +229,9 @@ func TestWatchLive(t *testing.T) {
 func TestSigningKeyRevocation(t *testing.T) {
 	t.Parallel()
 	addr := freeAddr(t)
-	startServer(t, addr, "--data", t.TempDir())
+	// The CLI's variables must not rewire a server: were TREATY_PDP used as the issuer's peer,
+	// no token could be issued below.
+	startServerEnv(t, []string{"TREATY_PDP=127.0.0.1:1", "TREATY_REVOKER=127.0.0.1:1"}, addr, "--data", t.TempDir())
 	o := &operator{t: t, d: deployment{env: []string{"TREATY_SERVER=" + addr}}, dir: t.TempDir()}
 	key := o.onboard("acme")
 	old := o.token("acme", key)

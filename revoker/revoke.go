@@ -1,6 +1,7 @@
 package revoker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -224,7 +225,12 @@ func (l *Log) Publish(ctx context.Context, entries []*treatyv1.PublishEntry) ([]
 			return nil, err
 		}
 		ev := &treatyv1.Event{Actor: e.GetEvent().GetActor(), Reason: e.GetEvent().GetReason(), Change: e.GetEvent().GetChange()}
-		drafts[i] = draft{requestID: e.GetRequestId(), build: func(*feed.State) (*treatyv1.Event, error) { return ev, nil }}
+		drafts[i] = draft{requestID: e.GetRequestId(), build: func(s *feed.State) (*treatyv1.Event, error) {
+			if err := checkKeyUnchanged(s, ev); err != nil {
+				return nil, err
+			}
+			return ev, nil
+		}}
 	}
 	res, err := l.append(ctx, drafts)
 	if err != nil {
@@ -235,6 +241,20 @@ func (l *Log) Publish(ctx context.Context, entries []*treatyv1.PublishEntry) ([]
 		seqs[i] = r.seq
 	}
 	return seqs, nil
+}
+
+// checkKeyUnchanged refuses to publish different key material under a kid the feed knows:
+// whoever could do that could swap the issuer's verification key for their own. Republishing the
+// same key (an issuer restarting before it saw its publication confirmed) is fine.
+func checkKeyUnchanged(s *feed.State, ev *treatyv1.Event) error {
+	k := ev.GetSigningKeyPublished()
+	if k == nil {
+		return nil
+	}
+	if old, ok := s.SigningKey(k.GetKid()); ok && (!bytes.Equal(old.JWK, k.GetPublicJwk()) || old.Issuer != k.GetIssuer() || old.Algorithm != k.GetAlgorithm()) {
+		return fail.Preconditionf("signing key %q is already published with other key material; a key id is never reused", k.GetKid())
+	}
+	return nil
 }
 
 // checkPublishable admits the changes a registry or issuer publishes. Revocations and restores go

@@ -237,6 +237,21 @@ func TestPublishValidationAndIdempotency(t *testing.T) {
 	if l.Head() != 4 {
 		t.Fatalf("a refused publish appended something: head %d", l.Head())
 	}
+
+	// A kid may be published again with the same key, never with another one.
+	key := onboardingEntries(t, "acme")[3].GetEvent().GetSigningKeyPublished() // same kid, a new key
+	known, _ := l.State().SigningKey(key.GetKid())
+	same := &treatyv1.SigningKeyPublished{Kid: known.Kid, Algorithm: known.Algorithm, PublicJwk: known.JWK, Issuer: known.Issuer}
+	if _, err := l.Publish(ctx, []*treatyv1.PublishEntry{entry("again", &treatyv1.Event{Change: &treatyv1.Event_SigningKeyPublished{SigningKeyPublished: same}})}); err != nil {
+		t.Errorf("republishing the same key: %v", err)
+	}
+	_, err = l.Publish(ctx, []*treatyv1.PublishEntry{entry("swap", &treatyv1.Event{Change: &treatyv1.Event_SigningKeyPublished{SigningKeyPublished: key}})})
+	if fail.KindOf(err) != fail.Precondition {
+		t.Errorf("publishing other key material under a known kid: %v, want Precondition", err)
+	}
+	if k, _ := l.State().SigningKey(key.GetKid()); string(k.JWK) != string(known.JWK) {
+		t.Error("the published key was replaced")
+	}
 }
 
 func TestDurableAcrossReopen(t *testing.T) {

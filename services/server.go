@@ -100,7 +100,8 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	go func() { s.served <- s.grpc.Serve(s.lis) }()
 	s.goLoop(func() { s.watchReadiness(ctx) })
-	s.log.Info("treaty serving", "addr", s.Addr(), "services", cfg.Services, "data", cfg.DataDir, "issuer_url", cfg.IssuerURL)
+	s.log.Info("treaty serving", "addr", s.Addr(), "services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir,
+		"issuer_url", cfg.IssuerURL)
 	return s, nil
 }
 

@@ -38,9 +38,12 @@ accepted. The health service reports SERVING once the decision point has caught 
 			default:
 				return usagef("--log-format must be text or json")
 			}
+			// Peers come from flags only: the TREATY_* variables are the admin CLI's, and an
+			// operator's shell must not silently rewire a server (say, a production issuer to a
+			// staging PDP).
 			cfg.Peers = map[string]string{}
 			for name, v := range c.peers {
-				if *v != "" {
+				if cmd.Flags().Changed(name) {
 					cfg.Peers[name] = *v
 				}
 			}

@@ -31,8 +31,8 @@ func Status(log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok {
-		return err // already a status (for example from a peer, passed through)
+	if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
+		return err // a status made at this edge already; wrapped ones are mapped below
 	}
 	var fe *fail.Error
 	switch {

@@ -43,7 +43,17 @@ func TestStatus(t *testing.T) {
 			t.Errorf("internal cause not logged")
 		}
 	}
-	st, _ := status.FromError(Status(log, fail.Invalidf("partner.id", "bad")))
+	// A peer's status wrapped in a domain error is mapped by the domain error, and the peer's
+	// internals stay out of the reply.
+	peer := status.Error(codes.Internal, "peer internals: /var/lib/x.db corrupt")
+	st, _ := status.FromError(Status(log, fail.Unavailablef(fmt.Errorf("call registry: %w", peer), "the registry could not be asked")))
+	if st.Code() != codes.Unavailable || strings.Contains(st.Message(), "internals") {
+		t.Errorf("wrapped peer status = %v %q, want UNAVAILABLE without the peer's detail", st.Code(), st.Message())
+	}
+	if st, _ := status.FromError(Status(log, fmt.Errorf("oops: %w", peer))); st.Code() != codes.Internal || strings.Contains(st.Message(), "internals") {
+		t.Errorf("wrapped peer status without a kind = %v %q, want a bare INTERNAL", st.Code(), st.Message())
+	}
+	st, _ = status.FromError(Status(log, fail.Invalidf("partner.id", "bad")))
 	if len(st.Details()) != 1 || st.Details()[0].(*errdetails.BadRequest).GetFieldViolations()[0].GetField() != "partner.id" {
 		t.Errorf("details = %v, want the field violation", st.Details())
 	}
