@@ -49,15 +49,10 @@ func (s *State) Edit() *Editor {
 // Sequence returns the sequence of the last event applied so far.
 func (e *Editor) Sequence() uint64 { return e.next.seq }
 
-// State returns the state built so far. The Editor must not be used after State is called.
+// State returns the state built so far. It shares the shards the edit owns, so it stays
+// unchanged only if the Editor is not used again: to keep a state, stop editing; to read between
+// events, read it before the next Apply.
 func (e *Editor) State() *State {
-	s := e.next
-	return &s
-}
-
-// View returns the state built so far, valid only until the next Apply: for reading between
-// events, never for keeping.
-func (e *Editor) View() *State {
 	s := e.next
 	return &s
 }

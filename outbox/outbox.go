@@ -113,7 +113,14 @@ func (r *Relay) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			r.log.Warn("outbox: publish to the revoker failed; will retry", "err", err, "retry_in", backoff)
+			if fail.KindOf(err) == fail.Invalid {
+				// Outbox order is enforcement order, so a refused entry holds back every later
+				// one (a later block included) until someone fixes it: say so loudly.
+				r.log.Error("outbox: the revoker refuses the oldest queued change; later changes are held back until it is fixed",
+					"err", err, "retry_in", backoff)
+			} else {
+				r.log.Warn("outbox: publish to the revoker failed; will retry", "err", err, "retry_in", backoff)
+			}
 			wait = backoff
 			backoff = min(backoff*2, maxBackoff)
 		case n == batchSize:

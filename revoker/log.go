@@ -224,7 +224,7 @@ func (l *Log) append(ctx context.Context, drafts []draft) ([]result, error) {
 					continue
 				}
 			}
-			ev, err := d.build(ed.View())
+			ev, err := d.build(ed.State()) // read only; the edit goes on below
 			var already alreadyInForce
 			if ok := asAlready(err, &already); ok {
 				results = append(results, result{seq: already.seq, existing: true})

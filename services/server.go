@@ -307,8 +307,10 @@ func (s *Server) Done() <-chan error { return s.served }
 
 // Shutdown stops the server in steps: health NOT_SERVING so probes steer traffic away; end the
 // feed subscriptions, which would otherwise never finish; a graceful stop bounded by the grace
-// period (in-flight writes still reach the revoker), then a hard stop; then background loops;
-// then the stores.
+// period, then a hard stop; then background loops; then the stores. Once the listener closes,
+// services in this process no longer reach each other either: a write still waiting for its
+// feed publication answers UNAVAILABLE, stays queued durably and is published at the next start,
+// and the PDP denies as syncing for the calls still in flight.
 func (s *Server) Shutdown() {
 	s.stopped.Do(func() {
 		s.health.Shutdown()
