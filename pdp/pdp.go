@@ -29,7 +29,7 @@ type Config struct {
 	// Store caches the enforcement state across restarts (opened with Schema). Required.
 	Store store.Store
 	// Source is the feed the PDP follows. Required.
-	Source Source
+	Source feed.Source
 	// StalenessBound is how long the PDP may go without being caught up with the feed before it
 	// denies everything as stale; default 5 s. The revoker sends a heartbeat every second, so a
 	// healthy follower is never near it.

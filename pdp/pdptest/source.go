@@ -1,4 +1,4 @@
-// Package pdptest helps tests run a real PDP: an in-process pdp.Source over a real revoker log, a
+// Package pdptest helps tests run a real PDP: an in-process feed.Source over a real revoker log, a
 // real Ed25519 issuer key that mints real tokens, and builders for the events the registry
 // publishes. Tests in other packages (services/pdpsvc, end-to-end tests) use it as they use
 // storetest.
@@ -20,7 +20,7 @@ import (
 // ErrUnreachable is what the Source answers while it has no log, as a revoker that went away.
 var ErrUnreachable = errors.New("pdptest: source unreachable")
 
-// Source is a pdp.Source reading a *revoker.Log in process, with the stream contract of the
+// Source is a feed.Source reading a *revoker.Log in process, with the stream contract of the
 // revoker's Subscribe: an opening heartbeat, then every event in order, then live events and a
 // heartbeat every interval. Switch replaces the log (or takes it away), ending open streams, to
 // simulate a revoker that was replaced or went down.
@@ -38,7 +38,7 @@ func NewSource(log *revoker.Log, heartbeat time.Duration) *Source {
 	return &Source{heartbeat: heartbeat, log: log, cut: make(chan struct{})}
 }
 
-var _ pdp.Source = (*Source)(nil)
+var _ feed.Source = (*Source)(nil)
 
 // Switch makes the source serve log from now on, ending every open stream. A nil log makes it
 // unreachable.
@@ -57,7 +57,7 @@ func (s *Source) current() (*revoker.Log, chan struct{}) {
 }
 
 // Subscribe streams the log's events after the given sequence.
-func (s *Source) Subscribe(ctx context.Context, after uint64) (pdp.Stream, error) {
+func (s *Source) Subscribe(ctx context.Context, after uint64) (feed.Stream, error) {
 	log, cut := s.current()
 	if log == nil {
 		return nil, ErrUnreachable

@@ -8,7 +8,6 @@ import (
 	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/outbox"
-	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/services/edge"
 )
 
@@ -29,8 +28,8 @@ func (p publisher) Publish(ctx context.Context, entries []*treatyv1.PublishEntry
 	return resp.GetSequences(), nil
 }
 
-// NewSource returns a pdp.Source that follows the revoker at conn.
-func NewSource(conn grpc.ClientConnInterface) pdp.Source {
+// NewSource returns a feed.Source that follows the revoker at conn.
+func NewSource(conn grpc.ClientConnInterface) feed.Source {
 	return source{treatyv1.NewRevocationServiceClient(conn)}
 }
 
@@ -38,7 +37,7 @@ type source struct {
 	c treatyv1.RevocationServiceClient
 }
 
-func (s source) Subscribe(ctx context.Context, after uint64) (pdp.Stream, error) {
+func (s source) Subscribe(ctx context.Context, after uint64) (feed.Stream, error) {
 	stream, err := s.c.Subscribe(ctx, &treatyv1.SubscribeRequest{AfterSequence: after})
 	if err != nil {
 		return nil, edge.FromStatus(err)

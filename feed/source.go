@@ -1,21 +1,20 @@
-// Package pdp is the policy decision point: it follows the feed into an immutable in-memory state and decides checks against it.
-package pdp
+package feed
 
 import (
 	"context"
 
-	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
 
-// Source is where the PDP reads the feed from: the revoker, reached through its gRPC client
-// (services/revokersvc implements it), so this package knows nothing of gRPC.
+// Source is where a follower (a PDP, the issuer watching for key revocations) reads the feed
+// from: the revoker, reached through its gRPC client (services/revokersvc implements it), so the
+// domain packages know nothing of gRPC.
 type Source interface {
 	// Subscribe streams every event after the given sequence, then follows live. The first
 	// message is a heartbeat carrying the epoch and head.
 	Subscribe(ctx context.Context, after uint64) (Stream, error)
 	// Snapshot returns the revoker's materialized state at its head.
-	Snapshot(ctx context.Context) (*feed.State, error)
+	Snapshot(ctx context.Context) (*State, error)
 }
 
 // Stream is one subscription.
