@@ -126,30 +126,47 @@ func TestIssueRefusals(t *testing.T) {
 	}
 }
 
-// TestBlockAndRestore pulls the kill switch on a workload and lifts it again, through the real
-// revoker: issuance is refused while the block is in force and allowed after the restore, at or
-// after the restore's sequence.
+// TestBlockAndRestore pulls the kill switch on a workload, its integration and its partner, and
+// lifts it again, through the real revoker: issuance is refused while a block is in force and
+// allowed after the restore, at or after the restore's sequence; the real PDP then refuses the
+// credential minted before the block and accepts the new one.
 func TestBlockAndRestore(t *testing.T) {
 	e := newEnv(t)
 	for _, target := range []struct {
-		kind treatyv1.TargetKind
-		id   string
+		kind    treatyv1.TargetKind
+		id      string
+		blocked string // the PDP's reason while the block is in force
+		revoked string // and for a credential minted before the restore
 	}{
-		{treatyv1.TargetKind_TARGET_KIND_WORKLOAD, workload},
-		{treatyv1.TargetKind_TARGET_KIND_INTEGRATION, integration},
-		{treatyv1.TargetKind_TARGET_KIND_PARTNER, partner},
+		{treatyv1.TargetKind_TARGET_KIND_WORKLOAD, workload, "workload_blocked", "workload_revoked"},
+		{treatyv1.TargetKind_TARGET_KIND_INTEGRATION, integration, "integration_blocked", "integration_revoked"},
+		{treatyv1.TargetKind_TARGET_KIND_PARTNER, partner, "partner_blocked", "partner_revoked"},
 	} {
-		req := e.request()
-		req.MinSequence = e.world.Revoke(target.kind, target.id)
-		_, err := e.iss.Issue(context.Background(), req)
-		wantKind(t, err, fail.Denied)
+		t.Run(target.id, func(t *testing.T) {
+			before := e.issue(e.request())
 
-		restored := e.world.Restore(target.kind, target.id)
-		req = e.request()
-		req.MinSequence = restored
-		if c := e.issue(req).Credential; c.Sequence < restored {
-			t.Fatalf("after restoring %s: tsq %d is before the restore at %d", target.id, c.Sequence, restored)
-		}
+			req := e.request()
+			req.MinSequence = e.world.Revoke(target.kind, target.id)
+			_, err := e.iss.Issue(context.Background(), req)
+			wantKind(t, err, fail.Denied)
+			if !strings.Contains(err.Error(), target.blocked) {
+				t.Fatalf("error %q does not say %s", err, target.blocked)
+			}
+
+			restored := e.world.Restore(target.kind, target.id)
+			req = e.request()
+			req.MinSequence = restored
+			after := e.issue(req)
+			if after.Credential.Sequence < restored {
+				t.Fatalf("tsq %d is before the restore at %d", after.Credential.Sequence, restored)
+			}
+			if got := e.world.Check(before.Token, "invoices:read", audience, restored); got != target.revoked {
+				t.Errorf("credential minted before the block: PDP says %s, want %s", got, target.revoked)
+			}
+			if got := e.world.Check(after.Token, "invoices:read", audience, restored); got != "granted" {
+				t.Errorf("credential minted after the restore: PDP says %s, want granted", got)
+			}
+		})
 	}
 }
 
@@ -256,6 +273,15 @@ func TestMintedToken(t *testing.T) {
 	if last.WorkloadID != workload || last.Kid != c.Kid || last.Audience != req.Audience ||
 		strings.Join(last.Scopes, " ") != want.Scope || last.MinSequence != e.activeKey().PublishedSequence {
 		t.Fatalf("authorizer was asked %+v", last)
+	}
+	// The real PDP accepts the token for each of its scopes at its audience, and nothing else.
+	for action, want := range map[string]string{"reports:read": "granted", "invoices:read": "granted", "invoices:write": "scope_missing"} {
+		if got := e.world.Check(out.Token, action, req.Audience, 0); got != want {
+			t.Errorf("PDP check of %s: %s, want %s", action, got, want)
+		}
+	}
+	if got := e.world.Check(out.Token, "reports:read", audience, 0); got != "audience_mismatch" {
+		t.Errorf("PDP check at another audience: %s, want audience_mismatch", got)
 	}
 	// A token whose claims were edited does not verify.
 	parts := strings.Split(out.Token, ".")

@@ -148,7 +148,8 @@ func TestLostPublicationSequenceIsRepublished(t *testing.T) {
 
 func TestRevokedKeyRotates(t *testing.T) {
 	e := newEnv(t)
-	first := e.issue(e.request()).Credential
+	before := e.issue(e.request())
+	first := before.Credential
 	// The key is revoked in the feed; a request at or after the revocation finds the PDP knows it.
 	revoked := e.world.RevokeSigningKey(first.Kid)
 	callsBefore := len(e.calls.requests())
@@ -197,6 +198,14 @@ func TestRevokedKeyRotates(t *testing.T) {
 		t.Fatalf("token does not verify with the new published key: %v", err)
 	}
 
+	// The real PDP refuses what the old key signed and accepts what the new one signs.
+	if got := e.world.Check(out.Token, "invoices:read", audience, 0); got != "granted" {
+		t.Errorf("token signed by the new key: PDP says %s, want granted", got)
+	}
+	if got := e.world.Check(before.Token, "invoices:read", audience, 0); got != "key_revoked" {
+		t.Errorf("token signed by the revoked key: PDP says %s, want key_revoked", got)
+	}
+
 	// The rotation is durable.
 	e.reopen()
 	if k := e.activeKey(); k.Kid != second.Kid {
@@ -204,6 +213,40 @@ func TestRevokedKeyRotates(t *testing.T) {
 	}
 	if c := e.issue(e.request()).Credential; c.Kid != second.Kid {
 		t.Fatalf("after restart signed by %s", c.Kid)
+	}
+}
+
+// TestRevokedKeyStaysRevokedWhenRepublished covers a key revoked while the issuer was down, after
+// it had lost the key's feed sequence: the restart publishes the key again, which must not lift
+// the revocation, and the next issuance rotates away from it.
+func TestRevokedKeyStaysRevokedWhenRepublished(t *testing.T) {
+	e := newEnv(t)
+	key := e.activeKey()
+	e.stop()
+	st, err := store.OpenBolt(e.path, issuer.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := issuer.ForgetPublication(st, key.Kid); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	revoked := e.world.RevokeSigningKey(key.Kid)
+	e.start(true)
+	if again := e.activeKey(); again.Kid != key.Kid || again.PublishedSequence <= revoked {
+		t.Fatalf("key %s@%d after restart, want %s published again after the revocation at %d", again.Kid, again.PublishedSequence, key.Kid, revoked)
+	}
+	if fk, ok := e.world.State().SigningKey(key.Kid); !ok || fk.RevokedSequence != revoked {
+		t.Fatalf("republished key in the feed: %+v, want still revoked at %d", fk, revoked)
+	}
+	c := e.issue(e.request()).Credential
+	if c.Kid == key.Kid {
+		t.Fatal("issued with the revoked key")
+	}
+	if n := len(keyEvents(t, e.world)); n != 3 {
+		t.Fatalf("%d key publications, want 3 (the key twice, then its successor)", n)
 	}
 }
 

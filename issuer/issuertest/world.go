@@ -179,3 +179,22 @@ func (w *World) Events() []*treatyv1.Event {
 	}
 	return events
 }
+
+// Check asks the world's PDP whether token may perform action on resource, at or after feed
+// sequence minSeq, and returns the decision's reason ("granted" for an allow).
+func (w *World) Check(token, action, resource string, minSeq uint64) string {
+	w.tb.Helper()
+	resp, err := w.Decisions.Check(context.Background(), &treatyv1.CheckRequest{
+		Subject: &treatyv1.CheckRequest_Token{Token: token}, Action: action, Resource: resource, MinSequence: minSeq,
+	})
+	if err != nil {
+		w.tb.Fatalf("Check: %v", err)
+	}
+	if len(resp.GetReasons()) != 1 {
+		w.tb.Fatalf("Check answered %v, want one reason", resp)
+	}
+	if allow := resp.GetDecision() == treatyv1.Decision_DECISION_ALLOW; allow != (resp.GetReasons()[0] == "granted") {
+		w.tb.Fatalf("Check answered %v: the decision and its reason disagree", resp)
+	}
+	return resp.GetReasons()[0]
+}
