@@ -16,30 +16,40 @@ import (
 // Real parts in the states a test cannot otherwise reach: peers that are down, and a decision
 // point that has fallen behind its feed.
 
-// DeadAddr returns a loopback address nothing listens on: a port that was free a moment ago, its
-// listener closed again, so a connection attempt is refused at once.
+// DeadAddr returns a loopback address where a peer is down: every connection is closed as soon as
+// it opens, so a gRPC call there fails UNAVAILABLE at once. The port stays bound until the test
+// ends: a port merely closed again could be taken by a server another parallel test starts, and
+// the "dead" peer would answer.
 func DeadAddr(tb testing.TB) string {
 	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	addr := lis.Addr().String()
-	if err := lis.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	return addr
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return // closed at cleanup
+			}
+			conn.Close()
+		}
+	}()
+	tb.Cleanup(func() { lis.Close(); <-done })
+	return lis.Addr().String()
 }
 
-// UnreachableDirectory returns the real gRPC Directory, pointed at an address where no registry
-// listens.
+// UnreachableDirectory returns the real gRPC Directory, pointed at an address where the registry
+// is down.
 func UnreachableDirectory(tb testing.TB) issuer.Directory {
 	tb.Helper()
 	return registrysvc.NewDirectory(Dial(tb, DeadAddr(tb)))
 }
 
-// UnreachableAuthorizer returns the real gRPC Authorizer, pointed at an address where no PDP
-// listens.
+// UnreachableAuthorizer returns the real gRPC Authorizer, pointed at an address where the PDP is
+// down.
 func UnreachableAuthorizer(tb testing.TB) issuer.Authorizer {
 	tb.Helper()
 	return pdpsvc.NewAuthorizer(Dial(tb, DeadAddr(tb)))
@@ -52,7 +62,7 @@ func UnreachableAuthorizer(tb testing.TB) issuer.Authorizer {
 // The PDP must have applied what the issuer asks about (a decision waits for its MinSequence,
 // which is at least the sequence the issuer's signing key was published at), so a PDP that never
 // reached a revoker would not do: it first follows the world's revoker, then restarts on the same
-// data folder, its state cached, with a revoker address where nothing listens.
+// data folder, its state cached, with a revoker address where the revoker is down.
 func (w *World) SyncingPDP(applied uint64) issuer.Authorizer {
 	w.tb.Helper()
 	auth := w.stalledPDP(applied, time.Hour)

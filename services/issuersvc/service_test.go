@@ -205,6 +205,34 @@ func TestIssueTokenPeersDown(t *testing.T) {
 	}
 }
 
+// TestIssueTokenHidesPeerErrors is a regression test for a bug outside this package, skipped until
+// it is fixed: edge.Status passes through any error that wraps a gRPC status (status.FromError
+// unwraps), and edge.FromStatus wraps the peer's status in the fail.Error it returns. So when the
+// registry or the PDP is down, IssueToken answers with the peer's code and the whole error chain as
+// its message: "peer service unavailable (Unavailable): rpc error: code = Unavailable desc =
+// connection error: ..." including transport details and internal addresses, which must not reach
+// a partner's workload.
+func TestIssueTokenHidesPeerErrors(t *testing.T) {
+	t.Skip("fails until services/edge stops passing wrapped peer statuses through (see the issuer-tests report)")
+	tests := []struct {
+		name string
+		edit func(t *testing.T, c *issuer.Config)
+	}{
+		{"registry down", func(t *testing.T, c *issuer.Config) { c.Directory = issuertest.UnreachableDirectory(t) }},
+		{"decision point down", func(t *testing.T, c *issuer.Config) { c.Authorizer = issuertest.UnreachableAuthorizer(t) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *issuer.Config) { tc.edit(t, c) })
+			_, err := e.client.IssueToken(context.Background(), e.request())
+			wantCode(t, err, codes.Unavailable, "")
+			if msg := status.Convert(err).Message(); strings.Contains(msg, "rpc error") || strings.Contains(msg, "127.0.0.1") {
+				t.Fatalf("status message leaks the peer's error: %q", msg)
+			}
+		})
+	}
+}
+
 func TestIssueToken(t *testing.T) {
 	e := newEnv(t)
 	req := e.request()
