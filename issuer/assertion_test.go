@@ -267,14 +267,15 @@ func TestSignAssertion(t *testing.T) {
 }
 
 func TestWorkloadWithSeveralKeys(t *testing.T) {
-	e := newEnv(t)
 	pub, second, _ := ed25519.GenerateKey(rand.Reader)
 	kid, _ := issuer.KeyID(pub)
-	e.dir.edit(func(d *directory) {
-		w := d.workloads[workload]
-		w.Keys = append(w.Keys, issuer.WorkloadKey{KeyID: kid, Algorithm: "Ed25519", Public: pub})
-		d.workloads[workload] = w
-	})
+	// The registry registers one key per workload so far (CreateWorkload takes one public key), so
+	// the second key is added to the real registry's answer.
+	e := newEnv(t, withDirectory(faultyDirectory{workload: func(w *issuer.Workload) {
+		if w.ID == workload {
+			w.Keys = append(w.Keys, issuer.WorkloadKey{KeyID: kid, Algorithm: "Ed25519", Public: pub})
+		}
+	}}))
 	// Either registered key authenticates, whether the kid header names it or not.
 	withKid, err := issuer.SignAssertion(workload, issuerURL, second, e.clock.Now(), time.Minute)
 	if err != nil {

@@ -11,18 +11,26 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/issuer/issuertest"
 	"github.com/treaty-dev/treaty/token"
 )
 
 func TestIssueRefusals(t *testing.T) {
+	block := func(kind treatyv1.TargetKind, id string) func(e *env) (string, uint64) {
+		return func(e *env) (string, uint64) { return workload, e.world.Revoke(kind, id) }
+	}
 	tests := []struct {
-		name  string
-		setup func(e *env)
+		name string
+		// config changes the issuer's config before it starts.
+		config func(t *testing.T, c *issuer.Config)
+		// setup runs once the issuer is up, and returns the workload to issue as (empty: the
+		// fixture workload) and the feed sequence its writes landed at (the request's MinSequence,
+		// so the PDP decides on them).
+		setup func(e *env) (as string, minSeq uint64)
 		edit  func(r *issuer.Request)
 		want  fail.Kind
 		msg   string
@@ -36,54 +44,73 @@ func TestIssueRefusals(t *testing.T) {
 			want: fail.Denied, msg: `scope "admin" is outside the ceiling of integration "acme-billing"`},
 		{name: "audience not listed", edit: func(r *issuer.Request) { r.Audience = "https://evil.test" },
 			want: fail.Denied, msg: `audience "https://evil.test" is not one integration "acme-billing" lists`},
-		{name: "workload suspended", setup: func(e *env) {
-			e.dir.edit(func(d *directory) { w := d.workloads[workload]; w.Active = false; d.workloads[workload] = w })
+		// The registry's API cannot suspend a workload or an integration yet (the lifecycle issue
+		// adds it), so these two alter the real registry's answer.
+		{name: "workload suspended", config: func(_ *testing.T, c *issuer.Config) {
+			withDirectory(faultyDirectory{workload: func(w *issuer.Workload) { w.Active = false }})(c)
 		}, want: fail.Denied, msg: `workload "acme-billing-sync" is not active`},
-		{name: "integration suspended", setup: func(e *env) {
-			e.dir.edit(func(d *directory) {
-				i := d.integrations[integration]
-				i.Active = false
-				d.integrations[integration] = i
-			})
+		{name: "integration suspended", config: func(_ *testing.T, c *issuer.Config) {
+			withDirectory(faultyDirectory{integration: func(i *issuer.Integration) { i.Active = false }})(c)
 		}, want: fail.Denied, msg: `integration "acme-billing" is not active`},
-		{name: "partner suspended", setup: func(e *env) {
-			e.dir.edit(func(d *directory) { p := d.partners[partner]; p.Active = false; d.partners[partner] = p })
-		}, want: fail.Denied, msg: `partner "acme" is not active`},
-		{name: "contract ended", setup: func(e *env) {
-			e.dir.edit(func(d *directory) {
-				p := d.partners[partner]
-				p.ContractEnd = time.Now().Add(-time.Hour)
-				d.partners[partner] = p
-			})
-		}, want: fail.Denied, msg: `the contract of partner "acme" ended`},
-		{name: "no contract end", setup: func(e *env) {
-			e.dir.edit(func(d *directory) { p := d.partners[partner]; p.ContractEnd = time.Time{}; d.partners[partner] = p })
+		{name: "partner suspended", setup: func(e *env) (string, uint64) { return workload, e.world.SuspendPartner(partner) },
+			want: fail.Denied, msg: `partner "acme" is not active`},
+		{name: "partner offboarded", setup: func(e *env) (string, uint64) { return workload, e.world.OffboardPartner(partner) },
+			want: fail.Denied, msg: `partner "acme" is not active`},
+		// The registry only takes contract ends in the future, so the issuer's clock moves past a
+		// near one. The PDP's clock still says the contract runs: the issuer's own check refuses.
+		{name: "contract ended", setup: func(e *env) (string, uint64) {
+			id, seq := e.onboard("initech", time.Now().Add(time.Hour), time.Hour)
+			e.clock.Advance(2 * time.Hour)
+			return id, seq
+		}, want: fail.Denied, msg: `the contract of partner "initech" ended`},
+		// The registry refuses a partner without a contract end, and its gRPC Directory reads a
+		// missing one as 1970 (ended); the issuer's own check is for other Directories.
+		{name: "no contract end", config: func(_ *testing.T, c *issuer.Config) {
+			withDirectory(faultyDirectory{partner: func(p *issuer.Partner) { p.ContractEnd = time.Time{} }})(c)
 		}, want: fail.Denied, msg: "no contract end"},
-		{name: "registry down", setup: func(e *env) { e.dir.edit(func(d *directory) { d.err = errPeerDown }) },
-			want: fail.Unavailable},
-		{name: "registry fault", setup: func(e *env) { e.dir.edit(func(d *directory) { d.err = errors.New("unusable key") }) },
-			want: fail.Internal, msg: "registry lookup of the client"},
-		{name: "decision point denies", setup: func(e *env) {
-			e.authz.set(func(a *authorizer) { a.deny[workload] = []string{"workload_blocked", "policy_forbid"} })
-		}, want: fail.Denied, msg: "issuance denied: workload_blocked, policy_forbid"},
-		{name: "decision point syncing", setup: func(e *env) {
-			e.authz.set(func(a *authorizer) { a.deny[workload] = []string{"syncing"} })
+		{name: "registry down", config: func(t *testing.T, c *issuer.Config) { c.Directory = issuertest.UnreachableDirectory(t) },
+			want: fail.Unavailable, msg: "peer service unavailable"},
+		// The gRPC Directory fails internally only when the registry hands back a workload key that
+		// does not parse or match its key id, which the registry's own validation prevents.
+		{name: "registry fault", config: func(_ *testing.T, c *issuer.Config) {
+			withDirectory(faultyDirectory{err: errors.New("unusable key")})(c)
+		}, want: fail.Internal, msg: "registry lookup of the client"},
+		{name: "decision point denies: workload blocked", setup: block(treatyv1.TargetKind_TARGET_KIND_WORKLOAD, workload),
+			want: fail.Denied, msg: "issuance denied: workload_blocked"},
+		{name: "decision point denies: integration blocked", setup: block(treatyv1.TargetKind_TARGET_KIND_INTEGRATION, integration),
+			want: fail.Denied, msg: "issuance denied: integration_blocked"},
+		{name: "decision point denies: partner blocked", setup: block(treatyv1.TargetKind_TARGET_KIND_PARTNER, partner),
+			want: fail.Denied, msg: "issuance denied: partner_blocked"},
+		{name: "decision point syncing", setup: func(e *env) (string, uint64) {
+			e.cfg.Authorizer = e.world.SyncingPDP(e.activeKey().PublishedSequence)
+			e.reopen()
+			return workload, 0
 		}, want: fail.Unavailable, msg: "catching up"},
-		{name: "decision point stale", setup: func(e *env) {
-			e.authz.set(func(a *authorizer) { a.deny[workload] = []string{"stale"} })
+		{name: "decision point stale", setup: func(e *env) (string, uint64) {
+			e.cfg.Authorizer = e.world.StalePDP(e.activeKey().PublishedSequence)
+			e.reopen()
+			return workload, 0
 		}, want: fail.Unavailable, msg: "catching up"},
-		{name: "decision point down", setup: func(e *env) { e.authz.set(func(a *authorizer) { a.err = errors.New("dial tcp: refused") }) },
-			want: fail.Unavailable, msg: "decision point could not be asked"},
+		{name: "decision point down", config: func(t *testing.T, c *issuer.Config) { c.Authorizer = issuertest.UnreachableAuthorizer(t) },
+			want: fail.Unavailable, msg: "peer service unavailable"},
+		// The PDP waits up to five seconds for a sequence it has not applied, then gives up.
 		{name: "decision point behind min sequence", edit: func(r *issuer.Request) { r.MinSequence = 1 << 40 },
-			want: fail.Unavailable, msg: "catching up"},
+			want: fail.Unavailable, msg: "min_sequence 1099511627776 was not applied in time"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			if tc.setup != nil {
-				tc.setup(e)
+			t.Parallel() // each case has its own world and issuer
+			var edits []func(*issuer.Config)
+			if tc.config != nil {
+				edits = append(edits, func(c *issuer.Config) { tc.config(t, c) })
 			}
-			req := e.request()
+			e := newEnv(t, edits...)
+			as, minSeq := workload, uint64(0)
+			if tc.setup != nil {
+				as, minSeq = tc.setup(e)
+			}
+			req := e.requestAs(as)
+			req.MinSequence = minSeq
 			if tc.edit != nil {
 				tc.edit(&req)
 			}
@@ -94,6 +121,50 @@ func TestIssueRefusals(t *testing.T) {
 			}
 			if n := len(mustList(t, e.iss, issuer.Filter{})); n != 0 {
 				t.Fatalf("a refused request left %d credentials in the inventory", n)
+			}
+		})
+	}
+}
+
+// TestBlockAndRestore pulls the kill switch on a workload, its integration and its partner, and
+// lifts it again, through the real revoker: issuance is refused while a block is in force and
+// allowed after the restore, at or after the restore's sequence; the real PDP then refuses the
+// credential minted before the block and accepts the new one.
+func TestBlockAndRestore(t *testing.T) {
+	e := newEnv(t)
+	for _, target := range []struct {
+		kind    treatyv1.TargetKind
+		id      string
+		blocked string // the PDP's reason while the block is in force
+		revoked string // and for a credential minted before the restore
+	}{
+		{treatyv1.TargetKind_TARGET_KIND_WORKLOAD, workload, "workload_blocked", "workload_revoked"},
+		{treatyv1.TargetKind_TARGET_KIND_INTEGRATION, integration, "integration_blocked", "integration_revoked"},
+		{treatyv1.TargetKind_TARGET_KIND_PARTNER, partner, "partner_blocked", "partner_revoked"},
+	} {
+		t.Run(target.id, func(t *testing.T) {
+			before := e.issue(e.request())
+
+			req := e.request()
+			req.MinSequence = e.world.Revoke(target.kind, target.id)
+			_, err := e.iss.Issue(context.Background(), req)
+			wantKind(t, err, fail.Denied)
+			if !strings.Contains(err.Error(), target.blocked) {
+				t.Fatalf("error %q does not say %s", err, target.blocked)
+			}
+
+			restored := e.world.Restore(target.kind, target.id)
+			req = e.request()
+			req.MinSequence = restored
+			after := e.issue(req)
+			if after.Credential.Sequence < restored {
+				t.Fatalf("tsq %d is before the restore at %d", after.Credential.Sequence, restored)
+			}
+			if got := e.world.Check(before.Token, "invoices:read", audience, restored); got != target.revoked {
+				t.Errorf("credential minted before the block: PDP says %s, want %s", got, target.revoked)
+			}
+			if got := e.world.Check(after.Token, "invoices:read", audience, restored); got != "granted" {
+				t.Errorf("credential minted after the restore: PDP says %s, want granted", got)
 			}
 		})
 	}
@@ -117,23 +188,20 @@ func TestTTLCaps(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each case has its own world and issuer
 			e := newEnv(t, func(c *issuer.Config) { c.MaxCredentialTTL = tc.maxTTL })
 			end := time.Now().Add(90 * 24 * time.Hour)
 			if tc.contract != 0 {
 				end = time.Now().Add(tc.contract)
 			}
-			e.dir.edit(func(d *directory) {
-				p := d.partners[partner]
-				p.ContractEnd = end
-				d.partners[partner] = p
-				if tc.integration != 0 {
-					i := d.integrations[integration]
-					i.MaxTTL = tc.integration
-					d.integrations[integration] = i
-				}
-			})
-			req := e.request()
-			req.TTL = tc.requested
+			integTTL := time.Hour
+			if tc.integration != 0 {
+				integTTL = tc.integration
+			}
+			// A partner of its own, with the case's contract end and integration cap.
+			id, seq := e.onboard("initech", end, integTTL)
+			req := e.requestAs(id)
+			req.TTL, req.MinSequence = tc.requested, seq
 			c := e.issue(req).Credential
 			if c.IssueTime.Nanosecond() != 0 || c.ExpireTime.Nanosecond() != 0 {
 				t.Fatalf("times are not whole seconds: %v, %v", c.IssueTime, c.ExpireTime)
@@ -161,7 +229,7 @@ func TestMintedToken(t *testing.T) {
 	c := out.Credential
 
 	// Verify with the key as the feed published it, the algorithm pinned.
-	published, ok := e.rlog.State().SigningKey(c.Kid)
+	published, ok := e.world.State().SigningKey(c.Kid)
 	if !ok {
 		t.Fatalf("key %s is not in the feed", c.Kid)
 	}
@@ -200,11 +268,20 @@ func TestMintedToken(t *testing.T) {
 	}
 
 	// The decision point was asked about exactly this credential, at or after the key's sequence.
-	calls := e.authz.requests()
+	calls := e.calls.requests()
 	last := calls[len(calls)-1]
 	if last.WorkloadID != workload || last.Kid != c.Kid || last.Audience != req.Audience ||
 		strings.Join(last.Scopes, " ") != want.Scope || last.MinSequence != e.activeKey().PublishedSequence {
 		t.Fatalf("authorizer was asked %+v", last)
+	}
+	// The real PDP accepts the token for each of its scopes at its audience, and nothing else.
+	for action, want := range map[string]string{"reports:read": "granted", "invoices:read": "granted", "invoices:write": "scope_missing"} {
+		if got := e.world.Check(out.Token, action, req.Audience, 0); got != want {
+			t.Errorf("PDP check of %s: %s, want %s", action, got, want)
+		}
+	}
+	if got := e.world.Check(out.Token, "reports:read", audience, 0); got != "audience_mismatch" {
+		t.Errorf("PDP check at another audience: %s, want audience_mismatch", got)
 	}
 	// A token whose claims were edited does not verify.
 	parts := strings.Split(out.Token, ".")
@@ -226,22 +303,15 @@ func TestMinSequenceIsPassedOn(t *testing.T) {
 	e := newEnv(t)
 	key := e.activeKey()
 	// A later write lands in the feed; a request naming its sequence must be decided at or after it.
-	seqs, err := e.rlog.Publish(context.Background(), []*treatyv1.PublishEntry{{RequestId: "registry-1", Event: &treatyv1.Event{
-		Change: &treatyv1.Event_PartnerChanged{PartnerChanged: &treatyv1.PartnerChanged{
-			PartnerId: partner, State: treatyv1.PartnerState_PARTNER_STATE_ACTIVE, ContractEndTime: timestamppb.New(time.Now().Add(time.Hour)),
-		}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
+	written := e.world.CreatePartner("initech", time.Now().Add(time.Hour))
+	if written <= key.PublishedSequence {
+		t.Fatalf("write landed at %d, not after the key's %d", written, key.PublishedSequence)
 	}
-	if seqs[0] <= key.PublishedSequence {
-		t.Fatalf("write landed at %d, not after the key's %d", seqs[0], key.PublishedSequence)
-	}
-	for _, min := range []uint64{0, seqs[0]} {
+	for _, min := range []uint64{0, written} {
 		req := e.request()
 		req.MinSequence = min
 		c := e.issue(req).Credential
-		calls := e.authz.requests()
+		calls := e.calls.requests()
 		want := max(min, key.PublishedSequence)
 		if got := calls[len(calls)-1].MinSequence; got != want {
 			t.Fatalf("request MinSequence %d: asked with %d, want %d", min, got, want)

@@ -11,9 +11,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/treaty-dev/treaty/fail"
-	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
-	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/store"
 )
 
@@ -48,7 +46,7 @@ func TestSigningKeyPublished(t *testing.T) {
 		t.Fatalf("key = %+v", key)
 	}
 	checkPublicJWK(t, key.PublicJWK, key.Kid)
-	evs := keyEvents(t, e.rlog)
+	evs := keyEvents(t, e.world)
 	if len(evs) != 1 {
 		t.Fatalf("%d keys published, want 1", len(evs))
 	}
@@ -56,7 +54,7 @@ func TestSigningKeyPublished(t *testing.T) {
 		t.Fatalf("published %v", evs[0])
 	}
 	checkPublicJWK(t, evs[0].GetPublicJwk(), key.Kid)
-	if fk, ok := e.rlog.State().SigningKey(key.Kid); !ok || fk.Public == nil {
+	if fk, ok := e.world.State().SigningKey(key.Kid); !ok || fk.Public == nil {
 		t.Fatal("the feed cannot use the published key")
 	}
 }
@@ -64,7 +62,7 @@ func TestSigningKeyPublished(t *testing.T) {
 func TestSigningKeyPersists(t *testing.T) {
 	e := newEnv(t)
 	before := e.activeKey()
-	head := e.rlog.Head()
+	head := e.world.Head()
 	e.reopen()
 	after := e.activeKey()
 	if after.Kid != before.Kid || after.PublishedSequence != before.PublishedSequence {
@@ -73,8 +71,8 @@ func TestSigningKeyPersists(t *testing.T) {
 	if c := e.issue(e.request()).Credential; c.Kid != before.Kid {
 		t.Fatalf("token signed by %s, want %s", c.Kid, before.Kid)
 	}
-	if e.rlog.Head() != head {
-		t.Fatalf("a restart published something: head %d, was %d", e.rlog.Head(), head)
+	if e.world.Head() != head {
+		t.Fatalf("a restart published something: head %d, was %d", e.world.Head(), head)
 	}
 }
 
@@ -115,11 +113,7 @@ func TestUnconfirmedPublicationSurvivesRestart(t *testing.T) {
 	// The key is published (queued again at start, so possibly twice), and its recorded sequence
 	// is one at which the feed knows it.
 	var seqs []uint64
-	evs, err := e.rlog.Read(0, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range evs {
+	for _, ev := range e.world.Events() {
 		if ev.GetSigningKeyPublished().GetKid() == key.Kid {
 			seqs = append(seqs, ev.GetSequence())
 		}
@@ -154,16 +148,15 @@ func TestLostPublicationSequenceIsRepublished(t *testing.T) {
 
 func TestRevokedKeyRotates(t *testing.T) {
 	e := newEnv(t)
-	first := e.issue(e.request()).Credential
-	revoked, err := e.rlog.Revoke(context.Background(), revoker.Request{
-		Kind: treatyv1.TargetKind_TARGET_KIND_SIGNING_KEY, Target: first.Kid, Reason: "suspected compromise", Actor: "test",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	callsBefore := len(e.authz.requests())
+	before := e.issue(e.request())
+	first := before.Credential
+	// The key is revoked in the feed; a request at or after the revocation finds the PDP knows it.
+	revoked := e.world.RevokeSigningKey(first.Kid)
+	callsBefore := len(e.calls.requests())
 
-	out := e.issue(e.request())
+	req := e.request()
+	req.MinSequence = revoked
+	out := e.issue(req)
 	second := out.Credential
 	if second.Kid == first.Kid {
 		t.Fatal("issued with the revoked key")
@@ -176,8 +169,8 @@ func TestRevokedKeyRotates(t *testing.T) {
 		t.Fatalf("%d keys, want 2", len(keys))
 	}
 	newKey, oldKey := keys[0], keys[1]
-	if newKey.Kid != second.Kid || !newKey.Active || newKey.Revoked || newKey.PublishedSequence <= revoked.Sequence {
-		t.Fatalf("new key = %+v, want active, published after the revocation at %d", newKey, revoked.Sequence)
+	if newKey.Kid != second.Kid || !newKey.Active || newKey.Revoked || newKey.PublishedSequence <= revoked {
+		t.Fatalf("new key = %+v, want active, published after the revocation at %d", newKey, revoked)
 	}
 	if oldKey.Kid != first.Kid || oldKey.Active || !oldKey.Revoked {
 		t.Fatalf("old key = %+v, want revoked and inactive", oldKey)
@@ -185,11 +178,11 @@ func TestRevokedKeyRotates(t *testing.T) {
 	checkPublicJWK(t, newKey.PublicJWK, newKey.Kid)
 
 	// The new key reached the feed; the PDP was asked again with it, at its sequence.
-	fk, ok := e.rlog.State().SigningKey(second.Kid)
+	fk, ok := e.world.State().SigningKey(second.Kid)
 	if !ok || fk.Revoked() || fk.Issuer != issuerURL {
 		t.Fatalf("new key in the feed: %+v, %v", fk, ok)
 	}
-	calls := e.authz.requests()[callsBefore:]
+	calls := e.calls.requests()[callsBefore:]
 	if len(calls) != 2 || calls[0].Kid != first.Kid || calls[1].Kid != second.Kid || calls[1].MinSequence != newKey.PublishedSequence {
 		t.Fatalf("authorizer calls %+v, want the old kid, then the new kid at %d", calls, newKey.PublishedSequence)
 	}
@@ -205,6 +198,14 @@ func TestRevokedKeyRotates(t *testing.T) {
 		t.Fatalf("token does not verify with the new published key: %v", err)
 	}
 
+	// The real PDP refuses what the old key signed and accepts what the new one signs.
+	if got := e.world.Check(out.Token, "invoices:read", audience, 0); got != "granted" {
+		t.Errorf("token signed by the new key: PDP says %s, want granted", got)
+	}
+	if got := e.world.Check(before.Token, "invoices:read", audience, 0); got != "key_revoked" {
+		t.Errorf("token signed by the revoked key: PDP says %s, want key_revoked", got)
+	}
+
 	// The rotation is durable.
 	e.reopen()
 	if k := e.activeKey(); k.Kid != second.Kid {
@@ -215,17 +216,48 @@ func TestRevokedKeyRotates(t *testing.T) {
 	}
 }
 
+// TestRevokedKeyStaysRevokedWhenRepublished covers a key revoked while the issuer was down, after
+// it had lost the key's feed sequence: the restart publishes the key again, which must not lift
+// the revocation, and the next issuance rotates away from it.
+func TestRevokedKeyStaysRevokedWhenRepublished(t *testing.T) {
+	e := newEnv(t)
+	key := e.activeKey()
+	e.stop()
+	st, err := store.OpenBolt(e.path, issuer.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := issuer.ForgetPublication(st, key.Kid); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	revoked := e.world.RevokeSigningKey(key.Kid)
+	e.start(true)
+	if again := e.activeKey(); again.Kid != key.Kid || again.PublishedSequence <= revoked {
+		t.Fatalf("key %s@%d after restart, want %s published again after the revocation at %d", again.Kid, again.PublishedSequence, key.Kid, revoked)
+	}
+	if fk, ok := e.world.State().SigningKey(key.Kid); !ok || fk.RevokedSequence != revoked {
+		t.Fatalf("republished key in the feed: %+v, want still revoked at %d", fk, revoked)
+	}
+	c := e.issue(e.request()).Credential
+	if c.Kid == key.Kid {
+		t.Fatal("issued with the revoked key")
+	}
+	if n := len(keyEvents(t, e.world)); n != 3 {
+		t.Fatalf("%d key publications, want 3 (the key twice, then its successor)", n)
+	}
+}
+
 func TestConcurrentRequestsRotateOnce(t *testing.T) {
 	e := newEnv(t)
 	kid := e.activeKey().Kid
-	if _, err := e.rlog.Revoke(context.Background(), revoker.Request{
-		Kind: treatyv1.TargetKind_TARGET_KIND_SIGNING_KEY, Target: kid, Reason: "rotation drill", Actor: "test",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	revoked := e.world.RevokeSigningKey(kid)
 	reqs := make([]issuer.Request, 6)
 	for i := range reqs {
 		reqs[i] = e.request()
+		reqs[i].MinSequence = revoked
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(reqs))
@@ -244,7 +276,7 @@ func TestConcurrentRequestsRotateOnce(t *testing.T) {
 			t.Errorf("Issue: %v", err)
 		}
 	}
-	if n := len(keyEvents(t, e.rlog)); n != 2 {
+	if n := len(keyEvents(t, e.world)); n != 2 {
 		t.Fatalf("%d keys published, want 2 (one rotation)", n)
 	}
 }

@@ -9,9 +9,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
-	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/issuer/issuertest"
 	"github.com/treaty-dev/treaty/services/issuersvc"
-	"github.com/treaty-dev/treaty/store/storetest"
 )
 
 func TestCredentialLookup(t *testing.T) {
@@ -27,19 +26,14 @@ func TestCredentialLookup(t *testing.T) {
 		t.Fatalf("unknown jti: found %v, err %v; want false, nil", found, err)
 	}
 
-	// The revoker keeps a revocation exactly as long as the inventory says the credential lives.
-	rlog, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{Credentials: lookup, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rlog.Revoke(context.Background(), revoker.Request{
-		Kind: treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, Target: c.GetId(), Reason: "leaked in a log", Actor: "test",
-	}); err != nil {
-		t.Fatal(err)
-	}
-	r, ok := rlog.State().RevokedCredential(c.GetId())
-	if !ok || !r.Expires.Equal(c.GetExpireTime().AsTime()) || r.PartnerID != partner {
-		t.Fatalf("revocation = %+v, want expiry %v and partner %q", r, c.GetExpireTime().AsTime(), partner)
+	// The revoker keeps a revocation exactly as long as the inventory says the credential lives:
+	// a revoker configured with this issuer as its peer, as services.Start wires one, asks it
+	// through the lookup.
+	revoker := issuertest.Start(t, issuertest.Config{IssuerPeer: e.conn.Target()})
+	seq := revoker.Revoke(treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, c.GetId())
+	r, ok := revoker.State().RevokedCredential(c.GetId())
+	if !ok || r.Sequence != seq || !r.Expires.Equal(c.GetExpireTime().AsTime()) || r.PartnerID != partner {
+		t.Fatalf("revocation = %+v, want at %d with expiry %v and partner %q", r, seq, c.GetExpireTime().AsTime(), partner)
 	}
 }
 
