@@ -192,9 +192,8 @@ func verifyWithKeys(tok *jwt.JSONWebToken, keys []WorkloadKey) (jwt.Claims, bool
 // unavailable turns a peer's error into one the caller may retry, keeping its message if it was
 // already Unavailable.
 func unavailable(err error, msg string) error {
-	if fail.KindOf(err) == fail.Unavailable {
-		return err
-	}
+	// Always in the issuer's own words: the peer's error (its transport detail, addresses) stays
+	// in the cause, for the log, and never reaches a partner's workload.
 	return fail.Unavailablef(err, "%s", msg)
 }
 

@@ -268,7 +268,7 @@ func (i *Issuer) authorize(ctx context.Context, w Workload, scopes []string, aud
 		req := IssuanceRequest{WorkloadID: w.ID, Scopes: scopes, Audience: aud, Kid: key.kid, MinSequence: max(minSeq, published)}
 		dec, err := i.cfg.Authorizer.AuthorizeIssuance(ctx, req)
 		if err != nil {
-			return IssuanceDecision{}, nil, unavailable(err, "the decision point could not be asked; retry")
+			return IssuanceDecision{}, nil, unavailable(err, "the decision point could not decide (unreachable, or still catching up with the feed); retry shortly")
 		}
 		if dec.Allow {
 			if dec.Sequence < req.MinSequence {

@@ -256,6 +256,7 @@ func TestMintedToken(t *testing.T) {
 		Issuer: issuerURL, Subject: workload, ClientID: workload, Partner: partner, Integration: integration,
 		Scope: "reports:read invoices:read", Audience: "https://other.acme.test",
 		IssuedAt: c.IssueTime.Unix(), Expiry: c.IssueTime.Add(10 * time.Minute).Unix(), ID: c.ID, Sequence: c.Sequence,
+		Epoch: e.world.State().Epoch(), // the feed's epoch, which the PDP binds tsq to
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("claims (-want +got):\n%s", diff)

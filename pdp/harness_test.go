@@ -143,7 +143,7 @@ func reason(t testing.TB, d pdp.Decision) string {
 
 // wrapSource wraps a source so that tests can see and disturb what the PDP receives.
 type wrapSource struct {
-	pdp.Source
+	feed.Source
 
 	mute atomic.Bool // drop every message, as a connection that hangs without closing
 
@@ -178,7 +178,7 @@ func (w *wrapSource) snapshotCalls() int {
 	return w.snapshots
 }
 
-func (w *wrapSource) Subscribe(ctx context.Context, after uint64) (pdp.Stream, error) {
+func (w *wrapSource) Subscribe(ctx context.Context, after uint64) (feed.Stream, error) {
 	st, err := w.Source.Subscribe(ctx, after)
 	if err != nil {
 		return nil, err
@@ -206,7 +206,7 @@ func (w *wrapSource) Snapshot(ctx context.Context) (*feed.State, error) {
 
 type wrapStream struct {
 	w     *wrapSource
-	inner pdp.Stream
+	inner feed.Stream
 }
 
 func (s *wrapStream) Recv() (*treatyv1.SubscribeResponse, error) {
