@@ -121,16 +121,20 @@ func (i *Issuer) authenticate(ctx context.Context, assertionType, assertion stri
 	case !fail.ValidID(unverified.Issuer):
 		return Workload{}, fail.Unauthenticatedf("client assertion iss is not a valid workload id")
 	}
+	// An unknown client and a signature that does not verify get the same answer, so that
+	// unauthenticated callers cannot tell which workload ids exist; the log tells them apart.
 	w, err := i.cfg.Directory.Workload(ctx, unverified.Issuer)
 	if err != nil {
 		if fail.KindOf(err) == fail.NotFound {
-			return Workload{}, fail.Unauthenticatedf("unknown client")
+			i.log.Info("issuer: client assertion for an unknown workload", "workload", unverified.Issuer)
+			return Workload{}, errBadClient
 		}
 		return Workload{}, directoryError(err, "the client")
 	}
 	claims, ok := verifyWithKeys(tok, w.Keys)
 	if !ok {
-		return Workload{}, fail.Unauthenticatedf("client assertion signature does not verify with any registered key of workload %q", w.ID)
+		i.log.Info("issuer: client assertion signature does not verify with the workload's keys", "workload", w.ID)
+		return Workload{}, errBadClient
 	}
 	now := i.cfg.Now()
 	switch {
@@ -158,6 +162,10 @@ func (i *Issuer) authenticate(ctx context.Context, assertionType, assertion stri
 	}
 	return w, nil
 }
+
+// errBadClient is the one answer to an assertion from an unknown client or with a signature that
+// does not verify.
+var errBadClient = fail.Unauthenticatedf("client authentication failed: the assertion is not signed by a key registered for its client")
 
 // verifyWithKeys verifies tok against the workload's Ed25519 keys, the one its kid header names
 // first, and returns the verified claims.

@@ -90,9 +90,9 @@ func TestAuthentication(t *testing.T) {
 			}
 			sig[10] ^= 0x01
 			return parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
-		}, fail.Unauthenticated, "signature does not verify"},
-		{"wrong key", "", func() string { return sign(t, jose.EdDSA, stranger, claims(e.clock.Now())) }, fail.Unauthenticated, "signature does not verify"},
-		{"another workload's key", "", func() string { return sign(t, jose.EdDSA, e.keys[sibling], claims(e.clock.Now())) }, fail.Unauthenticated, "signature does not verify"},
+		}, fail.Unauthenticated, "client authentication failed"},
+		{"wrong key", "", func() string { return sign(t, jose.EdDSA, stranger, claims(e.clock.Now())) }, fail.Unauthenticated, "client authentication failed"},
+		{"another workload's key", "", func() string { return sign(t, jose.EdDSA, e.keys[sibling], claims(e.clock.Now())) }, fail.Unauthenticated, "client authentication failed"},
 		{"wrong audience", "", spoil(func(c map[string]any, _ time.Time) { c["aud"] = []string{"https://elsewhere.test"} }), fail.Unauthenticated, "aud must contain"},
 		{"audience missing", "", spoil(func(c map[string]any, _ time.Time) { delete(c, "aud") }), fail.Unauthenticated, "aud must contain"},
 		{"expired", "", spoil(func(c map[string]any, now time.Time) {
@@ -116,7 +116,7 @@ func TestAuthentication(t *testing.T) {
 			c := claims(e.clock.Now())
 			c["iss"], c["sub"] = "nobody", "nobody"
 			return sign(t, jose.EdDSA, key, c)
-		}, fail.Unauthenticated, "unknown client"},
+		}, fail.Unauthenticated, "client authentication failed"},
 		{"iss differs from sub", "", spoil(func(c map[string]any, _ time.Time) { c["sub"] = sibling }), fail.Unauthenticated, "must be equal"},
 		{"iss not an id", "", spoil(func(c map[string]any, _ time.Time) { c["iss"], c["sub"] = "Acme Sync!", "Acme Sync!" }), fail.Unauthenticated, "not a valid workload id"},
 	}
@@ -145,16 +145,24 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
-func TestUnknownClientSaysNothingMore(t *testing.T) {
+// TestUnknownClientLooksLikeABadSignature: an unauthenticated caller learns nothing about which
+// workload ids exist, because an unknown client and a wrong key get the same answer.
+func TestUnknownClientLooksLikeABadSignature(t *testing.T) {
 	e := newEnv(t)
-	c := claims(e.clock.Now())
-	c["iss"], c["sub"] = "nobody", "nobody"
-	_, err := e.iss.Issue(context.Background(), issuer.Request{
-		Assertion: sign(t, jose.EdDSA, e.keys[workload], c), Scopes: []string{"invoices:read"}, Audience: audience,
-	})
-	wantKind(t, err, fail.Unauthenticated)
-	if got := err.(*fail.Error).Msg; got != "unknown client" {
-		t.Fatalf("message = %q, want %q", got, "unknown client")
+	unknown := claims(e.clock.Now())
+	unknown["iss"], unknown["sub"] = "nobody", "nobody"
+	_, other, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, a := range []string{sign(t, jose.EdDSA, e.keys[workload], unknown), sign(t, jose.EdDSA, other, claims(e.clock.Now()))} {
+		_, err := e.iss.Issue(context.Background(), issuer.Request{Assertion: a, Scopes: []string{"invoices:read"}, Audience: audience})
+		wantKind(t, err, fail.Unauthenticated)
+		msgs = append(msgs, err.(*fail.Error).Msg)
+	}
+	if msgs[0] != msgs[1] {
+		t.Fatalf("unknown client %q and wrong key %q answer differently", msgs[0], msgs[1])
 	}
 }
 
