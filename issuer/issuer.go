@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/treaty-dev/treaty/feed"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/store"
 )
@@ -27,6 +28,10 @@ type Config struct {
 	Directory Directory
 	// Authorizer asks the PDP whether issuance is allowed.
 	Authorizer Authorizer
+	// Feed, if set, is followed so that the moment the active signing key is revoked in the feed,
+	// the issuer rotates to a new one. Without it the issuer rotates when the PDP first denies an
+	// issuance as key_revoked.
+	Feed feed.Source
 	// IssuerURL is the issuer identifier: the iss of every token and the aud client assertions
 	// must carry.
 	IssuerURL string
@@ -75,9 +80,11 @@ type Issuer struct {
 	active   atomic.Pointer[signer] // the key new tokens are signed with
 	rotateMu sync.Mutex             // serializes key rotation
 
-	// Background waits for key publication live as long as the Issuer.
+	// Background work (key publication waits, the key watcher) lives as long as the Issuer.
 	ctx    context.Context
 	cancel context.CancelFunc
+	bgMu   sync.Mutex // guards closed and wg.Add against Close
+	closed bool
 	wg     sync.WaitGroup
 }
 
@@ -95,11 +102,31 @@ func New(cfg Config) (*Issuer, error) {
 		cancel()
 		return nil, err
 	}
+	if cfg.Feed != nil {
+		i.background(i.watchKeys)
+	}
 	return i, nil
 }
 
-// Close stops the background waits for key publication. It does not close the store or the relay.
+// background runs fn in a goroutine that Close waits for, unless the issuer is closing.
+func (i *Issuer) background(fn func()) {
+	i.bgMu.Lock()
+	defer i.bgMu.Unlock()
+	if i.closed {
+		return
+	}
+	i.wg.Add(1)
+	go func() {
+		defer i.wg.Done()
+		fn()
+	}()
+}
+
+// Close stops the background work. It does not close the store or the relay.
 func (i *Issuer) Close() {
+	i.bgMu.Lock()
+	i.closed = true
+	i.bgMu.Unlock()
 	i.cancel()
 	i.wg.Wait()
 }

@@ -121,6 +121,20 @@ func (i *Issuer) loadKeys() error {
 		if !ok || rec.Revoked || len(rec.Private) == 0 {
 			return fmt.Errorf("the active signing key %s is missing, revoked or has no private key", kid)
 		}
+		if rec.Issuer != i.cfg.IssuerURL {
+			// The issuer identifier changed (--issuer-url, or the listen address it defaults to).
+			// The feed binds each key to the issuer it was published for, so tokens signed with
+			// this key under the new identifier would all be denied: retire it (its tokens stay
+			// valid until they expire) and publish a new key for the new identifier.
+			i.log.Warn("issuer: the issuer identifier changed; retiring the signing key published for the old one",
+				"kid", rec.Kid, "old_issuer", rec.Issuer, "issuer", i.cfg.IssuerURL)
+			if err := retire(tx, &rec, false); err != nil {
+				return err
+			}
+			rec, priv, pendID, err = i.createKey(tx)
+			pending, fresh = true, true
+			return err
+		}
 		if rec.Published != 0 {
 			return nil
 		}
@@ -129,7 +143,7 @@ func (i *Issuer) loadKeys() error {
 		// again and wait for that: the outbox publishes in order, so the feed knows the key at
 		// the new entry's sequence either way, and publishing a key twice changes nothing.
 		pending = true
-		pendID, err = queuePublication(tx, &rec, i.cfg.IssuerURL)
+		pendID, err = queuePublication(tx, &rec)
 		return err
 	})
 	if err != nil {
@@ -184,9 +198,9 @@ func (i *Issuer) createKey(tx store.Tx) (keyRecord, ed25519.PrivateKey, uint64, 
 	}
 	rec := keyRecord{
 		Kid: kid, Algorithm: string(signingAlgorithm), PublicJWK: pubJSON, Private: der,
-		Created: i.cfg.Now().UTC(),
+		Created: i.cfg.Now().UTC(), Issuer: i.cfg.IssuerURL,
 	}
-	id, err := queuePublication(tx, &rec, i.cfg.IssuerURL)
+	id, err := queuePublication(tx, &rec)
 	if err != nil {
 		return keyRecord{}, nil, 0, err
 	}
@@ -210,12 +224,12 @@ func KeyID(pub crypto.PublicKey) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(tp), nil
 }
 
-func queuePublication(tx store.Tx, rec *keyRecord, issuerURL string) (uint64, error) {
+func queuePublication(tx store.Tx, rec *keyRecord) (uint64, error) {
 	id, err := outbox.Add(tx, outboxSource, &treatyv1.Event{
 		Actor:  outboxSource,
 		Reason: "issuer signing key published",
 		Change: &treatyv1.Event_SigningKeyPublished{SigningKeyPublished: &treatyv1.SigningKeyPublished{
-			Kid: rec.Kid, Algorithm: rec.Algorithm, PublicJwk: rec.PublicJWK, Issuer: issuerURL,
+			Kid: rec.Kid, Algorithm: rec.Algorithm, PublicJwk: rec.PublicJWK, Issuer: rec.Issuer,
 		}},
 	})
 	if err != nil {
@@ -226,9 +240,7 @@ func queuePublication(tx store.Tx, rec *keyRecord, issuerURL string) (uint64, er
 
 // awaitPublication records the feed sequence of s once the relay has published outbox entry id.
 func (i *Issuer) awaitPublication(s *signer, id uint64) {
-	i.wg.Add(1)
-	go func() {
-		defer i.wg.Done()
+	i.background(func() {
 		seq, err := i.cfg.Relay.Wait(i.ctx, id)
 		if err != nil {
 			return // the issuer is closing; the next start publishes the key again
@@ -247,12 +259,13 @@ func (i *Issuer) awaitPublication(s *signer, id uint64) {
 		}
 		s.markPublished(seq)
 		i.log.Info("issuer: signing key published", "kid", s.kid, "sequence", seq)
-	}()
+	})
 }
 
-// rotate replaces the active key after the PDP reported revoked revoked: it marks the old key
-// revoked (dropping its private half), creates and activates a new one and queues its publication,
-// all in one transaction. If another request rotated already, it returns the current key.
+// rotate replaces the active key once the feed (see watchKeys) or the PDP reported it revoked: it
+// marks the old key revoked (dropping its private half), creates and activates a new one and
+// queues its publication, all in one transaction. If another caller rotated already, it returns
+// the current key.
 func (i *Issuer) rotate(revoked string) (*signer, error) {
 	i.rotateMu.Lock()
 	defer i.rotateMu.Unlock()
@@ -271,8 +284,7 @@ func (i *Issuer) rotate(revoked string) (*signer, error) {
 			return err
 		}
 		if ok {
-			old.Revoked, old.Private = true, nil
-			if err := putJSON(tx, bucketKeys, []byte(revoked), &old); err != nil {
+			if err := retire(tx, &old, true); err != nil {
 				return err
 			}
 		}
@@ -287,9 +299,16 @@ func (i *Issuer) rotate(revoked string) (*signer, error) {
 		return nil, err
 	}
 	i.active.Store(s)
-	i.log.Warn("issuer: the active signing key was revoked in the feed; rotated to a new key", "revoked_kid", revoked, "kid", rec.Kid)
+	i.log.Warn("issuer: the active signing key was revoked; rotated to a new key", "revoked_kid", revoked, "kid", rec.Kid)
 	i.awaitPublication(s, id)
 	return s, nil
+}
+
+// retire drops a key's private half, so it signs nothing more, and marks it revoked if it was.
+func retire(tx store.Tx, rec *keyRecord, revoked bool) error {
+	rec.Private = nil
+	rec.Revoked = rec.Revoked || revoked
+	return putJSON(tx, bucketKeys, []byte(rec.Kid), rec)
 }
 
 // SigningKeys lists the issuer's signing keys, newest first, without private material.

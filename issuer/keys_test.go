@@ -12,6 +12,7 @@ import (
 
 	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/services/revokersvc"
 	"github.com/treaty-dev/treaty/store"
 )
 
@@ -308,5 +309,91 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if got := e.iss.IssuerURL(); got != issuerURL {
 		t.Errorf("IssuerURL = %q", got)
+	}
+}
+
+// TestFeedRevocationRotatesAtOnce: with the feed followed, revoking the active key makes the
+// issuer rotate without waiting for an issuance to be denied, and the next issuance goes straight
+// through with the new key.
+func TestFeedRevocationRotatesAtOnce(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Feed = revokersvc.NewSource(e.world.Conn())
+	e.reopen()
+	first := e.activeKey()
+	revoked := e.world.RevokeSigningKey(first.Kid)
+
+	var next issuer.SigningKey
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if next = e.activeKey(); next.Kid != first.Kid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the issuer did not rotate after its key was revoked in the feed")
+		}
+	}
+	if next.PublishedSequence <= revoked {
+		t.Fatalf("new key published at %d, not after the revocation at %d", next.PublishedSequence, revoked)
+	}
+	callsBefore := len(e.calls.requests())
+	out := e.issue(e.request())
+	if out.Credential.Kid != next.Kid {
+		t.Fatalf("issued with %s, want the new key %s", out.Credential.Kid, next.Kid)
+	}
+	if calls := e.calls.requests()[callsBefore:]; len(calls) != 1 {
+		t.Fatalf("the PDP was asked %d times; one question should do with the key already rotated", len(calls))
+	}
+	if r := e.world.Check(out.Token, "invoices:read", audience, 0); r != "granted" {
+		t.Fatalf("the PDP says %s for a token signed with the new key", r)
+	}
+
+	// A key revoked while the issuer is down is caught at the next start.
+	e.stop()
+	e.world.RevokeSigningKey(next.Kid)
+	e.start(true)
+	for deadline := time.Now().Add(10 * time.Second); e.activeKey().Kid == next.Kid; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the issuer kept a key revoked while it was down")
+		}
+	}
+}
+
+// TestIssuerURLChangeRotates: a key is published for one issuer identifier, so when the identifier
+// changes the issuer retires the key (its tokens stay valid) and publishes a new one, instead of
+// minting tokens the PDP would deny as wrong_issuer.
+func TestIssuerURLChangeRotates(t *testing.T) {
+	e := newEnv(t)
+	before := e.issue(e.request())
+	oldKid := before.Credential.Kid
+
+	e.cfg.IssuerURL = "https://treaty.example"
+	e.reopen()
+	key := e.activeKey()
+	if key.Kid == oldKid {
+		t.Fatal("the issuer kept signing with the key published for the old identifier")
+	}
+	if fk, ok := e.world.State().SigningKey(key.Kid); !ok || fk.Issuer != "https://treaty.example" {
+		t.Fatalf("new key in the feed: %+v, %v", fk, ok)
+	}
+	a, err := issuer.SignAssertion(workload, "https://treaty.example", e.keys[workload], e.clock.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := e.request()
+	req.Assertion = a
+	out := e.issue(req)
+	if r := e.world.Check(out.Token, "invoices:read", audience, 0); r != "granted" {
+		t.Fatalf("the PDP says %s for a token under the new identifier", r)
+	}
+	if r := e.world.Check(before.Token, "invoices:read", audience, 0); r != "granted" {
+		t.Fatalf("the PDP says %s for a token signed before the change: the retired key must stay valid", r)
+	}
+	keys, err := e.iss.SigningKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.Kid == oldKid && (k.Active || k.Revoked) {
+			t.Fatalf("old key = %+v, want retired: neither active nor revoked", k)
+		}
 	}
 }

@@ -50,6 +50,8 @@ type keyRecord struct {
 	Created   time.Time `json:"created"`
 	Revoked   bool      `json:"revoked,omitempty"`
 	Published uint64    `json:"published_sequence,omitempty"`
+	// Issuer is the issuer identifier the key was published for; tokens it signs carry it as iss.
+	Issuer string `json:"issuer,omitempty"`
 }
 
 // credentialRecord is an inventory record as stored.

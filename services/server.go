@@ -207,9 +207,13 @@ func (s *Server) assemble(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		revConn, err := peer(Revoker)
+		if err != nil {
+			return err
+		}
 		iss, err := issuer.New(issuer.Config{
 			Store: st, Relay: r, Directory: registrysvc.NewDirectory(regConn), Authorizer: pdpsvc.NewAuthorizer(pdpConn),
-			IssuerURL: cfg.IssuerURL, MaxCredentialTTL: cfg.MaxCredentialTTL, Logger: s.log,
+			Feed: revokersvc.NewSource(revConn), IssuerURL: cfg.IssuerURL, MaxCredentialTTL: cfg.MaxCredentialTTL, Logger: s.log,
 		})
 		if err != nil {
 			return err
