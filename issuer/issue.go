@@ -31,6 +31,16 @@ const (
 	reasonStale      = "stale"
 )
 
+// The PDP's reasons for not knowing an entity the registry has just told the issuer about: the
+// registry's change has not reached that PDP yet, so the issuer asks again for a little while.
+var laggingReasons = []string{"partner_unknown", "integration_unknown", "workload_unknown"}
+
+const (
+	// lagRetries and lagFirstWait bound that: 50+100+200+400+800 ms, about 1.5 s in all.
+	lagRetries   = 5
+	lagFirstWait = 50 * time.Millisecond
+)
+
 // Request asks for a credential.
 type Request struct {
 	// AssertionType is empty or AssertionType.
@@ -257,10 +267,12 @@ func (i *Issuer) lifetime(now time.Time, requested time.Duration, integ Integrat
 
 // authorize asks the PDP whether the credential may be minted and returns the decision with the
 // key to sign with. If the PDP reports the active key revoked, the issuer rotates to a new key and
-// asks once more.
+// asks once more. If the PDP does not know yet what the registry just confirmed, it asks again for
+// a little while.
 func (i *Issuer) authorize(ctx context.Context, w Workload, scopes []string, aud string, minSeq uint64) (IssuanceDecision, *signer, error) {
 	key := i.active.Load()
-	for attempt := 0; ; attempt++ {
+	lagWait, lagged, rotated := lagFirstWait, 0, false
+	for {
 		published, err := key.waitPublished(ctx)
 		if err != nil {
 			return IssuanceDecision{}, nil, err
@@ -278,13 +290,26 @@ func (i *Issuer) authorize(ctx context.Context, w Workload, scopes []string, aud
 			return dec, key, nil
 		}
 		switch {
-		case slices.Contains(dec.Reasons, reasonKeyRevoked) && attempt == 0:
+		case slices.Contains(dec.Reasons, reasonKeyRevoked) && !rotated:
+			rotated = true
 			if key, err = i.rotate(key.kid); err != nil {
 				return IssuanceDecision{}, nil, err
 			}
 		case slices.Contains(dec.Reasons, reasonKeyRevoked):
 			return IssuanceDecision{}, nil, fail.Unavailablef(errors.New("key revoked after rotation"),
 				"the issuer's new signing key %s was reported revoked too; retry", key.kid)
+		case slices.ContainsFunc(dec.Reasons, func(r string) bool { return slices.Contains(laggingReasons, r) }):
+			if lagged == lagRetries {
+				return IssuanceDecision{}, nil, fail.Unavailablef(fmt.Errorf("decision point reasons %v", dec.Reasons),
+					"the decision point has not caught up with the registry yet; retry shortly")
+			}
+			lagged++
+			select {
+			case <-ctx.Done():
+				return IssuanceDecision{}, nil, unavailable(ctx.Err(), "the decision point has not caught up with the registry yet; retry shortly")
+			case <-time.After(lagWait):
+			}
+			lagWait *= 2
 		case slices.Contains(dec.Reasons, reasonSyncing) || slices.Contains(dec.Reasons, reasonStale):
 			return IssuanceDecision{}, nil, fail.Unavailablef(fmt.Errorf("decision point reasons %v", dec.Reasons),
 				"the decision point is catching up; retry")

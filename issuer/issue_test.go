@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -418,5 +419,39 @@ func TestInventory(t *testing.T) {
 		if f := err.(*fail.Error).Field; f != bad.field {
 			t.Errorf("field = %q, want %q", f, bad.field)
 		}
+	}
+}
+
+// lagging is the real Authorizer behind a PDP that has not yet applied the registry's latest
+// changes: its first answers say workload_unknown, as such a PDP would.
+type lagging struct {
+	issuer.Authorizer
+	behind atomic.Int32 // how many more answers lag
+}
+
+func (l *lagging) AuthorizeIssuance(ctx context.Context, req issuer.IssuanceRequest) (issuer.IssuanceDecision, error) {
+	if l.behind.Add(-1) >= 0 {
+		return issuer.IssuanceDecision{Reasons: []string{"workload_unknown"}, DecisionID: "lagging"}, nil
+	}
+	return l.Authorizer.AuthorizeIssuance(ctx, req)
+}
+
+// TestIssuanceWaitsForALaggingPDP: the registry has confirmed the workload, so a PDP that does
+// not know it yet is behind, not right: the issuer asks again for a little while, and says
+// "retry" rather than "denied" if the PDP stays behind.
+func TestIssuanceWaitsForALaggingPDP(t *testing.T) {
+	lag := &lagging{}
+	e := newEnv(t, func(c *issuer.Config) { lag.Authorizer = c.Authorizer; c.Authorizer = lag })
+
+	lag.behind.Store(2)
+	if out := e.issue(e.request()); out.Credential.WorkloadID != workload {
+		t.Fatalf("issued to %q", out.Credential.WorkloadID)
+	}
+
+	lag.behind.Store(1000)
+	_, err := e.iss.Issue(context.Background(), e.request())
+	wantKind(t, err, fail.Unavailable)
+	if !strings.Contains(err.Error(), "not caught up with the registry") {
+		t.Fatalf("error %q does not say the PDP is behind", err)
 	}
 }
