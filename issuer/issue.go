@@ -20,7 +20,6 @@ const DefaultTTL = 5 * time.Minute
 // Request limits, beyond which a request is malformed.
 const (
 	maxScopes   = 64
-	maxScope    = 256
 	maxAudience = 1024
 )
 
@@ -114,8 +113,8 @@ func checkRequest(req Request) error {
 		return fail.Invalidf("scopes", "scopes: at most %d scopes per request", maxScopes)
 	}
 	for _, s := range req.Scopes {
-		if !ValidScope(s) {
-			return fail.Invalidf("scopes", "scopes: %q is not a valid scope token (1-%d printable ASCII characters, no spaces, quotes or backslashes)", s, maxScope)
+		if !token.ValidScope(s) {
+			return fail.Invalidf("scopes", "scopes: %q is not a valid scope token (1-%d printable ASCII characters, no spaces, quotes or backslashes)", s, token.MaxScopeLen)
 		}
 	}
 	switch {
@@ -129,20 +128,6 @@ func checkRequest(req Request) error {
 		return fail.Invalidf("ttl", "ttl must be at least one second")
 	}
 	return nil
-}
-
-// ValidScope reports whether s is a scope token as RFC 6749 section 3.3 defines it (with a length
-// bound), so that scopes can be joined with spaces into the scope claim.
-func ValidScope(s string) bool {
-	if s == "" || len(s) > maxScope {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // issue runs every step after authentication.

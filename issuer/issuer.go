@@ -13,10 +13,8 @@ import (
 	"github.com/treaty-dev/treaty/feed"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/store"
+	"github.com/treaty-dev/treaty/token"
 )
-
-// DefaultMaxCredentialTTL is the default longest lifetime of any credential.
-const DefaultMaxCredentialTTL = 24 * time.Hour
 
 // Config configures an Issuer.
 type Config struct {
@@ -35,7 +33,7 @@ type Config struct {
 	// IssuerURL is the issuer identifier: the iss of every token and the aud client assertions
 	// must carry.
 	IssuerURL string
-	// MaxCredentialTTL caps every credential's lifetime; defaults to DefaultMaxCredentialTTL.
+	// MaxCredentialTTL caps every credential's lifetime; defaults to token.DefaultMaxLifetime.
 	MaxCredentialTTL time.Duration
 	// Now returns the current time; defaults to time.Now.
 	Now func() time.Time
@@ -61,7 +59,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("issuer: the issuer URL %q must be an absolute URL without query or fragment, for example https://treaty.example.com", c.IssuerURL)
 	}
 	if c.MaxCredentialTTL == 0 {
-		c.MaxCredentialTTL = DefaultMaxCredentialTTL
+		c.MaxCredentialTTL = token.DefaultMaxLifetime
 	}
 	if c.Now == nil {
 		c.Now = time.Now

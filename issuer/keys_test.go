@@ -14,6 +14,7 @@ import (
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/services/revokersvc"
 	"github.com/treaty-dev/treaty/store"
+	"github.com/treaty-dev/treaty/token"
 )
 
 // checkPublicJWK fails unless raw is a public Ed25519 JWK for kid, without private members.
@@ -304,7 +305,7 @@ func TestConfigValidation(t *testing.T) {
 			}
 		})
 	}
-	if got := e.iss.MaxCredentialTTL(); got != issuer.DefaultMaxCredentialTTL {
+	if got := e.iss.MaxCredentialTTL(); got != token.DefaultMaxLifetime {
 		t.Errorf("MaxCredentialTTL = %s, want the default", got)
 	}
 	if got := e.iss.IssuerURL(); got != issuerURL {

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/token"
 )
 
 // Limits on free text and lists, so one request can never bloat a record or the feed.
@@ -14,7 +15,6 @@ const (
 	maxActor        = 256
 	maxReason       = 1024
 	maxListItems    = 256 // allowed scopes or audiences of one integration
-	maxScopeToken   = 256
 	maxAudience     = 256
 	maxPublicKeyPEM = 8 << 10
 )
@@ -65,11 +65,8 @@ func CheckReason(field, reason string) error {
 // CheckScopes validates an integration's scope ceiling: a non-empty list of distinct RFC 6749
 // scope tokens (section 3.3: 1*( %x21 / %x23-5B / %x5D-7E )).
 func CheckScopes(field string, scopes []string) error {
-	return checkList(field, "scope", scopes, maxScopeToken, func(s string) bool {
-		return strings.IndexFunc(s, func(r rune) bool {
-			return r < 0x21 || r > 0x7e || r == '"' || r == '\\'
-		}) < 0
-	}, "an RFC 6749 scope token: printable ASCII without spaces, '\"' or '\\'")
+	return checkList(field, "scope", scopes, token.MaxScopeLen, token.ValidScope,
+		"an RFC 6749 scope token: printable ASCII without spaces, '\"' or '\\'")
 }
 
 // CheckAudiences validates an integration's audiences: a non-empty list of distinct identifiers

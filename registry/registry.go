@@ -16,6 +16,7 @@ import (
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/store"
+	"github.com/treaty-dev/treaty/token"
 )
 
 const (
@@ -45,9 +46,6 @@ var Schema = store.Schema{
 // outboxSource prefixes the idempotency keys of the registry's outbox entries.
 const outboxSource = "registry"
 
-// DefaultMaxCredentialTTL is the default global maximum credential lifetime.
-const DefaultMaxCredentialTTL = 24 * time.Hour
-
 // DefaultPublishTimeout is how long a write waits by default for the revoker to confirm its
 // enforcement changes before it answers Unavailable (the write itself is committed either way).
 const DefaultPublishTimeout = 5 * time.Second
@@ -60,7 +58,7 @@ type Config struct {
 	// (go relay.Run(ctx)) over the same Store.
 	Relay *outbox.Relay
 	// MaxCredentialTTL is the deployment's global maximum credential lifetime; no integration may
-	// allow longer. Defaults to DefaultMaxCredentialTTL.
+	// allow longer. Defaults to token.DefaultMaxLifetime.
 	MaxCredentialTTL time.Duration
 	// PublishTimeout bounds how long a write waits for the revoker's confirmation. Defaults to
 	// DefaultPublishTimeout.
@@ -89,7 +87,7 @@ func New(cfg Config) (*Registry, error) {
 	case cfg.MaxCredentialTTL < 0:
 		return nil, fmt.Errorf("registry: MaxCredentialTTL %s is negative", cfg.MaxCredentialTTL)
 	case cfg.MaxCredentialTTL == 0:
-		cfg.MaxCredentialTTL = DefaultMaxCredentialTTL
+		cfg.MaxCredentialTTL = token.DefaultMaxLifetime
 	}
 	switch {
 	case cfg.PublishTimeout < 0:

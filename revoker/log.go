@@ -21,6 +21,7 @@ import (
 	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/store"
+	"github.com/treaty-dev/treaty/token"
 )
 
 const (
@@ -55,9 +56,6 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultMaxCredentialTTL is the default global maximum credential lifetime.
-const DefaultMaxCredentialTTL = 24 * time.Hour
-
 // CredentialLookup finds a credential in the inventory, so that its revocation is kept exactly as
 // long as the credential could be valid.
 type CredentialLookup interface {
@@ -85,7 +83,7 @@ type Log struct {
 // Open opens the log kept in st, creating a new epoch if the store is new.
 func Open(st store.Store, cfg Config) (*Log, error) {
 	if cfg.MaxCredentialTTL <= 0 {
-		cfg.MaxCredentialTTL = DefaultMaxCredentialTTL
+		cfg.MaxCredentialTTL = token.DefaultMaxLifetime
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

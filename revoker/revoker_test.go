@@ -19,6 +19,7 @@ import (
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/store"
 	"github.com/treaty-dev/treaty/store/storetest"
+	"github.com/treaty-dev/treaty/token"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -202,7 +203,7 @@ func TestRestoreRefusals(t *testing.T) {
 func TestCredentialExpiryFromInventory(t *testing.T) {
 	ctx := context.Background()
 	l := newLog(t)
-	for jti, want := range map[string]time.Time{"known": now.Add(7 * time.Minute), "unknown": now.Add(revoker.DefaultMaxCredentialTTL)} {
+	for jti, want := range map[string]time.Time{"known": now.Add(7 * time.Minute), "unknown": now.Add(token.DefaultMaxLifetime)} {
 		if _, err := l.Revoke(ctx, req(credentialK, jti)); err != nil {
 			t.Fatal(err)
 		}

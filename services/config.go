@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/token"
 )
 
 // The services one process can run.
@@ -65,7 +65,7 @@ func (c Config) withDefaults() Config {
 		c.Services = All
 	}
 	if c.MaxCredentialTTL == 0 {
-		c.MaxCredentialTTL = revoker.DefaultMaxCredentialTTL
+		c.MaxCredentialTTL = token.DefaultMaxLifetime
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = time.Second

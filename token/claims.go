@@ -3,10 +3,36 @@
 // feed, carrying the feed sequence at which issuance was decided.
 package token
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // Type is the JWT "typ" header of access tokens (RFC 9068).
 const Type = "at+jwt"
+
+// DefaultMaxLifetime is the default of the deployment's global maximum credential lifetime: no
+// credential lives longer, whatever an integration allows, and a revocation whose credential the
+// inventory does not know is kept this long.
+const DefaultMaxLifetime = 24 * time.Hour
+
+// MaxScopeLen bounds the length of one scope.
+const MaxScopeLen = 256
+
+// ValidScope reports whether s is a scope token as RFC 6749 section 3.3 defines it
+// (1*( %x21 / %x23-5B / %x5D-7E ): printable ASCII without spaces, quotes or backslashes), at
+// most MaxScopeLen bytes, so that scopes join with spaces into the scope claim unambiguously.
+func ValidScope(s string) bool {
+	if s == "" || len(s) > MaxScopeLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
 
 // Claims are the claims of a Treaty access token.
 type Claims struct {

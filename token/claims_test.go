@@ -13,3 +13,15 @@ func TestHasScope(t *testing.T) {
 		t.Errorf("Scopes() = %v", got)
 	}
 }
+
+func TestValidScope(t *testing.T) {
+	for scope, want := range map[string]bool{
+		"read": true, "orders.read": true, "write:all": true, "a!#$%&'()*+,-./:;<=>?@[]^_`{|}~": true,
+		"": false, "has space": false, `quo"te`: false, `back\slash`: false, "tab\t": false, "é": false,
+		string(make([]byte, MaxScopeLen+1)): false,
+	} {
+		if got := ValidScope(scope); got != want {
+			t.Errorf("ValidScope(%q) = %v, want %v", scope, got, want)
+		}
+	}
+}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/services"
+	"github.com/treaty-dev/treaty/token"
 )
 
 func (c *cli) serveCmd() *cobra.Command {
@@ -73,7 +73,7 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.StringVar(&cfg.Listen, "listen", services.DefaultListen, "gRPC listen address (loopback only without TLS)")
 	f.StringSliceVar(&cfg.Services, "services", services.All, "services to run here")
 	f.StringVar(&cfg.IssuerURL, "issuer-url", "", "issuer identifier: the iss of tokens and the aud of client assertions (default http://LISTEN)")
-	f.DurationVar(&cfg.MaxCredentialTTL, "max-credential-ttl", revoker.DefaultMaxCredentialTTL, "longest lifetime any credential may have")
+	f.DurationVar(&cfg.MaxCredentialTTL, "max-credential-ttl", token.DefaultMaxLifetime, "longest lifetime any credential may have")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", time.Second, "how often the revoker sends heartbeats")
 	f.DurationVar(&cfg.StalenessBound, "staleness-bound", services.DefaultStalenessBound, "how long the PDP may lag before it denies as stale")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")

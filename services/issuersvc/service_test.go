@@ -288,7 +288,7 @@ func TestGetIssuer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &treatyv1.GetIssuerResponse{Issuer: issuerURL, MaxCredentialTtl: durationpb.New(issuer.DefaultMaxCredentialTTL)}
+	want := &treatyv1.GetIssuerResponse{Issuer: issuerURL, MaxCredentialTtl: durationpb.New(token.DefaultMaxLifetime)}
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 		t.Fatalf("GetIssuer (-want +got):\n%s", diff)
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/token"
 )
 
 // Bounds on request fields the domain does not check itself.
@@ -27,7 +28,7 @@ func validateIssueToken(req *treatyv1.IssueTokenRequest) error {
 		return fail.Invalidf("scopes", "scopes: request at least one scope")
 	}
 	for _, s := range req.GetScopes() {
-		if !issuer.ValidScope(s) {
+		if !token.ValidScope(s) {
 			return fail.Invalidf("scopes", "scopes: %q is not a valid scope token (printable ASCII, no spaces, quotes or backslashes)", s)
 		}
 	}

@@ -7,11 +7,11 @@ import (
 	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/pdp"
+	"github.com/treaty-dev/treaty/token"
 )
 
 // Bounds on request fields. A token's content is never echoed in a message: it is a credential.
 const (
-	maxScope    = 256  // an action or scope name
 	maxResource = 1024 // a resource or audience
 	maxKid      = 256
 	maxScopes   = 64
@@ -57,8 +57,8 @@ func validateIssuance(req *treatyv1.CheckIssuanceRequest) error {
 // checkScope checks a scope name (an action is one): printable ASCII without spaces, since scopes
 // travel space-delimited in tokens.
 func checkScope(field, s string) error {
-	if s == "" || len(s) > maxScope || strings.IndexFunc(s, notScopeChar) >= 0 {
-		return fail.Invalidf(field, "%s must be a scope name: 1-%d printable ASCII characters without spaces", field, maxScope)
+	if !token.ValidScope(s) {
+		return fail.Invalidf(field, "%s must be a scope name: 1-%d printable ASCII characters without spaces, quotes or backslashes", field, token.MaxScopeLen)
 	}
 	return nil
 }
