@@ -53,7 +53,7 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("treaty %s: want exit 2, got %s", strings.Join(args, " "), r)
 			continue
 		}
-		if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); !strings.HasPrefix(lines[0], "treaty: ") || r.stdout != "" {
+		if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "treaty: ") || r.stdout != "" {
 			t.Errorf("treaty %s: want one clear line on stderr and nothing on stdout, got %s", strings.Join(args, " "), r)
 		}
 	}

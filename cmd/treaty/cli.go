@@ -81,11 +81,12 @@ func (c *cli) exitCode(err error) int {
 	}
 	var ee *exitErr
 	if errors.As(err, &ee) {
-		if ee.err != nil {
+		switch {
+		case ee.err == nil:
+		case ee.code == exitUsage:
+			fmt.Fprintf(c.stderr, "treaty: %s (see 'treaty --help')\n", oneLine(ee.err))
+		default:
 			fmt.Fprintf(c.stderr, "treaty: %s\n", oneLine(ee.err))
-			if ee.code == exitUsage {
-				fmt.Fprintln(c.stderr, "Run 'treaty --help' for usage.")
-			}
 		}
 		return ee.code
 	}
@@ -96,7 +97,7 @@ func (c *cli) exitCode(err error) int {
 	// cobra reports unknown commands and bad arguments with plain errors.
 	if msg := err.Error(); strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "unknown flag") ||
 		strings.Contains(msg, "arg(s)") {
-		fmt.Fprintf(c.stderr, "treaty: %s\nRun 'treaty --help' for usage.\n", oneLine(err))
+		fmt.Fprintf(c.stderr, "treaty: %s (see 'treaty --help')\n", oneLine(err))
 		return exitUsage
 	}
 	fmt.Fprintf(c.stderr, "treaty: %s\n", oneLine(err))
@@ -188,7 +189,7 @@ func (c *cli) ctx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 func need(cmd *cobra.Command, flags ...string) error {
 	for _, f := range flags {
 		if !cmd.Flags().Changed(f) {
-			return usagef("%s: --%s is required", cmd.CommandPath(), f)
+			return usagef("%s: --%s is required", strings.TrimPrefix(cmd.CommandPath(), "treaty "), f)
 		}
 	}
 	return nil
@@ -199,7 +200,7 @@ func args(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
 		if len(a) != n {
 			if n == 0 {
-				return usagef("%s takes no arguments", cmd.CommandPath())
+				return usagef("%s takes no arguments", strings.TrimPrefix(cmd.CommandPath(), "treaty "))
 			}
 			return usagef("usage: %s %s", cmd.CommandPath(), names)
 		}
