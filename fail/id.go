@@ -1,6 +1,9 @@
 package fail
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
@@ -15,6 +18,21 @@ func CheckID(field, id string) error {
 	}
 	if !ValidID(id) {
 		return Invalidf(field, "%s %q is not a valid id: use 1-63 lower-case letters, digits and dashes, starting with a letter or digit", field, id)
+	}
+	return nil
+}
+
+// MaxOpaqueID bounds ids Treaty does not choose itself: credential ids (jti) and key ids (kid).
+const MaxOpaqueID = 256
+
+// CheckOpaqueID returns an Invalid error naming field unless id is 1-MaxOpaqueID printable ASCII
+// characters without spaces, the shape every credential and key id Treaty accepts has.
+func CheckOpaqueID(field, id string) error {
+	if id == "" {
+		return Invalidf(field, "%s is required", field)
+	}
+	if len(id) > MaxOpaqueID || strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+		return Invalidf(field, "%s must be 1-%d printable ASCII characters without spaces", field, MaxOpaqueID)
 	}
 	return nil
 }

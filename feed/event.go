@@ -8,9 +8,6 @@ import (
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
 
-// maxOpaqueID bounds credential and key ids, which Treaty does not choose itself.
-const maxOpaqueID = 256
-
 var kindNames = map[treatyv1.TargetKind]string{
 	treatyv1.TargetKind_TARGET_KIND_CREDENTIAL:  "credential",
 	treatyv1.TargetKind_TARGET_KIND_WORKLOAD:    "workload",
@@ -78,19 +75,9 @@ func CheckTarget(field string, kind treatyv1.TargetKind, id string) error {
 	case treatyv1.TargetKind_TARGET_KIND_WORKLOAD, treatyv1.TargetKind_TARGET_KIND_INTEGRATION, treatyv1.TargetKind_TARGET_KIND_PARTNER:
 		return fail.CheckID(field, id)
 	case treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, treatyv1.TargetKind_TARGET_KIND_SIGNING_KEY:
-		return checkOpaque(field, id)
+		return fail.CheckOpaqueID(field, id)
 	}
 	return fail.Invalidf("target_kind", "target_kind must be one of credential, workload, integration, partner, key")
-}
-
-func checkOpaque(field, id string) error {
-	if id == "" {
-		return fail.Invalidf(field, "%s is required", field)
-	}
-	if len(id) > maxOpaqueID || strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-		return fail.Invalidf(field, "%s must be 1-%d printable ASCII characters without spaces", field, maxOpaqueID)
-	}
-	return nil
 }
 
 // CheckChange validates the change an event carries before it is appended to the feed, so the
@@ -98,7 +85,7 @@ func checkOpaque(field, id string) error {
 func CheckChange(ev *treatyv1.Event) error {
 	switch c := ev.GetChange().(type) {
 	case *treatyv1.Event_CredentialRevoked:
-		if err := checkOpaque("credential_revoked.jti", c.CredentialRevoked.GetJti()); err != nil {
+		if err := fail.CheckOpaqueID("credential_revoked.jti", c.CredentialRevoked.GetJti()); err != nil {
 			return err
 		}
 		if c.CredentialRevoked.GetExpireTime() == nil {
@@ -110,7 +97,7 @@ func CheckChange(ev *treatyv1.Event) error {
 		return checkEntity("restored", c.Restored.GetTargetKind(), c.Restored.GetTargetId())
 	case *treatyv1.Event_SigningKeyPublished:
 		k := c.SigningKeyPublished
-		if err := checkOpaque("signing_key_published.kid", k.GetKid()); err != nil {
+		if err := fail.CheckOpaqueID("signing_key_published.kid", k.GetKid()); err != nil {
 			return err
 		}
 		if parsePublicJWK(k.GetPublicJwk()) == nil {
@@ -120,7 +107,7 @@ func CheckChange(ev *treatyv1.Event) error {
 			return fail.Invalidf("signing_key_published", "signing_key_published needs issuer and algorithm")
 		}
 	case *treatyv1.Event_SigningKeyRevoked:
-		return checkOpaque("signing_key_revoked.kid", c.SigningKeyRevoked.GetKid())
+		return fail.CheckOpaqueID("signing_key_revoked.kid", c.SigningKeyRevoked.GetKid())
 	case *treatyv1.Event_PartnerChanged:
 		p := c.PartnerChanged
 		if err := fail.CheckID("partner_changed.partner_id", p.GetPartnerId()); err != nil {

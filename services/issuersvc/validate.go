@@ -1,8 +1,6 @@
 package issuersvc
 
 import (
-	"strings"
-
 	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
@@ -11,8 +9,7 @@ import (
 
 // Bounds on request fields the domain does not check itself.
 const (
-	maxCredentialID = 256 // as the revoker bounds a credential id
-	maxPageToken    = 64
+	maxPageToken = 64
 )
 
 // validateIssueToken checks the shape of a token request. The assertion's content, including its
@@ -47,18 +44,7 @@ func validateIssueToken(req *treatyv1.IssueTokenRequest) error {
 }
 
 func validateGetCredential(req *treatyv1.GetCredentialRequest) error {
-	return checkCredentialID("id", req.GetId())
-}
-
-// checkCredentialID accepts what the revoker accepts as a credential id.
-func checkCredentialID(field, id string) error {
-	if id == "" {
-		return fail.Invalidf(field, "%s is required: the credential's jti", field)
-	}
-	if len(id) > maxCredentialID || strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-		return fail.Invalidf(field, "%s must be 1-%d printable ASCII characters without spaces", field, maxCredentialID)
-	}
-	return nil
+	return fail.CheckOpaqueID("id", req.GetId())
 }
 
 func validateListCredentials(req *treatyv1.ListCredentialsRequest) error {

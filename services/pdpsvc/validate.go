@@ -13,7 +13,6 @@ import (
 // Bounds on request fields. A token's content is never echoed in a message: it is a credential.
 const (
 	maxResource = 1024 // a resource or audience
-	maxKid      = 256
 	maxScopes   = 64
 )
 
@@ -48,10 +47,7 @@ func validateIssuance(req *treatyv1.CheckIssuanceRequest) error {
 	if err := checkPrintable("audience", req.GetAudience(), maxResource); err != nil {
 		return err
 	}
-	if kid := req.GetKid(); kid == "" || len(kid) > maxKid || strings.IndexFunc(kid, notScopeChar) >= 0 {
-		return fail.Invalidf("kid", "kid is required: 1-%d printable ASCII characters without spaces", maxKid)
-	}
-	return nil
+	return fail.CheckOpaqueID("kid", req.GetKid())
 }
 
 // checkScope checks a scope name (an action is one): printable ASCII without spaces, since scopes
@@ -62,8 +58,6 @@ func checkScope(field, s string) error {
 	}
 	return nil
 }
-
-func notScopeChar(r rune) bool { return r <= ' ' || r > '~' }
 
 // checkPrintable checks a required, bounded string of printable characters.
 func checkPrintable(field, s string, max int) error {
