@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,13 +93,6 @@ func withDirectory(d faultyDirectory) func(*issuer.Config) {
 	return func(c *issuer.Config) { d.Directory = c.Directory; c.Directory = d }
 }
 
-// clock is a settable clock: real time plus an offset. It is the issuer's clock only: the
-// registry's and the PDP's run on real time.
-type clock struct{ offset atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
 // env is an issuer over a real bbolt file whose neighbours are real: it looks clients up in a real
 // registry, asks a real PDP, and its relay publishes into a real revoker, all over gRPC.
 type env struct {
@@ -108,7 +100,7 @@ type env struct {
 	world *issuertest.World
 	path  string
 	cfg   issuer.Config
-	clock *clock
+	clock *issuertest.Clock
 	calls *recorder
 	keys  map[string]ed25519.PrivateKey // workload -> its registered private key
 
@@ -124,7 +116,7 @@ func newEnv(t *testing.T, edit ...func(*issuer.Config)) *env {
 	t.Helper()
 	e := &env{
 		t: t, world: issuertest.Start(t, issuertest.Config{}), path: filepath.Join(t.TempDir(), "issuer.db"),
-		clock: &clock{}, keys: map[string]ed25519.PrivateKey{},
+		clock: &issuertest.Clock{}, keys: map[string]ed25519.PrivateKey{},
 	}
 	contract := time.Now().Add(90 * 24 * time.Hour)
 	e.world.CreatePartner(partner, contract)

@@ -130,16 +130,7 @@ func TestLostPublicationSequenceIsRepublished(t *testing.T) {
 	e := newEnv(t)
 	key := e.activeKey()
 	e.stop()
-	st, err := store.OpenBolt(e.path, issuer.Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := issuer.ForgetPublication(st, key.Kid); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	forgetPublication(t, e.path, key.Kid)
 	e.start(true)
 	again := e.activeKey()
 	if again.Kid != key.Kid || again.PublishedSequence <= key.PublishedSequence {
@@ -225,16 +216,7 @@ func TestRevokedKeyStaysRevokedWhenRepublished(t *testing.T) {
 	e := newEnv(t)
 	key := e.activeKey()
 	e.stop()
-	st, err := store.OpenBolt(e.path, issuer.Schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := issuer.ForgetPublication(st, key.Kid); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	forgetPublication(t, e.path, key.Kid)
 	revoked := e.world.RevokeSigningKey(key.Kid)
 	e.start(true)
 	if again := e.activeKey(); again.Kid != key.Kid || again.PublishedSequence <= revoked {
@@ -396,5 +378,21 @@ func TestIssuerURLChangeRotates(t *testing.T) {
 		if k.Kid == oldKid && (k.Active || k.Revoked) {
 			t.Fatalf("old key = %+v, want retired: neither active nor revoked", k)
 		}
+	}
+}
+
+// forgetPublication makes the stopped issuer's store forget the feed sequence of key kid, as if
+// the process had stopped before the relay confirmed its publication.
+func forgetPublication(t *testing.T, path, kid string) {
+	t.Helper()
+	st, err := store.OpenBolt(path, issuer.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := issuer.ForgetPublication(st, kid); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

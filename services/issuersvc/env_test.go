@@ -3,7 +3,6 @@ package issuersvc_test
 import (
 	"context"
 	"crypto/ed25519"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,20 +30,12 @@ const (
 
 var quiet = issuertest.Quiet
 
-// clock is a settable clock: real time plus an offset. It is the issuer's clock only: the
-// registry's and the PDP's run on real time.
-type clock struct{ offset atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-func (c *clock) Reset()                  { c.offset.Store(0) }
-
 // env is the issuer service on a loopback gRPC server, over a real bbolt file, whose neighbours
 // are real: a registry, a PDP and a revoker (issuertest), reached over gRPC.
 type env struct {
 	t      *testing.T
 	world  *issuertest.World
-	clock  *clock
+	clock  *issuertest.Clock
 	iss    *issuer.Issuer
 	keys   map[string]ed25519.PrivateKey
 	conn   *grpc.ClientConn
@@ -54,7 +45,7 @@ type env struct {
 // newEnv onboards the fixture world and serves an issuer; edit may change its config first.
 func newEnv(t *testing.T, edit ...func(*issuer.Config)) *env {
 	t.Helper()
-	e := &env{t: t, world: issuertest.Start(t, issuertest.Config{}), clock: &clock{}, keys: map[string]ed25519.PrivateKey{}}
+	e := &env{t: t, world: issuertest.Start(t, issuertest.Config{}), clock: &issuertest.Clock{}, keys: map[string]ed25519.PrivateKey{}}
 	e.world.CreatePartner(partner, time.Now().Add(30*24*time.Hour))
 	e.world.CreateIntegration(issuertest.Integration{
 		ID: integration, PartnerID: partner, MaxTTL: time.Hour,
