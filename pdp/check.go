@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
@@ -12,58 +13,47 @@ import (
 // ahead. Expiry gets no skew: a token is dead at its exp, so that revocation by expiry is exact.
 const MaxClockSkew = 60 * time.Second
 
-// CheckRequest asks whether a token may perform an action on a resource now.
-type CheckRequest struct {
-	// Token is the raw access token (a compact JWS).
-	Token string
-	// Action is matched against the token's scopes and the integration's current ceiling.
-	Action string
-	// Resource is matched against the token's audience.
-	Resource string
-	// MinSequence, if set, makes the decision wait until the PDP has applied that feed sequence.
-	MinSequence uint64
-}
-
-// IssuanceRequest asks whether the issuer may mint a credential now.
-type IssuanceRequest struct {
-	WorkloadID string
-	Scopes     []string
-	Audience   string
-	// Kid is the signing key that would sign the credential.
-	Kid         string
-	MinSequence uint64
-}
-
-// Decision is the answer to a check. A deny is a Decision too: only an unmet MinSequence is an
-// error.
-type Decision struct {
-	Allow bool
-	// Reasons holds one reason (see the Reason constants): granted, or the first check that failed.
-	// The slice is shared between decisions: do not modify it.
-	Reasons []string
-	// DecisionID identifies the decision in the audit trail.
-	DecisionID string
-	// Sequence is the feed sequence of the state the decision was made on. For an issuance, it
-	// becomes the credential's tsq.
-	Sequence uint64
-	// Epoch is the epoch of the feed Sequence belongs to; for an issuance, the credential's tep.
-	Epoch string
-	// Subject and TokenID are the workload (sub) and jti of a checked token, for the audit trail;
-	// empty unless the token's signature verified.
-	Subject, TokenID string
-
-	tokenSequence uint64 // the checked token's tsq, for waiting on it
-}
-
-// Check decides whether a token may perform an action on a resource now. It loads the state once
-// and decides on it alone, so the decision is consistent with the Sequence it reports.
+// Check decides whether a subject may perform an action on a resource now. It loads the state
+// once and decides on it alone, so the decision is consistent with the Sequence it reports.
 func (p *PDP) Check(ctx context.Context, req CheckRequest) (Decision, error) {
+	start := p.clockStart()
 	s, err := p.stateAt(ctx, req.MinSequence)
 	if err != nil {
 		return Decision{}, err
 	}
+	d := p.decide(ctx, s, &req)
+	p.record(&req, &d, start)
+	return d, nil
+}
+
+// CheckBatch decides several checks on one state, in order, stopping where the semantics say.
+// The requests' own MinSequence is ignored: minSeq applies to the batch.
+func (p *PDP) CheckBatch(ctx context.Context, reqs []CheckRequest, sem BatchSemantics, minSeq uint64) ([]Decision, error) {
+	if len(reqs) > MaxBatch {
+		return nil, fail.Invalidf("checks", "a batch holds at most %d checks, not %d: split it", MaxBatch, len(reqs))
+	}
+	start := p.clockStart()
+	s, err := p.stateAt(ctx, minSeq)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Decision, 0, len(reqs))
+	for i := range reqs {
+		d := p.decide(ctx, s, &reqs[i])
+		p.record(&reqs[i], &d, start)
+		out = append(out, d)
+		if (sem == DenyOnFirstDeny && !d.Allow) || (sem == PermitOnFirstPermit && d.Allow) {
+			break
+		}
+		start = p.clockStart()
+	}
+	return out, nil
+}
+
+// decide makes one decision on state s.
+func (p *PDP) decide(ctx context.Context, s *feed.State, req *CheckRequest) Decision {
 	d := Decision{DecisionID: p.ids.next(), Sequence: s.Sequence(), Epoch: s.Epoch()}
-	reason := p.check(s, &req, &d)
+	reason := p.check(s, req, &d)
 	if reason == ReasonSequenceAhead {
 		// Another PDP decided the issuance, and this one has not applied that far yet: wait
 		// briefly, as for min_sequence, then decide again. A rolled-back log never gets there.
@@ -72,12 +62,27 @@ func (p *PDP) Check(ctx context.Context, req CheckRequest) (Decision, error) {
 		cancel()
 		if err == nil {
 			d = Decision{DecisionID: d.DecisionID, Sequence: later.Sequence(), Epoch: later.Epoch()}
-			reason = p.check(later, &req, &d)
+			reason = p.check(later, req, &d)
 		}
 	}
 	d.Allow = reason == ReasonGranted
 	d.Reasons = reasons[reason]
-	return d, nil
+	return d
+}
+
+// clockStart reads the clock for the decision log's latency, only when there is a log.
+func (p *PDP) clockStart() time.Time {
+	if p.cfg.Recorder == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// record hands a decision to the decision log, if there is one.
+func (p *PDP) record(req *CheckRequest, d *Decision, start time.Time) {
+	if p.cfg.Recorder != nil {
+		p.cfg.Recorder.Record(req, d, time.Since(start))
+	}
 }
 
 // maxSequenceAheadWait bounds how long a check waits for the feed to reach a token's tsq.

@@ -42,6 +42,8 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives operational logs (never tokens); defaults to slog.Default().
 	Logger *slog.Logger
+	// Recorder, if set, receives every Check decision for the decision log.
+	Recorder Recorder
 }
 
 // Status is where the PDP stands with respect to the feed.

@@ -63,6 +63,17 @@ type Claims struct {
 	// from a backup, or recreated) say nothing about this one, so a token from another epoch is
 	// never honoured.
 	Epoch string `json:"tep"`
+	// Confirmation, if set, binds the token to a key its holder must prove possession of with
+	// each request (RFC 7800): a PDP denies the token without a matching proof.
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is the cnf claim of a sender-constrained token.
+type Confirmation struct {
+	// JKT is the base64url SHA-256 JWK thumbprint (RFC 7638) of the holder's DPoP key (RFC 9449).
+	JKT string `json:"jkt,omitempty"`
+	// X5TS256 is the base64url SHA-256 thumbprint of the holder's client certificate (RFC 8705).
+	X5TS256 string `json:"x5t#S256,omitempty"`
 }
 
 // Scopes returns the granted scopes.

@@ -9,6 +9,7 @@ package treatyv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -74,6 +75,63 @@ func (Decision) EnumDescriptor() ([]byte, []int) {
 	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{0}
 }
 
+// BatchSemantics says how a batch of checks is evaluated (AuthZEN 1.0 `evaluations_semantic`).
+type BatchSemantics int32
+
+const (
+	// Not set: the same as EXECUTE_ALL.
+	BatchSemantics_BATCH_SEMANTICS_UNSPECIFIED BatchSemantics = 0
+	// Decide every check.
+	BatchSemantics_BATCH_SEMANTICS_EXECUTE_ALL BatchSemantics = 1
+	// Stop after the first deny; it is the last decision returned.
+	BatchSemantics_BATCH_SEMANTICS_DENY_ON_FIRST_DENY BatchSemantics = 2
+	// Stop after the first allow; it is the last decision returned.
+	BatchSemantics_BATCH_SEMANTICS_PERMIT_ON_FIRST_PERMIT BatchSemantics = 3
+)
+
+// Enum value maps for BatchSemantics.
+var (
+	BatchSemantics_name = map[int32]string{
+		0: "BATCH_SEMANTICS_UNSPECIFIED",
+		1: "BATCH_SEMANTICS_EXECUTE_ALL",
+		2: "BATCH_SEMANTICS_DENY_ON_FIRST_DENY",
+		3: "BATCH_SEMANTICS_PERMIT_ON_FIRST_PERMIT",
+	}
+	BatchSemantics_value = map[string]int32{
+		"BATCH_SEMANTICS_UNSPECIFIED":            0,
+		"BATCH_SEMANTICS_EXECUTE_ALL":            1,
+		"BATCH_SEMANTICS_DENY_ON_FIRST_DENY":     2,
+		"BATCH_SEMANTICS_PERMIT_ON_FIRST_PERMIT": 3,
+	}
+)
+
+func (x BatchSemantics) Enum() *BatchSemantics {
+	p := new(BatchSemantics)
+	*p = x
+	return p
+}
+
+func (x BatchSemantics) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BatchSemantics) Descriptor() protoreflect.EnumDescriptor {
+	return file_treaty_v1_decision_proto_enumTypes[1].Descriptor()
+}
+
+func (BatchSemantics) Type() protoreflect.EnumType {
+	return &file_treaty_v1_decision_proto_enumTypes[1]
+}
+
+func (x BatchSemantics) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BatchSemantics.Descriptor instead.
+func (BatchSemantics) EnumDescriptor() ([]byte, []int) {
+	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{1}
+}
+
 // CheckRequest asks whether a subject may perform an action on a resource.
 type CheckRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -82,6 +140,8 @@ type CheckRequest struct {
 	// Types that are valid to be assigned to Subject:
 	//
 	//	*CheckRequest_Token
+	//	*CheckRequest_Claims
+	//	*CheckRequest_WorkloadId
 	Subject isCheckRequest_Subject `protobuf_oneof:"subject"`
 	// The action, matched against the credential's scopes.
 	Action string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
@@ -89,9 +149,15 @@ type CheckRequest struct {
 	Resource string `protobuf:"bytes,3,opt,name=resource,proto3" json:"resource,omitempty"`
 	// If set, the PDP first waits (briefly) until it has applied this feed sequence, or answers
 	// UNAVAILABLE. Use the sequence a write returned to read your own writes.
-	MinSequence   uint64 `protobuf:"varint,4,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MinSequence uint64 `protobuf:"varint,4,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	// Facts about the request that policy conditions may use.
+	Context *RequestContext `protobuf:"bytes,7,opt,name=context,proto3" json:"context,omitempty"`
+	// Proof of possession, for a credential bound with a `cnf` claim.
+	Proof *Proof `protobuf:"bytes,8,opt,name=proof,proto3" json:"proof,omitempty"`
+	// Attributes of the resource that policy conditions may use (`resource.NAME` in Cedar).
+	ResourceProperties *structpb.Struct `protobuf:"bytes,9,opt,name=resource_properties,json=resourceProperties,proto3" json:"resource_properties,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *CheckRequest) Reset() {
@@ -140,6 +206,24 @@ func (x *CheckRequest) GetToken() string {
 	return ""
 }
 
+func (x *CheckRequest) GetClaims() *VerifiedClaims {
+	if x != nil {
+		if x, ok := x.Subject.(*CheckRequest_Claims); ok {
+			return x.Claims
+		}
+	}
+	return nil
+}
+
+func (x *CheckRequest) GetWorkloadId() string {
+	if x != nil {
+		if x, ok := x.Subject.(*CheckRequest_WorkloadId); ok {
+			return x.WorkloadId
+		}
+	}
+	return ""
+}
+
 func (x *CheckRequest) GetAction() string {
 	if x != nil {
 		return x.Action
@@ -161,6 +245,27 @@ func (x *CheckRequest) GetMinSequence() uint64 {
 	return 0
 }
 
+func (x *CheckRequest) GetContext() *RequestContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *CheckRequest) GetProof() *Proof {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+func (x *CheckRequest) GetResourceProperties() *structpb.Struct {
+	if x != nil {
+		return x.ResourceProperties
+	}
+	return nil
+}
+
 type isCheckRequest_Subject interface {
 	isCheckRequest_Subject()
 }
@@ -170,7 +275,371 @@ type CheckRequest_Token struct {
 	Token string `protobuf:"bytes,1,opt,name=token,proto3,oneof"`
 }
 
+type CheckRequest_Claims struct {
+	// The claims of a credential the caller has already verified. Accepted only from callers
+	// trusted to send claims; from anyone else the answer is a deny (`claims_not_trusted`).
+	Claims *VerifiedClaims `protobuf:"bytes,5,opt,name=claims,proto3,oneof"`
+}
+
+type CheckRequest_WorkloadId struct {
+	// A workload, decided on its current grants without a credential. Trusted callers only, as
+	// for claims.
+	WorkloadId string `protobuf:"bytes,6,opt,name=workload_id,json=workloadId,proto3,oneof"`
+}
+
 func (*CheckRequest_Token) isCheckRequest_Subject() {}
+
+func (*CheckRequest_Claims) isCheckRequest_Subject() {}
+
+func (*CheckRequest_WorkloadId) isCheckRequest_Subject() {}
+
+// VerifiedClaims are the claims of a Treaty access token whose signature the caller has checked.
+// Every one of iss, jti, iat, exp, tsq and kid is required, or the answer is a deny.
+type VerifiedClaims struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Issuer; must be the issuer the key `kid` was published for.
+	Iss string `protobuf:"bytes,1,opt,name=iss,proto3" json:"iss,omitempty"`
+	// Subject: the workload id.
+	Sub string `protobuf:"bytes,2,opt,name=sub,proto3" json:"sub,omitempty"`
+	// The OAuth client id; the workload id when set.
+	ClientId string `protobuf:"bytes,3,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The partner id.
+	Partner string `protobuf:"bytes,4,opt,name=partner,proto3" json:"partner,omitempty"`
+	// The integration id.
+	Integration string `protobuf:"bytes,5,opt,name=integration,proto3" json:"integration,omitempty"`
+	// The granted scopes.
+	Scopes []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// The audience.
+	Aud string `protobuf:"bytes,7,opt,name=aud,proto3" json:"aud,omitempty"`
+	// Issued at, seconds since the Unix epoch.
+	Iat int64 `protobuf:"varint,8,opt,name=iat,proto3" json:"iat,omitempty"`
+	// Expiry, seconds since the Unix epoch.
+	Exp int64 `protobuf:"varint,9,opt,name=exp,proto3" json:"exp,omitempty"`
+	// The credential id.
+	Jti string `protobuf:"bytes,10,opt,name=jti,proto3" json:"jti,omitempty"`
+	// The feed sequence the credential was issued at.
+	Tsq uint64 `protobuf:"varint,11,opt,name=tsq,proto3" json:"tsq,omitempty"`
+	// The feed epoch tsq belongs to.
+	Tep string `protobuf:"bytes,12,opt,name=tep,proto3" json:"tep,omitempty"`
+	// The signing key's id.
+	Kid string `protobuf:"bytes,13,opt,name=kid,proto3" json:"kid,omitempty"`
+	// The key the credential is bound to, if any.
+	Cnf           *Confirmation `protobuf:"bytes,14,opt,name=cnf,proto3" json:"cnf,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifiedClaims) Reset() {
+	*x = VerifiedClaims{}
+	mi := &file_treaty_v1_decision_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifiedClaims) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifiedClaims) ProtoMessage() {}
+
+func (x *VerifiedClaims) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_decision_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifiedClaims.ProtoReflect.Descriptor instead.
+func (*VerifiedClaims) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *VerifiedClaims) GetIss() string {
+	if x != nil {
+		return x.Iss
+	}
+	return ""
+}
+
+func (x *VerifiedClaims) GetSub() string {
+	if x != nil {
+		return x.Sub
+	}
+	return ""
+}
+
+func (x *VerifiedClaims) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *VerifiedClaims) GetPartner() string {
+	if x != nil {
+		return x.Partner
+	}
+	return ""
+}
+
+func (x *VerifiedClaims) GetIntegration() string {
+	if x != nil {
+		return x.Integration
+	}
+	return ""
+}
+
+func (x *VerifiedClaims) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *VerifiedClaims) GetAud() string {
+	if x != nil {
+		return x.Aud
+	}
+	return ""
+}
+
+func (x *VerifiedClaims) GetIat() int64 {
+	if x != nil {
+		return x.Iat
+	}
+	return 0
+}
+
+func (x *VerifiedClaims) GetExp() int64 {
+	if x != nil {
+		return x.Exp
+	}
+	return 0
+}
+
+func (x *VerifiedClaims) GetJti() string {
+	if x != nil {
+		return x.Jti
+	}
+	return ""
+}
+
+func (x *VerifiedClaims) GetTsq() uint64 {
+	if x != nil {
+		return x.Tsq
+	}
+	return 0
+}
+
+func (x *VerifiedClaims) GetTep() string {
+	if x != nil {
+		return x.Tep
+	}
+	return ""
+}
+
+func (x *VerifiedClaims) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *VerifiedClaims) GetCnf() *Confirmation {
+	if x != nil {
+		return x.Cnf
+	}
+	return nil
+}
+
+// Confirmation binds a credential to a key its holder must prove (RFC 7800).
+type Confirmation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// RFC 9449 DPoP: the base64url SHA-256 thumbprint of the holder's JWK.
+	Jkt string `protobuf:"bytes,1,opt,name=jkt,proto3" json:"jkt,omitempty"`
+	// RFC 8705: the base64url SHA-256 thumbprint of the holder's client certificate.
+	X5TS256       string `protobuf:"bytes,2,opt,name=x5t_s256,json=x5tS256,proto3" json:"x5t_s256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Confirmation) Reset() {
+	*x = Confirmation{}
+	mi := &file_treaty_v1_decision_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Confirmation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Confirmation) ProtoMessage() {}
+
+func (x *Confirmation) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_decision_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Confirmation.ProtoReflect.Descriptor instead.
+func (*Confirmation) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Confirmation) GetJkt() string {
+	if x != nil {
+		return x.Jkt
+	}
+	return ""
+}
+
+func (x *Confirmation) GetX5TS256() string {
+	if x != nil {
+		return x.X5TS256
+	}
+	return ""
+}
+
+// RequestContext holds facts about the request, for policy conditions (`context.NAME` in Cedar).
+// The time is always the PDP's own clock.
+type RequestContext struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address the request came from, as the enforcement point saw it (IPv4 or IPv6).
+	SourceIp string `protobuf:"bytes,1,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
+	// The environment the request is served in, for example `production`.
+	Environment   string `protobuf:"bytes,2,opt,name=environment,proto3" json:"environment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestContext) Reset() {
+	*x = RequestContext{}
+	mi := &file_treaty_v1_decision_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestContext) ProtoMessage() {}
+
+func (x *RequestContext) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_decision_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestContext.ProtoReflect.Descriptor instead.
+func (*RequestContext) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RequestContext) GetSourceIp() string {
+	if x != nil {
+		return x.SourceIp
+	}
+	return ""
+}
+
+func (x *RequestContext) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+// Proof is the enforcement point's evidence that the caller holds the credential's bound key.
+type Proof struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An RFC 9449 DPoP proof JWT, from the request's DPoP header.
+	Dpop string `protobuf:"bytes,1,opt,name=dpop,proto3" json:"dpop,omitempty"`
+	// The HTTP method of the request the proof must be for.
+	HttpMethod string `protobuf:"bytes,2,opt,name=http_method,json=httpMethod,proto3" json:"http_method,omitempty"`
+	// The HTTP URI (without query and fragment) the proof must be for.
+	HttpUri string `protobuf:"bytes,3,opt,name=http_uri,json=httpUri,proto3" json:"http_uri,omitempty"`
+	// The base64url SHA-256 thumbprint of the client certificate the request was made with (mTLS).
+	ClientCertThumbprint string `protobuf:"bytes,4,opt,name=client_cert_thumbprint,json=clientCertThumbprint,proto3" json:"client_cert_thumbprint,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *Proof) Reset() {
+	*x = Proof{}
+	mi := &file_treaty_v1_decision_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Proof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Proof) ProtoMessage() {}
+
+func (x *Proof) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_decision_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Proof.ProtoReflect.Descriptor instead.
+func (*Proof) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Proof) GetDpop() string {
+	if x != nil {
+		return x.Dpop
+	}
+	return ""
+}
+
+func (x *Proof) GetHttpMethod() string {
+	if x != nil {
+		return x.HttpMethod
+	}
+	return ""
+}
+
+func (x *Proof) GetHttpUri() string {
+	if x != nil {
+		return x.HttpUri
+	}
+	return ""
+}
+
+func (x *Proof) GetClientCertThumbprint() string {
+	if x != nil {
+		return x.ClientCertThumbprint
+	}
+	return ""
+}
 
 // CheckResponse is a decision.
 type CheckResponse struct {
@@ -178,19 +647,23 @@ type CheckResponse struct {
 	// Allow or deny.
 	Decision Decision `protobuf:"varint,1,opt,name=decision,proto3,enum=treaty.v1.Decision" json:"decision,omitempty"`
 	// Machine-readable reasons, for example `granted`, `expired`, `revoked`, `partner_blocked`,
-	// `scope_missing`, `syncing`, `stale`.
+	// `scope_missing`, `syncing`, `stale`, `policy_forbid:acme@3:policy0`.
 	Reasons []string `protobuf:"bytes,2,rep,name=reasons,proto3" json:"reasons,omitempty"`
 	// A unique id for this decision, for the audit trail.
 	DecisionId string `protobuf:"bytes,3,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
 	// The feed sequence the decision was made at.
-	Sequence      uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Sequence uint64 `protobuf:"varint,4,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The feed epoch the sequence belongs to.
+	Epoch string `protobuf:"bytes,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The id of the live policy version that took part, if the partner has one.
+	PolicyId      string `protobuf:"bytes,6,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_treaty_v1_decision_proto_msgTypes[1]
+	mi := &file_treaty_v1_decision_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +675,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_decision_proto_msgTypes[1]
+	mi := &file_treaty_v1_decision_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +688,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{1}
+	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CheckResponse) GetDecision() Decision {
@@ -246,6 +719,131 @@ func (x *CheckResponse) GetSequence() uint64 {
 	return 0
 }
 
+func (x *CheckResponse) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *CheckResponse) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
+// CheckBatchRequest is several checks decided on one state.
+type CheckBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checks, in order; at most 256. Their own min_sequence is ignored.
+	Checks []*CheckRequest `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
+	// How to evaluate them.
+	Semantics BatchSemantics `protobuf:"varint,2,opt,name=semantics,proto3,enum=treaty.v1.BatchSemantics" json:"semantics,omitempty"`
+	// If set, wait until the PDP has applied this feed sequence, as for Check.
+	MinSequence   uint64 `protobuf:"varint,3,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckBatchRequest) Reset() {
+	*x = CheckBatchRequest{}
+	mi := &file_treaty_v1_decision_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckBatchRequest) ProtoMessage() {}
+
+func (x *CheckBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_decision_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckBatchRequest.ProtoReflect.Descriptor instead.
+func (*CheckBatchRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CheckBatchRequest) GetChecks() []*CheckRequest {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+func (x *CheckBatchRequest) GetSemantics() BatchSemantics {
+	if x != nil {
+		return x.Semantics
+	}
+	return BatchSemantics_BATCH_SEMANTICS_UNSPECIFIED
+}
+
+func (x *CheckBatchRequest) GetMinSequence() uint64 {
+	if x != nil {
+		return x.MinSequence
+	}
+	return 0
+}
+
+// CheckBatchResponse holds the decisions, in the order of the checks, up to where the semantics
+// stopped.
+type CheckBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One decision per evaluated check.
+	Decisions     []*CheckResponse `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckBatchResponse) Reset() {
+	*x = CheckBatchResponse{}
+	mi := &file_treaty_v1_decision_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckBatchResponse) ProtoMessage() {}
+
+func (x *CheckBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_decision_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckBatchResponse.ProtoReflect.Descriptor instead.
+func (*CheckBatchResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CheckBatchResponse) GetDecisions() []*CheckResponse {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
 // CheckIssuanceRequest asks whether a credential may be minted.
 type CheckIssuanceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -266,7 +864,7 @@ type CheckIssuanceRequest struct {
 
 func (x *CheckIssuanceRequest) Reset() {
 	*x = CheckIssuanceRequest{}
-	mi := &file_treaty_v1_decision_proto_msgTypes[2]
+	mi := &file_treaty_v1_decision_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +876,7 @@ func (x *CheckIssuanceRequest) String() string {
 func (*CheckIssuanceRequest) ProtoMessage() {}
 
 func (x *CheckIssuanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_decision_proto_msgTypes[2]
+	mi := &file_treaty_v1_decision_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +889,7 @@ func (x *CheckIssuanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckIssuanceRequest.ProtoReflect.Descriptor instead.
 func (*CheckIssuanceRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{2}
+	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CheckIssuanceRequest) GetWorkloadId() string {
@@ -349,7 +947,7 @@ type CheckIssuanceResponse struct {
 
 func (x *CheckIssuanceResponse) Reset() {
 	*x = CheckIssuanceResponse{}
-	mi := &file_treaty_v1_decision_proto_msgTypes[3]
+	mi := &file_treaty_v1_decision_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -361,7 +959,7 @@ func (x *CheckIssuanceResponse) String() string {
 func (*CheckIssuanceResponse) ProtoMessage() {}
 
 func (x *CheckIssuanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_decision_proto_msgTypes[3]
+	mi := &file_treaty_v1_decision_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -374,7 +972,7 @@ func (x *CheckIssuanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckIssuanceResponse.ProtoReflect.Descriptor instead.
 func (*CheckIssuanceResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{3}
+	return file_treaty_v1_decision_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CheckIssuanceResponse) GetDecision() Decision {
@@ -416,19 +1014,61 @@ var File_treaty_v1_decision_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_decision_proto_rawDesc = "" +
 	"\n" +
-	"\x18treaty/v1/decision.proto\x12\ttreaty.v1\"\x88\x01\n" +
+	"\x18treaty/v1/decision.proto\x12\ttreaty.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x87\x03\n" +
 	"\fCheckRequest\x12\x16\n" +
-	"\x05token\x18\x01 \x01(\tH\x00R\x05token\x12\x16\n" +
+	"\x05token\x18\x01 \x01(\tH\x00R\x05token\x123\n" +
+	"\x06claims\x18\x05 \x01(\v2\x19.treaty.v1.VerifiedClaimsH\x00R\x06claims\x12!\n" +
+	"\vworkload_id\x18\x06 \x01(\tH\x00R\n" +
+	"workloadId\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x1a\n" +
 	"\bresource\x18\x03 \x01(\tR\bresource\x12!\n" +
-	"\fmin_sequence\x18\x04 \x01(\x04R\vminSequenceB\t\n" +
-	"\asubject\"\x97\x01\n" +
+	"\fmin_sequence\x18\x04 \x01(\x04R\vminSequence\x123\n" +
+	"\acontext\x18\a \x01(\v2\x19.treaty.v1.RequestContextR\acontext\x12&\n" +
+	"\x05proof\x18\b \x01(\v2\x10.treaty.v1.ProofR\x05proof\x12H\n" +
+	"\x13resource_properties\x18\t \x01(\v2\x17.google.protobuf.StructR\x12resourcePropertiesB\t\n" +
+	"\asubject\"\xce\x02\n" +
+	"\x0eVerifiedClaims\x12\x10\n" +
+	"\x03iss\x18\x01 \x01(\tR\x03iss\x12\x10\n" +
+	"\x03sub\x18\x02 \x01(\tR\x03sub\x12\x1b\n" +
+	"\tclient_id\x18\x03 \x01(\tR\bclientId\x12\x18\n" +
+	"\apartner\x18\x04 \x01(\tR\apartner\x12 \n" +
+	"\vintegration\x18\x05 \x01(\tR\vintegration\x12\x16\n" +
+	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x12\x10\n" +
+	"\x03aud\x18\a \x01(\tR\x03aud\x12\x10\n" +
+	"\x03iat\x18\b \x01(\x03R\x03iat\x12\x10\n" +
+	"\x03exp\x18\t \x01(\x03R\x03exp\x12\x10\n" +
+	"\x03jti\x18\n" +
+	" \x01(\tR\x03jti\x12\x10\n" +
+	"\x03tsq\x18\v \x01(\x04R\x03tsq\x12\x10\n" +
+	"\x03tep\x18\f \x01(\tR\x03tep\x12\x10\n" +
+	"\x03kid\x18\r \x01(\tR\x03kid\x12)\n" +
+	"\x03cnf\x18\x0e \x01(\v2\x17.treaty.v1.ConfirmationR\x03cnf\";\n" +
+	"\fConfirmation\x12\x10\n" +
+	"\x03jkt\x18\x01 \x01(\tR\x03jkt\x12\x19\n" +
+	"\bx5t_s256\x18\x02 \x01(\tR\ax5tS256\"O\n" +
+	"\x0eRequestContext\x12\x1b\n" +
+	"\tsource_ip\x18\x01 \x01(\tR\bsourceIp\x12 \n" +
+	"\venvironment\x18\x02 \x01(\tR\venvironment\"\x8d\x01\n" +
+	"\x05Proof\x12\x12\n" +
+	"\x04dpop\x18\x01 \x01(\tR\x04dpop\x12\x1f\n" +
+	"\vhttp_method\x18\x02 \x01(\tR\n" +
+	"httpMethod\x12\x19\n" +
+	"\bhttp_uri\x18\x03 \x01(\tR\ahttpUri\x124\n" +
+	"\x16client_cert_thumbprint\x18\x04 \x01(\tR\x14clientCertThumbprint\"\xca\x01\n" +
 	"\rCheckResponse\x12/\n" +
 	"\bdecision\x18\x01 \x01(\x0e2\x13.treaty.v1.DecisionR\bdecision\x12\x18\n" +
 	"\areasons\x18\x02 \x03(\tR\areasons\x12\x1f\n" +
 	"\vdecision_id\x18\x03 \x01(\tR\n" +
 	"decisionId\x12\x1a\n" +
-	"\bsequence\x18\x04 \x01(\x04R\bsequence\"\xa0\x01\n" +
+	"\bsequence\x18\x04 \x01(\x04R\bsequence\x12\x14\n" +
+	"\x05epoch\x18\x05 \x01(\tR\x05epoch\x12\x1b\n" +
+	"\tpolicy_id\x18\x06 \x01(\tR\bpolicyId\"\xa0\x01\n" +
+	"\x11CheckBatchRequest\x12/\n" +
+	"\x06checks\x18\x01 \x03(\v2\x17.treaty.v1.CheckRequestR\x06checks\x127\n" +
+	"\tsemantics\x18\x02 \x01(\x0e2\x19.treaty.v1.BatchSemanticsR\tsemantics\x12!\n" +
+	"\fmin_sequence\x18\x03 \x01(\x04R\vminSequence\"L\n" +
+	"\x12CheckBatchResponse\x126\n" +
+	"\tdecisions\x18\x01 \x03(\v2\x18.treaty.v1.CheckResponseR\tdecisions\"\xa0\x01\n" +
 	"\x14CheckIssuanceRequest\x12\x1f\n" +
 	"\vworkload_id\x18\x01 \x01(\tR\n" +
 	"workloadId\x12\x16\n" +
@@ -446,9 +1086,16 @@ const file_treaty_v1_decision_proto_rawDesc = "" +
 	"\bDecision\x12\x18\n" +
 	"\x14DECISION_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eDECISION_ALLOW\x10\x01\x12\x11\n" +
-	"\rDECISION_DENY\x10\x022\xa1\x01\n" +
+	"\rDECISION_DENY\x10\x02*\xa6\x01\n" +
+	"\x0eBatchSemantics\x12\x1f\n" +
+	"\x1bBATCH_SEMANTICS_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bBATCH_SEMANTICS_EXECUTE_ALL\x10\x01\x12&\n" +
+	"\"BATCH_SEMANTICS_DENY_ON_FIRST_DENY\x10\x02\x12*\n" +
+	"&BATCH_SEMANTICS_PERMIT_ON_FIRST_PERMIT\x10\x032\xec\x01\n" +
 	"\x0fDecisionService\x12:\n" +
-	"\x05Check\x12\x17.treaty.v1.CheckRequest\x1a\x18.treaty.v1.CheckResponse\x12R\n" +
+	"\x05Check\x12\x17.treaty.v1.CheckRequest\x1a\x18.treaty.v1.CheckResponse\x12I\n" +
+	"\n" +
+	"CheckBatch\x12\x1c.treaty.v1.CheckBatchRequest\x1a\x1d.treaty.v1.CheckBatchResponse\x12R\n" +
 	"\rCheckIssuance\x12\x1f.treaty.v1.CheckIssuanceRequest\x1a .treaty.v1.CheckIssuanceResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
 
 var (
@@ -463,27 +1110,45 @@ func file_treaty_v1_decision_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_decision_proto_rawDescData
 }
 
-var file_treaty_v1_decision_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_treaty_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_treaty_v1_decision_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_treaty_v1_decision_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_treaty_v1_decision_proto_goTypes = []any{
 	(Decision)(0),                 // 0: treaty.v1.Decision
-	(*CheckRequest)(nil),          // 1: treaty.v1.CheckRequest
-	(*CheckResponse)(nil),         // 2: treaty.v1.CheckResponse
-	(*CheckIssuanceRequest)(nil),  // 3: treaty.v1.CheckIssuanceRequest
-	(*CheckIssuanceResponse)(nil), // 4: treaty.v1.CheckIssuanceResponse
+	(BatchSemantics)(0),           // 1: treaty.v1.BatchSemantics
+	(*CheckRequest)(nil),          // 2: treaty.v1.CheckRequest
+	(*VerifiedClaims)(nil),        // 3: treaty.v1.VerifiedClaims
+	(*Confirmation)(nil),          // 4: treaty.v1.Confirmation
+	(*RequestContext)(nil),        // 5: treaty.v1.RequestContext
+	(*Proof)(nil),                 // 6: treaty.v1.Proof
+	(*CheckResponse)(nil),         // 7: treaty.v1.CheckResponse
+	(*CheckBatchRequest)(nil),     // 8: treaty.v1.CheckBatchRequest
+	(*CheckBatchResponse)(nil),    // 9: treaty.v1.CheckBatchResponse
+	(*CheckIssuanceRequest)(nil),  // 10: treaty.v1.CheckIssuanceRequest
+	(*CheckIssuanceResponse)(nil), // 11: treaty.v1.CheckIssuanceResponse
+	(*structpb.Struct)(nil),       // 12: google.protobuf.Struct
 }
 var file_treaty_v1_decision_proto_depIdxs = []int32{
-	0, // 0: treaty.v1.CheckResponse.decision:type_name -> treaty.v1.Decision
-	0, // 1: treaty.v1.CheckIssuanceResponse.decision:type_name -> treaty.v1.Decision
-	1, // 2: treaty.v1.DecisionService.Check:input_type -> treaty.v1.CheckRequest
-	3, // 3: treaty.v1.DecisionService.CheckIssuance:input_type -> treaty.v1.CheckIssuanceRequest
-	2, // 4: treaty.v1.DecisionService.Check:output_type -> treaty.v1.CheckResponse
-	4, // 5: treaty.v1.DecisionService.CheckIssuance:output_type -> treaty.v1.CheckIssuanceResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3,  // 0: treaty.v1.CheckRequest.claims:type_name -> treaty.v1.VerifiedClaims
+	5,  // 1: treaty.v1.CheckRequest.context:type_name -> treaty.v1.RequestContext
+	6,  // 2: treaty.v1.CheckRequest.proof:type_name -> treaty.v1.Proof
+	12, // 3: treaty.v1.CheckRequest.resource_properties:type_name -> google.protobuf.Struct
+	4,  // 4: treaty.v1.VerifiedClaims.cnf:type_name -> treaty.v1.Confirmation
+	0,  // 5: treaty.v1.CheckResponse.decision:type_name -> treaty.v1.Decision
+	2,  // 6: treaty.v1.CheckBatchRequest.checks:type_name -> treaty.v1.CheckRequest
+	1,  // 7: treaty.v1.CheckBatchRequest.semantics:type_name -> treaty.v1.BatchSemantics
+	7,  // 8: treaty.v1.CheckBatchResponse.decisions:type_name -> treaty.v1.CheckResponse
+	0,  // 9: treaty.v1.CheckIssuanceResponse.decision:type_name -> treaty.v1.Decision
+	2,  // 10: treaty.v1.DecisionService.Check:input_type -> treaty.v1.CheckRequest
+	8,  // 11: treaty.v1.DecisionService.CheckBatch:input_type -> treaty.v1.CheckBatchRequest
+	10, // 12: treaty.v1.DecisionService.CheckIssuance:input_type -> treaty.v1.CheckIssuanceRequest
+	7,  // 13: treaty.v1.DecisionService.Check:output_type -> treaty.v1.CheckResponse
+	9,  // 14: treaty.v1.DecisionService.CheckBatch:output_type -> treaty.v1.CheckBatchResponse
+	11, // 15: treaty.v1.DecisionService.CheckIssuance:output_type -> treaty.v1.CheckIssuanceResponse
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_decision_proto_init() }
@@ -493,14 +1158,16 @@ func file_treaty_v1_decision_proto_init() {
 	}
 	file_treaty_v1_decision_proto_msgTypes[0].OneofWrappers = []any{
 		(*CheckRequest_Token)(nil),
+		(*CheckRequest_Claims)(nil),
+		(*CheckRequest_WorkloadId)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_decision_proto_rawDesc), len(file_treaty_v1_decision_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   4,
+			NumEnums:      2,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

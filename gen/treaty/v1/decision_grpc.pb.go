@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	DecisionService_Check_FullMethodName         = "/treaty.v1.DecisionService/Check"
+	DecisionService_CheckBatch_FullMethodName    = "/treaty.v1.DecisionService/CheckBatch"
 	DecisionService_CheckIssuance_FullMethodName = "/treaty.v1.DecisionService/CheckIssuance"
 )
 
@@ -33,6 +34,8 @@ const (
 type DecisionServiceClient interface {
 	// Check decides whether a credential may perform an action on a resource now.
 	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
+	// CheckBatch decides several checks against one state, with AuthZEN's evaluation semantics.
+	CheckBatch(ctx context.Context, in *CheckBatchRequest, opts ...grpc.CallOption) (*CheckBatchResponse, error)
 	// CheckIssuance decides whether the issuer may mint a credential for a workload now. The
 	// response's sequence becomes the credential's `tsq`.
 	CheckIssuance(ctx context.Context, in *CheckIssuanceRequest, opts ...grpc.CallOption) (*CheckIssuanceResponse, error)
@@ -50,6 +53,16 @@ func (c *decisionServiceClient) Check(ctx context.Context, in *CheckRequest, opt
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CheckResponse)
 	err := c.cc.Invoke(ctx, DecisionService_Check_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *decisionServiceClient) CheckBatch(ctx context.Context, in *CheckBatchRequest, opts ...grpc.CallOption) (*CheckBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckBatchResponse)
+	err := c.cc.Invoke(ctx, DecisionService_CheckBatch_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +89,8 @@ func (c *decisionServiceClient) CheckIssuance(ctx context.Context, in *CheckIssu
 type DecisionServiceServer interface {
 	// Check decides whether a credential may perform an action on a resource now.
 	Check(context.Context, *CheckRequest) (*CheckResponse, error)
+	// CheckBatch decides several checks against one state, with AuthZEN's evaluation semantics.
+	CheckBatch(context.Context, *CheckBatchRequest) (*CheckBatchResponse, error)
 	// CheckIssuance decides whether the issuer may mint a credential for a workload now. The
 	// response's sequence becomes the credential's `tsq`.
 	CheckIssuance(context.Context, *CheckIssuanceRequest) (*CheckIssuanceResponse, error)
@@ -91,6 +106,9 @@ type UnimplementedDecisionServiceServer struct{}
 
 func (UnimplementedDecisionServiceServer) Check(context.Context, *CheckRequest) (*CheckResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Check not implemented")
+}
+func (UnimplementedDecisionServiceServer) CheckBatch(context.Context, *CheckBatchRequest) (*CheckBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckBatch not implemented")
 }
 func (UnimplementedDecisionServiceServer) CheckIssuance(context.Context, *CheckIssuanceRequest) (*CheckIssuanceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckIssuance not implemented")
@@ -134,6 +152,24 @@ func _DecisionService_Check_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DecisionService_CheckBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionServiceServer).CheckBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionService_CheckBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionServiceServer).CheckBatch(ctx, req.(*CheckBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DecisionService_CheckIssuance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CheckIssuanceRequest)
 	if err := dec(in); err != nil {
@@ -162,6 +198,10 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Check",
 			Handler:    _DecisionService_Check_Handler,
+		},
+		{
+			MethodName: "CheckBatch",
+			Handler:    _DecisionService_CheckBatch_Handler,
 		},
 		{
 			MethodName: "CheckIssuance",

@@ -279,6 +279,60 @@ func (WorkloadState) EnumDescriptor() ([]byte, []int) {
 	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{3}
 }
 
+// PolicyMode says how a partner's policy set takes part in decisions.
+type PolicyMode int32
+
+const (
+	// Not set; invalid.
+	PolicyMode_POLICY_MODE_UNSPECIFIED PolicyMode = 0
+	// The policy set decides: its forbids deny, and when it has permits, one must match.
+	PolicyMode_POLICY_MODE_LIVE PolicyMode = 1
+	// The policy set is evaluated beside the live one; disagreements are counted and logged, and
+	// never change an answer.
+	PolicyMode_POLICY_MODE_SHADOW PolicyMode = 2
+)
+
+// Enum value maps for PolicyMode.
+var (
+	PolicyMode_name = map[int32]string{
+		0: "POLICY_MODE_UNSPECIFIED",
+		1: "POLICY_MODE_LIVE",
+		2: "POLICY_MODE_SHADOW",
+	}
+	PolicyMode_value = map[string]int32{
+		"POLICY_MODE_UNSPECIFIED": 0,
+		"POLICY_MODE_LIVE":        1,
+		"POLICY_MODE_SHADOW":      2,
+	}
+)
+
+func (x PolicyMode) Enum() *PolicyMode {
+	p := new(PolicyMode)
+	*p = x
+	return p
+}
+
+func (x PolicyMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PolicyMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_treaty_v1_feed_proto_enumTypes[4].Descriptor()
+}
+
+func (PolicyMode) Type() protoreflect.EnumType {
+	return &file_treaty_v1_feed_proto_enumTypes[4]
+}
+
+func (x PolicyMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PolicyMode.Descriptor instead.
+func (PolicyMode) EnumDescriptor() ([]byte, []int) {
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{4}
+}
+
 // Event is one entry of the revoker's feed. Its sequence is gap-free and starts at 1 within an
 // epoch. Exactly one change is set.
 type Event struct {
@@ -305,6 +359,7 @@ type Event struct {
 	//	*Event_PartnerChanged
 	//	*Event_IntegrationChanged
 	//	*Event_WorkloadChanged
+	//	*Event_PolicyChanged
 	Change        isEvent_Change `protobuf_oneof:"change"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -454,6 +509,15 @@ func (x *Event) GetWorkloadChanged() *WorkloadChanged {
 	return nil
 }
 
+func (x *Event) GetPolicyChanged() *PolicyChanged {
+	if x != nil {
+		if x, ok := x.Change.(*Event_PolicyChanged); ok {
+			return x.PolicyChanged
+		}
+	}
+	return nil
+}
+
 type isEvent_Change interface {
 	isEvent_Change()
 }
@@ -498,6 +562,11 @@ type Event_WorkloadChanged struct {
 	WorkloadChanged *WorkloadChanged `protobuf:"bytes,17,opt,name=workload_changed,json=workloadChanged,proto3,oneof"`
 }
 
+type Event_PolicyChanged struct {
+	// A partner's Cedar policy set (live or shadow) was replaced.
+	PolicyChanged *PolicyChanged `protobuf:"bytes,18,opt,name=policy_changed,json=policyChanged,proto3,oneof"`
+}
+
 func (*Event_CredentialRevoked) isEvent_Change() {}
 
 func (*Event_Blocked) isEvent_Change() {}
@@ -513,6 +582,8 @@ func (*Event_PartnerChanged) isEvent_Change() {}
 func (*Event_IntegrationChanged) isEvent_Change() {}
 
 func (*Event_WorkloadChanged) isEvent_Change() {}
+
+func (*Event_PolicyChanged) isEvent_Change() {}
 
 // CredentialRevoked denylists one credential until it expires.
 type CredentialRevoked struct {
@@ -1447,8 +1518,10 @@ type EnforcementState struct {
 	SigningKeys []*SigningKeyRecord `protobuf:"bytes,6,rep,name=signing_keys,json=signingKeys,proto3" json:"signing_keys,omitempty"`
 	// Every credential revocation not yet past its expiry.
 	RevokedCredentials []*RevokedCredential `protobuf:"bytes,7,rep,name=revoked_credentials,json=revokedCredentials,proto3" json:"revoked_credentials,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Every partner's current policy sets, live and shadow.
+	Policies      []*PolicyChanged `protobuf:"bytes,8,rep,name=policies,proto3" json:"policies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnforcementState) Reset() {
@@ -1530,11 +1603,101 @@ func (x *EnforcementState) GetRevokedCredentials() []*RevokedCredential {
 	return nil
 }
 
+func (x *EnforcementState) GetPolicies() []*PolicyChanged {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+// PolicyChanged replaces one of a partner's policy sets. Policies can only narrow what the
+// integration's grants (scope ceiling, audiences) allow: they never grant more.
+type PolicyChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner the policy set applies to.
+	PartnerId string `protobuf:"bytes,1,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// Live or shadow.
+	Mode PolicyMode `protobuf:"varint,2,opt,name=mode,proto3,enum=treaty.v1.PolicyMode" json:"mode,omitempty"`
+	// The registry's version number of the policy set for this partner (1, 2, ...).
+	Version uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// The policy set, in the Cedar language. Empty removes the set of this mode.
+	Text string `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
+	// The registry's id of this policy version, `PARTNER@VERSION`; empty when removed.
+	PolicyId      string `protobuf:"bytes,5,opt,name=policy_id,json=policyId,proto3" json:"policy_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyChanged) Reset() {
+	*x = PolicyChanged{}
+	mi := &file_treaty_v1_feed_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyChanged) ProtoMessage() {}
+
+func (x *PolicyChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_feed_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyChanged.ProtoReflect.Descriptor instead.
+func (*PolicyChanged) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PolicyChanged) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *PolicyChanged) GetMode() PolicyMode {
+	if x != nil {
+		return x.Mode
+	}
+	return PolicyMode_POLICY_MODE_UNSPECIFIED
+}
+
+func (x *PolicyChanged) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PolicyChanged) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *PolicyChanged) GetPolicyId() string {
+	if x != nil {
+		return x.PolicyId
+	}
+	return ""
+}
+
 var File_treaty_v1_feed_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_feed_proto_rawDesc = "" +
 	"\n" +
-	"\x14treaty/v1/feed.proto\x12\ttreaty.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x05\n" +
+	"\x14treaty/v1/feed.proto\x12\ttreaty.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa6\x06\n" +
 	"\x05Event\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
@@ -1550,7 +1713,8 @@ const file_treaty_v1_feed_proto_rawDesc = "" +
 	"\x13signing_key_revoked\x18\x0e \x01(\v2\x1c.treaty.v1.SigningKeyRevokedH\x00R\x11signingKeyRevoked\x12D\n" +
 	"\x0fpartner_changed\x18\x0f \x01(\v2\x19.treaty.v1.PartnerChangedH\x00R\x0epartnerChanged\x12P\n" +
 	"\x13integration_changed\x18\x10 \x01(\v2\x1d.treaty.v1.IntegrationChangedH\x00R\x12integrationChanged\x12G\n" +
-	"\x10workload_changed\x18\x11 \x01(\v2\x1a.treaty.v1.WorkloadChangedH\x00R\x0fworkloadChangedB\b\n" +
+	"\x10workload_changed\x18\x11 \x01(\v2\x1a.treaty.v1.WorkloadChangedH\x00R\x0fworkloadChanged\x12A\n" +
+	"\x0epolicy_changed\x18\x12 \x01(\v2\x18.treaty.v1.PolicyChangedH\x00R\rpolicyChangedB\b\n" +
 	"\x06change\"\x81\x01\n" +
 	"\x11CredentialRevoked\x12\x10\n" +
 	"\x03jti\x18\x01 \x01(\tR\x03jti\x12;\n" +
@@ -1620,7 +1784,7 @@ const file_treaty_v1_feed_proto_rawDesc = "" +
 	"expireTime\x12\x1a\n" +
 	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12\x1d\n" +
 	"\n" +
-	"partner_id\x18\x04 \x01(\tR\tpartnerId\"\x84\x03\n" +
+	"partner_id\x18\x04 \x01(\tR\tpartnerId\"\xba\x03\n" +
 	"\x10EnforcementState\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x124\n" +
@@ -1628,7 +1792,15 @@ const file_treaty_v1_feed_proto_rawDesc = "" +
 	"\fintegrations\x18\x04 \x03(\v2\x1c.treaty.v1.IntegrationRecordR\fintegrations\x127\n" +
 	"\tworkloads\x18\x05 \x03(\v2\x19.treaty.v1.WorkloadRecordR\tworkloads\x12>\n" +
 	"\fsigning_keys\x18\x06 \x03(\v2\x1b.treaty.v1.SigningKeyRecordR\vsigningKeys\x12M\n" +
-	"\x13revoked_credentials\x18\a \x03(\v2\x1c.treaty.v1.RevokedCredentialR\x12revokedCredentials*\xb2\x01\n" +
+	"\x13revoked_credentials\x18\a \x03(\v2\x1c.treaty.v1.RevokedCredentialR\x12revokedCredentials\x124\n" +
+	"\bpolicies\x18\b \x03(\v2\x18.treaty.v1.PolicyChangedR\bpolicies\"\xa4\x01\n" +
+	"\rPolicyChanged\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12)\n" +
+	"\x04mode\x18\x02 \x01(\x0e2\x15.treaty.v1.PolicyModeR\x04mode\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04text\x18\x04 \x01(\tR\x04text\x12\x1b\n" +
+	"\tpolicy_id\x18\x05 \x01(\tR\bpolicyId*\xb2\x01\n" +
 	"\n" +
 	"TargetKind\x12\x1b\n" +
 	"\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
@@ -1656,7 +1828,12 @@ const file_treaty_v1_feed_proto_rawDesc = "" +
 	"\x1aWORKLOAD_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15WORKLOAD_STATE_ACTIVE\x10\x01\x12\x1c\n" +
 	"\x18WORKLOAD_STATE_SUSPENDED\x10\x02\x12\x1a\n" +
-	"\x16WORKLOAD_STATE_RETIRED\x10\x03B5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
+	"\x16WORKLOAD_STATE_RETIRED\x10\x03*W\n" +
+	"\n" +
+	"PolicyMode\x12\x1b\n" +
+	"\x17POLICY_MODE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10POLICY_MODE_LIVE\x10\x01\x12\x16\n" +
+	"\x12POLICY_MODE_SHADOW\x10\x02B5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
 
 var (
 	file_treaty_v1_feed_proto_rawDescOnce sync.Once
@@ -1670,68 +1847,73 @@ func file_treaty_v1_feed_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_feed_proto_rawDescData
 }
 
-var file_treaty_v1_feed_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_treaty_v1_feed_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_treaty_v1_feed_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_treaty_v1_feed_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_treaty_v1_feed_proto_goTypes = []any{
 	(TargetKind)(0),               // 0: treaty.v1.TargetKind
 	(PartnerState)(0),             // 1: treaty.v1.PartnerState
 	(IntegrationState)(0),         // 2: treaty.v1.IntegrationState
 	(WorkloadState)(0),            // 3: treaty.v1.WorkloadState
-	(*Event)(nil),                 // 4: treaty.v1.Event
-	(*CredentialRevoked)(nil),     // 5: treaty.v1.CredentialRevoked
-	(*Blocked)(nil),               // 6: treaty.v1.Blocked
-	(*Restored)(nil),              // 7: treaty.v1.Restored
-	(*SigningKeyPublished)(nil),   // 8: treaty.v1.SigningKeyPublished
-	(*SigningKeyRevoked)(nil),     // 9: treaty.v1.SigningKeyRevoked
-	(*PartnerChanged)(nil),        // 10: treaty.v1.PartnerChanged
-	(*IntegrationChanged)(nil),    // 11: treaty.v1.IntegrationChanged
-	(*WorkloadChanged)(nil),       // 12: treaty.v1.WorkloadChanged
-	(*Block)(nil),                 // 13: treaty.v1.Block
-	(*PartnerRecord)(nil),         // 14: treaty.v1.PartnerRecord
-	(*IntegrationRecord)(nil),     // 15: treaty.v1.IntegrationRecord
-	(*WorkloadRecord)(nil),        // 16: treaty.v1.WorkloadRecord
-	(*SigningKeyRecord)(nil),      // 17: treaty.v1.SigningKeyRecord
-	(*RevokedCredential)(nil),     // 18: treaty.v1.RevokedCredential
-	(*EnforcementState)(nil),      // 19: treaty.v1.EnforcementState
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
+	(PolicyMode)(0),               // 4: treaty.v1.PolicyMode
+	(*Event)(nil),                 // 5: treaty.v1.Event
+	(*CredentialRevoked)(nil),     // 6: treaty.v1.CredentialRevoked
+	(*Blocked)(nil),               // 7: treaty.v1.Blocked
+	(*Restored)(nil),              // 8: treaty.v1.Restored
+	(*SigningKeyPublished)(nil),   // 9: treaty.v1.SigningKeyPublished
+	(*SigningKeyRevoked)(nil),     // 10: treaty.v1.SigningKeyRevoked
+	(*PartnerChanged)(nil),        // 11: treaty.v1.PartnerChanged
+	(*IntegrationChanged)(nil),    // 12: treaty.v1.IntegrationChanged
+	(*WorkloadChanged)(nil),       // 13: treaty.v1.WorkloadChanged
+	(*Block)(nil),                 // 14: treaty.v1.Block
+	(*PartnerRecord)(nil),         // 15: treaty.v1.PartnerRecord
+	(*IntegrationRecord)(nil),     // 16: treaty.v1.IntegrationRecord
+	(*WorkloadRecord)(nil),        // 17: treaty.v1.WorkloadRecord
+	(*SigningKeyRecord)(nil),      // 18: treaty.v1.SigningKeyRecord
+	(*RevokedCredential)(nil),     // 19: treaty.v1.RevokedCredential
+	(*EnforcementState)(nil),      // 20: treaty.v1.EnforcementState
+	(*PolicyChanged)(nil),         // 21: treaty.v1.PolicyChanged
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
 }
 var file_treaty_v1_feed_proto_depIdxs = []int32{
-	20, // 0: treaty.v1.Event.time:type_name -> google.protobuf.Timestamp
-	5,  // 1: treaty.v1.Event.credential_revoked:type_name -> treaty.v1.CredentialRevoked
-	6,  // 2: treaty.v1.Event.blocked:type_name -> treaty.v1.Blocked
-	7,  // 3: treaty.v1.Event.restored:type_name -> treaty.v1.Restored
-	8,  // 4: treaty.v1.Event.signing_key_published:type_name -> treaty.v1.SigningKeyPublished
-	9,  // 5: treaty.v1.Event.signing_key_revoked:type_name -> treaty.v1.SigningKeyRevoked
-	10, // 6: treaty.v1.Event.partner_changed:type_name -> treaty.v1.PartnerChanged
-	11, // 7: treaty.v1.Event.integration_changed:type_name -> treaty.v1.IntegrationChanged
-	12, // 8: treaty.v1.Event.workload_changed:type_name -> treaty.v1.WorkloadChanged
-	20, // 9: treaty.v1.CredentialRevoked.expire_time:type_name -> google.protobuf.Timestamp
-	0,  // 10: treaty.v1.Blocked.target_kind:type_name -> treaty.v1.TargetKind
-	0,  // 11: treaty.v1.Restored.target_kind:type_name -> treaty.v1.TargetKind
-	1,  // 12: treaty.v1.PartnerChanged.state:type_name -> treaty.v1.PartnerState
-	20, // 13: treaty.v1.PartnerChanged.contract_end_time:type_name -> google.protobuf.Timestamp
-	2,  // 14: treaty.v1.IntegrationChanged.state:type_name -> treaty.v1.IntegrationState
-	21, // 15: treaty.v1.IntegrationChanged.max_credential_ttl:type_name -> google.protobuf.Duration
-	3,  // 16: treaty.v1.WorkloadChanged.state:type_name -> treaty.v1.WorkloadState
-	10, // 17: treaty.v1.PartnerRecord.partner:type_name -> treaty.v1.PartnerChanged
-	13, // 18: treaty.v1.PartnerRecord.block:type_name -> treaty.v1.Block
-	11, // 19: treaty.v1.IntegrationRecord.integration:type_name -> treaty.v1.IntegrationChanged
-	13, // 20: treaty.v1.IntegrationRecord.block:type_name -> treaty.v1.Block
-	12, // 21: treaty.v1.WorkloadRecord.workload:type_name -> treaty.v1.WorkloadChanged
-	13, // 22: treaty.v1.WorkloadRecord.block:type_name -> treaty.v1.Block
-	8,  // 23: treaty.v1.SigningKeyRecord.key:type_name -> treaty.v1.SigningKeyPublished
-	20, // 24: treaty.v1.RevokedCredential.expire_time:type_name -> google.protobuf.Timestamp
-	14, // 25: treaty.v1.EnforcementState.partners:type_name -> treaty.v1.PartnerRecord
-	15, // 26: treaty.v1.EnforcementState.integrations:type_name -> treaty.v1.IntegrationRecord
-	16, // 27: treaty.v1.EnforcementState.workloads:type_name -> treaty.v1.WorkloadRecord
-	17, // 28: treaty.v1.EnforcementState.signing_keys:type_name -> treaty.v1.SigningKeyRecord
-	18, // 29: treaty.v1.EnforcementState.revoked_credentials:type_name -> treaty.v1.RevokedCredential
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	22, // 0: treaty.v1.Event.time:type_name -> google.protobuf.Timestamp
+	6,  // 1: treaty.v1.Event.credential_revoked:type_name -> treaty.v1.CredentialRevoked
+	7,  // 2: treaty.v1.Event.blocked:type_name -> treaty.v1.Blocked
+	8,  // 3: treaty.v1.Event.restored:type_name -> treaty.v1.Restored
+	9,  // 4: treaty.v1.Event.signing_key_published:type_name -> treaty.v1.SigningKeyPublished
+	10, // 5: treaty.v1.Event.signing_key_revoked:type_name -> treaty.v1.SigningKeyRevoked
+	11, // 6: treaty.v1.Event.partner_changed:type_name -> treaty.v1.PartnerChanged
+	12, // 7: treaty.v1.Event.integration_changed:type_name -> treaty.v1.IntegrationChanged
+	13, // 8: treaty.v1.Event.workload_changed:type_name -> treaty.v1.WorkloadChanged
+	21, // 9: treaty.v1.Event.policy_changed:type_name -> treaty.v1.PolicyChanged
+	22, // 10: treaty.v1.CredentialRevoked.expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 11: treaty.v1.Blocked.target_kind:type_name -> treaty.v1.TargetKind
+	0,  // 12: treaty.v1.Restored.target_kind:type_name -> treaty.v1.TargetKind
+	1,  // 13: treaty.v1.PartnerChanged.state:type_name -> treaty.v1.PartnerState
+	22, // 14: treaty.v1.PartnerChanged.contract_end_time:type_name -> google.protobuf.Timestamp
+	2,  // 15: treaty.v1.IntegrationChanged.state:type_name -> treaty.v1.IntegrationState
+	23, // 16: treaty.v1.IntegrationChanged.max_credential_ttl:type_name -> google.protobuf.Duration
+	3,  // 17: treaty.v1.WorkloadChanged.state:type_name -> treaty.v1.WorkloadState
+	11, // 18: treaty.v1.PartnerRecord.partner:type_name -> treaty.v1.PartnerChanged
+	14, // 19: treaty.v1.PartnerRecord.block:type_name -> treaty.v1.Block
+	12, // 20: treaty.v1.IntegrationRecord.integration:type_name -> treaty.v1.IntegrationChanged
+	14, // 21: treaty.v1.IntegrationRecord.block:type_name -> treaty.v1.Block
+	13, // 22: treaty.v1.WorkloadRecord.workload:type_name -> treaty.v1.WorkloadChanged
+	14, // 23: treaty.v1.WorkloadRecord.block:type_name -> treaty.v1.Block
+	9,  // 24: treaty.v1.SigningKeyRecord.key:type_name -> treaty.v1.SigningKeyPublished
+	22, // 25: treaty.v1.RevokedCredential.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 26: treaty.v1.EnforcementState.partners:type_name -> treaty.v1.PartnerRecord
+	16, // 27: treaty.v1.EnforcementState.integrations:type_name -> treaty.v1.IntegrationRecord
+	17, // 28: treaty.v1.EnforcementState.workloads:type_name -> treaty.v1.WorkloadRecord
+	18, // 29: treaty.v1.EnforcementState.signing_keys:type_name -> treaty.v1.SigningKeyRecord
+	19, // 30: treaty.v1.EnforcementState.revoked_credentials:type_name -> treaty.v1.RevokedCredential
+	21, // 31: treaty.v1.EnforcementState.policies:type_name -> treaty.v1.PolicyChanged
+	4,  // 32: treaty.v1.PolicyChanged.mode:type_name -> treaty.v1.PolicyMode
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_feed_proto_init() }
@@ -1748,14 +1930,15 @@ func file_treaty_v1_feed_proto_init() {
 		(*Event_PartnerChanged)(nil),
 		(*Event_IntegrationChanged)(nil),
 		(*Event_WorkloadChanged)(nil),
+		(*Event_PolicyChanged)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_feed_proto_rawDesc), len(file_treaty_v1_feed_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   16,
+			NumEnums:      5,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

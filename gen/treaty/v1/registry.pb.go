@@ -1634,6 +1634,456 @@ func (x *ListWorkloadsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Policy is one version of a partner's Cedar policy set.
+type Policy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `PARTNER@VERSION`, for example `acme@3`; set by the registry.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The partner the policy set applies to.
+	PartnerId string `protobuf:"bytes,2,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// The version, counting from 1 per partner; set by the registry.
+	Version uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// Live or shadow, as put.
+	Mode PolicyMode `protobuf:"varint,4,opt,name=mode,proto3,enum=treaty.v1.PolicyMode" json:"mode,omitempty"`
+	// The policy set, in the Cedar language.
+	Text string `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	// Whether this version is the partner's current one of its mode (a later put replaces it).
+	Current bool `protobuf:"varint,6,opt,name=current,proto3" json:"current,omitempty"`
+	// When it was stored.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Who stored it.
+	Actor         string `protobuf:"bytes,8,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Policy) Reset() {
+	*x = Policy{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Policy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Policy) ProtoMessage() {}
+
+func (x *Policy) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Policy.ProtoReflect.Descriptor instead.
+func (*Policy) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Policy) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Policy) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *Policy) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Policy) GetMode() PolicyMode {
+	if x != nil {
+		return x.Mode
+	}
+	return PolicyMode_POLICY_MODE_UNSPECIFIED
+}
+
+func (x *Policy) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Policy) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+func (x *Policy) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Policy) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// PutPolicyRequest stores a new policy version.
+type PutPolicyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner; required, and must exist.
+	PartnerId string `protobuf:"bytes,1,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// The policy set in the Cedar language; required. Policies may only narrow what the grants
+	// allow.
+	Text string `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	// Live (the default) or shadow. Putting a live version with the text of the current shadow
+	// promotes it and clears the shadow.
+	Mode PolicyMode `protobuf:"varint,3,opt,name=mode,proto3,enum=treaty.v1.PolicyMode" json:"mode,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPolicyRequest) Reset() {
+	*x = PutPolicyRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPolicyRequest) ProtoMessage() {}
+
+func (x *PutPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPolicyRequest.ProtoReflect.Descriptor instead.
+func (*PutPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PutPolicyRequest) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *PutPolicyRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *PutPolicyRequest) GetMode() PolicyMode {
+	if x != nil {
+		return x.Mode
+	}
+	return PolicyMode_POLICY_MODE_UNSPECIFIED
+}
+
+func (x *PutPolicyRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// PutPolicyResponse is the stored version.
+type PutPolicyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The policy version as stored.
+	Policy *Policy `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The feed sequence the change was published at.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPolicyResponse) Reset() {
+	*x = PutPolicyResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPolicyResponse) ProtoMessage() {}
+
+func (x *PutPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPolicyResponse.ProtoReflect.Descriptor instead.
+func (*PutPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PutPolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *PutPolicyResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// GetPolicyRequest names a policy version.
+type GetPolicyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `PARTNER@VERSION`, or a partner id for its current live version.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyRequest) Reset() {
+	*x = GetPolicyRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyRequest) ProtoMessage() {}
+
+func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetPolicyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetPolicyResponse is one policy version.
+type GetPolicyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The policy version.
+	Policy        *Policy `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyResponse) Reset() {
+	*x = GetPolicyResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyResponse) ProtoMessage() {}
+
+func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetPolicyResponse) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+// ListPoliciesRequest lists policy versions.
+type ListPoliciesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this partner's versions, if set.
+	PartnerId string `protobuf:"bytes,1,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// The most versions to return (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of a previous call.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPoliciesRequest) Reset() {
+	*x = ListPoliciesRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPoliciesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPoliciesRequest) ProtoMessage() {}
+
+func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
+func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListPoliciesRequest) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *ListPoliciesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPoliciesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListPoliciesResponse is a page of policy versions.
+type ListPoliciesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The versions, by partner id, then newest first.
+	Policies []*Policy `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPoliciesResponse) Reset() {
+	*x = ListPoliciesResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPoliciesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPoliciesResponse) ProtoMessage() {}
+
+func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
+func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListPoliciesResponse) GetPolicies() []*Policy {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *ListPoliciesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_treaty_v1_registry_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_registry_proto_rawDesc = "" +
@@ -1750,7 +2200,40 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"r\n" +
 	"\x15ListWorkloadsResponse\x121\n" +
 	"\tworkloads\x18\x01 \x03(\v2\x13.treaty.v1.WorkloadR\tworkloads\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xbf\a\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xfd\x01\n" +
+	"\x06Policy\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x02 \x01(\tR\tpartnerId\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12)\n" +
+	"\x04mode\x18\x04 \x01(\x0e2\x15.treaty.v1.PolicyModeR\x04mode\x12\x12\n" +
+	"\x04text\x18\x05 \x01(\tR\x04text\x12\x18\n" +
+	"\acurrent\x18\x06 \x01(\bR\acurrent\x12;\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12\x14\n" +
+	"\x05actor\x18\b \x01(\tR\x05actor\"\x86\x01\n" +
+	"\x10PutPolicyRequest\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12)\n" +
+	"\x04mode\x18\x03 \x01(\x0e2\x15.treaty.v1.PolicyModeR\x04mode\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\"Z\n" +
+	"\x11PutPolicyResponse\x12)\n" +
+	"\x06policy\x18\x01 \x01(\v2\x11.treaty.v1.PolicyR\x06policy\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\"\n" +
+	"\x10GetPolicyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\">\n" +
+	"\x11GetPolicyResponse\x12)\n" +
+	"\x06policy\x18\x01 \x01(\v2\x11.treaty.v1.PolicyR\x06policy\"p\n" +
+	"\x13ListPoliciesRequest\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"m\n" +
+	"\x14ListPoliciesResponse\x12-\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x11.treaty.v1.PolicyR\bpolicies\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xa0\t\n" +
 	"\x0fRegistryService\x12R\n" +
 	"\rCreatePartner\x12\x1f.treaty.v1.CreatePartnerRequest\x1a .treaty.v1.CreatePartnerResponse\x12I\n" +
 	"\n" +
@@ -1763,7 +2246,10 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x10ListIntegrations\x12\".treaty.v1.ListIntegrationsRequest\x1a#.treaty.v1.ListIntegrationsResponse\x12U\n" +
 	"\x0eCreateWorkload\x12 .treaty.v1.CreateWorkloadRequest\x1a!.treaty.v1.CreateWorkloadResponse\x12L\n" +
 	"\vGetWorkload\x12\x1d.treaty.v1.GetWorkloadRequest\x1a\x1e.treaty.v1.GetWorkloadResponse\x12R\n" +
-	"\rListWorkloads\x12\x1f.treaty.v1.ListWorkloadsRequest\x1a .treaty.v1.ListWorkloadsResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
+	"\rListWorkloads\x12\x1f.treaty.v1.ListWorkloadsRequest\x1a .treaty.v1.ListWorkloadsResponse\x12F\n" +
+	"\tPutPolicy\x12\x1b.treaty.v1.PutPolicyRequest\x1a\x1c.treaty.v1.PutPolicyResponse\x12F\n" +
+	"\tGetPolicy\x12\x1b.treaty.v1.GetPolicyRequest\x1a\x1c.treaty.v1.GetPolicyResponse\x12O\n" +
+	"\fListPolicies\x12\x1e.treaty.v1.ListPoliciesRequest\x1a\x1f.treaty.v1.ListPoliciesResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
 
 var (
 	file_treaty_v1_registry_proto_rawDescOnce sync.Once
@@ -1777,7 +2263,7 @@ func file_treaty_v1_registry_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_registry_proto_rawDescData
 }
 
-var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_treaty_v1_registry_proto_goTypes = []any{
 	(*Partner)(nil),                   // 0: treaty.v1.Partner
 	(*Integration)(nil),               // 1: treaty.v1.Integration
@@ -1805,25 +2291,33 @@ var file_treaty_v1_registry_proto_goTypes = []any{
 	(*GetWorkloadResponse)(nil),       // 23: treaty.v1.GetWorkloadResponse
 	(*ListWorkloadsRequest)(nil),      // 24: treaty.v1.ListWorkloadsRequest
 	(*ListWorkloadsResponse)(nil),     // 25: treaty.v1.ListWorkloadsResponse
-	(*timestamppb.Timestamp)(nil),     // 26: google.protobuf.Timestamp
-	(PartnerState)(0),                 // 27: treaty.v1.PartnerState
-	(*durationpb.Duration)(nil),       // 28: google.protobuf.Duration
-	(IntegrationState)(0),             // 29: treaty.v1.IntegrationState
-	(WorkloadState)(0),                // 30: treaty.v1.WorkloadState
+	(*Policy)(nil),                    // 26: treaty.v1.Policy
+	(*PutPolicyRequest)(nil),          // 27: treaty.v1.PutPolicyRequest
+	(*PutPolicyResponse)(nil),         // 28: treaty.v1.PutPolicyResponse
+	(*GetPolicyRequest)(nil),          // 29: treaty.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),         // 30: treaty.v1.GetPolicyResponse
+	(*ListPoliciesRequest)(nil),       // 31: treaty.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),      // 32: treaty.v1.ListPoliciesResponse
+	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
+	(PartnerState)(0),                 // 34: treaty.v1.PartnerState
+	(*durationpb.Duration)(nil),       // 35: google.protobuf.Duration
+	(IntegrationState)(0),             // 36: treaty.v1.IntegrationState
+	(WorkloadState)(0),                // 37: treaty.v1.WorkloadState
+	(PolicyMode)(0),                   // 38: treaty.v1.PolicyMode
 }
 var file_treaty_v1_registry_proto_depIdxs = []int32{
-	26, // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
-	27, // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
-	26, // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
-	26, // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
-	28, // 4: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
-	29, // 5: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
-	26, // 6: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
-	26, // 7: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
+	33, // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
+	34, // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
+	33, // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
+	33, // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
+	35, // 4: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
+	36, // 5: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
+	33, // 6: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
+	33, // 7: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: treaty.v1.Workload.public_keys:type_name -> treaty.v1.WorkloadKey
-	30, // 9: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
-	26, // 10: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
-	26, // 11: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
+	37, // 9: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
+	33, // 10: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
+	33, // 11: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: treaty.v1.CreatePartnerRequest.partner:type_name -> treaty.v1.Partner
 	0,  // 13: treaty.v1.CreatePartnerResponse.partner:type_name -> treaty.v1.Partner
 	0,  // 14: treaty.v1.GetPartnerResponse.partner:type_name -> treaty.v1.Partner
@@ -1837,33 +2331,45 @@ var file_treaty_v1_registry_proto_depIdxs = []int32{
 	3,  // 22: treaty.v1.CreateWorkloadResponse.workload:type_name -> treaty.v1.Workload
 	3,  // 23: treaty.v1.GetWorkloadResponse.workload:type_name -> treaty.v1.Workload
 	3,  // 24: treaty.v1.ListWorkloadsResponse.workloads:type_name -> treaty.v1.Workload
-	4,  // 25: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
-	6,  // 26: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
-	8,  // 27: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
-	10, // 28: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
-	12, // 29: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
-	14, // 30: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
-	16, // 31: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
-	18, // 32: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
-	20, // 33: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
-	22, // 34: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
-	24, // 35: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
-	5,  // 36: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
-	7,  // 37: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
-	9,  // 38: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
-	11, // 39: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
-	13, // 40: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
-	15, // 41: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
-	17, // 42: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
-	19, // 43: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
-	21, // 44: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
-	23, // 45: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
-	25, // 46: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
-	36, // [36:47] is the sub-list for method output_type
-	25, // [25:36] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	38, // 25: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
+	33, // 26: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
+	38, // 27: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
+	26, // 28: treaty.v1.PutPolicyResponse.policy:type_name -> treaty.v1.Policy
+	26, // 29: treaty.v1.GetPolicyResponse.policy:type_name -> treaty.v1.Policy
+	26, // 30: treaty.v1.ListPoliciesResponse.policies:type_name -> treaty.v1.Policy
+	4,  // 31: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
+	6,  // 32: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
+	8,  // 33: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
+	10, // 34: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
+	12, // 35: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
+	14, // 36: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
+	16, // 37: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
+	18, // 38: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
+	20, // 39: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
+	22, // 40: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
+	24, // 41: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
+	27, // 42: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
+	29, // 43: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
+	31, // 44: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
+	5,  // 45: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
+	7,  // 46: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
+	9,  // 47: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
+	11, // 48: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
+	13, // 49: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
+	15, // 50: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
+	17, // 51: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
+	19, // 52: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
+	21, // 53: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
+	23, // 54: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
+	25, // 55: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
+	28, // 56: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
+	30, // 57: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
+	32, // 58: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
+	45, // [45:59] is the sub-list for method output_type
+	31, // [31:45] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_registry_proto_init() }
@@ -1878,7 +2384,7 @@ func file_treaty_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_registry_proto_rawDesc), len(file_treaty_v1_registry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
