@@ -66,9 +66,14 @@ func (p *PDP) decide(ctx context.Context, s *feed.State, req *CheckRequest) Deci
 		}
 	}
 	d.Allow = reason == ReasonGranted
-	d.Reasons = reasons[reason]
+	if reason != reasonPolicy {
+		d.Reasons = reasons[reason]
+	}
 	return d
 }
+
+// reasonPolicy is check's answer when a policy denied: the decision's Reasons already name it.
+const reasonPolicy = "\x00policy"
 
 // clockStart reads the clock for the decision log's latency, only when there is a log.
 func (p *PDP) clockStart() time.Time {
@@ -166,6 +171,11 @@ func (p *PDP) check(s *feed.State, req *CheckRequest, d *Decision) string {
 	}
 	if !integration.AllowsAudience(c.Audience) {
 		return ReasonAudienceNotAllowed
+	}
+	q := policyQuery{Partner: c.Partner, Integration: c.Integration, Workload: c.Subject, Req: req}
+	if deny := p.evaluatePolicies(s, &q, d); deny != nil {
+		d.Reasons = deny
+		return reasonPolicy
 	}
 	return ReasonGranted
 }
