@@ -10,7 +10,8 @@
 // An action is {"name": SCOPE}; a resource is {"type": "api", "id": AUDIENCE}, whose properties
 // reach policy conditions. The context's source_ip and environment reach policy conditions, and
 // its min_sequence (a feed sequence, a JSON integer) makes the decision wait until the PDP has
-// applied that sequence, or fail with 503.
+// applied that sequence, or fail with 503 (in a batch, the highest of the evaluations' applies to
+// the whole batch, which is decided on one state).
 //
 // Answers. A deny is HTTP 200 with "decision": false; every decision's context carries reasons
 // (machine-readable, see pdp's Reason constants), decision_id and sequence. Errors are JSON
