@@ -52,4 +52,5 @@
 //	policy_no_permit:acme@3                  the set has permits and none matched
 //	policy_permit:acme@3:partners-read       allowed: this permit matched
 //	policy_allow:acme@3                      allowed: the set has no permit and nothing forbade
+//	policy_invalid:acme@3                    the delivered text did not compile: everything is denied (Broken)
 package policy

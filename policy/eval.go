@@ -58,6 +58,9 @@ func (s *Set) Evaluate(in *Input) Result {
 	if s == nil {
 		return Result{Allow: true}
 	}
+	if s.broken != nil {
+		return Result{Reasons: s.broken}
+	}
 	if s.ctxKeys&^in.ctxKeys != 0 {
 		in.buildContext(s.ctxKeys | in.ctxKeys)
 	}

@@ -51,6 +51,8 @@ type Set struct {
 
 	noPermit []string
 	allow    []string
+	// broken marks a set whose text did not compile: it denies everything (see Broken).
+	broken []string
 }
 
 // entry is one policy with the reasons it can give, computed once.
@@ -117,7 +119,22 @@ func (s *Set) computeReasons() {
 	}
 	s.noPermit = []string{"policy_no_permit:" + s.id}
 	s.allow = []string{"policy_allow:" + s.id}
+	if s.broken != nil {
+		s.broken = []string{"policy_invalid:" + s.id}
+	}
 }
+
+// Broken returns a set that denies every request with reason `policy_invalid:<id>`, for a
+// partner whose delivered text does not compile (validation on write makes this rare: a newer
+// Treaty with stricter rules reading an older feed). Policies only narrow access, so a set that
+// cannot be understood fails closed.
+func Broken(partnerID, text string) *Set {
+	s := &Set{id: partnerID, partner: partnerID, text: text, broken: []string{}}
+	s.computeReasons()
+	s.list.build()
+	return s
+}
+
 
 // Parse parses and validates the policy set text of a partner. Its reasons name the partner
 // until WithID names the version. A parse or validation error is a fail.Invalid error on field

@@ -144,6 +144,10 @@ func TestWithID(t *testing.T) {
 	if v.ID() != "acme@3" || v.Partner() != "acme" || v.Len() != 1 || v.Text() != s.Text() {
 		t.Errorf("accessors: %q %q %d", v.ID(), v.Partner(), v.Len())
 	}
+	b := policy.Broken("acme", "garbage").WithID("acme@4")
+	if got := b.Evaluate(input()); got.Allow || !cmp.Equal(got.Reasons, []string{"policy_invalid:acme@4"}) {
+		t.Errorf("Broken: %v", got)
+	}
 	var nilSet *policy.Set
 	if !nilSet.Evaluate(input()).Allow {
 		t.Error("a nil set must allow")
