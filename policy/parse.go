@@ -135,7 +135,6 @@ func Broken(partnerID, text string) *Set {
 	return s
 }
 
-
 // Parse parses and validates the policy set text of a partner. Its reasons name the partner
 // until WithID names the version. A parse or validation error is a fail.Invalid error on field
 // "text" whose message names the line and column of the problem.
