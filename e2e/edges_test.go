@@ -37,29 +37,7 @@ func TestEnforcementPoints(t *testing.T) {
 	key := o.onboard("acme")
 	tok := o.token("acme", key)
 
-	evaluate := func(body string) map[string]any {
-		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/access/v1/evaluation", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Request-ID", "e2e-1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Request-ID") != "e2e-1" {
-			t.Fatalf("evaluation: HTTP %d, X-Request-ID %q: %s", resp.StatusCode, resp.Header.Get("X-Request-ID"), raw)
-		}
-		var out map[string]any
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("evaluation answered %s: %v", raw, err)
-		}
-		return out
-	}
+	evaluate := func(body string) map[string]any { return evaluate(t, httpAddr, body) }
 	ask := func(action string) string {
 		return `{"subject": {"type": "workload", "id": "acme-bot", "properties": {"token": "` + tok + `"}},
 			"action": {"name": "` + action + `"}, "resource": {"type": "api", "id": "orders-api"}}`
@@ -145,4 +123,30 @@ func TestEnforcementPoints(t *testing.T) {
 func toJSON(v any) string {
 	raw, _ := json.Marshal(v)
 	return string(raw)
+}
+
+// evaluate posts one AuthZEN evaluation to the server at httpAddr and decodes the answer,
+// failing unless it is HTTP 200 with the request id echoed.
+func evaluate(t *testing.T, httpAddr, body string) map[string]any {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/access/v1/evaluation", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-ID", "e2e-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Request-ID") != "e2e-1" {
+		t.Fatalf("evaluation: HTTP %d, X-Request-ID %q: %s", resp.StatusCode, resp.Header.Get("X-Request-ID"), raw)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("evaluation answered %s: %v", raw, err)
+	}
+	return out
 }
