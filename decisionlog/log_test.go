@@ -220,3 +220,14 @@ func assertRequests(t *testing.T, l *decisionlog.Log, q decisionlog.Query, want 
 		t.Fatalf("List(%+v) request ids (-want +got):\n%s", q, diff)
 	}
 }
+
+func TestRecordDoesNotAllocate(t *testing.T) {
+	l := open(t, decisionlog.Config{AllowSampleRate: 0.5, QueueSize: 10_000})
+	req := &pdp.CheckRequest{Token: "eyJ.token", Action: "orders:read", Resource: "https://api.test", RequestID: "req-1"}
+	for _, allow := range []bool{true, false} {
+		d := &pdp.Decision{Allow: allow, Reasons: granted, DecisionID: "d-1", Subject: "w1", Partner: "acme", TokenID: "jti-1"}
+		if n := testing.AllocsPerRun(1000, func() { l.Record(req, d, time.Microsecond) }); n != 0 {
+			t.Errorf("Record(allow=%v) allocates %v times per call, want 0", allow, n)
+		}
+	}
+}
