@@ -118,6 +118,32 @@ func TestEnforcementPoints(t *testing.T) {
 	if out := evaluate(ask("orders.read")); out["decision"] != false || !strings.Contains(toJSON(out["context"]), "partner_blocked") {
 		t.Fatalf("AuthZEN after the kill switch: %v, want a deny for partner_blocked", out)
 	}
+
+	// Every one of those decisions is in the decision log, with the caller's request id, and
+	// never the token.
+	logged := o.run(0, "decisions", "list", "--subject", "acme-bot", "--limit", "0", "-o", "json").stdout
+	if strings.Contains(logged, tok) || strings.Contains(logged, strings.Split(tok, ".")[2]) {
+		t.Fatal("the decision log holds the token")
+	}
+	var allows, denies, requestIDs int
+	for _, line := range strings.Split(strings.TrimSpace(logged), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("decisions list printed %q: %v", line, err)
+		}
+		switch rec["decision"] {
+		case "DECISION_ALLOW":
+			allows++
+		case "DECISION_DENY":
+			denies++
+		}
+		if rec["request_id"] == "e2e-1" {
+			requestIDs++
+		}
+	}
+	if allows < 2 || denies < 4 || requestIDs < 3 {
+		t.Fatalf("decision log: %d allows, %d denies, %d with the request id, want at least 2, 4, 3:\n%s", allows, denies, requestIDs, logged)
+	}
 }
 
 func toJSON(v any) string {

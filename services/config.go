@@ -57,10 +57,23 @@ type Config struct {
 	// TrustSubjectsFrom lists the caller addresses allowed to send the PDP verified claims or a
 	// bare workload id instead of a credential; empty trusts nobody.
 	TrustSubjectsFrom []netip.Prefix
+	// DecisionLog configures the PDP's decision log (its Store is opened here).
+	DecisionLog DecisionLogConfig
 	// ShutdownGrace bounds how long a graceful stop waits for in-flight calls.
 	ShutdownGrace time.Duration
 	// Logger receives the server's logs.
 	Logger *slog.Logger
+}
+
+// DecisionLogConfig says what the PDP's decision log keeps. Every deny is always kept.
+type DecisionLogConfig struct {
+	// AllowSample is the share of allows kept, in [0, 1]: zero keeps none (`treaty serve`
+	// defaults it to 1, every allow).
+	AllowSample float64
+	// MaxAge is how long decisions are kept; default 7 days.
+	MaxAge time.Duration
+	// MaxRecords bounds the decisions kept, the oldest going first; default 1,000,000.
+	MaxRecords int
 }
 
 // Defaults for Config fields left zero.
@@ -131,6 +144,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.HTTPBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return fmt.Errorf("--http-base-url %q must be an http(s) URL with a host", c.HTTPBaseURL)
 		}
+	}
+	if d := c.DecisionLog; d.AllowSample < 0 || d.AllowSample > 1 || d.MaxAge < 0 || d.MaxRecords < 0 {
+		return fmt.Errorf("--decision-log-allow-sample must be in [0, 1], and --decision-log-max-age and --decision-log-max-records must not be negative")
 	}
 	if c.IssuerURL != "" {
 		u, err := url.Parse(c.IssuerURL)

@@ -27,12 +27,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/decisionlog"
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/services/authzen"
+	"github.com/treaty-dev/treaty/services/decisionlogsvc"
 	"github.com/treaty-dev/treaty/services/extauthz"
 	"github.com/treaty-dev/treaty/services/issuersvc"
 	"github.com/treaty-dev/treaty/services/pdpsvc"
@@ -50,6 +52,8 @@ type Server struct {
 	health *health.Server
 
 	pdp        *pdp.PDP
+	decisions  *decisionlog.Log
+	decLogSvc  *decisionlogsvc.Service
 	http       *http.Server // the AuthZEN API, when HTTPListen is set
 	httpLis    net.Listener
 	revokerSvc *revokersvc.Service
@@ -187,7 +191,24 @@ func (s *Server) assemble(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		p, err := pdp.New(pdp.Config{Store: st, Source: revokersvc.NewSource(conn), StalenessBound: cfg.StalenessBound, Logger: s.log})
+		dlStore, err := open("decisionlog", decisionlog.Schema)
+		if err != nil {
+			return err
+		}
+		rate := cfg.DecisionLog.AllowSample
+		if rate == 0 {
+			rate = decisionlog.KeepNoAllows
+		}
+		if s.decisions, err = decisionlog.Open(decisionlog.Config{
+			Store: dlStore, AllowSampleRate: rate, MaxAge: cfg.DecisionLog.MaxAge, MaxRecords: cfg.DecisionLog.MaxRecords, Logger: s.log,
+		}); err != nil {
+			return err
+		}
+		s.decLogSvc = decisionlogsvc.New(decisionlogsvc.Config{Log: s.decisions, Logger: s.log})
+		s.decLogSvc.Register(s.grpc)
+		p, err := pdp.New(pdp.Config{
+			Store: st, Source: revokersvc.NewSource(conn), StalenessBound: cfg.StalenessBound, Recorder: s.decisions, Logger: s.log,
+		})
 		if err != nil {
 			return err
 		}
@@ -380,6 +401,9 @@ func (s *Server) Shutdown() {
 		if s.revokerSvc != nil {
 			s.revokerSvc.Close()
 		}
+		if s.decLogSvc != nil {
+			s.decLogSvc.Close() // ends the tails, which would otherwise never finish
+		}
 		if s.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
 			if err := s.http.Shutdown(ctx); err != nil {
@@ -410,6 +434,12 @@ func (s *Server) closeResources() {
 		s.cancel()
 	}
 	s.loops.Wait()
+	if s.decisions != nil {
+		// No decision is made any more: flush what the log still queues before its store closes.
+		if err := s.decisions.Close(); err != nil {
+			s.log.Error("closing the decision log", "err", err)
+		}
+	}
 	for _, c := range s.conns {
 		c.Close()
 	}

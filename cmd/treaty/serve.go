@@ -90,6 +90,9 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.StringVar(&cfg.ExtAuthzRoutes, "extauthz-routes", "", "serve Envoy ext_authz on the gRPC port, mapping requests to action and resource by this route file (JSON)")
 	f.StringVar(&cfg.Environment, "environment", "", "the environment this deployment serves (policy conditions see it for ext_authz requests)")
 	f.StringSliceVar(&trustFrom, "trust-subjects-from", nil, "caller address ranges (CIDR) that may send the PDP verified claims or a bare workload id")
+	f.Float64Var(&cfg.DecisionLog.AllowSample, "decision-log-allow-sample", 1, "share of allows the decision log keeps, 0 to 1 (every deny is always kept)")
+	f.DurationVar(&cfg.DecisionLog.MaxAge, "decision-log-max-age", 7*24*time.Hour, "how long the decision log keeps decisions")
+	f.IntVar(&cfg.DecisionLog.MaxRecords, "decision-log-max-records", 1_000_000, "the most decisions the decision log keeps (oldest go first)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
