@@ -26,8 +26,8 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
-	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/decisionlog"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/pdp"
