@@ -103,11 +103,17 @@ func (o *operator) wantReason(reasons []string, want string) {
 
 func sequenceOf(t *testing.T, out map[string]any) uint64 {
 	t.Helper()
-	seq, ok := out["sequence"].(float64)
-	if !ok || seq <= 0 {
+	var seq uint64
+	switch v := out["sequence"].(type) {
+	case float64:
+		seq = uint64(v)
+	case string: // protojson writes 64-bit integers as strings
+		seq, _ = strconv.ParseUint(v, 10, 64)
+	}
+	if seq == 0 {
 		t.Fatalf("no sequence in %v", out)
 	}
-	return uint64(seq)
+	return seq
 }
 
 // killSwitchScenario is the foundation's acceptance scenario: onboard, token, allow, deny what the

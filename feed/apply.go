@@ -26,6 +26,7 @@ type Editor struct {
 	workloads    cowEdit[*Workload]
 	keys         cowEdit[*SigningKey]
 	revoked      cowEdit[*RevokedCredential]
+	policies     cowEdit[*Policies]
 	dirty        map[recordRef]struct{}
 }
 
@@ -43,6 +44,7 @@ func (s *State) Edit() *Editor {
 	e.workloads.m = &e.next.workloads
 	e.keys.m = &e.next.keys
 	e.revoked.m = &e.next.revoked
+	e.policies.m = &e.next.policies
 	return e
 }
 
@@ -134,8 +136,25 @@ func (e *Editor) Apply(ev *treatyv1.Event) error {
 		w.PartnerID = wc.GetPartnerId()
 		w.State = wc.GetState()
 		e.setWorkload(w)
+	case *treatyv1.Event_PolicyChanged:
+		e.changePolicy(c.PolicyChanged)
 	}
 	return nil
+}
+
+func (e *Editor) changePolicy(pc *treatyv1.PolicyChanged) {
+	id := pc.GetPartnerId()
+	old, _ := e.next.policies.get(id)
+	n := changePolicies(old, pc)
+	if n == old {
+		return
+	}
+	if n == nil {
+		e.policies.delete(id)
+	} else {
+		e.policies.set(id, n)
+	}
+	e.dirty[recordRef{bucketPolicies, policyKey(id, pc.GetMode())}] = struct{}{}
 }
 
 func (e *Editor) revokeCredential(c *treatyv1.CredentialRevoked, seq uint64) {

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -20,10 +21,11 @@ const (
 	bucketWorkloads    = "feed_workloads"
 	bucketKeys         = "feed_keys"
 	bucketRevoked      = "feed_revoked"
+	bucketPolicies     = "feed_policies"
 )
 
 // Buckets lists the buckets Save and Load use.
-var Buckets = []string{bucketMeta, bucketPartners, bucketIntegrations, bucketWorkloads, bucketKeys, bucketRevoked}
+var Buckets = []string{bucketMeta, bucketPartners, bucketIntegrations, bucketWorkloads, bucketKeys, bucketRevoked, bucketPolicies}
 
 var (
 	metaEpoch    = []byte("epoch")
@@ -43,6 +45,12 @@ func (c *Changes) Save(tx store.Tx) error {
 		raw, err := c.state.encodeRecord(ref)
 		if err != nil {
 			return err
+		}
+		if raw == nil {
+			if err := tx.Delete(ref.bucket, []byte(ref.key)); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := tx.Put(ref.bucket, []byte(ref.key), raw); err != nil {
 			return err
@@ -75,6 +83,12 @@ func SaveAll(tx store.Tx, s *State) error {
 	s.keys.each(func(k string, _ *SigningKey) bool { c.dirty[recordRef{bucketKeys, k}] = struct{}{}; return true })
 	s.revoked.each(func(k string, _ *RevokedCredential) bool {
 		c.dirty[recordRef{bucketRevoked, k}] = struct{}{}
+		return true
+	})
+	s.policies.each(func(k string, p *Policies) bool {
+		for _, r := range policyRecords(p) {
+			c.dirty[recordRef{bucketPolicies, policyKey(k, r.GetMode())}] = struct{}{}
+		}
 		return true
 	})
 	return c.Save(tx)
@@ -128,6 +142,13 @@ func Load(tx store.Tx) (*State, error) {
 			return proto.Unmarshal(v, r)
 		})
 	}
+	if err == nil {
+		err = scan(bucketPolicies, func(v []byte) error {
+			r := new(treatyv1.PolicyChanged)
+			p.Policies = append(p.Policies, r)
+			return proto.Unmarshal(v, r)
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +173,19 @@ func (s *State) encodeRecord(ref recordRef) ([]byte, error) {
 	case bucketRevoked:
 		r, _ := s.revoked.get(ref.key)
 		m = revokedRecord(r)
+	case bucketPolicies:
+		// The key is PARTNER/MODE; a mode without a set has no record.
+		partnerID, modeName, _ := strings.Cut(ref.key, "/")
+		mode := treatyv1.PolicyMode_POLICY_MODE_LIVE
+		if modeName == "shadow" {
+			mode = treatyv1.PolicyMode_POLICY_MODE_SHADOW
+		}
+		p, _ := s.policies.get(partnerID)
+		r := policyRecord(p, mode)
+		if r == nil {
+			return nil, nil
+		}
+		m = r
 	}
 	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
 }
@@ -170,6 +204,7 @@ func (s *State) Proto() *treatyv1.EnforcementState {
 		p.RevokedCredentials = append(p.RevokedCredentials, revokedRecord(v))
 		return true
 	})
+	s.policies.each(func(_ string, v *Policies) bool { p.Policies = append(p.Policies, policyRecords(v)...); return true })
 	return p
 }
 
@@ -211,6 +246,12 @@ func FromProto(p *treatyv1.EnforcementState) *State {
 		e.revoked.set(r.GetJti(), &RevokedCredential{
 			JTI: r.GetJti(), Expires: timeOf(r.GetExpireTime()), Sequence: r.GetSequence(), PartnerID: r.GetPartnerId(),
 		})
+	}
+	for _, r := range p.GetPolicies() {
+		old, _ := e.policies.m.get(r.GetPartnerId())
+		if n := changePolicies(old, r); n != nil {
+			e.policies.set(r.GetPartnerId(), n)
+		}
 	}
 	return e.State()
 }

@@ -43,7 +43,8 @@ func ParseKind(name string) (treatyv1.TargetKind, bool) {
 }
 
 // Describe names what an event did and to what: kind is one of credential_revoked, blocked,
-// restored, key_published, key_revoked, partner_changed, integration_changed, workload_changed;
+// restored, key_published, key_revoked, partner_changed, integration_changed, workload_changed,
+// policy_changed;
 // target is "kind/id", for example "partner/acme".
 func Describe(ev *treatyv1.Event) (kind, target string) {
 	t := func(k treatyv1.TargetKind, id string) string { return KindName(k) + "/" + id }
@@ -64,6 +65,8 @@ func Describe(ev *treatyv1.Event) (kind, target string) {
 		return "integration_changed", t(treatyv1.TargetKind_TARGET_KIND_INTEGRATION, c.IntegrationChanged.GetIntegrationId())
 	case *treatyv1.Event_WorkloadChanged:
 		return "workload_changed", t(treatyv1.TargetKind_TARGET_KIND_WORKLOAD, c.WorkloadChanged.GetWorkloadId())
+	case *treatyv1.Event_PolicyChanged:
+		return "policy_changed", t(treatyv1.TargetKind_TARGET_KIND_PARTNER, c.PolicyChanged.GetPartnerId())
 	}
 	return "unknown", ""
 }
@@ -140,6 +143,8 @@ func CheckChange(ev *treatyv1.Event) error {
 		if w.GetState() == treatyv1.WorkloadState_WORKLOAD_STATE_UNSPECIFIED {
 			return fail.Invalidf("workload_changed.state", "workload_changed.state is required")
 		}
+	case *treatyv1.Event_PolicyChanged:
+		return checkPolicyChanged(c.PolicyChanged)
 	default:
 		return fail.Invalidf("event.change", "event carries no change")
 	}

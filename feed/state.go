@@ -104,6 +104,7 @@ type State struct {
 	workloads    cowMap[*Workload]
 	keys         cowMap[*SigningKey]
 	revoked      cowMap[*RevokedCredential]
+	policies     cowMap[*Policies]
 }
 
 // Empty returns the state of a feed with no events, for the given epoch.

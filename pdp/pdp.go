@@ -94,8 +94,9 @@ type PDP struct {
 	statusMu      sync.Mutex // serializes status changes and their notification (never on the decision path)
 	statusChanged chan struct{}
 
-	running atomic.Bool
-	ids     idSource
+	running  atomic.Bool
+	ids      idSource
+	policies policyStats // policy.go
 }
 
 // New loads the cached state from cfg.Store and returns a PDP that reports syncing until Run has

@@ -30,6 +30,10 @@ const (
 	// never authenticates two workloads.
 	bucketWorkloadKeys = "workload_keys"
 	bucketAudit        = "audit" // big-endian counter -> AuditRecord
+	// bucketPolicies holds policy versions under "partner id\x00^version" (see policyKey);
+	// bucketPolicyHeads holds each partner's latest, live and shadow versions.
+	bucketPolicies    = "policies"
+	bucketPolicyHeads = "policy_heads"
 )
 
 // Schema is the layout of the registry's store.
@@ -39,7 +43,7 @@ var Schema = store.Schema{
 	Buckets: []string{
 		bucketPartners, bucketIntegrations, bucketWorkloads,
 		bucketIntegrationsByPartner, bucketWorkloadsByIntegration, bucketWorkloadKeys,
-		bucketAudit, outbox.Bucket,
+		bucketAudit, outbox.Bucket, bucketPolicies, bucketPolicyHeads,
 	},
 }
 

@@ -262,7 +262,7 @@ func checkKeyUnchanged(s *feed.State, ev *treatyv1.Event) error {
 func checkPublishable(ev *treatyv1.Event) error {
 	switch ev.GetChange().(type) {
 	case *treatyv1.Event_PartnerChanged, *treatyv1.Event_IntegrationChanged, *treatyv1.Event_WorkloadChanged,
-		*treatyv1.Event_SigningKeyPublished, *treatyv1.Event_Blocked:
+		*treatyv1.Event_SigningKeyPublished, *treatyv1.Event_Blocked, *treatyv1.Event_PolicyChanged:
 		return feed.CheckChange(ev)
 	case nil:
 		return fail.Invalidf("entries.event", "an entry carries no change")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -43,10 +44,36 @@ type Config struct {
 	Heartbeat time.Duration
 	// StalenessBound is how long the PDP may go without being caught up before it denies as stale.
 	StalenessBound time.Duration
+	// HTTPListen, if set, serves the AuthZEN HTTP API of the PDP run here on this address.
+	HTTPListen string
+	// HTTPBaseURL is the base URL the AuthZEN metadata names; default "http://" + HTTPListen.
+	HTTPBaseURL string
+	// ExtAuthzRoutes, if set, is a route file (JSON) mapping HTTP method and path to action and
+	// resource: the gRPC server then also serves Envoy's external authorization API.
+	ExtAuthzRoutes string
+	// Environment is the environment this deployment serves (for example "production"), given to
+	// policy conditions for requests that arrive through ext_authz.
+	Environment string
+	// TrustSubjectsFrom lists the caller addresses allowed to send the PDP verified claims or a
+	// bare workload id instead of a credential; empty trusts nobody.
+	TrustSubjectsFrom []netip.Prefix
+	// DecisionLog configures the PDP's decision log (its Store is opened here).
+	DecisionLog DecisionLogConfig
 	// ShutdownGrace bounds how long a graceful stop waits for in-flight calls.
 	ShutdownGrace time.Duration
 	// Logger receives the server's logs.
 	Logger *slog.Logger
+}
+
+// DecisionLogConfig says what the PDP's decision log keeps. Every deny is always kept.
+type DecisionLogConfig struct {
+	// AllowSample is the share of allows kept, in [0, 1]: zero keeps none (`treaty serve`
+	// defaults it to 1, every allow).
+	AllowSample float64
+	// MaxAge is how long decisions are kept; default 7 days.
+	MaxAge time.Duration
+	// MaxRecords bounds the decisions kept, the oldest going first; default 1,000,000.
+	MaxRecords int
 }
 
 // Defaults for Config fields left zero.
@@ -93,7 +120,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--services: unknown service %q (choose from %s)", s, strings.Join(All, ", "))
 		}
 	}
-	if err := checkLoopback(c.Listen); err != nil {
+	if err := checkLoopback("--listen", c.Listen); err != nil {
 		return err
 	}
 	for _, s := range c.Services {
@@ -102,6 +129,24 @@ func (c Config) Validate() error {
 				return fmt.Errorf("the %s service needs the %s: run it here (--services) or give its address with --%s", s, dep, dep)
 			}
 		}
+	}
+	if c.HTTPListen != "" || c.ExtAuthzRoutes != "" || len(c.TrustSubjectsFrom) > 0 {
+		if !c.runs(PDP) {
+			return fmt.Errorf("--http-listen, --extauthz-routes and --trust-subjects-from serve the decision point: run the pdp here (--services)")
+		}
+	}
+	if c.HTTPListen != "" {
+		if err := checkLoopback("--http-listen", c.HTTPListen); err != nil {
+			return err
+		}
+	}
+	if c.HTTPBaseURL != "" {
+		if u, err := url.Parse(c.HTTPBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("--http-base-url %q must be an http(s) URL with a host", c.HTTPBaseURL)
+		}
+	}
+	if d := c.DecisionLog; d.AllowSample < 0 || d.AllowSample > 1 || d.MaxAge < 0 || d.MaxRecords < 0 {
+		return fmt.Errorf("--decision-log-allow-sample must be in [0, 1], and --decision-log-max-age and --decision-log-max-records must not be negative")
 	}
 	if c.IssuerURL != "" {
 		u, err := url.Parse(c.IssuerURL)
@@ -130,10 +175,10 @@ func (c Config) runs(service string) bool { return slices.Contains(c.Services, s
 
 // checkLoopback refuses listen addresses reachable from other machines: without TLS (a later
 // release adds it) Treaty must not accept connections from the network.
-func checkLoopback(addr string) error {
+func checkLoopback(flag, addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("--listen %q: %v", addr, err)
+		return fmt.Errorf("%s %q: %v", flag, addr, err)
 	}
 	if host == "localhost" {
 		return nil
@@ -141,5 +186,5 @@ func checkLoopback(addr string) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("--listen %q is not a loopback address; without TLS Treaty only listens on loopback (for example 127.0.0.1:7433)", addr)
+	return fmt.Errorf("%s %q is not a loopback address; without TLS Treaty only listens on loopback (for example 127.0.0.1:7433)", flag, addr)
 }

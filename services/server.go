@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
@@ -25,12 +26,16 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/treaty-dev/treaty/decisionlog"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/authzen"
+	"github.com/treaty-dev/treaty/services/decisionlogsvc"
+	"github.com/treaty-dev/treaty/services/extauthz"
 	"github.com/treaty-dev/treaty/services/issuersvc"
 	"github.com/treaty-dev/treaty/services/pdpsvc"
 	"github.com/treaty-dev/treaty/services/registrysvc"
@@ -47,6 +52,10 @@ type Server struct {
 	health *health.Server
 
 	pdp        *pdp.PDP
+	decisions  *decisionlog.Log
+	decLogSvc  *decisionlogsvc.Service
+	http       *http.Server // the AuthZEN API, when HTTPListen is set
+	httpLis    net.Listener
 	revokerSvc *revokersvc.Service
 	issuer     *issuer.Issuer
 
@@ -100,7 +109,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	go func() { s.served <- s.grpc.Serve(s.lis) }()
 	s.goLoop(func() { s.watchReadiness(ctx) })
-	s.log.Info("treaty serving", "addr", s.Addr(), "services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir,
+	s.log.Info("treaty serving", "addr", s.Addr(), "http_addr", s.HTTPAddr(), "services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir,
 		"issuer_url", cfg.IssuerURL)
 	return s, nil
 }
@@ -182,13 +191,47 @@ func (s *Server) assemble(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		p, err := pdp.New(pdp.Config{Store: st, Source: revokersvc.NewSource(conn), StalenessBound: cfg.StalenessBound, Logger: s.log})
+		dlStore, err := open("decisionlog", decisionlog.Schema)
+		if err != nil {
+			return err
+		}
+		rate := cfg.DecisionLog.AllowSample
+		if rate == 0 {
+			rate = decisionlog.KeepNoAllows
+		}
+		if s.decisions, err = decisionlog.Open(decisionlog.Config{
+			Store: dlStore, AllowSampleRate: rate, MaxAge: cfg.DecisionLog.MaxAge, MaxRecords: cfg.DecisionLog.MaxRecords, Logger: s.log,
+		}); err != nil {
+			return err
+		}
+		s.decLogSvc = decisionlogsvc.New(decisionlogsvc.Config{Log: s.decisions, Logger: s.log})
+		s.decLogSvc.Register(s.grpc)
+		p, err := pdp.New(pdp.Config{
+			Store: st, Source: revokersvc.NewSource(conn), StalenessBound: cfg.StalenessBound, Recorder: s.decisions, Logger: s.log,
+		})
 		if err != nil {
 			return err
 		}
 		s.pdp = p
 		s.goLoop(func() { p.Run(ctx) })
+		trust := NewTrust(cfg.TrustSubjectsFrom)
 		pdpsvc.New(pdpsvc.Config{PDP: p, Logger: s.log}).Register(s.grpc)
+		if cfg.ExtAuthzRoutes != "" {
+			routes, err := extauthz.LoadRoutes(cfg.ExtAuthzRoutes)
+			if err != nil {
+				return fmt.Errorf("--extauthz-routes: %w", err)
+			}
+			ext, err := extauthz.New(extauthz.Config{PDP: p, Routes: routes, Environment: cfg.Environment, Logger: s.log})
+			if err != nil {
+				return fmt.Errorf("ext_authz: %w", err)
+			}
+			ext.Register(s.grpc)
+		}
+		if cfg.HTTPListen != "" {
+			if err := s.startHTTP(p, trust); err != nil {
+				return err
+			}
+		}
 	}
 	if cfg.runs(Issuer) {
 		st, err := open(Issuer, issuer.Schema)
@@ -222,6 +265,43 @@ func (s *Server) assemble(ctx context.Context) error {
 		issuersvc.New(issuersvc.Config{Issuer: iss, Logger: s.log}).Register(s.grpc)
 	}
 	return nil
+}
+
+// startHTTP serves the AuthZEN API on its own listener.
+func (s *Server) startHTTP(p *pdp.PDP, trust *Trust) error {
+	lis, err := net.Listen("tcp", s.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (--http-listen): %w", s.cfg.HTTPListen, err)
+	}
+	s.httpLis = lis
+	base := s.cfg.HTTPBaseURL
+	if base == "" {
+		base = "http://" + lis.Addr().String()
+	}
+	h, err := authzen.New(authzen.Config{PDP: p, BaseURL: base, Trusted: trust.HTTP, Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("authzen: %w", err)
+	}
+	// Timeouts bound what a slow or idle client can hold: bodies are small and decisions fast.
+	s.http = &http.Server{
+		Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("AuthZEN HTTP server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// HTTPAddr returns the address the AuthZEN HTTP API listens on, or "" without one.
+func (s *Server) HTTPAddr() string {
+	if s.httpLis == nil {
+		return ""
+	}
+	return s.httpLis.Addr().String()
 }
 
 // newGRPCServer builds the server with Treaty's interceptor chain. The order is deliberate:
@@ -321,6 +401,16 @@ func (s *Server) Shutdown() {
 		if s.revokerSvc != nil {
 			s.revokerSvc.Close()
 		}
+		if s.decLogSvc != nil {
+			s.decLogSvc.Close() // ends the tails, which would otherwise never finish
+		}
+		if s.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+			if err := s.http.Shutdown(ctx); err != nil {
+				s.http.Close()
+			}
+			cancel()
+		}
 		done := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(done) }()
 		select {
@@ -344,6 +434,12 @@ func (s *Server) closeResources() {
 		s.cancel()
 	}
 	s.loops.Wait()
+	if s.decisions != nil {
+		// No decision is made any more: flush what the log still queues before its store closes.
+		if err := s.decisions.Close(); err != nil {
+			s.log.Error("closing the decision log", "err", err)
+		}
+	}
 	for _, c := range s.conns {
 		c.Close()
 	}
@@ -353,6 +449,9 @@ func (s *Server) closeResources() {
 	}
 	if s.lis != nil {
 		s.lis.Close()
+	}
+	if s.httpLis != nil {
+		s.httpLis.Close()
 	}
 	if err := errors.Join(errs...); err != nil {
 		s.log.Error("closing stores", "err", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os/signal"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 func (c *cli) serveCmd() *cobra.Command {
 	cfg := services.Config{}
 	var logFormat, logLevel string
+	var trustFrom []string
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--listen ADDR] [--services registry,issuer,pdp,revoker] [--registry ADDR ...]",
 		Short: "Run Treaty's services (all four in one process by default)",
@@ -47,6 +49,13 @@ accepted. The health service reports SERVING once the decision point has caught 
 					cfg.Peers[name] = *v
 				}
 			}
+			for _, cidr := range trustFrom {
+				p, err := netip.ParsePrefix(cidr)
+				if err != nil {
+					return usagef("--trust-subjects-from %q: want an address range like 127.0.0.1/32", cidr)
+				}
+				cfg.TrustSubjectsFrom = append(cfg.TrustSubjectsFrom, p.Masked())
+			}
 			if err := cfg.Validate(); err != nil {
 				return usagef("%v", err)
 			}
@@ -76,6 +85,14 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.DurationVar(&cfg.MaxCredentialTTL, "max-credential-ttl", token.DefaultMaxLifetime, "longest lifetime any credential may have")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", time.Second, "how often the revoker sends heartbeats")
 	f.DurationVar(&cfg.StalenessBound, "staleness-bound", services.DefaultStalenessBound, "how long the PDP may lag before it denies as stale")
+	f.StringVar(&cfg.HTTPListen, "http-listen", "", "serve the AuthZEN HTTP API on this address (off unless given; loopback only without TLS)")
+	f.StringVar(&cfg.HTTPBaseURL, "http-base-url", "", "base URL the AuthZEN metadata names (default http://HTTP-LISTEN)")
+	f.StringVar(&cfg.ExtAuthzRoutes, "extauthz-routes", "", "serve Envoy ext_authz on the gRPC port, mapping requests to action and resource by this route file (JSON)")
+	f.StringVar(&cfg.Environment, "environment", "", "the environment this deployment serves (policy conditions see it for ext_authz requests)")
+	f.StringSliceVar(&trustFrom, "trust-subjects-from", nil, "caller address ranges (CIDR) that may send the PDP verified claims or a bare workload id")
+	f.Float64Var(&cfg.DecisionLog.AllowSample, "decision-log-allow-sample", 1, "share of allows the decision log keeps, 0 to 1 (every deny is always kept)")
+	f.DurationVar(&cfg.DecisionLog.MaxAge, "decision-log-max-age", 7*24*time.Hour, "how long the decision log keeps decisions")
+	f.IntVar(&cfg.DecisionLog.MaxRecords, "decision-log-max-records", 1_000_000, "the most decisions the decision log keeps (oldest go first)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

@@ -55,6 +55,13 @@ func workloadToProto(w registry.Workload) *treatyv1.Workload {
 	}
 }
 
+func policyToProto(p registry.Policy) *treatyv1.Policy {
+	return &treatyv1.Policy{
+		Id: p.ID, PartnerId: p.PartnerID, Version: p.Version, Mode: p.Mode, Text: p.Text, Current: p.Current,
+		CreateTime: timestamppb.New(p.Created), Actor: p.Actor,
+	}
+}
+
 func convertAll[T any, P any](items []T, conv func(T) P) []P {
 	out := make([]P, len(items))
 	for i, item := range items {

@@ -173,3 +173,39 @@ func (s *Service) ListWorkloads(ctx context.Context, req *treatyv1.ListWorkloads
 	}
 	return &treatyv1.ListWorkloadsResponse{Workloads: convertAll(ws, workloadToProto), NextPageToken: next}, nil
 }
+
+// PutPolicy implements treatyv1.RegistryServiceServer.
+func (s *Service) PutPolicy(ctx context.Context, req *treatyv1.PutPolicyRequest) (*treatyv1.PutPolicyResponse, error) {
+	if err := validatePutPolicy(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	p, seq, err := s.reg.PutPolicy(ctx, req.GetPartnerId(), req.GetText(), req.GetMode(), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.PutPolicyResponse{Policy: policyToProto(p), Sequence: seq}, nil
+}
+
+// GetPolicy implements treatyv1.RegistryServiceServer.
+func (s *Service) GetPolicy(ctx context.Context, req *treatyv1.GetPolicyRequest) (*treatyv1.GetPolicyResponse, error) {
+	if err := validatePolicyID(req.GetId()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	p, err := s.reg.GetPolicy(ctx, req.GetId())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.GetPolicyResponse{Policy: policyToProto(p)}, nil
+}
+
+// ListPolicies implements treatyv1.RegistryServiceServer.
+func (s *Service) ListPolicies(ctx context.Context, req *treatyv1.ListPoliciesRequest) (*treatyv1.ListPoliciesResponse, error) {
+	if err := validateFilteredPage("partner_id", req.GetPartnerId(), req.GetPageSize()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	ps, next, err := s.reg.ListPolicies(ctx, req.GetPartnerId(), int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.ListPoliciesResponse{Policies: convertAll(ps, policyToProto), NextPageToken: next}, nil
+}

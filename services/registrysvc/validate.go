@@ -103,3 +103,28 @@ func validateCreateWorkload(req *treatyv1.CreateWorkloadRequest) error {
 	}
 	return registry.CheckActor("actor", req.GetActor())
 }
+
+func validatePutPolicy(req *treatyv1.PutPolicyRequest) error {
+	if err := fail.CheckID("partner_id", req.GetPartnerId()); err != nil {
+		return err
+	}
+	switch req.GetMode() {
+	case treatyv1.PolicyMode_POLICY_MODE_UNSPECIFIED, treatyv1.PolicyMode_POLICY_MODE_LIVE, treatyv1.PolicyMode_POLICY_MODE_SHADOW:
+	default:
+		return fail.Invalidf("mode", "mode must be POLICY_MODE_LIVE (the default) or POLICY_MODE_SHADOW")
+	}
+	if strings.TrimSpace(req.GetText()) == "" {
+		return fail.Invalidf("text", "text is required: the policy set in the Cedar language")
+	}
+	// The text's syntax and validation are the domain's (package policy), which names the line.
+	return registry.CheckActor("actor", req.GetActor())
+}
+
+// validatePolicyID accepts PARTNER@VERSION or a partner id; the version's form is the domain's.
+func validatePolicyID(id string) error {
+	partnerID, _, _ := strings.Cut(id, "@")
+	if !fail.ValidID(partnerID) {
+		return fail.Invalidf("id", "id must be PARTNER@VERSION or a partner id, not %q", id)
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package decisionlog
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/pdp"
+)
+
+// Entry is one logged decision. It never holds a token: only the credential's id.
+type Entry struct {
+	// Seq is the log's own sequence number, from 1, gap-free until retention removes the oldest.
+	Seq uint64
+	// Time is when the decision was made, on the log's clock.
+	Time time.Time
+	// DecisionID is the PDP's id for the decision.
+	DecisionID string
+	// RequestID is the caller's request id, if any.
+	RequestID string
+	// Subject is the workload the decision was about, if known.
+	Subject string
+	// Partner is the partner the subject acts for, if known.
+	Partner string
+	// CredentialID is the jti of the checked token, if its signature verified.
+	CredentialID string
+	// Action and Resource are what was asked.
+	Action, Resource string
+	// Allow is the decision.
+	Allow bool
+	// Reasons are the decision's reasons.
+	Reasons []string
+	// PolicyID is the live policy version that took part, if any.
+	PolicyID string
+	// Latency is how long the decision took inside the PDP.
+	Latency time.Duration
+	// Sequence is the feed sequence the decision was made at.
+	Sequence uint64
+}
+
+// pending is what Record queues for the writer: the fields of one decision, before the writer
+// gives it a log sequence. The id keeps the PDP's own representation so queuing never converts.
+type pending struct {
+	time                             time.Time
+	id                               decisionID
+	requestID, subject, partner, jti string
+	action, resource, policyID       string
+	reasons                          []string
+	latency                          time.Duration
+	sequence                         uint64
+	allow                            bool
+}
+
+// decisionID is pdp.Decision.DecisionID's type, held as is between Record and the writer. If pdp
+// changes its representation (a fixed-size id with a String method), change this one line: the
+// rest of the package goes through idString.
+type decisionID = string
+
+// idString spells a decision id for storage and display, whichever representation pdp uses.
+func idString(id decisionID) string {
+	switch v := any(id).(type) {
+	case string:
+		return v
+	case fmt.Stringer:
+		return v.String()
+	}
+	return fmt.Sprint(id)
+}
+
+// capture copies what the log keeps of one decision. Strings are immutable and pdp documents the
+// Reasons slice as shared and never modified, so holding them is a copy without allocating; req and
+// d themselves are never retained, and req.Token is never read.
+func capture(req *pdp.CheckRequest, d *pdp.Decision, latency time.Duration, now time.Time) pending {
+	return pending{
+		time: now, id: d.DecisionID, requestID: req.RequestID,
+		subject: d.Subject, partner: d.Partner, jti: d.TokenID,
+		action: req.Action, resource: req.Resource, policyID: d.PolicyID,
+		reasons: d.Reasons, latency: latency, sequence: d.Sequence, allow: d.Allow,
+	}
+}
+
+func (p *pending) entry(seq uint64) Entry {
+	return Entry{
+		Seq: seq, Time: p.time, DecisionID: idString(p.id), RequestID: p.requestID,
+		Subject: p.subject, Partner: p.partner, CredentialID: p.jti,
+		Action: p.action, Resource: p.resource, Allow: p.allow, Reasons: p.reasons,
+		PolicyID: p.policyID, Latency: p.latency, Sequence: p.sequence,
+	}
+}
+
+// Proto returns the entry as the API's DecisionRecord.
+func (e Entry) Proto() *treatyv1.DecisionRecord {
+	d := treatyv1.Decision_DECISION_DENY
+	if e.Allow {
+		d = treatyv1.Decision_DECISION_ALLOW
+	}
+	return &treatyv1.DecisionRecord{
+		DecisionId: e.DecisionID, Time: timestamppb.New(e.Time), RequestId: e.RequestID,
+		Subject: e.Subject, PartnerId: e.Partner, Action: e.Action, Resource: e.Resource,
+		Decision: d, Reasons: e.Reasons, PolicyId: e.PolicyID, Latency: durationpb.New(e.Latency),
+		Sequence: e.Sequence, CredentialId: e.CredentialID, LogSequence: e.Seq,
+	}
+}
+
+// entryFromProto is the inverse of Proto.
+func entryFromProto(r *treatyv1.DecisionRecord) Entry {
+	return Entry{
+		Seq: r.GetLogSequence(), Time: r.GetTime().AsTime(), DecisionID: r.GetDecisionId(),
+		RequestID: r.GetRequestId(), Subject: r.GetSubject(), Partner: r.GetPartnerId(),
+		CredentialID: r.GetCredentialId(), Action: r.GetAction(), Resource: r.GetResource(),
+		Allow: r.GetDecision() == treatyv1.Decision_DECISION_ALLOW, Reasons: r.GetReasons(),
+		PolicyID: r.GetPolicyId(), Latency: r.GetLatency().AsDuration(), Sequence: r.GetSequence(),
+	}
+}
+
+// The stored value of an entry is its DecisionRecord in protobuf's wire format: compact, quick
+// to write from the one writer goroutine, and able to grow fields without a migration.
+func encode(e Entry) ([]byte, error) { return proto.Marshal(e.Proto()) }
+
+func decode(raw []byte) (Entry, error) {
+	var r treatyv1.DecisionRecord
+	if err := proto.Unmarshal(raw, &r); err != nil {
+		return Entry{}, fmt.Errorf("decode decision record: %w", err)
+	}
+	return entryFromProto(&r), nil
+}

@@ -1,0 +1,254 @@
+// Package decisionlog is the PDP's append-only decision log. It implements pdp.Recorder: Record
+// runs on the decision path, so it only copies a decision's fields into a bounded in-memory queue,
+// and one writer goroutine commits them in batches to the log's own bbolt store, indexed by
+// subject and by time, and fans them out to live tails.
+//
+// The log never drops a decision silently:
+//   - Sampling keeps a configured share of allows, chosen by a counter (see Config.AllowSampleRate),
+//     and every deny. Allows left out are counted (Stats.SampledOut).
+//   - When the queue is full, a deny waits for room (backpressure): a slow or stuck disk makes
+//     denies slow, never lost. An allow is not waited for: it is left out and counted
+//     (Stats.Shed), so a slow disk never slows the allows that make up most traffic.
+//   - Close writes everything queued, fsync'd, before it returns; a decision recorded after
+//     Close is counted (Stats.AfterClose).
+package decisionlog
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/treaty-dev/treaty/pdp"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultQueueSize         = 8192
+	DefaultBatchSize         = 1024
+	DefaultMaxAge            = 7 * 24 * time.Hour
+	DefaultMaxRecords        = 1_000_000
+	DefaultRetentionInterval = time.Minute
+	DefaultTailBuffer        = 1024
+)
+
+// KeepNoAllows is the AllowSampleRate that leaves every allow out of the log.
+const KeepNoAllows = -1
+
+// Config configures a Log.
+type Config struct {
+	// Store holds the log, opened with Schema. Required. The caller closes it, after Log.Close.
+	Store store.Store
+	// AllowSampleRate is the share of allows kept, in (0, 1]; zero means 1 (every allow), and a
+	// negative value (KeepNoAllows) keeps none. Every deny is kept whatever the rate. The choice is
+	// a counter, not a hash: of the first n allows, exactly floor(n × rate) are kept, spread
+	// evenly, so the share is exact at any moment and costs one atomic add.
+	AllowSampleRate float64
+	// QueueSize bounds the decisions waiting for the writer; default 8192.
+	QueueSize int
+	// BatchSize bounds the decisions the writer commits in one transaction; default 1024.
+	BatchSize int
+	// MaxAge is how long an entry is kept; default 7 days; negative keeps entries whatever their age.
+	MaxAge time.Duration
+	// MaxRecords bounds the entries kept, the oldest going first; default 1,000,000 (a few hundred
+	// MB on disk); negative means no bound.
+	MaxRecords int
+	// RetentionInterval is how often the writer deletes entries past MaxAge or MaxRecords; default
+	// one minute.
+	RetentionInterval time.Duration
+	// TailBuffer bounds the entries a live tail may fall behind before it is cut off; default 1024.
+	TailBuffer int
+	// Now returns the time a decision is logged at; defaults to time.Now.
+	Now func() time.Time
+	// Logger receives operational logs; defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.QueueSize <= 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.MaxRecords == 0 {
+		c.MaxRecords = DefaultMaxRecords
+	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = DefaultRetentionInterval
+	}
+	if c.TailBuffer <= 0 {
+		c.TailBuffer = DefaultTailBuffer
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// rateScale is the resolution of AllowSampleRate: parts per million.
+const rateScale = 1_000_000
+
+// Log is the decision log. It is safe for concurrent use.
+type Log struct {
+	cfg   Config
+	log   *slog.Logger
+	store store.Store
+	ppm   uint64 // allows kept per million: rateScale keeps all, 0 keeps none
+
+	// closeMu makes Close wait for Records in flight: Record holds it shared while it queues,
+	// so once Close holds it, nothing more enters the queue and the writer can drain it for good.
+	closeMu sync.RWMutex
+	closed  bool
+	queue   chan pending
+	stop    chan struct{} // closed by Close: drain the queue and end
+	done    chan struct{} // closed by the writer when it has ended
+	lost    error         // the writer's last failure to write at Close, read after done
+
+	allows     atomic.Uint64 // allows seen, counted only while sampling
+	sampledOut atomic.Uint64
+	shed       atomic.Uint64
+	waited     atomic.Uint64
+	afterClose atomic.Uint64
+	received   atomic.Uint64 // taken from the queue by the writer
+	written    atomic.Uint64
+	deleted    atomic.Uint64
+	lostCount  atomic.Uint64
+
+	seq uint64 // the last sequence written; the writer's alone after Open
+
+	tail tailHub
+}
+
+var _ pdp.Recorder = (*Log)(nil)
+
+// Open opens the log in cfg.Store and starts its writer. Close it to flush and stop the writer.
+func Open(cfg Config) (*Log, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("decisionlog: Config.Store is required")
+	}
+	if cfg.AllowSampleRate > 1 {
+		return nil, fmt.Errorf("decisionlog: AllowSampleRate %v is more than 1", cfg.AllowSampleRate)
+	}
+	cfg = cfg.withDefaults()
+	l := &Log{
+		cfg: cfg, log: cfg.Logger.With("component", "decisionlog"), store: cfg.Store,
+		queue: make(chan pending, cfg.QueueSize), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	switch r := cfg.AllowSampleRate; {
+	case r == 0:
+		l.ppm = rateScale
+	case r > 0:
+		l.ppm = uint64(r * rateScale)
+	}
+	if err := cfg.Store.View(func(tx store.Tx) error {
+		if k, _ := tx.Last(recordsBucket); k != nil {
+			l.seq = store.KeyUint64(k)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("decisionlog: read the last sequence: %w", err)
+	}
+	l.tail.init(cfg.TailBuffer, l.seq)
+	go l.run()
+	return l, nil
+}
+
+// Record implements pdp.Recorder. It copies the decision's fields (never the token) into the
+// queue: an allow is kept or counted out by sampling, and counted as shed if the queue is full; a
+// deny is always kept, waiting for room if the queue is full.
+func (l *Log) Record(req *pdp.CheckRequest, d *pdp.Decision, latency time.Duration) {
+	if d.Allow && !l.sampleAllow() {
+		l.sampledOut.Add(1)
+		return
+	}
+	p := capture(req, d, latency, l.cfg.Now())
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		l.afterClose.Add(1)
+		return
+	}
+	select {
+	case l.queue <- p:
+		return
+	default:
+	}
+	if d.Allow {
+		l.shed.Add(1)
+		return
+	}
+	l.waited.Add(1)
+	l.queue <- p
+}
+
+// sampleAllow says whether to keep the next allow: the n-th allow is kept when floor(n × rate)
+// grows at n, which keeps exactly floor(n × rate) of the first n.
+func (l *Log) sampleAllow() bool {
+	switch l.ppm {
+	case rateScale:
+		return true
+	case 0:
+		return false
+	}
+	n := l.allows.Add(1)
+	return n*l.ppm/rateScale != (n-1)*l.ppm/rateScale
+}
+
+// Stats are the log's counters since Open.
+type Stats struct {
+	// Kept counts decisions accepted into the log: written, or queued to be.
+	Kept uint64
+	// Written counts entries committed to the store.
+	Written uint64
+	// SampledOut counts allows left out by sampling.
+	SampledOut uint64
+	// Shed counts allows left out because the queue was full.
+	Shed uint64
+	// Waited counts denies that waited for room in a full queue.
+	Waited uint64
+	// AfterClose counts decisions recorded after Close began, which were not logged.
+	AfterClose uint64
+	// Lost counts entries Close could not write because the store failed.
+	Lost uint64
+	// Deleted counts entries removed by retention.
+	Deleted uint64
+}
+
+// Omitted is every decision made but not logged: what ListDecisionsResponse.sampled_out reports.
+func (s Stats) Omitted() uint64 { return s.SampledOut + s.Shed + s.AfterClose + s.Lost }
+
+// Stats returns the counters.
+func (l *Log) Stats() Stats {
+	return Stats{
+		Kept: l.received.Load() + uint64(len(l.queue)), Written: l.written.Load(),
+		SampledOut: l.sampledOut.Load(), Shed: l.shed.Load(), Waited: l.waited.Load(),
+		AfterClose: l.afterClose.Load(), Lost: l.lostCount.Load(), Deleted: l.deleted.Load(),
+	}
+}
+
+// Close stops taking decisions, writes every queued one (fsync'd), ends every tail with
+// ErrClosed and stops the writer. It returns an error if the store failed to take the last
+// entries (counted in Stats.Lost). It does not close the store. Calling it again returns nil.
+func (l *Log) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.closeMu.Unlock()
+	close(l.stop)
+	<-l.done
+	l.tail.closeAll()
+	return l.lost
+}
