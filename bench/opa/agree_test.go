@@ -20,8 +20,7 @@ type sample struct {
 	action   string
 	resource string
 	ip, env  string
-	hour     int  // the decision points' clock, UTC, that day
-	cedar    bool // decided by the partner's conditions, which a build without policies ignores
+	hour     int // the decision points' clock, UTC, that day
 	allow    bool
 }
 
@@ -59,28 +58,26 @@ func (w *world) samples() []sample {
 			edit: func(_ *world, c *token.Claims) { c.Partner = partnerID(g + 1) }},
 		{name: "unknown workload", partner: g, action: "read", resource: api,
 			edit: func(_ *world, c *token.Claims) { c.Subject, c.ClientID = "nobody", "nobody" }},
-		{name: "conditions hold", partner: c, action: "read", resource: api, ip: inside, env: prod, cedar: true, allow: true},
-		{name: "conditions hold at opening", partner: c, action: "write", resource: api, ip: inside, env: prod, hour: 8, cedar: true, allow: true},
-		{name: "conditions hold before closing", partner: c, action: "read", resource: api, ip: "10.255.0.1", env: prod, hour: 17, cedar: true, allow: true},
-		{name: "conditions: outside the network", partner: c, action: "read", resource: api, ip: "192.168.1.1", env: prod, cedar: true},
-		{name: "conditions: IPv6 source", partner: c, action: "read", resource: api, ip: "2001:db8::1", env: prod, cedar: true},
-		{name: "conditions: wrong environment", partner: c, action: "read", resource: api, ip: inside, env: "staging", cedar: true},
-		{name: "conditions: no source address", partner: c, action: "read", resource: api, env: prod, cedar: true},
-		{name: "conditions: no environment", partner: c, action: "read", resource: api, ip: inside, cedar: true},
-		{name: "conditions: at closing", partner: c, action: "read", resource: api, ip: inside, env: prod, hour: 18, cedar: true},
-		{name: "conditions: at night", partner: c, action: "read", resource: api, ip: inside, env: prod, hour: 3, cedar: true},
+		{name: "conditions hold", partner: c, action: "read", resource: api, ip: inside, env: prod, allow: true},
+		{name: "conditions hold at opening", partner: c, action: "write", resource: api, ip: inside, env: prod, hour: 8, allow: true},
+		{name: "conditions hold before closing", partner: c, action: "read", resource: api, ip: "10.255.0.1", env: prod, hour: 17, allow: true},
+		{name: "conditions: outside the network", partner: c, action: "read", resource: api, ip: "192.168.1.1", env: prod},
+		{name: "conditions: IPv6 source", partner: c, action: "read", resource: api, ip: "2001:db8::1", env: prod},
+		{name: "conditions: wrong environment", partner: c, action: "read", resource: api, ip: inside, env: "staging"},
+		{name: "conditions: no source address", partner: c, action: "read", resource: api, env: prod},
+		{name: "conditions: no environment", partner: c, action: "read", resource: api, ip: inside},
+		{name: "conditions: at closing", partner: c, action: "read", resource: api, ip: inside, env: prod, hour: 18},
+		{name: "conditions: at night", partner: c, action: "read", resource: api, ip: inside, env: prod, hour: 3},
 		{name: "conditions, then the grants", partner: c, integ: 1, action: "write", resource: api, ip: inside, env: prod},
 	}
 }
 
 // agree decides every sample with both engines and fails the test if either is not the expected
-// decision. Where only the conditions deny, Treaty's answer is not checked (and this is said)
-// when the build has no policy support. It leaves the clock at noon.
+// decision. It leaves the clock at noon.
 func (w *world) agree(tb testing.TB) {
 	tb.Helper()
 	ctx := context.Background()
 	defer w.clock.Set(noon)
-	skipped := 0
 	for _, s := range w.samples() {
 		hour := s.hour
 		if hour == 0 {
@@ -107,16 +104,9 @@ func (w *world) agree(tb testing.TB) {
 		if err != nil {
 			tb.Fatalf("%s: OPA: %v", s.name, err)
 		}
-		if s.cedar && !s.allow && !w.policies {
-			skipped++
-			d.Allow = s.allow // Treaty cannot apply the conditions: check OPA alone
-		}
 		if d.Allow != s.allow || allow != s.allow {
 			tb.Errorf("%s: Treaty allow=%v (reasons %q), OPA allow=%v; want %v", s.name, d.Allow, d.Reasons, allow, s.allow)
 		}
-	}
-	if skipped > 0 {
-		tb.Logf("Treaty skipped %d samples that only policies deny: this build has no policy support", skipped)
 	}
 }
 

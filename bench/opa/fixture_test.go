@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/pdp"
@@ -105,9 +104,6 @@ type world struct {
 	key   *pdptest.Key
 	clock *clock
 	pdp   *pdp.PDP
-	// policies is false when the revoker refused the PolicyChanged events (a build without
-	// policy support): Treaty then decides without the conditions, and OPA still with them.
-	policies bool
 	// tokens holds a valid token per workload, minted at the feed's head.
 	tokens map[string]string
 	opa    *opaEngine
@@ -159,29 +155,18 @@ func build(tb testing.TB, n int) *world {
 
 	// Policies go in their own batches, so that a revoker without policy support refuses only
 	// them.
-	var policies []*treatyv1.PublishEntry
+	var policies []*treatyv1.Event
 	for i := range n {
 		if conditioned(i) {
 			p := partnerID(i)
-			policies = append(policies, &treatyv1.PublishEntry{
-				RequestId: "policy-" + p,
-				Event: &treatyv1.Event{Change: &treatyv1.Event_PolicyChanged{PolicyChanged: &treatyv1.PolicyChanged{
-					PartnerId: p, Mode: treatyv1.PolicyMode_POLICY_MODE_LIVE, Version: 1,
-					Text: businessHours.cedar(p), PolicyId: p + "@1",
-				}}},
-			})
+			policies = append(policies, &treatyv1.Event{Change: &treatyv1.Event_PolicyChanged{PolicyChanged: &treatyv1.PolicyChanged{
+				PartnerId: p, Mode: treatyv1.PolicyMode_POLICY_MODE_LIVE, Version: 1,
+				Text: businessHours.cedar(p), PolicyId: p + "@1",
+			}}})
 		}
 	}
-	w.policies = true
 	for chunk := range slices.Chunk(policies, batch) {
-		if _, err := log.Publish(context.Background(), chunk); err != nil {
-			if fail.KindOf(err) != fail.Invalid {
-				tb.Fatalf("publish policies: %v", err)
-			}
-			tb.Logf("the revoker refuses policy events in this build (%v): Treaty decides without the conditions", err)
-			w.policies = false
-			break
-		}
+		pdptest.Publish(tb, log, chunk...)
 	}
 
 	for i := range n {
