@@ -10,7 +10,7 @@ import (
 	"github.com/treaty-dev/treaty/token"
 )
 
-// A case is one request both engines decide: Treaty from a real token minted from the claims, OPA
+// A sample is one request both engines decide: Treaty from a real token minted from the claims, OPA
 // from the claims themselves.
 type sample struct {
 	name     string
