@@ -156,6 +156,11 @@ func (s *State) Counts() (partners, integrations, workloads, keys, revoked int) 
 	return s.partners.len(), s.integrations.len(), s.workloads.len(), s.keys.len(), s.revoked.len()
 }
 
+// EachWorkload calls fn for every workload record, in no particular order, until it returns false.
+func (s *State) EachWorkload(fn func(*Workload) bool) {
+	s.workloads.each(func(_ string, w *Workload) bool { return fn(w) })
+}
+
 // EachSigningKey calls fn for every signing key until it returns false.
 func (s *State) EachSigningKey(fn func(*SigningKey) bool) {
 	s.keys.each(func(_ string, k *SigningKey) bool { return fn(k) })

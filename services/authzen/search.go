@@ -167,18 +167,18 @@ type workloadIndex struct {
 	ids   []string
 }
 
-// workloadIDs returns the ids of every workload in s, sorted. feed.State offers no iteration over
-// workloads, so the list comes from its full Proto form, built once per state and kept until the
-// next search on a newer one.
+// workloadIDs returns the ids of every workload in s, sorted: built once per state and kept until
+// the next search on a newer one.
 func (h *Handler) workloadIDs(s *feed.State) []string {
 	if idx := h.subjects.Load(); idx != nil && idx.state == s {
 		return idx.ids
 	}
-	records := s.Proto().GetWorkloads()
-	ids := make([]string, len(records))
-	for i, w := range records {
-		ids[i] = w.GetWorkload().GetWorkloadId()
-	}
+	_, _, n, _, _ := s.Counts()
+	ids := make([]string, 0, n)
+	s.EachWorkload(func(w *feed.Workload) bool {
+		ids = append(ids, w.ID)
+		return true
+	})
 	slices.Sort(ids)
 	h.subjects.Store(&workloadIndex{state: s, ids: ids})
 	return ids
