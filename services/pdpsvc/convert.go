@@ -13,7 +13,7 @@ func checkRequest(req *treatyv1.CheckRequest) pdp.CheckRequest {
 }
 
 func checkResponse(d pdp.Decision) *treatyv1.CheckResponse {
-	return &treatyv1.CheckResponse{Decision: decision(d.Allow), Reasons: d.Reasons, DecisionId: d.DecisionID, Sequence: d.Sequence}
+	return &treatyv1.CheckResponse{Decision: decision(d.Allow), Reasons: d.Reasons, DecisionId: d.DecisionID.String(), Sequence: d.Sequence}
 }
 
 func issuanceRequest(req *treatyv1.CheckIssuanceRequest) pdp.IssuanceRequest {
@@ -24,7 +24,7 @@ func issuanceRequest(req *treatyv1.CheckIssuanceRequest) pdp.IssuanceRequest {
 }
 
 func issuanceResponse(d pdp.Decision) *treatyv1.CheckIssuanceResponse {
-	return &treatyv1.CheckIssuanceResponse{Decision: decision(d.Allow), Reasons: d.Reasons, DecisionId: d.DecisionID, Sequence: d.Sequence, Epoch: d.Epoch}
+	return &treatyv1.CheckIssuanceResponse{Decision: decision(d.Allow), Reasons: d.Reasons, DecisionId: d.DecisionID.String(), Sequence: d.Sequence, Epoch: d.Epoch}
 }
 
 func decision(allow bool) treatyv1.Decision {
