@@ -27,7 +27,7 @@ func BenchmarkRecord(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			l := open(b, decisionlog.Config{AllowSampleRate: bc.rate})
 			req := &pdp.CheckRequest{Token: "eyJ.token", Action: "orders:read", Resource: "https://api.test", RequestID: "req-1"}
-			d := &pdp.Decision{Allow: bc.allow, Reasons: granted, DecisionID: "0123456789abcdef0123456789abcdef",
+			d := &pdp.Decision{Allow: bc.allow, Reasons: granted, DecisionID: testDecisionID(1),
 				Sequence: 42, Subject: "w1", Partner: "acme", TokenID: "jti-1"}
 			b.ReportAllocs()
 			b.ResetTimer()

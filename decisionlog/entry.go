@@ -55,21 +55,12 @@ type pending struct {
 	allow                            bool
 }
 
-// decisionID is pdp.Decision.DecisionID's type, held as is between Record and the writer. If pdp
-// changes its representation (a fixed-size id with a String method), change this one line: the
-// rest of the package goes through idString.
-type decisionID = string
+// decisionID is pdp.Decision.DecisionID's type, held as is (16 bytes, no allocation) between
+// Record and the writer, and spelled out only when written.
+type decisionID = pdp.DecisionID
 
-// idString spells a decision id for storage and display, whichever representation pdp uses.
-func idString(id decisionID) string {
-	switch v := any(id).(type) {
-	case string:
-		return v
-	case fmt.Stringer:
-		return v.String()
-	}
-	return fmt.Sprint(id)
-}
+// idString spells a decision id for storage and display.
+func idString(id decisionID) string { return id.String() }
 
 // capture copies what the log keeps of one decision. Strings are immutable and pdp documents the
 // Reasons slice as shared and never modified, so holding them is a copy without allocating; req and

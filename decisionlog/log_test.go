@@ -26,7 +26,7 @@ func TestEntryHoldsTheDecisionAndNeverTheToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []decisionlog.Entry{{
-		Seq: 1, Time: clk.Now(), DecisionID: "d-7", RequestID: "req-7", Subject: "w1", Partner: "acme",
+		Seq: 1, Time: clk.Now(), DecisionID: testDecisionID(7).String(), RequestID: "req-7", Subject: "w1", Partner: "acme",
 		CredentialID: "jti-7", Action: "orders:read", Resource: "https://api.test", Allow: false,
 		Reasons: []string{pdp.ReasonRevoked}, PolicyID: "pol-1", Latency: 7 * time.Microsecond, Sequence: 107,
 	}}
@@ -225,7 +225,7 @@ func TestRecordDoesNotAllocate(t *testing.T) {
 	l := open(t, decisionlog.Config{AllowSampleRate: 0.5, QueueSize: 10_000})
 	req := &pdp.CheckRequest{Token: "eyJ.token", Action: "orders:read", Resource: "https://api.test", RequestID: "req-1"}
 	for _, allow := range []bool{true, false} {
-		d := &pdp.Decision{Allow: allow, Reasons: granted, DecisionID: "d-1", Subject: "w1", Partner: "acme", TokenID: "jti-1"}
+		d := &pdp.Decision{Allow: allow, Reasons: granted, DecisionID: testDecisionID(1), Subject: "w1", Partner: "acme", TokenID: "jti-1"}
 		if n := testing.AllocsPerRun(1000, func() { l.Record(req, d, time.Microsecond) }); n != 0 {
 			t.Errorf("Record(allow=%v) allocates %v times per call, want 0", allow, n)
 		}

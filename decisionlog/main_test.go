@@ -1,6 +1,7 @@
 package decisionlog_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"testing"
@@ -59,7 +60,7 @@ var (
 func record(l *decisionlog.Log, n int, subject string, allow bool) {
 	req := &pdp.CheckRequest{Token: "eyJ.secret.token", Action: "orders:read", Resource: "https://api.test", RequestID: fmt.Sprintf("req-%d", n)}
 	d := &pdp.Decision{
-		Allow: allow, Reasons: revoked, DecisionID: fmt.Sprintf("d-%d", n), Sequence: uint64(100 + n),
+		Allow: allow, Reasons: revoked, DecisionID: testDecisionID(n), Sequence: uint64(100 + n),
 		Subject: subject, Partner: "acme", TokenID: fmt.Sprintf("jti-%d", n), PolicyID: "pol-1",
 	}
 	if allow {
@@ -119,4 +120,11 @@ func (s *gatedStore) Update(fn func(store.Tx) error) error {
 		<-s.gate
 	}
 	return s.Store.Update(fn)
+}
+
+// testDecisionID is the decision id of test decision n.
+func testDecisionID(n int) pdp.DecisionID {
+	var id pdp.DecisionID
+	binary.BigEndian.PutUint64(id[8:], uint64(n))
+	return id
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/token"
 )
 
 // MaxClockSkew is how far in the future a token's iat may lie, for issuers whose clock runs
@@ -14,7 +15,8 @@ import (
 const MaxClockSkew = 60 * time.Second
 
 // Check decides whether a subject may perform an action on a resource now. It loads the state
-// once and decides on it alone, so the decision is consistent with the Sequence it reports.
+// once and decides on it alone, so the decision is consistent with the Sequence it reports. With
+// a warm token cache and no partner policy, it allocates nothing (the decision log aside).
 func (p *PDP) Check(ctx context.Context, req CheckRequest) (Decision, error) {
 	start := p.clockStart()
 	s, err := p.stateAt(ctx, req.MinSequence)
@@ -22,7 +24,9 @@ func (p *PDP) Check(ctx context.Context, req CheckRequest) (Decision, error) {
 		return Decision{}, err
 	}
 	d := p.decide(ctx, s, &req)
-	p.record(&req, &d, start)
+	if p.cfg.Recorder != nil {
+		p.record(&req, d, start)
+	}
 	return d, nil
 }
 
@@ -40,7 +44,9 @@ func (p *PDP) CheckBatch(ctx context.Context, reqs []CheckRequest, sem BatchSema
 	out := make([]Decision, 0, len(reqs))
 	for i := range reqs {
 		d := p.decide(ctx, s, &reqs[i])
-		p.record(&reqs[i], &d, start)
+		if p.cfg.Recorder != nil {
+			p.record(&reqs[i], d, start)
+		}
 		out = append(out, d)
 		if (sem == DenyOnFirstDeny && !d.Allow) || (sem == PermitOnFirstPermit && d.Allow) {
 			break
@@ -66,7 +72,11 @@ func (p *PDP) decide(ctx context.Context, s *feed.State, req *CheckRequest) Deci
 		}
 	}
 	d.Allow = reason == ReasonGranted
-	if reason != reasonPolicy {
+	switch reason {
+	case ReasonGranted:
+		d.Reasons = grantedReasons // the common answer, without a map lookup
+	case reasonPolicy:
+	default:
 		d.Reasons = reasons[reason]
 	}
 	return d
@@ -83,37 +93,66 @@ func (p *PDP) clockStart() time.Time {
 	return time.Now()
 }
 
-// record hands a decision to the decision log, if there is one.
-func (p *PDP) record(req *CheckRequest, d *Decision, start time.Time) {
-	if p.cfg.Recorder != nil {
-		p.cfg.Recorder.Record(req, d, time.Since(start))
-	}
+// record hands a decision to the decision log. The request and the decision are handed over by
+// pointer, which makes them escape to the heap: they are copies made here, so that the decision
+// path without a log keeps its request and decision on the stack.
+func (p *PDP) record(req *CheckRequest, d Decision, start time.Time) {
+	r := *req
+	p.cfg.Recorder.Record(&r, &d, time.Since(start))
 }
 
 // maxSequenceAheadWait bounds how long a check waits for the feed to reach a token's tsq.
 const maxSequenceAheadWait = time.Second
 
+// check runs the checks of one decision on state s and returns the first reason that fails, or
+// ReasonGranted. It fills in d's audit fields as it learns them.
 func (p *PDP) check(s *feed.State, req *CheckRequest, d *Decision) string {
 	if r := p.notReady(); r != "" {
 		return r
 	}
-	jws, kid, r := parseToken(req.Token)
+	switch {
+	case req.Claims != nil:
+		return p.checkClaims(s, req, d)
+	case req.Token != "":
+		now := p.cfg.Now()
+		c, key, r := p.verifyToken(s, req.Token, now.Unix())
+		if r != "" {
+			return r
+		}
+		return p.checkCredential(s, req, d, c, key, now)
+	case req.WorkloadID != "":
+		return p.checkWorkload(s, req, d)
+	}
+	return ReasonMalformedToken // no subject at all: an empty token
+}
+
+// checkClaims decides on claims a trusted caller verified itself: every check a verified token
+// gets, but the signature.
+func (p *PDP) checkClaims(s *feed.State, req *CheckRequest, d *Decision) string {
+	if !req.Trusted {
+		return ReasonClaimsNotTrusted
+	}
+	vc := req.Claims
+	c := &vc.Claims
+	if c.Issuer == "" || c.ID == "" || c.IssuedAt == 0 || c.Expiry == 0 || c.Sequence == 0 || vc.KeyID == "" ||
+		c.Subject == "" || c.Partner == "" || c.Integration == "" {
+		return ReasonClaimsIncomplete
+	}
+	key, r := signingKey(s, vc.KeyID)
 	if r != "" {
 		return r
 	}
-	key, r := signingKey(s, kid)
-	if r != "" {
-		return r
-	}
-	c, r := verifySignature(jws, key)
-	if r != "" {
-		return r
-	}
-	d.Subject, d.TokenID = c.Subject, c.ID
+	return p.checkCredential(s, req, d, c, key, p.cfg.Now())
+}
+
+// checkCredential runs the checks that follow a credential's signature, on claims c signed by
+// key: issuer, validity window, feed epoch and sequence, revocation, proof of possession, kill
+// switch, lifecycle, scopes and audience, then the partner's policies.
+func (p *PDP) checkCredential(s *feed.State, req *CheckRequest, d *Decision, c *token.Claims, key *feed.SigningKey, now time.Time) string {
+	d.Subject, d.Partner, d.TokenID = c.Subject, c.Partner, c.ID
 	if c.Issuer != key.Issuer {
 		return ReasonWrongIssuer
 	}
-	now := p.cfg.Now()
 	if c.Expiry <= now.Unix() {
 		return ReasonExpired
 	}
@@ -129,6 +168,11 @@ func (p *PDP) check(s *feed.State, req *CheckRequest, d *Decision) string {
 	}
 	if _, revoked := s.RevokedCredential(c.ID); revoked {
 		return ReasonRevoked
+	}
+	if c.Confirmation != nil {
+		if r := checkProof(c.Confirmation, &req.Proof, req.Token, now); r != "" {
+			return r
+		}
 	}
 
 	// Kill switch before lifecycle, widest first: a blocked partner says more than the inactive
@@ -156,7 +200,7 @@ func (p *PDP) check(s *feed.State, req *CheckRequest, d *Decision) string {
 		return r
 	}
 	if workload.PartnerID != c.Partner || workload.IntegrationID != c.Integration || integration.PartnerID != c.Partner ||
-		(c.ClientID != "" && c.ClientID != c.Subject) {
+		(c.ClientID != "" && c.ClientID != c.Subject) || (req.WorkloadID != "" && req.WorkloadID != c.Subject) {
 		return ReasonSubjectMismatch
 	}
 
@@ -172,7 +216,51 @@ func (p *PDP) check(s *feed.State, req *CheckRequest, d *Decision) string {
 	if !integration.AllowsAudience(c.Audience) {
 		return ReasonAudienceNotAllowed
 	}
-	q := policyQuery{Partner: c.Partner, Integration: c.Integration, Workload: c.Subject, Req: req}
+	q := policyQuery{Partner: c.Partner, Integration: c.Integration, Workload: c.Subject, Action: req.Action, Resource: req.Resource, Properties: req.Properties, Context: req.Context}
+	if deny := p.evaluatePolicies(s, &q, d); deny != nil {
+		d.Reasons = deny
+		return reasonPolicy
+	}
+	return ReasonGranted
+}
+
+// checkWorkload decides on a workload's current grants, without a credential, for a trusted
+// caller: the action must be inside the integration's ceiling and the resource among its
+// audiences. Only blocks apply, not watermarks: there is no credential minted before a restore.
+func (p *PDP) checkWorkload(s *feed.State, req *CheckRequest, d *Decision) string {
+	if !req.Trusted {
+		return ReasonSubjectNotTrusted
+	}
+	workload, ok := s.Workload(req.WorkloadID)
+	if !ok {
+		return ReasonWorkloadUnknown
+	}
+	d.Subject, d.Partner = workload.ID, workload.PartnerID
+	partner, hasPartner := s.Partner(workload.PartnerID)
+	integration, hasIntegration := s.Integration(workload.IntegrationID)
+	switch {
+	case hasPartner && partner.Block != nil:
+		return ReasonPartnerBlocked
+	case hasIntegration && integration.Block != nil:
+		return ReasonIntegrationBlocked
+	case workload.Block != nil:
+		return ReasonWorkloadBlocked
+	case workload.State == treatyv1.WorkloadState_WORKLOAD_STATE_UNSPECIFIED:
+		return ReasonWorkloadUnknown // only a block or restore named it
+	}
+	if r := lifecycleReason(partner, integration, workload, p.cfg.Now()); r != "" {
+		return r
+	}
+	if integration.PartnerID != workload.PartnerID {
+		return ReasonSubjectMismatch
+	}
+	if !integration.AllowsScope(req.Action) {
+		return ReasonScopeNotAllowed
+	}
+	if !integration.AllowsAudience(req.Resource) {
+		return ReasonAudienceNotAllowed
+	}
+	q := policyQuery{Partner: workload.PartnerID, Integration: workload.IntegrationID, Workload: workload.ID, Action: req.Action, Resource: req.Resource, Properties: req.Properties, Context: req.Context}
 	if deny := p.evaluatePolicies(s, &q, d); deny != nil {
 		d.Reasons = deny
 		return reasonPolicy

@@ -189,7 +189,7 @@ func TestCheck(t *testing.T) {
 			if d.Sequence != e.log.Head() {
 				t.Errorf("decided at sequence %d, want the head %d", d.Sequence, e.log.Head())
 			}
-			if len(d.DecisionID) != 32 {
+			if len(d.DecisionID.String()) != 32 || d.DecisionID.IsZero() {
 				t.Errorf("decision id %q is not 128 bits of hex", d.DecisionID)
 			}
 		})

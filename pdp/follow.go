@@ -26,6 +26,9 @@ const (
 	// watchdogInterval is how often the status is recomputed from the clock, so that a follower
 	// whose stream went silent turns stale on time.
 	watchdogInterval = 100 * time.Millisecond
+	// cacheSweepInterval is how often the watchdog drops expired tokens from the verified-token
+	// cache. Lookups never return them anyway; sweeping only returns their memory.
+	cacheSweepInterval = 10 * time.Second
 )
 
 // errResubscribe ends a subscription so that the follower subscribes again at once, from the
@@ -79,10 +82,15 @@ func (p *PDP) Run(ctx context.Context) error {
 func (p *PDP) watchdog(ctx context.Context) {
 	t := time.NewTicker(min(watchdogInterval, p.cfg.StalenessBound/3))
 	defer t.Stop()
+	lastSweep := time.Now()
 	for {
 		select {
-		case <-t.C:
+		case now := <-t.C:
 			p.refreshStatus()
+			if p.tokens != nil && now.Sub(lastSweep) >= cacheSweepInterval {
+				lastSweep = now
+				p.tokens.sweep(p.cfg.Now().Unix())
+			}
 		case <-ctx.Done():
 			return
 		}

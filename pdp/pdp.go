@@ -44,6 +44,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Recorder, if set, receives every Check decision for the decision log.
 	Recorder Recorder
+	// TokenCacheSize bounds the verified-token cache, in tokens; zero means
+	// DefaultTokenCacheSize, negative turns the cache off (every check verifies the signature).
+	TokenCacheSize int
 }
 
 // Status is where the PDP stands with respect to the feed.
@@ -96,6 +99,7 @@ type PDP struct {
 
 	running  atomic.Bool
 	ids      idSource
+	tokens   *tokenCache // nil when turned off
 	policies policyStats // policy.go
 }
 
@@ -117,12 +121,16 @@ func New(cfg Config) (*PDP, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.TokenCacheSize == 0 {
+		cfg.TokenCacheSize = DefaultTokenCacheSize
+	}
 	var s *feed.State
 	if err := cfg.Store.View(func(tx store.Tx) (err error) { s, err = feed.Load(tx); return err }); err != nil {
 		return nil, fmt.Errorf("pdp: load cached state: %w", err)
 	}
 	p := &PDP{cfg: cfg, log: cfg.Logger.With("component", "pdp"), start: time.Now(), statusChanged: make(chan struct{})}
 	p.ids.init()
+	p.tokens = newTokenCache(cfg.TokenCacheSize)
 	p.state.Store(s)
 	ch := make(chan struct{})
 	p.swapped.Store(&ch)

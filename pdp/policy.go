@@ -9,9 +9,13 @@ import (
 
 // policyQuery is what a partner's Cedar policies decide on, once every built-in check (the
 // grants) has passed.
+// The request's fields are copied in rather than pointed to: a pointer would make every
+// CheckRequest escape to the heap through the policy input, and the grant path allocate.
 type policyQuery struct {
 	Partner, Integration, Workload string
-	Req                            *CheckRequest
+	Action, Resource               string
+	Properties                     map[string]any
+	Context                        RequestContext
 }
 
 // policyStats counts what the PDP's policy evaluation saw.
@@ -37,8 +41,8 @@ func (p *PDP) evaluatePolicies(s *feed.State, q *policyQuery, d *Decision) []str
 	}
 	in := &policy.Input{
 		Partner: q.Partner, Integration: q.Integration, Workload: q.Workload,
-		Action: q.Req.Action, Resource: q.Req.Resource, Properties: q.Req.Properties,
-		SourceIP: q.Req.Context.SourceIP, Environment: q.Req.Context.Environment, Now: p.cfg.Now(),
+		Action: q.Action, Resource: q.Resource, Properties: q.Properties,
+		SourceIP: q.Context.SourceIP, Environment: q.Context.Environment, Now: p.cfg.Now(),
 	}
 	live := ps.Live.Evaluate(in) // a nil live set (shadow only) allows: the grants decide
 	d.PolicyID = ps.LiveID
@@ -48,7 +52,7 @@ func (p *PDP) evaluatePolicies(s *feed.State, q *policyQuery, d *Decision) []str
 			p.policies.shadowDisagreements.Add(1)
 			p.log.Info("shadow policy disagrees with live policy",
 				"partner", q.Partner, "integration", q.Integration, "workload", q.Workload,
-				"action", q.Req.Action, "resource", q.Req.Resource,
+				"action", q.Action, "resource", q.Resource,
 				"live_policy", ps.LiveID, "live_allow", live.Allow, "live_reasons", live.Reasons,
 				"shadow_policy", ps.ShadowID, "shadow_allow", shadow.Allow, "shadow_reasons", shadow.Reasons)
 		}

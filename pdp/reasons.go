@@ -14,6 +14,16 @@ const (
 	// bound, or the feed was replaced (new epoch, lower head) and it is resyncing from a snapshot.
 	ReasonStale = "stale"
 
+	// ReasonClaimsNotTrusted: the request carries already-verified claims, but its caller is not
+	// trusted to send them (CheckRequest.Trusted unset): anyone could write claims.
+	ReasonClaimsNotTrusted = "claims_not_trusted"
+	// ReasonClaimsIncomplete: the already-verified claims lack one of iss, jti, iat, exp, tsq and
+	// kid, or the sub, partner and integration every access token carries.
+	ReasonClaimsIncomplete = "claims_incomplete"
+	// ReasonSubjectNotTrusted: the request asks about a workload's current grants without a
+	// credential, and its caller is not trusted to do so (CheckRequest.Trusted unset).
+	ReasonSubjectNotTrusted = "subject_not_trusted"
+
 	// ReasonMalformedToken: the token is not a compact JWS of bounded size with an allowed
 	// algorithm, a kid and the access-token type, or its verified payload lacks a required claim.
 	ReasonMalformedToken = "malformed_token"
@@ -39,6 +49,19 @@ const (
 	ReasonSequenceAhead = "sequence_ahead"
 	// ReasonRevoked: the credential's jti is on the feed's denylist.
 	ReasonRevoked = "revoked"
+	// ReasonProofMissing: the credential is bound to a key (its cnf claim) and the request carries
+	// no proof of the kind the binding needs: no DPoP proof for cnf.jkt, no client certificate
+	// thumbprint for cnf.x5t#S256, or a cnf claim naming neither.
+	ReasonProofMissing = "proof_missing"
+	// ReasonProofInvalid: the DPoP proof is not a valid RFC 9449 proof for this request: malformed,
+	// not typ dpop+jwt, a symmetric or unknown alg, no public jwk header, a bad signature, a
+	// missing jti, htm or htu that differ from the request's method and URI, or an iat outside
+	// DPoPProofWindow of the PDP's clock.
+	ReasonProofInvalid = "proof_invalid"
+	// ReasonProofMismatch: the proof is for another key or credential: the DPoP key's thumbprint
+	// is not cnf.jkt, the proof's ath is not the hash of this token, or the client certificate's
+	// thumbprint is not cnf.x5t#S256.
+	ReasonProofMismatch = "proof_mismatch"
 
 	// ReasonPartnerBlocked: a kill-switch block is in force on the token's partner.
 	ReasonPartnerBlocked = "partner_blocked"
@@ -74,7 +97,8 @@ const (
 	// ReasonWorkloadInactive: the workload is suspended or retired.
 	ReasonWorkloadInactive = "workload_inactive"
 	// ReasonSubjectMismatch: the partner or integration the token (or the workload record) names
-	// is not the one the registry records for the workload or integration.
+	// is not the one the registry records for the workload or integration, the token's client_id
+	// is not its subject, or the request names a workload that is not the credential's subject.
 	ReasonSubjectMismatch = "subject_mismatch"
 
 	// ReasonScopeMissing: the action is not among the token's scopes (or an issuance request asks
@@ -95,9 +119,10 @@ const (
 var reasons = func() map[string][]string {
 	m := make(map[string][]string)
 	for _, r := range []string{
-		ReasonGranted, ReasonSyncing, ReasonStale, ReasonMalformedToken, ReasonUnknownKey, ReasonKeyRevoked,
+		ReasonGranted, ReasonSyncing, ReasonStale, ReasonClaimsNotTrusted, ReasonClaimsIncomplete,
+		ReasonSubjectNotTrusted, ReasonMalformedToken, ReasonUnknownKey, ReasonKeyRevoked,
 		ReasonBadSignature, ReasonWrongIssuer, ReasonExpired, ReasonNotYetValid, ReasonEpochMismatch,
-		ReasonSequenceAhead, ReasonRevoked,
+		ReasonSequenceAhead, ReasonRevoked, ReasonProofMissing, ReasonProofInvalid, ReasonProofMismatch,
 		ReasonPartnerBlocked, ReasonPartnerRevoked, ReasonIntegrationBlocked, ReasonIntegrationRevoked,
 		ReasonWorkloadBlocked, ReasonWorkloadRevoked, ReasonPartnerUnknown, ReasonPartnerInactive,
 		ReasonPartnerSuspended, ReasonPartnerTerminated, ReasonContractEnded, ReasonIntegrationUnknown,
@@ -108,3 +133,6 @@ var reasons = func() map[string][]string {
 	}
 	return m
 }()
+
+// grantedReasons is the reasons of every allow.
+var grantedReasons = reasons[ReasonGranted]

@@ -88,7 +88,7 @@ type Decision struct {
 	// a policy's deny names the policy. The slice is shared between decisions: do not modify it.
 	Reasons []string
 	// DecisionID identifies the decision in the audit trail.
-	DecisionID string
+	DecisionID DecisionID
 	// Sequence is the feed sequence of the state the decision was made on. For an issuance, it
 	// becomes the credential's tsq.
 	Sequence uint64

@@ -21,12 +21,53 @@ var parseAlgorithms = []jose.SignatureAlgorithm{
 	jose.EdDSA, jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
 }
 
-// Verifying a token takes three steps, kept apart so that a verified-token cache can slot in
+// Verifying a token takes three steps, kept apart so that the verified-token cache slots in
 // between them: parse (the header names the key), key (looked up in the decision's state on every
-// decision, so a revoked key denies at once), signature (the expensive part). A cache keyed by
-// the raw token can hold the claims together with the *feed.SigningKey they were verified with:
-// the feed replaces a key's record whenever it is republished or revoked, so a cached entry is
-// good exactly while its key pointer is still the state's.
+// decision, so a revoked key denies at once), signature (the expensive part). The cache, keyed by
+// the raw token, holds the claims together with the *feed.SigningKey they were verified with: the
+// feed replaces a key's record whenever it is republished or revoked, so a cached entry is good
+// exactly while its key pointer is still the state's.
+
+// verifyToken returns the claims of a token whose signature verifies with a live key of state s,
+// and that key, or a deny reason. now is in Unix seconds. A warm cache answers without parsing or
+// verifying and without allocating; a token seen for the first time is verified and, if its
+// claims are well formed and unexpired, cached. Only verified tokens are cached, so nobody can
+// fill the cache without tokens the issuer signed.
+func (p *PDP) verifyToken(s *feed.State, raw string, now int64) (*token.Claims, *feed.SigningKey, string) {
+	if raw == "" || len(raw) > MaxTokenBytes {
+		return nil, nil, ReasonMalformedToken
+	}
+	var h uint64
+	if p.tokens != nil {
+		h = p.tokens.hash(raw)
+		if e := p.tokens.get(raw, h, now); e != nil {
+			key, r := signingKey(s, e.kid)
+			if r != "" {
+				return nil, nil, r
+			}
+			if key == e.key {
+				return &e.claims, key, ""
+			}
+			// The key was republished since: verify again with the record the state holds now.
+		}
+	}
+	jws, kid, r := parseToken(raw)
+	if r != "" {
+		return nil, nil, r
+	}
+	key, r := signingKey(s, kid)
+	if r != "" {
+		return nil, nil, r
+	}
+	c, r := verifySignature(jws, key)
+	if r != "" {
+		return nil, nil, r
+	}
+	if p.tokens != nil && c.Expiry > now {
+		p.tokens.put(raw, h, kid, key, c, now)
+	}
+	return c, key, ""
+}
 
 // parseToken parses a compact JWS and returns it with the kid it names, or a deny reason.
 func parseToken(raw string) (*jose.JSONWebSignature, string, string) {
@@ -68,20 +109,20 @@ func signingKey(s *feed.State, kid string) (*feed.SigningKey, string) {
 
 // verifySignature checks the signature with the key, pinned to the key's published algorithm, and
 // decodes the claims, or returns a deny reason.
-func verifySignature(jws *jose.JSONWebSignature, key *feed.SigningKey) (token.Claims, string) {
-	var c token.Claims
+func verifySignature(jws *jose.JSONWebSignature, key *feed.SigningKey) (*token.Claims, string) {
 	if string(jws.Signatures[0].Protected.Algorithm) != key.Algorithm {
-		return c, ReasonBadSignature
+		return nil, ReasonBadSignature
 	}
 	payload, err := jws.Verify(key.Public)
 	if err != nil {
-		return c, ReasonBadSignature
+		return nil, ReasonBadSignature
 	}
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return c, ReasonMalformedToken
+	c := new(token.Claims)
+	if err := json.Unmarshal(payload, c); err != nil {
+		return nil, ReasonMalformedToken
 	}
 	if c.Subject == "" || c.Partner == "" || c.Integration == "" || c.ID == "" || c.Expiry == 0 {
-		return c, ReasonMalformedToken // signed by us, yet not an access token: deny
+		return nil, ReasonMalformedToken // signed by us, yet not an access token: deny
 	}
 	return c, ""
 }

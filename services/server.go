@@ -215,7 +215,7 @@ func (s *Server) assemble(ctx context.Context) error {
 		s.pdp = p
 		s.goLoop(func() { p.Run(ctx) })
 		trust := NewTrust(cfg.TrustSubjectsFrom)
-		pdpsvc.New(pdpsvc.Config{PDP: p, Logger: s.log}).Register(s.grpc)
+		pdpsvc.New(pdpsvc.Config{PDP: p, Trusted: trust.GRPC, Logger: s.log}).Register(s.grpc)
 		if cfg.ExtAuthzRoutes != "" {
 			routes, err := extauthz.LoadRoutes(cfg.ExtAuthzRoutes)
 			if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -54,7 +55,7 @@ func logDecision(l *decisionlog.Log, n int, subject string, allow bool) {
 		reasons = []string{pdp.ReasonGranted}
 	}
 	l.Record(&pdp.CheckRequest{Action: "orders:read", Resource: "https://api.test", RequestID: fmt.Sprintf("req-%d", n)},
-		&pdp.Decision{Allow: allow, Reasons: reasons, DecisionID: fmt.Sprintf("d-%d", n), Subject: subject, Partner: "acme"}, time.Millisecond)
+		&pdp.Decision{Allow: allow, Reasons: reasons, DecisionID: testDecisionID(n), Subject: subject, Partner: "acme"}, time.Millisecond)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -164,4 +165,11 @@ func TestDecisionsTail(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("tail did not end when the server closed it")
 	}
+}
+
+// testDecisionID is the decision id of test decision n.
+func testDecisionID(n int) pdp.DecisionID {
+	var id pdp.DecisionID
+	binary.BigEndian.PutUint64(id[8:], uint64(n))
+	return id
 }

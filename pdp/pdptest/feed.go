@@ -2,8 +2,12 @@ package pdptest
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"encoding/json"
 	"testing"
@@ -21,14 +25,17 @@ import (
 // Issuer is the issuer identifier test keys are published for.
 const Issuer = "https://issuer.test"
 
-// Key is a real Ed25519 issuer signing key.
+// Key is a real issuer signing key: Ed25519 (Private) unless Signer and Algorithm say otherwise.
 type Key struct {
 	Kid     string
 	Issuer  string
 	Private ed25519.PrivateKey
+	// Signer and Algorithm, if set, replace Private and EdDSA: an ECDSA or RSA key.
+	Signer    crypto.Signer
+	Algorithm jose.SignatureAlgorithm
 }
 
-// NewKey generates a signing key for Issuer.
+// NewKey generates an Ed25519 signing key for Issuer.
 func NewKey(tb testing.TB, kid string) *Key {
 	tb.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -38,19 +45,59 @@ func NewKey(tb testing.TB, kid string) *Key {
 	return &Key{Kid: kid, Issuer: Issuer, Private: priv}
 }
 
+// NewKeyAlg generates a signing key for Issuer for one of EdDSA, ES256, ES384, RS256 or PS256.
+func NewKeyAlg(tb testing.TB, kid string, alg jose.SignatureAlgorithm) *Key {
+	tb.Helper()
+	var signer crypto.Signer
+	var err error
+	switch alg {
+	case jose.EdDSA:
+		return NewKey(tb, kid)
+	case jose.ES256:
+		signer, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case jose.ES384:
+		signer, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case jose.RS256, jose.PS256:
+		signer, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		tb.Fatalf("pdptest: no test keys for %s", alg)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &Key{Kid: kid, Issuer: Issuer, Signer: signer, Algorithm: alg}
+}
+
+// signingKey returns the private key and its algorithm.
+func (k *Key) signingKey() (any, jose.SignatureAlgorithm) {
+	if k.Signer != nil {
+		return k.Signer, k.Algorithm
+	}
+	return k.Private, jose.EdDSA
+}
+
+// Public returns the public key.
+func (k *Key) Public() crypto.PublicKey {
+	if k.Signer != nil {
+		return k.Signer.Public()
+	}
+	return k.Private.Public()
+}
+
 // Published is the event the issuer publishes for the key.
 func (k *Key) Published(tb testing.TB) *treatyv1.Event {
 	tb.Helper()
-	jwk, err := (&jose.JSONWebKey{Key: k.Private.Public(), KeyID: k.Kid, Algorithm: string(jose.EdDSA), Use: "sig"}).MarshalJSON()
+	_, alg := k.signingKey()
+	jwk, err := (&jose.JSONWebKey{Key: k.Public(), KeyID: k.Kid, Algorithm: string(alg), Use: "sig"}).MarshalJSON()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return &treatyv1.Event{Change: &treatyv1.Event_SigningKeyPublished{SigningKeyPublished: &treatyv1.SigningKeyPublished{
-		Kid: k.Kid, Algorithm: string(jose.EdDSA), PublicJwk: jwk, Issuer: k.Issuer,
+		Kid: k.Kid, Algorithm: string(alg), PublicJwk: jwk, Issuer: k.Issuer,
 	}}}
 }
 
-// Mint signs claims as an access token: EdDSA, typ at+jwt, the key's kid.
+// Mint signs claims as an access token: the key's algorithm, typ at+jwt, the key's kid.
 func (k *Key) Mint(tb testing.TB, c token.Claims) string {
 	tb.Helper()
 	return k.Sign(tb, c, map[jose.HeaderKey]any{jose.HeaderType: token.Type})
@@ -64,7 +111,8 @@ func (k *Key) Sign(tb testing.TB, payload any, headers map[jose.HeaderKey]any) s
 	for h, v := range headers {
 		opts = opts.WithHeader(h, v)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: k.Private}, opts)
+	priv, alg := k.signingKey()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: priv}, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -222,6 +222,6 @@ func decisionOf(d pdp.Decision, req *pdp.CheckRequest, subjectID string) decisio
 		allow, reasons = false, []string{pdp.ReasonSubjectMismatch}
 	}
 	return decision{Decision: allow, Context: &decisionContext{
-		Reasons: reasons, DecisionID: d.DecisionID, Sequence: d.Sequence, PolicyID: d.PolicyID,
+		Reasons: reasons, DecisionID: d.DecisionID.String(), Sequence: d.Sequence, PolicyID: d.PolicyID,
 	}}
 }

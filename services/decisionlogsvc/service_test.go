@@ -2,6 +2,7 @@ package decisionlogsvc_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ func (e *env) record(n int, subject string, allow bool) {
 		reasons = []string{pdp.ReasonGranted}
 	}
 	e.log.Record(&pdp.CheckRequest{Token: "eyJ.secret", Action: "orders:read", Resource: "https://api.test", RequestID: fmt.Sprintf("req-%d", n)},
-		&pdp.Decision{Allow: allow, Reasons: reasons, DecisionID: fmt.Sprintf("d-%d", n), Subject: subject, Partner: "acme", Sequence: 9},
+		&pdp.Decision{Allow: allow, Reasons: reasons, DecisionID: testDecisionID(n), Subject: subject, Partner: "acme", Sequence: 9},
 		time.Millisecond)
 	e.tick()
 }
@@ -136,7 +137,7 @@ func TestListDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := resp.GetDecisions()[0]
-	if r.GetDecisionId() != "d-0" || r.GetSubject() != "w1" || r.GetPartnerId() != "acme" || r.GetDecision() != treatyv1.Decision_DECISION_ALLOW ||
+	if r.GetDecisionId() != testDecisionID(0).String() || r.GetSubject() != "w1" || r.GetPartnerId() != "acme" || r.GetDecision() != treatyv1.Decision_DECISION_ALLOW ||
 		r.GetLogSequence() != 1 || r.GetSequence() != 9 || r.GetLatency().AsDuration() != time.Millisecond || !r.GetTime().AsTime().Equal(t0) ||
 		!cmp.Equal(r.GetReasons(), []string{pdp.ReasonGranted}) {
 		t.Fatalf("first record = %v", r)
@@ -275,4 +276,11 @@ func violatedField(st *status.Status) string {
 		}
 	}
 	return ""
+}
+
+// testDecisionID is the decision id of test decision n.
+func testDecisionID(n int) pdp.DecisionID {
+	var id pdp.DecisionID
+	binary.BigEndian.PutUint64(id[8:], uint64(n))
+	return id
 }

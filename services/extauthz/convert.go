@@ -212,7 +212,7 @@ func denied(reason, decisionID, scheme string) *authv3.CheckResponse {
 func allowed(d pdp.Decision) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{
 		setHeader(HeaderReason, strings.Join(d.Reasons, ",")),
-		setHeader(HeaderDecisionID, d.DecisionID),
+		setHeader(HeaderDecisionID, d.DecisionID.String()),
 	}}
 	for key, value := range map[string]string{HeaderWorkload: d.Subject, HeaderPartner: d.Partner} {
 		if value == "" {

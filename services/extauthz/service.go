@@ -136,7 +136,7 @@ func (s *Service) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.
 		return nil, edge.Status(s.log, err)
 	}
 	if !d.Allow {
-		return s.deny(ctx, h, d.Reasons[0], d.DecisionID, cred.scheme), nil
+		return s.deny(ctx, h, d.Reasons[0], d.DecisionID.String(), cred.scheme), nil
 	}
 	return allowed(d), nil
 }

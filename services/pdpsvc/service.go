@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/pdp"
@@ -17,6 +18,11 @@ import (
 type Config struct {
 	// PDP makes the decisions; required. The server assembly runs its Run loop and owns its store.
 	PDP *pdp.PDP
+	// Trusted reports whether the caller of a request may send already-verified claims or ask
+	// about a workload without a credential (the server assembly decides, from the peer's address
+	// or role). It is asked only for such requests. Nil trusts nobody: those requests are denied
+	// (claims_not_trusted, subject_not_trusted).
+	Trusted func(ctx context.Context) bool
 	// Logger receives denies for the audit trail and internal errors (never tokens); defaults to
 	// slog.Default().
 	Logger *slog.Logger
@@ -25,8 +31,9 @@ type Config struct {
 // Service implements treatyv1.DecisionServiceServer.
 type Service struct {
 	treatyv1.UnimplementedDecisionServiceServer
-	pdp *pdp.PDP
-	log *slog.Logger
+	pdp     *pdp.PDP
+	trusted func(ctx context.Context) bool
+	log     *slog.Logger
 }
 
 var _ treatyv1.DecisionServiceServer = (*Service)(nil)
@@ -36,7 +43,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{pdp: cfg.PDP, log: cfg.Logger.With("service", "pdp")}
+	return &Service{pdp: cfg.PDP, trusted: cfg.Trusted, log: cfg.Logger.With("service", "pdp")}
 }
 
 // Register registers the service with a gRPC server.
@@ -50,20 +57,77 @@ func (s *Service) Ready() bool { return s.pdp.Ready() }
 // behind it). Take it before calling Ready, so that no change in between is missed.
 func (s *Service) ReadyChanged() <-chan struct{} { return s.pdp.StatusChanged() }
 
-// Check decides whether a credential may perform an action on a resource. A deny is a normal
-// response; errors are for malformed requests and an unmet min_sequence (UNAVAILABLE).
+// Check decides whether a subject may perform an action on a resource. A deny is a normal
+// response; errors are for malformed requests and an unmet min_sequence (UNAVAILABLE). The
+// handler is on every request of every protected API, and is measured against an empty call:
+// it converts, decides and answers, and does nothing else on an allow.
 func (s *Service) Check(ctx context.Context, req *treatyv1.CheckRequest) (*treatyv1.CheckResponse, error) {
-	if err := validateCheck(req); err != nil {
+	if err := validateCheck("", req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	d, err := s.pdp.Check(ctx, checkRequest(req))
+	d, err := s.pdp.Check(ctx, checkRequest(req, s.trust(ctx, req), requestID(ctx)))
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
 	if !d.Allow {
-		s.audit(ctx, "check denied", d, "action", req.GetAction(), "resource", req.GetResource(), "subject", d.Subject, "jti", d.TokenID)
+		s.auditCheck(ctx, req, &d)
 	}
-	return checkResponse(d), nil
+	return checkResponse(&d), nil
+}
+
+// CheckBatch decides several checks on one state, with AuthZEN's evaluation semantics.
+func (s *Service) CheckBatch(ctx context.Context, req *treatyv1.CheckBatchRequest) (*treatyv1.CheckBatchResponse, error) {
+	if err := validateBatch(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	id := requestID(ctx)
+	trusted, asked := false, false
+	checks := make([]pdp.CheckRequest, len(req.GetChecks()))
+	for i, c := range req.GetChecks() {
+		if !asked && needsTrust(c) {
+			trusted, asked = s.trust(ctx, c), true
+		}
+		checks[i] = checkRequest(c, trusted, id)
+	}
+	ds, err := s.pdp.CheckBatch(ctx, checks, batchSemantics(req.GetSemantics()), req.GetMinSequence())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	out := &treatyv1.CheckBatchResponse{Decisions: make([]*treatyv1.CheckResponse, len(ds))}
+	for i := range ds {
+		if !ds[i].Allow {
+			s.auditCheck(ctx, req.GetChecks()[i], &ds[i])
+		}
+		out.Decisions[i] = checkResponse(&ds[i])
+	}
+	return out, nil
+}
+
+// needsTrust reports whether a check's subject is one only trusted callers may send.
+func needsTrust(req *treatyv1.CheckRequest) bool {
+	return req.GetClaims() != nil || req.GetWorkloadId() != ""
+}
+
+// trust asks the Trusted hook, only for the subjects that need it, so that a token check never
+// pays for it.
+func (s *Service) trust(ctx context.Context, req *treatyv1.CheckRequest) bool {
+	return needsTrust(req) && s.trusted != nil && s.trusted(ctx)
+}
+
+// maxRequestID bounds the request id taken from the caller's metadata into the decision log.
+const maxRequestID = 128
+
+// requestID returns the caller's x-request-id, if any, shortened to maxRequestID bytes.
+func requestID(ctx context.Context) string {
+	v := metadata.ValueFromIncomingContext(ctx, "x-request-id")
+	if len(v) == 0 {
+		return ""
+	}
+	return truncate(v[0], maxRequestID)
+}
+
+func (s *Service) auditCheck(ctx context.Context, req *treatyv1.CheckRequest, d *pdp.Decision) {
+	s.audit(ctx, "check denied", d, "action", req.GetAction(), "resource", req.GetResource(), "subject", d.Subject, "jti", d.TokenID)
 }
 
 // CheckIssuance decides whether the issuer may mint a credential for a workload now.
@@ -76,14 +140,14 @@ func (s *Service) CheckIssuance(ctx context.Context, req *treatyv1.CheckIssuance
 		return nil, edge.Status(s.log, err)
 	}
 	if !d.Allow {
-		s.audit(ctx, "issuance denied", d, "workload", req.GetWorkloadId(), "scopes", req.GetScopes(), "audience", req.GetAudience(), "kid", req.GetKid())
+		s.audit(ctx, "issuance denied", &d, "workload", req.GetWorkloadId(), "scopes", req.GetScopes(), "audience", req.GetAudience(), "kid", req.GetKid())
 	}
 	return issuanceResponse(d), nil
 }
 
 // audit logs a deny. Denies because the PDP is not ready say nothing about the caller and come in
 // floods during an outage, so they are logged at debug level; the status change is logged once.
-func (s *Service) audit(ctx context.Context, msg string, d pdp.Decision, attrs ...any) {
+func (s *Service) audit(ctx context.Context, msg string, d *pdp.Decision, attrs ...any) {
 	level := slog.LevelInfo
 	if r := d.Reasons[0]; r == pdp.ReasonSyncing || r == pdp.ReasonStale {
 		level = slog.LevelDebug

@@ -29,6 +29,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // env is a real revoker log, a real PDP following it, and the DecisionService on a loopback gRPC
 // server, with a client connection to it.
 type env struct {
+	rec    *recorder
 	log    *revoker.Log
 	key    *pdptest.Key
 	svc    *pdpsvc.Service
@@ -36,14 +37,17 @@ type env struct {
 	client treatyv1.DecisionServiceClient
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newTrustingEnv(t, nil) }
+
+// newTrustingEnv is newEnv with a Trusted hook for the service.
+func newTrustingEnv(t *testing.T, trusted func(context.Context) bool) *env {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rl, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{log: rl, key: pdptest.NewKey(t, "k1")}
+	e := &env{log: rl, key: pdptest.NewKey(t, "k1"), rec: &recorder{}}
 	pdptest.Publish(t, rl,
 		pdptest.Partner("acme", treatyv1.PartnerState_PARTNER_STATE_ACTIVE, pdptest.ContractEnd),
 		pdptest.Integration("acme-api", "acme", treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, []string{"read", "write"}, []string{"api"}),
@@ -52,10 +56,10 @@ func newEnv(t *testing.T) *env {
 	)
 	p := pdptest.Start(t, pdp.Config{
 		Store: storetest.OpenBolt(t, pdp.Schema), Source: pdptest.NewSource(rl, 50*time.Millisecond),
-		MaxWait: 300 * time.Millisecond, Logger: logger,
+		MaxWait: 300 * time.Millisecond, Logger: logger, Recorder: e.rec,
 	})
 	pdptest.WaitReady(t, p)
-	e.svc = pdpsvc.New(pdpsvc.Config{PDP: p, Logger: logger})
+	e.svc = pdpsvc.New(pdpsvc.Config{PDP: p, Logger: logger, Trusted: trusted})
 
 	e.conn = grpctest.Serve(t, e.svc.Register)
 	e.client = treatyv1.NewDecisionServiceClient(e.conn)
@@ -78,7 +82,7 @@ func TestCheckDecides(t *testing.T) {
 		t.Fatalf("Check: %v", err)
 	}
 	if resp.GetDecision() != treatyv1.Decision_DECISION_ALLOW || !equal(resp.GetReasons(), pdp.ReasonGranted) ||
-		resp.GetSequence() != e.log.Head() || len(resp.GetDecisionId()) != 32 {
+		resp.GetSequence() != e.log.Head() || len(resp.GetDecisionId()) != 32 || resp.GetEpoch() != e.log.Epoch() {
 		t.Errorf("allow response = %v", resp)
 	}
 
@@ -108,6 +112,17 @@ func TestBadRequests(t *testing.T) {
 			return err
 		}
 	}
+	batch := func(mod func(*treatyv1.CheckBatchRequest)) func() error {
+		return func() error {
+			req := &treatyv1.CheckBatchRequest{Checks: []*treatyv1.CheckRequest{
+				{Subject: &treatyv1.CheckRequest_Token{Token: tok}, Action: "read", Resource: "api"},
+				{Subject: &treatyv1.CheckRequest_Token{Token: tok}, Action: "write", Resource: "api"},
+			}}
+			mod(req)
+			_, err := e.client.CheckBatch(context.Background(), req)
+			return err
+		}
+	}
 	issuance := func(mod func(*treatyv1.CheckIssuanceRequest)) func() error {
 		return func() error {
 			req := &treatyv1.CheckIssuanceRequest{WorkloadId: "acme-bot", Scopes: []string{"read"}, Audience: "api", Kid: "k1"}
@@ -122,7 +137,31 @@ func TestBadRequests(t *testing.T) {
 		code  codes.Code
 		field string
 	}{
-		{"no token", check(func(r *treatyv1.CheckRequest) { r.Subject = nil }), codes.InvalidArgument, "token"},
+		{"no subject", check(func(r *treatyv1.CheckRequest) { r.Subject = nil }), codes.InvalidArgument, "token"},
+		{"bad workload id", check(func(r *treatyv1.CheckRequest) { r.Subject = &treatyv1.CheckRequest_WorkloadId{WorkloadId: "Acme Bot"} }), codes.InvalidArgument, "workload_id"},
+		{"claims with a bad scope", check(func(r *treatyv1.CheckRequest) {
+			r.Subject = &treatyv1.CheckRequest_Claims{Claims: &treatyv1.VerifiedClaims{Scopes: []string{"read write"}}}
+		}), codes.InvalidArgument, "claims.scopes"},
+		{"claims with a huge jti", check(func(r *treatyv1.CheckRequest) {
+			r.Subject = &treatyv1.CheckRequest_Claims{Claims: &treatyv1.VerifiedClaims{Jti: strings.Repeat("j", 2000)}}
+		}), codes.InvalidArgument, "claims.jti"},
+		{"malformed source ip", check(func(r *treatyv1.CheckRequest) { r.Context = &treatyv1.RequestContext{SourceIp: "10.0.0.300"} }), codes.InvalidArgument, "context.source_ip"},
+		{"source ip with a port", check(func(r *treatyv1.CheckRequest) { r.Context = &treatyv1.RequestContext{SourceIp: "10.0.0.1:443"} }), codes.InvalidArgument, "context.source_ip"},
+		{"environment with a newline", check(func(r *treatyv1.CheckRequest) { r.Context = &treatyv1.RequestContext{Environment: "prod\n"} }), codes.InvalidArgument, "context.environment"},
+		{"dpop too large", check(func(r *treatyv1.CheckRequest) {
+			r.Proof = &treatyv1.Proof{Dpop: strings.Repeat("a", pdp.MaxTokenBytes+1)}
+		}), codes.InvalidArgument, "proof.dpop"},
+		{"http uri with a control character", check(func(r *treatyv1.CheckRequest) { r.Proof = &treatyv1.Proof{HttpUri: "https://x/\x00"} }), codes.InvalidArgument, "proof.http_uri"},
+		{"empty batch", batch(func(r *treatyv1.CheckBatchRequest) { r.Checks = nil }), codes.InvalidArgument, "checks"},
+		{"batch too large", batch(func(r *treatyv1.CheckBatchRequest) {
+			r.Checks = make([]*treatyv1.CheckRequest, pdp.MaxBatch+1)
+			for i := range r.Checks {
+				r.Checks[i] = r.Checks[0]
+			}
+		}), codes.InvalidArgument, "checks"},
+		{"unknown semantics", batch(func(r *treatyv1.CheckBatchRequest) { r.Semantics = 9 }), codes.InvalidArgument, "semantics"},
+		{"bad check in a batch", batch(func(r *treatyv1.CheckBatchRequest) { r.Checks[1].Action = "" }), codes.InvalidArgument, "checks[1].action"},
+		{"batch min_sequence beyond the head", batch(func(r *treatyv1.CheckBatchRequest) { r.MinSequence = e.log.Head() + 100 }), codes.Unavailable, ""},
 		{"empty token", check(func(r *treatyv1.CheckRequest) { r.Subject = &treatyv1.CheckRequest_Token{} }), codes.InvalidArgument, "token"},
 		{"token too large", check(func(r *treatyv1.CheckRequest) {
 			r.Subject = &treatyv1.CheckRequest_Token{Token: strings.Repeat("a", pdp.MaxTokenBytes+1)}

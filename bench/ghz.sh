@@ -1,0 +1,27 @@
+#!/bin/sh
+# Drives the standard health Check and DecisionService.Check with ghz (pinned in tools/ghz/go.mod)
+# on the same server, one after the other, at concurrency 1 and 32, over one connection, using the
+# server's reflection. ghz's own client cost (hundreds of µs per call) dominates its latencies; use
+# bench/load for the server's share. Usage:
+#
+#   bench/ghz.sh ADDR TOKENS_FILE [CALLS]
+#
+# with TOKENS_FILE from `go run ./bench/load seed` (the first token is used for every call).
+set -eu
+addr=${1:?usage: bench/ghz.sh ADDR TOKENS_FILE [CALLS]}
+tokens=${2:?usage: bench/ghz.sh ADDR TOKENS_FILE [CALLS]}
+calls=${3:-20000}
+root=$(cd "$(dirname "$0")/.." && pwd)
+ghz() { (cd "$root" && go tool -modfile=tools/ghz/go.mod ghz "$@"); }
+token=$(head -n 1 "$tokens")
+data=$(mktemp)
+trap 'rm -f "$data"' EXIT
+printf '{"token":"%s","action":"read","resource":"api"}' "$token" >"$data"
+for c in 1 32; do
+	for call in grpc.health.v1.Health/Check treaty.v1.DecisionService/Check; do
+		if [ "$call" = grpc.health.v1.Health/Check ]; then set -- -d '{}'; else set -- -D "$data"; fi
+		echo "== $call c=$c"
+		ghz --insecure --call "$call" "$@" -c "$c" --connections 1 -n "$calls" --format summary "$addr" 2>&1 |
+			grep -E 'Requests/sec|50 % in|99 % in|Count|Average' || true
+	done
+done

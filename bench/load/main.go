@@ -1,0 +1,211 @@
+// Command load measures DecisionService.Check against the standard health Check (an empty unary
+// RPC) on the same server, in the same run, at several concurrencies, with a lean client on the
+// generated stubs: one connection, requests built in advance, each latency one clock reading
+// pair. ghz's client costs far more than the server's work (see bench/ghz.sh), which hides what
+// the decision adds; this client does not.
+//
+//	go run ./bench/load seed -data /tmp/treaty-load -partners 10000
+//	treaty serve --data /tmp/treaty-load --listen 127.0.0.1:7433 --log-level warn &
+//	go run ./bench/load run -addr 127.0.0.1:7433 -tokens /tmp/treaty-load/load-tokens.txt
+//
+// It is a measuring tool, not part of the treaty binary.
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: load seed|run [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "seed":
+		err = seed(os.Args[2:])
+	case "run":
+		err = run(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q: seed or run", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// result is one measured phase.
+type result struct {
+	name        string
+	concurrency int
+	calls       int
+	errors      int64
+	elapsed     time.Duration
+	p50, p99    time.Duration
+}
+
+func (r result) throughput() float64 { return float64(r.calls) / r.elapsed.Seconds() }
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	addr := fs.String("addr", "127.0.0.1:7433", "server address")
+	tokensPath := fs.String("tokens", "", "file of tokens, one per line (from seed); required")
+	conc := fs.String("c", "1,32", "concurrencies, comma-separated")
+	duration := fs.Duration("d", 5*time.Second, "measuring time of each phase")
+	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured time before each phase")
+	rounds := fs.Int("rounds", 3, "rounds of (health, check) per concurrency; the median round is reported")
+	action := fs.String("action", "read", "action to check")
+	resource := fs.String("resource", "api", "resource to check")
+	fs.Parse(args)
+
+	tokens, err := readTokens(*tokensPath)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	health := healthpb.NewHealthClient(conn)
+	decisions := treatyv1.NewDecisionServiceClient(conn)
+
+	ctx := context.Background()
+	reqs := make([]*treatyv1.CheckRequest, len(tokens))
+	for i, tok := range tokens {
+		reqs[i] = &treatyv1.CheckRequest{Subject: &treatyv1.CheckRequest_Token{Token: tok}, Action: *action, Resource: *resource}
+	}
+	// Warm the server's token cache and check that the fixture allows.
+	for _, r := range reqs {
+		resp, err := decisions.Check(ctx, r)
+		if err != nil {
+			return fmt.Errorf("check: %w", err)
+		}
+		if resp.GetDecision() != treatyv1.Decision_DECISION_ALLOW {
+			return fmt.Errorf("the fixture's token was denied: %v", resp.GetReasons())
+		}
+	}
+	hreq := &healthpb.HealthCheckRequest{}
+	calls := map[string]func(i int) error{
+		"health": func(int) error { _, err := health.Check(ctx, hreq); return err },
+		"check": func(i int) error {
+			resp, err := decisions.Check(ctx, reqs[i%len(reqs)])
+			if err == nil && resp.GetDecision() != treatyv1.Decision_DECISION_ALLOW {
+				err = fmt.Errorf("denied: %v", resp.GetReasons())
+			}
+			return err
+		},
+	}
+
+	fmt.Printf("server %s, %d distinct tokens, %v per phase, median of %d rounds\n", *addr, len(tokens), *duration, *rounds)
+	fmt.Printf("%-7s %4s %10s %10s %10s %12s %8s\n", "call", "c", "calls", "p50", "p99", "calls/s", "errors")
+	for _, cs := range strings.Split(*conc, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(cs))
+		if err != nil || c < 1 {
+			return fmt.Errorf("bad concurrency %q", cs)
+		}
+		byName := map[string][]result{}
+		for range *rounds {
+			for _, name := range []string{"health", "check"} { // alternate, so drift hits both alike
+				measure(calls[name], c, *warmup)
+				r := measure(calls[name], c, *duration)
+				r.name, r.concurrency = name, c
+				byName[name] = append(byName[name], r)
+			}
+		}
+		h, k := median(byName["health"]), median(byName["check"])
+		for _, r := range []result{h, k} {
+			fmt.Printf("%-7s %4d %10d %10v %10v %12.0f %8d\n", r.name, r.concurrency, r.calls, r.p50, r.p99, r.throughput(), r.errors)
+		}
+		fmt.Printf("check/health at c=%d: p50 %.3fx, p99 %.3fx, throughput %.3fx\n", c,
+			float64(k.p50)/float64(h.p50), float64(k.p99)/float64(h.p99), k.throughput()/h.throughput())
+	}
+	return nil
+}
+
+// measure runs call from c goroutines for d and returns the latencies' percentiles and the
+// throughput.
+func measure(call func(i int) error, c int, d time.Duration) result {
+	var (
+		stop   atomic.Bool
+		errs   atomic.Int64
+		next   atomic.Int64
+		wg     sync.WaitGroup
+		perG   = make([][]time.Duration, c)
+		starts = time.Now()
+	)
+	for g := range c {
+		perG[g] = make([]time.Duration, 0, 1<<16)
+		wg.Go(func() {
+			for !stop.Load() {
+				i := int(next.Add(1))
+				t := time.Now()
+				if err := call(i); err != nil {
+					errs.Add(1)
+				}
+				perG[g] = append(perG[g], time.Since(t))
+			}
+		})
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	elapsed := time.Since(starts)
+	var all []time.Duration
+	for _, l := range perG {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	r := result{calls: len(all), errors: errs.Load(), elapsed: elapsed}
+	if len(all) > 0 {
+		r.p50, r.p99 = all[len(all)/2], all[len(all)*99/100]
+	}
+	return r
+}
+
+// median returns the round with the median throughput.
+func median(rs []result) result {
+	slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.throughput(), b.throughput()) })
+	return rs[len(rs)/2]
+}
+
+func readTokens(path string) ([]string, error) {
+	if path == "" {
+		return nil, fmt.Errorf("run: -tokens is required (seed writes DATA/load-tokens.txt)")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	for sc.Scan() {
+		if t := strings.TrimSpace(sc.Text()); t != "" {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("run: no tokens in %s", path)
+	}
+	return out, sc.Err()
+}

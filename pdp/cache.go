@@ -1,0 +1,222 @@
+package pdp
+
+import (
+	"hash/maphash"
+	"math/bits"
+	"strings"
+	"sync/atomic"
+
+	"github.com/treaty-dev/treaty/feed"
+	"github.com/treaty-dev/treaty/token"
+)
+
+// DefaultTokenCacheSize is the default bound on the verified-token cache: enough for every live
+// token of a large deployment (10,000 partners with a few workloads each, refreshing tokens every
+// few minutes), at roughly 1 KiB per entry when full.
+const DefaultTokenCacheSize = 100_000
+
+// verified is a token whose signature verified, with what the verification found. It is
+// immutable once in the cache. It stays usable exactly while key is still the state's record for
+// kid: the feed replaces a key's record whenever the key is republished or revoked (and a state
+// loaded from the store or a snapshot holds new records), so a cached verification can never
+// outlive the key it was made with. Everything else (revocation, blocks, watermarks, lifecycle,
+// scopes, expiry) is checked on every decision.
+type verified struct {
+	// hash, exp and the token's header come first, in the entry's first cache line: a lookup
+	// reads them, and the claims only on a hit.
+	hash   uint64
+	exp    int64  // claims.Expiry
+	token  string // the full token, compared on every hit: the hash only finds the slot
+	kid    string
+	key    *feed.SigningKey
+	claims token.Claims
+}
+
+// tokenCache is the verified-token cache: a fixed-size, set-associative table of atomic pointers
+// to immutable entries. A lookup hashes the token (maphash, seeded per process, so that nobody
+// outside can aim tokens at one set), reads the 64-byte set the hash selects first (and the
+// second one it may live in, if not found there), and compares the full token of the entry whose
+// tag matches: an atomic load per way and no lock, so hits scale with cores. Inserts store the entry and its tag with two atomic stores; a racing insert
+// can leave a tag that names another entry, which a lookup sees as a miss, never as a wrong hit,
+// since the full token is compared. The table never grows: when both sets are full, the entry of
+// the two that expires first is evicted; expired entries are never returned, and sweep clears
+// them.
+//
+// Layout, measured (BenchmarkTokenCache): a map[string] keyed by the token pays for hashing and
+// comparing ~400-byte keys scattered over memory; a set here is one cache line holding four
+// 64-bit tags beside four pointers, so a lookup touches that line, then the one entry it compares.
+type tokenCache struct {
+	seed maphash.Seed
+	sets []cacheSet
+}
+
+// ways is the associativity: four tags and four pointers fill one 64-byte cache line.
+const ways = 4
+
+type cacheSet struct {
+	tags    [ways]atomic.Uint64
+	entries [ways]atomic.Pointer[verified]
+}
+
+// newTokenCache returns a cache holding at most size entries, or nil (no cache) for size <= 0.
+func newTokenCache(size int) *tokenCache {
+	if size <= 0 {
+		return nil
+	}
+	return &tokenCache{seed: maphash.MakeSeed(), sets: make([]cacheSet, (size+ways-1)/ways)}
+}
+
+// hash returns the token's hash; never zero, which marks an empty way.
+func (c *tokenCache) hash(tok string) uint64 {
+	h := maphash.String(c.seed, tok)
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
+// sets returns the two sets a hash may live in: each is the high half of a 64-bit product with
+// the number of sets, which spreads hashes evenly over any number of sets (so the bound is exactly
+// the configured size); the second uses the hash rotated, an independent-enough second choice.
+// Two choices keep sets from overflowing while the table has room: with one, a quarter-full
+// table of 4-way sets already overflows about 1% of its sets, and each overflow is a 50 µs
+// signature check on every later sight of an evicted token.
+func (c *tokenCache) sets2(h uint64) (*cacheSet, *cacheSet) {
+	n := uint64(len(c.sets))
+	a, _ := bits.Mul64(h, n)
+	b, _ := bits.Mul64(bits.RotateLeft64(h, 32), n)
+	return &c.sets[a], &c.sets[b]
+}
+
+// find returns the entry for tok in set s, or nil.
+func (s *cacheSet) find(tok string, h uint64, now int64) *verified {
+	for i := range ways {
+		if s.tags[i].Load() != h {
+			continue
+		}
+		if e := s.entries[i].Load(); e != nil && e.hash == h && e.exp > now && e.token == tok {
+			return e
+		}
+	}
+	return nil
+}
+
+// get returns the cached verification of tok, or nil. now is in Unix seconds: an entry whose
+// token expired is never returned.
+func (c *tokenCache) get(tok string, h uint64, now int64) *verified {
+	a, b := c.sets2(h)
+	if e := a.find(tok, h, now); e != nil {
+		return e
+	}
+	if a == b {
+		return nil
+	}
+	return b.find(tok, h, now)
+}
+
+// put caches a verification. It replaces the token's own entry, else takes an empty or expired
+// way of the set with more of them (the first on a tie: "the power of two choices" keeps sets
+// balanced), else evicts the entry of the two sets that expires first. The token is copied, so
+// that the cache never pins a larger buffer the caller's string points into.
+func (c *tokenCache) put(tok string, h uint64, kid string, key *feed.SigningKey, claims *token.Claims, now int64) {
+	e := &verified{hash: h, exp: claims.Expiry, token: strings.Clone(tok), kid: kid, key: key, claims: *claims}
+	a, b := c.sets2(h)
+	var (
+		victim    *cacheSet
+		vi        int
+		victimExp = int64(1<<63 - 1)
+		bestFree  = 0 // free ways in victim's set, when victim is a free way
+	)
+	for _, s := range [2]*cacheSet{a, b} {
+		free, firstFree := 0, 0
+		for i := range ways {
+			old := s.entries[i].Load()
+			switch {
+			case old != nil && old.hash == h && old.token == tok:
+				s.entries[i].Store(e) // the token's own entry: replace it where it is
+				s.tags[i].Store(h)
+				return
+			case old == nil || old.exp <= now:
+				if free == 0 {
+					firstFree = i
+				}
+				free++
+			case bestFree == 0 && old.exp < victimExp:
+				victim, vi, victimExp = s, i, old.exp
+			}
+		}
+		if free > bestFree {
+			victim, vi, bestFree = s, firstFree, free
+		}
+	}
+	if bestFree == 0 {
+		// Both sets are full of live entries: before evicting one, try to move one of them to
+		// its other set (one step of cuckoo hashing), which keeps a table near its bound from
+		// evicting live tokens that have room elsewhere. It is copied there before its way is
+		// reused, so that a concurrent lookup always finds it in one of the two.
+		for _, s := range [2]*cacheSet{a, b} {
+			for i := range ways {
+				old := s.entries[i].Load()
+				if old == nil {
+					continue
+				}
+				oa, ob := c.sets2(old.hash)
+				alt := oa
+				if alt == s {
+					alt = ob
+				}
+				if alt == s {
+					continue
+				}
+				if j := alt.freeWay(now); j >= 0 {
+					alt.entries[j].Store(old)
+					alt.tags[j].Store(old.hash)
+					s.entries[i].Store(e)
+					s.tags[i].Store(h)
+					return
+				}
+			}
+		}
+	}
+	victim.entries[vi].Store(e)
+	victim.tags[vi].Store(h)
+}
+
+// freeWay returns an empty or expired way of s, or -1.
+func (s *cacheSet) freeWay(now int64) int {
+	for i := range ways {
+		if old := s.entries[i].Load(); old == nil || old.exp <= now {
+			return i
+		}
+	}
+	return -1
+}
+
+// sweep drops every entry whose token has expired (now in Unix seconds), so that memory follows
+// the live tokens rather than the table's high-water mark. It returns how many it dropped.
+func (c *tokenCache) sweep(now int64) int {
+	n := 0
+	for si := range c.sets {
+		s := &c.sets[si]
+		for i := range ways {
+			if e := s.entries[i].Load(); e != nil && e.exp <= now && s.entries[i].CompareAndSwap(e, nil) {
+				s.tags[i].CompareAndSwap(e.hash, 0)
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// len counts the entries, for tests and metrics (not a constant-time operation).
+func (c *tokenCache) len() int {
+	n := 0
+	for si := range c.sets {
+		for i := range ways {
+			if c.sets[si].entries[i].Load() != nil {
+				n++
+			}
+		}
+	}
+	return n
+}
