@@ -1,5 +1,7 @@
 package pdp
 
+import "slices"
+
 // The reasons a decision carries. They are part of the API: gateways, dashboards and audit queries
 // match on them, so a reason is never renamed, and each one means exactly one thing. A decision
 // carries one reason: the first check that fails, in the order the constants are listed here.
@@ -114,21 +116,28 @@ const (
 	ReasonAudienceNotAllowed = "audience_not_allowed"
 )
 
+// allReasons lists every built-in reason, in the order of the checks.
+var allReasons = []string{
+	ReasonGranted, ReasonSyncing, ReasonStale, ReasonClaimsNotTrusted, ReasonClaimsIncomplete,
+	ReasonSubjectNotTrusted, ReasonMalformedToken, ReasonUnknownKey, ReasonKeyRevoked,
+	ReasonBadSignature, ReasonWrongIssuer, ReasonExpired, ReasonNotYetValid, ReasonEpochMismatch,
+	ReasonSequenceAhead, ReasonRevoked, ReasonProofMissing, ReasonProofInvalid, ReasonProofMismatch,
+	ReasonPartnerBlocked, ReasonPartnerRevoked, ReasonIntegrationBlocked, ReasonIntegrationRevoked,
+	ReasonWorkloadBlocked, ReasonWorkloadRevoked, ReasonPartnerUnknown, ReasonPartnerInactive,
+	ReasonPartnerSuspended, ReasonPartnerTerminated, ReasonContractEnded, ReasonIntegrationUnknown,
+	ReasonIntegrationInactive, ReasonWorkloadUnknown, ReasonWorkloadInactive, ReasonSubjectMismatch,
+	ReasonScopeMissing, ReasonScopeNotAllowed, ReasonAudienceMismatch, ReasonAudienceNotAllowed,
+}
+
+// Reasons returns every built-in reason, in the order of the checks. A partner policy's deny
+// names the policy instead (policy_forbid:..., see package policy).
+func Reasons() []string { return slices.Clone(allReasons) }
+
 // reasons holds one shared, read-only slice per reason, so a decision carries its reason without
 // allocating.
 var reasons = func() map[string][]string {
-	m := make(map[string][]string)
-	for _, r := range []string{
-		ReasonGranted, ReasonSyncing, ReasonStale, ReasonClaimsNotTrusted, ReasonClaimsIncomplete,
-		ReasonSubjectNotTrusted, ReasonMalformedToken, ReasonUnknownKey, ReasonKeyRevoked,
-		ReasonBadSignature, ReasonWrongIssuer, ReasonExpired, ReasonNotYetValid, ReasonEpochMismatch,
-		ReasonSequenceAhead, ReasonRevoked, ReasonProofMissing, ReasonProofInvalid, ReasonProofMismatch,
-		ReasonPartnerBlocked, ReasonPartnerRevoked, ReasonIntegrationBlocked, ReasonIntegrationRevoked,
-		ReasonWorkloadBlocked, ReasonWorkloadRevoked, ReasonPartnerUnknown, ReasonPartnerInactive,
-		ReasonPartnerSuspended, ReasonPartnerTerminated, ReasonContractEnded, ReasonIntegrationUnknown,
-		ReasonIntegrationInactive, ReasonWorkloadUnknown, ReasonWorkloadInactive, ReasonSubjectMismatch,
-		ReasonScopeMissing, ReasonScopeNotAllowed, ReasonAudienceMismatch, ReasonAudienceNotAllowed,
-	} {
+	m := make(map[string][]string, len(allReasons))
+	for _, r := range allReasons {
 		m[r] = []string{r}
 	}
 	return m
