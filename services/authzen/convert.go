@@ -75,7 +75,8 @@ func subject(s *entity, field string, trusted bool, req *pdp.CheckRequest) error
 		// Never echo a token: it is a credential.
 		return invalid("%s.properties.token is longer than %d bytes; Treaty access tokens are far smaller", field, pdp.MaxTokenBytes)
 	}
-	req.Token = tok
+	// The workload named rides along: the PDP denies (subject_mismatch) a token that is not its.
+	req.Token, req.WorkloadID = tok, s.ID
 	return proof(s.Properties["proof"], field+".properties.proof", &req.Proof)
 }
 
@@ -214,14 +215,9 @@ func printable(field, s string, max int) error {
 
 func invalid(format string, args ...any) error { return errorf(http.StatusBadRequest, format, args...) }
 
-// decisionOf answers one decision. A token checked for a subject must be that subject's: a
-// PEP asking about one workload with another's token gets a deny, never the other's answer.
-func decisionOf(d pdp.Decision, req *pdp.CheckRequest, subjectID string) decision {
-	allow, reasons := d.Allow, d.Reasons
-	if req.Token != "" && d.Subject != "" && d.Subject != subjectID {
-		allow, reasons = false, []string{pdp.ReasonSubjectMismatch}
-	}
-	return decision{Decision: allow, Context: &decisionContext{
-		Reasons: reasons, DecisionID: d.DecisionID.String(), Sequence: d.Sequence, PolicyID: d.PolicyID,
+// decisionOf answers one decision.
+func decisionOf(d pdp.Decision) decision {
+	return decision{Decision: d.Allow, Context: &decisionContext{
+		Reasons: d.Reasons, DecisionID: d.DecisionID.String(), Sequence: d.Sequence, PolicyID: d.PolicyID,
 	}}
 }

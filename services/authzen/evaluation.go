@@ -29,7 +29,7 @@ func (h *Handler) evaluateOne(w http.ResponseWriter, r *http.Request, in *evalua
 		h.fault(w, r, err)
 		return
 	}
-	out := decisionOf(d, &req, in.Subject.ID)
+	out := decisionOf(d)
 	h.logDeny(r, &req, out)
 	writeJSON(w, http.StatusOK, out)
 }
@@ -72,7 +72,6 @@ func (h *Handler) evaluations(w http.ResponseWriter, r *http.Request) {
 
 	trusted, rid := h.trusted(r), r.Header.Get(HeaderRequestID)
 	reqs := make([]pdp.CheckRequest, len(in.Evaluations))
-	subjects := make([]string, len(in.Evaluations))
 	var minSeq uint64
 	for i := range in.Evaluations {
 		ev := withDefaults(in.Evaluations[i], &in.evaluationRequest)
@@ -81,7 +80,7 @@ func (h *Handler) evaluations(w http.ResponseWriter, r *http.Request) {
 			h.fault(w, r, err)
 			return
 		}
-		reqs[i], subjects[i] = req, ev.Subject.ID
+		reqs[i] = req
 		minSeq = max(minSeq, req.MinSequence)
 	}
 	ds, err := h.pdp.CheckBatch(r.Context(), reqs, sem, minSeq)
@@ -91,7 +90,7 @@ func (h *Handler) evaluations(w http.ResponseWriter, r *http.Request) {
 	}
 	out := evaluationsResponse{Evaluations: make([]decision, len(ds))}
 	for i, d := range ds {
-		out.Evaluations[i] = decisionOf(d, &reqs[i], subjects[i])
+		out.Evaluations[i] = decisionOf(d)
 		h.logDeny(r, &reqs[i], out.Evaluations[i])
 	}
 	writeJSON(w, http.StatusOK, out)
