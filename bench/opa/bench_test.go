@@ -6,8 +6,45 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+
 	"github.com/treaty-dev/treaty/pdp"
 )
+
+// cedarAlone builds, for cedar-go, what Treaty's policy layer gives it for a request of partner
+// i's first workload: the policy set with the grant as a permit, the entities (workload in integration in partner, the API)
+// and the request with its context at noon from 10.1.2.3 in production.
+func cedarAlone(tb testing.TB, i int) (*cedar.PolicySet, cedar.EntityMap, cedar.Request) {
+	// Cedar denies by default: the grant the PDP checks natively becomes a permit here.
+	text := businessHours.cedar(partnerID(i)) + "\npermit (principal, action, resource);\n"
+	ps, err := cedar.NewPolicySetFromBytes("", []byte(text))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	workload := cedar.NewEntityUID("Workload", types.String(workloadID(i, 0)))
+	integ := cedar.NewEntityUID("Integration", types.String(integrationID(i, 0)))
+	partner := cedar.NewEntityUID("Partner", types.String(partnerID(i)))
+	api := cedar.NewEntityUID("Api", "api")
+	ip, err := types.ParseIPAddr("10.1.2.3")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	entities := cedar.EntityMap{
+		workload: {UID: workload, Parents: cedar.NewEntityUIDSet(integ, partner)},
+		integ:    {UID: integ, Parents: cedar.NewEntityUIDSet(partner)},
+		partner:  {UID: partner},
+		api:      {UID: api},
+	}
+	req := cedar.Request{
+		Principal: workload, Action: cedar.NewEntityUID("Action", "read"), Resource: api,
+		Context: cedar.NewRecord(cedar.RecordMap{
+			"source_ip": ip, "environment": cedar.String("production"), "time": cedar.NewDatetime(noon),
+			"hour": cedar.Long(noon.Hour()), "weekday": cedar.Long(noon.Weekday()), "unix": cedar.Long(noon.Unix()),
+		}),
+	}
+	return ps, entities, req
+}
 
 // BenchmarkDecision compares one decision by Treaty and by OPA, on the same fixture, in the same
 // run:
@@ -46,6 +83,23 @@ func BenchmarkDecision(b *testing.B) {
 				}
 			}
 		})
+	})
+	// engine=cedar-go: the conditioned partner's policy set evaluated by cedar-go alone, with its
+	// entities and context built once, outside the timing: the floor the issue compares Treaty's
+	// cedar path with (at most 1.2x). There is nothing to evaluate on the grant path.
+	b.Run("engine=cedar-go", func(b *testing.B) {
+		for _, n := range sizes {
+			b.Run(fmt.Sprintf("partners=%d/path=cedar", n), func(b *testing.B) {
+				i := worlds[n].pick(true)
+				ps, entities, req := cedarAlone(b, i)
+				b.ReportAllocs()
+				for b.Loop() {
+					if d, _ := cedar.Authorize(ps, entities, req); d != cedar.Allow {
+						b.Fatal("cedar-go denied")
+					}
+				}
+			})
+		}
 	})
 	b.Run("engine=opa", func(b *testing.B) {
 		forEach(b, worlds, sizes, func(b *testing.B, w *world, i int) {

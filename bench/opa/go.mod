@@ -5,13 +5,13 @@ go 1.26.0
 replace github.com/treaty-dev/treaty => ../..
 
 require (
+	github.com/cedar-policy/cedar-go v1.9.1
 	github.com/open-policy-agent/opa v1.22.3
 	github.com/treaty-dev/treaty v0.0.0-00010101000000-000000000000
 )
 
 require (
 	github.com/agnivade/levenshtein v1.2.2 // indirect
-	github.com/cedar-policy/cedar-go v1.9.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1 // indirect
 	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
