@@ -3,6 +3,7 @@ package policy
 import (
 	"math"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/cedar-policy/cedar-go"
@@ -10,10 +11,10 @@ import (
 )
 
 // Input is one request, as the policies see it. It is cheap to build: ids and values the caller
-// has already. Evaluate fills in a few derived values (the Cedar entities and context) the first
-// time a set needs them and keeps them in the Input, so that a live and a shadow set evaluated on
-// the same Input build them once. An Input is therefore not safe for concurrent use, and its
-// fields must not change between evaluations.
+// has already. Evaluate fills in a few derived values (the Cedar context and the resource's
+// attributes) the first time a set needs them and keeps them in the Input, so that a live and a
+// shadow set evaluated on the same Input build them once. An Input is therefore not safe for
+// concurrent use, and its fields must not change between evaluations.
 type Input struct {
 	// Partner, Integration and Workload name the principal and its parents.
 	Partner, Integration, Workload string
@@ -30,22 +31,11 @@ type Input struct {
 	// Now is the PDP's clock; the zero time means time.Now().
 	Now time.Time
 
-	built    builtMask
-	ctxKeys  keyMask
-	context  types.Record
-	workload types.Entity
-	integ    types.Entity
-	resource types.Entity
+	resAttrsBuilt bool
+	ctxKeys       keyMask
+	context       types.Record
+	resAttrs      types.Record
 }
-
-type builtMask uint8
-
-const (
-	builtWorkload builtMask = 1 << iota
-	builtIntegration
-	builtResource
-	builtResourceAttrs
-)
 
 // Result is a set's decision. Reasons is shared and read-only.
 type Result struct {
@@ -64,8 +54,8 @@ func (s *Set) Evaluate(in *Input) Result {
 	if s.ctxKeys&^in.ctxKeys != 0 {
 		in.buildContext(s.ctxKeys | in.ctxKeys)
 	}
-	if s.resourceAttrs && in.built&builtResourceAttrs == 0 {
-		in.buildResource(true)
+	if s.resourceAttrs && !in.resAttrsBuilt {
+		in.buildResourceAttrs()
 	}
 	req := cedar.Request{
 		Principal: types.EntityUID{Type: typeWorkload, ID: types.String(in.Workload)},
@@ -73,7 +63,14 @@ func (s *Set) Evaluate(in *Input) Result {
 		Resource:  types.EntityUID{Type: typeAPI, ID: types.String(in.Resource)},
 		Context:   in.context,
 	}
-	decision, diag := cedar.Authorize(&s.list, (*entities)(in), req)
+	// The entities come from a pooled getter rather than from in itself: handing in to cedar-go
+	// behind an interface would move every Input to the heap.
+	g := getters.Get().(*entities)
+	*g = entities{set: s, partner: in.Partner, integration: in.Integration, workload: in.Workload,
+		resource: in.Resource, resAttrs: in.resAttrs}
+	decision, diag := cedar.Authorize(&s.list, g, req)
+	*g = entities{}
+	getters.Put(g)
 	// Reasons hold forbids when a forbid matched, else the matching permits; both in text order.
 	switch {
 	case decision == cedar.Deny && len(diag.Reasons) > 0:
@@ -93,90 +90,72 @@ func (in *Input) buildContext(keys keyMask) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	utc := now.UTC()
-	m := make(types.RecordMap, 6)
-	if keys&keySourceIP != 0 && in.SourceIP.IsValid() {
-		a := in.SourceIP.Unmap()
-		m["source_ip"] = types.IPAddr(netip.PrefixFrom(a, a.BitLen()))
+	k := ctxKey{keys: keys}
+	if keys&keySourceIP != 0 {
+		k.ip = in.SourceIP
 	}
-	if keys&keyEnvironment != 0 && in.Environment != "" {
-		m["environment"] = types.String(in.Environment)
+	if keys&keyEnvironment != 0 {
+		k.env = in.Environment
 	}
-	if keys&keyTime != 0 {
-		m["time"] = types.NewDatetime(now)
+	// The key holds the instant only as finely as the attributes read need it, so that one
+	// record serves a whole hour when only the hour and weekday are read.
+	switch {
+	case keys&keyTime != 0:
+		k.instant = now.UnixMilli() // a Cedar datetime counts milliseconds
+	case keys&keyUnix != 0:
+		k.instant = now.Unix()
+	case keys&(keyHour|keyWeekday) != 0:
+		k.instant = floorDiv(now.Unix(), 3600)
 	}
-	if keys&keyHour != 0 {
-		m["hour"] = types.Long(utc.Hour())
-	}
-	if keys&keyWeekday != 0 {
-		m["weekday"] = types.Long(utc.Weekday())
-	}
-	if keys&keyUnix != 0 {
-		m["unix"] = types.Long(now.Unix())
-	}
-	in.context = types.NewRecord(m)
+	in.context = contextRecord(k)
 	in.ctxKeys = keys
 }
 
-func (in *Input) buildResource(attrs bool) {
-	in.resource = types.Entity{UID: types.EntityUID{Type: typeAPI, ID: types.String(in.Resource)}}
-	in.built |= builtResource
-	if attrs {
-		if len(in.Properties) > 0 {
-			m := make(types.RecordMap, len(in.Properties))
-			for k, v := range in.Properties {
-				if cv, ok := toValue(v, 0); ok {
-					m[types.String(k)] = cv
-				}
+func (in *Input) buildResourceAttrs() {
+	if len(in.Properties) > 0 {
+		m := make(types.RecordMap, len(in.Properties))
+		for k, v := range in.Properties {
+			if cv, ok := toValue(v, 0); ok {
+				m[types.String(k)] = cv
 			}
-			in.resource.Attributes = types.NewRecord(m)
 		}
-		in.built |= builtResourceAttrs
+		in.resAttrs = types.NewRecord(m)
 	}
+	in.resAttrsBuilt = true
 }
 
-// entities answers Cedar's entity lookups from an Input, building each entity on first use.
-type entities Input
+// entities answers Cedar's entity lookups for one evaluation. The parents come from the set,
+// computed once per partner and integration, so a lookup allocates nothing.
+type entities struct {
+	set                                      *Set
+	partner, integration, workload, resource string
+	resAttrs                                 types.Record
+}
+
+var getters = sync.Pool{New: func() any { return new(entities) }}
 
 func (e *entities) Get(uid types.EntityUID) (types.Entity, bool) {
-	in := (*Input)(e)
 	switch uid.Type {
 	case typeWorkload:
-		if string(uid.ID) != in.Workload {
+		if string(uid.ID) != e.workload {
 			return types.Entity{}, false
 		}
-		if in.built&builtWorkload == 0 {
-			in.workload = types.Entity{UID: uid, Parents: types.NewEntityUIDSet(
-				types.EntityUID{Type: typeIntegration, ID: types.String(in.Integration)},
-				types.EntityUID{Type: typePartner, ID: types.String(in.Partner)},
-			)}
-			in.built |= builtWorkload
-		}
-		return in.workload, true
+		return types.Entity{UID: uid, Parents: e.set.workloadParents(e.partner, e.integration)}, true
 	case typeIntegration:
-		if string(uid.ID) != in.Integration {
+		if string(uid.ID) != e.integration {
 			return types.Entity{}, false
 		}
-		if in.built&builtIntegration == 0 {
-			in.integ = types.Entity{UID: uid, Parents: types.NewEntityUIDSet(
-				types.EntityUID{Type: typePartner, ID: types.String(in.Partner)},
-			)}
-			in.built |= builtIntegration
-		}
-		return in.integ, true
+		return types.Entity{UID: uid, Parents: e.set.integrationParents(e.partner)}, true
 	case typePartner:
-		if string(uid.ID) != in.Partner {
+		if string(uid.ID) != e.partner {
 			return types.Entity{}, false
 		}
 		return types.Entity{UID: uid}, true
 	case typeAPI:
-		if string(uid.ID) != in.Resource {
+		if string(uid.ID) != e.resource {
 			return types.Entity{}, false
 		}
-		if in.built&builtResource == 0 {
-			in.buildResource(false)
-		}
-		return in.resource, true
+		return types.Entity{UID: uid, Attributes: e.resAttrs}, true
 	}
 	return types.Entity{}, false
 }

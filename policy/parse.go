@@ -48,6 +48,8 @@ type Set struct {
 	// the resource's attributes. Evaluate builds only what is read.
 	ctxKeys       keyMask
 	resourceAttrs bool
+	// parents holds the partner's entities' parent sets, built once (see Evaluate).
+	parents *parents
 
 	noPermit []string
 	allow    []string
@@ -149,7 +151,8 @@ func Parse(partnerID, text string) (*Set, error) {
 	if len(list) > MaxPolicies {
 		return nil, fail.Invalidf("text", "the policy text holds %d policies; at most %d are accepted", len(list), MaxPolicies)
 	}
-	s := &Set{id: partnerID, partner: partnerID, text: text, byName: make(map[cedar.PolicyID]int, len(list))}
+	s := &Set{id: partnerID, partner: partnerID, text: text, byName: make(map[cedar.PolicyID]int, len(list)),
+		parents: newParents(partnerID)}
 	v := validator{partner: partnerID}
 	for i, p := range list {
 		a := (*ast.Policy)(p.AST())
