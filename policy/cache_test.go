@@ -50,7 +50,8 @@ func oracle(t *testing.T, ps *cedar.PolicySet, in policy.Input) bool {
 }
 
 // TestEvaluateCaches checks, from two goroutines at once, that the cached context records and
-// parent sets give the decisions that building everything per request gives: across hours,
+// parent sets, and the policies specialized for the set's partner, give the decisions that
+// cedar-go gives with everything built per request: across hours,
 // milliseconds, seconds, days before 1970, addresses, environments, integrations and a partner
 // the set does not belong to.
 func TestEvaluateCaches(t *testing.T) {
@@ -67,6 +68,9 @@ func TestEvaluateCaches(t *testing.T) {
 		`permit(principal in Integration::"billing", action, resource);`,
 		`permit(principal in Partner::"acme", action, resource) when { Integration::"ledger" in Partner::"acme" };`,
 		`permit(principal, action, resource) when { principal in Integration::"ledger" || principal == Workload::"w2" };`,
+		// Scopes specialized for the set's own partner (see specialize), and a forbid among them.
+		"permit(principal in Partner::\"acme\", action, resource) when { context.hour < 12 };\nforbid(principal in Partner::\"acme\", action, resource) when { context.environment == \"staging\" };",
+		"permit(principal is Integration in Partner::\"acme\", action, resource);\npermit(principal is Workload in Partner::\"acme\", action, resource) when { context.weekday == 1 };",
 	}
 	times := []time.Time{
 		monday10, monday10.Add(499 * time.Millisecond), monday10.Add(500 * time.Millisecond),

@@ -68,7 +68,11 @@ func (s *Set) Evaluate(in *Input) Result {
 	g := getters.Get().(*entities)
 	*g = entities{set: s, partner: in.Partner, integration: in.Integration, workload: in.Workload,
 		resource: in.Resource, resAttrs: in.resAttrs}
-	decision, diag := cedar.Authorize(&s.list, g, req)
+	var policies cedar.PolicyIterator = &s.list
+	if in.Partner == s.partner {
+		policies = (*ownPolicies)(&s.list)
+	}
+	decision, diag := cedar.Authorize(policies, g, req)
 	*g = entities{}
 	getters.Put(g)
 	// Reasons hold forbids when a forbid matched, else the matching permits; both in text order.

@@ -61,6 +61,7 @@ type Set struct {
 type entry struct {
 	name    cedar.PolicyID
 	policy  *cedar.Policy
+	own     *cedar.Policy // policy specialized for requests of the set's own partner (see specialize)
 	forbid  bool
 	matched []string // policy_forbid or policy_permit
 	errored []string // policy_error
@@ -71,15 +72,28 @@ type entry struct {
 type policyList struct {
 	entries []entry
 	seq     iter.Seq2[cedar.PolicyID, *cedar.Policy]
+	ownSeq  iter.Seq2[cedar.PolicyID, *cedar.Policy]
 }
 
 func (l *policyList) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] { return l.seq }
+
+// ownPolicies yields the policies specialized for requests of the set's own partner.
+type ownPolicies policyList
+
+func (l *ownPolicies) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] { return l.ownSeq }
 
 func (l *policyList) build() {
 	entries := l.entries
 	l.seq = func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
 		for i := range entries {
 			if !yield(entries[i].name, entries[i].policy) {
+				return
+			}
+		}
+	}
+	l.ownSeq = func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
+		for i := range entries {
+			if !yield(entries[i].name, entries[i].own) {
 				return
 			}
 		}
@@ -170,7 +184,7 @@ func Parse(partnerID, text string) (*Set, error) {
 			return nil, err
 		}
 		s.byName[name] = i
-		s.list.entries = append(s.list.entries, entry{name: name, policy: p, forbid: p.Effect() == cedar.Forbid})
+		s.list.entries = append(s.list.entries, entry{name: name, policy: p, own: specialize(p, partnerID), forbid: p.Effect() == cedar.Forbid})
 		if p.Effect() == cedar.Permit {
 			s.permits++
 		}
