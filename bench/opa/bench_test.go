@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/cedar-policy/cedar-go"
 	"github.com/cedar-policy/cedar-go/types"
@@ -121,6 +122,62 @@ func forEach(b *testing.B, worlds map[int]*world, sizes []int, bench func(b *tes
 			w := worlds[n]
 			b.Run("path=grant", func(b *testing.B) { bench(b, w, w.pick(false)) })
 			b.Run("path=cedar", func(b *testing.B) { bench(b, w, w.pick(true)) })
+		})
+	}
+}
+
+// BenchmarkCedarPath measures Treaty's cedar path (as engine=treaty/path=cedar does) and cedar-go
+// alone (as engine=cedar-go does) in alternating chunks of one run, so that on a shared machine
+// both see the same load, however it changes. It reports each one's time per decision and their
+// ratio, treaty/cedar-go, the figure the issue bounds at 1.2; ns/op is the two together.
+func BenchmarkCedarPath(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{1000, 10000} {
+		w := build(b, n) // once: b.Run calls its function again for every b.N it tries
+		w.agree(b)
+		w.warm(b)
+		b.Run(fmt.Sprintf("partners=%d", n), func(b *testing.B) {
+			i := w.pick(true)
+			req := pdp.CheckRequest{
+				Token: w.tokens[workloadID(i, 0)], Action: "read", Resource: "api",
+				Context: pdp.RequestContext{SourceIP: netip.MustParseAddr("10.1.2.3"), Environment: "production"},
+			}
+			ps, entities, creq := cedarAlone(b, i)
+			treaty := func(k int) time.Duration {
+				start := time.Now()
+				for range k {
+					if d, err := w.pdp.Check(ctx, req); err != nil || !d.Allow {
+						b.Fatalf("Check = %+v, %v", d, err)
+					}
+				}
+				return time.Since(start)
+			}
+			cedarGo := func(k int) time.Duration {
+				start := time.Now()
+				for range k {
+					if d, _ := cedar.Authorize(ps, entities, creq); d != cedar.Allow {
+						b.Fatal("cedar-go denied")
+					}
+				}
+				return time.Since(start)
+			}
+			const chunk = 512 // about a millisecond of each
+			var tTreaty, tCedar time.Duration
+			b.ResetTimer()
+			for done, c := 0, 0; done < b.N; c++ {
+				k := min(chunk, b.N-done)
+				if c%2 == 0 { // alternate which goes first, so neither always follows the other's garbage
+					tTreaty += treaty(k)
+					tCedar += cedarGo(k)
+				} else {
+					tCedar += cedarGo(k)
+					tTreaty += treaty(k)
+				}
+				done += k
+			}
+			b.ReportMetric(float64(tTreaty.Nanoseconds())/float64(b.N), "treaty-ns/op")
+			b.ReportMetric(float64(tCedar.Nanoseconds())/float64(b.N), "cedar-go-ns/op")
+			b.ReportMetric(float64(tTreaty)/float64(tCedar), "treaty/cedar-go")
 		})
 	}
 }
