@@ -74,6 +74,7 @@ func run(args []string) error {
 	rounds := fs.Int("rounds", 3, "rounds of (health, check) per concurrency; the median round is reported")
 	action := fs.String("action", "read", "action to check")
 	resource := fs.String("resource", "api", "resource to check")
+	only := fs.String("calls", "health,check", "calls to measure, comma-separated (one alone is for profiling the server)")
 	fs.Parse(args)
 
 	tokens, err := readTokens(*tokensPath)
@@ -115,6 +116,11 @@ func run(args []string) error {
 		},
 	}
 
+	for _, name := range strings.Split(*only, ",") {
+		if calls[name] == nil {
+			return fmt.Errorf("bad -calls %q: health, check or both", *only)
+		}
+	}
 	fmt.Printf("server %s, %d distinct tokens, %v per phase, median of %d rounds\n", *addr, len(tokens), *duration, *rounds)
 	fmt.Printf("%-7s %4s %10s %10s %10s %12s %8s\n", "call", "c", "calls", "p50", "p99", "calls/s", "errors")
 	for _, cs := range strings.Split(*conc, ",") {
@@ -124,17 +130,21 @@ func run(args []string) error {
 		}
 		byName := map[string][]result{}
 		for range *rounds {
-			for _, name := range []string{"health", "check"} { // alternate, so drift hits both alike
+			for _, name := range strings.Split(*only, ",") { // alternate, so drift hits both alike
 				measure(calls[name], c, *warmup)
 				r := measure(calls[name], c, *duration)
 				r.name, r.concurrency = name, c
 				byName[name] = append(byName[name], r)
 			}
 		}
-		h, k := median(byName["health"]), median(byName["check"])
-		for _, r := range []result{h, k} {
+		for _, name := range strings.Split(*only, ",") {
+			r := median(byName[name])
 			fmt.Printf("%-7s %4d %10d %10v %10v %12.0f %8d\n", r.name, r.concurrency, r.calls, r.p50, r.p99, r.throughput(), r.errors)
 		}
+		if len(byName["health"]) == 0 || len(byName["check"]) == 0 {
+			continue
+		}
+		h, k := median(byName["health"]), median(byName["check"])
 		fmt.Printf("check/health at c=%d: p50 %.3fx, p99 %.3fx, throughput %.3fx\n", c,
 			float64(k.p50)/float64(h.p50), float64(k.p99)/float64(h.p99), k.throughput()/h.throughput())
 	}
