@@ -36,7 +36,7 @@ func BenchmarkRecord(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					l.Record(req, d, time.Microsecond)
+					l.Record(*req, *d, time.Microsecond)
 				}
 			})
 			b.StopTimer()
@@ -74,7 +74,7 @@ func BenchmarkWriter(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := int(next.Add(1)) % subjects
-				l.Record(&reqs[i], &ds[i], time.Microsecond)
+				l.Record(reqs[i], ds[i], time.Microsecond)
 			}
 		})
 		l.Close()
@@ -88,7 +88,7 @@ func BenchmarkWriter(b *testing.B) {
 		const chunk = 20 // every millisecond: 20,000 a second
 		tick := time.Now()
 		for i := 0; i < b.N; i++ {
-			l.Record(&reqs[i%subjects], &ds[i%subjects], time.Microsecond)
+			l.Record(reqs[i%subjects], ds[i%subjects], time.Microsecond)
 			if i%chunk == chunk-1 {
 				tick = tick.Add(time.Millisecond)
 				time.Sleep(time.Until(tick))

@@ -64,7 +64,8 @@ func idString(id decisionID) string { return id.String() }
 
 // capture copies what the log keeps of one decision. Strings are immutable and pdp documents the
 // Reasons slice as shared and never modified, so holding them is a copy without allocating; req and
-// d themselves are never retained, and req.Token is never read.
+// d themselves are never retained (so Record's copies stay on its stack), and req.Token is never
+// read.
 func capture(req *pdp.CheckRequest, d *pdp.Decision, latency time.Duration, now time.Time) pending {
 	return pending{
 		time: now, id: d.DecisionID, requestID: req.RequestID,

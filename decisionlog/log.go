@@ -176,12 +176,12 @@ func Open(cfg Config) (*Log, error) {
 // Record implements pdp.Recorder. It copies the decision's fields (never the token) into the
 // queue: an allow is kept or counted out by sampling, and counted as shed if the queue is full; a
 // deny is always kept, waiting for room if the queue is full.
-func (l *Log) Record(req *pdp.CheckRequest, d *pdp.Decision, latency time.Duration) {
+func (l *Log) Record(req pdp.CheckRequest, d pdp.Decision, latency time.Duration) {
 	if d.Allow && !l.sampleAllow() {
 		l.sampledOut.Add(1)
 		return
 	}
-	p := capture(req, d, latency, l.cfg.Now())
+	p := capture(&req, &d, latency, l.cfg.Now())
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
 	if l.closed {
