@@ -134,7 +134,8 @@ type Log struct {
 	deleted    atomic.Uint64
 	lostCount  atomic.Uint64
 
-	seq uint64 // the last sequence written; the writer's alone after Open
+	seq uint64  // the last sequence written; the writer's alone after Open
+	enc encoder // the writer's
 
 	tail tailHub
 }

@@ -93,9 +93,10 @@ func (l *Log) commit(batch []pending, entries []Entry, closing bool) []Entry {
 		entries = append(entries, batch[i].entry(l.seq+1+uint64(i)))
 	}
 	for delay := minRetryDelay; ; delay = min(2*delay, maxRetryDelay) {
+		l.enc.reset() // no transaction holds its slices any more
 		err := l.store.Update(func(tx store.Tx) error {
 			for i := range entries {
-				if err := put(tx, &entries[i]); err != nil {
+				if err := put(tx, &entries[i], &l.enc); err != nil {
 					return err
 				}
 			}
