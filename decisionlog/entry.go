@@ -64,7 +64,8 @@ func idString(id decisionID) string { return id.String() }
 
 // capture copies what the log keeps of one decision. Strings are immutable and pdp documents the
 // Reasons slice as shared and never modified, so holding them is a copy without allocating; req and
-// d themselves are never retained, and req.Token is never read.
+// d themselves are never retained (so Record's copies stay on its stack), and req.Token is never
+// read.
 func capture(req *pdp.CheckRequest, d *pdp.Decision, latency time.Duration, now time.Time) pending {
 	return pending{
 		time: now, id: d.DecisionID, requestID: req.RequestID,
@@ -108,9 +109,53 @@ func entryFromProto(r *treatyv1.DecisionRecord) Entry {
 	}
 }
 
-// The stored value of an entry is its DecisionRecord in protobuf's wire format: compact, quick
-// to write from the one writer goroutine, and able to grow fields without a migration.
-func encode(e Entry) ([]byte, error) { return proto.Marshal(e.Proto()) }
+// The stored value of an entry is its DecisionRecord (as Proto builds it) in protobuf's wire
+// format: compact, quick to write from the one writer goroutine, and able to grow fields without
+// a migration.
+//
+// encoder encodes a batch's values and keys into one buffer, reusing one DecisionRecord, so the
+// writer does not allocate per entry what bbolt only reads until the commit. bbolt keeps a
+// value's slice (not a copy) until the transaction ends: the buffer is reset only between
+// transactions, and when it grows, the slices already handed out keep the old array.
+type encoder struct {
+	buf []byte
+	rec treatyv1.DecisionRecord
+	ts  timestamppb.Timestamp
+	dur durationpb.Duration
+}
+
+// reset makes the buffer reusable; call it only once no transaction holds its slices.
+func (enc *encoder) reset() { enc.buf = enc.buf[:0] }
+
+// value encodes e as encode does.
+func (enc *encoder) value(e *Entry) ([]byte, error) {
+	d := treatyv1.Decision_DECISION_DENY
+	if e.Allow {
+		d = treatyv1.Decision_DECISION_ALLOW
+	}
+	enc.ts.Seconds, enc.ts.Nanos = e.Time.Unix(), int32(e.Time.Nanosecond())
+	enc.dur.Seconds, enc.dur.Nanos = int64(e.Latency/time.Second), int32(e.Latency%time.Second)
+	enc.rec = treatyv1.DecisionRecord{
+		DecisionId: e.DecisionID, Time: &enc.ts, RequestId: e.RequestID,
+		Subject: e.Subject, PartnerId: e.Partner, Action: e.Action, Resource: e.Resource,
+		Decision: d, Reasons: e.Reasons, PolicyId: e.PolicyID, Latency: &enc.dur,
+		Sequence: e.Sequence, CredentialId: e.CredentialID, LogSequence: e.Seq,
+	}
+	start := len(enc.buf)
+	out, err := proto.MarshalOptions{}.MarshalAppend(enc.buf, &enc.rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode decision record: %w", err)
+	}
+	enc.buf = out
+	return out[start:len(out):len(out)], nil
+}
+
+// key appends a key with add and returns it.
+func (enc *encoder) key(add func([]byte) []byte) []byte {
+	start := len(enc.buf)
+	enc.buf = add(enc.buf)
+	return enc.buf[start:len(enc.buf):len(enc.buf)]
+}
 
 func decode(raw []byte) (Entry, error) {
 	var r treatyv1.DecisionRecord

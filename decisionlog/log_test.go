@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,8 +227,42 @@ func TestRecordDoesNotAllocate(t *testing.T) {
 	req := &pdp.CheckRequest{Token: "eyJ.token", Action: "orders:read", Resource: "https://api.test", RequestID: "req-1"}
 	for _, allow := range []bool{true, false} {
 		d := &pdp.Decision{Allow: allow, Reasons: granted, DecisionID: testDecisionID(1), Subject: "w1", Partner: "acme", TokenID: "jti-1"}
-		if n := testing.AllocsPerRun(1000, func() { l.Record(req, d, time.Microsecond) }); n != 0 {
+		if n := testing.AllocsPerRun(1000, func() { l.Record(*req, *d, time.Microsecond) }); n != 0 {
 			t.Errorf("Record(allow=%v) allocates %v times per call, want 0", allow, n)
 		}
+	}
+}
+
+// countingStore counts the transactions that write.
+type countingStore struct {
+	store.Store
+	updates atomic.Int64
+}
+
+func (s *countingStore) Update(fn func(store.Tx) error) error {
+	s.updates.Add(1)
+	return s.Store.Update(fn)
+}
+
+func TestCommitsGatherTheDecisionsOfAnInterval(t *testing.T) {
+	cs := &countingStore{Store: storetest.OpenBolt(t, decisionlog.Schema)}
+	l := open(t, decisionlog.Config{Store: cs, CommitInterval: time.Hour, RetentionInterval: time.Hour, MaxAge: -1, MaxRecords: -1})
+	record(l, 0, "w1", false) // after a quiet spell: committed at once
+	eventually(t, "the first decision is written", written(l, 1))
+	for i := 1; i <= 50; i++ {
+		record(l, i, "w1", false) // within the interval: they wait for the next commit
+	}
+	time.Sleep(50 * time.Millisecond)
+	if st := l.Stats(); st.Written != 1 {
+		t.Fatalf("Written = %d within the interval, want 1", st.Written)
+	}
+	if err := l.Close(); err != nil { // Close does not wait for the interval
+		t.Fatal(err)
+	}
+	if st := l.Stats(); st.Written != 51 {
+		t.Fatalf("Written = %d after Close, want 51", st.Written)
+	}
+	if n := cs.updates.Load(); n != 2 {
+		t.Fatalf("%d write transactions, want 2: one for the first decision, one for the 50 after", n)
 	}
 }

@@ -66,7 +66,7 @@ func record(l *decisionlog.Log, n int, subject string, allow bool) {
 	if allow {
 		d.Reasons = granted
 	}
-	l.Record(req, d, time.Duration(n)*time.Microsecond)
+	l.Record(*req, *d, time.Duration(n)*time.Microsecond)
 }
 
 // eventually waits (generously) until cond holds.

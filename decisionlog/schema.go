@@ -55,21 +55,21 @@ func subjectIndexKey(subject string, p position) []byte {
 	return p.appendTo(append(make([]byte, 0, len(subject)+17), subjectPrefix(subject)...))
 }
 
-// put writes one entry and its index keys.
-func put(tx store.Tx, e *Entry) error {
-	raw, err := encode(*e)
+// put writes one entry and its index keys, encoding them into enc's buffer.
+func put(tx store.Tx, e *Entry, enc *encoder) error {
+	raw, err := enc.value(e)
 	if err != nil {
 		return err
 	}
-	if err := tx.Put(recordsBucket, store.Uint64Key(e.Seq), raw); err != nil {
+	if err := tx.Put(recordsBucket, enc.key(func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, e.Seq) }), raw); err != nil {
 		return err
 	}
 	p := positionOf(e)
-	if err := tx.Put(byTimeBucket, timeIndexKey(p), nil); err != nil {
+	if err := tx.Put(byTimeBucket, enc.key(p.appendTo), nil); err != nil {
 		return err
 	}
 	if e.Subject != "" {
-		return tx.Put(bySubjectBucket, subjectIndexKey(e.Subject, p), nil)
+		return tx.Put(bySubjectBucket, enc.key(func(b []byte) []byte { return p.appendTo(append(append(b, e.Subject...), 0)) }), nil)
 	}
 	return nil
 }

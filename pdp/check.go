@@ -25,7 +25,7 @@ func (p *PDP) Check(ctx context.Context, req CheckRequest) (Decision, error) {
 	}
 	d := p.decide(ctx, s, &req)
 	if p.cfg.Recorder != nil {
-		p.record(&req, d, start)
+		p.record(&req, &d, start)
 	}
 	return d, nil
 }
@@ -45,7 +45,7 @@ func (p *PDP) CheckBatch(ctx context.Context, reqs []CheckRequest, sem BatchSema
 	for i := range reqs {
 		d := p.decide(ctx, s, &reqs[i])
 		if p.cfg.Recorder != nil {
-			p.record(&reqs[i], d, start)
+			p.record(&reqs[i], &d, start)
 		}
 		out = append(out, d)
 		if (sem == DenyOnFirstDeny && !d.Allow) || (sem == PermitOnFirstPermit && d.Allow) {
@@ -93,12 +93,10 @@ func (p *PDP) clockStart() time.Time {
 	return time.Now()
 }
 
-// record hands a decision to the decision log. The request and the decision are handed over by
-// pointer, which makes them escape to the heap: they are copies made here, so that the decision
-// path without a log keeps its request and decision on the stack.
-func (p *PDP) record(req *CheckRequest, d Decision, start time.Time) {
-	r := *req
-	p.cfg.Recorder.Record(&r, &d, time.Since(start))
+// record hands a decision to the decision log, by value (see Recorder), so that neither the
+// request nor the decision escapes to the heap.
+func (p *PDP) record(req *CheckRequest, d *Decision, start time.Time) {
+	p.cfg.Recorder.Record(*req, *d, time.Since(start))
 }
 
 // maxSequenceAheadWait bounds how long a check waits for the feed to reach a token's tsq.

@@ -120,8 +120,10 @@ const (
 const MaxBatch = 256
 
 // Recorder receives every decision the PDP makes, for the decision log. Record is called on the
-// decision path after the decision is made: it must copy what it keeps (req and d are not its
-// to retain) and must never block for long.
+// decision path after the decision is made, and must never block for long. The request and the
+// decision are passed by value: pointers handed to an interface method escape, which cost two
+// heap copies per decision; values are copied on the stack. They share their strings and slices
+// with the caller's, which nobody modifies.
 type Recorder interface {
-	Record(req *CheckRequest, d *Decision, latency time.Duration)
+	Record(req CheckRequest, d Decision, latency time.Duration)
 }

@@ -233,15 +233,23 @@ func TestCheckAlgorithms(t *testing.T) {
 	}
 }
 
-// The grant path, with a warm cache and no policies, allocates nothing.
+// The grant path, with a warm cache and no policies, allocates nothing, and handing the decision
+// to a recorder adds nothing either.
 func TestCheckDoesNotAllocate(t *testing.T) {
-	e := newEnv(t, pdp.Config{})
-	req := pdp.CheckRequest{Token: e.token(t, nil), Action: "read", Resource: "api"}
-	ctx := context.Background()
-	if d, err := e.pdp.Check(ctx, req); err != nil || !d.Allow {
-		t.Fatalf("Check = %+v, %v", d, err)
-	}
-	if n := testing.AllocsPerRun(100, func() { _, _ = e.pdp.Check(ctx, req) }); n != 0 {
-		t.Errorf("Check allocates %v times per decision, want 0", n)
+	for _, rec := range []pdp.Recorder{nil, discard{}} {
+		e := newEnv(t, pdp.Config{Recorder: rec})
+		req := pdp.CheckRequest{Token: e.token(t, nil), Action: "read", Resource: "api"}
+		ctx := context.Background()
+		if d, err := e.pdp.Check(ctx, req); err != nil || !d.Allow {
+			t.Fatalf("Check = %+v, %v", d, err)
+		}
+		if n := testing.AllocsPerRun(100, func() { _, _ = e.pdp.Check(ctx, req) }); n != 0 {
+			t.Errorf("Check (recorder %T) allocates %v times per decision, want 0", rec, n)
+		}
 	}
 }
+
+// discard is a Recorder that keeps nothing.
+type discard struct{}
+
+func (discard) Record(pdp.CheckRequest, pdp.Decision, time.Duration) {}

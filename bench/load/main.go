@@ -60,6 +60,15 @@ type result struct {
 	errors      int64
 	elapsed     time.Duration
 	p50, p99    time.Duration
+	serverCPU   time.Duration // the server's CPU time over the phase, with -server-pid
+}
+
+// cpuPerCall is the server's CPU time per call.
+func (r result) cpuPerCall() time.Duration {
+	if r.calls == 0 {
+		return 0
+	}
+	return r.serverCPU / time.Duration(r.calls)
 }
 
 func (r result) throughput() float64 { return float64(r.calls) / r.elapsed.Seconds() }
@@ -74,6 +83,8 @@ func run(args []string) error {
 	rounds := fs.Int("rounds", 3, "rounds of (health, check) per concurrency; the median round is reported")
 	action := fs.String("action", "read", "action to check")
 	resource := fs.String("resource", "api", "resource to check")
+	serverPID := fs.Int("server-pid", 0, "the server's process id, if on this machine: reports its CPU time per call, which contention on a shared machine disturbs less than latency")
+	only := fs.String("calls", "health,check", "calls to measure, comma-separated (one alone is for profiling the server)")
 	fs.Parse(args)
 
 	tokens, err := readTokens(*tokensPath)
@@ -115,8 +126,13 @@ func run(args []string) error {
 		},
 	}
 
+	for _, name := range strings.Split(*only, ",") {
+		if calls[name] == nil {
+			return fmt.Errorf("bad -calls %q: health, check or both", *only)
+		}
+	}
 	fmt.Printf("server %s, %d distinct tokens, %v per phase, median of %d rounds\n", *addr, len(tokens), *duration, *rounds)
-	fmt.Printf("%-7s %4s %10s %10s %10s %12s %8s\n", "call", "c", "calls", "p50", "p99", "calls/s", "errors")
+	fmt.Printf("%-7s %4s %10s %10s %10s %12s %8s %12s\n", "call", "c", "calls", "p50", "p99", "calls/s", "errors", "server-cpu")
 	for _, cs := range strings.Split(*conc, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(cs))
 		if err != nil || c < 1 {
@@ -124,19 +140,29 @@ func run(args []string) error {
 		}
 		byName := map[string][]result{}
 		for range *rounds {
-			for _, name := range []string{"health", "check"} { // alternate, so drift hits both alike
+			for _, name := range strings.Split(*only, ",") { // alternate, so drift hits both alike
 				measure(calls[name], c, *warmup)
+				before := processCPU(*serverPID)
 				r := measure(calls[name], c, *duration)
+				r.serverCPU = processCPU(*serverPID) - before
 				r.name, r.concurrency = name, c
 				byName[name] = append(byName[name], r)
 			}
 		}
-		h, k := median(byName["health"]), median(byName["check"])
-		for _, r := range []result{h, k} {
-			fmt.Printf("%-7s %4d %10d %10v %10v %12.0f %8d\n", r.name, r.concurrency, r.calls, r.p50, r.p99, r.throughput(), r.errors)
+		for _, name := range strings.Split(*only, ",") {
+			r := median(byName[name])
+			fmt.Printf("%-7s %4d %10d %10v %10v %12.0f %8d %12v\n", r.name, r.concurrency, r.calls, r.p50, r.p99, r.throughput(), r.errors, r.cpuPerCall())
 		}
-		fmt.Printf("check/health at c=%d: p50 %.3fx, p99 %.3fx, throughput %.3fx\n", c,
+		if len(byName["health"]) == 0 || len(byName["check"]) == 0 {
+			continue
+		}
+		h, k := median(byName["health"]), median(byName["check"])
+		fmt.Printf("check/health at c=%d: p50 %.3fx, p99 %.3fx, throughput %.3fx", c,
 			float64(k.p50)/float64(h.p50), float64(k.p99)/float64(h.p99), k.throughput()/h.throughput())
+		if *serverPID != 0 {
+			fmt.Printf(", server CPU per call %.3fx", float64(k.cpuPerCall())/float64(h.cpuPerCall()))
+		}
+		fmt.Println()
 	}
 	return nil
 }
@@ -208,4 +234,26 @@ func readTokens(path string) ([]string, error) {
 		return nil, fmt.Errorf("run: no tokens in %s", path)
 	}
 	return out, sc.Err()
+}
+
+// processCPU returns the user and system CPU time of process pid from /proc (Linux), or 0 without
+// a pid or when it cannot be read.
+func processCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces: utime and
+	// stime are the 12th and 13th of them, in clock ticks (100 a second on Linux).
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100)
 }

@@ -62,8 +62,8 @@ func (e *env) record(n int, subject string, allow bool) {
 	if allow {
 		reasons = []string{pdp.ReasonGranted}
 	}
-	e.log.Record(&pdp.CheckRequest{Token: "eyJ.secret", Action: "orders:read", Resource: "https://api.test", RequestID: fmt.Sprintf("req-%d", n)},
-		&pdp.Decision{Allow: allow, Reasons: reasons, DecisionID: testDecisionID(n), Subject: subject, Partner: "acme", Sequence: 9},
+	e.log.Record(pdp.CheckRequest{Token: "eyJ.secret", Action: "orders:read", Resource: "https://api.test", RequestID: fmt.Sprintf("req-%d", n)},
+		pdp.Decision{Allow: allow, Reasons: reasons, DecisionID: testDecisionID(n), Subject: subject, Partner: "acme", Sequence: 9},
 		time.Millisecond)
 	e.tick()
 }

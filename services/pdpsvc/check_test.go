@@ -22,10 +22,10 @@ type recorder struct {
 	reqs []pdp.CheckRequest
 }
 
-func (r *recorder) Record(req *pdp.CheckRequest, _ *pdp.Decision, _ time.Duration) {
+func (r *recorder) Record(req pdp.CheckRequest, _ pdp.Decision, _ time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.reqs = append(r.reqs, *req)
+	r.reqs = append(r.reqs, req)
 }
 
 func (r *recorder) last(t *testing.T) pdp.CheckRequest {
