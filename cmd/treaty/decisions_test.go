@@ -54,8 +54,8 @@ func logDecision(l *decisionlog.Log, n int, subject string, allow bool) {
 	if allow {
 		reasons = []string{pdp.ReasonGranted}
 	}
-	l.Record(&pdp.CheckRequest{Action: "orders:read", Resource: "https://api.test", RequestID: fmt.Sprintf("req-%d", n)},
-		&pdp.Decision{Allow: allow, Reasons: reasons, DecisionID: testDecisionID(n), Subject: subject, Partner: "acme"}, time.Millisecond)
+	l.Record(pdp.CheckRequest{Action: "orders:read", Resource: "https://api.test", RequestID: fmt.Sprintf("req-%d", n)},
+		pdp.Decision{Allow: allow, Reasons: reasons, DecisionID: testDecisionID(n), Subject: subject, Partner: "acme"}, time.Millisecond)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
