@@ -21,11 +21,15 @@ const DefaultTokenCacheSize = 100_000
 // loaded from the store or a snapshot holds new records), so a cached verification can never
 // outlive the key it was made with. Everything else (revocation, blocks, watermarks, lifecycle,
 // scopes, expiry) is checked on every decision.
+//
+// The one mutable part is memo, a grant memo (memo.go) swapped in atomically: it holds facts about
+// one state, and is used only on that state.
 type verified struct {
-	// hash, exp and the token's header come first, in the entry's first cache line: a lookup
-	// reads them, and the claims only on a hit.
+	// hash, exp, memo and the token's header come first, in the entry's first cache line: a
+	// lookup reads them, and the claims only on a hit.
 	hash   uint64
-	exp    int64  // claims.Expiry
+	exp    int64 // claims.Expiry
+	memo   atomic.Pointer[grantMemo]
 	token  string // the full token, compared on every hit: the hash only finds the slot
 	kid    string
 	key    *feed.SigningKey
