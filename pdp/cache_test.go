@@ -2,8 +2,10 @@ package pdp
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/treaty-dev/treaty/feed"
 	"github.com/treaty-dev/treaty/token"
@@ -102,8 +104,8 @@ func TestTokenCacheConcurrent(t *testing.T) {
 				tok := toks[(i*7+g)%len(toks)]
 				h := c.hash(tok)
 				if e := c.get(tok, h, 1000); e != nil {
-					if e.token != tok || e.claims.ID != tok {
-						t.Errorf("get(%s) returned %s", tok, e.token)
+					if !e.is(tok) || e.claims.ID != tok {
+						t.Errorf("get(%s) returned %s", tok, e.claims.ID)
 						return
 					}
 					continue
@@ -116,4 +118,32 @@ func TestTokenCacheConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// An entry fills a 1 KiB malloc size class exactly: inlineToken is sized for it.
+func TestVerifiedSize(t *testing.T) {
+	if got := unsafe.Sizeof(verified{}); got != 1024 {
+		t.Errorf("sizeof(verified) = %d, want 1024: adjust inlineToken by %d", got, 1024-int(got))
+	}
+}
+
+// An entry is its token's and no other's, whether the token fits inline or spills past it.
+func TestVerifiedIs(t *testing.T) {
+	key := &feed.SigningKey{Kid: "k1"}
+	for _, n := range []int{1, 400, inlineToken - 1, inlineToken, inlineToken + 1, 2000} {
+		tok := strings.Repeat("a", n-1) + "z"
+		e := newVerified(tok, 1, "k1", key, &token.Claims{Expiry: 1})
+		if !e.is(tok) || !e.is(strings.Clone(tok)) {
+			t.Errorf("len %d: entry is not its own token's", n)
+		}
+		others := []string{tok[:n-1], tok + "a", strings.Repeat("a", n), "z" + tok[1:]}
+		if n > inlineToken {
+			others = append(others, tok[:inlineToken]+strings.Repeat("b", n-inlineToken))
+		}
+		for _, o := range others {
+			if o != tok && e.is(o) {
+				t.Errorf("len %d: entry matches another token of length %d", n, len(o))
+			}
+		}
+	}
 }
