@@ -1,6 +1,7 @@
 package pdp
 
 import (
+	"bytes"
 	"hash/maphash"
 	"math/bits"
 	"strings"
@@ -22,29 +23,37 @@ const DefaultTokenCacheSize = 100_000
 // outlive the key it was made with. Everything else (revocation, blocks, watermarks, lifecycle,
 // scopes, expiry) is checked on every decision.
 //
-// The one mutable part is memo, a grant memo (memo.go) swapped in atomically: it holds facts about
-// one state, and is used only on that state.
+// The one mutable part is the grant memo (memo.go), written under its own sequence counter: it
+// holds facts about one state, and is used only on that state.
 //
 // Layout: a hit on a scattered token is bound by cache misses, so everything a hit reads lies in
-// one allocation, in the order it is read: the header (hash, exp, memo, length), the claims, then
-// the token's bytes inline (all of a typical token), which the lookup compares in full. A token
-// held in a string of its own would cost a dependent miss after the entry's.
+// one allocation, in the order it is read: the header (hash, exp, the memo, the token's length) in
+// the first cache line, the claims, then the token's bytes inline (all of a typical token), which
+// the lookup compares in full, followed by copies of the audience and scope claims that the memo's
+// decisions compare. Strings of their own would each cost a dependent miss after the entry's.
 type verified struct {
-	hash   uint64
-	exp    int64 // claims.Expiry
-	memo   atomic.Pointer[grantMemo]
-	n      int // len(token)
+	hash uint64
+	exp  int64 // claims.Expiry
+
+	memoSeq    atomic.Uint64 // memo.go: odd while the memo below is written
+	memoState  atomic.Uint64
+	memoScopes atomic.Uint64
+	memoEnd    atomic.Int64
+
+	n      int  // len(token)
+	inline bool // head holds the audience and scope after the token
+
 	claims token.Claims
-	head   [inlineToken]byte // the token's first min(n, inlineToken) bytes
+	head   [inlineToken]byte // token[:min(n, inlineToken)], then if inline the audience and scope
 	rest   string            // the token's bytes past inlineToken, if any
 	kid    string
 	key    *feed.SigningKey
 }
 
-// inlineToken is how many bytes of its token an entry holds inline: enough for EdDSA and ES256
-// tokens of Treaty's claims (400 to 500 bytes) and most RS256 ones (700 to 800), and the size that makes an
-// entry exactly 1 KiB (a malloc size class; TestVerifiedSize).
-const inlineToken = 776
+// inlineToken is how many bytes an entry holds inline: enough for EdDSA and ES256 tokens of
+// Treaty's claims (400 to 500 bytes) with their audience and scope, and most RS256 ones (700 to
+// 800), and the size that makes an entry exactly 1 KiB (a malloc size class; TestVerifiedSize).
+const inlineToken = 744
 
 // newVerified returns the cache entry of a verified token tok with hash h.
 func newVerified(tok string, h uint64, kid string, key *feed.SigningKey, claims *token.Claims) *verified {
@@ -52,6 +61,11 @@ func newVerified(tok string, h uint64, kid string, key *feed.SigningKey, claims 
 	n := copy(e.head[:], tok)
 	if n < len(tok) {
 		e.rest = strings.Clone(tok[n:]) // never pins a larger buffer the caller's string points into
+	}
+	if len(tok)+len(claims.Audience)+len(claims.Scope) <= inlineToken {
+		n += copy(e.head[n:], claims.Audience)
+		copy(e.head[n:], claims.Scope)
+		e.inline = true
 	}
 	return e
 }
@@ -65,6 +79,49 @@ func (e *verified) is(tok string) bool {
 		return string(e.head[:len(tok)]) == tok // compared in place, without a copy
 	}
 	return string(e.head[:]) == tok[:inlineToken] && e.rest == tok[inlineToken:]
+}
+
+// audienceIs reports whether aud is the token's audience, reading the inline copy if there is one.
+func (e *verified) audienceIs(aud string) bool {
+	if !e.inline {
+		return e.claims.Audience == aud
+	}
+	return string(e.head[e.n:e.n+len(e.claims.Audience)]) == aud
+}
+
+// scopeIndex returns the index of scope among the token's space-delimited scopes, walked as
+// token.Claims.HasScope walks them, or -1. It reads the inline copy if there is one.
+func (e *verified) scopeIndex(scope string) int {
+	if !e.inline {
+		return scopeIndex(e.claims.Scope, scope)
+	}
+	at := e.n + len(e.claims.Audience)
+	rest := e.head[at : at+len(e.claims.Scope)]
+	for i := 0; len(rest) > 0; i++ {
+		s := rest
+		if j := bytes.IndexByte(rest, ' '); j >= 0 {
+			s, rest = rest[:j], rest[j+1:]
+		} else {
+			rest = nil
+		}
+		if string(s) == scope {
+			return i
+		}
+	}
+	return -1
+}
+
+// scopeIndex returns the index of scope among the space-delimited scopes, walked as
+// token.Claims.HasScope walks them, or -1.
+func scopeIndex(scopes, scope string) int {
+	for i := 0; scopes != ""; i++ {
+		var s string
+		s, scopes, _ = strings.Cut(scopes, " ")
+		if s == scope {
+			return i
+		}
+	}
+	return -1
 }
 
 // tokenCache is the verified-token cache: a fixed-size, set-associative table of atomic pointers

@@ -130,7 +130,7 @@ func (p *PDP) checkToken(s *feed.State, req *CheckRequest, d *Decision) string {
 	if r != "" {
 		return r
 	}
-	if m != nil && m.stateID == s.ID() && memoGrant(m, e, req, now) {
+	if e != nil && m.stateID == s.ID() && memoGrant(m, e, req, now) {
 		d.Subject, d.Partner, d.TokenID = c.Subject, c.Partner, c.ID
 		return ReasonGranted
 	}
@@ -140,8 +140,8 @@ func (p *PDP) checkToken(s *feed.State, req *CheckRequest, d *Decision) string {
 		}
 	}
 	r = p.checkCredential(s, req, d, c, key, now)
-	if r == ReasonGranted && e != nil && (m == nil || m.stateID != s.ID()) {
-		memoize(s, e, m)
+	if r == ReasonGranted && e != nil && m.stateID != s.ID() {
+		memoize(s, e)
 	}
 	return r
 }

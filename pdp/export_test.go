@@ -11,8 +11,5 @@ func MemoStateID(p *PDP, tok string) uint64 {
 	if e == nil {
 		return 0
 	}
-	if m := e.memo.Load(); m != nil {
-		return m.stateID
-	}
-	return 0
+	return e.loadMemo().stateID
 }

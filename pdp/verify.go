@@ -35,23 +35,23 @@ var parseAlgorithms = []jose.SignatureAlgorithm{
 // fill the cache without tokens the issuer signed.
 //
 // When the claims come from the cache, it also returns their entry and the entry's grant memo
-// (nil if none). A memo made on s vouches for the key on s already, so then the key is not looked
+// (the zero memo if none). A memo made on s vouches for the key on s already, so then the key is not looked
 // up, and nil is returned for it: the caller either grants on the memo or looks the key up.
-func (p *PDP) verifyToken(s *feed.State, raw string, now int64) (*verified, *grantMemo, *token.Claims, *feed.SigningKey, string) {
+func (p *PDP) verifyToken(s *feed.State, raw string, now int64) (*verified, grantMemo, *token.Claims, *feed.SigningKey, string) {
 	if raw == "" || len(raw) > MaxTokenBytes {
-		return nil, nil, nil, nil, ReasonMalformedToken
+		return nil, grantMemo{}, nil, nil, ReasonMalformedToken
 	}
 	var h uint64
 	if p.tokens != nil {
 		h = p.tokens.hash(raw)
 		if e := p.tokens.get(raw, h, now); e != nil {
-			m := e.memo.Load()
-			if m != nil && m.stateID == s.ID() {
+			m := e.loadMemo()
+			if m.stateID == s.ID() {
 				return e, m, &e.claims, nil, ""
 			}
 			key, r := signingKey(s, e.kid)
 			if r != "" {
-				return nil, nil, nil, nil, r
+				return nil, grantMemo{}, nil, nil, r
 			}
 			if key == e.key {
 				return e, m, &e.claims, key, ""
@@ -61,20 +61,20 @@ func (p *PDP) verifyToken(s *feed.State, raw string, now int64) (*verified, *gra
 	}
 	jws, kid, r := parseToken(raw)
 	if r != "" {
-		return nil, nil, nil, nil, r
+		return nil, grantMemo{}, nil, nil, r
 	}
 	key, r := signingKey(s, kid)
 	if r != "" {
-		return nil, nil, nil, nil, r
+		return nil, grantMemo{}, nil, nil, r
 	}
 	c, r := verifySignature(jws, key)
 	if r != "" {
-		return nil, nil, nil, nil, r
+		return nil, grantMemo{}, nil, nil, r
 	}
 	if p.tokens != nil && c.Expiry > now {
 		p.tokens.put(raw, h, kid, key, c, now)
 	}
-	return nil, nil, c, key, ""
+	return nil, grantMemo{}, c, key, ""
 }
 
 // parseToken parses a compact JWS and returns it with the kid it names, or a deny reason.
