@@ -158,14 +158,23 @@ func newTokenCache(size int) *tokenCache {
 	return &tokenCache{seed: maphash.MakeSeed(), sets: make([]cacheSet, (size+ways-1)/ways)}
 }
 
-// hash returns the token's hash; never zero, which marks an empty way.
+// hash returns the token's hash; never zero, which marks an empty way. It hashes the token's length
+// and its last hashedTail bytes, which are the JWS signature's: unique to the token, and not
+// chosen by whoever sends it (only verified tokens are cached, and a token whose tail imitates a
+// cached one's is compared in full and found different). Hashing the whole token would read all of
+// it before the lookup can start; a scattered token's bytes are a cache miss, and this way the
+// lookup's misses (its set, its entry) overlap with reading the rest, in the full compare.
 func (c *tokenCache) hash(tok string) uint64 {
-	h := maphash.String(c.seed, tok)
+	h := maphash.String(c.seed, tok[max(0, len(tok)-hashedTail):]) ^ uint64(len(tok))*0x9e3779b97f4a7c15
 	if h == 0 {
 		h = 1
 	}
 	return h
 }
+
+// hashedTail is how many of a token's last bytes its hash covers: a 43-byte Ed25519 or ES256
+// signature is 86 base64url characters, an RS256 one 342.
+const hashedTail = 64
 
 // sets returns the two sets a hash may live in: each is the high half of a 64-bit product with
 // the number of sets, which spreads hashes evenly over any number of sets (so the bound is exactly

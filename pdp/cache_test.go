@@ -147,3 +147,32 @@ func TestVerifiedIs(t *testing.T) {
 		}
 	}
 }
+
+// Tokens that share their length and tail share a hash (it covers only the tail), and each still
+// finds its own entry: the full token is compared.
+func TestTokenCacheTailCollisions(t *testing.T) {
+	key := &feed.SigningKey{Kid: "k1"}
+	c := newTokenCache(64)
+	tail := strings.Repeat("s", hashedTail)
+	var toks []string
+	for i := range ways { // one hash has two sets, which may be one: room for ways entries
+
+		tok := fmt.Sprintf("header-%d.payload.", i) + tail
+		toks = append(toks, tok)
+		if i > 0 && c.hash(tok) != c.hash(toks[0]) {
+			t.Fatal("tokens with the same length and tail hash differently")
+		}
+		c.put(tok, c.hash(tok), "k1", key, &token.Claims{ID: tok, Expiry: 100}, 0)
+	}
+	for _, tok := range toks {
+		if e := c.get(tok, c.hash(tok), 0); e == nil || e.claims.ID != tok {
+			t.Errorf("get(%s) = %v", tok, e)
+		}
+	}
+	if e := c.get("header-9.payload."+tail, c.hash(toks[0]), 0); e != nil {
+		t.Errorf("an uncached token with a cached tail found %s", e.claims.ID)
+	}
+	if c.hash("short") == c.hash("shorter") || c.hash("") == 0 {
+		t.Error("short tokens: bad hash")
+	}
+}
