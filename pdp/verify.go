@@ -34,9 +34,9 @@ var parseAlgorithms = []jose.SignatureAlgorithm{
 // claims are well formed and unexpired, cached. Only verified tokens are cached, so nobody can
 // fill the cache without tokens the issuer signed.
 //
-// When the claims come from the cache, it also returns their entry and the entry's grant memo
-// (the zero memo if none). A memo made on s vouches for the key on s already, so then the key is not looked
-// up, and nil is returned for it: the caller either grants on the memo or looks the key up.
+// When the claims come from the cache, it also returns their entry and the entry's grant memo (the
+// zero memo if none). A memo made on s vouches for the key on s already, so then the key is not
+// looked up, and nil is returned for it: the caller either grants on the memo or looks the key up.
 func (p *PDP) verifyToken(s *feed.State, raw string, now int64) (*verified, grantMemo, *token.Claims, *feed.SigningKey, string) {
 	if raw == "" || len(raw) > MaxTokenBytes {
 		return nil, grantMemo{}, nil, nil, ReasonMalformedToken
