@@ -56,6 +56,7 @@ func (e *Editor) Sequence() uint64 { return e.next.seq }
 // events, read it before the next Apply.
 func (e *Editor) State() *State {
 	s := e.next
+	s.id = nextStateID() // a new value, even when the edit changed nothing
 	return &s
 }
 

@@ -211,7 +211,7 @@ func (s *State) Proto() *treatyv1.EnforcementState {
 // FromProto builds a State from an EnforcementState message.
 func FromProto(p *treatyv1.EnforcementState) *State {
 	s := &State{epoch: p.GetEpoch(), seq: p.GetSequence()}
-	e := s.Edit()
+	e := s.Edit() // its State gets the ID
 	for _, r := range p.GetPartners() {
 		pc := r.GetPartner()
 		e.partners.set(pc.GetPartnerId(), &Partner{

@@ -9,6 +9,7 @@ package feed
 
 import (
 	"slices"
+	"sync/atomic"
 	"time"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -97,6 +98,7 @@ type RevokedCredential struct {
 // State is the enforcement state after folding every event of a feed up to Sequence. It is
 // immutable; use Edit to derive a new one.
 type State struct {
+	id           uint64 // see ID
 	epoch        string
 	seq          uint64
 	partners     cowMap[*Partner]
@@ -108,7 +110,18 @@ type State struct {
 }
 
 // Empty returns the state of a feed with no events, for the given epoch.
-func Empty(epoch string) *State { return &State{epoch: epoch} }
+func Empty(epoch string) *State { return &State{id: nextStateID(), epoch: epoch} }
+
+// stateIDs numbers the States a process makes.
+var stateIDs atomic.Uint64
+
+func nextStateID() uint64 { return stateIDs.Add(1) }
+
+// ID returns a number that identifies this State value within the process: no two States made by
+// a process share one, and none is zero. A cache of facts derived from a state can remember the
+// state's ID instead of a pointer to it: the ID tells whether the facts still hold for the state at
+// hand without keeping an old state alive (a pointer could, and could be reused once freed).
+func (s *State) ID() uint64 { return s.id }
 
 // Epoch returns the epoch of the feed the state was built from.
 func (s *State) Epoch() string { return s.epoch }

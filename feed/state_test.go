@@ -222,6 +222,36 @@ func TestEditLeavesOldStateAlone(t *testing.T) {
 	}
 }
 
+// Every State value has its own ID: an edit's result, even an empty edit's, a state rebuilt from
+// its proto, and one loaded from a store never share the ID of the state they came from.
+func TestStateIDs(t *testing.T) {
+	schema := store.Schema{Name: "feedtest", Version: 1, Buckets: feed.Buckets}
+	st := storetest.OpenBolt(t, schema)
+	s := onboarded(t)
+	if err := st.Update(func(tx store.Tx) error { return feed.SaveAll(tx, s) }); err != nil {
+		t.Fatal(err)
+	}
+	var loaded *feed.State
+	if err := st.View(func(tx store.Tx) (err error) { loaded, err = feed.Load(tx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	e := s.Edit()
+	states := []*feed.State{
+		feed.Empty("epoch-1"), feed.Empty("epoch-1"), s, e.State(), e.State(),
+		apply(t, s, block(partnerK, "acme", false)), feed.FromProto(s.Proto()), loaded,
+	}
+	seen := map[uint64]int{}
+	for i, st := range states {
+		if st.ID() == 0 {
+			t.Errorf("state %d has ID 0", i)
+		}
+		if j, dup := seen[st.ID()]; dup {
+			t.Errorf("states %d and %d share ID %d", j, i, st.ID())
+		}
+		seen[st.ID()] = i
+	}
+}
+
 func TestSaveLoadAndProtoRoundTrip(t *testing.T) {
 	schema := store.Schema{Name: "feedtest", Version: 1, Buckets: feed.Buckets}
 	st := storetest.OpenBolt(t, schema)

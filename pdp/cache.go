@@ -1,6 +1,7 @@
 package pdp
 
 import (
+	"bytes"
 	"hash/maphash"
 	"math/bits"
 	"strings"
@@ -12,7 +13,7 @@ import (
 
 // DefaultTokenCacheSize is the default bound on the verified-token cache: enough for every live
 // token of a large deployment (10,000 partners with a few workloads each, refreshing tokens every
-// few minutes), at roughly 1 KiB per entry when full.
+// few minutes), at roughly 1.3 KiB per entry when full (a 1 KiB entry and its claims' strings).
 const DefaultTokenCacheSize = 100_000
 
 // verified is a token whose signature verified, with what the verification found. It is
@@ -21,15 +22,107 @@ const DefaultTokenCacheSize = 100_000
 // loaded from the store or a snapshot holds new records), so a cached verification can never
 // outlive the key it was made with. Everything else (revocation, blocks, watermarks, lifecycle,
 // scopes, expiry) is checked on every decision.
+//
+// The one mutable part is the grant memo (memo.go), written under its own sequence counter: it
+// holds facts about one state, and is used only on that state.
+//
+// Layout: a hit on a scattered token is bound by cache misses, so everything a hit reads lies in
+// one allocation, in the order it is read, so that the hardware's stream prefetcher follows: the
+// header (hash, exp, the memo, the token's length) in the first cache line, then the token's bytes
+// inline (all of a typical token), which the lookup compares in full, followed by copies of the
+// audience and scope claims that the memo's decisions compare, then the claims. Strings of their
+// own would each cost a dependent miss after the entry's.
 type verified struct {
-	// hash, exp and the token's header come first, in the entry's first cache line: a lookup
-	// reads them, and the claims only on a hit.
-	hash   uint64
-	exp    int64  // claims.Expiry
-	token  string // the full token, compared on every hit: the hash only finds the slot
+	hash uint64
+	exp  int64 // claims.Expiry
+
+	memoSeq    atomic.Uint64 // memo.go: odd while the memo below is written
+	memoState  atomic.Uint64
+	memoScopes atomic.Uint64
+	memoEnd    atomic.Int64
+
+	n      int  // len(token)
+	inline bool // head holds the audience and scope after the token
+
+	head   [inlineToken]byte // token[:min(n, inlineToken)], then if inline the audience and scope
+	claims token.Claims
+	rest   string // the token's bytes past inlineToken, if any
 	kid    string
 	key    *feed.SigningKey
-	claims token.Claims
+}
+
+// inlineToken is how many bytes an entry holds inline: enough for EdDSA and ES256 tokens of
+// Treaty's claims (400 to 500 bytes) with their audience and scope, and most RS256 ones (700 to
+// 800), and the size that makes an entry exactly 1 KiB (a malloc size class; TestVerifiedSize).
+const inlineToken = 744
+
+// newVerified returns the cache entry of a verified token tok with hash h.
+func newVerified(tok string, h uint64, kid string, key *feed.SigningKey, claims *token.Claims) *verified {
+	e := &verified{hash: h, exp: claims.Expiry, n: len(tok), claims: *claims, kid: kid, key: key}
+	n := copy(e.head[:], tok)
+	if n < len(tok) {
+		e.rest = strings.Clone(tok[n:]) // never pins a larger buffer the caller's string points into
+	}
+	if len(tok)+len(claims.Audience)+len(claims.Scope) <= inlineToken {
+		n += copy(e.head[n:], claims.Audience)
+		copy(e.head[n:], claims.Scope)
+		e.inline = true
+	}
+	return e
+}
+
+// is reports whether the entry is tok's: the whole token is compared, the hash only finds it.
+func (e *verified) is(tok string) bool {
+	if len(tok) != e.n {
+		return false
+	}
+	if len(tok) <= inlineToken {
+		return string(e.head[:len(tok)]) == tok // compared in place, without a copy
+	}
+	return string(e.head[:]) == tok[:inlineToken] && e.rest == tok[inlineToken:]
+}
+
+// audienceIs reports whether aud is the token's audience, reading the inline copy if there is one.
+func (e *verified) audienceIs(aud string) bool {
+	if !e.inline {
+		return e.claims.Audience == aud
+	}
+	return string(e.head[e.n:e.n+len(e.claims.Audience)]) == aud
+}
+
+// scopeIndex returns the index of scope among the token's space-delimited scopes, walked as
+// token.Claims.HasScope walks them, or -1. It reads the inline copy if there is one.
+func (e *verified) scopeIndex(scope string) int {
+	if !e.inline {
+		return scopeIndex(e.claims.Scope, scope)
+	}
+	at := e.n + len(e.claims.Audience)
+	rest := e.head[at : at+len(e.claims.Scope)]
+	for i := 0; len(rest) > 0; i++ {
+		s := rest
+		if j := bytes.IndexByte(rest, ' '); j >= 0 {
+			s, rest = rest[:j], rest[j+1:]
+		} else {
+			rest = nil
+		}
+		if string(s) == scope {
+			return i
+		}
+	}
+	return -1
+}
+
+// scopeIndex returns the index of scope among the space-delimited scopes, walked as
+// token.Claims.HasScope walks them, or -1.
+func scopeIndex(scopes, scope string) int {
+	for i := 0; scopes != ""; i++ {
+		var s string
+		s, scopes, _ = strings.Cut(scopes, " ")
+		if s == scope {
+			return i
+		}
+	}
+	return -1
 }
 
 // tokenCache is the verified-token cache: a fixed-size, set-associative table of atomic pointers
@@ -66,14 +159,23 @@ func newTokenCache(size int) *tokenCache {
 	return &tokenCache{seed: maphash.MakeSeed(), sets: make([]cacheSet, (size+ways-1)/ways)}
 }
 
-// hash returns the token's hash; never zero, which marks an empty way.
+// hash returns the token's hash; never zero, which marks an empty way. It hashes the token's length
+// and its last hashedTail bytes, which are the JWS signature's: unique to the token, and not
+// chosen by whoever sends it (only verified tokens are cached, and a token whose tail imitates a
+// cached one's is compared in full and found different). Hashing the whole token would read all of
+// it before the lookup can start; a scattered token's bytes are a cache miss, and this way the
+// lookup's misses (its set, its entry) overlap with reading the rest, in the full compare.
 func (c *tokenCache) hash(tok string) uint64 {
-	h := maphash.String(c.seed, tok)
+	h := maphash.String(c.seed, tok[max(0, len(tok)-hashedTail):]) ^ uint64(len(tok))*0x9e3779b97f4a7c15
 	if h == 0 {
 		h = 1
 	}
 	return h
 }
+
+// hashedTail is how many of a token's last bytes its hash covers: a 43-byte Ed25519 or ES256
+// signature is 86 base64url characters, an RS256 one 342.
+const hashedTail = 64
 
 // sets returns the two sets a hash may live in: each is the high half of a 64-bit product with
 // the number of sets, which spreads hashes evenly over any number of sets (so the bound is exactly
@@ -94,7 +196,7 @@ func (s *cacheSet) find(tok string, h uint64, now int64) *verified {
 		if s.tags[i].Load() != h {
 			continue
 		}
-		if e := s.entries[i].Load(); e != nil && e.hash == h && e.exp > now && e.token == tok {
+		if e := s.entries[i].Load(); e != nil && e.hash == h && e.exp > now && e.is(tok) {
 			return e
 		}
 	}
@@ -119,7 +221,7 @@ func (c *tokenCache) get(tok string, h uint64, now int64) *verified {
 // balanced), else evicts the entry of the two sets that expires first. The token is copied, so
 // that the cache never pins a larger buffer the caller's string points into.
 func (c *tokenCache) put(tok string, h uint64, kid string, key *feed.SigningKey, claims *token.Claims, now int64) {
-	e := &verified{hash: h, exp: claims.Expiry, token: strings.Clone(tok), kid: kid, key: key, claims: *claims}
+	e := newVerified(tok, h, kid, key, claims)
 	a, b := c.sets2(h)
 	var (
 		victim    *cacheSet
@@ -132,7 +234,7 @@ func (c *tokenCache) put(tok string, h uint64, kid string, key *feed.SigningKey,
 		for i := range ways {
 			old := s.entries[i].Load()
 			switch {
-			case old != nil && old.hash == h && old.token == tok:
+			case old != nil && old.hash == h && old.is(tok):
 				s.entries[i].Store(e) // the token's own entry: replace it where it is
 				s.tags[i].Store(h)
 				return

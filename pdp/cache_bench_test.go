@@ -25,7 +25,7 @@ func BenchmarkTokenCache(b *testing.B) {
 		raw := make([]byte, 300)
 		rand.Read(raw)
 		toks[i] = base64.RawURLEncoding.EncodeToString(raw) // 400 bytes
-		entries[i] = &verified{token: toks[i], exp: 1 << 40, kid: "k1", key: key, claims: token.Claims{ID: fmt.Sprint(i), Expiry: 1 << 40}}
+		entries[i] = newVerified(toks[i], 0, "k1", key, &token.Claims{ID: fmt.Sprint(i), Expiry: 1 << 40})
 	}
 	// Lookups use copies of the tokens, as a request decoded from the wire would.
 	queries := make([]string, n)

@@ -2,8 +2,10 @@ package pdp
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/treaty-dev/treaty/feed"
 	"github.com/treaty-dev/treaty/token"
@@ -102,8 +104,8 @@ func TestTokenCacheConcurrent(t *testing.T) {
 				tok := toks[(i*7+g)%len(toks)]
 				h := c.hash(tok)
 				if e := c.get(tok, h, 1000); e != nil {
-					if e.token != tok || e.claims.ID != tok {
-						t.Errorf("get(%s) returned %s", tok, e.token)
+					if !e.is(tok) || e.claims.ID != tok {
+						t.Errorf("get(%s) returned %s", tok, e.claims.ID)
 						return
 					}
 					continue
@@ -116,4 +118,61 @@ func TestTokenCacheConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// An entry fills a 1 KiB malloc size class exactly: inlineToken is sized for it.
+func TestVerifiedSize(t *testing.T) {
+	if got := unsafe.Sizeof(verified{}); got != 1024 {
+		t.Errorf("sizeof(verified) = %d, want 1024: adjust inlineToken by %d", got, 1024-int(got))
+	}
+}
+
+// An entry is its token's and no other's, whether the token fits inline or spills past it.
+func TestVerifiedIs(t *testing.T) {
+	key := &feed.SigningKey{Kid: "k1"}
+	for _, n := range []int{1, 400, inlineToken - 1, inlineToken, inlineToken + 1, 2000} {
+		tok := strings.Repeat("a", n-1) + "z"
+		e := newVerified(tok, 1, "k1", key, &token.Claims{Expiry: 1})
+		if !e.is(tok) || !e.is(strings.Clone(tok)) {
+			t.Errorf("len %d: entry is not its own token's", n)
+		}
+		others := []string{tok[:n-1], tok + "a", strings.Repeat("a", n), "z" + tok[1:]}
+		if n > inlineToken {
+			others = append(others, tok[:inlineToken]+strings.Repeat("b", n-inlineToken))
+		}
+		for _, o := range others {
+			if o != tok && e.is(o) {
+				t.Errorf("len %d: entry matches another token of length %d", n, len(o))
+			}
+		}
+	}
+}
+
+// Tokens that share their length and tail share a hash (it covers only the tail), and each still
+// finds its own entry: the full token is compared.
+func TestTokenCacheTailCollisions(t *testing.T) {
+	key := &feed.SigningKey{Kid: "k1"}
+	c := newTokenCache(64)
+	tail := strings.Repeat("s", hashedTail)
+	var toks []string
+	for i := range ways { // one hash has two sets, which may be one: room for ways entries
+
+		tok := fmt.Sprintf("header-%d.payload.", i) + tail
+		toks = append(toks, tok)
+		if i > 0 && c.hash(tok) != c.hash(toks[0]) {
+			t.Fatal("tokens with the same length and tail hash differently")
+		}
+		c.put(tok, c.hash(tok), "k1", key, &token.Claims{ID: tok, Expiry: 100}, 0)
+	}
+	for _, tok := range toks {
+		if e := c.get(tok, c.hash(tok), 0); e == nil || e.claims.ID != tok {
+			t.Errorf("get(%s) = %v", tok, e)
+		}
+	}
+	if e := c.get("header-9.payload."+tail, c.hash(toks[0]), 0); e != nil {
+		t.Errorf("an uncached token with a cached tail found %s", e.claims.ID)
+	}
+	if c.hash("short") == c.hash("shorter") || c.hash("") == 0 {
+		t.Error("short tokens: bad hash")
+	}
 }

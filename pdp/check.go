@@ -112,16 +112,36 @@ func (p *PDP) check(s *feed.State, req *CheckRequest, d *Decision) string {
 	case req.Claims != nil:
 		return p.checkClaims(s, req, d)
 	case req.Token != "":
-		now := p.cfg.Now()
-		c, key, r := p.verifyToken(s, req.Token, now.Unix())
-		if r != "" {
-			return r
-		}
-		return p.checkCredential(s, req, d, c, key, now)
+		return p.checkToken(s, req, d)
 	case req.WorkloadID != "":
 		return p.checkWorkload(s, req, d)
 	}
 	return ReasonMalformedToken // no subject at all: an empty token
+}
+
+// checkToken decides on a raw token. A cached token with a memo of a grant on s (memo.go) is
+// granted after the checks that depend on the clock and the request alone; anything else takes
+// the full path, whose grant of a cached token makes the memo for s.
+func (p *PDP) checkToken(s *feed.State, req *CheckRequest, d *Decision) string {
+	now := p.cfg.Now()
+	e, m, c, key, r := p.verifyToken(s, req.Token, now.Unix())
+	if r != "" {
+		return r
+	}
+	if e != nil && m.stateID == s.ID() && memoGrant(m, e, req, now) {
+		d.Subject, d.Partner, d.TokenID = c.Subject, c.Partner, c.ID
+		return ReasonGranted
+	}
+	if key == nil { // the memo's state is s, so s's key is the entry's: verifyToken skipped its lookup
+		if key, r = signingKey(s, e.kid); r != "" {
+			return r
+		}
+	}
+	r = p.checkCredential(s, req, d, c, key, now)
+	if r == ReasonGranted && e != nil && m.stateID != s.ID() {
+		memoize(s, e)
+	}
+	return r
 }
 
 // checkClaims decides on claims a trusted caller verified itself: every check a verified token

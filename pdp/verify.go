@@ -33,40 +33,48 @@ var parseAlgorithms = []jose.SignatureAlgorithm{
 // verifying and without allocating; a token seen for the first time is verified and, if its
 // claims are well formed and unexpired, cached. Only verified tokens are cached, so nobody can
 // fill the cache without tokens the issuer signed.
-func (p *PDP) verifyToken(s *feed.State, raw string, now int64) (*token.Claims, *feed.SigningKey, string) {
+//
+// When the claims come from the cache, it also returns their entry and the entry's grant memo (the
+// zero memo if none). A memo made on s vouches for the key on s already, so then the key is not
+// looked up, and nil is returned for it: the caller either grants on the memo or looks the key up.
+func (p *PDP) verifyToken(s *feed.State, raw string, now int64) (*verified, grantMemo, *token.Claims, *feed.SigningKey, string) {
 	if raw == "" || len(raw) > MaxTokenBytes {
-		return nil, nil, ReasonMalformedToken
+		return nil, grantMemo{}, nil, nil, ReasonMalformedToken
 	}
 	var h uint64
 	if p.tokens != nil {
 		h = p.tokens.hash(raw)
 		if e := p.tokens.get(raw, h, now); e != nil {
+			m := e.loadMemo()
+			if m.stateID == s.ID() {
+				return e, m, &e.claims, nil, ""
+			}
 			key, r := signingKey(s, e.kid)
 			if r != "" {
-				return nil, nil, r
+				return nil, grantMemo{}, nil, nil, r
 			}
 			if key == e.key {
-				return &e.claims, key, ""
+				return e, m, &e.claims, key, ""
 			}
 			// The key was republished since: verify again with the record the state holds now.
 		}
 	}
 	jws, kid, r := parseToken(raw)
 	if r != "" {
-		return nil, nil, r
+		return nil, grantMemo{}, nil, nil, r
 	}
 	key, r := signingKey(s, kid)
 	if r != "" {
-		return nil, nil, r
+		return nil, grantMemo{}, nil, nil, r
 	}
 	c, r := verifySignature(jws, key)
 	if r != "" {
-		return nil, nil, r
+		return nil, grantMemo{}, nil, nil, r
 	}
 	if p.tokens != nil && c.Expiry > now {
 		p.tokens.put(raw, h, kid, key, c, now)
 	}
-	return c, key, ""
+	return nil, grantMemo{}, c, key, ""
 }
 
 // parseToken parses a compact JWS and returns it with the kid it names, or a deny reason.
