@@ -234,12 +234,7 @@ func (p *PDP) checkCredential(s *feed.State, req *CheckRequest, d *Decision, c *
 	if !integration.AllowsAudience(c.Audience) {
 		return ReasonAudienceNotAllowed
 	}
-	q := policyQuery{Partner: c.Partner, Integration: c.Integration, Workload: c.Subject, Action: req.Action, Resource: req.Resource, Properties: req.Properties, Context: req.Context}
-	if deny := p.evaluatePolicies(s, &q, d); deny != nil {
-		d.Reasons = deny
-		return reasonPolicy
-	}
-	return ReasonGranted
+	return p.grantUnlessPolicies(s, req, d, c.Partner, c.Integration, c.Subject)
 }
 
 // checkWorkload decides on a workload's current grants, without a credential, for a trusted
@@ -278,7 +273,16 @@ func (p *PDP) checkWorkload(s *feed.State, req *CheckRequest, d *Decision) strin
 	if !integration.AllowsAudience(req.Resource) {
 		return ReasonAudienceNotAllowed
 	}
-	q := policyQuery{Partner: workload.PartnerID, Integration: workload.IntegrationID, Workload: workload.ID, Action: req.Action, Resource: req.Resource, Properties: req.Properties, Context: req.Context}
+	return p.grantUnlessPolicies(s, req, d, workload.PartnerID, workload.IntegrationID, workload.ID)
+}
+
+// grantUnlessPolicies has the partner's policies decide, once every grant check has passed: a
+// deny names the policy in d's reasons.
+func (p *PDP) grantUnlessPolicies(s *feed.State, req *CheckRequest, d *Decision, partner, integration, workload string) string {
+	q := policyQuery{
+		Partner: partner, Integration: integration, Workload: workload,
+		Action: req.Action, Resource: req.Resource, Properties: req.Properties, Context: req.Context,
+	}
 	if deny := p.evaluatePolicies(s, &q, d); deny != nil {
 		d.Reasons = deny
 		return reasonPolicy
