@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -75,10 +74,6 @@ func (k *DPoPKey) Proof(tb testing.TB, p DPoPProof) string {
 	for h, v := range p.Header {
 		opts = opts.WithHeader(h, v)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.Private}, opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	claims := p.Claims
 	if claims == nil {
 		claims = map[string]any{"jti": p.JTI, "htm": p.Method, "htu": p.URI, "iat": p.IAT.Unix()}
@@ -87,17 +82,5 @@ func (k *DPoPKey) Proof(tb testing.TB, p DPoPProof) string {
 			claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
 		}
 	}
-	raw, err := json.Marshal(claims)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	jws, err := signer.Sign(raw)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return out
+	return signJSON(tb, jose.SigningKey{Algorithm: jose.ES256, Key: k.Private}, opts, claims)
 }

@@ -112,7 +112,13 @@ func (k *Key) Sign(tb testing.TB, payload any, headers map[jose.HeaderKey]any) s
 		opts = opts.WithHeader(h, v)
 	}
 	priv, alg := k.signingKey()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: priv}, opts)
+	return signJSON(tb, jose.SigningKey{Algorithm: alg, Key: priv}, opts, payload)
+}
+
+// signJSON signs payload, marshalled as JSON, as a compact JWS, failing the test on any error.
+func signJSON(tb testing.TB, key jose.SigningKey, opts *jose.SignerOptions, payload any) string {
+	tb.Helper()
+	signer, err := jose.NewSigner(key, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
