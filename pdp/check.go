@@ -239,33 +239,17 @@ func (p *PDP) checkCredential(s *feed.State, req *CheckRequest, d *Decision, c *
 
 // checkWorkload decides on a workload's current grants, without a credential, for a trusted
 // caller: the action must be inside the integration's ceiling and the resource among its
-// audiences. Only blocks apply, not watermarks: there is no credential minted before a restore.
+// audiences.
 func (p *PDP) checkWorkload(s *feed.State, req *CheckRequest, d *Decision) string {
 	if !req.Trusted {
 		return ReasonSubjectNotTrusted
 	}
-	workload, ok := s.Workload(req.WorkloadID)
-	if !ok {
-		return ReasonWorkloadUnknown
+	workload, integration, r := workloadGrants(s, req.WorkloadID, p.cfg.Now())
+	if workload != nil {
+		d.Subject, d.Partner = workload.ID, workload.PartnerID
 	}
-	d.Subject, d.Partner = workload.ID, workload.PartnerID
-	partner, hasPartner := s.Partner(workload.PartnerID)
-	integration, hasIntegration := s.Integration(workload.IntegrationID)
-	switch {
-	case hasPartner && partner.Block != nil:
-		return ReasonPartnerBlocked
-	case hasIntegration && integration.Block != nil:
-		return ReasonIntegrationBlocked
-	case workload.Block != nil:
-		return ReasonWorkloadBlocked
-	case workload.State == treatyv1.WorkloadState_WORKLOAD_STATE_UNSPECIFIED:
-		return ReasonWorkloadUnknown // only a block or restore named it
-	}
-	if r := lifecycleReason(partner, integration, workload, p.cfg.Now()); r != "" {
+	if r != "" {
 		return r
-	}
-	if integration.PartnerID != workload.PartnerID {
-		return ReasonSubjectMismatch
 	}
 	if !integration.AllowsScope(req.Action) {
 		return ReasonScopeNotAllowed
@@ -274,6 +258,46 @@ func (p *PDP) checkWorkload(s *feed.State, req *CheckRequest, d *Decision) strin
 		return ReasonAudienceNotAllowed
 	}
 	return p.grantUnlessPolicies(s, req, d, workload.PartnerID, workload.IntegrationID, workload.ID)
+}
+
+// Grants returns the integration whose grants (scope ceiling, audiences) the workload holds on s
+// at now, or nil when it holds none: it is unknown, blocked (or its integration or partner is),
+// not active, or past its partner's contract. Partner policies are not consulted.
+func Grants(s *feed.State, workloadID string, now time.Time) *feed.Integration {
+	_, integration, r := workloadGrants(s, workloadID, now)
+	if r != "" {
+		return nil
+	}
+	return integration
+}
+
+// workloadGrants looks a workload and its integration up on s and returns the reason it holds no
+// grants at now, or "". Only blocks apply, not watermarks: there is no credential minted before a
+// restore. The workload is returned whenever the state knows it.
+func workloadGrants(s *feed.State, workloadID string, now time.Time) (*feed.Workload, *feed.Integration, string) {
+	workload, ok := s.Workload(workloadID)
+	if !ok {
+		return nil, nil, ReasonWorkloadUnknown
+	}
+	partner, hasPartner := s.Partner(workload.PartnerID)
+	integration, hasIntegration := s.Integration(workload.IntegrationID)
+	switch {
+	case hasPartner && partner.Block != nil:
+		return workload, nil, ReasonPartnerBlocked
+	case hasIntegration && integration.Block != nil:
+		return workload, nil, ReasonIntegrationBlocked
+	case workload.Block != nil:
+		return workload, nil, ReasonWorkloadBlocked
+	case workload.State == treatyv1.WorkloadState_WORKLOAD_STATE_UNSPECIFIED:
+		return workload, nil, ReasonWorkloadUnknown // only a block or restore named it
+	}
+	if r := lifecycleReason(partner, integration, workload, now); r != "" {
+		return workload, nil, r
+	}
+	if integration.PartnerID != workload.PartnerID {
+		return workload, nil, ReasonSubjectMismatch
+	}
+	return workload, integration, ""
 }
 
 // grantUnlessPolicies has the partner's policies decide, once every grant check has passed: a

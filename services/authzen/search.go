@@ -12,7 +12,6 @@ import (
 
 	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/feed"
-	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/token"
 )
@@ -48,7 +47,7 @@ func (h *Handler) searchSubject(w http.ResponseWriter, r *http.Request) {
 	}, func(s *feed.State, in *searchRequest, now time.Time) ([]string, func(string) any) {
 		var out []string
 		for _, id := range h.workloadIDs(s) {
-			if i := grants(s, id, now); i != nil && i.AllowsScope(in.Action.Name) && i.AllowsAudience(in.Resource.ID) {
+			if i := pdp.Grants(s, id, now); i != nil && i.AllowsScope(in.Action.Name) && i.AllowsAudience(in.Resource.ID) {
 				out = append(out, id)
 			}
 		}
@@ -62,7 +61,7 @@ func (h *Handler) searchResource(w http.ResponseWriter, r *http.Request) {
 		return firstErr(searchWorkload(in.Subject), checkAction(in.Action), resource(in.Resource, "resource", false))
 	}, func(s *feed.State, in *searchRequest, now time.Time) ([]string, func(string) any) {
 		var out []string
-		if i := grants(s, in.Subject.ID, now); i != nil && i.AllowsScope(in.Action.Name) {
+		if i := pdp.Grants(s, in.Subject.ID, now); i != nil && i.AllowsScope(in.Action.Name) {
 			out = i.Audiences
 		}
 		return out, func(id string) any { return entityResult{Type: typeAPI, ID: id} }
@@ -75,7 +74,7 @@ func (h *Handler) searchAction(w http.ResponseWriter, r *http.Request) {
 		return firstErr(searchWorkload(in.Subject), resource(in.Resource, "resource", true))
 	}, func(s *feed.State, in *searchRequest, now time.Time) ([]string, func(string) any) {
 		var out []string
-		if i := grants(s, in.Subject.ID, now); i != nil && i.AllowsAudience(in.Resource.ID) {
+		if i := pdp.Grants(s, in.Subject.ID, now); i != nil && i.AllowsAudience(in.Resource.ID) {
 			out = i.AllowedScopes
 		}
 		return out, func(name string) any { return actionResult{Name: name} }
@@ -142,23 +141,6 @@ func (h *Handler) search(w http.ResponseWriter, r *http.Request, kind searchKind
 		out.Page.NextToken = pageToken(fingerprint(kind, &in), found[end-1])
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// grants returns the integration whose grants the workload holds now, or nil if it holds none.
-func grants(s *feed.State, workloadID string, now time.Time) *feed.Integration {
-	w, ok := s.Workload(workloadID)
-	if !ok || w.State != treatyv1.WorkloadState_WORKLOAD_STATE_ACTIVE || w.Block != nil {
-		return nil
-	}
-	i, ok := s.Integration(w.IntegrationID)
-	if !ok || i.State != treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE || i.Block != nil || i.PartnerID != w.PartnerID {
-		return nil
-	}
-	p, ok := s.Partner(w.PartnerID)
-	if !ok || p.State != treatyv1.PartnerState_PARTNER_STATE_ACTIVE || p.Block != nil || !now.Before(p.ContractEnd) {
-		return nil
-	}
-	return i
 }
 
 // workloadIndex is the sorted ids of every workload of one state.
