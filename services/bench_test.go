@@ -4,15 +4,18 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -145,5 +148,78 @@ func copyFile(b *testing.B, from, to string) {
 	}
 	if err := os.WriteFile(to, raw, 0o600); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// nullDecisions answers every Check with the same allow, deciding nothing: the floor the wire
+// and the codec set for a Check of this shape.
+type nullDecisions struct {
+	treatyv1.UnimplementedDecisionServiceServer
+	resp *treatyv1.CheckResponse
+}
+
+func (n *nullDecisions) Check(context.Context, *treatyv1.CheckRequest) (*treatyv1.CheckResponse, error) {
+	return n.resp, nil
+}
+
+// BenchmarkWireFloor is BenchmarkCheckVsHealth's counterpart with a DecisionService that decides
+// nothing, on a server with the same interceptor chain: what a Check request and response of
+// the real size cost beside the health call before any decision, token cache or decision log.
+// Compare its check/health ratio with BenchmarkCheckVsHealth's from the same run.
+func BenchmarkWireFloor(b *testing.B) {
+	srv := newGRPCServer(slog.New(slog.DiscardHandler))
+	healthSrv := health.NewServer()
+	healthpb.RegisterHealthServer(srv, healthSrv)
+	treatyv1.RegisterDecisionServiceServer(srv, &nullDecisions{resp: &treatyv1.CheckResponse{
+		Decision: treatyv1.Decision_DECISION_ALLOW, Reasons: []string{"granted"},
+		DecisionId: "0123456789abcdef0123456789abcdef", Sequence: 70001, Epoch: "0123456789abcdef0123456789abcdef",
+	}})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(lis)
+	defer srv.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	health := healthpb.NewHealthClient(conn)
+	decisions := treatyv1.NewDecisionServiceClient(conn)
+	ctx := context.Background()
+	// A token of the real size (an EdDSA access token of the fixture is about 530 bytes).
+	req := &treatyv1.CheckRequest{Subject: &treatyv1.CheckRequest_Token{Token: strings.Repeat("x", 530)}, Action: "read", Resource: pdptest.FixtureAudience}
+	hreq := &healthpb.HealthCheckRequest{}
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"health", func() error { _, err := health.Check(ctx, hreq); return err }},
+		{"null-check", func() error { _, err := decisions.Check(ctx, req); return err }},
+	}
+	for _, c := range []int{1, 32} {
+		for _, call := range calls {
+			b.Run(fmt.Sprintf("c=%d/%s", c, call.name), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(max(1, c/runtime.GOMAXPROCS(0)))
+				if c == 1 {
+					for b.Loop() {
+						if err := call.call(); err != nil {
+							b.Fatal(err)
+						}
+					}
+					return
+				}
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := call.call(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
 	}
 }
