@@ -30,6 +30,9 @@ const (
 	Unauthenticated
 	// Unavailable means the answer cannot be given now; retrying later may work (UNAVAILABLE).
 	Unavailable
+	// OutOfRange means the request names a position past what is kept, such as a feed sequence
+	// already compacted (OUT_OF_RANGE).
+	OutOfRange
 )
 
 // Error is an error with a kind and a message meant for the caller.
@@ -88,6 +91,9 @@ func Unavailablef(cause error, format string, args ...any) *Error {
 	e.Err = cause
 	return e
 }
+
+// OutOfRangef reports a position outside what is kept.
+func OutOfRangef(format string, args ...any) *Error { return newf(OutOfRange, format, args...) }
 
 // KindOf returns the kind of err: the kind of the first *Error in its chain, or Internal.
 func KindOf(err error) Kind {

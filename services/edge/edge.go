@@ -23,6 +23,7 @@ var kindCodes = map[fail.Kind]codes.Code{
 	fail.Denied:          codes.PermissionDenied,
 	fail.Unauthenticated: codes.Unauthenticated,
 	fail.Unavailable:     codes.Unavailable,
+	fail.OutOfRange:      codes.OutOfRange,
 }
 
 // Status returns the gRPC status error for a domain error. Internal errors are logged with their

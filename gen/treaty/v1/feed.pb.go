@@ -360,6 +360,7 @@ type Event struct {
 	//	*Event_IntegrationChanged
 	//	*Event_WorkloadChanged
 	//	*Event_PolicyChanged
+	//	*Event_GlobalWatermark
 	Change        isEvent_Change `protobuf_oneof:"change"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -518,6 +519,15 @@ func (x *Event) GetPolicyChanged() *PolicyChanged {
 	return nil
 }
 
+func (x *Event) GetGlobalWatermark() *GlobalWatermark {
+	if x != nil {
+		if x, ok := x.Change.(*Event_GlobalWatermark); ok {
+			return x.GlobalWatermark
+		}
+	}
+	return nil
+}
+
 type isEvent_Change interface {
 	isEvent_Change()
 }
@@ -567,6 +577,11 @@ type Event_PolicyChanged struct {
 	PolicyChanged *PolicyChanged `protobuf:"bytes,18,opt,name=policy_changed,json=policyChanged,proto3,oneof"`
 }
 
+type Event_GlobalWatermark struct {
+	// Break-glass: every credential with a `tsq` below a sequence is revoked.
+	GlobalWatermark *GlobalWatermark `protobuf:"bytes,19,opt,name=global_watermark,json=globalWatermark,proto3,oneof"`
+}
+
 func (*Event_CredentialRevoked) isEvent_Change() {}
 
 func (*Event_Blocked) isEvent_Change() {}
@@ -585,6 +600,55 @@ func (*Event_WorkloadChanged) isEvent_Change() {}
 
 func (*Event_PolicyChanged) isEvent_Change() {}
 
+func (*Event_GlobalWatermark) isEvent_Change() {}
+
+// GlobalWatermark is the break-glass revocation for an issuer compromise: every credential whose
+// `tsq` is below `below_sequence` is denied, whatever it is for. It only ever rises.
+type GlobalWatermark struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Credentials issued at a feed sequence below this one are revoked.
+	BelowSequence uint64 `protobuf:"varint,1,opt,name=below_sequence,json=belowSequence,proto3" json:"below_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GlobalWatermark) Reset() {
+	*x = GlobalWatermark{}
+	mi := &file_treaty_v1_feed_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GlobalWatermark) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GlobalWatermark) ProtoMessage() {}
+
+func (x *GlobalWatermark) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_feed_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GlobalWatermark.ProtoReflect.Descriptor instead.
+func (*GlobalWatermark) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GlobalWatermark) GetBelowSequence() uint64 {
+	if x != nil {
+		return x.BelowSequence
+	}
+	return 0
+}
+
 // CredentialRevoked denylists one credential until it expires.
 type CredentialRevoked struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -601,7 +665,7 @@ type CredentialRevoked struct {
 
 func (x *CredentialRevoked) Reset() {
 	*x = CredentialRevoked{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[1]
+	mi := &file_treaty_v1_feed_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +677,7 @@ func (x *CredentialRevoked) String() string {
 func (*CredentialRevoked) ProtoMessage() {}
 
 func (x *CredentialRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[1]
+	mi := &file_treaty_v1_feed_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +690,7 @@ func (x *CredentialRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialRevoked.ProtoReflect.Descriptor instead.
 func (*CredentialRevoked) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{1}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CredentialRevoked) GetJti() string {
@@ -665,7 +729,7 @@ type Blocked struct {
 
 func (x *Blocked) Reset() {
 	*x = Blocked{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[2]
+	mi := &file_treaty_v1_feed_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +741,7 @@ func (x *Blocked) String() string {
 func (*Blocked) ProtoMessage() {}
 
 func (x *Blocked) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[2]
+	mi := &file_treaty_v1_feed_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +754,7 @@ func (x *Blocked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Blocked.ProtoReflect.Descriptor instead.
 func (*Blocked) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{2}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Blocked) GetTargetKind() TargetKind {
@@ -728,7 +792,7 @@ type Restored struct {
 
 func (x *Restored) Reset() {
 	*x = Restored{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[3]
+	mi := &file_treaty_v1_feed_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +804,7 @@ func (x *Restored) String() string {
 func (*Restored) ProtoMessage() {}
 
 func (x *Restored) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[3]
+	mi := &file_treaty_v1_feed_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +817,7 @@ func (x *Restored) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Restored.ProtoReflect.Descriptor instead.
 func (*Restored) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{3}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Restored) GetTargetKind() TargetKind {
@@ -787,7 +851,7 @@ type SigningKeyPublished struct {
 
 func (x *SigningKeyPublished) Reset() {
 	*x = SigningKeyPublished{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[4]
+	mi := &file_treaty_v1_feed_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +863,7 @@ func (x *SigningKeyPublished) String() string {
 func (*SigningKeyPublished) ProtoMessage() {}
 
 func (x *SigningKeyPublished) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[4]
+	mi := &file_treaty_v1_feed_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +876,7 @@ func (x *SigningKeyPublished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeyPublished.ProtoReflect.Descriptor instead.
 func (*SigningKeyPublished) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{4}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SigningKeyPublished) GetKid() string {
@@ -854,7 +918,7 @@ type SigningKeyRevoked struct {
 
 func (x *SigningKeyRevoked) Reset() {
 	*x = SigningKeyRevoked{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[5]
+	mi := &file_treaty_v1_feed_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +930,7 @@ func (x *SigningKeyRevoked) String() string {
 func (*SigningKeyRevoked) ProtoMessage() {}
 
 func (x *SigningKeyRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[5]
+	mi := &file_treaty_v1_feed_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +943,7 @@ func (x *SigningKeyRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeyRevoked.ProtoReflect.Descriptor instead.
 func (*SigningKeyRevoked) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{5}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SigningKeyRevoked) GetKid() string {
@@ -904,7 +968,7 @@ type PartnerChanged struct {
 
 func (x *PartnerChanged) Reset() {
 	*x = PartnerChanged{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[6]
+	mi := &file_treaty_v1_feed_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +980,7 @@ func (x *PartnerChanged) String() string {
 func (*PartnerChanged) ProtoMessage() {}
 
 func (x *PartnerChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[6]
+	mi := &file_treaty_v1_feed_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +993,7 @@ func (x *PartnerChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartnerChanged.ProtoReflect.Descriptor instead.
 func (*PartnerChanged) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{6}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PartnerChanged) GetPartnerId() string {
@@ -974,7 +1038,7 @@ type IntegrationChanged struct {
 
 func (x *IntegrationChanged) Reset() {
 	*x = IntegrationChanged{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[7]
+	mi := &file_treaty_v1_feed_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1050,7 @@ func (x *IntegrationChanged) String() string {
 func (*IntegrationChanged) ProtoMessage() {}
 
 func (x *IntegrationChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[7]
+	mi := &file_treaty_v1_feed_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1063,7 @@ func (x *IntegrationChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntegrationChanged.ProtoReflect.Descriptor instead.
 func (*IntegrationChanged) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{7}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *IntegrationChanged) GetIntegrationId() string {
@@ -1061,7 +1125,7 @@ type WorkloadChanged struct {
 
 func (x *WorkloadChanged) Reset() {
 	*x = WorkloadChanged{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[8]
+	mi := &file_treaty_v1_feed_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1137,7 @@ func (x *WorkloadChanged) String() string {
 func (*WorkloadChanged) ProtoMessage() {}
 
 func (x *WorkloadChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[8]
+	mi := &file_treaty_v1_feed_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1150,7 @@ func (x *WorkloadChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadChanged.ProtoReflect.Descriptor instead.
 func (*WorkloadChanged) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{8}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WorkloadChanged) GetWorkloadId() string {
@@ -1132,7 +1196,7 @@ type Block struct {
 
 func (x *Block) Reset() {
 	*x = Block{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[9]
+	mi := &file_treaty_v1_feed_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1208,7 @@ func (x *Block) String() string {
 func (*Block) ProtoMessage() {}
 
 func (x *Block) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[9]
+	mi := &file_treaty_v1_feed_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1221,7 @@ func (x *Block) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Block.ProtoReflect.Descriptor instead.
 func (*Block) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{9}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Block) GetSequence() uint64 {
@@ -1196,7 +1260,7 @@ type PartnerRecord struct {
 
 func (x *PartnerRecord) Reset() {
 	*x = PartnerRecord{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[10]
+	mi := &file_treaty_v1_feed_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1272,7 @@ func (x *PartnerRecord) String() string {
 func (*PartnerRecord) ProtoMessage() {}
 
 func (x *PartnerRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[10]
+	mi := &file_treaty_v1_feed_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1285,7 @@ func (x *PartnerRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartnerRecord.ProtoReflect.Descriptor instead.
 func (*PartnerRecord) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{10}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PartnerRecord) GetPartner() *PartnerChanged {
@@ -1260,7 +1324,7 @@ type IntegrationRecord struct {
 
 func (x *IntegrationRecord) Reset() {
 	*x = IntegrationRecord{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[11]
+	mi := &file_treaty_v1_feed_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1336,7 @@ func (x *IntegrationRecord) String() string {
 func (*IntegrationRecord) ProtoMessage() {}
 
 func (x *IntegrationRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[11]
+	mi := &file_treaty_v1_feed_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1349,7 @@ func (x *IntegrationRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntegrationRecord.ProtoReflect.Descriptor instead.
 func (*IntegrationRecord) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{11}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *IntegrationRecord) GetIntegration() *IntegrationChanged {
@@ -1324,7 +1388,7 @@ type WorkloadRecord struct {
 
 func (x *WorkloadRecord) Reset() {
 	*x = WorkloadRecord{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[12]
+	mi := &file_treaty_v1_feed_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1400,7 @@ func (x *WorkloadRecord) String() string {
 func (*WorkloadRecord) ProtoMessage() {}
 
 func (x *WorkloadRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[12]
+	mi := &file_treaty_v1_feed_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1413,7 @@ func (x *WorkloadRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadRecord.ProtoReflect.Descriptor instead.
 func (*WorkloadRecord) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{12}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WorkloadRecord) GetWorkload() *WorkloadChanged {
@@ -1386,7 +1450,7 @@ type SigningKeyRecord struct {
 
 func (x *SigningKeyRecord) Reset() {
 	*x = SigningKeyRecord{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[13]
+	mi := &file_treaty_v1_feed_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1462,7 @@ func (x *SigningKeyRecord) String() string {
 func (*SigningKeyRecord) ProtoMessage() {}
 
 func (x *SigningKeyRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[13]
+	mi := &file_treaty_v1_feed_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1475,7 @@ func (x *SigningKeyRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKeyRecord.ProtoReflect.Descriptor instead.
 func (*SigningKeyRecord) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{13}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SigningKeyRecord) GetKey() *SigningKeyPublished {
@@ -1445,7 +1509,7 @@ type RevokedCredential struct {
 
 func (x *RevokedCredential) Reset() {
 	*x = RevokedCredential{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[14]
+	mi := &file_treaty_v1_feed_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1521,7 @@ func (x *RevokedCredential) String() string {
 func (*RevokedCredential) ProtoMessage() {}
 
 func (x *RevokedCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[14]
+	mi := &file_treaty_v1_feed_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1534,7 @@ func (x *RevokedCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedCredential.ProtoReflect.Descriptor instead.
 func (*RevokedCredential) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{14}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokedCredential) GetJti() string {
@@ -1519,14 +1583,16 @@ type EnforcementState struct {
 	// Every credential revocation not yet past its expiry.
 	RevokedCredentials []*RevokedCredential `protobuf:"bytes,7,rep,name=revoked_credentials,json=revokedCredentials,proto3" json:"revoked_credentials,omitempty"`
 	// Every partner's current policy sets, live and shadow.
-	Policies      []*PolicyChanged `protobuf:"bytes,8,rep,name=policies,proto3" json:"policies,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Policies []*PolicyChanged `protobuf:"bytes,8,rep,name=policies,proto3" json:"policies,omitempty"`
+	// The break-glass watermark: credentials with a `tsq` below it are revoked; zero when never set.
+	GlobalWatermark uint64 `protobuf:"varint,9,opt,name=global_watermark,json=globalWatermark,proto3" json:"global_watermark,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *EnforcementState) Reset() {
 	*x = EnforcementState{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[15]
+	mi := &file_treaty_v1_feed_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1604,7 @@ func (x *EnforcementState) String() string {
 func (*EnforcementState) ProtoMessage() {}
 
 func (x *EnforcementState) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[15]
+	mi := &file_treaty_v1_feed_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1617,7 @@ func (x *EnforcementState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnforcementState.ProtoReflect.Descriptor instead.
 func (*EnforcementState) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{15}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EnforcementState) GetEpoch() string {
@@ -1610,6 +1676,13 @@ func (x *EnforcementState) GetPolicies() []*PolicyChanged {
 	return nil
 }
 
+func (x *EnforcementState) GetGlobalWatermark() uint64 {
+	if x != nil {
+		return x.GlobalWatermark
+	}
+	return 0
+}
+
 // PolicyChanged replaces one of a partner's policy sets. Policies can only narrow what the
 // integration's grants (scope ceiling, audiences) allow: they never grant more.
 type PolicyChanged struct {
@@ -1630,7 +1703,7 @@ type PolicyChanged struct {
 
 func (x *PolicyChanged) Reset() {
 	*x = PolicyChanged{}
-	mi := &file_treaty_v1_feed_proto_msgTypes[16]
+	mi := &file_treaty_v1_feed_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1642,7 +1715,7 @@ func (x *PolicyChanged) String() string {
 func (*PolicyChanged) ProtoMessage() {}
 
 func (x *PolicyChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_feed_proto_msgTypes[16]
+	mi := &file_treaty_v1_feed_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1655,7 +1728,7 @@ func (x *PolicyChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyChanged.ProtoReflect.Descriptor instead.
 func (*PolicyChanged) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{16}
+	return file_treaty_v1_feed_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PolicyChanged) GetPartnerId() string {
@@ -1697,7 +1770,7 @@ var File_treaty_v1_feed_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_feed_proto_rawDesc = "" +
 	"\n" +
-	"\x14treaty/v1/feed.proto\x12\ttreaty.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa6\x06\n" +
+	"\x14treaty/v1/feed.proto\x12\ttreaty.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x06\n" +
 	"\x05Event\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
@@ -1714,8 +1787,11 @@ const file_treaty_v1_feed_proto_rawDesc = "" +
 	"\x0fpartner_changed\x18\x0f \x01(\v2\x19.treaty.v1.PartnerChangedH\x00R\x0epartnerChanged\x12P\n" +
 	"\x13integration_changed\x18\x10 \x01(\v2\x1d.treaty.v1.IntegrationChangedH\x00R\x12integrationChanged\x12G\n" +
 	"\x10workload_changed\x18\x11 \x01(\v2\x1a.treaty.v1.WorkloadChangedH\x00R\x0fworkloadChanged\x12A\n" +
-	"\x0epolicy_changed\x18\x12 \x01(\v2\x18.treaty.v1.PolicyChangedH\x00R\rpolicyChangedB\b\n" +
-	"\x06change\"\x81\x01\n" +
+	"\x0epolicy_changed\x18\x12 \x01(\v2\x18.treaty.v1.PolicyChangedH\x00R\rpolicyChanged\x12G\n" +
+	"\x10global_watermark\x18\x13 \x01(\v2\x1a.treaty.v1.GlobalWatermarkH\x00R\x0fglobalWatermarkB\b\n" +
+	"\x06change\"8\n" +
+	"\x0fGlobalWatermark\x12%\n" +
+	"\x0ebelow_sequence\x18\x01 \x01(\x04R\rbelowSequence\"\x81\x01\n" +
 	"\x11CredentialRevoked\x12\x10\n" +
 	"\x03jti\x18\x01 \x01(\tR\x03jti\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1784,7 +1860,7 @@ const file_treaty_v1_feed_proto_rawDesc = "" +
 	"expireTime\x12\x1a\n" +
 	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12\x1d\n" +
 	"\n" +
-	"partner_id\x18\x04 \x01(\tR\tpartnerId\"\xba\x03\n" +
+	"partner_id\x18\x04 \x01(\tR\tpartnerId\"\xe5\x03\n" +
 	"\x10EnforcementState\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x124\n" +
@@ -1793,7 +1869,8 @@ const file_treaty_v1_feed_proto_rawDesc = "" +
 	"\tworkloads\x18\x05 \x03(\v2\x19.treaty.v1.WorkloadRecordR\tworkloads\x12>\n" +
 	"\fsigning_keys\x18\x06 \x03(\v2\x1b.treaty.v1.SigningKeyRecordR\vsigningKeys\x12M\n" +
 	"\x13revoked_credentials\x18\a \x03(\v2\x1c.treaty.v1.RevokedCredentialR\x12revokedCredentials\x124\n" +
-	"\bpolicies\x18\b \x03(\v2\x18.treaty.v1.PolicyChangedR\bpolicies\"\xa4\x01\n" +
+	"\bpolicies\x18\b \x03(\v2\x18.treaty.v1.PolicyChangedR\bpolicies\x12)\n" +
+	"\x10global_watermark\x18\t \x01(\x04R\x0fglobalWatermark\"\xa4\x01\n" +
 	"\rPolicyChanged\x12\x1d\n" +
 	"\n" +
 	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12)\n" +
@@ -1848,7 +1925,7 @@ func file_treaty_v1_feed_proto_rawDescGZIP() []byte {
 }
 
 var file_treaty_v1_feed_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_treaty_v1_feed_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_treaty_v1_feed_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_treaty_v1_feed_proto_goTypes = []any{
 	(TargetKind)(0),               // 0: treaty.v1.TargetKind
 	(PartnerState)(0),             // 1: treaty.v1.PartnerState
@@ -1856,64 +1933,66 @@ var file_treaty_v1_feed_proto_goTypes = []any{
 	(WorkloadState)(0),            // 3: treaty.v1.WorkloadState
 	(PolicyMode)(0),               // 4: treaty.v1.PolicyMode
 	(*Event)(nil),                 // 5: treaty.v1.Event
-	(*CredentialRevoked)(nil),     // 6: treaty.v1.CredentialRevoked
-	(*Blocked)(nil),               // 7: treaty.v1.Blocked
-	(*Restored)(nil),              // 8: treaty.v1.Restored
-	(*SigningKeyPublished)(nil),   // 9: treaty.v1.SigningKeyPublished
-	(*SigningKeyRevoked)(nil),     // 10: treaty.v1.SigningKeyRevoked
-	(*PartnerChanged)(nil),        // 11: treaty.v1.PartnerChanged
-	(*IntegrationChanged)(nil),    // 12: treaty.v1.IntegrationChanged
-	(*WorkloadChanged)(nil),       // 13: treaty.v1.WorkloadChanged
-	(*Block)(nil),                 // 14: treaty.v1.Block
-	(*PartnerRecord)(nil),         // 15: treaty.v1.PartnerRecord
-	(*IntegrationRecord)(nil),     // 16: treaty.v1.IntegrationRecord
-	(*WorkloadRecord)(nil),        // 17: treaty.v1.WorkloadRecord
-	(*SigningKeyRecord)(nil),      // 18: treaty.v1.SigningKeyRecord
-	(*RevokedCredential)(nil),     // 19: treaty.v1.RevokedCredential
-	(*EnforcementState)(nil),      // 20: treaty.v1.EnforcementState
-	(*PolicyChanged)(nil),         // 21: treaty.v1.PolicyChanged
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
+	(*GlobalWatermark)(nil),       // 6: treaty.v1.GlobalWatermark
+	(*CredentialRevoked)(nil),     // 7: treaty.v1.CredentialRevoked
+	(*Blocked)(nil),               // 8: treaty.v1.Blocked
+	(*Restored)(nil),              // 9: treaty.v1.Restored
+	(*SigningKeyPublished)(nil),   // 10: treaty.v1.SigningKeyPublished
+	(*SigningKeyRevoked)(nil),     // 11: treaty.v1.SigningKeyRevoked
+	(*PartnerChanged)(nil),        // 12: treaty.v1.PartnerChanged
+	(*IntegrationChanged)(nil),    // 13: treaty.v1.IntegrationChanged
+	(*WorkloadChanged)(nil),       // 14: treaty.v1.WorkloadChanged
+	(*Block)(nil),                 // 15: treaty.v1.Block
+	(*PartnerRecord)(nil),         // 16: treaty.v1.PartnerRecord
+	(*IntegrationRecord)(nil),     // 17: treaty.v1.IntegrationRecord
+	(*WorkloadRecord)(nil),        // 18: treaty.v1.WorkloadRecord
+	(*SigningKeyRecord)(nil),      // 19: treaty.v1.SigningKeyRecord
+	(*RevokedCredential)(nil),     // 20: treaty.v1.RevokedCredential
+	(*EnforcementState)(nil),      // 21: treaty.v1.EnforcementState
+	(*PolicyChanged)(nil),         // 22: treaty.v1.PolicyChanged
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 24: google.protobuf.Duration
 }
 var file_treaty_v1_feed_proto_depIdxs = []int32{
-	22, // 0: treaty.v1.Event.time:type_name -> google.protobuf.Timestamp
-	6,  // 1: treaty.v1.Event.credential_revoked:type_name -> treaty.v1.CredentialRevoked
-	7,  // 2: treaty.v1.Event.blocked:type_name -> treaty.v1.Blocked
-	8,  // 3: treaty.v1.Event.restored:type_name -> treaty.v1.Restored
-	9,  // 4: treaty.v1.Event.signing_key_published:type_name -> treaty.v1.SigningKeyPublished
-	10, // 5: treaty.v1.Event.signing_key_revoked:type_name -> treaty.v1.SigningKeyRevoked
-	11, // 6: treaty.v1.Event.partner_changed:type_name -> treaty.v1.PartnerChanged
-	12, // 7: treaty.v1.Event.integration_changed:type_name -> treaty.v1.IntegrationChanged
-	13, // 8: treaty.v1.Event.workload_changed:type_name -> treaty.v1.WorkloadChanged
-	21, // 9: treaty.v1.Event.policy_changed:type_name -> treaty.v1.PolicyChanged
-	22, // 10: treaty.v1.CredentialRevoked.expire_time:type_name -> google.protobuf.Timestamp
-	0,  // 11: treaty.v1.Blocked.target_kind:type_name -> treaty.v1.TargetKind
-	0,  // 12: treaty.v1.Restored.target_kind:type_name -> treaty.v1.TargetKind
-	1,  // 13: treaty.v1.PartnerChanged.state:type_name -> treaty.v1.PartnerState
-	22, // 14: treaty.v1.PartnerChanged.contract_end_time:type_name -> google.protobuf.Timestamp
-	2,  // 15: treaty.v1.IntegrationChanged.state:type_name -> treaty.v1.IntegrationState
-	23, // 16: treaty.v1.IntegrationChanged.max_credential_ttl:type_name -> google.protobuf.Duration
-	3,  // 17: treaty.v1.WorkloadChanged.state:type_name -> treaty.v1.WorkloadState
-	11, // 18: treaty.v1.PartnerRecord.partner:type_name -> treaty.v1.PartnerChanged
-	14, // 19: treaty.v1.PartnerRecord.block:type_name -> treaty.v1.Block
-	12, // 20: treaty.v1.IntegrationRecord.integration:type_name -> treaty.v1.IntegrationChanged
-	14, // 21: treaty.v1.IntegrationRecord.block:type_name -> treaty.v1.Block
-	13, // 22: treaty.v1.WorkloadRecord.workload:type_name -> treaty.v1.WorkloadChanged
-	14, // 23: treaty.v1.WorkloadRecord.block:type_name -> treaty.v1.Block
-	9,  // 24: treaty.v1.SigningKeyRecord.key:type_name -> treaty.v1.SigningKeyPublished
-	22, // 25: treaty.v1.RevokedCredential.expire_time:type_name -> google.protobuf.Timestamp
-	15, // 26: treaty.v1.EnforcementState.partners:type_name -> treaty.v1.PartnerRecord
-	16, // 27: treaty.v1.EnforcementState.integrations:type_name -> treaty.v1.IntegrationRecord
-	17, // 28: treaty.v1.EnforcementState.workloads:type_name -> treaty.v1.WorkloadRecord
-	18, // 29: treaty.v1.EnforcementState.signing_keys:type_name -> treaty.v1.SigningKeyRecord
-	19, // 30: treaty.v1.EnforcementState.revoked_credentials:type_name -> treaty.v1.RevokedCredential
-	21, // 31: treaty.v1.EnforcementState.policies:type_name -> treaty.v1.PolicyChanged
-	4,  // 32: treaty.v1.PolicyChanged.mode:type_name -> treaty.v1.PolicyMode
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	23, // 0: treaty.v1.Event.time:type_name -> google.protobuf.Timestamp
+	7,  // 1: treaty.v1.Event.credential_revoked:type_name -> treaty.v1.CredentialRevoked
+	8,  // 2: treaty.v1.Event.blocked:type_name -> treaty.v1.Blocked
+	9,  // 3: treaty.v1.Event.restored:type_name -> treaty.v1.Restored
+	10, // 4: treaty.v1.Event.signing_key_published:type_name -> treaty.v1.SigningKeyPublished
+	11, // 5: treaty.v1.Event.signing_key_revoked:type_name -> treaty.v1.SigningKeyRevoked
+	12, // 6: treaty.v1.Event.partner_changed:type_name -> treaty.v1.PartnerChanged
+	13, // 7: treaty.v1.Event.integration_changed:type_name -> treaty.v1.IntegrationChanged
+	14, // 8: treaty.v1.Event.workload_changed:type_name -> treaty.v1.WorkloadChanged
+	22, // 9: treaty.v1.Event.policy_changed:type_name -> treaty.v1.PolicyChanged
+	6,  // 10: treaty.v1.Event.global_watermark:type_name -> treaty.v1.GlobalWatermark
+	23, // 11: treaty.v1.CredentialRevoked.expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 12: treaty.v1.Blocked.target_kind:type_name -> treaty.v1.TargetKind
+	0,  // 13: treaty.v1.Restored.target_kind:type_name -> treaty.v1.TargetKind
+	1,  // 14: treaty.v1.PartnerChanged.state:type_name -> treaty.v1.PartnerState
+	23, // 15: treaty.v1.PartnerChanged.contract_end_time:type_name -> google.protobuf.Timestamp
+	2,  // 16: treaty.v1.IntegrationChanged.state:type_name -> treaty.v1.IntegrationState
+	24, // 17: treaty.v1.IntegrationChanged.max_credential_ttl:type_name -> google.protobuf.Duration
+	3,  // 18: treaty.v1.WorkloadChanged.state:type_name -> treaty.v1.WorkloadState
+	12, // 19: treaty.v1.PartnerRecord.partner:type_name -> treaty.v1.PartnerChanged
+	15, // 20: treaty.v1.PartnerRecord.block:type_name -> treaty.v1.Block
+	13, // 21: treaty.v1.IntegrationRecord.integration:type_name -> treaty.v1.IntegrationChanged
+	15, // 22: treaty.v1.IntegrationRecord.block:type_name -> treaty.v1.Block
+	14, // 23: treaty.v1.WorkloadRecord.workload:type_name -> treaty.v1.WorkloadChanged
+	15, // 24: treaty.v1.WorkloadRecord.block:type_name -> treaty.v1.Block
+	10, // 25: treaty.v1.SigningKeyRecord.key:type_name -> treaty.v1.SigningKeyPublished
+	23, // 26: treaty.v1.RevokedCredential.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 27: treaty.v1.EnforcementState.partners:type_name -> treaty.v1.PartnerRecord
+	17, // 28: treaty.v1.EnforcementState.integrations:type_name -> treaty.v1.IntegrationRecord
+	18, // 29: treaty.v1.EnforcementState.workloads:type_name -> treaty.v1.WorkloadRecord
+	19, // 30: treaty.v1.EnforcementState.signing_keys:type_name -> treaty.v1.SigningKeyRecord
+	20, // 31: treaty.v1.EnforcementState.revoked_credentials:type_name -> treaty.v1.RevokedCredential
+	22, // 32: treaty.v1.EnforcementState.policies:type_name -> treaty.v1.PolicyChanged
+	4,  // 33: treaty.v1.PolicyChanged.mode:type_name -> treaty.v1.PolicyMode
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_feed_proto_init() }
@@ -1931,6 +2010,7 @@ func file_treaty_v1_feed_proto_init() {
 		(*Event_IntegrationChanged)(nil),
 		(*Event_WorkloadChanged)(nil),
 		(*Event_PolicyChanged)(nil),
+		(*Event_GlobalWatermark)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1938,7 +2018,7 @@ func file_treaty_v1_feed_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_feed_proto_rawDesc), len(file_treaty_v1_feed_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -974,6 +974,244 @@ func (x *OffboardPartnerResponse) GetSequence() uint64 {
 	return 0
 }
 
+// RetireIntegrationRequest retires an integration.
+type RetireIntegrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Why; required.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who asks; recorded in the audit trail and the feed.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireIntegrationRequest) Reset() {
+	*x = RetireIntegrationRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireIntegrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireIntegrationRequest) ProtoMessage() {}
+
+func (x *RetireIntegrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireIntegrationRequest.ProtoReflect.Descriptor instead.
+func (*RetireIntegrationRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RetireIntegrationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RetireIntegrationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RetireIntegrationRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// RetireIntegrationResponse carries the retired integration.
+type RetireIntegrationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration as stored.
+	Integration *Integration `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
+	// The feed sequence of the permanent block.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireIntegrationResponse) Reset() {
+	*x = RetireIntegrationResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireIntegrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireIntegrationResponse) ProtoMessage() {}
+
+func (x *RetireIntegrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireIntegrationResponse.ProtoReflect.Descriptor instead.
+func (*RetireIntegrationResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RetireIntegrationResponse) GetIntegration() *Integration {
+	if x != nil {
+		return x.Integration
+	}
+	return nil
+}
+
+func (x *RetireIntegrationResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// RetireWorkloadRequest retires a workload.
+type RetireWorkloadRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Why; required.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who asks; recorded in the audit trail and the feed.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireWorkloadRequest) Reset() {
+	*x = RetireWorkloadRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireWorkloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireWorkloadRequest) ProtoMessage() {}
+
+func (x *RetireWorkloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireWorkloadRequest.ProtoReflect.Descriptor instead.
+func (*RetireWorkloadRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RetireWorkloadRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RetireWorkloadRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RetireWorkloadRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// RetireWorkloadResponse carries the retired workload.
+type RetireWorkloadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload as stored.
+	Workload *Workload `protobuf:"bytes,1,opt,name=workload,proto3" json:"workload,omitempty"`
+	// The feed sequence of the permanent block.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireWorkloadResponse) Reset() {
+	*x = RetireWorkloadResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireWorkloadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireWorkloadResponse) ProtoMessage() {}
+
+func (x *RetireWorkloadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireWorkloadResponse.ProtoReflect.Descriptor instead.
+func (*RetireWorkloadResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RetireWorkloadResponse) GetWorkload() *Workload {
+	if x != nil {
+		return x.Workload
+	}
+	return nil
+}
+
+func (x *RetireWorkloadResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 // CreateIntegrationRequest registers an integration.
 type CreateIntegrationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -987,7 +1225,7 @@ type CreateIntegrationRequest struct {
 
 func (x *CreateIntegrationRequest) Reset() {
 	*x = CreateIntegrationRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[14]
+	mi := &file_treaty_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1237,7 @@ func (x *CreateIntegrationRequest) String() string {
 func (*CreateIntegrationRequest) ProtoMessage() {}
 
 func (x *CreateIntegrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[14]
+	mi := &file_treaty_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1250,7 @@ func (x *CreateIntegrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIntegrationRequest.ProtoReflect.Descriptor instead.
 func (*CreateIntegrationRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{14}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateIntegrationRequest) GetIntegration() *Integration {
@@ -1042,7 +1280,7 @@ type CreateIntegrationResponse struct {
 
 func (x *CreateIntegrationResponse) Reset() {
 	*x = CreateIntegrationResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[15]
+	mi := &file_treaty_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1292,7 @@ func (x *CreateIntegrationResponse) String() string {
 func (*CreateIntegrationResponse) ProtoMessage() {}
 
 func (x *CreateIntegrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[15]
+	mi := &file_treaty_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1305,7 @@ func (x *CreateIntegrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIntegrationResponse.ProtoReflect.Descriptor instead.
 func (*CreateIntegrationResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{15}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateIntegrationResponse) GetIntegration() *Integration {
@@ -1095,7 +1333,7 @@ type GetIntegrationRequest struct {
 
 func (x *GetIntegrationRequest) Reset() {
 	*x = GetIntegrationRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[16]
+	mi := &file_treaty_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1345,7 @@ func (x *GetIntegrationRequest) String() string {
 func (*GetIntegrationRequest) ProtoMessage() {}
 
 func (x *GetIntegrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[16]
+	mi := &file_treaty_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1358,7 @@ func (x *GetIntegrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIntegrationRequest.ProtoReflect.Descriptor instead.
 func (*GetIntegrationRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetIntegrationRequest) GetId() string {
@@ -1141,7 +1379,7 @@ type GetIntegrationResponse struct {
 
 func (x *GetIntegrationResponse) Reset() {
 	*x = GetIntegrationResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[17]
+	mi := &file_treaty_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1391,7 @@ func (x *GetIntegrationResponse) String() string {
 func (*GetIntegrationResponse) ProtoMessage() {}
 
 func (x *GetIntegrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[17]
+	mi := &file_treaty_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1404,7 @@ func (x *GetIntegrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIntegrationResponse.ProtoReflect.Descriptor instead.
 func (*GetIntegrationResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetIntegrationResponse) GetIntegration() *Integration {
@@ -1191,7 +1429,7 @@ type ListIntegrationsRequest struct {
 
 func (x *ListIntegrationsRequest) Reset() {
 	*x = ListIntegrationsRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[18]
+	mi := &file_treaty_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1441,7 @@ func (x *ListIntegrationsRequest) String() string {
 func (*ListIntegrationsRequest) ProtoMessage() {}
 
 func (x *ListIntegrationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[18]
+	mi := &file_treaty_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1454,7 @@ func (x *ListIntegrationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIntegrationsRequest.ProtoReflect.Descriptor instead.
 func (*ListIntegrationsRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListIntegrationsRequest) GetPartnerId() string {
@@ -1253,7 +1491,7 @@ type ListIntegrationsResponse struct {
 
 func (x *ListIntegrationsResponse) Reset() {
 	*x = ListIntegrationsResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[19]
+	mi := &file_treaty_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1503,7 @@ func (x *ListIntegrationsResponse) String() string {
 func (*ListIntegrationsResponse) ProtoMessage() {}
 
 func (x *ListIntegrationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[19]
+	mi := &file_treaty_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1516,7 @@ func (x *ListIntegrationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIntegrationsResponse.ProtoReflect.Descriptor instead.
 func (*ListIntegrationsResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListIntegrationsResponse) GetIntegrations() []*Integration {
@@ -1312,7 +1550,7 @@ type CreateWorkloadRequest struct {
 
 func (x *CreateWorkloadRequest) Reset() {
 	*x = CreateWorkloadRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[20]
+	mi := &file_treaty_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1562,7 @@ func (x *CreateWorkloadRequest) String() string {
 func (*CreateWorkloadRequest) ProtoMessage() {}
 
 func (x *CreateWorkloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[20]
+	mi := &file_treaty_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1575,7 @@ func (x *CreateWorkloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkloadRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkloadRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateWorkloadRequest) GetId() string {
@@ -1381,7 +1619,7 @@ type CreateWorkloadResponse struct {
 
 func (x *CreateWorkloadResponse) Reset() {
 	*x = CreateWorkloadResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[21]
+	mi := &file_treaty_v1_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1631,7 @@ func (x *CreateWorkloadResponse) String() string {
 func (*CreateWorkloadResponse) ProtoMessage() {}
 
 func (x *CreateWorkloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[21]
+	mi := &file_treaty_v1_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1644,7 @@ func (x *CreateWorkloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkloadResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkloadResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateWorkloadResponse) GetWorkload() *Workload {
@@ -1434,7 +1672,7 @@ type GetWorkloadRequest struct {
 
 func (x *GetWorkloadRequest) Reset() {
 	*x = GetWorkloadRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[22]
+	mi := &file_treaty_v1_registry_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1684,7 @@ func (x *GetWorkloadRequest) String() string {
 func (*GetWorkloadRequest) ProtoMessage() {}
 
 func (x *GetWorkloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[22]
+	mi := &file_treaty_v1_registry_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1697,7 @@ func (x *GetWorkloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkloadRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkloadRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetWorkloadRequest) GetId() string {
@@ -1480,7 +1718,7 @@ type GetWorkloadResponse struct {
 
 func (x *GetWorkloadResponse) Reset() {
 	*x = GetWorkloadResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[23]
+	mi := &file_treaty_v1_registry_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1730,7 @@ func (x *GetWorkloadResponse) String() string {
 func (*GetWorkloadResponse) ProtoMessage() {}
 
 func (x *GetWorkloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[23]
+	mi := &file_treaty_v1_registry_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1743,7 @@ func (x *GetWorkloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkloadResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkloadResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetWorkloadResponse) GetWorkload() *Workload {
@@ -1530,7 +1768,7 @@ type ListWorkloadsRequest struct {
 
 func (x *ListWorkloadsRequest) Reset() {
 	*x = ListWorkloadsRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[24]
+	mi := &file_treaty_v1_registry_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1542,7 +1780,7 @@ func (x *ListWorkloadsRequest) String() string {
 func (*ListWorkloadsRequest) ProtoMessage() {}
 
 func (x *ListWorkloadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[24]
+	mi := &file_treaty_v1_registry_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1555,7 +1793,7 @@ func (x *ListWorkloadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkloadsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkloadsRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{24}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListWorkloadsRequest) GetIntegrationId() string {
@@ -1592,7 +1830,7 @@ type ListWorkloadsResponse struct {
 
 func (x *ListWorkloadsResponse) Reset() {
 	*x = ListWorkloadsResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[25]
+	mi := &file_treaty_v1_registry_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1842,7 @@ func (x *ListWorkloadsResponse) String() string {
 func (*ListWorkloadsResponse) ProtoMessage() {}
 
 func (x *ListWorkloadsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[25]
+	mi := &file_treaty_v1_registry_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1855,7 @@ func (x *ListWorkloadsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkloadsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkloadsResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{25}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListWorkloadsResponse) GetWorkloads() []*Workload {
@@ -1659,7 +1897,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[26]
+	mi := &file_treaty_v1_registry_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1909,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[26]
+	mi := &file_treaty_v1_registry_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1922,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{26}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Policy) GetId() string {
@@ -1762,7 +2000,7 @@ type PutPolicyRequest struct {
 
 func (x *PutPolicyRequest) Reset() {
 	*x = PutPolicyRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[27]
+	mi := &file_treaty_v1_registry_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +2012,7 @@ func (x *PutPolicyRequest) String() string {
 func (*PutPolicyRequest) ProtoMessage() {}
 
 func (x *PutPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[27]
+	mi := &file_treaty_v1_registry_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +2025,7 @@ func (x *PutPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPolicyRequest.ProtoReflect.Descriptor instead.
 func (*PutPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{27}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PutPolicyRequest) GetPartnerId() string {
@@ -1831,7 +2069,7 @@ type PutPolicyResponse struct {
 
 func (x *PutPolicyResponse) Reset() {
 	*x = PutPolicyResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	mi := &file_treaty_v1_registry_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +2081,7 @@ func (x *PutPolicyResponse) String() string {
 func (*PutPolicyResponse) ProtoMessage() {}
 
 func (x *PutPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	mi := &file_treaty_v1_registry_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +2094,7 @@ func (x *PutPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPolicyResponse.ProtoReflect.Descriptor instead.
 func (*PutPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{28}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PutPolicyResponse) GetPolicy() *Policy {
@@ -1884,7 +2122,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	mi := &file_treaty_v1_registry_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2134,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	mi := &file_treaty_v1_registry_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2147,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{29}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetPolicyRequest) GetId() string {
@@ -1930,7 +2168,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[30]
+	mi := &file_treaty_v1_registry_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1942,7 +2180,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[30]
+	mi := &file_treaty_v1_registry_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1955,7 +2193,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{30}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *Policy {
@@ -1980,7 +2218,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[31]
+	mi := &file_treaty_v1_registry_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +2230,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[31]
+	mi := &file_treaty_v1_registry_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +2243,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{31}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListPoliciesRequest) GetPartnerId() string {
@@ -2042,7 +2280,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[32]
+	mi := &file_treaty_v1_registry_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2292,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[32]
+	mi := &file_treaty_v1_registry_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2305,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{32}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -2161,6 +2399,20 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\"c\n" +
 	"\x17OffboardPartnerResponse\x12,\n" +
 	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"X\n" +
+	"\x18RetireIntegrationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"q\n" +
+	"\x19RetireIntegrationResponse\x128\n" +
+	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"U\n" +
+	"\x15RetireWorkloadRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"e\n" +
+	"\x16RetireWorkloadResponse\x12/\n" +
+	"\bworkload\x18\x01 \x01(\v2\x13.treaty.v1.WorkloadR\bworkload\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\"j\n" +
 	"\x18CreateIntegrationRequest\x128\n" +
 	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x14\n" +
@@ -2233,7 +2485,8 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"m\n" +
 	"\x14ListPoliciesResponse\x12-\n" +
 	"\bpolicies\x18\x01 \x03(\v2\x11.treaty.v1.PolicyR\bpolicies\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xa0\t\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd7\n" +
+	"\n" +
 	"\x0fRegistryService\x12R\n" +
 	"\rCreatePartner\x12\x1f.treaty.v1.CreatePartnerRequest\x1a .treaty.v1.CreatePartnerResponse\x12I\n" +
 	"\n" +
@@ -2241,10 +2494,12 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\fListPartners\x12\x1e.treaty.v1.ListPartnersRequest\x1a\x1f.treaty.v1.ListPartnersResponse\x12U\n" +
 	"\x0eSuspendPartner\x12 .treaty.v1.SuspendPartnerRequest\x1a!.treaty.v1.SuspendPartnerResponse\x12X\n" +
 	"\x0fOffboardPartner\x12!.treaty.v1.OffboardPartnerRequest\x1a\".treaty.v1.OffboardPartnerResponse\x12^\n" +
-	"\x11CreateIntegration\x12#.treaty.v1.CreateIntegrationRequest\x1a$.treaty.v1.CreateIntegrationResponse\x12U\n" +
+	"\x11CreateIntegration\x12#.treaty.v1.CreateIntegrationRequest\x1a$.treaty.v1.CreateIntegrationResponse\x12^\n" +
+	"\x11RetireIntegration\x12#.treaty.v1.RetireIntegrationRequest\x1a$.treaty.v1.RetireIntegrationResponse\x12U\n" +
 	"\x0eGetIntegration\x12 .treaty.v1.GetIntegrationRequest\x1a!.treaty.v1.GetIntegrationResponse\x12[\n" +
 	"\x10ListIntegrations\x12\".treaty.v1.ListIntegrationsRequest\x1a#.treaty.v1.ListIntegrationsResponse\x12U\n" +
-	"\x0eCreateWorkload\x12 .treaty.v1.CreateWorkloadRequest\x1a!.treaty.v1.CreateWorkloadResponse\x12L\n" +
+	"\x0eCreateWorkload\x12 .treaty.v1.CreateWorkloadRequest\x1a!.treaty.v1.CreateWorkloadResponse\x12U\n" +
+	"\x0eRetireWorkload\x12 .treaty.v1.RetireWorkloadRequest\x1a!.treaty.v1.RetireWorkloadResponse\x12L\n" +
 	"\vGetWorkload\x12\x1d.treaty.v1.GetWorkloadRequest\x1a\x1e.treaty.v1.GetWorkloadResponse\x12R\n" +
 	"\rListWorkloads\x12\x1f.treaty.v1.ListWorkloadsRequest\x1a .treaty.v1.ListWorkloadsResponse\x12F\n" +
 	"\tPutPolicy\x12\x1b.treaty.v1.PutPolicyRequest\x1a\x1c.treaty.v1.PutPolicyResponse\x12F\n" +
@@ -2263,7 +2518,7 @@ func file_treaty_v1_registry_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_registry_proto_rawDescData
 }
 
-var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_treaty_v1_registry_proto_goTypes = []any{
 	(*Partner)(nil),                   // 0: treaty.v1.Partner
 	(*Integration)(nil),               // 1: treaty.v1.Integration
@@ -2279,97 +2534,107 @@ var file_treaty_v1_registry_proto_goTypes = []any{
 	(*SuspendPartnerResponse)(nil),    // 11: treaty.v1.SuspendPartnerResponse
 	(*OffboardPartnerRequest)(nil),    // 12: treaty.v1.OffboardPartnerRequest
 	(*OffboardPartnerResponse)(nil),   // 13: treaty.v1.OffboardPartnerResponse
-	(*CreateIntegrationRequest)(nil),  // 14: treaty.v1.CreateIntegrationRequest
-	(*CreateIntegrationResponse)(nil), // 15: treaty.v1.CreateIntegrationResponse
-	(*GetIntegrationRequest)(nil),     // 16: treaty.v1.GetIntegrationRequest
-	(*GetIntegrationResponse)(nil),    // 17: treaty.v1.GetIntegrationResponse
-	(*ListIntegrationsRequest)(nil),   // 18: treaty.v1.ListIntegrationsRequest
-	(*ListIntegrationsResponse)(nil),  // 19: treaty.v1.ListIntegrationsResponse
-	(*CreateWorkloadRequest)(nil),     // 20: treaty.v1.CreateWorkloadRequest
-	(*CreateWorkloadResponse)(nil),    // 21: treaty.v1.CreateWorkloadResponse
-	(*GetWorkloadRequest)(nil),        // 22: treaty.v1.GetWorkloadRequest
-	(*GetWorkloadResponse)(nil),       // 23: treaty.v1.GetWorkloadResponse
-	(*ListWorkloadsRequest)(nil),      // 24: treaty.v1.ListWorkloadsRequest
-	(*ListWorkloadsResponse)(nil),     // 25: treaty.v1.ListWorkloadsResponse
-	(*Policy)(nil),                    // 26: treaty.v1.Policy
-	(*PutPolicyRequest)(nil),          // 27: treaty.v1.PutPolicyRequest
-	(*PutPolicyResponse)(nil),         // 28: treaty.v1.PutPolicyResponse
-	(*GetPolicyRequest)(nil),          // 29: treaty.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),         // 30: treaty.v1.GetPolicyResponse
-	(*ListPoliciesRequest)(nil),       // 31: treaty.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),      // 32: treaty.v1.ListPoliciesResponse
-	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
-	(PartnerState)(0),                 // 34: treaty.v1.PartnerState
-	(*durationpb.Duration)(nil),       // 35: google.protobuf.Duration
-	(IntegrationState)(0),             // 36: treaty.v1.IntegrationState
-	(WorkloadState)(0),                // 37: treaty.v1.WorkloadState
-	(PolicyMode)(0),                   // 38: treaty.v1.PolicyMode
+	(*RetireIntegrationRequest)(nil),  // 14: treaty.v1.RetireIntegrationRequest
+	(*RetireIntegrationResponse)(nil), // 15: treaty.v1.RetireIntegrationResponse
+	(*RetireWorkloadRequest)(nil),     // 16: treaty.v1.RetireWorkloadRequest
+	(*RetireWorkloadResponse)(nil),    // 17: treaty.v1.RetireWorkloadResponse
+	(*CreateIntegrationRequest)(nil),  // 18: treaty.v1.CreateIntegrationRequest
+	(*CreateIntegrationResponse)(nil), // 19: treaty.v1.CreateIntegrationResponse
+	(*GetIntegrationRequest)(nil),     // 20: treaty.v1.GetIntegrationRequest
+	(*GetIntegrationResponse)(nil),    // 21: treaty.v1.GetIntegrationResponse
+	(*ListIntegrationsRequest)(nil),   // 22: treaty.v1.ListIntegrationsRequest
+	(*ListIntegrationsResponse)(nil),  // 23: treaty.v1.ListIntegrationsResponse
+	(*CreateWorkloadRequest)(nil),     // 24: treaty.v1.CreateWorkloadRequest
+	(*CreateWorkloadResponse)(nil),    // 25: treaty.v1.CreateWorkloadResponse
+	(*GetWorkloadRequest)(nil),        // 26: treaty.v1.GetWorkloadRequest
+	(*GetWorkloadResponse)(nil),       // 27: treaty.v1.GetWorkloadResponse
+	(*ListWorkloadsRequest)(nil),      // 28: treaty.v1.ListWorkloadsRequest
+	(*ListWorkloadsResponse)(nil),     // 29: treaty.v1.ListWorkloadsResponse
+	(*Policy)(nil),                    // 30: treaty.v1.Policy
+	(*PutPolicyRequest)(nil),          // 31: treaty.v1.PutPolicyRequest
+	(*PutPolicyResponse)(nil),         // 32: treaty.v1.PutPolicyResponse
+	(*GetPolicyRequest)(nil),          // 33: treaty.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),         // 34: treaty.v1.GetPolicyResponse
+	(*ListPoliciesRequest)(nil),       // 35: treaty.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),      // 36: treaty.v1.ListPoliciesResponse
+	(*timestamppb.Timestamp)(nil),     // 37: google.protobuf.Timestamp
+	(PartnerState)(0),                 // 38: treaty.v1.PartnerState
+	(*durationpb.Duration)(nil),       // 39: google.protobuf.Duration
+	(IntegrationState)(0),             // 40: treaty.v1.IntegrationState
+	(WorkloadState)(0),                // 41: treaty.v1.WorkloadState
+	(PolicyMode)(0),                   // 42: treaty.v1.PolicyMode
 }
 var file_treaty_v1_registry_proto_depIdxs = []int32{
-	33, // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
-	34, // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
-	33, // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
-	33, // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
-	35, // 4: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
-	36, // 5: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
-	33, // 6: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
-	33, // 7: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
+	37, // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
+	38, // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
+	37, // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
+	37, // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
+	39, // 4: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
+	40, // 5: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
+	37, // 6: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
+	37, // 7: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: treaty.v1.Workload.public_keys:type_name -> treaty.v1.WorkloadKey
-	37, // 9: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
-	33, // 10: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
-	33, // 11: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
+	41, // 9: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
+	37, // 10: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
+	37, // 11: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: treaty.v1.CreatePartnerRequest.partner:type_name -> treaty.v1.Partner
 	0,  // 13: treaty.v1.CreatePartnerResponse.partner:type_name -> treaty.v1.Partner
 	0,  // 14: treaty.v1.GetPartnerResponse.partner:type_name -> treaty.v1.Partner
 	0,  // 15: treaty.v1.ListPartnersResponse.partners:type_name -> treaty.v1.Partner
 	0,  // 16: treaty.v1.SuspendPartnerResponse.partner:type_name -> treaty.v1.Partner
 	0,  // 17: treaty.v1.OffboardPartnerResponse.partner:type_name -> treaty.v1.Partner
-	1,  // 18: treaty.v1.CreateIntegrationRequest.integration:type_name -> treaty.v1.Integration
-	1,  // 19: treaty.v1.CreateIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	1,  // 20: treaty.v1.GetIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	1,  // 21: treaty.v1.ListIntegrationsResponse.integrations:type_name -> treaty.v1.Integration
-	3,  // 22: treaty.v1.CreateWorkloadResponse.workload:type_name -> treaty.v1.Workload
-	3,  // 23: treaty.v1.GetWorkloadResponse.workload:type_name -> treaty.v1.Workload
-	3,  // 24: treaty.v1.ListWorkloadsResponse.workloads:type_name -> treaty.v1.Workload
-	38, // 25: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
-	33, // 26: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
-	38, // 27: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
-	26, // 28: treaty.v1.PutPolicyResponse.policy:type_name -> treaty.v1.Policy
-	26, // 29: treaty.v1.GetPolicyResponse.policy:type_name -> treaty.v1.Policy
-	26, // 30: treaty.v1.ListPoliciesResponse.policies:type_name -> treaty.v1.Policy
-	4,  // 31: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
-	6,  // 32: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
-	8,  // 33: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
-	10, // 34: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
-	12, // 35: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
-	14, // 36: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
-	16, // 37: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
-	18, // 38: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
-	20, // 39: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
-	22, // 40: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
-	24, // 41: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
-	27, // 42: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
-	29, // 43: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
-	31, // 44: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
-	5,  // 45: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
-	7,  // 46: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
-	9,  // 47: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
-	11, // 48: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
-	13, // 49: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
-	15, // 50: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
-	17, // 51: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
-	19, // 52: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
-	21, // 53: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
-	23, // 54: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
-	25, // 55: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
-	28, // 56: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
-	30, // 57: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
-	32, // 58: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
-	45, // [45:59] is the sub-list for method output_type
-	31, // [31:45] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	1,  // 18: treaty.v1.RetireIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	3,  // 19: treaty.v1.RetireWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	1,  // 20: treaty.v1.CreateIntegrationRequest.integration:type_name -> treaty.v1.Integration
+	1,  // 21: treaty.v1.CreateIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	1,  // 22: treaty.v1.GetIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	1,  // 23: treaty.v1.ListIntegrationsResponse.integrations:type_name -> treaty.v1.Integration
+	3,  // 24: treaty.v1.CreateWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	3,  // 25: treaty.v1.GetWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	3,  // 26: treaty.v1.ListWorkloadsResponse.workloads:type_name -> treaty.v1.Workload
+	42, // 27: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
+	37, // 28: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
+	42, // 29: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
+	30, // 30: treaty.v1.PutPolicyResponse.policy:type_name -> treaty.v1.Policy
+	30, // 31: treaty.v1.GetPolicyResponse.policy:type_name -> treaty.v1.Policy
+	30, // 32: treaty.v1.ListPoliciesResponse.policies:type_name -> treaty.v1.Policy
+	4,  // 33: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
+	6,  // 34: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
+	8,  // 35: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
+	10, // 36: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
+	12, // 37: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
+	18, // 38: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
+	14, // 39: treaty.v1.RegistryService.RetireIntegration:input_type -> treaty.v1.RetireIntegrationRequest
+	20, // 40: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
+	22, // 41: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
+	24, // 42: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
+	16, // 43: treaty.v1.RegistryService.RetireWorkload:input_type -> treaty.v1.RetireWorkloadRequest
+	26, // 44: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
+	28, // 45: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
+	31, // 46: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
+	33, // 47: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
+	35, // 48: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
+	5,  // 49: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
+	7,  // 50: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
+	9,  // 51: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
+	11, // 52: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
+	13, // 53: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
+	19, // 54: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
+	15, // 55: treaty.v1.RegistryService.RetireIntegration:output_type -> treaty.v1.RetireIntegrationResponse
+	21, // 56: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
+	23, // 57: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
+	25, // 58: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
+	17, // 59: treaty.v1.RegistryService.RetireWorkload:output_type -> treaty.v1.RetireWorkloadResponse
+	27, // 60: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
+	29, // 61: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
+	32, // 62: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
+	34, // 63: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
+	36, // 64: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
+	49, // [49:65] is the sub-list for method output_type
+	33, // [33:49] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_registry_proto_init() }
@@ -2384,7 +2649,7 @@ func file_treaty_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_registry_proto_rawDesc), len(file_treaty_v1_registry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,9 +25,11 @@ const (
 	RegistryService_SuspendPartner_FullMethodName    = "/treaty.v1.RegistryService/SuspendPartner"
 	RegistryService_OffboardPartner_FullMethodName   = "/treaty.v1.RegistryService/OffboardPartner"
 	RegistryService_CreateIntegration_FullMethodName = "/treaty.v1.RegistryService/CreateIntegration"
+	RegistryService_RetireIntegration_FullMethodName = "/treaty.v1.RegistryService/RetireIntegration"
 	RegistryService_GetIntegration_FullMethodName    = "/treaty.v1.RegistryService/GetIntegration"
 	RegistryService_ListIntegrations_FullMethodName  = "/treaty.v1.RegistryService/ListIntegrations"
 	RegistryService_CreateWorkload_FullMethodName    = "/treaty.v1.RegistryService/CreateWorkload"
+	RegistryService_RetireWorkload_FullMethodName    = "/treaty.v1.RegistryService/RetireWorkload"
 	RegistryService_GetWorkload_FullMethodName       = "/treaty.v1.RegistryService/GetWorkload"
 	RegistryService_ListWorkloads_FullMethodName     = "/treaty.v1.RegistryService/ListWorkloads"
 	RegistryService_PutPolicy_FullMethodName         = "/treaty.v1.RegistryService/PutPolicy"
@@ -55,12 +57,16 @@ type RegistryServiceClient interface {
 	OffboardPartner(ctx context.Context, in *OffboardPartnerRequest, opts ...grpc.CallOption) (*OffboardPartnerResponse, error)
 	// CreateIntegration registers an integration under a partner.
 	CreateIntegration(ctx context.Context, in *CreateIntegrationRequest, opts ...grpc.CallOption) (*CreateIntegrationResponse, error)
+	// RetireIntegration retires an integration for good and blocks every credential under it.
+	RetireIntegration(ctx context.Context, in *RetireIntegrationRequest, opts ...grpc.CallOption) (*RetireIntegrationResponse, error)
 	// GetIntegration returns one integration.
 	GetIntegration(ctx context.Context, in *GetIntegrationRequest, opts ...grpc.CallOption) (*GetIntegrationResponse, error)
 	// ListIntegrations pages through integrations in id order.
 	ListIntegrations(ctx context.Context, in *ListIntegrationsRequest, opts ...grpc.CallOption) (*ListIntegrationsResponse, error)
 	// CreateWorkload registers a workload and its public key under an integration.
 	CreateWorkload(ctx context.Context, in *CreateWorkloadRequest, opts ...grpc.CallOption) (*CreateWorkloadResponse, error)
+	// RetireWorkload retires a workload for good and blocks every credential issued to it.
+	RetireWorkload(ctx context.Context, in *RetireWorkloadRequest, opts ...grpc.CallOption) (*RetireWorkloadResponse, error)
 	// GetWorkload returns one workload.
 	GetWorkload(ctx context.Context, in *GetWorkloadRequest, opts ...grpc.CallOption) (*GetWorkloadResponse, error)
 	// ListWorkloads pages through workloads in id order.
@@ -143,6 +149,16 @@ func (c *registryServiceClient) CreateIntegration(ctx context.Context, in *Creat
 	return out, nil
 }
 
+func (c *registryServiceClient) RetireIntegration(ctx context.Context, in *RetireIntegrationRequest, opts ...grpc.CallOption) (*RetireIntegrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetireIntegrationResponse)
+	err := c.cc.Invoke(ctx, RegistryService_RetireIntegration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *registryServiceClient) GetIntegration(ctx context.Context, in *GetIntegrationRequest, opts ...grpc.CallOption) (*GetIntegrationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetIntegrationResponse)
@@ -167,6 +183,16 @@ func (c *registryServiceClient) CreateWorkload(ctx context.Context, in *CreateWo
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateWorkloadResponse)
 	err := c.cc.Invoke(ctx, RegistryService_CreateWorkload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) RetireWorkload(ctx context.Context, in *RetireWorkloadRequest, opts ...grpc.CallOption) (*RetireWorkloadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetireWorkloadResponse)
+	err := c.cc.Invoke(ctx, RegistryService_RetireWorkload_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -243,12 +269,16 @@ type RegistryServiceServer interface {
 	OffboardPartner(context.Context, *OffboardPartnerRequest) (*OffboardPartnerResponse, error)
 	// CreateIntegration registers an integration under a partner.
 	CreateIntegration(context.Context, *CreateIntegrationRequest) (*CreateIntegrationResponse, error)
+	// RetireIntegration retires an integration for good and blocks every credential under it.
+	RetireIntegration(context.Context, *RetireIntegrationRequest) (*RetireIntegrationResponse, error)
 	// GetIntegration returns one integration.
 	GetIntegration(context.Context, *GetIntegrationRequest) (*GetIntegrationResponse, error)
 	// ListIntegrations pages through integrations in id order.
 	ListIntegrations(context.Context, *ListIntegrationsRequest) (*ListIntegrationsResponse, error)
 	// CreateWorkload registers a workload and its public key under an integration.
 	CreateWorkload(context.Context, *CreateWorkloadRequest) (*CreateWorkloadResponse, error)
+	// RetireWorkload retires a workload for good and blocks every credential issued to it.
+	RetireWorkload(context.Context, *RetireWorkloadRequest) (*RetireWorkloadResponse, error)
 	// GetWorkload returns one workload.
 	GetWorkload(context.Context, *GetWorkloadRequest) (*GetWorkloadResponse, error)
 	// ListWorkloads pages through workloads in id order.
@@ -289,6 +319,9 @@ func (UnimplementedRegistryServiceServer) OffboardPartner(context.Context, *Offb
 func (UnimplementedRegistryServiceServer) CreateIntegration(context.Context, *CreateIntegrationRequest) (*CreateIntegrationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateIntegration not implemented")
 }
+func (UnimplementedRegistryServiceServer) RetireIntegration(context.Context, *RetireIntegrationRequest) (*RetireIntegrationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetireIntegration not implemented")
+}
 func (UnimplementedRegistryServiceServer) GetIntegration(context.Context, *GetIntegrationRequest) (*GetIntegrationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetIntegration not implemented")
 }
@@ -297,6 +330,9 @@ func (UnimplementedRegistryServiceServer) ListIntegrations(context.Context, *Lis
 }
 func (UnimplementedRegistryServiceServer) CreateWorkload(context.Context, *CreateWorkloadRequest) (*CreateWorkloadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateWorkload not implemented")
+}
+func (UnimplementedRegistryServiceServer) RetireWorkload(context.Context, *RetireWorkloadRequest) (*RetireWorkloadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetireWorkload not implemented")
 }
 func (UnimplementedRegistryServiceServer) GetWorkload(context.Context, *GetWorkloadRequest) (*GetWorkloadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetWorkload not implemented")
@@ -442,6 +478,24 @@ func _RegistryService_CreateIntegration_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_RetireIntegration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetireIntegrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).RetireIntegration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_RetireIntegration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).RetireIntegration(ctx, req.(*RetireIntegrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RegistryService_GetIntegration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetIntegrationRequest)
 	if err := dec(in); err != nil {
@@ -492,6 +546,24 @@ func _RegistryService_CreateWorkload_Handler(srv interface{}, ctx context.Contex
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RegistryServiceServer).CreateWorkload(ctx, req.(*CreateWorkloadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_RetireWorkload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetireWorkloadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).RetireWorkload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_RetireWorkload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).RetireWorkload(ctx, req.(*RetireWorkloadRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -618,6 +690,10 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _RegistryService_CreateIntegration_Handler,
 		},
 		{
+			MethodName: "RetireIntegration",
+			Handler:    _RegistryService_RetireIntegration_Handler,
+		},
+		{
 			MethodName: "GetIntegration",
 			Handler:    _RegistryService_GetIntegration_Handler,
 		},
@@ -628,6 +704,10 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateWorkload",
 			Handler:    _RegistryService_CreateWorkload_Handler,
+		},
+		{
+			MethodName: "RetireWorkload",
+			Handler:    _RegistryService_RetireWorkload_Handler,
 		},
 		{
 			MethodName: "GetWorkload",

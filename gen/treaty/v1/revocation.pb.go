@@ -34,7 +34,9 @@ type RevokeRequest struct {
 	// Who asks; recorded in the feed.
 	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Optional idempotency key: a retried request with the same key returns the original sequence.
-	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Report what the revocation would hit (its blast radius) without doing it.
+	DryRun        bool `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -104,16 +106,25 @@ func (x *RevokeRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *RevokeRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // RevokeResponse reports where the revocation landed in the feed.
 type RevokeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The feed sequence of the revocation (or of the block already in force).
+	// The feed sequence of the revocation (or of the block already in force); zero for a dry run.
 	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// True when nothing new was appended: the request id was seen before, or the target was already
 	// blocked.
 	AlreadyApplied bool `protobuf:"varint,2,opt,name=already_applied,json=alreadyApplied,proto3" json:"already_applied,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// What the revocation hits (or, for a dry run, would hit).
+	BlastRadius   *BlastRadius `protobuf:"bytes,3,opt,name=blast_radius,json=blastRadius,proto3" json:"blast_radius,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RevokeResponse) Reset() {
@@ -160,6 +171,263 @@ func (x *RevokeResponse) GetAlreadyApplied() bool {
 	return false
 }
 
+func (x *RevokeResponse) GetBlastRadius() *BlastRadius {
+	if x != nil {
+		return x.BlastRadius
+	}
+	return nil
+}
+
+// BlastRadius is what a revocation reaches: the live credentials it kills and the integrations and
+// workloads it cuts off.
+type BlastRadius struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many live (unexpired, unrevoked) credentials the revocation kills, from the inventory.
+	LiveCredentials uint64 `protobuf:"varint,1,opt,name=live_credentials,json=liveCredentials,proto3" json:"live_credentials,omitempty"`
+	// Up to 100 of those credentials' ids, soonest-expiring last.
+	CredentialIds []string `protobuf:"bytes,2,rep,name=credential_ids,json=credentialIds,proto3" json:"credential_ids,omitempty"`
+	// The integrations cut off (active ones under the target).
+	IntegrationIds []string `protobuf:"bytes,3,rep,name=integration_ids,json=integrationIds,proto3" json:"integration_ids,omitempty"`
+	// The workloads cut off (active ones under the target).
+	WorkloadIds []string `protobuf:"bytes,4,rep,name=workload_ids,json=workloadIds,proto3" json:"workload_ids,omitempty"`
+	// The partners cut off.
+	PartnerIds []string `protobuf:"bytes,5,rep,name=partner_ids,json=partnerIds,proto3" json:"partner_ids,omitempty"`
+	// True when the inventory could not be asked, so live_credentials and credential_ids are
+	// unknown.
+	InventoryUnavailable bool `protobuf:"varint,6,opt,name=inventory_unavailable,json=inventoryUnavailable,proto3" json:"inventory_unavailable,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *BlastRadius) Reset() {
+	*x = BlastRadius{}
+	mi := &file_treaty_v1_revocation_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlastRadius) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlastRadius) ProtoMessage() {}
+
+func (x *BlastRadius) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_revocation_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlastRadius.ProtoReflect.Descriptor instead.
+func (*BlastRadius) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BlastRadius) GetLiveCredentials() uint64 {
+	if x != nil {
+		return x.LiveCredentials
+	}
+	return 0
+}
+
+func (x *BlastRadius) GetCredentialIds() []string {
+	if x != nil {
+		return x.CredentialIds
+	}
+	return nil
+}
+
+func (x *BlastRadius) GetIntegrationIds() []string {
+	if x != nil {
+		return x.IntegrationIds
+	}
+	return nil
+}
+
+func (x *BlastRadius) GetWorkloadIds() []string {
+	if x != nil {
+		return x.WorkloadIds
+	}
+	return nil
+}
+
+func (x *BlastRadius) GetPartnerIds() []string {
+	if x != nil {
+		return x.PartnerIds
+	}
+	return nil
+}
+
+func (x *BlastRadius) GetInventoryUnavailable() bool {
+	if x != nil {
+		return x.InventoryUnavailable
+	}
+	return false
+}
+
+// RevokeAllRequest asks for the break-glass revocation.
+type RevokeAllRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Revoke every credential with a `tsq` below this sequence; zero means the current head plus one
+	// (every credential issued so far).
+	BelowSequence uint64 `protobuf:"varint,1,opt,name=below_sequence,json=belowSequence,proto3" json:"below_sequence,omitempty"`
+	// Why; required, recorded in the feed.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who asks; recorded in the feed.
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Optional idempotency key.
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Report what it would hit without doing it.
+	DryRun        bool `protobuf:"varint,5,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAllRequest) Reset() {
+	*x = RevokeAllRequest{}
+	mi := &file_treaty_v1_revocation_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAllRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAllRequest) ProtoMessage() {}
+
+func (x *RevokeAllRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_revocation_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAllRequest.ProtoReflect.Descriptor instead.
+func (*RevokeAllRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RevokeAllRequest) GetBelowSequence() uint64 {
+	if x != nil {
+		return x.BelowSequence
+	}
+	return 0
+}
+
+func (x *RevokeAllRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RevokeAllRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *RevokeAllRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RevokeAllRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// RevokeAllResponse reports where the break-glass revocation landed.
+type RevokeAllResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The feed sequence of the watermark event; zero for a dry run.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The watermark now in force.
+	BelowSequence uint64 `protobuf:"varint,2,opt,name=below_sequence,json=belowSequence,proto3" json:"below_sequence,omitempty"`
+	// True when nothing new was appended: the request id was seen before, or a watermark at least as
+	// high was already in force.
+	AlreadyApplied bool `protobuf:"varint,3,opt,name=already_applied,json=alreadyApplied,proto3" json:"already_applied,omitempty"`
+	// What it hits (or would hit).
+	BlastRadius   *BlastRadius `protobuf:"bytes,4,opt,name=blast_radius,json=blastRadius,proto3" json:"blast_radius,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAllResponse) Reset() {
+	*x = RevokeAllResponse{}
+	mi := &file_treaty_v1_revocation_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAllResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAllResponse) ProtoMessage() {}
+
+func (x *RevokeAllResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_revocation_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAllResponse.ProtoReflect.Descriptor instead.
+func (*RevokeAllResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RevokeAllResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *RevokeAllResponse) GetBelowSequence() uint64 {
+	if x != nil {
+		return x.BelowSequence
+	}
+	return 0
+}
+
+func (x *RevokeAllResponse) GetAlreadyApplied() bool {
+	if x != nil {
+		return x.AlreadyApplied
+	}
+	return false
+}
+
+func (x *RevokeAllResponse) GetBlastRadius() *BlastRadius {
+	if x != nil {
+		return x.BlastRadius
+	}
+	return nil
+}
+
 // RestoreRequest asks to lift a block.
 type RestoreRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -179,7 +447,7 @@ type RestoreRequest struct {
 
 func (x *RestoreRequest) Reset() {
 	*x = RestoreRequest{}
-	mi := &file_treaty_v1_revocation_proto_msgTypes[2]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +459,7 @@ func (x *RestoreRequest) String() string {
 func (*RestoreRequest) ProtoMessage() {}
 
 func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_revocation_proto_msgTypes[2]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +472,7 @@ func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
 func (*RestoreRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{2}
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RestoreRequest) GetTargetKind() TargetKind {
@@ -255,7 +523,7 @@ type RestoreResponse struct {
 
 func (x *RestoreResponse) Reset() {
 	*x = RestoreResponse{}
-	mi := &file_treaty_v1_revocation_proto_msgTypes[3]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -267,7 +535,7 @@ func (x *RestoreResponse) String() string {
 func (*RestoreResponse) ProtoMessage() {}
 
 func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_revocation_proto_msgTypes[3]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -280,7 +548,7 @@ func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
 func (*RestoreResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{3}
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RestoreResponse) GetSequence() uint64 {
@@ -310,7 +578,7 @@ type PublishEntry struct {
 
 func (x *PublishEntry) Reset() {
 	*x = PublishEntry{}
-	mi := &file_treaty_v1_revocation_proto_msgTypes[4]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +590,7 @@ func (x *PublishEntry) String() string {
 func (*PublishEntry) ProtoMessage() {}
 
 func (x *PublishEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_revocation_proto_msgTypes[4]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +603,7 @@ func (x *PublishEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishEntry.ProtoReflect.Descriptor instead.
 func (*PublishEntry) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{4}
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PublishEntry) GetRequestId() string {
@@ -363,7 +631,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_treaty_v1_revocation_proto_msgTypes[5]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +643,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_revocation_proto_msgTypes[5]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +656,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{5}
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PublishRequest) GetEntries() []*PublishEntry {
@@ -409,7 +677,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_treaty_v1_revocation_proto_msgTypes[6]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +689,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_revocation_proto_msgTypes[6]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +702,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{6}
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PublishResponse) GetSequences() []uint64 {
@@ -447,15 +715,19 @@ func (x *PublishResponse) GetSequences() []uint64 {
 // SubscribeRequest starts a feed subscription.
 type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Stream every event with a sequence greater than this; zero replays the whole feed.
+	// Stream every event with a sequence greater than this; zero replays the whole feed. A sequence
+	// the log no longer retains is refused with OUT_OF_RANGE: resync from Snapshot, then subscribe
+	// after the snapshot's sequence.
 	AfterSequence uint64 `protobuf:"varint,1,opt,name=after_sequence,json=afterSequence,proto3" json:"after_sequence,omitempty"`
+	// Only stream events that match; heartbeats always come. Empty streams everything.
+	Filter        *SubscribeFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_treaty_v1_revocation_proto_msgTypes[7]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +739,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_revocation_proto_msgTypes[7]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +752,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{7}
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubscribeRequest) GetAfterSequence() uint64 {
@@ -488,6 +760,72 @@ func (x *SubscribeRequest) GetAfterSequence() uint64 {
 		return x.AfterSequence
 	}
 	return 0
+}
+
+func (x *SubscribeRequest) GetFilter() *SubscribeFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+// SubscribeFilter narrows a subscription, for gateways that care about some partners or some kinds
+// of change. Events matching every non-empty field are streamed; others are skipped (the
+// heartbeats' head sequence still moves past them).
+type SubscribeFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only events about these partners (and their integrations, workloads and credentials). Events
+	// about no partner (signing keys, the global watermark) always pass.
+	PartnerIds []string `protobuf:"bytes,1,rep,name=partner_ids,json=partnerIds,proto3" json:"partner_ids,omitempty"`
+	// Only revocations, blocks and restores of these target kinds. Enforcement changes (partner,
+	// integration, workload, policy, key publication) are skipped when this is set.
+	TargetKinds   []TargetKind `protobuf:"varint,2,rep,packed,name=target_kinds,json=targetKinds,proto3,enum=treaty.v1.TargetKind" json:"target_kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscribeFilter) Reset() {
+	*x = SubscribeFilter{}
+	mi := &file_treaty_v1_revocation_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscribeFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscribeFilter) ProtoMessage() {}
+
+func (x *SubscribeFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_revocation_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscribeFilter.ProtoReflect.Descriptor instead.
+func (*SubscribeFilter) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SubscribeFilter) GetPartnerIds() []string {
+	if x != nil {
+		return x.PartnerIds
+	}
+	return nil
+}
+
+func (x *SubscribeFilter) GetTargetKinds() []TargetKind {
+	if x != nil {
+		return x.TargetKinds
+	}
+	return nil
 }
 
 // SubscribeResponse is one message of a subscription: an event or a heartbeat. The first message
@@ -507,7 +845,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_treaty_v1_revocation_proto_msgTypes[8]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +857,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_revocation_proto_msgTypes[8]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +870,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{8}
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SubscribeResponse) GetMessage() isSubscribeResponse_Message {
@@ -587,14 +925,16 @@ type Heartbeat struct {
 	// The highest sequence appended so far.
 	HeadSequence uint64 `protobuf:"varint,2,opt,name=head_sequence,json=headSequence,proto3" json:"head_sequence,omitempty"`
 	// When the heartbeat was sent.
-	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Time *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// The lowest `after_sequence` the log can still replay from; older events were compacted.
+	RetainedAfterSequence uint64 `protobuf:"varint,4,opt,name=retained_after_sequence,json=retainedAfterSequence,proto3" json:"retained_after_sequence,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_treaty_v1_revocation_proto_msgTypes[9]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +946,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_revocation_proto_msgTypes[9]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +959,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{9}
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Heartbeat) GetEpoch() string {
@@ -643,6 +983,13 @@ func (x *Heartbeat) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Heartbeat) GetRetainedAfterSequence() uint64 {
+	if x != nil {
+		return x.RetainedAfterSequence
+	}
+	return 0
+}
+
 // SnapshotRequest asks for the materialized enforcement state.
 type SnapshotRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -652,7 +999,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_treaty_v1_revocation_proto_msgTypes[10]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +1011,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_revocation_proto_msgTypes[10]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +1024,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{10}
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{14}
 }
 
 // SnapshotResponse carries the materialized enforcement state.
@@ -691,7 +1038,7 @@ type SnapshotResponse struct {
 
 func (x *SnapshotResponse) Reset() {
 	*x = SnapshotResponse{}
-	mi := &file_treaty_v1_revocation_proto_msgTypes[11]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +1050,7 @@ func (x *SnapshotResponse) String() string {
 func (*SnapshotResponse) ProtoMessage() {}
 
 func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_revocation_proto_msgTypes[11]
+	mi := &file_treaty_v1_revocation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +1063,7 @@ func (x *SnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{11}
+	return file_treaty_v1_revocation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotResponse) GetState() *EnforcementState {
@@ -730,7 +1077,7 @@ var File_treaty_v1_revocation_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_revocation_proto_rawDesc = "" +
 	"\n" +
-	"\x1atreaty/v1/revocation.proto\x12\ttreaty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14treaty/v1/feed.proto\"\xb1\x01\n" +
+	"\x1atreaty/v1/revocation.proto\x12\ttreaty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14treaty/v1/feed.proto\"\xca\x01\n" +
 	"\rRevokeRequest\x126\n" +
 	"\vtarget_kind\x18\x01 \x01(\x0e2\x15.treaty.v1.TargetKindR\n" +
 	"targetKind\x12\x1b\n" +
@@ -738,10 +1085,32 @@ const file_treaty_v1_revocation_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x05 \x01(\tR\trequestId\"U\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12\x17\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\"\x90\x01\n" +
 	"\x0eRevokeResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12'\n" +
-	"\x0falready_applied\x18\x02 \x01(\bR\x0ealreadyApplied\"\xb2\x01\n" +
+	"\x0falready_applied\x18\x02 \x01(\bR\x0ealreadyApplied\x129\n" +
+	"\fblast_radius\x18\x03 \x01(\v2\x16.treaty.v1.BlastRadiusR\vblastRadius\"\x81\x02\n" +
+	"\vBlastRadius\x12)\n" +
+	"\x10live_credentials\x18\x01 \x01(\x04R\x0fliveCredentials\x12%\n" +
+	"\x0ecredential_ids\x18\x02 \x03(\tR\rcredentialIds\x12'\n" +
+	"\x0fintegration_ids\x18\x03 \x03(\tR\x0eintegrationIds\x12!\n" +
+	"\fworkload_ids\x18\x04 \x03(\tR\vworkloadIds\x12\x1f\n" +
+	"\vpartner_ids\x18\x05 \x03(\tR\n" +
+	"partnerIds\x123\n" +
+	"\x15inventory_unavailable\x18\x06 \x01(\bR\x14inventoryUnavailable\"\x9f\x01\n" +
+	"\x10RevokeAllRequest\x12%\n" +
+	"\x0ebelow_sequence\x18\x01 \x01(\x04R\rbelowSequence\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12\x17\n" +
+	"\adry_run\x18\x05 \x01(\bR\x06dryRun\"\xba\x01\n" +
+	"\x11RevokeAllResponse\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12%\n" +
+	"\x0ebelow_sequence\x18\x02 \x01(\x04R\rbelowSequence\x12'\n" +
+	"\x0falready_applied\x18\x03 \x01(\bR\x0ealreadyApplied\x129\n" +
+	"\fblast_radius\x18\x04 \x01(\v2\x16.treaty.v1.BlastRadiusR\vblastRadius\"\xb2\x01\n" +
 	"\x0eRestoreRequest\x126\n" +
 	"\vtarget_kind\x18\x01 \x01(\x0e2\x15.treaty.v1.TargetKindR\n" +
 	"targetKind\x12\x1b\n" +
@@ -760,23 +1129,30 @@ const file_treaty_v1_revocation_proto_rawDesc = "" +
 	"\x0ePublishRequest\x121\n" +
 	"\aentries\x18\x01 \x03(\v2\x17.treaty.v1.PublishEntryR\aentries\"/\n" +
 	"\x0fPublishResponse\x12\x1c\n" +
-	"\tsequences\x18\x01 \x03(\x04R\tsequences\"9\n" +
+	"\tsequences\x18\x01 \x03(\x04R\tsequences\"m\n" +
 	"\x10SubscribeRequest\x12%\n" +
-	"\x0eafter_sequence\x18\x01 \x01(\x04R\rafterSequence\"~\n" +
+	"\x0eafter_sequence\x18\x01 \x01(\x04R\rafterSequence\x122\n" +
+	"\x06filter\x18\x02 \x01(\v2\x1a.treaty.v1.SubscribeFilterR\x06filter\"l\n" +
+	"\x0fSubscribeFilter\x12\x1f\n" +
+	"\vpartner_ids\x18\x01 \x03(\tR\n" +
+	"partnerIds\x128\n" +
+	"\ftarget_kinds\x18\x02 \x03(\x0e2\x15.treaty.v1.TargetKindR\vtargetKinds\"~\n" +
 	"\x11SubscribeResponse\x12(\n" +
 	"\x05event\x18\x01 \x01(\v2\x10.treaty.v1.EventH\x00R\x05event\x124\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x14.treaty.v1.HeartbeatH\x00R\theartbeatB\t\n" +
-	"\amessage\"v\n" +
+	"\amessage\"\xae\x01\n" +
 	"\tHeartbeat\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12#\n" +
 	"\rhead_sequence\x18\x02 \x01(\x04R\fheadSequence\x12.\n" +
-	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x11\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x126\n" +
+	"\x17retained_after_sequence\x18\x04 \x01(\x04R\x15retainedAfterSequence\"\x11\n" +
 	"\x0fSnapshotRequest\"E\n" +
 	"\x10SnapshotResponse\x121\n" +
-	"\x05state\x18\x01 \x01(\v2\x1b.treaty.v1.EnforcementStateR\x05state2\xe5\x02\n" +
+	"\x05state\x18\x01 \x01(\v2\x1b.treaty.v1.EnforcementStateR\x05state2\xad\x03\n" +
 	"\x11RevocationService\x12=\n" +
 	"\x06Revoke\x12\x18.treaty.v1.RevokeRequest\x1a\x19.treaty.v1.RevokeResponse\x12@\n" +
-	"\aRestore\x12\x19.treaty.v1.RestoreRequest\x1a\x1a.treaty.v1.RestoreResponse\x12@\n" +
+	"\aRestore\x12\x19.treaty.v1.RestoreRequest\x1a\x1a.treaty.v1.RestoreResponse\x12F\n" +
+	"\tRevokeAll\x12\x1b.treaty.v1.RevokeAllRequest\x1a\x1c.treaty.v1.RevokeAllResponse\x12@\n" +
 	"\aPublish\x12\x19.treaty.v1.PublishRequest\x1a\x1a.treaty.v1.PublishResponse\x12H\n" +
 	"\tSubscribe\x12\x1b.treaty.v1.SubscribeRequest\x1a\x1c.treaty.v1.SubscribeResponse0\x01\x12C\n" +
 	"\bSnapshot\x12\x1a.treaty.v1.SnapshotRequest\x1a\x1b.treaty.v1.SnapshotResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
@@ -793,49 +1169,59 @@ func file_treaty_v1_revocation_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_revocation_proto_rawDescData
 }
 
-var file_treaty_v1_revocation_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_treaty_v1_revocation_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_treaty_v1_revocation_proto_goTypes = []any{
 	(*RevokeRequest)(nil),         // 0: treaty.v1.RevokeRequest
 	(*RevokeResponse)(nil),        // 1: treaty.v1.RevokeResponse
-	(*RestoreRequest)(nil),        // 2: treaty.v1.RestoreRequest
-	(*RestoreResponse)(nil),       // 3: treaty.v1.RestoreResponse
-	(*PublishEntry)(nil),          // 4: treaty.v1.PublishEntry
-	(*PublishRequest)(nil),        // 5: treaty.v1.PublishRequest
-	(*PublishResponse)(nil),       // 6: treaty.v1.PublishResponse
-	(*SubscribeRequest)(nil),      // 7: treaty.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),     // 8: treaty.v1.SubscribeResponse
-	(*Heartbeat)(nil),             // 9: treaty.v1.Heartbeat
-	(*SnapshotRequest)(nil),       // 10: treaty.v1.SnapshotRequest
-	(*SnapshotResponse)(nil),      // 11: treaty.v1.SnapshotResponse
-	(TargetKind)(0),               // 12: treaty.v1.TargetKind
-	(*Event)(nil),                 // 13: treaty.v1.Event
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(*EnforcementState)(nil),      // 15: treaty.v1.EnforcementState
+	(*BlastRadius)(nil),           // 2: treaty.v1.BlastRadius
+	(*RevokeAllRequest)(nil),      // 3: treaty.v1.RevokeAllRequest
+	(*RevokeAllResponse)(nil),     // 4: treaty.v1.RevokeAllResponse
+	(*RestoreRequest)(nil),        // 5: treaty.v1.RestoreRequest
+	(*RestoreResponse)(nil),       // 6: treaty.v1.RestoreResponse
+	(*PublishEntry)(nil),          // 7: treaty.v1.PublishEntry
+	(*PublishRequest)(nil),        // 8: treaty.v1.PublishRequest
+	(*PublishResponse)(nil),       // 9: treaty.v1.PublishResponse
+	(*SubscribeRequest)(nil),      // 10: treaty.v1.SubscribeRequest
+	(*SubscribeFilter)(nil),       // 11: treaty.v1.SubscribeFilter
+	(*SubscribeResponse)(nil),     // 12: treaty.v1.SubscribeResponse
+	(*Heartbeat)(nil),             // 13: treaty.v1.Heartbeat
+	(*SnapshotRequest)(nil),       // 14: treaty.v1.SnapshotRequest
+	(*SnapshotResponse)(nil),      // 15: treaty.v1.SnapshotResponse
+	(TargetKind)(0),               // 16: treaty.v1.TargetKind
+	(*Event)(nil),                 // 17: treaty.v1.Event
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*EnforcementState)(nil),      // 19: treaty.v1.EnforcementState
 }
 var file_treaty_v1_revocation_proto_depIdxs = []int32{
-	12, // 0: treaty.v1.RevokeRequest.target_kind:type_name -> treaty.v1.TargetKind
-	12, // 1: treaty.v1.RestoreRequest.target_kind:type_name -> treaty.v1.TargetKind
-	13, // 2: treaty.v1.PublishEntry.event:type_name -> treaty.v1.Event
-	4,  // 3: treaty.v1.PublishRequest.entries:type_name -> treaty.v1.PublishEntry
-	13, // 4: treaty.v1.SubscribeResponse.event:type_name -> treaty.v1.Event
-	9,  // 5: treaty.v1.SubscribeResponse.heartbeat:type_name -> treaty.v1.Heartbeat
-	14, // 6: treaty.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	15, // 7: treaty.v1.SnapshotResponse.state:type_name -> treaty.v1.EnforcementState
-	0,  // 8: treaty.v1.RevocationService.Revoke:input_type -> treaty.v1.RevokeRequest
-	2,  // 9: treaty.v1.RevocationService.Restore:input_type -> treaty.v1.RestoreRequest
-	5,  // 10: treaty.v1.RevocationService.Publish:input_type -> treaty.v1.PublishRequest
-	7,  // 11: treaty.v1.RevocationService.Subscribe:input_type -> treaty.v1.SubscribeRequest
-	10, // 12: treaty.v1.RevocationService.Snapshot:input_type -> treaty.v1.SnapshotRequest
-	1,  // 13: treaty.v1.RevocationService.Revoke:output_type -> treaty.v1.RevokeResponse
-	3,  // 14: treaty.v1.RevocationService.Restore:output_type -> treaty.v1.RestoreResponse
-	6,  // 15: treaty.v1.RevocationService.Publish:output_type -> treaty.v1.PublishResponse
-	8,  // 16: treaty.v1.RevocationService.Subscribe:output_type -> treaty.v1.SubscribeResponse
-	11, // 17: treaty.v1.RevocationService.Snapshot:output_type -> treaty.v1.SnapshotResponse
-	13, // [13:18] is the sub-list for method output_type
-	8,  // [8:13] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	16, // 0: treaty.v1.RevokeRequest.target_kind:type_name -> treaty.v1.TargetKind
+	2,  // 1: treaty.v1.RevokeResponse.blast_radius:type_name -> treaty.v1.BlastRadius
+	2,  // 2: treaty.v1.RevokeAllResponse.blast_radius:type_name -> treaty.v1.BlastRadius
+	16, // 3: treaty.v1.RestoreRequest.target_kind:type_name -> treaty.v1.TargetKind
+	17, // 4: treaty.v1.PublishEntry.event:type_name -> treaty.v1.Event
+	7,  // 5: treaty.v1.PublishRequest.entries:type_name -> treaty.v1.PublishEntry
+	11, // 6: treaty.v1.SubscribeRequest.filter:type_name -> treaty.v1.SubscribeFilter
+	16, // 7: treaty.v1.SubscribeFilter.target_kinds:type_name -> treaty.v1.TargetKind
+	17, // 8: treaty.v1.SubscribeResponse.event:type_name -> treaty.v1.Event
+	13, // 9: treaty.v1.SubscribeResponse.heartbeat:type_name -> treaty.v1.Heartbeat
+	18, // 10: treaty.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	19, // 11: treaty.v1.SnapshotResponse.state:type_name -> treaty.v1.EnforcementState
+	0,  // 12: treaty.v1.RevocationService.Revoke:input_type -> treaty.v1.RevokeRequest
+	5,  // 13: treaty.v1.RevocationService.Restore:input_type -> treaty.v1.RestoreRequest
+	3,  // 14: treaty.v1.RevocationService.RevokeAll:input_type -> treaty.v1.RevokeAllRequest
+	8,  // 15: treaty.v1.RevocationService.Publish:input_type -> treaty.v1.PublishRequest
+	10, // 16: treaty.v1.RevocationService.Subscribe:input_type -> treaty.v1.SubscribeRequest
+	14, // 17: treaty.v1.RevocationService.Snapshot:input_type -> treaty.v1.SnapshotRequest
+	1,  // 18: treaty.v1.RevocationService.Revoke:output_type -> treaty.v1.RevokeResponse
+	6,  // 19: treaty.v1.RevocationService.Restore:output_type -> treaty.v1.RestoreResponse
+	4,  // 20: treaty.v1.RevocationService.RevokeAll:output_type -> treaty.v1.RevokeAllResponse
+	9,  // 21: treaty.v1.RevocationService.Publish:output_type -> treaty.v1.PublishResponse
+	12, // 22: treaty.v1.RevocationService.Subscribe:output_type -> treaty.v1.SubscribeResponse
+	15, // 23: treaty.v1.RevocationService.Snapshot:output_type -> treaty.v1.SnapshotResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_revocation_proto_init() }
@@ -844,7 +1230,7 @@ func file_treaty_v1_revocation_proto_init() {
 		return
 	}
 	file_treaty_v1_feed_proto_init()
-	file_treaty_v1_revocation_proto_msgTypes[8].OneofWrappers = []any{
+	file_treaty_v1_revocation_proto_msgTypes[12].OneofWrappers = []any{
 		(*SubscribeResponse_Event)(nil),
 		(*SubscribeResponse_Heartbeat)(nil),
 	}
@@ -854,7 +1240,7 @@ func file_treaty_v1_revocation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_revocation_proto_rawDesc), len(file_treaty_v1_revocation_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

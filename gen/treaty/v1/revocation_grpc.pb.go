@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	RevocationService_Revoke_FullMethodName    = "/treaty.v1.RevocationService/Revoke"
 	RevocationService_Restore_FullMethodName   = "/treaty.v1.RevocationService/Restore"
+	RevocationService_RevokeAll_FullMethodName = "/treaty.v1.RevocationService/RevokeAll"
 	RevocationService_Publish_FullMethodName   = "/treaty.v1.RevocationService/Publish"
 	RevocationService_Subscribe_FullMethodName = "/treaty.v1.RevocationService/Subscribe"
 	RevocationService_Snapshot_FullMethodName  = "/treaty.v1.RevocationService/Snapshot"
@@ -39,6 +40,9 @@ type RevocationServiceClient interface {
 	// Restore lifts a block on a workload, integration or partner. Credentials issued before the
 	// restore stay invalid.
 	Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (*RestoreResponse, error)
+	// RevokeAll is the break-glass revocation for an issuer compromise: every credential issued
+	// before a feed sequence is revoked.
+	RevokeAll(ctx context.Context, in *RevokeAllRequest, opts ...grpc.CallOption) (*RevokeAllResponse, error)
 	// Publish appends enforcement changes from the registry's and issuer's outboxes. Entries carry
 	// idempotency keys, so a retried publish never appends twice.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
@@ -71,6 +75,16 @@ func (c *revocationServiceClient) Restore(ctx context.Context, in *RestoreReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RestoreResponse)
 	err := c.cc.Invoke(ctx, RevocationService_Restore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *revocationServiceClient) RevokeAll(ctx context.Context, in *RevokeAllRequest, opts ...grpc.CallOption) (*RevokeAllResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeAllResponse)
+	err := c.cc.Invoke(ctx, RevocationService_RevokeAll_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +143,9 @@ type RevocationServiceServer interface {
 	// Restore lifts a block on a workload, integration or partner. Credentials issued before the
 	// restore stay invalid.
 	Restore(context.Context, *RestoreRequest) (*RestoreResponse, error)
+	// RevokeAll is the break-glass revocation for an issuer compromise: every credential issued
+	// before a feed sequence is revoked.
+	RevokeAll(context.Context, *RevokeAllRequest) (*RevokeAllResponse, error)
 	// Publish appends enforcement changes from the registry's and issuer's outboxes. Entries carry
 	// idempotency keys, so a retried publish never appends twice.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
@@ -152,6 +169,9 @@ func (UnimplementedRevocationServiceServer) Revoke(context.Context, *RevokeReque
 }
 func (UnimplementedRevocationServiceServer) Restore(context.Context, *RestoreRequest) (*RestoreResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Restore not implemented")
+}
+func (UnimplementedRevocationServiceServer) RevokeAll(context.Context, *RevokeAllRequest) (*RevokeAllResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeAll not implemented")
 }
 func (UnimplementedRevocationServiceServer) Publish(context.Context, *PublishRequest) (*PublishResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Publish not implemented")
@@ -219,6 +239,24 @@ func _RevocationService_Restore_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RevocationService_RevokeAll_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeAllRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RevocationServiceServer).RevokeAll(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RevocationService_RevokeAll_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RevocationServiceServer).RevokeAll(ctx, req.(*RevokeAllRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RevocationService_Publish_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PublishRequest)
 	if err := dec(in); err != nil {
@@ -280,6 +318,10 @@ var RevocationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Restore",
 			Handler:    _RevocationService_Restore_Handler,
+		},
+		{
+			MethodName: "RevokeAll",
+			Handler:    _RevocationService_RevokeAll_Handler,
 		},
 		{
 			MethodName: "Publish",
