@@ -36,6 +36,7 @@ type Service struct {
 	logger    *slog.Logger
 	stopOnce  sync.Once
 	stop      chan struct{}
+	hub       *hub
 }
 
 var _ treatyv1.RevocationServiceServer = (*Service)(nil)
@@ -48,7 +49,9 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{log: cfg.Log, heartbeat: cfg.Heartbeat, logger: cfg.Logger, stop: make(chan struct{})}
+	s := &Service{log: cfg.Log, heartbeat: cfg.Heartbeat, logger: cfg.Logger, stop: make(chan struct{})}
+	s.hub = newHub(cfg.Log, cfg.Heartbeat, cfg.Logger, s.stop)
+	return s
 }
 
 // Close ends every open subscription with UNAVAILABLE, so that a graceful shutdown does not wait

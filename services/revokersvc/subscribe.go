@@ -1,68 +1,156 @@
 package revokersvc
 
 import (
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/services/edge"
 )
 
-// readBatch bounds how many events one read of the log returns to a subscriber.
+// readBatch bounds how many events one read of the log returns.
 const readBatch = 512
 
 // Subscribe implements treatyv1.RevocationServiceServer: a heartbeat first, then every event after
-// the requested sequence in order, then live events, with a heartbeat whenever the interval passes.
-// Each stream reads the shared log at its own pace, so a slow subscriber delays nobody else.
+// the requested sequence that passes the filter, in order, replayed from the log, then live events
+// from the shared fan-out, with heartbeats in between. A subscriber that cannot keep up with the
+// live feed is cut off with RESOURCE_EXHAUSTED and resubscribes after its last sequence.
 func (s *Service) Subscribe(req *treatyv1.SubscribeRequest, stream grpc.ServerStreamingServer[treatyv1.SubscribeResponse]) error {
-	ctx := stream.Context()
-	tick := time.NewTicker(s.heartbeat)
-	defer tick.Stop()
-	heartbeat := func() error {
-		return stream.Send(&treatyv1.SubscribeResponse{Message: &treatyv1.SubscribeResponse_Heartbeat{Heartbeat: &treatyv1.Heartbeat{
-			Epoch: s.log.Epoch(), HeadSequence: s.log.Head(), Time: timestamppb.Now(),
-		}}})
+	if err := validateSubscribe(req); err != nil {
+		return edge.Status(s.logger, err)
 	}
-	if err := heartbeat(); err != nil {
+	after := req.GetAfterSequence()
+	if retained := retainedAfter(s.log); after < retained {
+		return edge.Status(s.logger, fail.OutOfRangef(
+			"events after %d were compacted; the log replays after %d: resync from Snapshot, then subscribe after its sequence", after, retained))
+	}
+	sess := &session{s: s, stream: stream, filter: newFilter(req.GetFilter()), next: after}
+	if err := sess.heartbeat(); err != nil {
 		return err
 	}
-	next := req.GetAfterSequence()
+	// Replay before joining the fan-out, so that a subscriber far behind does not fill its live
+	// queue while it catches up; then join, and replay again whatever was appended in between.
+	// From then on every event reaches the session from the log or the fan-out (or both, and the
+	// session drops what it has sent already).
+	if err := sess.catchUp(s.log.Head()); err != nil {
+		return err
+	}
+	sub := s.hub.join(sess.filter)
+	defer s.hub.leave(sub)
+	if err := sess.catchUp(s.log.Head()); err != nil {
+		return err
+	}
+	ctx := stream.Context()
 	for {
-		changed := s.log.Changed() // before reading, so no append is missed
-		events, err := s.log.Read(next, readBatch)
-		if err != nil {
-			return edge.Status(s.logger, err)
-		}
-		for _, ev := range events {
-			if err := stream.Send(&treatyv1.SubscribeResponse{Message: &treatyv1.SubscribeResponse_Event{Event: ev}}); err != nil {
-				return err
-			}
-			next = ev.GetSequence()
-		}
-		if len(events) > 0 {
-			select {
-			case <-tick.C:
-				if err := heartbeat(); err != nil {
-					return err
-				}
-			default:
-			}
-			continue
+		select {
+		case <-sub.cut:
+			return sess.cutOff()
+		default:
 		}
 		select {
-		case <-changed:
-		case <-tick.C:
-			if err := heartbeat(); err != nil {
-				return err
+		case <-sub.wake:
+			for _, m := range sub.take() {
+				select {
+				case <-sub.cut:
+					return sess.cutOff()
+				default:
+				}
+				if err := sess.deliver(m); err != nil {
+					return err
+				}
 			}
+		case <-sub.cut:
+			return sess.cutOff()
 		case <-ctx.Done():
 			return nil
 		case <-s.stop:
 			return status.Error(codes.Unavailable, "the revoker is shutting down; resubscribe after your last sequence")
 		}
 	}
+}
+
+// session is one stream's position.
+type session struct {
+	s      *Service
+	stream grpc.ServerStreamingServer[treatyv1.SubscribeResponse]
+	filter *filter
+	next   uint64    // the last sequence sent or skipped by the filter
+	lastHB time.Time // when the last heartbeat was sent
+}
+
+func (ss *session) heartbeat() error {
+	ss.lastHB = time.Now()
+	return ss.stream.Send(ss.s.hub.heartbeatMessage())
+}
+
+// deliver sends one message from the fan-out, first replaying from the log any events between the
+// session's position and it, and dropping it if the session has sent it already.
+func (ss *session) deliver(m *outgoing) error {
+	if m.seq == 0 { // a heartbeat
+		ss.lastHB = time.Now()
+		return ss.stream.SendMsg(m.msg)
+	}
+	if m.seq <= ss.next {
+		return nil
+	}
+	if m.seq > ss.next+1 {
+		if err := ss.catchUp(m.seq - 1); err != nil {
+			return err
+		}
+		if ss.next != m.seq-1 {
+			// The fan-out read this event after the ones before it, so the log has them all.
+			return edge.Status(ss.s.logger, fmt.Errorf("revokersvc: replay stopped at %d before live event %d", ss.next, m.seq))
+		}
+	}
+	ss.next = m.seq
+	if !ss.filter.match(m.info) {
+		return nil
+	}
+	return ss.stream.SendMsg(m.msg)
+}
+
+// catchUp sends the events after the session's position up to upTo from the log, encoding them
+// for this stream. It stops early if the log has not published them yet: they then come from the
+// fan-out.
+func (ss *session) catchUp(upTo uint64) error {
+	for ss.next < upTo {
+		events, err := ss.s.log.Read(ss.next, int(min(readBatch, upTo-ss.next)))
+		if err != nil {
+			return edge.Status(ss.s.logger, err)
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		state := ss.s.log.State()
+		for _, ev := range events {
+			if ev.GetSequence() > upTo {
+				return nil
+			}
+			ss.next = ev.GetSequence()
+			if !ss.filter.match(infoOf(ev, state)) {
+				continue
+			}
+			if err := ss.stream.Send(&treatyv1.SubscribeResponse{Message: &treatyv1.SubscribeResponse_Event{Event: ev}}); err != nil {
+				return err
+			}
+		}
+		// A long replay still tells the subscriber how far the log goes.
+		if time.Since(ss.lastHB) >= ss.s.heartbeat {
+			if err := ss.heartbeat(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// cutOff is the status of a subscriber that fell behind the live feed.
+func (ss *session) cutOff() error {
+	return status.Errorf(codes.ResourceExhausted,
+		"the subscriber fell behind the live feed (%d messages queued unsent) and was cut off; resubscribe after the last sequence it received", subscriberBuffer)
 }

@@ -1,0 +1,240 @@
+package revokersvc
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/revoker"
+)
+
+// subscriberBuffer bounds how many messages wait for one live subscriber. A subscriber whose
+// queue is full is cut off instead of being waited for: the writer and the other subscribers never
+// slow down for it, and it resumes after its last sequence. The queue grows only as needed, so ten
+// thousand idle subscribers cost no buffers.
+const subscriberBuffer = 1024
+
+// outgoing is one message the hub hands to every matching subscriber: encoded once and shared,
+// never modified.
+type outgoing struct {
+	msg  *treatyv1.SubscribeResponse // pre-encoded, see preEncoded
+	seq  uint64                      // the event's sequence; zero for a heartbeat
+	info eventInfo                   // what filters look at
+}
+
+// preEncoded marshals m once and returns a message that carries those bytes as its only (unknown)
+// fields: gRPC's proto codec writes unknown fields verbatim, so every stream sends the same bytes
+// without encoding the event again, and any receiver decodes them as m. Marshalling a message
+// from several goroutines at once is safe (protobuf only reads it and caches its size atomically).
+func preEncoded(m *treatyv1.SubscribeResponse) (*treatyv1.SubscribeResponse, error) {
+	raw, err := proto.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	out := new(treatyv1.SubscribeResponse)
+	out.ProtoReflect().SetUnknown(raw)
+	return out, nil
+}
+
+// hub fans the log's new events and the heartbeats out to the live subscribers. One pump
+// goroutine reads each new event from the log once, encodes it once, and offers it to every
+// subscriber's queue without ever blocking; each stream's handler sends from its own queue. The
+// pump runs only while someone is subscribed.
+type hub struct {
+	log       *revoker.Log
+	heartbeat time.Duration
+	logger    *slog.Logger
+	stop      <-chan struct{}
+
+	mu      sync.Mutex
+	subs    map[*subscriber]struct{}
+	running bool          // the pump goroutine is running
+	idle    chan struct{} // tells the pump that the last subscriber left
+}
+
+func newHub(log *revoker.Log, heartbeat time.Duration, logger *slog.Logger, stop <-chan struct{}) *hub {
+	return &hub{log: log, heartbeat: heartbeat, logger: logger, stop: stop,
+		subs: map[*subscriber]struct{}{}, idle: make(chan struct{}, 1)}
+}
+
+// subscriber is one live stream's queue.
+type subscriber struct {
+	filter *filter // nil streams everything
+
+	mu    sync.Mutex
+	queue []*outgoing
+	spare []*outgoing // the handler's drained slice, reused for the next queue
+	wake  chan struct{}
+	cut   chan struct{} // closed when the queue overflowed
+}
+
+// offer queues m without blocking. It reports false if the queue is full.
+func (s *subscriber) offer(m *outgoing) bool {
+	s.mu.Lock()
+	if len(s.queue) >= subscriberBuffer {
+		s.mu.Unlock()
+		return false
+	}
+	s.queue = append(s.queue, m)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take returns every queued message, oldest first. The slice is valid until the next take.
+func (s *subscriber) take() []*outgoing {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.queue
+	clear(s.spare)
+	s.queue, s.spare = s.spare[:0], out
+	return out
+}
+
+// join adds a live subscriber, starting the pump if it is the first.
+func (h *hub) join(f *filter) *subscriber {
+	sub := &subscriber{filter: f, wake: make(chan struct{}, 1), cut: make(chan struct{})}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.subs[sub] = struct{}{}
+	if !h.running {
+		h.running = true
+		// A stale idle signal from an earlier pump must not stop this one.
+		select {
+		case <-h.idle:
+		default:
+		}
+		go h.pump()
+	}
+	return sub
+}
+
+// leave removes a subscriber; the pump stops when the last one leaves.
+func (h *hub) leave(sub *subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.subs, sub)
+	if len(h.subs) == 0 && h.running {
+		select {
+		case h.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pump reads every new event from the log once and broadcasts it, and broadcasts a heartbeat at
+// each interval, until no one is subscribed or the service closes. It starts at the head: a
+// subscriber replays anything older from the log itself, and fills any gap between its replay and
+// the first event it hears from the pump.
+func (h *hub) pump() {
+	tick := time.NewTicker(h.heartbeat)
+	defer tick.Stop()
+	next := h.log.Head()
+	for {
+		changed := h.log.Changed() // before reading, so no append is missed
+		events, err := h.log.Read(next, readBatch)
+		if err != nil {
+			// Subscribers still fill gaps from the log, so a failed read delays events, never
+			// loses them; retry at the next heartbeat.
+			h.logger.Error("fan-out could not read the revocation log", "after", next, "err", err)
+			events = nil
+			changed = nil
+		}
+		if len(events) > 0 {
+			state := h.log.State() // at or past every event read, for the filters' partner lookups
+			batch := make([]*outgoing, 0, len(events))
+			for _, ev := range events {
+				msg, err := preEncoded(&treatyv1.SubscribeResponse{Message: &treatyv1.SubscribeResponse_Event{Event: ev}})
+				if err != nil {
+					h.logger.Error("fan-out could not encode an event", "sequence", ev.GetSequence(), "err", err)
+					break // the subscribers fill the gap from the log when the next event comes
+				}
+				batch = append(batch, &outgoing{msg: msg, seq: ev.GetSequence(), info: infoOf(ev, state)})
+				next = ev.GetSequence()
+			}
+			if !h.broadcast(batch) {
+				return
+			}
+			continue
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+			msg, err := preEncoded(h.heartbeatMessage())
+			if err != nil {
+				h.logger.Error("fan-out could not encode a heartbeat", "err", err)
+				continue
+			}
+			if !h.broadcast([]*outgoing{{msg: msg}}) {
+				return
+			}
+		case <-h.idle:
+			if h.stopIfIdle() {
+				return
+			}
+		case <-h.stop:
+			h.mu.Lock()
+			h.running = false
+			h.mu.Unlock()
+			return
+		}
+	}
+}
+
+// broadcast offers each message to every subscriber whose filter matches it, cutting off the ones
+// whose queue is full. It reports false, having marked the pump stopped, if no one is subscribed.
+func (h *hub) broadcast(batch []*outgoing) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.subs) == 0 {
+		h.running = false
+		return false
+	}
+	for sub := range h.subs {
+		for _, m := range batch {
+			if m.seq != 0 && !sub.filter.match(m.info) {
+				continue
+			}
+			if !sub.offer(m) {
+				delete(h.subs, sub)
+				close(sub.cut)
+				break
+			}
+		}
+	}
+	return true
+}
+
+// stopIfIdle marks the pump stopped if no one is subscribed.
+func (h *hub) stopIfIdle() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.subs) > 0 {
+		return false
+	}
+	h.running = false
+	return true
+}
+
+// heartbeatMessage announces the epoch, the head and the oldest replayable position.
+func (h *hub) heartbeatMessage() *treatyv1.SubscribeResponse {
+	return &treatyv1.SubscribeResponse{Message: &treatyv1.SubscribeResponse_Heartbeat{Heartbeat: &treatyv1.Heartbeat{
+		Epoch: h.log.Epoch(), HeadSequence: h.log.Head(), Time: timestamppb.Now(), RetainedAfterSequence: retainedAfter(h.log),
+	}}}
+}
+
+// retainedAfter is the lowest after_sequence the log can replay from.
+//
+// TODO(issue 4 merge): replace with l.RetainedAfter(), the agreed revoker.Log API, once retention
+// lands; until then nothing is compacted, so every position can be replayed.
+func retainedAfter(l *revoker.Log) uint64 {
+	_ = l
+	return 0
+}
