@@ -52,3 +52,19 @@ func (s source) Snapshot(ctx context.Context) (*feed.State, error) {
 	}
 	return feed.FromProto(resp.GetState()), nil
 }
+
+// feedWindow is the flow-control window a feed subscriber advertises, per stream and per
+// connection: large enough for any burst the revoker queues for one subscriber.
+const feedWindow = 1 << 20
+
+// FeedDialOptions returns the dial options for a connection that follows the feed (a PDP's, an
+// issuer's, a gateway's). Static window sizes turn off grpc-go's BDP estimation, which otherwise
+// makes an idle-then-busy connection ping for nearly every event: an extra frame to read and a
+// reply to write on the revoker, per subscriber per event. Transport credentials are the caller's
+// to add.
+func FeedDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithInitialWindowSize(feedWindow),
+		grpc.WithInitialConnWindowSize(feedWindow),
+	}
+}

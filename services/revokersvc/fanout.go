@@ -15,8 +15,8 @@ import (
 // subscriberBuffer bounds how many messages wait for one live subscriber. A subscriber whose
 // queue is full is cut off instead of being waited for: the writer and the other subscribers never
 // slow down for it, and it resumes after its last sequence. The queue grows only as needed, so ten
-// thousand idle subscribers cost no buffers.
-const subscriberBuffer = 1024
+// thousand idle subscribers cost no buffers. A variable only so that tests can overflow it cheaply.
+var subscriberBuffer = 1024
 
 // outgoing is one message the hub hands to every matching subscriber: encoded once and shared,
 // never modified.
@@ -49,6 +49,7 @@ type hub struct {
 	heartbeat time.Duration
 	logger    *slog.Logger
 	stop      <-chan struct{}
+	buffer    int // subscriberBuffer when the hub was made
 
 	mu      sync.Mutex
 	subs    map[*subscriber]struct{}
@@ -57,13 +58,14 @@ type hub struct {
 }
 
 func newHub(log *revoker.Log, heartbeat time.Duration, logger *slog.Logger, stop <-chan struct{}) *hub {
-	return &hub{log: log, heartbeat: heartbeat, logger: logger, stop: stop,
+	return &hub{log: log, heartbeat: heartbeat, logger: logger, stop: stop, buffer: subscriberBuffer,
 		subs: map[*subscriber]struct{}{}, idle: make(chan struct{}, 1)}
 }
 
 // subscriber is one live stream's queue.
 type subscriber struct {
 	filter *filter // nil streams everything
+	limit  int     // the queue's bound
 
 	mu    sync.Mutex
 	queue []*outgoing
@@ -75,7 +77,7 @@ type subscriber struct {
 // offer queues m without blocking. It reports false if the queue is full.
 func (s *subscriber) offer(m *outgoing) bool {
 	s.mu.Lock()
-	if len(s.queue) >= subscriberBuffer {
+	if len(s.queue) >= s.limit {
 		s.mu.Unlock()
 		return false
 	}
@@ -100,7 +102,7 @@ func (s *subscriber) take() []*outgoing {
 
 // join adds a live subscriber, starting the pump if it is the first.
 func (h *hub) join(f *filter) *subscriber {
-	sub := &subscriber{filter: f, wake: make(chan struct{}, 1), cut: make(chan struct{})}
+	sub := &subscriber{filter: f, limit: h.buffer, wake: make(chan struct{}, 1), cut: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.subs[sub] = struct{}{}

@@ -49,7 +49,7 @@ func (s *Service) Subscribe(req *treatyv1.SubscribeRequest, stream grpc.ServerSt
 	for {
 		select {
 		case <-sub.cut:
-			return sess.cutOff()
+			return sess.cutOff(sub.limit)
 		default:
 		}
 		select {
@@ -57,7 +57,7 @@ func (s *Service) Subscribe(req *treatyv1.SubscribeRequest, stream grpc.ServerSt
 			for _, m := range sub.take() {
 				select {
 				case <-sub.cut:
-					return sess.cutOff()
+					return sess.cutOff(sub.limit)
 				default:
 				}
 				if err := sess.deliver(m); err != nil {
@@ -65,7 +65,7 @@ func (s *Service) Subscribe(req *treatyv1.SubscribeRequest, stream grpc.ServerSt
 				}
 			}
 		case <-sub.cut:
-			return sess.cutOff()
+			return sess.cutOff(sub.limit)
 		case <-ctx.Done():
 			return nil
 		case <-s.stop:
@@ -150,7 +150,7 @@ func (ss *session) catchUp(upTo uint64) error {
 }
 
 // cutOff is the status of a subscriber that fell behind the live feed.
-func (ss *session) cutOff() error {
+func (ss *session) cutOff(queued int) error {
 	return status.Errorf(codes.ResourceExhausted,
-		"the subscriber fell behind the live feed (%d messages queued unsent) and was cut off; resubscribe after the last sequence it received", subscriberBuffer)
+		"the subscriber fell behind the live feed (%d messages queued unsent) and was cut off; resubscribe after the last sequence it received", queued)
 }
