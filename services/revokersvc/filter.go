@@ -117,7 +117,7 @@ func (f *filter) match(i eventInfo) bool {
 func validateSubscribe(req *treatyv1.SubscribeRequest) error {
 	f := req.GetFilter()
 	if n := len(f.GetPartnerIds()); n > maxFilterPartners {
-		return fail.Invalidf("filter.partner_ids", "at most %d partner ids per filter, got %d", maxFilterPartners, n)
+		return fail.Invalidf("filter.partner_ids", "filter.partner_ids: at most %d partner ids per filter, got %d", maxFilterPartners, n)
 	}
 	for i, id := range f.GetPartnerIds() {
 		if err := fail.CheckID(fmt.Sprintf("filter.partner_ids[%d]", i), id); err != nil {
