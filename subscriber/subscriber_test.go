@@ -1,0 +1,172 @@
+package subscriber_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/revokersvc"
+	"github.com/treaty-dev/treaty/store/storetest"
+	"github.com/treaty-dev/treaty/subscriber"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// revokerAt serves log on addr ("127.0.0.1:0" for any port) until the returned stop is called.
+func revokerAt(t *testing.T, log *revoker.Log, addr string) (string, func()) {
+	t.Helper()
+	var (
+		lis net.Listener
+		err error
+	)
+	// The port of a server just stopped is free again at once on loopback, but allow a moment.
+	for range 50 {
+		if lis, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := revokersvc.New(revokersvc.Config{Log: log, Heartbeat: 50 * time.Millisecond})
+	srv := grpc.NewServer()
+	svc.Register(srv)
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(lis) }()
+	stop := func() {
+		svc.Close()
+		srv.Stop()
+		<-served
+	}
+	return lis.Addr().String(), stop
+}
+
+func publish(t *testing.T, log *revoker.Log, prefix string, n int) uint64 {
+	t.Helper()
+	entries := make([]*treatyv1.PublishEntry, n)
+	for i := range entries {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		entries[i] = &treatyv1.PublishEntry{RequestId: id, Event: &treatyv1.Event{Change: &treatyv1.Event_PartnerChanged{PartnerChanged: &treatyv1.PartnerChanged{
+			PartnerId: id, State: treatyv1.PartnerState_PARTNER_STATE_ACTIVE, ContractEndTime: timestamppb.New(time.Now().Add(time.Hour))}}}}
+	}
+	seqs, err := log.Publish(context.Background(), entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seqs[len(seqs)-1]
+}
+
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, append(subscriber.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// TestFollowerResumesAcrossRestarts stops the revoker's server mid-stream, twice, while the log
+// grows: the follower sees every event exactly once, in order.
+func TestFollowerResumesAcrossRestarts(t *testing.T) {
+	log, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop := revokerAt(t, log, "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f := subscriber.Follow(ctx, subscriber.Config{Conn: dial(t, addr)})
+	defer f.Close()
+
+	var want uint64
+	next := func(upTo uint64) {
+		t.Helper()
+		for want < upTo {
+			ev, err := f.Next()
+			if err != nil {
+				t.Fatalf("next after %d: %v", want, err)
+			}
+			if ev.GetSequence() != want+1 {
+				t.Fatalf("got %d after %d", ev.GetSequence(), want)
+			}
+			want = ev.GetSequence()
+		}
+	}
+	next(publish(t, log, "a", 10))
+	for r := range 2 {
+		stop()
+		head := publish(t, log, fmt.Sprintf("b%d", r), 7) // while nobody serves
+		_, stop = revokerAt(t, log, addr)
+		next(head)
+		next(publish(t, log, fmt.Sprintf("c%d", r), 3))
+	}
+	stop()
+	if f.Last() != want {
+		t.Fatalf("Last = %d, want %d", f.Last(), want)
+	}
+	if f.Heartbeat().GetEpoch() != log.Epoch() {
+		t.Fatalf("heartbeat epoch %q, want %q", f.Heartbeat().GetEpoch(), log.Epoch())
+	}
+}
+
+func TestFollowerDetectsReplacedLog(t *testing.T) {
+	old, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop := revokerAt(t, fresh, "127.0.0.1:0")
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f := subscriber.Follow(ctx, subscriber.Config{Conn: dial(t, addr), After: 5, Epoch: old.Epoch()})
+	defer f.Close()
+	if _, err := f.Next(); !errors.Is(err, subscriber.ErrReplaced) {
+		t.Fatalf("err = %v, want ErrReplaced", err)
+	}
+}
+
+func TestFollowerStopsWithItsContext(t *testing.T) {
+	log, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop := revokerAt(t, log, "127.0.0.1:0")
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := subscriber.Follow(ctx, subscriber.Config{Conn: dial(t, addr)})
+	time.AfterFunc(200*time.Millisecond, cancel)
+	if _, err := f.Next(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestFollowerInvalidFilterIsFinal(t *testing.T) {
+	log, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop := revokerAt(t, log, "127.0.0.1:0")
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := subscriber.Follow(ctx, subscriber.Config{Conn: dial(t, addr), Filter: &treatyv1.SubscribeFilter{PartnerIds: []string{"NOT AN ID"}}})
+	if _, err := f.Next(); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the revoker's INVALID_ARGUMENT", err)
+	}
+}
