@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/subscriber"
+)
+
+// runClient is one subscriber process: n subscriptions, each on its own connection. It prints
+// "ready" once every subscription has its opening heartbeat, then "got SEQ UNIXNANO" when the
+// last of its subscriptions received event SEQ, at that wall-clock time. It ends when its stdin
+// closes.
+func runClient(args []string) error {
+	fs := flag.NewFlagSet("client", flag.ExitOnError)
+	addr := fs.String("addr", "", "the revoker's address")
+	n := fs.Int("n", 100, "subscriptions, each on its own connection")
+	tuned := fs.Bool("tuned", false, "dial with subscriber.DialOptions and follow with subscriber.Follower (Treaty's side); else grpc-go defaults and raw streams")
+	fs.Parse(args)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := bufio.NewWriter(os.Stdout)
+	var outMu sync.Mutex
+	say := func(format string, a ...any) {
+		outMu.Lock()
+		fmt.Fprintf(out, format+"\n", a...)
+		out.Flush()
+		outMu.Unlock()
+	}
+
+	var (
+		mu    sync.Mutex
+		count = map[uint64]int{}
+		ready sync.WaitGroup
+		wg    sync.WaitGroup
+	)
+	received := func(seq uint64, at int64) {
+		mu.Lock()
+		count[seq]++
+		done := count[seq] == *n
+		if done {
+			delete(count, seq)
+		}
+		mu.Unlock()
+		if done {
+			say("got %d %d", seq, at) // the last subscription to receive seq is this one, now
+		}
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if *tuned {
+		opts = append(opts, subscriber.DialOptions()...)
+	}
+	// Connect a few hundred at a time, so that the listener's backlog never overflows.
+	gate := make(chan struct{}, 200)
+	ready.Add(*n)
+	for range *n {
+		conn, err := grpc.NewClient(*addr, opts...)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		gate <- struct{}{}
+		wg.Go(func() {
+			once := sync.OnceFunc(func() { ready.Done(); <-gate })
+			if *tuned {
+				follow(ctx, conn, once, received)
+			} else {
+				raw(ctx, conn, once, received)
+			}
+		})
+	}
+	ready.Wait()
+	say("ready")
+	io.Copy(io.Discard, os.Stdin) // until the driver closes it
+	cancel()
+	wg.Wait()
+	return nil
+}
+
+func raw(ctx context.Context, conn *grpc.ClientConn, ready func(), received func(uint64, int64)) {
+	stream, err := treatyv1.NewRevocationServiceClient(conn).Subscribe(ctx, &treatyv1.SubscribeRequest{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "subscribe:", err)
+		os.Exit(1)
+	}
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			if ctx.Err() == nil {
+				fmt.Fprintln(os.Stderr, "recv:", err)
+				os.Exit(1)
+			}
+			return
+		}
+		if ev := m.GetEvent(); ev != nil {
+			received(ev.GetSequence(), time.Now().UnixNano())
+		} else {
+			ready()
+		}
+	}
+}
+
+func follow(ctx context.Context, conn *grpc.ClientConn, ready func(), received func(uint64, int64)) {
+	f := subscriber.Follow(ctx, subscriber.Config{Conn: conn, OnHeartbeat: func(*treatyv1.Heartbeat) { ready() }})
+	defer f.Close()
+	for {
+		ev, err := f.Next()
+		if err != nil {
+			if ctx.Err() == nil {
+				fmt.Fprintln(os.Stderr, "follow:", err)
+				os.Exit(1)
+			}
+			return
+		}
+		received(ev.GetSequence(), time.Now().UnixNano())
+	}
+}

@@ -1,0 +1,274 @@
+// Command propagate measures how fast a revocation reaches subscribers: the time from Revoke
+// returning to the event's receipt at the last of N subscribers, each on its own connection, with
+// the subscribers in separate processes so that the server's cost is what is measured. It runs
+// Treaty's revoker (the shared fan-out, subscribers dialled with subscriber.DialOptions) and a
+// baseline (a goroutine per subscriber that marshals and sends each event itself, subscribers on
+// grpc-go's defaults) side by side in the same run, alternating, on the same real bbolt log. It
+// then measures revoke-to-deny through a PDP following the revoker over gRPC.
+//
+//	go run ./bench/propagate -n 100,1000,10000 -r 200
+//
+// It is a measuring tool, not part of the treaty binary. See README.md beside it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/revokersvc"
+	"github.com/treaty-dev/treaty/store"
+)
+
+func main() {
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "client" {
+		err = runClient(os.Args[2:])
+	} else {
+		err = drive(os.Args[1:])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "propagate:", err)
+		os.Exit(1)
+	}
+}
+
+func drive(args []string) error {
+	fs := flag.NewFlagSet("propagate", flag.ExitOnError)
+	ns := fs.String("n", "100,1000,10000", "subscriber counts")
+	r := fs.Int("r", 200, "revocations per server and subscriber count, one at a time")
+	rounds := fs.Int("rounds", 2, "alternations of baseline and Treaty per subscriber count (the revocations are split among them)")
+	perProc := fs.Int("per-process", 2500, "subscribers per client process (each holds one file per connection; about 20,000 are allowed here)")
+	denyR := fs.Int("deny", 200, "revocations for the revoke-to-deny measurement; 0 skips it")
+	fs.Parse(args)
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("propagate: %d revocations per server per N, in %d alternating rounds; %d subscribers per client process; GOMAXPROCS from %d CPUs\n\n",
+		*r, *rounds, *perProc, runtime.NumCPU())
+	fmt.Printf("%-8s %-9s %9s %9s %9s %9s\n", "N", "server", "p50", "p90", "p99", "max")
+	for _, field := range strings.Split(*ns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bad -n %q", field)
+		}
+		lat := map[string][]time.Duration{}
+		for round := range *rounds {
+			for _, kind := range []string{"baseline", "treaty"} {
+				per := *r / *rounds
+				if round == *rounds-1 {
+					per = *r - per*(*rounds-1)
+				}
+				d, err := propagate(self, kind, n, per, *perProc)
+				if err != nil {
+					return fmt.Errorf("%s N=%d: %w", kind, n, err)
+				}
+				lat[kind] = append(lat[kind], d...)
+			}
+		}
+		for _, kind := range []string{"baseline", "treaty"} {
+			q := quantiles(lat[kind])
+			fmt.Printf("%-8d %-9s %9s %9s %9s %9s\n", n, kind, ms(q[0]), ms(q[1]), ms(q[2]), ms(q[3]))
+		}
+		b, t := quantiles(lat["baseline"]), quantiles(lat["treaty"])
+		fmt.Printf("%-8d %-9s %9.2f %9.2f %9.2f %9.2f\n", n, "ratio", ratio(t[0], b[0]), ratio(t[1], b[1]), ratio(t[2], b[2]), ratio(t[3], b[3]))
+	}
+	if *denyR > 0 {
+		fmt.Println()
+		return revokeToDeny(*denyR)
+	}
+	return nil
+}
+
+// server is a revoker on a fresh bbolt log in a temporary folder, served on loopback.
+type server struct {
+	dir  string
+	st   *store.Bolt
+	log  *revoker.Log
+	svc  *revokersvc.Service
+	grpc *grpc.Server
+	addr string
+}
+
+func startServer(kind string) (*server, error) {
+	dir, err := os.MkdirTemp("", "treaty-propagate-")
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.OpenBolt(filepath.Join(dir, "revoker.db"), revoker.Schema)
+	if err != nil {
+		return nil, err
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log, err := revoker.Open(st, revoker.Config{Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
+	svc := revokersvc.New(revokersvc.Config{Log: log, Logger: quiet})
+	srv := grpc.NewServer()
+	switch kind {
+	case "treaty":
+		svc.Register(srv)
+	case "baseline":
+		treatyv1.RegisterRevocationServiceServer(srv, &baseline{Service: svc, log: log, heartbeat: revokersvc.DefaultHeartbeat})
+	default:
+		return nil, fmt.Errorf("unknown server %q", kind)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go srv.Serve(lis)
+	return &server{dir: dir, st: st, log: log, svc: svc, grpc: srv, addr: lis.Addr().String()}, nil
+}
+
+func (s *server) stop() {
+	s.svc.Close()
+	s.grpc.Stop()
+	s.st.Close()
+	os.RemoveAll(s.dir)
+}
+
+// clientProc is one subscriber process and the lines it reports.
+type clientProc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+}
+
+// propagate runs r revocations against a fresh server of the given kind with n subscribers and
+// returns each one's time from Revoke returning to receipt at the last subscriber.
+func propagate(self, kind string, n, r, perProc int) ([]time.Duration, error) {
+	srv, err := startServer(kind)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+
+	var procs []*clientProc
+	defer func() {
+		for _, p := range procs {
+			p.stdin.Close()
+			p.cmd.Wait()
+		}
+	}()
+	for left := n; left > 0; left -= perProc {
+		args := []string{"client", "-addr", srv.addr, "-n", strconv.Itoa(min(left, perProc))}
+		if kind == "treaty" {
+			args = append(args, "-tuned")
+		}
+		cmd := exec.Command(self, args...)
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		p := &clientProc{cmd: cmd, stdin: stdin, lines: make(chan string, 1024)}
+		go func() {
+			defer close(p.lines)
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				p.lines <- sc.Text()
+			}
+		}()
+		procs = append(procs, p)
+	}
+	for _, p := range procs {
+		if line, err := nextLine(p, 5*time.Minute); err != nil || line != "ready" {
+			return nil, fmt.Errorf("client not ready: %q %v", line, err)
+		}
+	}
+
+	conn, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	client := treatyv1.NewRevocationServiceClient(conn)
+	ctx := context.Background()
+	out := make([]time.Duration, 0, r)
+	for i := range r {
+		resp, err := client.Revoke(ctx, &treatyv1.RevokeRequest{
+			TargetKind: treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, TargetId: fmt.Sprintf("jti-%s-%d-%d", kind, n, i), Reason: "propagation benchmark"})
+		returned := time.Now()
+		if err != nil {
+			return nil, err
+		}
+		var last int64
+		for _, p := range procs {
+			line, err := nextLine(p, time.Minute)
+			if err != nil {
+				return nil, err
+			}
+			var seq uint64
+			var at int64
+			if _, err := fmt.Sscanf(line, "got %d %d", &seq, &at); err != nil || seq != resp.GetSequence() {
+				return nil, fmt.Errorf("client said %q, want event %d", line, resp.GetSequence())
+			}
+			last = max(last, at)
+		}
+		out = append(out, time.Unix(0, last).Sub(returned))
+		// A short, uneven pause, so that every revocation finds the connections idle, as a kill
+		// switch does.
+		time.Sleep(time.Duration(1+i%5) * time.Millisecond)
+	}
+	return out, nil
+}
+
+func nextLine(p *clientProc, timeout time.Duration) (string, error) {
+	select {
+	case line, ok := <-p.lines:
+		if !ok {
+			return "", fmt.Errorf("client process ended")
+		}
+		return line, nil
+	case <-time.After(timeout):
+		return "", fmt.Errorf("client silent for %s", timeout)
+	}
+}
+
+// quantiles returns p50, p90, p99 and the maximum.
+func quantiles(d []time.Duration) [4]time.Duration {
+	if len(d) == 0 {
+		return [4]time.Duration{}
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return [4]time.Duration{at(0.50), at(0.90), at(0.99), s[len(s)-1]}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
