@@ -50,6 +50,9 @@ type Config struct {
 	Epoch string
 	// Filter narrows the subscription; nil follows everything.
 	Filter *treatyv1.SubscribeFilter
+	// OnHeartbeat, if set, is called from Next with every heartbeat (the first of each stream
+	// included), for a caller that tracks how fresh it is.
+	OnHeartbeat func(*treatyv1.Heartbeat)
 	// Logger receives reconnection warnings; defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -131,6 +134,9 @@ func (f *Follower) Next() (*treatyv1.Event, error) {
 				return nil, fmt.Errorf("%w: following %s at %d, the revoker has %s at head %d", ErrReplaced, f.epoch, f.last, hb.GetEpoch(), hb.GetHeadSequence())
 			}
 			f.hb, f.started = hb, true
+			if f.cfg.OnHeartbeat != nil {
+				f.cfg.OnHeartbeat(hb)
+			}
 		case *treatyv1.SubscribeResponse_Event:
 			ev := msg.Event
 			switch seq := ev.GetSequence(); {

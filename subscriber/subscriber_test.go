@@ -141,6 +141,7 @@ func TestFollowerDetectsReplacedLog(t *testing.T) {
 	}
 }
 
+// TestFollowerStopsWithItsContext waits on an idle feed, hearing heartbeats, until ctx ends.
 func TestFollowerStopsWithItsContext(t *testing.T) {
 	log, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{})
 	if err != nil {
@@ -149,10 +150,14 @@ func TestFollowerStopsWithItsContext(t *testing.T) {
 	addr, stop := revokerAt(t, log, "127.0.0.1:0")
 	defer stop()
 	ctx, cancel := context.WithCancel(context.Background())
-	f := subscriber.Follow(ctx, subscriber.Config{Conn: dial(t, addr)})
-	time.AfterFunc(200*time.Millisecond, cancel)
+	beats := 0 // Next calls OnHeartbeat on this goroutine
+	f := subscriber.Follow(ctx, subscriber.Config{Conn: dial(t, addr), OnHeartbeat: func(*treatyv1.Heartbeat) { beats++ }})
+	time.AfterFunc(500*time.Millisecond, cancel)
 	if _, err := f.Next(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if beats == 0 {
+		t.Fatal("no heartbeat reached OnHeartbeat while idle")
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,7 +58,21 @@ func drive(args []string) error {
 	rounds := fs.Int("rounds", 2, "alternations of baseline and Treaty per subscriber count (the revocations are split among them)")
 	perProc := fs.Int("per-process", 2500, "subscribers per client process (each holds one file per connection; about 20,000 are allowed here)")
 	denyR := fs.Int("deny", 200, "revocations for the revoke-to-deny measurement; 0 skips it")
+	servers := fs.String("servers", "baseline,treaty", "servers to measure, in each round's order")
+	cpuprofile := fs.String("cpuprofile", "", "write the driver's (the servers') CPU profile here")
 	fs.Parse(args)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	kinds := strings.Split(*servers, ",")
 
 	self, err := os.Executable()
 	if err != nil {
@@ -73,7 +88,7 @@ func drive(args []string) error {
 		}
 		lat := map[string][]time.Duration{}
 		for round := range *rounds {
-			for _, kind := range []string{"baseline", "treaty"} {
+			for _, kind := range kinds {
 				per := *r / *rounds
 				if round == *rounds-1 {
 					per = *r - per*(*rounds-1)
@@ -85,7 +100,7 @@ func drive(args []string) error {
 				lat[kind] = append(lat[kind], d...)
 			}
 		}
-		for _, kind := range []string{"baseline", "treaty"} {
+		for _, kind := range kinds {
 			q := quantiles(lat[kind])
 			fmt.Printf("%-8d %-9s %9s %9s %9s %9s\n", n, kind, ms(q[0]), ms(q[1]), ms(q[2]), ms(q[3]))
 		}

@@ -23,6 +23,7 @@ var subscriberBuffer = 1024
 type outgoing struct {
 	msg  *treatyv1.SubscribeResponse // pre-encoded, see preEncoded
 	seq  uint64                      // the event's sequence; zero for a heartbeat
+	head uint64                      // a heartbeat's head sequence
 	info eventInfo                   // what filters look at
 }
 
@@ -169,12 +170,13 @@ func (h *hub) pump() {
 		select {
 		case <-changed:
 		case <-tick.C:
-			msg, err := preEncoded(h.heartbeatMessage())
+			hb := h.heartbeatMessage()
+			msg, err := preEncoded(hb)
 			if err != nil {
 				h.logger.Error("fan-out could not encode a heartbeat", "err", err)
 				continue
 			}
-			if !h.broadcast([]*outgoing{{msg: msg}}) {
+			if !h.broadcast([]*outgoing{{msg: msg, head: hb.GetHeartbeat().GetHeadSequence()}}) {
 				return
 			}
 		case <-h.idle:

@@ -79,8 +79,8 @@ func publishPartners(t *testing.T, log *revoker.Log, prefix string, n, pad int) 
 	return seqs[len(seqs)-1]
 }
 
-// follower reads one stream in a goroutine, checking that events come in order without gaps, and
-// records how far it got.
+// follower reads one stream in a goroutine, checking that events come in order without gaps and
+// that no heartbeat announces a head below them, and records how far it got.
 type follower struct {
 	mu      sync.Mutex
 	last    uint64
@@ -106,6 +106,10 @@ func follow(t *testing.T, ctx context.Context, client treatyv1.RevocationService
 			}
 			ev := m.GetEvent()
 			if ev == nil {
+				// A head below what was received would make a follower take the log for replaced.
+				if head := m.GetHeartbeat().GetHeadSequence(); head < f.position() {
+					f.fail(fmt.Errorf("heartbeat head %d after event %d", head, f.position()))
+				}
 				continue
 			}
 			f.mu.Lock()

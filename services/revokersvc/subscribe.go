@@ -92,6 +92,11 @@ func (ss *session) heartbeat() error {
 // session's position and it, and dropping it if the session has sent it already.
 func (ss *session) deliver(m *outgoing) error {
 	if m.seq == 0 { // a heartbeat
+		if m.head < ss.next {
+			// Made before this stream's replay went past its head: a subscriber must never hear a
+			// head below what it has received (it would take the log for replaced). Tell it now.
+			return ss.heartbeat()
+		}
 		ss.lastHB = time.Now()
 		return ss.stream.SendMsg(m.msg)
 	}
