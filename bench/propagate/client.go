@@ -25,7 +25,8 @@ func runClient(args []string) error {
 	fs := flag.NewFlagSet("client", flag.ExitOnError)
 	addr := fs.String("addr", "", "the revoker's address")
 	n := fs.Int("n", 100, "subscriptions, each on its own connection")
-	tuned := fs.Bool("tuned", false, "dial with subscriber.DialOptions and follow with subscriber.Follower (Treaty's side); else grpc-go defaults and raw streams")
+	tuned := fs.Bool("tuned", false, "dial with subscriber.DialOptions (Treaty's side); else grpc-go defaults")
+	useFollower := fs.Bool("follower", false, "read through subscriber.Follower; else raw streams")
 	fs.Parse(args)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,7 +74,7 @@ func runClient(args []string) error {
 		gate <- struct{}{}
 		wg.Go(func() {
 			once := sync.OnceFunc(func() { ready.Done(); <-gate })
-			if *tuned {
+			if *useFollower {
 				follow(ctx, conn, once, received)
 			} else {
 				raw(ctx, conn, once, received)

@@ -18,6 +18,11 @@ import (
 // thousand idle subscribers cost no buffers. A variable only so that tests can overflow it cheaply.
 var subscriberBuffer = 1024
 
+// heartbeatSlots spreads the heartbeats over the interval: each subscriber belongs to one of these
+// slots and the pump heartbeats one slot per tick, so that ten thousand subscribers never get
+// their heartbeats in one burst that a revocation would wait behind.
+const heartbeatSlots = 16
+
 // outgoing is one message the hub hands to every matching subscriber: encoded once and shared,
 // never modified.
 type outgoing struct {
@@ -56,6 +61,7 @@ type hub struct {
 	subs    map[*subscriber]struct{}
 	running bool          // the pump goroutine is running
 	idle    chan struct{} // tells the pump that the last subscriber left
+	joined  int           // subscribers ever joined, to deal the heartbeat slots
 }
 
 func newHub(log *revoker.Log, heartbeat time.Duration, logger *slog.Logger, stop <-chan struct{}) *hub {
@@ -67,6 +73,7 @@ func newHub(log *revoker.Log, heartbeat time.Duration, logger *slog.Logger, stop
 type subscriber struct {
 	filter *filter // nil streams everything
 	limit  int     // the queue's bound
+	slot   int     // the heartbeat slot
 
 	mu    sync.Mutex
 	queue []*outgoing
@@ -106,6 +113,8 @@ func (h *hub) join(f *filter) *subscriber {
 	sub := &subscriber{filter: f, limit: h.buffer, wake: make(chan struct{}, 1), cut: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	sub.slot = h.joined % heartbeatSlots
+	h.joined++
 	h.subs[sub] = struct{}{}
 	if !h.running {
 		h.running = true
@@ -137,8 +146,9 @@ func (h *hub) leave(sub *subscriber) {
 // subscriber replays anything older from the log itself, and fills any gap between its replay and
 // the first event it hears from the pump.
 func (h *hub) pump() {
-	tick := time.NewTicker(h.heartbeat)
+	tick := time.NewTicker(max(h.heartbeat/heartbeatSlots, time.Millisecond))
 	defer tick.Stop()
+	slot := 0
 	next := h.log.Head()
 	for {
 		changed := h.log.Changed() // before reading, so no append is missed
@@ -162,7 +172,7 @@ func (h *hub) pump() {
 				batch = append(batch, &outgoing{msg: msg, seq: ev.GetSequence(), info: infoOf(ev, state)})
 				next = ev.GetSequence()
 			}
-			if !h.broadcast(batch) {
+			if !h.broadcast(batch, -1) {
 				return
 			}
 			continue
@@ -176,7 +186,8 @@ func (h *hub) pump() {
 				h.logger.Error("fan-out could not encode a heartbeat", "err", err)
 				continue
 			}
-			if !h.broadcast([]*outgoing{{msg: msg, head: hb.GetHeartbeat().GetHeadSequence()}}) {
+			slot = (slot + 1) % heartbeatSlots
+			if !h.broadcast([]*outgoing{{msg: msg, head: hb.GetHeartbeat().GetHeadSequence()}}, slot) {
 				return
 			}
 		case <-h.idle:
@@ -192,9 +203,10 @@ func (h *hub) pump() {
 	}
 }
 
-// broadcast offers each message to every subscriber whose filter matches it, cutting off the ones
-// whose queue is full. It reports false, having marked the pump stopped, if no one is subscribed.
-func (h *hub) broadcast(batch []*outgoing) bool {
+// broadcast offers each message to every subscriber whose filter matches it (and, if slot is not
+// -1, whose heartbeat slot it is), cutting off the ones whose queue is full. It reports false,
+// having marked the pump stopped, if no one is subscribed.
+func (h *hub) broadcast(batch []*outgoing, slot int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.subs) == 0 {
@@ -202,6 +214,9 @@ func (h *hub) broadcast(batch []*outgoing) bool {
 		return false
 	}
 	for sub := range h.subs {
+		if slot >= 0 && sub.slot != slot {
+			continue
+		}
 		for _, m := range batch {
 			if m.seq != 0 && !sub.filter.match(m.info) {
 				continue
