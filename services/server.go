@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/treaty-dev/treaty/backup"
 	"github.com/treaty-dev/treaty/decisionlog"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
@@ -33,6 +34,7 @@ import (
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/adminsvc"
 	"github.com/treaty-dev/treaty/services/authzen"
 	"github.com/treaty-dev/treaty/services/decisionlogsvc"
 	"github.com/treaty-dev/treaty/services/extauthz"
@@ -64,6 +66,7 @@ type Server struct {
 	served  chan error
 	conns   []*grpc.ClientConn
 	stores  []store.Store
+	named   []backup.Source // the stores by name, for backups
 	stopped sync.Once
 }
 
@@ -135,6 +138,7 @@ func (s *Server) assemble(ctx context.Context) error {
 			return nil, err
 		}
 		s.stores = append(s.stores, st)
+		s.named = append(s.named, backup.Source{Name: name, Store: st})
 		return st, nil
 	}
 	relay := func(st store.Store) (*outbox.Relay, error) {
@@ -264,7 +268,23 @@ func (s *Server) assemble(ctx context.Context) error {
 		s.issuer = iss
 		issuersvc.New(issuersvc.Config{Issuer: iss, Logger: s.log}).Register(s.grpc)
 	}
+	adminsvc.New(adminsvc.Config{Stores: backupOrder(s.named), Logger: s.log}).Register(s.grpc)
 	return nil
+}
+
+// backupOrder puts the revoker's store last, so that every change another store considers
+// published is in the revoker's copy (see package backup).
+func backupOrder(named []backup.Source) []backup.Source {
+	out := make([]backup.Source, 0, len(named))
+	var last []backup.Source
+	for _, n := range named {
+		if n.Name == Revoker {
+			last = append(last, n)
+			continue
+		}
+		out = append(out, n)
+	}
+	return append(out, last...)
 }
 
 // startHTTP serves the AuthZEN API on its own listener.
