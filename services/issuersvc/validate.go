@@ -66,3 +66,30 @@ func validateListCredentials(req *treatyv1.ListCredentialsRequest) error {
 	}
 	return nil
 }
+
+func validateCountLiveCredentials(req *treatyv1.CountLiveCredentialsRequest) error {
+	for field, id := range map[string]string{
+		"partner_id": req.GetPartnerId(), "integration_id": req.GetIntegrationId(), "workload_id": req.GetWorkloadId(),
+	} {
+		if id != "" {
+			if err := fail.CheckID(field, id); err != nil {
+				return err
+			}
+		}
+	}
+	for field, id := range map[string]string{"credential_id": req.GetCredentialId(), "kid": req.GetKid()} {
+		if id != "" {
+			if err := fail.CheckOpaqueID(field, id); err != nil {
+				return err
+			}
+		}
+	}
+	if req.GetMaxIds() < 0 {
+		return fail.Invalidf("max_ids", "max_ids must not be negative")
+	}
+	if req.GetPartnerId() == "" && req.GetIntegrationId() == "" && req.GetWorkloadId() == "" && req.GetCredentialId() == "" &&
+		req.GetKid() == "" && req.GetBelowSequence() == 0 {
+		return fail.Invalidf("partner_id", "name what to count: partner_id, integration_id, workload_id, credential_id, kid or below_sequence")
+	}
+	return nil
+}
