@@ -811,7 +811,7 @@ func (x *ListCredentialsResponse) GetNextPageToken() string {
 }
 
 // CountLiveCredentialsRequest selects live credentials; every filter that is set must match, and
-// at least one of the id filters or below_sequence must be set.
+// at least one of the id filters (workload_ids included) or below_sequence must be set.
 type CountLiveCredentialsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only credentials of this partner, if set.
@@ -831,7 +831,11 @@ type CountLiveCredentialsRequest struct {
 	// already under a restore's watermark.
 	MinSequence uint64 `protobuf:"varint,7,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
 	// The most ids to return (default and maximum 100).
-	MaxIds        int32 `protobuf:"varint,8,opt,name=max_ids,json=maxIds,proto3" json:"max_ids,omitempty"`
+	MaxIds int32 `protobuf:"varint,8,opt,name=max_ids,json=maxIds,proto3" json:"max_ids,omitempty"`
+	// Only credentials of one of these workloads, if any are listed (at most 10,000): a dry run
+	// names the workloads a block would cut off, so credentials already dead under a blocked or
+	// inactive workload are not counted.
+	WorkloadIds   []string `protobuf:"bytes,9,rep,name=workload_ids,json=workloadIds,proto3" json:"workload_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -920,6 +924,13 @@ func (x *CountLiveCredentialsRequest) GetMaxIds() int32 {
 		return x.MaxIds
 	}
 	return 0
+}
+
+func (x *CountLiveCredentialsRequest) GetWorkloadIds() []string {
+	if x != nil {
+		return x.WorkloadIds
+	}
+	return nil
 }
 
 // CountLiveCredentialsResponse counts the matching live credentials.
@@ -1048,7 +1059,7 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"z\n" +
 	"\x17ListCredentialsResponse\x127\n" +
 	"\vcredentials\x18\x01 \x03(\v2\x15.treaty.v1.CredentialR\vcredentials\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9e\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc1\x02\n" +
 	"\x1bCountLiveCredentialsRequest\x12\x1d\n" +
 	"\n" +
 	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12%\n" +
@@ -1059,7 +1070,8 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\x03kid\x18\x05 \x01(\tR\x03kid\x12%\n" +
 	"\x0ebelow_sequence\x18\x06 \x01(\x04R\rbelowSequence\x12!\n" +
 	"\fmin_sequence\x18\a \x01(\x04R\vminSequence\x12\x17\n" +
-	"\amax_ids\x18\b \x01(\x05R\x06maxIds\"[\n" +
+	"\amax_ids\x18\b \x01(\x05R\x06maxIds\x12!\n" +
+	"\fworkload_ids\x18\t \x03(\tR\vworkloadIds\"[\n" +
 	"\x1cCountLiveCredentialsResponse\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x12%\n" +
 	"\x0ecredential_ids\x18\x02 \x03(\tR\rcredentialIds2\x93\x04\n" +
