@@ -170,9 +170,17 @@ type LiveQuery struct {
 	MinSequence uint64
 	// MaxIDs is how many ids to return; zero or more than MaxLiveIDs means MaxLiveIDs.
 	MaxIDs int
+	// WorkloadIDs, if not empty, keeps credentials of one of these workloads.
+	WorkloadIDs []string
 }
 
-func (q LiveQuery) matches(rec *credentialRecord, now time.Time) bool {
+// liveQuery is a LiveQuery with its workload set.
+type liveQuery struct {
+	LiveQuery
+	workloads map[string]bool // nil: any workload
+}
+
+func (q liveQuery) matches(rec *credentialRecord, now time.Time) bool {
 	switch {
 	case !rec.ExpireTime.After(now),
 		q.PartnerID != "" && rec.PartnerID != q.PartnerID,
@@ -181,7 +189,8 @@ func (q LiveQuery) matches(rec *credentialRecord, now time.Time) bool {
 		q.CredentialID != "" && rec.ID != q.CredentialID,
 		q.Kid != "" && rec.Kid != q.Kid,
 		q.BelowSequence != 0 && rec.Sequence >= q.BelowSequence,
-		q.MinSequence != 0 && rec.Sequence < q.MinSequence:
+		q.MinSequence != 0 && rec.Sequence < q.MinSequence,
+		q.workloads != nil && !q.workloads[rec.WorkloadID]:
 		return false
 	}
 	return true
@@ -201,8 +210,16 @@ func (i *Issuer) CountLive(q LiveQuery) (uint64, []string, error) {
 	case q.MaxIDs == 0 || q.MaxIDs > MaxLiveIDs:
 		q.MaxIDs = MaxLiveIDs
 	}
-	if q.PartnerID == "" && q.IntegrationID == "" && q.WorkloadID == "" && q.CredentialID == "" && q.Kid == "" && q.BelowSequence == 0 {
+	if q.PartnerID == "" && q.IntegrationID == "" && q.WorkloadID == "" && len(q.WorkloadIDs) == 0 && q.CredentialID == "" &&
+		q.Kid == "" && q.BelowSequence == 0 {
 		return 0, nil, fail.Invalidf("partner_id", "name what to count: a partner, integration, workload, credential or key, or a sequence bound")
+	}
+	lq := liveQuery{LiveQuery: q}
+	if len(q.WorkloadIDs) > 0 {
+		lq.workloads = make(map[string]bool, len(q.WorkloadIDs))
+		for _, id := range q.WorkloadIDs {
+			lq.workloads[id] = true
+		}
 	}
 	now := i.cfg.Now()
 	cutoff := now.Add(-i.cfg.MaxCredentialTTL - liveMargin)
@@ -215,7 +232,7 @@ func (i *Issuer) CountLive(q LiveQuery) (uint64, []string, error) {
 		found []live
 	)
 	visit := func(rec *credentialRecord) {
-		if !q.matches(rec, now) {
+		if !lq.matches(rec, now) {
 			return
 		}
 		count++
@@ -236,6 +253,8 @@ func (i *Issuer) CountLive(q LiveQuery) (uint64, []string, error) {
 		switch {
 		case q.WorkloadID != "":
 			bucket, prefix = bucketByWorkload, scoped(q.WorkloadID, nil)
+		case len(q.WorkloadIDs) == 1:
+			bucket, prefix = bucketByWorkload, scoped(q.WorkloadIDs[0], nil)
 		case q.PartnerID != "":
 			bucket, prefix = bucketByPartner, scoped(q.PartnerID, nil)
 		}

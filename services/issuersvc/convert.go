@@ -44,5 +44,6 @@ func liveQuery(req *treatyv1.CountLiveCredentialsRequest) issuer.LiveQuery {
 		PartnerID: req.GetPartnerId(), IntegrationID: req.GetIntegrationId(), WorkloadID: req.GetWorkloadId(),
 		CredentialID: req.GetCredentialId(), Kid: req.GetKid(),
 		BelowSequence: req.GetBelowSequence(), MinSequence: req.GetMinSequence(), MaxIDs: int(req.GetMaxIds()),
+		WorkloadIDs: req.GetWorkloadIds(),
 	}
 }

@@ -24,7 +24,7 @@ type inventory struct {
 func (inv inventory) LiveCredentials(ctx context.Context, q revoker.InventoryQuery) (uint64, []string, error) {
 	resp, err := inv.client.CountLiveCredentials(ctx, &treatyv1.CountLiveCredentialsRequest{
 		PartnerId: q.PartnerID, IntegrationId: q.IntegrationID, WorkloadId: q.WorkloadID,
-		CredentialId: q.CredentialID, Kid: q.Kid,
+		WorkloadIds: q.WorkloadIDs, CredentialId: q.CredentialID, Kid: q.Kid,
 		BelowSequence: q.BelowSequence, MinSequence: q.MinSequence, MaxIds: int32(max(0, min(q.MaxIDs, revoker.MaxBlastIDs))),
 	})
 	if err != nil {

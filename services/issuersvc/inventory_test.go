@@ -38,6 +38,10 @@ func TestCountLiveCredentials(t *testing.T) {
 	if err != nil || n != 3 || len(ids) != 3 {
 		t.Fatalf("LiveCredentials = %d %v, %v; want 3 with 3 ids", n, ids, err)
 	}
+	n, ids, err = issuersvc.NewInventory(e.conn).LiveCredentials(ctx, revoker.InventoryQuery{PartnerID: partner, WorkloadIDs: []string{sibling}})
+	if err != nil || n != 1 || len(ids) != 1 {
+		t.Fatalf("LiveCredentials(sibling) = %d %v, %v; want 1", n, ids, err)
+	}
 	n, ids, err = issuersvc.NewInventory(e.conn).LiveCredentials(ctx, revoker.InventoryQuery{CredentialID: first.GetId()})
 	if err != nil || n != 1 || len(ids) != 1 || ids[0] != first.GetId() {
 		t.Fatalf("LiveCredentials(jti) = %d %v, %v", n, ids, err)
@@ -55,6 +59,8 @@ func TestCountLiveCredentials(t *testing.T) {
 		{"bad workload", &treatyv1.CountLiveCredentialsRequest{WorkloadId: "-"}, "workload_id"},
 		{"bad credential", &treatyv1.CountLiveCredentialsRequest{CredentialId: strings.Repeat("j", 300)}, "credential_id"},
 		{"bad kid", &treatyv1.CountLiveCredentialsRequest{Kid: "k\x00"}, "kid"},
+		{"bad listed workload", &treatyv1.CountLiveCredentialsRequest{WorkloadIds: []string{workload, "Bot"}}, "workload_ids"},
+		{"too many listed workloads", &treatyv1.CountLiveCredentialsRequest{WorkloadIds: make([]string, 10001)}, "workload_ids"},
 		{"negative max ids", &treatyv1.CountLiveCredentialsRequest{PartnerId: partner, MaxIds: -1}, "max_ids"},
 	}
 	for _, tc := range tests {
