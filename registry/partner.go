@@ -164,9 +164,9 @@ func (r *Registry) SuspendPartner(ctx context.Context, id, reason, actor string)
 	return r.endPartner(ctx, id, reason, actor, suspend)
 }
 
-// OffboardPartner terminates an active, suspended or offboarding partner and blocks every credential under it
-// permanently. It returns the partner and the feed sequence of the permanent block. TERMINATED is
-// final.
+// OffboardPartner terminates an active, suspended or offboarding partner and blocks every
+// credential under it permanently. It returns the partner and the feed sequence of the permanent
+// block. TERMINATED is final.
 //
 // This is the foundation's one-step offboarding; the full workflow (the OFFBOARDING state,
 // cascading to integrations and workloads, revoking their credentials) comes with the registry
