@@ -50,6 +50,8 @@ type Config struct {
 	MaxCredentialTTL time.Duration
 	// Credentials looks revoked credentials up in the issuer's inventory; optional.
 	Credentials CredentialLookup
+	// Inventory counts live credentials for dry runs (BlastRadius); optional.
+	Inventory Inventory
 	// Now returns the current time; defaults to time.Now.
 	Now func() time.Time
 	// Logger receives operational logs; defaults to slog.Default().

@@ -22,6 +22,7 @@ func (c *cli) restoreCmd() *cobra.Command {
 
 func (c *cli) killSwitchCmd(verb string, kinds []string, short string) *cobra.Command {
 	var reason, requestID string
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   verb + " " + strings.Join(kinds, "|") + " ID --reason TEXT [--request-id ID]",
 		Short: short,
@@ -31,7 +32,7 @@ func (c *cli) killSwitchCmd(verb string, kinds []string, short string) *cobra.Co
 			if !ok || !contains(kinds, a[0]) {
 				return usagef("cannot %s %q: choose one of %s", verb, a[0], strings.Join(kinds, ", "))
 			}
-			if err := need(cmd, "reason"); err != nil {
+			if err := need(cmd, "reason"); err != nil && !dryRun {
 				return err
 			}
 			if err := feed.CheckTarget("ID", kind, a[1]); err != nil {
@@ -44,6 +45,13 @@ func (c *cli) killSwitchCmd(verb string, kinds []string, short string) *cobra.Co
 			client := treatyv1.NewRevocationServiceClient(conn)
 			ctx, cancel := c.ctx(cmd)
 			defer cancel()
+			if dryRun {
+				resp, err := client.Revoke(ctx, &treatyv1.RevokeRequest{TargetKind: kind, TargetId: a[1], Reason: reason, Actor: c.actor, DryRun: true})
+				if err != nil {
+					return err
+				}
+				return c.showBlastRadius(resp, resp.GetBlastRadius())
+			}
 			var seq uint64
 			var already bool
 			if verb == "revoke" {
@@ -68,6 +76,9 @@ func (c *cli) killSwitchCmd(verb string, kinds []string, short string) *cobra.Co
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, recorded in the feed and the audit trail")
 	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key: a retry with the same id returns the original sequence")
+	if verb == "revoke" {
+		cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what it would hit (live credentials, integrations, workloads) without doing it; --reason is then optional")
+	}
 	return cmd
 }
 

@@ -37,3 +37,13 @@ func signingKeyProto(k issuer.SigningKey) *treatyv1.SigningKey {
 func credentialFilter(req *treatyv1.ListCredentialsRequest) issuer.Filter {
 	return issuer.Filter{PartnerID: req.GetPartnerId(), WorkloadID: req.GetWorkloadId(), LiveOnly: req.GetLiveOnly()}
 }
+
+// liveQuery converts a validated CountLiveCredentials request.
+func liveQuery(req *treatyv1.CountLiveCredentialsRequest) issuer.LiveQuery {
+	return issuer.LiveQuery{
+		PartnerID: req.GetPartnerId(), IntegrationID: req.GetIntegrationId(), WorkloadID: req.GetWorkloadId(),
+		CredentialID: req.GetCredentialId(), Kid: req.GetKid(),
+		BelowSequence: req.GetBelowSequence(), MinSequence: req.GetMinSequence(), MaxIDs: int(req.GetMaxIds()),
+		WorkloadIDs: req.GetWorkloadIds(),
+	}
+}

@@ -60,6 +60,9 @@ func (s *Service) Register(r grpc.ServiceRegistrar) { treatyv1.RegisterRevocatio
 
 // Revoke implements treatyv1.RevocationServiceServer.
 func (s *Service) Revoke(ctx context.Context, req *treatyv1.RevokeRequest) (*treatyv1.RevokeResponse, error) {
+	if req.GetDryRun() {
+		return s.dryRun(ctx, req)
+	}
 	r := requestOf(req.GetTargetKind(), req.GetTargetId(), req.GetReason(), req.GetActor(), req.GetRequestId())
 	if err := r.Check(); err != nil {
 		return nil, edge.Status(s.logger, err)

@@ -810,6 +810,184 @@ func (x *ListCredentialsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// CountLiveCredentialsRequest selects live credentials; every filter that is set must match, and
+// at least one of the id filters (workload_ids included) or below_sequence must be set.
+type CountLiveCredentialsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only credentials of this partner, if set.
+	PartnerId string `protobuf:"bytes,1,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// Only credentials under this integration, if set.
+	IntegrationId string `protobuf:"bytes,2,opt,name=integration_id,json=integrationId,proto3" json:"integration_id,omitempty"`
+	// Only credentials of this workload, if set.
+	WorkloadId string `protobuf:"bytes,3,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	// Only the credential with this `jti`, if set.
+	CredentialId string `protobuf:"bytes,4,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	// Only credentials signed by this key, if set.
+	Kid string `protobuf:"bytes,5,opt,name=kid,proto3" json:"kid,omitempty"`
+	// Only credentials issued at a feed sequence (`tsq`) below this, if non-zero: a break-glass
+	// revocation's reach.
+	BelowSequence uint64 `protobuf:"varint,6,opt,name=below_sequence,json=belowSequence,proto3" json:"below_sequence,omitempty"`
+	// Only credentials issued at a feed sequence at or after this, if non-zero: older ones are dead
+	// already under a restore's watermark.
+	MinSequence uint64 `protobuf:"varint,7,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	// The most ids to return (default and maximum 100).
+	MaxIds int32 `protobuf:"varint,8,opt,name=max_ids,json=maxIds,proto3" json:"max_ids,omitempty"`
+	// Only credentials of one of these workloads, if any are listed (at most 10,000): a dry run
+	// names the workloads a block would cut off, so credentials already dead under a blocked or
+	// inactive workload are not counted.
+	WorkloadIds   []string `protobuf:"bytes,9,rep,name=workload_ids,json=workloadIds,proto3" json:"workload_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountLiveCredentialsRequest) Reset() {
+	*x = CountLiveCredentialsRequest{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountLiveCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountLiveCredentialsRequest) ProtoMessage() {}
+
+func (x *CountLiveCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountLiveCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*CountLiveCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CountLiveCredentialsRequest) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *CountLiveCredentialsRequest) GetIntegrationId() string {
+	if x != nil {
+		return x.IntegrationId
+	}
+	return ""
+}
+
+func (x *CountLiveCredentialsRequest) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+func (x *CountLiveCredentialsRequest) GetCredentialId() string {
+	if x != nil {
+		return x.CredentialId
+	}
+	return ""
+}
+
+func (x *CountLiveCredentialsRequest) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *CountLiveCredentialsRequest) GetBelowSequence() uint64 {
+	if x != nil {
+		return x.BelowSequence
+	}
+	return 0
+}
+
+func (x *CountLiveCredentialsRequest) GetMinSequence() uint64 {
+	if x != nil {
+		return x.MinSequence
+	}
+	return 0
+}
+
+func (x *CountLiveCredentialsRequest) GetMaxIds() int32 {
+	if x != nil {
+		return x.MaxIds
+	}
+	return 0
+}
+
+func (x *CountLiveCredentialsRequest) GetWorkloadIds() []string {
+	if x != nil {
+		return x.WorkloadIds
+	}
+	return nil
+}
+
+// CountLiveCredentialsResponse counts the matching live credentials.
+type CountLiveCredentialsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many live credentials match.
+	Count uint64 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	// Up to max_ids of their ids, soonest-expiring last.
+	CredentialIds []string `protobuf:"bytes,2,rep,name=credential_ids,json=credentialIds,proto3" json:"credential_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountLiveCredentialsResponse) Reset() {
+	*x = CountLiveCredentialsResponse{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountLiveCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountLiveCredentialsResponse) ProtoMessage() {}
+
+func (x *CountLiveCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountLiveCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*CountLiveCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CountLiveCredentialsResponse) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *CountLiveCredentialsResponse) GetCredentialIds() []string {
+	if x != nil {
+		return x.CredentialIds
+	}
+	return nil
+}
+
 var File_treaty_v1_issuer_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_issuer_proto_rawDesc = "" +
@@ -881,14 +1059,30 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"z\n" +
 	"\x17ListCredentialsResponse\x127\n" +
 	"\vcredentials\x18\x01 \x03(\v2\x15.treaty.v1.CredentialR\vcredentials\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xaa\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc1\x02\n" +
+	"\x1bCountLiveCredentialsRequest\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12%\n" +
+	"\x0eintegration_id\x18\x02 \x01(\tR\rintegrationId\x12\x1f\n" +
+	"\vworkload_id\x18\x03 \x01(\tR\n" +
+	"workloadId\x12#\n" +
+	"\rcredential_id\x18\x04 \x01(\tR\fcredentialId\x12\x10\n" +
+	"\x03kid\x18\x05 \x01(\tR\x03kid\x12%\n" +
+	"\x0ebelow_sequence\x18\x06 \x01(\x04R\rbelowSequence\x12!\n" +
+	"\fmin_sequence\x18\a \x01(\x04R\vminSequence\x12\x17\n" +
+	"\amax_ids\x18\b \x01(\x05R\x06maxIds\x12!\n" +
+	"\fworkload_ids\x18\t \x03(\tR\vworkloadIds\"[\n" +
+	"\x1cCountLiveCredentialsResponse\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x04R\x05count\x12%\n" +
+	"\x0ecredential_ids\x18\x02 \x03(\tR\rcredentialIds2\x93\x04\n" +
 	"\rIssuerService\x12I\n" +
 	"\n" +
 	"IssueToken\x12\x1c.treaty.v1.IssueTokenRequest\x1a\x1d.treaty.v1.IssueTokenResponse\x12F\n" +
 	"\tGetIssuer\x12\x1b.treaty.v1.GetIssuerRequest\x1a\x1c.treaty.v1.GetIssuerResponse\x12X\n" +
 	"\x0fListSigningKeys\x12!.treaty.v1.ListSigningKeysRequest\x1a\".treaty.v1.ListSigningKeysResponse\x12R\n" +
 	"\rGetCredential\x12\x1f.treaty.v1.GetCredentialRequest\x1a .treaty.v1.GetCredentialResponse\x12X\n" +
-	"\x0fListCredentials\x12!.treaty.v1.ListCredentialsRequest\x1a\".treaty.v1.ListCredentialsResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
+	"\x0fListCredentials\x12!.treaty.v1.ListCredentialsRequest\x1a\".treaty.v1.ListCredentialsResponse\x12g\n" +
+	"\x14CountLiveCredentials\x12&.treaty.v1.CountLiveCredentialsRequest\x1a'.treaty.v1.CountLiveCredentialsResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
 
 var (
 	file_treaty_v1_issuer_proto_rawDescOnce sync.Once
@@ -902,30 +1096,32 @@ func file_treaty_v1_issuer_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_issuer_proto_rawDescData
 }
 
-var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_treaty_v1_issuer_proto_goTypes = []any{
-	(*IssueTokenRequest)(nil),       // 0: treaty.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),      // 1: treaty.v1.IssueTokenResponse
-	(*Credential)(nil),              // 2: treaty.v1.Credential
-	(*GetIssuerRequest)(nil),        // 3: treaty.v1.GetIssuerRequest
-	(*GetIssuerResponse)(nil),       // 4: treaty.v1.GetIssuerResponse
-	(*SigningKey)(nil),              // 5: treaty.v1.SigningKey
-	(*ListSigningKeysRequest)(nil),  // 6: treaty.v1.ListSigningKeysRequest
-	(*ListSigningKeysResponse)(nil), // 7: treaty.v1.ListSigningKeysResponse
-	(*GetCredentialRequest)(nil),    // 8: treaty.v1.GetCredentialRequest
-	(*GetCredentialResponse)(nil),   // 9: treaty.v1.GetCredentialResponse
-	(*ListCredentialsRequest)(nil),  // 10: treaty.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil), // 11: treaty.v1.ListCredentialsResponse
-	(*durationpb.Duration)(nil),     // 12: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 13: google.protobuf.Timestamp
+	(*IssueTokenRequest)(nil),            // 0: treaty.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),           // 1: treaty.v1.IssueTokenResponse
+	(*Credential)(nil),                   // 2: treaty.v1.Credential
+	(*GetIssuerRequest)(nil),             // 3: treaty.v1.GetIssuerRequest
+	(*GetIssuerResponse)(nil),            // 4: treaty.v1.GetIssuerResponse
+	(*SigningKey)(nil),                   // 5: treaty.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),       // 6: treaty.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),      // 7: treaty.v1.ListSigningKeysResponse
+	(*GetCredentialRequest)(nil),         // 8: treaty.v1.GetCredentialRequest
+	(*GetCredentialResponse)(nil),        // 9: treaty.v1.GetCredentialResponse
+	(*ListCredentialsRequest)(nil),       // 10: treaty.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),      // 11: treaty.v1.ListCredentialsResponse
+	(*CountLiveCredentialsRequest)(nil),  // 12: treaty.v1.CountLiveCredentialsRequest
+	(*CountLiveCredentialsResponse)(nil), // 13: treaty.v1.CountLiveCredentialsResponse
+	(*durationpb.Duration)(nil),          // 14: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 15: google.protobuf.Timestamp
 }
 var file_treaty_v1_issuer_proto_depIdxs = []int32{
-	12, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
+	14, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
 	2,  // 1: treaty.v1.IssueTokenResponse.credential:type_name -> treaty.v1.Credential
-	13, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
-	13, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 4: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
-	13, // 5: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	15, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
+	15, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	14, // 4: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
+	15, // 5: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
 	5,  // 6: treaty.v1.ListSigningKeysResponse.keys:type_name -> treaty.v1.SigningKey
 	2,  // 7: treaty.v1.GetCredentialResponse.credential:type_name -> treaty.v1.Credential
 	2,  // 8: treaty.v1.ListCredentialsResponse.credentials:type_name -> treaty.v1.Credential
@@ -934,13 +1130,15 @@ var file_treaty_v1_issuer_proto_depIdxs = []int32{
 	6,  // 11: treaty.v1.IssuerService.ListSigningKeys:input_type -> treaty.v1.ListSigningKeysRequest
 	8,  // 12: treaty.v1.IssuerService.GetCredential:input_type -> treaty.v1.GetCredentialRequest
 	10, // 13: treaty.v1.IssuerService.ListCredentials:input_type -> treaty.v1.ListCredentialsRequest
-	1,  // 14: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
-	4,  // 15: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
-	7,  // 16: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
-	9,  // 17: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
-	11, // 18: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
+	12, // 14: treaty.v1.IssuerService.CountLiveCredentials:input_type -> treaty.v1.CountLiveCredentialsRequest
+	1,  // 15: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
+	4,  // 16: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
+	7,  // 17: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
+	9,  // 18: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
+	11, // 19: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
+	13, // 20: treaty.v1.IssuerService.CountLiveCredentials:output_type -> treaty.v1.CountLiveCredentialsResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -957,7 +1155,7 @@ func file_treaty_v1_issuer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_issuer_proto_rawDesc), len(file_treaty_v1_issuer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
