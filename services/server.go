@@ -163,6 +163,7 @@ func (s *Server) assemble(ctx context.Context) error {
 				return err
 			}
 			rcfg.Credentials = issuersvc.NewCredentialLookup(conn)
+			rcfg.Inventory = issuersvc.NewInventory(conn)
 		}
 		log, err := revoker.Open(st, rcfg)
 		if err != nil {
@@ -184,6 +185,7 @@ func (s *Server) assemble(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.goLoop(func() { reg.Run(ctx) }) // the contract-end scheduler
 		registrysvc.New(registrysvc.Config{Registry: reg, Logger: s.log}).Register(s.grpc)
 	}
 	if cfg.runs(PDP) {
