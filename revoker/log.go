@@ -177,4 +177,3 @@ func (l *Log) Read(after uint64, max int) ([]*treatyv1.Event, error) {
 	}
 	return out, nil
 }
-
