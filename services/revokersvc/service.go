@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/services/edge"
@@ -64,6 +65,10 @@ func (s *Service) Revoke(ctx context.Context, req *treatyv1.RevokeRequest) (*tre
 	if err := r.Check(); err != nil {
 		return nil, edge.Status(s.logger, err)
 	}
+	if req.GetDryRun() {
+		// Never let a dry run fall through to the real revocation.
+		return nil, edge.Status(s.logger, errNoDryRun)
+	}
 	out, err := s.log.Revoke(ctx, r)
 	if err != nil {
 		return nil, edge.Status(s.logger, err)
@@ -82,6 +87,23 @@ func (s *Service) Restore(ctx context.Context, req *treatyv1.RestoreRequest) (*t
 		return nil, edge.Status(s.logger, err)
 	}
 	return &treatyv1.RestoreResponse{Sequence: out.Sequence, AlreadyApplied: out.AlreadyApplied}, nil
+}
+
+// RevokeAll implements treatyv1.RevocationServiceServer: the break-glass revocation of every
+// credential issued before a sequence.
+func (s *Service) RevokeAll(ctx context.Context, req *treatyv1.RevokeAllRequest) (*treatyv1.RevokeAllResponse, error) {
+	r, err := validateRevokeAll(req)
+	if err != nil {
+		return nil, edge.Status(s.logger, err)
+	}
+	if req.GetDryRun() {
+		return nil, edge.Status(s.logger, fail.Preconditionf("dry run for revoke all is not available yet"))
+	}
+	out, err := s.log.RevokeAll(ctx, r)
+	if err != nil {
+		return nil, edge.Status(s.logger, err)
+	}
+	return &treatyv1.RevokeAllResponse{Sequence: out.Sequence, BelowSequence: out.Below, AlreadyApplied: out.AlreadyApplied}, nil
 }
 
 // Publish implements treatyv1.RevocationServiceServer.
