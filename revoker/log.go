@@ -46,6 +46,12 @@ type Config struct {
 	// MaxCredentialTTL is the longest lifetime any credential may have in the deployment. A
 	// revoked credential whose expiry the inventory does not know is denylisted for this long.
 	MaxCredentialTTL time.Duration
+	// RetentionMargin is how much longer than MaxCredentialTTL events are kept before Compact
+	// deletes them, for clock differences and credentials in flight; default
+	// DefaultRetentionMargin.
+	RetentionMargin time.Duration
+	// CompactEvery is how often RunCompaction compacts; default DefaultCompactEvery.
+	CompactEvery time.Duration
 	// Credentials looks revoked credentials up in the issuer's inventory; optional.
 	Credentials CredentialLookup
 	// Now returns the current time; defaults to time.Now.
@@ -73,8 +79,9 @@ type Log struct {
 	queue   []*op
 	leading bool
 
-	mu    sync.Mutex // serializes commits and compaction
-	state atomic.Pointer[feed.State]
+	mu       sync.Mutex // serializes commits and compaction
+	state    atomic.Pointer[feed.State]
+	retained atomic.Uint64 // see RetainedAfter
 
 	recentMu sync.RWMutex
 	recent   []*treatyv1.Event // the newest events, oldest first, contiguous up to the head
@@ -87,6 +94,12 @@ type Log struct {
 func Open(st store.Store, cfg Config) (*Log, error) {
 	if cfg.MaxCredentialTTL <= 0 {
 		cfg.MaxCredentialTTL = token.DefaultMaxLifetime
+	}
+	if cfg.RetentionMargin <= 0 {
+		cfg.RetentionMargin = DefaultRetentionMargin
+	}
+	if cfg.CompactEvery <= 0 {
+		cfg.CompactEvery = DefaultCompactEvery
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -110,6 +123,7 @@ func Open(st store.Store, cfg Config) (*Log, error) {
 			}
 		}
 		l.epoch = epoch
+		l.retained.Store(store.KeyUint64(tx.Get(bucketLog, keyRetainedAfter)))
 		var err error
 		state, err = feed.Load(tx)
 		if err != nil {
@@ -146,10 +160,14 @@ func (l *Log) Changed() <-chan struct{} {
 }
 
 // Read returns up to max events with sequences greater than after, in order. The events are
-// shared: callers must not modify them.
+// shared: callers must not modify them. An after below RetainedAfter is OUT_OF_RANGE: those
+// events were compacted, and the reader must resync from a snapshot.
 func (l *Log) Read(after uint64, max int) ([]*treatyv1.Event, error) {
 	if after >= l.Head() {
 		return nil, nil
+	}
+	if retained := l.RetainedAfter(); after < retained {
+		return nil, outOfRange(after, retained)
 	}
 	l.recentMu.RLock()
 	recent := l.recent
@@ -174,6 +192,9 @@ func (l *Log) Read(after uint64, max int) ([]*treatyv1.Event, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read revocation log after %d: %w", after, err)
+	}
+	if len(out) > 0 && out[0].GetSequence() != after+1 {
+		return nil, outOfRange(after, l.RetainedAfter()) // compacted while we read
 	}
 	return out, nil
 }
