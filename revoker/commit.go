@@ -122,6 +122,16 @@ var errPartial = errors.New("revoker: request refused after part of it was appli
 
 // commit appends a batch in one transaction and sets each op's results or error.
 func (l *Log) commit(batch []*op) {
+	defer func() {
+		// A panic (a bug in a build function, say) must not leave the batch's callers waiting
+		// and the lead held forever: the transaction rolled back, so each of them fails.
+		if p := recover(); p != nil {
+			l.cfg.Logger.Error("revoker: panic while committing a batch; nothing was appended", "panic", p)
+			for _, o := range batch {
+				o.results, o.err = nil, fail.Unavailablef(fmt.Errorf("panic: %v", p), "the revocation log could not be written; nothing was appended")
+			}
+		}
+	}()
 	live := make([]*op, 0, len(batch))
 	for _, o := range batch {
 		if err := o.ctx.Err(); err != nil {

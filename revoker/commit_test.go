@@ -173,3 +173,16 @@ func TestGroupCommitSkipsCancelledRequests(t *testing.T) {
 		t.Fatalf("the cancelled request was appended (head %d)", l.Head())
 	}
 }
+
+// TestGroupCommitSurvivesAPanic: a panic while committing fails the batch's requests instead of
+// leaving them (and every later caller) waiting.
+func TestGroupCommitSurvivesAPanic(t *testing.T) {
+	l := newLog(t)
+	head := l.Head()
+	if _, err := revoker.CommitPanicking(l); fail.KindOf(err) != fail.Unavailable {
+		t.Fatalf("a panicking build: %v, want unavailable", err)
+	}
+	if out, err := l.Revoke(context.Background(), req(credentialK, "after")); err != nil || out.Sequence != head+1 {
+		t.Fatalf("after the panic: %+v, %v", out, err)
+	}
+}

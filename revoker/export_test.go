@@ -1,5 +1,12 @@
 package revoker
 
+import (
+	"context"
+
+	"github.com/treaty-dev/treaty/feed"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+)
+
 // HoldCommits blocks every commit until release is called, so a test can queue requests into one
 // batch behind a leader.
 func HoldCommits(l *Log) (release func()) {
@@ -12,4 +19,9 @@ func Queue(l *Log) (queued int, leading bool) {
 	l.queueMu.Lock()
 	defer l.queueMu.Unlock()
 	return len(l.queue), l.leading
+}
+
+// CommitPanicking appends a draft whose build panics.
+func CommitPanicking(l *Log) ([]result, error) {
+	return l.append(context.Background(), []draft{{build: func(*feed.State) (*treatyv1.Event, error) { panic("bug") }}})
 }
