@@ -25,3 +25,6 @@ func Queue(l *Log) (queued int, leading bool) {
 func CommitPanicking(l *Log) ([]result, error) {
 	return l.append(context.Background(), []draft{{build: func(*feed.State) (*treatyv1.Event, error) { panic("bug") }}})
 }
+
+// Batches returns how many batches the log committed.
+func Batches(l *Log) uint64 { return l.batches.Load() }

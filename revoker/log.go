@@ -75,9 +75,11 @@ type Log struct {
 	epoch string
 
 	// queueMu guards the group commit's queue and whether a caller leads it (commit.go).
-	queueMu sync.Mutex
-	queue   []*op
-	leading bool
+	queueMu   sync.Mutex
+	queue     []*op
+	leading   bool
+	lastBatch atomic.Int64  // how many requests the last batch carried
+	batches   atomic.Uint64 // how many batches were committed, for benchmarks
 
 	mu       sync.Mutex // serializes commits and compaction
 	state    atomic.Pointer[feed.State]
