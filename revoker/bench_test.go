@@ -16,7 +16,8 @@ import (
 // unit of work, on a real bbolt file, from one caller (every revocation pays its own fsync) and
 // from 64 concurrent callers (the group commit shares each fsync among the revocations queued
 // while the previous one ran). revocations/s is the figure to compare; the target at 64 callers
-// is 5,000/s. revocations/commit is how many revocations each transaction (one fsync'd commit) carried.
+// is 5,000/s. revocations/commit is how many revocations each transaction (one fsync'd commit)
+// carried.
 func BenchmarkRevokeParallel(b *testing.B) {
 	for _, callers := range []int{1, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {

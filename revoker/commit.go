@@ -22,8 +22,9 @@ import (
 // second however many callers wait. Instead, callers queue their requests, and one of them, the
 // leader, commits everything queued in one transaction (one fsync), then wakes the others. While it
 // commits, new callers queue up behind it; when it is done it hands the lead to the first of them,
-// which commits that whole queue in turn. A lone caller leads at once and pays one fsync, as
-// before; many callers share each fsync.
+// which commits that whole queue in turn (after a few microseconds for the callers it just woke to
+// queue again, see gather). A lone caller leads at once and pays one fsync, as before; many
+// callers share each fsync.
 //
 // The lead passes from caller to caller, so the log runs no goroutine of its own: nothing to close,
 // and nothing left running by the many tests and tools that open a log and forget it.
