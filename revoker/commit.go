@@ -199,10 +199,11 @@ func (l *Log) commit(batch []*op) {
 						}
 						continue
 					}
-					if !errors.As(err, new(refusal)) {
+					refused, ok := err.(refusal)
+					if !ok {
 						return err
 					}
-					o.results, o.err = nil, err.(refusal).err
+					o.results, o.err = nil, refused.err
 					if len(appended) > mark {
 						partial = o
 						return errPartial
