@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -125,22 +126,34 @@ func (l *Log) append(ctx context.Context, drafts []draft) ([]result, error) {
 // they queue again within microseconds, and without the wait the leader would commit almost alone
 // and leave them all to the next fsync. Batches would then alternate between one request and
 // all the others, each fsync carrying half of what it could. It waits only while the queue is
-// short of the last batch and still growing, at most gatherRounds short sleeps; a lone caller
-// (last batch of one) never waits. It is called and returns with queueMu held.
+// short of the last batch and grew within gatherIdle, and never longer than gatherMax (a small
+// part of an fsync); a lone caller (last batch of one) never waits. It yields rather than sleeps:
+// a timer that short would round up to a millisecond. It is called and returns with queueMu held.
 func (l *Log) gather() {
 	want := min(int(l.lastBatch.Load()), maxBatch)
-	for n, round := -1, 0; want > 1 && len(l.queue) < want && len(l.queue) > n && round < gatherRounds; round++ {
-		n = len(l.queue)
+	if want <= 1 || len(l.queue) >= want {
+		return
+	}
+	start := time.Now()
+	grew, n := start, len(l.queue)
+	for {
 		l.queueMu.Unlock()
-		time.Sleep(gatherWait)
+		runtime.Gosched()
+		now := time.Now()
 		l.queueMu.Lock()
+		if len(l.queue) > n {
+			grew, n = now, len(l.queue)
+		}
+		if n >= want || now.Sub(grew) > gatherIdle || now.Sub(start) > gatherMax {
+			return
+		}
 	}
 }
 
-// gatherWait and gatherRounds bound gather: a few rounds of a wait much shorter than an fsync.
+// gatherIdle and gatherMax bound gather.
 const (
-	gatherWait   = 20 * time.Microsecond
-	gatherRounds = 8
+	gatherIdle = 50 * time.Microsecond
+	gatherMax  = 500 * time.Microsecond
 )
 
 // errPartial aborts a batch's transaction when a request with several drafts is refused after
