@@ -101,7 +101,7 @@ func (l *Log) BlastRadius(ctx context.Context, kind treatyv1.TargetKind, target 
 		}
 		q.WorkloadIDs = br.WorkloadIDs
 	}
-	q.MinSequence = max(q.MinSequence, globalWatermark(s))
+	q.MinSequence = max(q.MinSequence, s.GlobalWatermark())
 	l.countLive(ctx, s, q, &br)
 	return br, nil
 }
@@ -115,22 +115,12 @@ func (l *Log) BlastRadiusBelow(ctx context.Context, below uint64) (BlastRadius, 
 		below = s.Sequence() + 1
 	}
 	var br BlastRadius
-	gw := globalWatermark(s)
+	gw := s.GlobalWatermark()
 	if below <= gw {
 		return br, nil // an earlier break-glass revocation killed all of those already
 	}
 	l.countLive(ctx, s, InventoryQuery{BelowSequence: below, MinSequence: gw, MaxIDs: MaxBlastIDs}, &br)
 	return br, nil
-}
-
-// globalWatermark is the break-glass watermark in force: credentials with a tsq below it are dead
-// already. It asks through an interface so that this file builds before and after
-// feed.State.GlobalWatermark lands (issue 4's break-glass work); once it has, call it directly.
-func globalWatermark(s *feed.State) uint64 {
-	if g, ok := any(s).(interface{ GlobalWatermark() uint64 }); ok {
-		return g.GlobalWatermark()
-	}
-	return 0
 }
 
 // cutOff fills in the entities a block on target cuts off, and narrows q to the credentials under

@@ -169,6 +169,7 @@ func (s *Server) assemble(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.goLoop(func() { log.RunCompaction(ctx) })
 		s.revokerSvc = revokersvc.New(revokersvc.Config{Log: log, Heartbeat: cfg.Heartbeat, Logger: s.log})
 		s.revokerSvc.Register(s.grpc)
 	}

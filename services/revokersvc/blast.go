@@ -3,6 +3,7 @@ package revokersvc
 import (
 	"context"
 
+	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/services/edge"
@@ -18,6 +19,23 @@ func (s *Service) dryRun(ctx context.Context, req *treatyv1.RevokeRequest) (*tre
 		return nil, edge.Status(s.logger, err)
 	}
 	return &treatyv1.RevokeResponse{BlastRadius: blastRadiusProto(br)}, nil
+}
+
+// revokeAllDryRun answers a RevokeAll with dry_run set: how many live credentials it would kill.
+func (s *Service) revokeAllDryRun(ctx context.Context, below uint64) (*treatyv1.RevokeAllResponse, error) {
+	head := s.log.Head()
+	switch {
+	case below == 0:
+		below = head + 1
+	case below > head+1:
+		return nil, edge.Status(s.logger, fail.Invalidf("below_sequence",
+			"below_sequence %d is past the head plus one (%d): no credential can have been issued there", below, head+1))
+	}
+	br, err := s.log.BlastRadiusBelow(ctx, below)
+	if err != nil {
+		return nil, edge.Status(s.logger, err)
+	}
+	return &treatyv1.RevokeAllResponse{BelowSequence: below, BlastRadius: blastRadiusProto(br)}, nil
 }
 
 // blastRadiusProto converts a blast radius, for Revoke's and RevokeAll's dry runs.

@@ -20,6 +20,13 @@ func validateDryRun(req *treatyv1.RevokeRequest) error {
 	return feed.CheckTarget("target_id", req.GetTargetKind(), req.GetTargetId())
 }
 
+// validateRevokeAll checks a break-glass request's shape; whether its below_sequence is reachable
+// depends on the head, which the log checks.
+func validateRevokeAll(req *treatyv1.RevokeAllRequest) (revoker.RevokeAllRequest, error) {
+	r := revoker.RevokeAllRequest{Below: req.GetBelowSequence(), Reason: req.GetReason(), Actor: req.GetActor(), RequestID: req.GetRequestId()}
+	return r, r.Check()
+}
+
 func validatePublish(req *treatyv1.PublishRequest) error {
 	switch n := len(req.GetEntries()); {
 	case n == 0:
