@@ -136,6 +136,7 @@ func newEnv(t *testing.T, edit ...func(*issuer.Config)) *env {
 	e.calls = &recorder{Authorizer: e.world.Authorizer()}
 	e.cfg = issuer.Config{
 		Directory: e.world.Directory(), Authorizer: e.calls, IssuerURL: issuerURL, Now: e.clock.Now, Logger: quiet,
+		DataDir: filepath.Dir(e.path), // the issuer generates its key-encryption key there
 	}
 	for _, fn := range edit {
 		fn(&e.cfg)
