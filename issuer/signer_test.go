@@ -167,4 +167,3 @@ func BenchmarkSign(b *testing.B) {
 		})
 	}
 }
-
