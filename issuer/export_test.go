@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
+	"errors"
 
 	"github.com/treaty-dev/treaty/store"
 )
@@ -72,4 +74,41 @@ func StoredPrivate(st store.Store, kid string) (plaintext, sealed bool, err erro
 		return err
 	})
 	return plaintext, sealed, err
+}
+
+// MakeLegacy rewrites the records of st's signing keys as the issuer wrote them before keys were
+// encrypted and rotated on a schedule (private keys in plaintext, no schedule fields). The keys
+// must be in plaintext already (an issuer given no KEK).
+func MakeLegacy(st store.Store) error {
+	return st.Update(func(tx store.Tx) error {
+		var recs []keyRecord
+		err := tx.Scan(bucketKeys, nil, nil, func(_, v []byte) (bool, error) {
+			var rec keyRecord
+			err := json.Unmarshal(v, &rec)
+			recs = append(recs, rec)
+			return true, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			if rec.Sealed != nil {
+				return errors.New("a key is sealed")
+			}
+			legacy := map[string]any{
+				"kid": rec.Kid, "alg": rec.Algorithm, "public_jwk": rec.PublicJWK, "created": rec.Created,
+				"published_sequence": rec.Published, "issuer": rec.Issuer,
+			}
+			if rec.Private != nil {
+				legacy["private"] = rec.Private
+			}
+			if rec.Revoked {
+				legacy["revoked"] = true
+			}
+			if err := putJSON(tx, bucketKeys, []byte(rec.Kid), legacy); err != nil {
+				return err
+			}
+		}
+		return errors.Join(tx.Delete(bucketState, keyNext), tx.Delete(bucketState, keyKEK))
+	})
 }

@@ -118,9 +118,9 @@ func TestPrivateKeysEncryptedAtRest(t *testing.T) {
 	}
 }
 
-// TestPlaintextStoreEncryptedAtOpen: a store written with private keys in plaintext (as before
-// keys were encrypted, or by an issuer given no KEK) has them encrypted when it is opened with a
-// KEK, and the same key signs on.
+// TestPlaintextStoreEncryptedAtOpen: a store written with private keys in plaintext (by the issuer
+// before keys were encrypted, or by one given no KEK) has them encrypted when it is opened with a
+// KEK, and the same key signs on, its schedule starting from its creation.
 func TestPlaintextStoreEncryptedAtOpen(t *testing.T) {
 	logs := &logBuffer{}
 	e := newEnv(t, func(c *issuer.Config) { c.DataDir, c.Logger = "", logs.logger() })
@@ -131,6 +131,9 @@ func TestPlaintextStoreEncryptedAtOpen(t *testing.T) {
 	before := e.issue(e.request())
 	secrets, err := issuer.KeySecrets(e.iss)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := issuer.MakeLegacy(e.st); err != nil { // as written by the issuer before this one
 		t.Fatal(err)
 	}
 	e.stop()
@@ -144,8 +147,8 @@ func TestPlaintextStoreEncryptedAtOpen(t *testing.T) {
 
 	e.cfg.DataDir = filepath.Dir(e.path)
 	e.start(true)
-	if k := e.activeKey(); k.Kid != key.Kid {
-		t.Fatalf("after encryption the active key is %s, want %s", k.Kid, key.Kid)
+	if k := e.activeKey(); k.Kid != key.Kid || !k.Activated.Equal(k.Created) {
+		t.Fatalf("after encryption the active key is %s activated at %s, want %s, activated when created (%s)", k.Kid, k.Activated, key.Kid, k.Created)
 	}
 	plain, sealed, err := issuer.StoredPrivate(e.st, key.Kid)
 	if err != nil || plain || !sealed {
