@@ -46,10 +46,12 @@ type Config struct {
 	// KeyPrepublish is how long the next signing key is published (in the feed and the JWKS)
 	// before it signs; defaults to DefaultKeyPrepublish.
 	KeyPrepublish time.Duration
-	// KEKFile is a file holding the key-encryption key the private signing keys are encrypted with
-	// in Store: 32 bytes, raw or in standard base64, readable by its owner only (mode 0600 or
-	// stricter). The environment variable TREATY_KEK (KEKEnv) may give it instead. With neither,
-	// the issuer keeps the KEK in DataDir/issuer.kek (KEKFileName), generating it on first start.
+	// KEKFile is an existing file holding the key-encryption key (KEK) the private signing keys
+	// are encrypted with in Store (AES-256-GCM): 32 bytes, raw or in standard base64, readable by
+	// its owner only (mode 0600 or stricter), or the issuer refuses to start. The environment
+	// variable TREATY_KEK (KEKEnv) may give the KEK instead (setting both is an error). With
+	// neither, the issuer keeps the KEK in DataDir/issuer.kek (KEKFileName), generating it on
+	// first start. A store opened with another KEK than the one it was written with is refused.
 	KEKFile string
 	// DataDir is the data folder, where a generated key-encryption key is kept. Without KEKFile,
 	// TREATY_KEK or DataDir the private signing keys are stored unencrypted (with a warning).

@@ -87,6 +87,9 @@ func wrongKEK(stored, configured string) error {
 		stored, configured, KEKEnv, KEKFileName)
 }
 
+// kekPath is where the issuer keeps a KEK it generates in data folder dir.
+func kekPath(dir string) string { return filepath.Join(dir, KEKFileName) }
+
 // kekSource is where the KEK comes from, as Config describes it.
 type kekSource struct {
 	env     string // the value of KEKEnv, if set
@@ -118,7 +121,7 @@ func resolveKEK(src kekSource, stored string) (*kek, bool, error) {
 			return nil, false, err
 		}
 	case src.dataDir != "":
-		path := filepath.Join(src.dataDir, KEKFileName)
+		path := kekPath(src.dataDir)
 		key, err = readKEKFile(path)
 		if errors.Is(err, fs.ErrNotExist) && stored == "" {
 			k, err := generateKEKFile(path)

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -491,6 +490,3 @@ func (i *Issuer) JWKS() ([]byte, error) {
 	}
 	return json.Marshal(set)
 }
-
-// kekPath is where the issuer keeps a KEK it generates.
-func (c *Config) kekPath() string { return filepath.Join(c.DataDir, KEKFileName) }
