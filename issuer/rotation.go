@@ -241,7 +241,7 @@ func (i *Issuer) loadKeys() error {
 	i.kek = k
 	switch {
 	case generated:
-		i.log.Info("issuer: generated a key-encryption key for the private signing keys; keep it with the data folder, as they cannot be read without it",
+		i.log.Info("issuer: generated a key-encryption key for the private signing keys; back it up apart from the store backups: the keys cannot be read without it",
 			"path", kekPath(i.cfg.DataDir), "kek_id", k.id)
 	case k == nil:
 		i.log.Warn("issuer: no key-encryption key configured (KEK file, " + KEKEnv + " or data folder): private signing keys are stored unencrypted")
