@@ -40,6 +40,12 @@ type Config struct {
 	IssuerURL string
 	// MaxCredentialTTL is the longest lifetime any credential may have in the deployment.
 	MaxCredentialTTL time.Duration
+	// SigningAlgorithm, KeyRotation, KeyPrepublish and KEKFile configure the issuer's signing keys
+	// (see issuer.Config); zero values take the issuer's defaults.
+	SigningAlgorithm string
+	KeyRotation      time.Duration
+	KeyPrepublish    time.Duration
+	KEKFile          string
 	// Heartbeat is how often the revoker tells subscribers its epoch and head.
 	Heartbeat time.Duration
 	// StalenessBound is how long the PDP may go without being caught up before it denies as stale.

@@ -264,6 +264,8 @@ func (s *Server) assemble(ctx context.Context) error {
 		iss, err := issuer.New(issuer.Config{
 			Store: st, Relay: r, Directory: registrysvc.NewDirectory(regConn), Authorizer: pdpsvc.NewAuthorizer(pdpConn),
 			Feed: revokersvc.NewSource(revConn), IssuerURL: cfg.IssuerURL, MaxCredentialTTL: cfg.MaxCredentialTTL, Logger: s.log,
+			SigningAlgorithm: cfg.SigningAlgorithm, KeyRotation: cfg.KeyRotation, KeyPrepublish: cfg.KeyPrepublish,
+			KEKFile: cfg.KEKFile, DataDir: cfg.DataDir,
 		})
 		if err != nil {
 			return err

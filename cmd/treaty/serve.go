@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/services"
 	"github.com/treaty-dev/treaty/token"
 )
@@ -83,6 +85,10 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.StringSliceVar(&cfg.Services, "services", services.All, "services to run here")
 	f.StringVar(&cfg.IssuerURL, "issuer-url", "", "issuer identifier: the iss of tokens and the aud of client assertions (default http://LISTEN)")
 	f.DurationVar(&cfg.MaxCredentialTTL, "max-credential-ttl", token.DefaultMaxLifetime, "longest lifetime any credential may have")
+	f.StringVar(&cfg.SigningAlgorithm, "signing-algorithm", issuer.DefaultSigningAlgorithm, "algorithm of new signing keys: "+strings.Join(issuer.SigningAlgorithms(), ", "))
+	f.DurationVar(&cfg.KeyRotation, "key-rotation", issuer.DefaultKeyRotation, "how long a signing key signs before the next takes over")
+	f.DurationVar(&cfg.KeyPrepublish, "key-prepublish", issuer.DefaultKeyPrepublish, "how long the next signing key is published before it signs")
+	f.StringVar(&cfg.KEKFile, "kek-file", "", "file (mode 0600) holding the key-encryption key for the issuer's private keys; default $"+issuer.KEKEnv+", else DATA/"+issuer.KEKFileName+" generated at first start")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", time.Second, "how often the revoker sends heartbeats")
 	f.DurationVar(&cfg.StalenessBound, "staleness-bound", services.DefaultStalenessBound, "how long the PDP may lag before it denies as stale")
 	f.StringVar(&cfg.HTTPListen, "http-listen", "", "serve the AuthZEN HTTP API on this address (off unless given; loopback only without TLS)")
