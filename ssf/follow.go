@@ -1,0 +1,143 @@
+package ssf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/treaty-dev/treaty/fail"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// errResync ends a subscription so that the next one starts from a moved cursor.
+var errResync = errors.New("ssf: cursor moved; resubscribing")
+
+// follow subscribes to the feed from the cursor and queues SETs, resubscribing with backoff
+// after any failure, until ctx ends.
+func (t *Transmitter) follow(ctx context.Context) {
+	backoff := t.cfg.RetryMin
+	for ctx.Err() == nil {
+		err := t.followOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errResync):
+			backoff = t.cfg.RetryMin
+			continue
+		case fail.KindOf(err) == fail.OutOfRange:
+			if jerr := t.skipCompacted(ctx); jerr != nil {
+				t.log.Warn("ssf: cannot resync past the compacted part of the feed", "err", jerr)
+			} else {
+				continue
+			}
+		default:
+			t.log.Warn("ssf: feed subscription ended; retrying", "err", err, "retry_in", backoff)
+		}
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, t.cfg.RetryMax)
+	}
+}
+
+// followOnce runs one subscription.
+func (t *Transmitter) followOnce(ctx context.Context) error {
+	var cur cursor
+	if err := t.st.View(func(tx store.Tx) (err error) { cur, err = getCursor(tx); return err }); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := t.cfg.Source.Subscribe(ctx, cur.After)
+	if err != nil {
+		return fmt.Errorf("subscribe after %d: %w", cur.After, err)
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch m := msg.GetMessage().(type) {
+		case *treatyv1.SubscribeResponse_Heartbeat:
+			if err := t.heartbeat(m.Heartbeat); err != nil {
+				return err
+			}
+		case *treatyv1.SubscribeResponse_Event:
+			if err := t.handle(m.Event); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// heartbeat checks that the feed is the one the cursor points into. A new epoch, or a head below
+// the cursor, means the revoker's log was replaced: the cursor moves to the new log (its start,
+// or its head when the old one was restored from an older copy) and the generation rises, so the
+// SETs for the replayed sequences get new jtis and no receiver drops them as duplicates.
+func (t *Transmitter) heartbeat(hb *treatyv1.Heartbeat) error {
+	moved := false
+	err := t.st.Update(func(tx store.Tx) error {
+		cur, err := getCursor(tx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case cur.Epoch == "":
+			cur.Epoch = hb.GetEpoch()
+			streams, err := allStreams(tx)
+			if err != nil {
+				return err
+			}
+			// A transmitter without streams owes nobody the history: start at the head.
+			if len(streams) == 0 && hb.GetHeadSequence() > cur.After {
+				cur.After, moved = hb.GetHeadSequence(), true
+			}
+		case hb.GetEpoch() != cur.Epoch:
+			t.log.Warn("ssf: the revoker's feed has a new epoch; the log was replaced, following the new one from its start",
+				"old_epoch", cur.Epoch, "new_epoch", hb.GetEpoch(), "old_position", cur.After)
+			cur = cursor{Epoch: hb.GetEpoch(), After: 0, Gen: cur.Gen + 1}
+			moved = true
+		case hb.GetHeadSequence() < cur.After:
+			t.log.Warn("ssf: the revoker's head is below this transmitter's position; the log was restored from an older copy",
+				"head", hb.GetHeadSequence(), "position", cur.After)
+			cur.After, cur.Gen = hb.GetHeadSequence(), cur.Gen+1
+			moved = true
+		default:
+			return nil
+		}
+		return putCursor(tx, cur)
+	})
+	if err != nil {
+		return fmt.Errorf("feed heartbeat: %w", err)
+	}
+	if moved {
+		return errResync
+	}
+	return nil
+}
+
+// skipCompacted moves the cursor to the revoker's snapshot when the events after it were
+// compacted away: they cannot be replayed, so they are logged as lost for this transmitter.
+func (t *Transmitter) skipCompacted(ctx context.Context) error {
+	snap, err := t.cfg.Source.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	return t.st.Update(func(tx store.Tx) error {
+		cur, err := getCursor(tx)
+		if err != nil {
+			return err
+		}
+		if snap.Sequence() <= cur.After {
+			return fmt.Errorf("the feed refused sequence %d as compacted, but its snapshot is at %d", cur.After, snap.Sequence())
+		}
+		t.log.Error("ssf: feed events were compacted before this transmitter saw them; their SETs were never sent",
+			"from", cur.After+1, "to", snap.Sequence())
+		if snap.Epoch() != cur.Epoch && cur.Epoch != "" {
+			cur.Gen++
+		}
+		cur.Epoch, cur.After = snap.Epoch(), snap.Sequence()
+		return putCursor(tx, cur)
+	})
+}
