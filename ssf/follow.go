@@ -47,6 +47,7 @@ func (t *Transmitter) followOnce(ctx context.Context) error {
 	if err := t.st.View(func(tx store.Tx) (err error) { cur, err = getCursor(tx); return err }); err != nil {
 		return err
 	}
+	t.skipped = cur.After
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := t.cfg.Source.Subscribe(ctx, cur.After)
@@ -76,41 +77,40 @@ func (t *Transmitter) followOnce(ctx context.Context) error {
 // or its head when the old one was restored from an older copy) and the generation rises, so the
 // SETs for the replayed sequences get new jtis and no receiver drops them as duplicates.
 func (t *Transmitter) heartbeat(hb *treatyv1.Heartbeat) error {
-	moved := false
-	err := t.st.Update(func(tx store.Tx) error {
-		cur, err := getCursor(tx)
-		if err != nil {
-			return err
-		}
-		switch {
-		case cur.Epoch == "":
-			cur.Epoch = hb.GetEpoch()
-			streams, err := allStreams(tx)
-			if err != nil {
-				return err
-			}
-			// A transmitter without streams owes nobody the history: start at the head.
-			if len(streams) == 0 && hb.GetHeadSequence() > cur.After {
-				cur.After, moved = hb.GetHeadSequence(), true
-			}
-		case hb.GetEpoch() != cur.Epoch:
-			t.log.Warn("ssf: the revoker's feed has a new epoch; the log was replaced, following the new one from its start",
-				"old_epoch", cur.Epoch, "new_epoch", hb.GetEpoch(), "old_position", cur.After)
-			cur = cursor{Epoch: hb.GetEpoch(), After: 0, Gen: cur.Gen + 1}
-			moved = true
-		case hb.GetHeadSequence() < cur.After:
-			t.log.Warn("ssf: the revoker's head is below this transmitter's position; the log was restored from an older copy",
-				"head", hb.GetHeadSequence(), "position", cur.After)
-			cur.After, cur.Gen = hb.GetHeadSequence(), cur.Gen+1
-			moved = true
-		default:
-			return nil
-		}
-		return putCursor(tx, cur)
-	})
-	if err != nil {
+	var cur cursor
+	if err := t.st.View(func(tx store.Tx) (err error) { cur, err = getCursor(tx); return err }); err != nil {
 		return fmt.Errorf("feed heartbeat: %w", err)
 	}
+	at := max(cur.After, t.skipped)
+	moved := false
+	switch {
+	case cur.Epoch == "":
+		var streams []*stored
+		if err := t.st.View(func(tx store.Tx) (err error) { streams, err = allStreams(tx); return err }); err != nil {
+			return fmt.Errorf("feed heartbeat: %w", err)
+		}
+		cur.Epoch, cur.After = hb.GetEpoch(), at
+		// A transmitter without streams owes nobody the history: start at the head.
+		if len(streams) == 0 && hb.GetHeadSequence() > at {
+			cur.After, moved = hb.GetHeadSequence(), true
+		}
+	case hb.GetEpoch() != cur.Epoch:
+		t.log.Warn("ssf: the revoker's feed has a new epoch; the log was replaced, following the new one from its start",
+			"old_epoch", cur.Epoch, "new_epoch", hb.GetEpoch(), "old_position", at)
+		cur, moved = cursor{Epoch: hb.GetEpoch(), After: 0, Gen: cur.Gen + 1}, true
+	case hb.GetHeadSequence() < at:
+		t.log.Warn("ssf: the revoker's head is below this transmitter's position; the log was restored from an older copy",
+			"head", hb.GetHeadSequence(), "position", at)
+		cur.After, cur.Gen, moved = hb.GetHeadSequence(), cur.Gen+1, true
+	case at > cur.After:
+		cur.After = at // persist the events skipped since the last write
+	default:
+		return nil
+	}
+	if err := t.st.Update(func(tx store.Tx) error { return putCursor(tx, cur) }); err != nil {
+		return fmt.Errorf("feed heartbeat: %w", err)
+	}
+	t.skipped = cur.After
 	if moved {
 		return errResync
 	}
@@ -138,6 +138,7 @@ func (t *Transmitter) skipCompacted(ctx context.Context) error {
 			cur.Gen++
 		}
 		cur.Epoch, cur.After = snap.Epoch(), snap.Sequence()
+		t.skipped = cur.After
 		return putCursor(tx, cur)
 	})
 }

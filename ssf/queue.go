@@ -72,9 +72,18 @@ func (t *Transmitter) enqueue(tx store.Tx, s *stored, claims Claims) error {
 }
 
 // handle queues the SETs one feed event becomes on every stream that wants them, and advances
-// the cursor past it, in one durable transaction.
+// the cursor past it, in one durable transaction. An event that concerns no receiver only moves
+// the cursor in memory (skipped); the next write or heartbeat persists it, and a crash before
+// that merely reads such events again.
 func (t *Transmitter) handle(ev *treatyv1.Event) error {
+	if ev.GetSequence() <= t.skipped {
+		return nil
+	}
 	sig, ok := t.mapEvent(ev)
+	if !ok {
+		t.skipped = ev.GetSequence()
+		return nil
+	}
 	err := t.st.Update(func(tx store.Tx) error {
 		cur, err := getCursor(tx)
 		if err != nil {
@@ -84,26 +93,24 @@ func (t *Transmitter) handle(ev *treatyv1.Event) error {
 			return nil // seen before; a resubscription may overlap
 		}
 		cur.After = ev.GetSequence()
-		if ok {
-			streams, err := allStreams(tx)
-			if err != nil {
+		streams, err := allStreams(tx)
+		if err != nil {
+			return err
+		}
+		for _, s := range streams {
+			if s.Status == StatusDisabled || !slices.Contains(s.Config.EventsDelivered, sig.eventType) {
+				continue
+			}
+			claims := Claims{
+				Iss: t.cfg.Issuer, Jti: setJTI(s.Config.StreamID, cur.Epoch, cur.Gen, ev.GetSequence()),
+				Iat: t.cfg.Now().Unix(), Aud: s.Config.Aud, Txn: txn(cur.Epoch, ev.GetSequence()),
+				SubID: sig.subject, Events: map[string]map[string]any{sig.eventType: sig.event},
+			}
+			if err := t.enqueue(tx, s, claims); err != nil {
 				return err
 			}
-			for _, s := range streams {
-				if s.Status == StatusDisabled || !slices.Contains(s.Config.EventsDelivered, sig.eventType) {
-					continue
-				}
-				claims := Claims{
-					Iss: t.cfg.Issuer, Jti: setJTI(s.Config.StreamID, cur.Epoch, cur.Gen, ev.GetSequence()),
-					Iat: t.cfg.Now().Unix(), Aud: s.Config.Aud, Txn: txn(cur.Epoch, ev.GetSequence()),
-					SubID: sig.subject, Events: map[string]map[string]any{sig.eventType: sig.event},
-				}
-				if err := t.enqueue(tx, s, claims); err != nil {
-					return err
-				}
-				if err := putStream(tx, s); err != nil {
-					return err
-				}
+			if err := putStream(tx, s); err != nil {
+				return err
 			}
 		}
 		return putCursor(tx, cur)
@@ -111,9 +118,8 @@ func (t *Transmitter) handle(ev *treatyv1.Event) error {
 	if err != nil {
 		return fmt.Errorf("queue SETs for feed event %d: %w", ev.GetSequence(), err)
 	}
-	if ok {
-		t.wake()
-	}
+	t.skipped = ev.GetSequence()
+	t.wake()
 	return nil
 }
 
@@ -220,4 +226,12 @@ func (t *Transmitter) Verify(ctx context.Context, id, state string) error {
 	}
 	t.wake()
 	return nil
+}
+
+// Position returns the feed epoch and sequence the transmitter has handled up to; the epoch is
+// empty until it first reached the feed. Readiness probes and tests watch it.
+func (t *Transmitter) Position() (epoch string, after uint64, err error) {
+	var c cursor
+	err = t.st.View(func(tx store.Tx) (err error) { c, err = getCursor(tx); return err })
+	return c.Epoch, c.After, err
 }

@@ -130,10 +130,15 @@ type Transmitter struct {
 	kid    string
 	issuer *url.URL
 
+	// skipped is the highest feed sequence handled, persisted or not; only the follow
+	// goroutine touches it.
+	skipped uint64
+
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when a queue or a stream changes
 
 	runMu   sync.Mutex
+	closed  bool // Close was called: Run returns at once
 	running bool
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -204,6 +209,10 @@ func (t *Transmitter) Issuer() string { return t.cfg.Issuer }
 // and receivers on its own; it returns nil when stopped, or an error if it is already running.
 func (t *Transmitter) Run(ctx context.Context) error {
 	t.runMu.Lock()
+	if t.closed {
+		t.runMu.Unlock()
+		return nil
+	}
 	if t.running {
 		t.runMu.Unlock()
 		return errors.New("ssf: Run is already running")
@@ -228,9 +237,11 @@ func (t *Transmitter) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops Run and waits for it to return. The caller closes the store afterwards.
+// Close stops Run and waits for it to return; a Run called after Close returns at once. The
+// caller closes the store afterwards.
 func (t *Transmitter) Close() error {
 	t.runMu.Lock()
+	t.closed = true
 	stop, done, running := t.stop, t.done, t.running
 	t.runMu.Unlock()
 	if running {
