@@ -12,6 +12,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"go.uber.org/goleak"
 
+	treatyfeed "github.com/treaty-dev/treaty/feed"
 	"github.com/treaty-dev/treaty/services/ssfhttp"
 	"github.com/treaty-dev/treaty/ssf"
 	"github.com/treaty-dev/treaty/ssf/ssftest"
@@ -35,16 +36,25 @@ type env struct {
 // address is the issuer.
 func newEnv(t *testing.T, feed *ssftest.Feed, st store.Store) *env {
 	t.Helper()
+	return newEnvSource(t, feed, st, nil)
+}
+
+// newEnvSource is newEnv following src instead of the feed's in-process source.
+func newEnvSource(t *testing.T, feed *ssftest.Feed, st store.Store, src treatyfeed.Source) *env {
+	t.Helper()
 	if feed == nil {
 		feed = ssftest.NewFeed(t)
 	}
 	if st == nil {
 		st = storetest.OpenBolt(t, ssf.Schema)
 	}
+	if src == nil {
+		src = feed.Source
+	}
 	srv := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + srv.Listener.Addr().String()
 	tr := ssftest.Start(t, st, ssf.Config{
-		Issuer: issuer, TokenIssuer: "https://treaty.example.com", Source: feed.Source,
+		Issuer: issuer, TokenIssuer: "https://treaty.example.com", Source: src,
 		PollWait: 2 * time.Second, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 	})
 	h, err := ssfhttp.New(ssfhttp.Config{Transmitter: tr, ReceiverToken: receiverToken})

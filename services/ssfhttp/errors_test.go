@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -169,5 +170,29 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	if _, err := ssfhttp.New(ssfhttp.Config{Transmitter: e.tr, ReceiverToken: "short"}); err == nil {
 		t.Fatal("New with a short receiver token succeeded")
+	}
+}
+
+func TestReadToken(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if got, err := ssfhttp.ReadToken(write("ok", receiverToken+"\n")); err != nil || got != receiverToken {
+		t.Fatalf("ReadToken = %q, %v", got, err)
+	}
+	for name, content := range map[string]string{"short": "abc\n", "two-lines": receiverToken + "\n" + receiverToken, "empty": ""} {
+		if _, err := ssfhttp.ReadToken(write(name, content)); err == nil {
+			t.Errorf("%s: ReadToken accepted it", name)
+		} else if strings.Contains(err.Error(), receiverToken) {
+			t.Errorf("%s: the error reveals the token", name)
+		}
+	}
+	if _, err := ssfhttp.ReadToken(dir + "/missing"); err == nil {
+		t.Error("missing file accepted")
 	}
 }

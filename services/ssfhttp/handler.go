@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/treaty-dev/treaty/fail"
@@ -230,4 +231,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))
+}
+
+// ReadToken reads the receiver token from a file, for a flag such as --ssf-receiver-token-file
+// that keeps the secret off the command line: the file's content with surrounding whitespace
+// removed. The error never includes the content.
+func ReadToken(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("ssf receiver token: %w", err)
+	}
+	tok := strings.TrimSpace(string(raw))
+	if len(tok) < MinTokenBytes || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("ssf receiver token in %s must be one line of at least %d bytes without spaces", path, MinTokenBytes)
+	}
+	return tok, nil
 }

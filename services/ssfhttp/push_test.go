@@ -5,8 +5,11 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/services/grpctest"
+	"github.com/treaty-dev/treaty/services/revokersvc"
 	"github.com/treaty-dev/treaty/ssf"
 	"github.com/treaty-dev/treaty/ssf/ssftest"
 	"github.com/treaty-dev/treaty/store"
@@ -244,4 +247,26 @@ func waitQueued(t *testing.T, tr *ssf.Transmitter, id string, n int) {
 		sleepShort()
 	}
 	t.Fatalf("stream never had %d SETs queued", n)
+}
+
+// TestFollowsRemoteRevoker: the transmitter follows a revoker over real gRPC (revokersvc's
+// feed.Source), as it does when the revoker runs in another process.
+func TestFollowsRemoteRevoker(t *testing.T) {
+	feed := ssftest.NewFeed(t)
+	conn := grpctest.Serve(t, revokersvc.New(revokersvc.Config{Log: feed.Log, Heartbeat: 100 * time.Millisecond}).Register)
+	e := newEnvSource(t, feed, nil, revokersvc.NewSource(conn))
+	md, jwks := e.discover(t)
+	rcv := ssftest.NewReceiver(t, 0)
+	var cfg ssf.StreamConfig
+	if code := e.call(t, http.MethodPost, md.ConfigurationEndpoint, map[string]any{
+		"delivery": map[string]string{"method": ssf.MethodPush, "endpoint_url": rcv.URL},
+	}, &cfg); code != http.StatusCreated {
+		t.Fatalf("create stream = %d", code)
+	}
+	feed.Revoke(t, treatyv1.TargetKind_TARGET_KIND_PARTNER, ssftest.Partner)
+	s := ssftest.Verify(t, rcv.WaitSETs(t, 1)[0], jwks)
+	checkSET(t, s, e.issuer, cfg.Aud)
+	if typ, _ := s.EventType(t); typ != ssf.EventSessionRevoked {
+		t.Fatalf("event %s", typ)
+	}
 }
