@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/treaty-dev/treaty/store"
 )
@@ -102,10 +103,11 @@ func (t *Transmitter) pushWorker(ctx context.Context, id string) {
 				return
 			}
 			t.log.Warn("ssf: push delivery failed; will retry", "stream_id", id, "jti", q.JTI, "err", err, "retry_in", backoff)
-			if !sleep(ctx, backoff) {
-				return
+			if t.backoff(ctx, id, s, backoff) {
+				backoff = min(2*backoff, t.cfg.RetryMax)
+			} else {
+				backoff = t.cfg.RetryMin
 			}
-			backoff = min(2*backoff, t.cfg.RetryMax)
 			continue
 		}
 		backoff = t.cfg.RetryMin
@@ -113,6 +115,35 @@ func (t *Transmitter) pushWorker(ctx context.Context, id string) {
 		if err != nil {
 			// The SET stays queued and is pushed again: at least once.
 			t.log.Error("ssf: could not record a delivered SET", "stream_id", id, "jti", q.JTI, "err", err)
+		}
+	}
+}
+
+// backoff waits d before the next attempt, or less if the receiver reconfigures the stream
+// (delivery or status) meanwhile, so a fixed endpoint is tried at once. It reports whether the
+// whole wait passed; new SETs arriving do not cut it short.
+func (t *Transmitter) backoff(ctx context.Context, id string, was *stored, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		changed := t.changed()
+		var now *stored
+		err := t.st.View(func(tx store.Tx) (err error) {
+			if tx.Get(bucketStreams, []byte(id)) == nil {
+				return nil
+			}
+			now, err = getStream(tx, id)
+			return err
+		})
+		if err == nil && (now == nil || now.Config.Delivery != was.Config.Delivery || now.Status != was.Status) {
+			return false
+		}
+		select {
+		case <-timer.C:
+			return true
+		case <-ctx.Done():
+			return true
+		case <-changed:
 		}
 	}
 }

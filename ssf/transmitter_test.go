@@ -222,3 +222,31 @@ func TestCloseBeforeRun(t *testing.T) {
 		t.Fatal("Run after Close did not return")
 	}
 }
+
+// TestReconfiguredPushSkipsBackoff: a receiver that fixes its endpoint during a long backoff is
+// tried at once, not after the backoff.
+func TestReconfiguredPushSkipsBackoff(t *testing.T) {
+	f := ssftest.NewFeed(t)
+	tr := ssftest.Start(t, storetest.OpenBolt(t, ssf.Schema), ssf.Config{
+		Issuer: issuer, Source: f.Source, RetryMin: time.Hour, RetryMax: time.Hour,
+	})
+	waitPosition(t, tr, f.Log.Head())
+	down := ssftest.NewReceiver(t, 1<<30)
+	cfg, err := tr.CreateStream(context.Background(), ssf.StreamRequest{Delivery: &ssf.Delivery{Method: ssf.MethodPush, EndpointURL: down.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Revoke(t, treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, "tok-1")
+	for deadline := time.Now().Add(10 * time.Second); down.Attempts() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first push was never attempted")
+		}
+	}
+	up := ssftest.NewReceiver(t, 0)
+	if _, err := tr.UpdateStream(context.Background(), ssf.StreamRequest{
+		StreamID: cfg.StreamID, Delivery: &ssf.Delivery{Method: ssf.MethodPush, EndpointURL: up.URL},
+	}, false); err != nil {
+		t.Fatal(err)
+	}
+	up.WaitSETs(t, 1)
+}
