@@ -19,6 +19,8 @@ type cursor struct {
 	After uint64 `json:"after"`
 	// Gen counts the times the feed was found replaced, so SETs of a replayed sequence get new jtis.
 	Gen uint64 `json:"gen,omitempty"`
+	// Mark fingerprints the event at After, to tell a restored log from the one followed.
+	Mark string `json:"mark,omitempty"`
 }
 
 func getCursor(tx store.Tx) (cursor, error) {
@@ -81,7 +83,7 @@ func (t *Transmitter) handle(ev *treatyv1.Event) error {
 	}
 	sig, ok := t.mapEvent(ev)
 	if !ok {
-		t.skipped = ev.GetSequence()
+		t.skipped, t.skippedMark = ev.GetSequence(), mark(ev)
 		return nil
 	}
 	err := t.st.Update(func(tx store.Tx) error {
@@ -92,7 +94,7 @@ func (t *Transmitter) handle(ev *treatyv1.Event) error {
 		if ev.GetSequence() <= cur.After {
 			return nil // seen before; a resubscription may overlap
 		}
-		cur.After = ev.GetSequence()
+		cur.After, cur.Mark = ev.GetSequence(), mark(ev)
 		streams, err := allStreams(tx)
 		if err != nil {
 			return err
@@ -118,7 +120,7 @@ func (t *Transmitter) handle(ev *treatyv1.Event) error {
 	if err != nil {
 		return fmt.Errorf("queue SETs for feed event %d: %w", ev.GetSequence(), err)
 	}
-	t.skipped = ev.GetSequence()
+	t.skipped, t.skippedMark = ev.GetSequence(), mark(ev)
 	t.wake()
 	return nil
 }

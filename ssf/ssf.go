@@ -132,7 +132,8 @@ type Transmitter struct {
 
 	// skipped is the highest feed sequence handled, persisted or not; only the follow
 	// goroutine touches it.
-	skipped uint64
+	skipped     uint64
+	skippedMark string // mark of the event at skipped
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when a queue or a stream changes

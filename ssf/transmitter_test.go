@@ -2,6 +2,7 @@ package ssf_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -249,4 +250,50 @@ func TestReconfiguredPushSkipsBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	up.WaitSETs(t, 1)
+}
+
+// TestRestoredOlderFeedResyncs: a revoker log restored from an older copy has the same epoch.
+// Whether its head is below the transmitter's position (caught by the heartbeat) or already past
+// it (caught by comparing the event at the position), the transmitter replays it, and the SETs of
+// the sequences it reuses get new jtis.
+func TestRestoredOlderFeedResyncs(t *testing.T) {
+	for _, appended := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d appended after the restore", appended), func(t *testing.T) {
+			dir := t.TempDir()
+			orig := ssftest.NewFeedAt(t, dir+"/revoker.db")
+			backup := dir + "/backup.db"
+			ssftest.CopyStore(t, orig, backup) // the copy holds the entities, head 4
+
+			tr := start(t, orig)
+			waitPosition(t, tr, orig.Log.Head())
+			cfg, err := tr.CreateStream(context.Background(), ssf.StreamRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig.Revoke(t, treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, "tok-lost-1")
+			orig.Revoke(t, treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, "tok-lost-2")
+			first := polled(t, tr, cfg.StreamID, 2)
+
+			restored := ssftest.OpenFeedAt(t, backup)
+			if restored.Log.Epoch() != orig.Log.Epoch() || restored.Log.Head() >= orig.Log.Head() {
+				t.Fatalf("the copy is not an older copy of the same log")
+			}
+			want := map[string]bool{}
+			for i := range appended {
+				jti := fmt.Sprintf("tok-new-%d", i)
+				want[jti] = true
+				restored.Revoke(t, treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, jti)
+			}
+			orig.Source.Switch(restored.Log)
+			second := polled(t, tr, cfg.StreamID, appended)
+			for setJTI, jti := range second {
+				if !want[jti] {
+					t.Fatalf("after the restore the stream got %q", jti)
+				}
+				if _, dup := first[setJTI]; dup {
+					t.Fatalf("the restored log's SET reuses jti %s", setJTI)
+				}
+			}
+		})
+	}
 }

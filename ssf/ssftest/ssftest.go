@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -36,23 +38,51 @@ const (
 type Feed struct {
 	Log    *revoker.Log
 	Source *pdptest.Source
+	path   string
 }
 
 // NewFeed opens a revoker log in t's temp folder and publishes an active partner, integration,
 // workload and a signing key, so each kind can be revoked.
 func NewFeed(t testing.TB) *Feed {
 	t.Helper()
-	log, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{})
-	if err != nil {
-		t.Fatalf("open revoker: %v", err)
-	}
-	pdptest.Publish(t, log,
+	return NewFeedAt(t, filepath.Join(t.TempDir(), "revoker.db"))
+}
+
+// NewFeedAt is NewFeed with the log's store at path, so a test can copy it.
+func NewFeedAt(t testing.TB, path string) *Feed {
+	t.Helper()
+	f := OpenFeedAt(t, path)
+	pdptest.Publish(t, f.Log,
 		pdptest.Partner(Partner, treatyv1.PartnerState_PARTNER_STATE_ACTIVE, pdptest.ContractEnd),
 		pdptest.Integration(Integration, Partner, treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, []string{"crm.read"}, []string{"https://api.example.com"}),
 		pdptest.Workload(Workload, Integration, Partner, treatyv1.WorkloadState_WORKLOAD_STATE_ACTIVE),
 		pdptest.NewKey(t, KeyID).Published(t),
 	)
-	return &Feed{Log: log, Source: pdptest.NewSource(log, 50*time.Millisecond)}
+	return f
+}
+
+// OpenFeedAt opens the revoker log stored at path as it is.
+func OpenFeedAt(t testing.TB, path string) *Feed {
+	t.Helper()
+	st := storetest.OpenBoltAt(t, path, revoker.Schema)
+	log, err := revoker.Open(st, revoker.Config{})
+	if err != nil {
+		t.Fatalf("open revoker: %v", err)
+	}
+	return &Feed{Log: log, Source: pdptest.NewSource(log, 50*time.Millisecond), path: path}
+}
+
+// CopyStore copies the feed's store file to path, as a backup would. The file is consistent
+// between appends (each is one committed transaction), so the caller must not append meanwhile.
+func CopyStore(t testing.TB, f *Feed, path string) {
+	t.Helper()
+	raw, err := os.ReadFile(f.path)
+	if err == nil {
+		err = os.WriteFile(path, raw, 0o600)
+	}
+	if err != nil {
+		t.Fatalf("copy revoker store: %v", err)
+	}
 }
 
 // Revoke applies a kill-switch request with a reason and returns its sequence.
