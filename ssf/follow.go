@@ -27,6 +27,11 @@ func (t *Transmitter) follow(ctx context.Context) {
 		case errors.Is(err, errResync):
 			backoff = t.cfg.RetryMin
 			continue
+		case fail.KindOf(err) == fail.OutOfRange && !t.uncheckedOnce && t.checked:
+			// The event before the cursor, read only to compare marks, may be the one compacted
+			// away: subscribe from the cursor itself before concluding anything was lost.
+			t.uncheckedOnce = true
+			continue
 		case fail.KindOf(err) == fail.OutOfRange:
 			if jerr := t.skipCompacted(ctx); jerr != nil {
 				t.log.Warn("ssf: cannot resync past the compacted part of the feed", "err", jerr)
@@ -54,7 +59,8 @@ func (t *Transmitter) followOnce(ctx context.Context) error {
 	}
 	t.skipped, t.skippedMark = cur.After, cur.Mark
 	from := cur.After
-	check := cur.Mark != "" && from > 0
+	check := cur.Mark != "" && from > 0 && !t.uncheckedOnce
+	t.uncheckedOnce, t.checked = false, check
 	if check {
 		from--
 	}

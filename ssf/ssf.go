@@ -134,6 +134,9 @@ type Transmitter struct {
 	// goroutine touches it.
 	skipped     uint64
 	skippedMark string // mark of the event at skipped
+	// checked tells the last subscription started one event early to compare marks;
+	// uncheckedOnce makes the next one start at the cursor (after an OUT_OF_RANGE answer).
+	checked, uncheckedOnce bool
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when a queue or a stream changes
