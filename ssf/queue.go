@@ -3,6 +3,7 @@ package ssf
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -193,6 +194,30 @@ func ParseVerifyRequest(body []byte) (streamID, state string, err error) {
 	return r.StreamID, r.State, nil
 }
 
+// ErrTooFrequent refuses a verification request that comes sooner than the stream's
+// min_verification_interval after the previous one (HTTP 429).
+var ErrTooFrequent = errors.New("ssf: verification requested more often than min_verification_interval allows")
+
+// admitVerification applies Config.MinVerificationInterval.
+func (t *Transmitter) admitVerification(id string) error {
+	if t.cfg.MinVerificationInterval <= 0 {
+		return nil
+	}
+	now := t.cfg.Now()
+	t.verifyMu.Lock()
+	defer t.verifyMu.Unlock()
+	if last, ok := t.lastVerify[id]; ok && now.Sub(last) < t.cfg.MinVerificationInterval {
+		return ErrTooFrequent
+	}
+	for k, v := range t.lastVerify { // keep the map small: forget what no longer limits anything
+		if now.Sub(v) >= t.cfg.MinVerificationInterval {
+			delete(t.lastVerify, k)
+		}
+	}
+	t.lastVerify[id] = now
+	return nil
+}
+
 // Verify queues a verification event on a stream, echoing state (SSF 1.0 section 8.1.4.2). A
 // disabled stream holds no events, so the request is refused.
 func (t *Transmitter) Verify(ctx context.Context, id, state string) error {
@@ -201,6 +226,12 @@ func (t *Transmitter) Verify(ctx context.Context, id, state string) error {
 	}
 	if len(state) > maxState {
 		return fail.Invalidf("state", "state is longer than %d bytes", maxState)
+	}
+	if _, err := t.Stream(ctx, id); err != nil {
+		return err
+	}
+	if err := t.admitVerification(id); err != nil {
+		return err
 	}
 	err := t.st.Update(func(tx store.Tx) error {
 		s, err := getStream(tx, id)

@@ -111,6 +111,10 @@ type Config struct {
 	// PollWait bounds how long a poll request waits for a SET; default DefaultPollWait. Keep it
 	// below the HTTP server's write timeout.
 	PollWait time.Duration
+	// MinVerificationInterval, if set, is the shortest time between two verification requests
+	// on a stream (advertised as min_verification_interval, in whole seconds); a request sooner
+	// fails with ErrTooFrequent. Zero admits every request.
+	MinVerificationInterval time.Duration
 	// RetryMin and RetryMax bound the exponential backoff between failed push attempts; defaults
 	// DefaultRetryMin and DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
@@ -140,6 +144,9 @@ type Transmitter struct {
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when a queue or a stream changes
+
+	verifyMu   sync.Mutex
+	lastVerify map[string]time.Time // stream id -> last admitted verification request
 
 	runMu   sync.Mutex
 	closed  bool // Close was called: Run returns at once
@@ -183,7 +190,8 @@ func Open(st store.Store, cfg Config) (*Transmitter, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	t := &Transmitter{cfg: cfg, st: st, log: cfg.Logger.With("service", "ssf"), issuer: iss, notify: make(chan struct{})}
+	t := &Transmitter{cfg: cfg, st: st, log: cfg.Logger.With("service", "ssf"), issuer: iss, notify: make(chan struct{}),
+		lastVerify: map[string]time.Time{}}
 	if err := t.loadKey(); err != nil {
 		return nil, fmt.Errorf("ssf: signing key: %w", err)
 	}

@@ -36,7 +36,9 @@ type StreamConfig struct {
 	EventsRequested []string `json:"events_requested,omitempty"`
 	EventsDelivered []string `json:"events_delivered"`
 	Delivery        Delivery `json:"delivery"`
-	Description     string   `json:"description,omitempty"`
+	// MinVerificationInterval is in seconds; see Config.MinVerificationInterval.
+	MinVerificationInterval int64  `json:"min_verification_interval,omitempty"`
+	Description             string `json:"description,omitempty"`
 }
 
 // StreamStatus is a stream's status (SSF 1.0 section 8.1.2).
@@ -163,7 +165,8 @@ func (t *Transmitter) CreateStream(ctx context.Context, r StreamRequest) (Stream
 	if aud == "" {
 		aud = "urn:treaty:ssf:stream:" + id
 	}
-	cfg := StreamConfig{StreamID: id, Iss: t.cfg.Issuer, Aud: aud, EventsSupported: EventsSupported}
+	cfg := StreamConfig{StreamID: id, Iss: t.cfg.Issuer, Aud: aud, EventsSupported: EventsSupported,
+		MinVerificationInterval: int64((t.cfg.MinVerificationInterval + time.Second - 1) / time.Second)}
 	if err := t.applyReceiverFields(&cfg, r, true); err != nil {
 		return StreamConfig{}, err
 	}

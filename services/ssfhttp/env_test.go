@@ -36,11 +36,12 @@ type env struct {
 // address is the issuer.
 func newEnv(t *testing.T, feed *ssftest.Feed, st store.Store) *env {
 	t.Helper()
-	return newEnvSource(t, feed, st, nil)
+	return newEnvWith(t, feed, st, nil, nil)
 }
 
-// newEnvSource is newEnv following src instead of the feed's in-process source.
-func newEnvSource(t *testing.T, feed *ssftest.Feed, st store.Store, src treatyfeed.Source) *env {
+// newEnvWith is newEnv following src instead of the feed's in-process source (if not nil), with
+// edit (if not nil) changing the transmitter's configuration.
+func newEnvWith(t *testing.T, feed *ssftest.Feed, st store.Store, src treatyfeed.Source, edit func(*ssf.Config)) *env {
 	t.Helper()
 	if feed == nil {
 		feed = ssftest.NewFeed(t)
@@ -53,10 +54,14 @@ func newEnvSource(t *testing.T, feed *ssftest.Feed, st store.Store, src treatyfe
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + srv.Listener.Addr().String()
-	tr := ssftest.Start(t, st, ssf.Config{
+	cfg := ssf.Config{
 		Issuer: issuer, TokenIssuer: "https://treaty.example.com", Source: src,
 		PollWait: 2 * time.Second, RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond,
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	tr := ssftest.Start(t, st, cfg)
 	h, err := ssfhttp.New(ssfhttp.Config{Transmitter: tr, ReceiverToken: receiverToken})
 	if err != nil {
 		t.Fatal(err)

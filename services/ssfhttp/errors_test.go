@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/treaty-dev/treaty/services/ssfhttp"
 	"github.com/treaty-dev/treaty/ssf"
@@ -194,5 +195,29 @@ func TestReadToken(t *testing.T) {
 	}
 	if _, err := ssfhttp.ReadToken(dir + "/missing"); err == nil {
 		t.Error("missing file accepted")
+	}
+}
+
+// TestVerificationRateLimit: with a min_verification_interval, a second request inside it is 429
+// (SSF 1.0 section 8.1.1), and the interval is advertised in the stream's configuration.
+func TestVerificationRateLimit(t *testing.T) {
+	e := newEnvWith(t, nil, nil, nil, func(c *ssf.Config) { c.MinVerificationInterval = time.Hour })
+	var cfg ssf.StreamConfig
+	e.call(t, http.MethodPost, e.issuer+"/ssf/stream", map[string]any{}, &cfg)
+	if cfg.MinVerificationInterval != 3600 {
+		t.Fatalf("min_verification_interval = %d, want 3600", cfg.MinVerificationInterval)
+	}
+	body := map[string]string{"stream_id": cfg.StreamID}
+	if code := e.call(t, http.MethodPost, e.issuer+"/ssf/verify", body, nil); code != http.StatusNoContent {
+		t.Fatalf("first verification = %d", code)
+	}
+	var errBody map[string]string
+	if code := e.call(t, http.MethodPost, e.issuer+"/ssf/verify", body, &errBody); code != http.StatusTooManyRequests || errBody["err"] != "too_many_requests" {
+		t.Fatalf("second verification = %d %v, want 429", code, errBody)
+	}
+	var other ssf.StreamConfig
+	e.call(t, http.MethodPost, e.issuer+"/ssf/stream", map[string]any{}, &other)
+	if code := e.call(t, http.MethodPost, e.issuer+"/ssf/verify", map[string]string{"stream_id": other.StreamID}, nil); code != http.StatusNoContent {
+		t.Fatalf("another stream's verification = %d; the limit is per stream", code)
 	}
 }

@@ -10,7 +10,8 @@
 //
 // Errors are JSON objects {"err": CODE, "description": TEXT} in the RFC 8935/8936 error shape:
 // 400 for a malformed request, 401, 404 for an unknown stream, 405, 409 for a request the stream's
-// state refuses, 413 for a body over the bound, 415 for a body that is not JSON.
+// state refuses, 413 for a body over the bound, 415 for a body that is not JSON, 429 for a
+// verification request inside the stream's min_verification_interval.
 package ssfhttp
 
 import (
@@ -200,6 +201,11 @@ func writeError(w http.ResponseWriter, status int, code, desc string) {
 
 // fault answers an error from the transmitter.
 func (h *Handler) fault(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, ssf.ErrTooFrequent) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "too_many_requests", "verification was requested too recently; see the stream's min_verification_interval")
+		return
+	}
 	var fe *fail.Error
 	if !errors.As(err, &fe) {
 		h.log.Error("ssf: internal error", "err", err, "path", r.URL.Path)

@@ -254,7 +254,7 @@ func waitQueued(t *testing.T, tr *ssf.Transmitter, id string, n int) {
 func TestFollowsRemoteRevoker(t *testing.T) {
 	feed := ssftest.NewFeed(t)
 	conn := grpctest.Serve(t, revokersvc.New(revokersvc.Config{Log: feed.Log, Heartbeat: 100 * time.Millisecond}).Register)
-	e := newEnvSource(t, feed, nil, revokersvc.NewSource(conn))
+	e := newEnvWith(t, feed, nil, revokersvc.NewSource(conn), nil)
 	md, jwks := e.discover(t)
 	rcv := ssftest.NewReceiver(t, 0)
 	var cfg ssf.StreamConfig
