@@ -42,6 +42,8 @@ import (
 	"github.com/treaty-dev/treaty/services/pdpsvc"
 	"github.com/treaty-dev/treaty/services/registrysvc"
 	"github.com/treaty-dev/treaty/services/revokersvc"
+	"github.com/treaty-dev/treaty/services/ssfhttp"
+	"github.com/treaty-dev/treaty/ssf"
 	"github.com/treaty-dev/treaty/store"
 )
 
@@ -56,7 +58,9 @@ type Server struct {
 	pdp        *pdp.PDP
 	decisions  *decisionlog.Log
 	decLogSvc  *decisionlogsvc.Service
-	http       *http.Server // the AuthZEN API, when HTTPListen is set
+	http       *http.Server // the AuthZEN and SSF APIs, when HTTPListen is set
+	httpPDP    *pdp.PDP     // the PDP AuthZEN serves, when it runs here
+	httpTrust  *Trust
 	httpLis    net.Listener
 	revokerSvc *revokersvc.Service
 	issuer     *issuer.Issuer
@@ -234,11 +238,7 @@ func (s *Server) assemble(ctx context.Context) error {
 			}
 			ext.Register(s.grpc)
 		}
-		if cfg.HTTPListen != "" {
-			if err := s.startHTTP(p, trust); err != nil {
-				return err
-			}
-		}
+		s.httpPDP, s.httpTrust = p, trust
 	}
 	if cfg.runs(Issuer) {
 		st, err := open(Issuer, issuer.Schema)
@@ -273,6 +273,11 @@ func (s *Server) assemble(ctx context.Context) error {
 		s.issuer = iss
 		issuersvc.New(issuersvc.Config{Issuer: iss, Logger: s.log}).Register(s.grpc)
 	}
+	if cfg.HTTPListen != "" {
+		if err := s.startHTTP(ctx, open, peer); err != nil {
+			return err
+		}
+	}
 	adminsvc.New(adminsvc.Config{Stores: backupOrder(s.named), Logger: s.log}).Register(s.grpc)
 	return nil
 }
@@ -292,8 +297,9 @@ func backupOrder(named []backup.Source) []backup.Source {
 	return append(out, last...)
 }
 
-// startHTTP serves the AuthZEN API on its own listener.
-func (s *Server) startHTTP(p *pdp.PDP, trust *Trust) error {
+// startHTTP serves the HTTP APIs on their own listener: AuthZEN when the PDP runs here, the SSF
+// transmitter when --ssf-receiver-token-file is given.
+func (s *Server) startHTTP(ctx context.Context, open func(string, store.Schema) (store.Store, error), peer func(string) (*grpc.ClientConn, error)) error {
 	lis, err := net.Listen("tcp", s.cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--http-listen): %w", s.cfg.HTTPListen, err)
@@ -303,21 +309,60 @@ func (s *Server) startHTTP(p *pdp.PDP, trust *Trust) error {
 	if base == "" {
 		base = "http://" + lis.Addr().String()
 	}
-	h, err := authzen.New(authzen.Config{PDP: p, BaseURL: base, Trusted: trust.HTTP, Logger: s.log})
-	if err != nil {
-		return fmt.Errorf("authzen: %w", err)
+	mux := http.NewServeMux()
+	if s.cfg.SSFReceiverTokenFile != "" {
+		if err := s.startSSF(ctx, mux, base, open, peer); err != nil {
+			return err
+		}
+	}
+	if s.httpPDP != nil {
+		h, err := authzen.New(authzen.Config{PDP: s.httpPDP, BaseURL: base, Trusted: s.httpTrust.HTTP, Logger: s.log})
+		if err != nil {
+			return fmt.Errorf("authzen: %w", err)
+		}
+		mux.Handle("/", h)
 	}
 	// Timeouts bound what a slow or idle client can hold: bodies are small and decisions fast.
 	s.http = &http.Server{
-		Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	go func() {
 		if err := s.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("AuthZEN HTTP server stopped", "err", err)
+			s.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
+	return nil
+}
+
+// startSSF runs the Shared Signals transmitter, following the revoker's feed, and mounts its
+// endpoints on mux.
+func (s *Server) startSSF(ctx context.Context, mux *http.ServeMux, base string, open func(string, store.Schema) (store.Store, error), peer func(string) (*grpc.ClientConn, error)) error {
+	tok, err := ssfhttp.ReadToken(s.cfg.SSFReceiverTokenFile)
+	if err != nil {
+		return fmt.Errorf("--ssf-receiver-token-file: %w", err)
+	}
+	st, err := open("ssf", ssf.Schema)
+	if err != nil {
+		return err
+	}
+	conn, err := peer(Revoker)
+	if err != nil {
+		return err
+	}
+	tr, err := ssf.Open(st, ssf.Config{
+		Issuer: base, TokenIssuer: s.cfg.IssuerURL, Source: revokersvc.NewSource(conn), Audience: s.cfg.SSFAudience, Logger: s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("ssf: %w", err)
+	}
+	s.goLoop(func() { tr.Run(ctx) }) // ends with ctx, before the stores close
+	h, err := ssfhttp.New(ssfhttp.Config{Transmitter: tr, ReceiverToken: tok, Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("ssf: %w", err)
+	}
+	h.Register(mux)
 	return nil
 }
 
