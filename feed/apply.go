@@ -2,6 +2,7 @@ package feed
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -139,8 +140,32 @@ func (e *Editor) Apply(ev *treatyv1.Event) error {
 		e.setWorkload(w)
 	case *treatyv1.Event_PolicyChanged:
 		e.changePolicy(c.PolicyChanged)
+	case *treatyv1.Event_GlobalWatermark:
+		// It only rises: a lower or equal one changes nothing (the revoker refuses those anyway).
+		if b := c.GlobalWatermark.GetBelowSequence(); b > e.next.global {
+			e.next.global, e.next.globalSeq = b, seq
+		}
 	}
 	return nil
+}
+
+// ForgetExpired drops the revoked credentials whose denylisting ended before t, and returns how
+// many it dropped. A credential past its expiry is denied as expired whatever the denylist says,
+// so its entry only costs memory; t should trail the clock by a margin for the clocks of the
+// deciders. Changes saves the removals.
+func (e *Editor) ForgetExpired(t time.Time) int {
+	var gone []string
+	e.next.revoked.each(func(jti string, r *RevokedCredential) bool {
+		if r.Expires.Before(t) {
+			gone = append(gone, jti)
+		}
+		return true
+	})
+	for _, jti := range gone {
+		e.revoked.delete(jti)
+		e.dirty[recordRef{bucketRevoked, jti}] = struct{}{}
+	}
+	return len(gone)
 }
 
 func (e *Editor) changePolicy(pc *treatyv1.PolicyChanged) {

@@ -30,6 +30,9 @@ var Buckets = []string{bucketMeta, bucketPartners, bucketIntegrations, bucketWor
 var (
 	metaEpoch    = []byte("epoch")
 	metaSequence = []byte("sequence")
+	// The break-glass watermark and the sequence of the event that set it.
+	metaGlobal    = []byte("global_watermark")
+	metaGlobalSeq = []byte("global_watermark_sequence")
 )
 
 // Changes is what an edit changed, ready to be saved in the same transaction as whatever else
@@ -63,7 +66,13 @@ func saveMeta(tx store.Tx, s *State) error {
 	if err := tx.Put(bucketMeta, metaEpoch, []byte(s.epoch)); err != nil {
 		return err
 	}
-	return tx.Put(bucketMeta, metaSequence, store.Uint64Key(s.seq))
+	if err := tx.Put(bucketMeta, metaSequence, store.Uint64Key(s.seq)); err != nil {
+		return err
+	}
+	if err := tx.Put(bucketMeta, metaGlobal, store.Uint64Key(s.global)); err != nil {
+		return err
+	}
+	return tx.Put(bucketMeta, metaGlobalSeq, store.Uint64Key(s.globalSeq))
 }
 
 // SaveAll replaces whatever state tx holds with s, for a resync from a snapshot.
@@ -100,6 +109,8 @@ func Load(tx store.Tx) (*State, error) {
 	p := &treatyv1.EnforcementState{
 		Epoch:    string(tx.Get(bucketMeta, metaEpoch)),
 		Sequence: store.KeyUint64(tx.Get(bucketMeta, metaSequence)),
+		// A store saved before the watermark existed has no key: zero, never set.
+		GlobalWatermark: store.KeyUint64(tx.Get(bucketMeta, metaGlobal)),
 	}
 	scan := func(bucket string, decode func([]byte) error) error {
 		return tx.Scan(bucket, nil, nil, func(k, v []byte) (bool, error) {
@@ -152,7 +163,9 @@ func Load(tx store.Tx) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	return FromProto(p), nil
+	s := FromProto(p)
+	s.globalSeq = store.KeyUint64(tx.Get(bucketMeta, metaGlobalSeq))
+	return s, nil
 }
 
 func (s *State) encodeRecord(ref recordRef) ([]byte, error) {
@@ -171,7 +184,10 @@ func (s *State) encodeRecord(ref recordRef) ([]byte, error) {
 		k, _ := s.keys.get(ref.key)
 		m = keyRecord(k)
 	case bucketRevoked:
-		r, _ := s.revoked.get(ref.key)
+		r, ok := s.revoked.get(ref.key)
+		if !ok {
+			return nil, nil // forgotten (ForgetExpired): Save deletes the record
+		}
 		m = revokedRecord(r)
 	case bucketPolicies:
 		// The key is PARTNER/MODE; a mode without a set has no record.
@@ -192,7 +208,7 @@ func (s *State) encodeRecord(ref recordRef) ([]byte, error) {
 
 // Proto returns the state as an EnforcementState message, for the Snapshot RPC.
 func (s *State) Proto() *treatyv1.EnforcementState {
-	p := &treatyv1.EnforcementState{Epoch: s.epoch, Sequence: s.seq}
+	p := &treatyv1.EnforcementState{Epoch: s.epoch, Sequence: s.seq, GlobalWatermark: s.global}
 	s.partners.each(func(_ string, v *Partner) bool { p.Partners = append(p.Partners, partnerRecord(v)); return true })
 	s.integrations.each(func(_ string, v *Integration) bool {
 		p.Integrations = append(p.Integrations, integrationRecord(v))
@@ -210,7 +226,7 @@ func (s *State) Proto() *treatyv1.EnforcementState {
 
 // FromProto builds a State from an EnforcementState message.
 func FromProto(p *treatyv1.EnforcementState) *State {
-	s := &State{epoch: p.GetEpoch(), seq: p.GetSequence()}
+	s := &State{epoch: p.GetEpoch(), seq: p.GetSequence(), global: p.GetGlobalWatermark()}
 	e := s.Edit() // its State gets the ID
 	for _, r := range p.GetPartners() {
 		pc := r.GetPartner()

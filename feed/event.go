@@ -44,8 +44,8 @@ func ParseKind(name string) (treatyv1.TargetKind, bool) {
 
 // Describe names what an event did and to what: kind is one of credential_revoked, blocked,
 // restored, key_published, key_revoked, partner_changed, integration_changed, workload_changed,
-// policy_changed;
-// target is "kind/id", for example "partner/acme".
+// policy_changed, global_watermark; target is "kind/id", for example "partner/acme", or "all" for
+// the global watermark, which reaches every credential.
 func Describe(ev *treatyv1.Event) (kind, target string) {
 	t := func(k treatyv1.TargetKind, id string) string { return KindName(k) + "/" + id }
 	switch c := ev.GetChange().(type) {
@@ -67,6 +67,8 @@ func Describe(ev *treatyv1.Event) (kind, target string) {
 		return "workload_changed", t(treatyv1.TargetKind_TARGET_KIND_WORKLOAD, c.WorkloadChanged.GetWorkloadId())
 	case *treatyv1.Event_PolicyChanged:
 		return "policy_changed", t(treatyv1.TargetKind_TARGET_KIND_PARTNER, c.PolicyChanged.GetPartnerId())
+	case *treatyv1.Event_GlobalWatermark:
+		return "global_watermark", "all"
 	}
 	return "unknown", ""
 }
@@ -145,6 +147,10 @@ func CheckChange(ev *treatyv1.Event) error {
 		}
 	case *treatyv1.Event_PolicyChanged:
 		return checkPolicyChanged(c.PolicyChanged)
+	case *treatyv1.Event_GlobalWatermark:
+		if c.GlobalWatermark.GetBelowSequence() == 0 {
+			return fail.Invalidf("global_watermark.below_sequence", "global_watermark.below_sequence must be positive")
+		}
 	default:
 		return fail.Invalidf("event.change", "event carries no change")
 	}

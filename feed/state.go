@@ -107,6 +107,9 @@ type State struct {
 	keys         cowMap[*SigningKey]
 	revoked      cowMap[*RevokedCredential]
 	policies     cowMap[*Policies]
+	// global is the break-glass watermark: credentials with a tsq below it are revoked. globalSeq
+	// is the sequence of the event that set it (kept in a store's meta bucket, not in Proto).
+	global, globalSeq uint64
 }
 
 // Empty returns the state of a feed with no events, for the given epoch.
@@ -128,6 +131,14 @@ func (s *State) Epoch() string { return s.epoch }
 
 // Sequence returns the last sequence folded into the state.
 func (s *State) Sequence() uint64 { return s.seq }
+
+// GlobalWatermark returns the break-glass watermark: every credential with a tsq below it is
+// revoked, whatever it is for. It is zero until a GlobalWatermark event sets it, and only rises.
+func (s *State) GlobalWatermark() uint64 { return s.global }
+
+// GlobalWatermarkSequence returns the sequence of the event that set the global watermark, or zero.
+// A State built by FromProto does not know it (a snapshot does not carry it) and returns zero.
+func (s *State) GlobalWatermarkSequence() uint64 { return s.globalSeq }
 
 // Partner returns the partner with the given id.
 func (s *State) Partner(id string) (*Partner, bool) { return s.partners.get(id) }

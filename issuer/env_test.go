@@ -136,6 +136,7 @@ func newEnv(t *testing.T, edit ...func(*issuer.Config)) *env {
 	e.calls = &recorder{Authorizer: e.world.Authorizer()}
 	e.cfg = issuer.Config{
 		Directory: e.world.Directory(), Authorizer: e.calls, IssuerURL: issuerURL, Now: e.clock.Now, Logger: quiet,
+		DataDir: filepath.Dir(e.path), // the issuer generates its key-encryption key there
 	}
 	for _, fn := range edit {
 		fn(&e.cfg)
@@ -169,6 +170,14 @@ func (e *env) onboard(id string, contractEnd time.Time, maxTTL time.Duration) (s
 // start opens the store and the issuer; runRelay false leaves the outbox unpublished.
 func (e *env) start(runRelay bool) {
 	e.t.Helper()
+	if err := e.tryStart(runRelay); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// tryStart is start returning the issuer's error; on error everything is closed again.
+func (e *env) tryStart(runRelay bool) error {
+	e.t.Helper()
 	st, err := store.OpenBolt(e.path, issuer.Schema)
 	if err != nil {
 		e.t.Fatal(err)
@@ -182,8 +191,12 @@ func (e *env) start(runRelay bool) {
 	cfg := e.cfg
 	cfg.Store, cfg.Relay = st, e.relay
 	if e.iss, err = issuer.New(cfg); err != nil {
-		e.t.Fatal(err)
+		e.stopRelay()
+		st.Close()
+		e.st = nil
+		return err
 	}
+	return nil
 }
 
 // runRelay starts publishing the outbox.

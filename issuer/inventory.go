@@ -3,6 +3,8 @@ package issuer
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/store"
@@ -144,4 +146,141 @@ func (i *Issuer) ListCredentials(f Filter, pageSize int, pageToken string) ([]Cr
 		return nil, "", fmt.Errorf("issuer: list credentials: %w", err)
 	}
 	return out, next, nil
+}
+
+// MaxLiveIDs bounds the ids CountLive returns.
+const MaxLiveIDs = 100
+
+// liveMargin widens the window CountLive scans beyond the maximum credential lifetime, for clocks
+// that stepped between issuances.
+const liveMargin = 5 * time.Minute
+
+// LiveQuery selects live (unexpired) credentials, for a revocation's dry run. Every field that is
+// set must match; at least one of the ids or BelowSequence must be set.
+type LiveQuery struct {
+	PartnerID, IntegrationID, WorkloadID string
+	// CredentialID is a jti.
+	CredentialID string
+	// Kid is the signing key.
+	Kid string
+	// BelowSequence, if non-zero, keeps credentials with a tsq below it (a break-glass revocation).
+	BelowSequence uint64
+	// MinSequence, if non-zero, keeps credentials with a tsq at or after it (a restore's watermark:
+	// older ones are dead already).
+	MinSequence uint64
+	// MaxIDs is how many ids to return; zero or more than MaxLiveIDs means MaxLiveIDs.
+	MaxIDs int
+	// WorkloadIDs, if not empty, keeps credentials of one of these workloads.
+	WorkloadIDs []string
+}
+
+// liveQuery is a LiveQuery with its workload set.
+type liveQuery struct {
+	LiveQuery
+	workloads map[string]bool // nil: any workload
+}
+
+func (q liveQuery) matches(rec *credentialRecord, now time.Time) bool {
+	switch {
+	case !rec.ExpireTime.After(now),
+		q.PartnerID != "" && rec.PartnerID != q.PartnerID,
+		q.IntegrationID != "" && rec.IntegrationID != q.IntegrationID,
+		q.WorkloadID != "" && rec.WorkloadID != q.WorkloadID,
+		q.CredentialID != "" && rec.ID != q.CredentialID,
+		q.Kid != "" && rec.Kid != q.Kid,
+		q.BelowSequence != 0 && rec.Sequence >= q.BelowSequence,
+		q.MinSequence != 0 && rec.Sequence < q.MinSequence,
+		q.workloads != nil && !q.workloads[rec.WorkloadID]:
+		return false
+	}
+	return true
+}
+
+// CountLive counts the live credentials q selects and returns up to q.MaxIDs of their ids,
+// soonest-expiring last.
+//
+// It never reads the whole inventory: a credential issued longer ago than the maximum credential
+// lifetime (plus a margin) has expired, so a newest-first scan of the narrowest index (the
+// workload's, the partner's, or issuance order) stops there. Credentials minted under a longer
+// maximum lifetime than the one configured now are not counted.
+func (i *Issuer) CountLive(q LiveQuery) (uint64, []string, error) {
+	switch {
+	case q.MaxIDs < 0:
+		return 0, nil, fail.Invalidf("max_ids", "max_ids must not be negative")
+	case q.MaxIDs == 0 || q.MaxIDs > MaxLiveIDs:
+		q.MaxIDs = MaxLiveIDs
+	}
+	if q.PartnerID == "" && q.IntegrationID == "" && q.WorkloadID == "" && len(q.WorkloadIDs) == 0 && q.CredentialID == "" &&
+		q.Kid == "" && q.BelowSequence == 0 {
+		return 0, nil, fail.Invalidf("partner_id", "name what to count: a partner, integration, workload, credential or key, or a sequence bound")
+	}
+	lq := liveQuery{LiveQuery: q}
+	if len(q.WorkloadIDs) > 0 {
+		lq.workloads = make(map[string]bool, len(q.WorkloadIDs))
+		for _, id := range q.WorkloadIDs {
+			lq.workloads[id] = true
+		}
+	}
+	now := i.cfg.Now()
+	cutoff := now.Add(-i.cfg.MaxCredentialTTL - liveMargin)
+	type live struct {
+		id      string
+		expires time.Time
+	}
+	var (
+		count uint64
+		found []live
+	)
+	visit := func(rec *credentialRecord) {
+		if !lq.matches(rec, now) {
+			return
+		}
+		count++
+		if len(found) < q.MaxIDs {
+			found = append(found, live{rec.ID, rec.ExpireTime})
+		}
+	}
+	err := i.cfg.Store.View(func(tx store.Tx) error {
+		if q.CredentialID != "" {
+			var rec credentialRecord
+			ok, err := getJSON(tx, bucketCreds, []byte(q.CredentialID), &rec)
+			if ok {
+				visit(&rec)
+			}
+			return err
+		}
+		bucket, prefix := bucketByOrder, []byte(nil)
+		switch {
+		case q.WorkloadID != "":
+			bucket, prefix = bucketByWorkload, scoped(q.WorkloadID, nil)
+		case len(q.WorkloadIDs) == 1:
+			bucket, prefix = bucketByWorkload, scoped(q.WorkloadIDs[0], nil)
+		case q.PartnerID != "":
+			bucket, prefix = bucketByPartner, scoped(q.PartnerID, nil)
+		}
+		return tx.Scan(bucket, prefix, nil, func(_, jti []byte) (bool, error) {
+			var rec credentialRecord
+			ok, err := getJSON(tx, bucketCreds, jti, &rec)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				return false, fmt.Errorf("index entry for %q has no record", jti)
+			}
+			if rec.IssueTime.Before(cutoff) {
+				return false, nil // everything older has expired
+			}
+			visit(&rec)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("issuer: count live credentials: %w", err)
+	}
+	slices.SortStableFunc(found, func(a, b live) int { return b.expires.Compare(a.expires) })
+	ids := make([]string, len(found))
+	for k, f := range found {
+		ids[k] = f.id
+	}
+	return count, ids, nil
 }

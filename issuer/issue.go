@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4/jwt"
-
 	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/token"
 )
@@ -161,7 +159,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 		Scope: strings.Join(scopes, " "), Audience: req.Audience, IssuedAt: iat.Unix(), Expiry: exp.Unix(),
 		ID: jti, Sequence: dec.Sequence, Epoch: dec.Epoch,
 	}
-	raw, err := jwt.Signed(key.jose).Claims(claims).Serialize()
+	raw, err := key.sign(ctx, claims)
 	if err != nil {
 		return Issued{}, fmt.Errorf("issuer: sign access token: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,10 +36,32 @@ type Config struct {
 	IssuerURL string
 	// MaxCredentialTTL caps every credential's lifetime; defaults to token.DefaultMaxLifetime.
 	MaxCredentialTTL time.Duration
+	// SigningAlgorithm is the JWS algorithm of new signing keys: EdDSA (the default), ES256 or
+	// RS256. Changing it takes effect at a rotation, which it makes due at once: a key of the new
+	// algorithm is published KeyPrepublish ahead of its turn.
+	SigningAlgorithm string
+	// KeyRotation is how long a signing key signs before the next one takes over; defaults to
+	// DefaultKeyRotation. At least a minute, and longer than KeyPrepublish.
+	KeyRotation time.Duration
+	// KeyPrepublish is how long the next signing key is published (in the feed and the JWKS)
+	// before it signs; defaults to DefaultKeyPrepublish.
+	KeyPrepublish time.Duration
+	// KEKFile is an existing file holding the key-encryption key (KEK) the private signing keys
+	// are encrypted with in Store (AES-256-GCM): 32 bytes, raw or in standard base64, readable by
+	// its owner only (mode 0600 or stricter), or the issuer refuses to start. The environment
+	// variable TREATY_KEK (KEKEnv) may give the KEK instead (setting both is an error). With
+	// neither, the issuer keeps the KEK in DataDir/issuer.kek (KEKFileName), generating it on
+	// first start. A store opened with another KEK than the one it was written with is refused.
+	KEKFile string
+	// DataDir is the data folder, where a generated key-encryption key is kept. Without KEKFile,
+	// TREATY_KEK or DataDir the private signing keys are stored unencrypted (with a warning).
+	DataDir string
 	// Now returns the current time; defaults to time.Now.
 	Now func() time.Time
 	// Logger receives operational and audit logs; defaults to slog.Default().
 	Logger *slog.Logger
+
+	kekEnv string // the value of KEKEnv, read once by validate
 }
 
 func (c *Config) validate() error {
@@ -53,7 +76,25 @@ func (c *Config) validate() error {
 		return errors.New("issuer: Config.Authorizer is required")
 	case c.MaxCredentialTTL < 0:
 		return errors.New("issuer: Config.MaxCredentialTTL must not be negative")
+	case c.KeyRotation < 0 || c.KeyPrepublish < 0:
+		return errors.New("issuer: Config.KeyRotation and Config.KeyPrepublish must not be negative")
 	}
+	if c.SigningAlgorithm == "" {
+		c.SigningAlgorithm = DefaultSigningAlgorithm
+	}
+	if err := checkAlgorithm(c.SigningAlgorithm); err != nil {
+		return err
+	}
+	if c.KeyRotation == 0 {
+		c.KeyRotation = DefaultKeyRotation
+	}
+	if c.KeyPrepublish == 0 {
+		c.KeyPrepublish = min(DefaultKeyPrepublish, c.KeyRotation/2)
+	}
+	if c.KeyRotation < minKeyRotation || c.KeyPrepublish >= c.KeyRotation {
+		return fmt.Errorf("issuer: the key rotation period (%s) must be at least %s and longer than the prepublication period (%s)", c.KeyRotation, minKeyRotation, c.KeyPrepublish)
+	}
+	c.kekEnv = os.Getenv(KEKEnv)
 	u, err := url.Parse(c.IssuerURL)
 	if c.IssuerURL == "" || err != nil || u.Scheme == "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("issuer: the issuer URL %q must be an absolute URL without query or fragment, for example https://treaty.example.com", c.IssuerURL)
@@ -75,8 +116,11 @@ type Issuer struct {
 	cfg Config
 	log *slog.Logger
 
+	kek      *kek                   // seals private keys in the store; nil if none is configured
 	active   atomic.Pointer[signer] // the key new tokens are signed with
-	rotateMu sync.Mutex             // serializes key rotation
+	next     atomic.Pointer[signer] // the key published ahead of its turn, if any
+	due      atomic.Int64           // when the key schedule next has a step to take (Unix nanos)
+	rotateMu sync.Mutex             // serializes key changes
 
 	// Background work (key publication waits, the key watcher) lives as long as the Issuer.
 	ctx    context.Context
@@ -86,8 +130,9 @@ type Issuer struct {
 	wg     sync.WaitGroup
 }
 
-// New opens the issuer kept in cfg.Store: it loads the active signing key, or creates one and
-// queues its publication into the feed in the same transaction. The key's feed sequence is
+// New opens the issuer kept in cfg.Store: it finds the key-encryption key (see Config.KEKFile),
+// loads the active signing key, or creates one and queues its publication into the feed in the
+// same transaction, and starts the key schedule (see Config.KeyRotation). The key's feed sequence is
 // recorded in the background once the relay confirms it; issuance waits for it. Call Close to stop
 // the background work.
 func New(cfg Config) (*Issuer, error) {
@@ -98,8 +143,14 @@ func New(cfg Config) (*Issuer, error) {
 	i := &Issuer{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel}
 	if err := i.loadKeys(); err != nil {
 		cancel()
+		i.wg.Wait()
 		return nil, err
 	}
+	if err := i.tick(); err != nil {
+		i.Close()
+		return nil, err
+	}
+	i.background(i.runSchedule)
 	if cfg.Feed != nil {
 		i.background(i.watchKeys)
 	}

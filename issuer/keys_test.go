@@ -20,6 +20,12 @@ import (
 // checkPublicJWK fails unless raw is a public Ed25519 JWK for kid, without private members.
 func checkPublicJWK(t *testing.T, raw []byte, kid string) {
 	t.Helper()
+	checkJWK(t, raw, kid, "EdDSA")
+}
+
+// checkJWK fails unless raw is a public JWK for kid and algorithm alg, without private members.
+func checkJWK(t *testing.T, raw []byte, kid, alg string) {
+	t.Helper()
 	var members map[string]any
 	if err := json.Unmarshal(raw, &members); err != nil {
 		t.Fatal(err)
@@ -33,8 +39,10 @@ func checkPublicJWK(t *testing.T, raw []byte, kid string) {
 	if err := jwk.UnmarshalJSON(raw); err != nil {
 		t.Fatal(err)
 	}
-	if !jwk.IsPublic() || jwk.KeyID != kid || members["kty"] != "OKP" || members["crv"] != "Ed25519" || members["alg"] != "EdDSA" {
-		t.Fatalf("JWK %s is not the public Ed25519 key %s", raw, kid)
+	want := map[string][2]string{"EdDSA": {"OKP", "Ed25519"}, "ES256": {"EC", "P-256"}, "RS256": {"RSA", ""}}[alg]
+	crv, _ := members["crv"].(string)
+	if !jwk.IsPublic() || jwk.KeyID != kid || members["kty"] != want[0] || crv != want[1] || members["alg"] != alg || members["use"] != "sig" {
+		t.Fatalf("JWK %s is not the public %s key %s", raw, alg, kid)
 	}
 	if got, err := issuer.KeyID(jwk.Key); err != nil || got != kid {
 		t.Fatalf("kid %s is not the key's RFC 7638 thumbprint %s (%v)", kid, got, err)
@@ -276,6 +284,16 @@ func TestConfigValidation(t *testing.T) {
 		"relative URL":     func(c *issuer.Config) { c.IssuerURL = "treaty.test" },
 		"URL with query":   func(c *issuer.Config) { c.IssuerURL = "https://treaty.test/?a=b" },
 		"negative max TTL": func(c *issuer.Config) { c.MaxCredentialTTL = -time.Hour },
+		"HS256":            func(c *issuer.Config) { c.SigningAlgorithm = "HS256" },
+		"alg none":         func(c *issuer.Config) { c.SigningAlgorithm = "none" },
+		"ES384":            func(c *issuer.Config) { c.SigningAlgorithm = "ES384" },
+		"rotation too short": func(c *issuer.Config) {
+			c.KeyRotation = 30 * time.Second
+			c.KeyPrepublish = time.Second
+		},
+		"prepublish as long as rotation": func(c *issuer.Config) { c.KeyRotation, c.KeyPrepublish = time.Hour, time.Hour },
+		"negative rotation":              func(c *issuer.Config) { c.KeyRotation = -time.Hour },
+		"negative prepublish":            func(c *issuer.Config) { c.KeyPrepublish = -time.Hour },
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := e.cfg

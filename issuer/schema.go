@@ -13,7 +13,7 @@ import (
 // id contains, so one id is never a prefix match of another), then the inverted issuance counter,
 // so a prefix scan lists one partner's or workload's credentials newest first.
 const (
-	bucketState      = "issuer"                  // fixed keys: the active kid, the inventory counter
+	bucketState      = "issuer"                  // fixed keys: the active and next kids, the KEK id, the inventory counter
 	bucketKeys       = "keys"                    // kid -> keyRecord
 	bucketCreds      = "credentials"             // jti -> credentialRecord
 	bucketByOrder    = "credentials_by_order"    // ^n -> jti
@@ -28,8 +28,9 @@ var (
 	keyCounter = []byte("credential_counter")
 )
 
-// Schema is the layout of the issuer's store. Private signing keys are kept in it as PKCS#8; the
-// bbolt file is created with mode 0600.
+// Schema is the layout of the issuer's store. Private signing keys are kept in it as PKCS#8
+// encrypted with the key-encryption key (see Config.KEKFile); the bbolt file is created with mode
+// 0600.
 var Schema = store.Schema{
 	Name:    "issuer",
 	Version: 1,
@@ -44,14 +45,23 @@ type keyRecord struct {
 	Kid       string          `json:"kid"`
 	Algorithm string          `json:"alg"`
 	PublicJWK json.RawMessage `json:"public_jwk"`
-	// Private is the PKCS#8 private key; dropped once the key is revoked, as it can sign nothing
-	// that would be honoured any more.
-	Private   []byte    `json:"private,omitempty"`
-	Created   time.Time `json:"created"`
-	Revoked   bool      `json:"revoked,omitempty"`
-	Published uint64    `json:"published_sequence,omitempty"`
+	// Private is the PKCS#8 private key in plaintext: only in stores written before keys were
+	// encrypted (migrated into Sealed at open), or by an issuer given no key-encryption key.
+	Private []byte `json:"private,omitempty"`
+	// Sealed is the PKCS#8 private key encrypted with the key-encryption key. Private and Sealed
+	// are both dropped once the key is retired or revoked, as it signs nothing more.
+	Sealed    *sealedKey `json:"sealed,omitempty"`
+	Created   time.Time  `json:"created"`
+	Revoked   bool       `json:"revoked,omitempty"`
+	Published uint64     `json:"published_sequence,omitempty"`
 	// Issuer is the issuer identifier the key was published for; tokens it signs carry it as iss.
 	Issuer string `json:"issuer,omitempty"`
+	// Activated is when the key started signing; zero for a key that never did.
+	Activated time.Time `json:"activated,omitempty"`
+	// Retired is when the key stopped signing, and PublishedUntil when the last token it signed
+	// has expired, so that it leaves the JWKS.
+	Retired        time.Time `json:"retired,omitempty"`
+	PublishedUntil time.Time `json:"published_until,omitempty"`
 }
 
 // credentialRecord is an inventory record as stored.

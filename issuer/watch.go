@@ -2,13 +2,18 @@ package issuer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/treaty-dev/treaty/store"
 )
 
-// watchKeys follows the feed so that the moment the active signing key is revoked there, the
-// issuer rotates to a new one: issuance carries on at once, instead of paying for the rotation on
-// the next request that the PDP denies as key_revoked. It runs until the issuer closes.
+// watchKeys follows the feed so that the moment one of the issuer's signing keys is revoked
+// there, the issuer drops it, and if it was the active key rotates to a new one: issuance
+// carries on at once, instead of paying for the rotation on the next request that the PDP denies
+// as key_revoked, and the JWKS stops offering the key. It runs until the issuer closes.
 func (i *Issuer) watchKeys() {
 	const minBackoff, maxBackoff = 100 * time.Millisecond, 5 * time.Second
 	backoff := minBackoff
@@ -33,16 +38,22 @@ func (i *Issuer) watchKeys() {
 
 var errEpochChanged = errors.New("the feed's epoch changed")
 
-// followKeys checks the feed's current state for a revocation of the active key (one may have
+// followKeys checks the feed's current state for revocations of the issuer's keys (some may have
 // happened while the issuer was away), then follows the feed from there.
 func (i *Issuer) followKeys(ctx context.Context) error {
 	snap, err := i.cfg.Feed.Snapshot(ctx)
 	if err != nil {
 		return err
 	}
-	if k, ok := snap.SigningKey(i.active.Load().kid); ok && k.Revoked() {
-		if _, err := i.rotate(k.Kid); err != nil {
-			return err
+	kids, err := i.liveKids()
+	if err != nil {
+		return err
+	}
+	for _, kid := range kids {
+		if k, ok := snap.SigningKey(kid); ok && k.Revoked() {
+			if err := i.revokeKey(kid); err != nil {
+				return err
+			}
 		}
 	}
 	stream, err := i.cfg.Feed.Subscribe(ctx, snap.Sequence())
@@ -57,10 +68,28 @@ func (i *Issuer) followKeys(ctx context.Context) error {
 		if hb := m.GetHeartbeat(); hb != nil && hb.GetEpoch() != snap.Epoch() {
 			return errEpochChanged // start over from a snapshot of the new log
 		}
-		if r := m.GetEvent().GetSigningKeyRevoked(); r != nil && r.GetKid() == i.active.Load().kid {
-			if _, err := i.rotate(r.GetKid()); err != nil {
+		if r := m.GetEvent().GetSigningKeyRevoked(); r != nil {
+			if err := i.revokeKey(r.GetKid()); err != nil { // a no-op for a kid that is not ours
 				return err
 			}
 		}
 	}
+}
+
+// liveKids lists the issuer's keys that are not revoked.
+func (i *Issuer) liveKids() ([]string, error) {
+	var kids []string
+	err := i.cfg.Store.View(func(tx store.Tx) error {
+		return tx.Scan(bucketKeys, nil, nil, func(k, v []byte) (bool, error) {
+			var rec keyRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return false, fmt.Errorf("decode signing key: %w", err)
+			}
+			if !rec.Revoked {
+				kids = append(kids, rec.Kid)
+			}
+			return true, nil
+		})
+	})
+	return kids, err
 }

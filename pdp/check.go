@@ -184,6 +184,9 @@ func (p *PDP) checkCredential(s *feed.State, req *CheckRequest, d *Decision, c *
 		d.tokenSequence = c.Sequence
 		return ReasonSequenceAhead
 	}
+	if c.Sequence < s.GlobalWatermark() {
+		return ReasonRevokedGlobal
+	}
 	if _, revoked := s.RevokedCredential(c.ID); revoked {
 		return ReasonRevoked
 	}

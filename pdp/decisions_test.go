@@ -19,6 +19,7 @@ import (
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/pdp/pdptest"
+	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/token"
 )
 
@@ -48,6 +49,9 @@ type step struct {
 	Restore     *targetStep      `json:"restore,omitempty"`
 	RevokeToken string           `json:"revoke_credential,omitempty"`
 	Policy      *policyStep      `json:"policy,omitempty"`
+	// RevokeAll is the break-glass revocation: "head" for every credential issued so far, or
+	// "@name" for every credential issued before a marked sequence.
+	RevokeAll string `json:"revoke_all,omitempty"`
 	// Mark names the feed's head at this point, for a token's "tsq": "@name".
 	Mark string `json:"mark,omitempty"`
 	// Stall cuts the PDP off its feed without closing the stream, and waits until it turns
@@ -307,6 +311,18 @@ func (w *world) apply(t *testing.T, s step) {
 		pdptest.Publish(t, w.log, &treatyv1.Event{Change: &treatyv1.Event_PolicyChanged{PolicyChanged: &treatyv1.PolicyChanged{
 			PartnerId: p.Partner, Mode: enumValue[treatyv1.PolicyMode](t, "POLICY_MODE_", p.Mode), Version: p.Version, Text: p.Text, PolicyId: id,
 		}}})
+	case s.RevokeAll != "":
+		r := revoker.RevokeAllRequest{Reason: "decision table", Actor: "test"}
+		if s.RevokeAll != "head" {
+			below, ok := w.claimValue(t, "tsq", s.RevokeAll).(uint64)
+			if !ok {
+				t.Fatalf("revoke_all %q: \"head\" or \"@mark\"", s.RevokeAll)
+			}
+			r.Below = below
+		}
+		if _, err := w.log.RevokeAll(context.Background(), r); err != nil {
+			t.Fatalf("revoke_all %q: %v", s.RevokeAll, err)
+		}
 	case s.Mark != "":
 		w.marks[s.Mark] = w.log.Head()
 	case s.Stall:

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/store"
@@ -111,6 +112,9 @@ func (p *PDP) follow(ctx context.Context) (progressed bool, err error) {
 	defer cancel()
 	after := p.Applied()
 	stream, err := p.cfg.Source.Subscribe(sctx, after)
+	if fail.KindOf(err) == fail.OutOfRange {
+		return false, p.resync(ctx, nil)
+	}
 	if err != nil {
 		return false, fmt.Errorf("subscribe after %d: %w", after, err)
 	}
@@ -175,6 +179,11 @@ func (p *PDP) follow(ctx context.Context) (progressed bool, err error) {
 			if err != nil {
 				return progressed, err
 			}
+		}
+		if fail.KindOf(streamErr) == fail.OutOfRange {
+			// The log compacted the events after what was applied (the PDP was away for longer
+			// than the retention): only a snapshot can bring it up to date.
+			return progressed, p.resync(ctx, nil)
 		}
 		if streamErr != nil {
 			return progressed, fmt.Errorf("feed stream after %d: %w", p.Applied(), streamErr)
@@ -267,19 +276,32 @@ func (p *PDP) adopt(epoch string) (*feed.State, error) {
 }
 
 // resync switches to the source's snapshot after the feed was replaced, keeping every revocation
-// the old state had (see keepRevocations). Until the switch is made the PDP denies as stale.
+// the old state had (see keepRevocations), or, with hb nil, after the feed answered that it no
+// longer holds the events after what was applied (compacted). Until the switch is made the PDP
+// denies as stale.
 func (p *PDP) resync(ctx context.Context, hb *treatyv1.Heartbeat) error {
 	old := p.state.Load()
 	if !p.resyncing.Swap(true) {
-		p.log.Warn("the feed was replaced; denying as stale while resyncing from a snapshot",
-			"cached_epoch", old.Epoch(), "applied", old.Sequence(), "feed_epoch", hb.GetEpoch(), "feed_head", hb.GetHeadSequence())
+		if hb == nil {
+			p.log.Warn("the feed compacted the events after what was applied; denying as stale while resyncing from a snapshot",
+				"cached_epoch", old.Epoch(), "applied", old.Sequence())
+		} else {
+			p.log.Warn("the feed was replaced; denying as stale while resyncing from a snapshot",
+				"cached_epoch", old.Epoch(), "applied", old.Sequence(), "feed_epoch", hb.GetEpoch(), "feed_head", hb.GetHeadSequence())
+		}
 	}
 	p.refreshStatus()
 	snap, err := p.cfg.Source.Snapshot(ctx)
 	if err != nil {
 		return fmt.Errorf("pdp: fetch a snapshot to resync: %w", err)
 	}
-	merged, kept := keepRevocations(old, snap)
+	merged, kept := snap, 0
+	if hb != nil || snap.Epoch() != old.Epoch() || snap.Sequence() < old.Sequence() {
+		merged, kept = keepRevocations(old, snap)
+	}
+	// Otherwise the feed compacted past what was applied and is the same log, further on: the
+	// snapshot folds every event the old state did and the ones since, restores included, so it
+	// is taken as it is (merging would bring back a block the log has since lifted).
 	if err := p.cfg.Store.Update(func(tx store.Tx) error { return feed.SaveAll(tx, merged) }); err != nil {
 		return fmt.Errorf("pdp: cache the resynced state: %w", err)
 	}

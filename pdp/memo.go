@@ -11,9 +11,10 @@ import (
 // grantMemo is what a grant of a cached token established about the state it was made on: on that
 // state (and no other), every check that depends on the state and the token alone passed: the
 // signing key is live and the one the token was verified with, the issuer is the key's, the epoch
-// is the feed's, the tsq is applied, the jti is not revoked, no block or watermark of the partner,
-// integration or workload denies, their lifecycle states are active, the workload belongs to the
-// token's integration and partner, and the integration lists the token's audience. Those checks
+// is the feed's, the tsq is applied and not below the global watermark, the jti is not revoked, no
+// block or watermark of the partner, integration or workload denies, their lifecycle states are
+// active, the workload belongs to the token's integration and partner, and the integration lists
+// the token's audience. Those checks
 // are what costs a scattered decision its time: each is a lookup by string id in a map of tens of
 // thousands of records, a likely cache miss.
 //

@@ -49,6 +49,9 @@ const (
 	// ReasonSequenceAhead: the token claims an issuance sequence this PDP has not reached even
 	// after waiting briefly: the PDP lags far behind, or the log was rolled back.
 	ReasonSequenceAhead = "sequence_ahead"
+	// ReasonRevokedGlobal: the credential's tsq is below the feed's global watermark, the
+	// break-glass revocation of every credential issued before a sequence (an issuer compromise).
+	ReasonRevokedGlobal = "revoked_global"
 	// ReasonRevoked: the credential's jti is on the feed's denylist.
 	ReasonRevoked = "revoked"
 	// ReasonProofMissing: the credential is bound to a key (its cnf claim) and the request carries
@@ -121,7 +124,7 @@ var allReasons = []string{
 	ReasonGranted, ReasonSyncing, ReasonStale, ReasonClaimsNotTrusted, ReasonClaimsIncomplete,
 	ReasonSubjectNotTrusted, ReasonMalformedToken, ReasonUnknownKey, ReasonKeyRevoked,
 	ReasonBadSignature, ReasonWrongIssuer, ReasonExpired, ReasonNotYetValid, ReasonEpochMismatch,
-	ReasonSequenceAhead, ReasonRevoked, ReasonProofMissing, ReasonProofInvalid, ReasonProofMismatch,
+	ReasonSequenceAhead, ReasonRevokedGlobal, ReasonRevoked, ReasonProofMissing, ReasonProofInvalid, ReasonProofMismatch,
 	ReasonPartnerBlocked, ReasonPartnerRevoked, ReasonIntegrationBlocked, ReasonIntegrationRevoked,
 	ReasonWorkloadBlocked, ReasonWorkloadRevoked, ReasonPartnerUnknown, ReasonPartnerInactive,
 	ReasonPartnerSuspended, ReasonPartnerTerminated, ReasonContractEnded, ReasonIntegrationUnknown,

@@ -21,6 +21,13 @@ import (
 //   - watermarks are not carried over: they are positions in the old log's sequence space, and
 //     every token issued against the old log carries the old epoch and is denied as
 //     epoch_mismatch, which is stronger than any watermark.
+//   - the global (break-glass) watermark is kept, the higher of the two, when the snapshot has the
+//     old state's epoch: a log restored from an older backup of the same epoch reuses the old
+//     sequence space, so a credential minted before a break-glass the backup missed would come
+//     back to life, and cannot be told from one the restored log minted at the same tsq. Both stay
+//     dead until the restored log passes the watermark (fail closed). A new epoch needs no
+//     carrying over, for the reason above, and carrying it would deny every credential the new log
+//     issues until its head caught up with the old one.
 //
 // Sequences carried over from the old log (a block's, a key revocation's, a denylisting's) are
 // kept as they were; they record that something happened, and decisions only test them for
@@ -65,6 +72,11 @@ func keepRevocations(old, snap *feed.State) (*feed.State, int) {
 			n.RevokedSequence = r.RevokedSequence
 			kept++
 		}
+	}
+
+	if op.GetEpoch() == np.GetEpoch() && op.GetGlobalWatermark() > np.GetGlobalWatermark() {
+		np.GlobalWatermark = op.GetGlobalWatermark()
+		kept++
 	}
 
 	revoked := make(map[string]*treatyv1.RevokedCredential, len(np.RevokedCredentials))

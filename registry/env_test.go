@@ -48,6 +48,8 @@ type node struct {
 	reg   *registry.Registry
 	relay *outbox.Relay
 	stop  func()
+	// beforeStop run when the node stops, before its relay and store.
+	beforeStop []func()
 }
 
 // env is a registry publishing into a real in-process revoker.
@@ -75,23 +77,32 @@ func newRevoker(t *testing.T) *env {
 
 // startNode opens the registry store at path and runs a relay over it. stop ends the relay and
 // closes the store after checking its integrity; it also runs at cleanup.
-func startNode(t *testing.T, path string, pub outbox.Publisher) *node {
+// opts edit the registry's Config before it is created.
+func startNode(t *testing.T, path string, pub outbox.Publisher, opts ...func(*registry.Config)) *node {
 	t.Helper()
 	st, err := store.OpenBolt(path, registry.Schema)
 	if err != nil {
 		t.Fatal(err)
 	}
 	relay, stopRelay := runRelay(st, pub)
-	reg, err := registry.New(registry.Config{
+	cfg := registry.Config{
 		Store: st, Relay: relay, Now: func() time.Time { return now }, Logger: quiet,
 		PublishTimeout: 300 * time.Millisecond,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	reg, err := registry.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := &node{reg: reg, relay: relay}
 	var once sync.Once
-	stop := func() {
+	n.stop = func() {
 		once.Do(func() {
+			for _, f := range n.beforeStop {
+				f()
+			}
 			stopRelay()
 			if err := st.Check(); err != nil {
 				t.Errorf("registry store failed its consistency check: %v", err)
@@ -99,8 +110,16 @@ func startNode(t *testing.T, path string, pub outbox.Publisher) *node {
 			st.Close()
 		})
 	}
-	t.Cleanup(stop)
-	return &node{reg: reg, relay: relay, stop: stop}
+	t.Cleanup(n.stop)
+	return n
+}
+
+// runScheduler runs the registry's contract-end scheduler until the node stops.
+func (n *node) runScheduler() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.reg.Run(ctx); close(done) }()
+	n.beforeStop = append(n.beforeStop, func() { cancel(); <-done })
 }
 
 var quiet = slog.New(slog.DiscardHandler)

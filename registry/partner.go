@@ -97,6 +97,7 @@ func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string) (
 	if !committed(err) {
 		return Partner{}, 0, err
 	}
+	r.wakeContracts() // its contract end may come before the scheduler's next check
 	return rec.partner(), seq, err
 }
 
@@ -150,8 +151,10 @@ var (
 	}
 	offboard = partnerTransition{
 		action: "partner.offboard", verb: "offboarded",
-		from: []treatyv1.PartnerState{treatyv1.PartnerState_PARTNER_STATE_ACTIVE, treatyv1.PartnerState_PARTNER_STATE_SUSPENDED},
-		to:   treatyv1.PartnerState_PARTNER_STATE_TERMINATED, permanent: true,
+		// OFFBOARDING is where a partner whose contract ended waits (see EndContracts).
+		from: []treatyv1.PartnerState{treatyv1.PartnerState_PARTNER_STATE_ACTIVE, treatyv1.PartnerState_PARTNER_STATE_SUSPENDED,
+			treatyv1.PartnerState_PARTNER_STATE_OFFBOARDING},
+		to: treatyv1.PartnerState_PARTNER_STATE_TERMINATED, permanent: true,
 	}
 )
 
@@ -161,9 +164,9 @@ func (r *Registry) SuspendPartner(ctx context.Context, id, reason, actor string)
 	return r.endPartner(ctx, id, reason, actor, suspend)
 }
 
-// OffboardPartner terminates an active or suspended partner and blocks every credential under it
-// permanently. It returns the partner and the feed sequence of the permanent block. TERMINATED is
-// final.
+// OffboardPartner terminates an active, suspended or offboarding partner and blocks every
+// credential under it permanently. It returns the partner and the feed sequence of the permanent
+// block. TERMINATED is final.
 //
 // This is the foundation's one-step offboarding; the full workflow (the OFFBOARDING state,
 // cascading to integrations and workloads, revoking their credentials) comes with the registry

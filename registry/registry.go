@@ -67,7 +67,12 @@ type Config struct {
 	// PublishTimeout bounds how long a write waits for the revoker's confirmation. Defaults to
 	// DefaultPublishTimeout.
 	PublishTimeout time.Duration
-	// Now returns the current time; defaults to time.Now.
+	// ContractCheckInterval bounds how long the contract-end scheduler (Run) sleeps between two
+	// checks, besides waking at the next contract end it knows of. Defaults to
+	// DefaultContractCheckInterval.
+	ContractCheckInterval time.Duration
+	// Now returns the current time; defaults to time.Now. The contract-end scheduler reads it too,
+	// so tests can move time.
 	Now func() time.Time
 	// Logger receives operational logs; defaults to slog.Default().
 	Logger *slog.Logger
@@ -77,6 +82,8 @@ type Config struct {
 // read-check-write happens inside one store transaction.
 type Registry struct {
 	cfg Config
+	// wake asks the contract-end scheduler to look again (a partner was created).
+	wake chan struct{}
 }
 
 // New returns a Registry over cfg.Store.
@@ -99,13 +106,19 @@ func New(cfg Config) (*Registry, error) {
 	case cfg.PublishTimeout == 0:
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
+	switch {
+	case cfg.ContractCheckInterval < 0:
+		return nil, fmt.Errorf("registry: ContractCheckInterval %s is negative", cfg.ContractCheckInterval)
+	case cfg.ContractCheckInterval == 0:
+		cfg.ContractCheckInterval = DefaultContractCheckInterval
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Registry{cfg: cfg}, nil
+	return &Registry{cfg: cfg, wake: make(chan struct{}, 1)}, nil
 }
 
 // now returns the current time in UTC without a monotonic reading, so that what a write returns
@@ -117,6 +130,8 @@ func (r *Registry) now() time.Time { return r.cfg.Now().UTC().Round(0) }
 type change struct {
 	audit  AuditRecord
 	events []*treatyv1.Event
+	// skip means there is nothing to do after all: no audit record, no events.
+	skip bool
 }
 
 // commit runs fn in one store transaction, appends the audit record and queues the events fn
@@ -127,12 +142,33 @@ func (r *Registry) commit(ctx context.Context, fn func(tx store.Tx) (change, err
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("registry: nothing written: %w", err)
 	}
+	last, err := r.write(fn)
+	if err != nil || last == 0 {
+		return 0, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
+	seq, err := r.cfg.Relay.Wait(wctx, last)
+	if err != nil {
+		r.cfg.Logger.Warn("registry: change committed, but the revoker has not confirmed it yet; it stays queued",
+			"outbox_id", last, "err", err)
+	}
+	return seq, err
+}
+
+// write runs fn in one store transaction, appends the audit record and queues the events fn
+// returns in that same transaction, and returns the id of the last outbox entry (0 if fn queued
+// none). It does not wait for the relay.
+func (r *Registry) write(fn func(tx store.Tx) (change, error)) (uint64, error) {
 	var last uint64
 	err := r.cfg.Store.Update(func(tx store.Tx) error {
 		last = 0
 		c, err := fn(tx)
 		if err != nil {
 			return err
+		}
+		if c.skip {
+			return nil
 		}
 		if err := appendAudit(tx, c.audit); err != nil {
 			return err
@@ -146,17 +182,7 @@ func (r *Registry) commit(ctx context.Context, fn func(tx store.Tx) (change, err
 		}
 		return 0, fmt.Errorf("registry: write: %w", err)
 	}
-	if last == 0 {
-		return 0, nil
-	}
-	wctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
-	defer cancel()
-	seq, err := r.cfg.Relay.Wait(wctx, last)
-	if err != nil {
-		r.cfg.Logger.Warn("registry: change committed, but the revoker has not confirmed it yet; it stays queued",
-			"outbox_id", last, "err", err)
-	}
-	return seq, err
+	return last, nil
 }
 
 // addEvents queues events in the outbox and returns the last entry's id.

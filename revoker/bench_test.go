@@ -3,6 +3,7 @@ package revoker_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -11,10 +12,13 @@ import (
 	"github.com/treaty-dev/treaty/store/storetest"
 )
 
-// BenchmarkRevokeCredential measures one durable (fsync'd) credential revocation, the kill
-// switch's unit of work, from one caller and from many: without group commit (a later issue) each
-// append pays its own fsync.
-func BenchmarkRevokeCredential(b *testing.B) {
+// BenchmarkRevokeParallel measures durable (fsync'd) credential revocations, the kill switch's
+// unit of work, on a real bbolt file, from one caller (every revocation pays its own fsync) and
+// from 64 concurrent callers (the group commit shares each fsync among the revocations queued
+// while the previous one ran). revocations/s is the figure to compare; the target at 64 callers
+// is 5,000/s. revocations/commit is how many revocations each transaction (one fsync'd commit)
+// carried.
+func BenchmarkRevokeParallel(b *testing.B) {
 	for _, callers := range []int{1, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			l, err := revoker.Open(storetest.OpenBolt(b, revoker.Schema), revoker.Config{})
@@ -22,16 +26,29 @@ func BenchmarkRevokeCredential(b *testing.B) {
 				b.Fatal(err)
 			}
 			var n atomic.Int64
-			b.SetParallelism(callers)
+			var wg sync.WaitGroup
 			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					jti := fmt.Sprintf("jti-%d", n.Add(1))
-					if _, err := l.Revoke(context.Background(), revoker.Request{Kind: treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, Target: jti, Reason: "bench"}); err != nil {
-						b.Fatal(err)
+			for range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := n.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						r := revoker.Request{Kind: treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, Target: fmt.Sprintf("jti-%d", i), Reason: "bench"}
+						if _, err := l.Revoke(context.Background(), r); err != nil {
+							b.Error(err)
+							return
+						}
 					}
-				}
-			})
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "revocations/s")
+			b.ReportMetric(float64(b.N)/float64(revoker.Batches(l)), "revocations/commit")
 		})
 	}
 }

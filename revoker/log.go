@@ -6,8 +6,6 @@ package revoker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -15,9 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/store"
@@ -48,8 +44,16 @@ type Config struct {
 	// MaxCredentialTTL is the longest lifetime any credential may have in the deployment. A
 	// revoked credential whose expiry the inventory does not know is denylisted for this long.
 	MaxCredentialTTL time.Duration
+	// RetentionMargin is how much longer than MaxCredentialTTL events are kept before Compact
+	// deletes them, for clock differences and credentials in flight; default
+	// DefaultRetentionMargin.
+	RetentionMargin time.Duration
+	// CompactEvery is how often RunCompaction compacts; default DefaultCompactEvery.
+	CompactEvery time.Duration
 	// Credentials looks revoked credentials up in the issuer's inventory; optional.
 	Credentials CredentialLookup
+	// Inventory counts live credentials for dry runs (BlastRadius); optional.
+	Inventory Inventory
 	// Now returns the current time; defaults to time.Now.
 	Now func() time.Time
 	// Logger receives operational logs; defaults to slog.Default().
@@ -70,8 +74,16 @@ type Log struct {
 	st    store.Store
 	epoch string
 
-	mu    sync.Mutex // serializes appends
-	state atomic.Pointer[feed.State]
+	// queueMu guards the group commit's queue and whether a caller leads it (commit.go).
+	queueMu   sync.Mutex
+	queue     []*op
+	leading   bool
+	lastBatch atomic.Int64  // how many requests the last batch carried
+	batches   atomic.Uint64 // how many batches were committed, for benchmarks
+
+	mu       sync.Mutex // serializes commits and compaction
+	state    atomic.Pointer[feed.State]
+	retained atomic.Uint64 // see RetainedAfter
 
 	recentMu sync.RWMutex
 	recent   []*treatyv1.Event // the newest events, oldest first, contiguous up to the head
@@ -85,6 +97,12 @@ func Open(st store.Store, cfg Config) (*Log, error) {
 	if cfg.MaxCredentialTTL <= 0 {
 		cfg.MaxCredentialTTL = token.DefaultMaxLifetime
 	}
+	if cfg.RetentionMargin <= 0 {
+		cfg.RetentionMargin = DefaultRetentionMargin
+	}
+	if cfg.CompactEvery <= 0 {
+		cfg.CompactEvery = DefaultCompactEvery
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -96,9 +114,7 @@ func Open(st store.Store, cfg Config) (*Log, error) {
 	err := st.Update(func(tx store.Tx) error {
 		epoch := string(tx.Get(bucketLog, keyEpoch))
 		if epoch == "" {
-			b := make([]byte, 16)
-			rand.Read(b)
-			epoch = hex.EncodeToString(b)
+			epoch = newEpoch()
 			if err := tx.Put(bucketLog, keyEpoch, []byte(epoch)); err != nil {
 				return err
 			}
@@ -107,6 +123,7 @@ func Open(st store.Store, cfg Config) (*Log, error) {
 			}
 		}
 		l.epoch = epoch
+		l.retained.Store(store.KeyUint64(tx.Get(bucketLog, keyRetainedAfter)))
 		var err error
 		state, err = feed.Load(tx)
 		if err != nil {
@@ -143,10 +160,14 @@ func (l *Log) Changed() <-chan struct{} {
 }
 
 // Read returns up to max events with sequences greater than after, in order. The events are
-// shared: callers must not modify them.
+// shared: callers must not modify them. An after below RetainedAfter is OUT_OF_RANGE: those
+// events were compacted, and the reader must resync from a snapshot.
 func (l *Log) Read(after uint64, max int) ([]*treatyv1.Event, error) {
 	if after >= l.Head() {
 		return nil, nil
+	}
+	if retained := l.RetainedAfter(); after < retained {
+		return nil, outOfRange(after, retained)
 	}
 	l.recentMu.RLock()
 	recent := l.recent
@@ -172,123 +193,8 @@ func (l *Log) Read(after uint64, max int) ([]*treatyv1.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read revocation log after %d: %w", after, err)
 	}
+	if len(out) > 0 && out[0].GetSequence() != after+1 {
+		return nil, outOfRange(after, l.RetainedAfter()) // compacted while we read
+	}
 	return out, nil
-}
-
-// draft is an event waiting to be appended. build sees the state at the head, with every earlier
-// draft of the same append applied, and returns the event or an error that refuses it.
-type draft struct {
-	requestID string
-	build     func(*feed.State) (*treatyv1.Event, error)
-}
-
-// result is what one draft became.
-type result struct {
-	seq      uint64
-	existing bool // the request id was appended before, or build found nothing to do
-}
-
-// alreadyInForce lets build say the request is in force already, at seq; nothing is appended.
-type alreadyInForce struct{ seq uint64 }
-
-func (a alreadyInForce) Error() string { return fmt.Sprintf("already in force at %d", a.seq) }
-
-// append validates and appends drafts in one durable transaction. Either all of them are
-// appended or none.
-func (l *Log) append(ctx context.Context, drafts []draft) ([]result, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fail.Unavailablef(err, "request cancelled before it was appended")
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	base := l.state.Load()
-	var (
-		results  []result
-		appended []*treatyv1.Event
-		next     *feed.State
-	)
-	err := l.st.Update(func(tx store.Tx) error {
-		results, appended = results[:0], appended[:0]
-		ed := base.Edit()
-		seen := map[string]uint64{}
-		for _, d := range drafts {
-			if d.requestID != "" {
-				if seq, ok := seen[d.requestID]; ok {
-					results = append(results, result{seq: seq, existing: true})
-					continue
-				}
-				if raw := tx.Get(bucketRequests, []byte(d.requestID)); raw != nil {
-					results = append(results, result{seq: store.KeyUint64(raw), existing: true})
-					continue
-				}
-			}
-			ev, err := d.build(ed.State()) // read only; the edit goes on below
-			var already alreadyInForce
-			if ok := asAlready(err, &already); ok {
-				results = append(results, result{seq: already.seq, existing: true})
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			ev.Sequence = ed.Sequence() + 1
-			ev.Time = timestamppb.New(l.cfg.Now())
-			ev.RequestId = d.requestID
-			if err := ed.Apply(ev); err != nil {
-				return err
-			}
-			raw, err := proto.Marshal(ev)
-			if err != nil {
-				return err
-			}
-			if err := tx.Put(bucketEvents, store.Uint64Key(ev.Sequence), raw); err != nil {
-				return err
-			}
-			if d.requestID != "" {
-				seen[d.requestID] = ev.Sequence
-				if err := tx.Put(bucketRequests, []byte(d.requestID), store.Uint64Key(ev.Sequence)); err != nil {
-					return err
-				}
-			}
-			results = append(results, result{seq: ev.Sequence})
-			appended = append(appended, ev)
-		}
-		if len(appended) == 0 {
-			next = base
-			return nil
-		}
-		changes := ed.Changes()
-		next = ed.State()
-		return changes.Save(tx)
-	})
-	if err != nil {
-		if fail.KindOf(err) != fail.Internal {
-			return nil, err
-		}
-		return nil, fail.Unavailablef(err, "the revocation log could not be written; nothing was appended")
-	}
-	if len(appended) == 0 {
-		return results, nil
-	}
-	l.state.Store(next)
-	l.recentMu.Lock()
-	// Appending never changes the events readers already hold; trimming copies.
-	l.recent = append(l.recent, appended...)
-	if over := len(l.recent) - recentEvents; over > 0 {
-		l.recent = append([]*treatyv1.Event(nil), l.recent[over:]...)
-	}
-	l.recentMu.Unlock()
-	l.notifyMu.Lock()
-	close(l.notify)
-	l.notify = make(chan struct{})
-	l.notifyMu.Unlock()
-	return results, nil
-}
-
-func asAlready(err error, target *alreadyInForce) bool {
-	a, ok := err.(alreadyInForce)
-	if ok {
-		*target = a
-	}
-	return ok
 }

@@ -358,3 +358,43 @@ func TestChangedWakesReaders(t *testing.T) {
 		t.Fatal("Changed did not fire after an append")
 	}
 }
+
+func TestReepochKeepsEventsAndState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "revoker.db")
+	st, err := store.OpenBolt(path, revoker.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := revoker.Open(st, revoker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Publish(context.Background(), onboardingEntries(t, "acme")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.Revoke(context.Background(), req(partnerK, "acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, head := l.Epoch(), l.Head()
+	st.Close()
+
+	if st, err = store.OpenBolt(path, revoker.Schema); err != nil {
+		t.Fatal(err)
+	}
+	old, epoch, err := revoker.Reepoch(st)
+	st.Close()
+	if err != nil || old != before || epoch == before || len(epoch) != 32 {
+		t.Fatalf("Reepoch = %q, %q, %v; want the old epoch %q replaced by a new one", old, epoch, err, before)
+	}
+	l = openLog(t, path, revoker.Config{})
+	if l.Epoch() != epoch || l.State().Epoch() != epoch || l.Head() != head {
+		t.Fatalf("reopened: epoch %q (state %q), head %d; want %q at %d", l.Epoch(), l.State().Epoch(), l.Head(), epoch, head)
+	}
+	if ctl, _ := l.State().Control(partnerK, "acme"); ctl.Block == nil || ctl.Block.Sequence != out.Sequence {
+		t.Fatalf("the block did not survive the new epoch: %+v", ctl)
+	}
+	if evs, err := l.Read(0, 100); err != nil || uint64(len(evs)) != head {
+		t.Fatalf("Read = %d events, %v; want all %d", len(evs), err, head)
+	}
+}

@@ -40,14 +40,25 @@ type Config struct {
 	IssuerURL string
 	// MaxCredentialTTL is the longest lifetime any credential may have in the deployment.
 	MaxCredentialTTL time.Duration
+	// SigningAlgorithm, KeyRotation, KeyPrepublish and KEKFile configure the issuer's signing keys
+	// (see issuer.Config); zero values take the issuer's defaults.
+	SigningAlgorithm string
+	KeyRotation      time.Duration
+	KeyPrepublish    time.Duration
+	KEKFile          string
 	// Heartbeat is how often the revoker tells subscribers its epoch and head.
 	Heartbeat time.Duration
 	// StalenessBound is how long the PDP may go without being caught up before it denies as stale.
 	StalenessBound time.Duration
 	// HTTPListen, if set, serves the AuthZEN HTTP API of the PDP run here on this address.
 	HTTPListen string
-	// HTTPBaseURL is the base URL the AuthZEN metadata names; default "http://" + HTTPListen.
+	// HTTPBaseURL is the base URL the AuthZEN and SSF metadata name; default "http://" + HTTPListen.
 	HTTPBaseURL string
+	// SSFReceiverTokenFile, if set, runs the Shared Signals transmitter on the HTTP listener;
+	// receivers present the bearer token the file holds to manage their streams and poll.
+	SSFReceiverTokenFile string
+	// SSFAudience is the aud of SETs for streams that do not name one.
+	SSFAudience string
 	// ExtAuthzRoutes, if set, is a route file (JSON) mapping HTTP method and path to action and
 	// resource: the gRPC server then also serves Envoy's external authorization API.
 	ExtAuthzRoutes string
@@ -130,9 +141,20 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	if c.HTTPListen != "" || c.ExtAuthzRoutes != "" || len(c.TrustSubjectsFrom) > 0 {
+	if c.ExtAuthzRoutes != "" || len(c.TrustSubjectsFrom) > 0 {
 		if !c.runs(PDP) {
-			return fmt.Errorf("--http-listen, --extauthz-routes and --trust-subjects-from serve the decision point: run the pdp here (--services)")
+			return fmt.Errorf("--extauthz-routes and --trust-subjects-from serve the decision point: run the pdp here (--services)")
+		}
+	}
+	if c.HTTPListen != "" && !c.runs(PDP) && c.SSFReceiverTokenFile == "" {
+		return fmt.Errorf("--http-listen serves AuthZEN (with the pdp here) or Shared Signals (with --ssf-receiver-token-file): neither is configured")
+	}
+	if c.SSFReceiverTokenFile != "" {
+		if c.HTTPListen == "" {
+			return fmt.Errorf("--ssf-receiver-token-file needs --http-listen: the transmitter serves over HTTP")
+		}
+		if !c.runs(Revoker) && c.Peers[Revoker] == "" {
+			return fmt.Errorf("the Shared Signals transmitter follows the revoker: run it here (--services) or give its address with --revoker")
 		}
 	}
 	if c.HTTPListen != "" {

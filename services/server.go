@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/treaty-dev/treaty/backup"
 	"github.com/treaty-dev/treaty/decisionlog"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
@@ -33,6 +34,7 @@ import (
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/adminsvc"
 	"github.com/treaty-dev/treaty/services/authzen"
 	"github.com/treaty-dev/treaty/services/decisionlogsvc"
 	"github.com/treaty-dev/treaty/services/extauthz"
@@ -40,6 +42,8 @@ import (
 	"github.com/treaty-dev/treaty/services/pdpsvc"
 	"github.com/treaty-dev/treaty/services/registrysvc"
 	"github.com/treaty-dev/treaty/services/revokersvc"
+	"github.com/treaty-dev/treaty/services/ssfhttp"
+	"github.com/treaty-dev/treaty/ssf"
 	"github.com/treaty-dev/treaty/store"
 )
 
@@ -54,7 +58,9 @@ type Server struct {
 	pdp        *pdp.PDP
 	decisions  *decisionlog.Log
 	decLogSvc  *decisionlogsvc.Service
-	http       *http.Server // the AuthZEN API, when HTTPListen is set
+	http       *http.Server // the AuthZEN and SSF APIs, when HTTPListen is set
+	httpPDP    *pdp.PDP     // the PDP AuthZEN serves, when it runs here
+	httpTrust  *Trust
 	httpLis    net.Listener
 	revokerSvc *revokersvc.Service
 	issuer     *issuer.Issuer
@@ -64,6 +70,7 @@ type Server struct {
 	served  chan error
 	conns   []*grpc.ClientConn
 	stores  []store.Store
+	named   []backup.Source // the stores by name, for backups
 	stopped sync.Once
 }
 
@@ -135,6 +142,7 @@ func (s *Server) assemble(ctx context.Context) error {
 			return nil, err
 		}
 		s.stores = append(s.stores, st)
+		s.named = append(s.named, backup.Source{Name: name, Store: st})
 		return st, nil
 	}
 	relay := func(st store.Store) (*outbox.Relay, error) {
@@ -159,11 +167,13 @@ func (s *Server) assemble(ctx context.Context) error {
 				return err
 			}
 			rcfg.Credentials = issuersvc.NewCredentialLookup(conn)
+			rcfg.Inventory = issuersvc.NewInventory(conn)
 		}
 		log, err := revoker.Open(st, rcfg)
 		if err != nil {
 			return err
 		}
+		s.goLoop(func() { log.RunCompaction(ctx) })
 		s.revokerSvc = revokersvc.New(revokersvc.Config{Log: log, Heartbeat: cfg.Heartbeat, Logger: s.log})
 		s.revokerSvc.Register(s.grpc)
 	}
@@ -180,6 +190,7 @@ func (s *Server) assemble(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.goLoop(func() { reg.Run(ctx) }) // the contract-end scheduler
 		registrysvc.New(registrysvc.Config{Registry: reg, Logger: s.log}).Register(s.grpc)
 	}
 	if cfg.runs(PDP) {
@@ -227,11 +238,7 @@ func (s *Server) assemble(ctx context.Context) error {
 			}
 			ext.Register(s.grpc)
 		}
-		if cfg.HTTPListen != "" {
-			if err := s.startHTTP(p, trust); err != nil {
-				return err
-			}
-		}
+		s.httpPDP, s.httpTrust = p, trust
 	}
 	if cfg.runs(Issuer) {
 		st, err := open(Issuer, issuer.Schema)
@@ -257,6 +264,8 @@ func (s *Server) assemble(ctx context.Context) error {
 		iss, err := issuer.New(issuer.Config{
 			Store: st, Relay: r, Directory: registrysvc.NewDirectory(regConn), Authorizer: pdpsvc.NewAuthorizer(pdpConn),
 			Feed: revokersvc.NewSource(revConn), IssuerURL: cfg.IssuerURL, MaxCredentialTTL: cfg.MaxCredentialTTL, Logger: s.log,
+			SigningAlgorithm: cfg.SigningAlgorithm, KeyRotation: cfg.KeyRotation, KeyPrepublish: cfg.KeyPrepublish,
+			KEKFile: cfg.KEKFile, DataDir: cfg.DataDir,
 		})
 		if err != nil {
 			return err
@@ -264,11 +273,33 @@ func (s *Server) assemble(ctx context.Context) error {
 		s.issuer = iss
 		issuersvc.New(issuersvc.Config{Issuer: iss, Logger: s.log}).Register(s.grpc)
 	}
+	if cfg.HTTPListen != "" {
+		if err := s.startHTTP(ctx, open, peer); err != nil {
+			return err
+		}
+	}
+	adminsvc.New(adminsvc.Config{Stores: backupOrder(s.named), Logger: s.log}).Register(s.grpc)
 	return nil
 }
 
-// startHTTP serves the AuthZEN API on its own listener.
-func (s *Server) startHTTP(p *pdp.PDP, trust *Trust) error {
+// backupOrder puts the revoker's store last, so that every change another store considers
+// published is in the revoker's copy (see package backup).
+func backupOrder(named []backup.Source) []backup.Source {
+	out := make([]backup.Source, 0, len(named))
+	var last []backup.Source
+	for _, n := range named {
+		if n.Name == Revoker {
+			last = append(last, n)
+			continue
+		}
+		out = append(out, n)
+	}
+	return append(out, last...)
+}
+
+// startHTTP serves the HTTP APIs on their own listener: AuthZEN when the PDP runs here, the SSF
+// transmitter when --ssf-receiver-token-file is given.
+func (s *Server) startHTTP(ctx context.Context, open func(string, store.Schema) (store.Store, error), peer func(string) (*grpc.ClientConn, error)) error {
 	lis, err := net.Listen("tcp", s.cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--http-listen): %w", s.cfg.HTTPListen, err)
@@ -278,21 +309,60 @@ func (s *Server) startHTTP(p *pdp.PDP, trust *Trust) error {
 	if base == "" {
 		base = "http://" + lis.Addr().String()
 	}
-	h, err := authzen.New(authzen.Config{PDP: p, BaseURL: base, Trusted: trust.HTTP, Logger: s.log})
-	if err != nil {
-		return fmt.Errorf("authzen: %w", err)
+	mux := http.NewServeMux()
+	if s.cfg.SSFReceiverTokenFile != "" {
+		if err := s.startSSF(ctx, mux, base, open, peer); err != nil {
+			return err
+		}
+	}
+	if s.httpPDP != nil {
+		h, err := authzen.New(authzen.Config{PDP: s.httpPDP, BaseURL: base, Trusted: s.httpTrust.HTTP, Logger: s.log})
+		if err != nil {
+			return fmt.Errorf("authzen: %w", err)
+		}
+		mux.Handle("/", h)
 	}
 	// Timeouts bound what a slow or idle client can hold: bodies are small and decisions fast.
 	s.http = &http.Server{
-		Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	go func() {
 		if err := s.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("AuthZEN HTTP server stopped", "err", err)
+			s.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
+	return nil
+}
+
+// startSSF runs the Shared Signals transmitter, following the revoker's feed, and mounts its
+// endpoints on mux.
+func (s *Server) startSSF(ctx context.Context, mux *http.ServeMux, base string, open func(string, store.Schema) (store.Store, error), peer func(string) (*grpc.ClientConn, error)) error {
+	tok, err := ssfhttp.ReadToken(s.cfg.SSFReceiverTokenFile)
+	if err != nil {
+		return fmt.Errorf("--ssf-receiver-token-file: %w", err)
+	}
+	st, err := open("ssf", ssf.Schema)
+	if err != nil {
+		return err
+	}
+	conn, err := peer(Revoker)
+	if err != nil {
+		return err
+	}
+	tr, err := ssf.Open(st, ssf.Config{
+		Issuer: base, TokenIssuer: s.cfg.IssuerURL, Source: revokersvc.NewSource(conn), Audience: s.cfg.SSFAudience, Logger: s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("ssf: %w", err)
+	}
+	s.goLoop(func() { tr.Run(ctx) }) // ends with ctx, before the stores close
+	h, err := ssfhttp.New(ssfhttp.Config{Transmitter: tr, ReceiverToken: tok, Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("ssf: %w", err)
+	}
+	h.Register(mux)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -103,6 +104,18 @@ func (b *Bolt) View(fn func(Tx) error) error {
 // Update implements Store. bbolt fsyncs the file on commit, so a nil return means durable.
 func (b *Bolt) Update(fn func(Tx) error) error {
 	return b.db.Update(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, buckets: b.buckets}) })
+}
+
+// Backup implements Store: a read transaction sees one consistent version of every page, so the
+// copy is exact without pausing writers.
+func (b *Bolt) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := b.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
 }
 
 // Close implements Store.

@@ -4,7 +4,10 @@
 // conformance suite (store/storetest).
 package store
 
-import "errors"
+import (
+	"errors"
+	"io"
+)
 
 // Store is a transactional, ordered key-value store.
 type Store interface {
@@ -13,6 +16,10 @@ type Store interface {
 	// Update runs fn in a read-write transaction. If fn returns nil the transaction is committed, and
 	// it is durable (fsync'd) when Update returns nil. If fn returns an error nothing is written.
 	Update(fn func(Tx) error) error
+	// Backup writes a consistent copy of the whole store to w, as of one transaction, while
+	// writers go on, and returns the number of bytes written. The copy is in the backend's own
+	// format: for bbolt, a database file that opens as it is.
+	Backup(w io.Writer) (int64, error)
 	// Close releases the store. Transactions must not be used after it.
 	Close() error
 }

@@ -34,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: load seed|run [flags]")
+		fmt.Fprintln(os.Stderr, "usage: load seed|run|revoke [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -43,8 +43,10 @@ func main() {
 		err = seed(os.Args[2:])
 	case "run":
 		err = run(os.Args[2:])
+	case "revoke":
+		err = revoke(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: seed or run", os.Args[1])
+		err = fmt.Errorf("unknown command %q: seed, run or revoke", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

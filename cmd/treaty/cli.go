@@ -162,15 +162,16 @@ short-lived and instantly revocable.
 	pf.StringVar(&c.actor, "actor", envOr("TREATY_ACTOR", defaultActor()), "who you are, recorded in the audit trail (env TREATY_ACTOR)")
 	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
 	root.AddCommand(c.serveCmd(), c.keygenCmd(), c.partnerCmd(), c.integrationCmd(), c.workloadCmd(),
-		c.tokenCmd(), c.checkCmd(), c.revokeCmd(), c.restoreCmd(), c.watchCmd(), c.policyCmd(), c.decisionsCmd())
+		c.tokenCmd(), c.checkCmd(), c.revokeCmd(), c.restoreCmd(), c.watchCmd(), c.policyCmd(), c.decisionsCmd(),
+		c.backupCmd(), c.restoreBackupCmd())
 	return root
 }
 
 // conn returns a connection to the named service.
 func (c *cli) conn(service string) (*grpc.ClientConn, error) {
 	addr := c.server
-	if v := *c.peers[service]; v != "" {
-		addr = v
+	if v, ok := c.peers[service]; ok && *v != "" {
+		addr = *v
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 func (c *cli) integrationCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "integration", Short: "Register and inspect integrations (a partner's scope ceiling and limits)"}
+	cmd := &cobra.Command{Use: "integration", Short: "Register, inspect and retire integrations (a partner's scope ceiling and limits)"}
 	var partner, id string
 	var scopes, audiences []string
 	var maxTTL time.Duration
@@ -46,7 +46,7 @@ func (c *cli) integrationCmd() *cobra.Command {
 	f.StringSliceVar(&audiences, "audiences", nil, "audiences credentials may be issued for, comma-separated")
 	f.DurationVar(&maxTTL, "max-ttl", 0, "longest credential lifetime, for example 10m")
 
-	cmd.AddCommand(create, registryGetCmd(c, "integration",
+	cmd.AddCommand(create, c.integrationRetireCmd(), registryGetCmd(c, "integration",
 		func(ctx context.Context, rc treatyv1.RegistryServiceClient, id string) (*treatyv1.GetIntegrationResponse, error) {
 			return rc.GetIntegration(ctx, &treatyv1.GetIntegrationRequest{Id: id})
 		}, func(r *treatyv1.GetIntegrationResponse) { c.showIntegration(r.GetIntegration(), 0) }))

@@ -11,8 +11,64 @@ import (
 )
 
 func (c *cli) revokeCmd() *cobra.Command {
-	return c.killSwitchCmd("revoke", []string{"credential", "workload", "integration", "partner", "key"},
+	cmd := c.killSwitchCmd("revoke", []string{"credential", "workload", "integration", "partner", "key"},
 		"Revoke a credential or signing key, or block a workload, integration or partner (prints the feed sequence)")
+	cmd.AddCommand(c.revokeAllCmd())
+	return cmd
+}
+
+// revokeAllCmd is the break-glass revocation: every credential issued before a feed sequence.
+func (c *cli) revokeAllCmd() *cobra.Command {
+	var reason, requestID string
+	var below uint64
+	var head, dryRun bool
+	cmd := &cobra.Command{
+		Use:   "all (--below-sequence N | --head) --reason TEXT [--request-id ID] [--dry-run]",
+		Short: "Break glass: revoke every credential issued before a feed sequence, for an issuer compromise (prints the feed sequence)",
+		Long: "Revoke every credential whose tsq is below a feed sequence, whatever it is for. --head revokes every\n" +
+			"credential issued so far; credentials issued afterwards are valid, so issuance goes on. The watermark\n" +
+			"only rises: a lower one than in force changes nothing.",
+		Args: args(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := need(cmd, "reason"); err != nil && !dryRun {
+				return err
+			}
+			switch set := cmd.Flags().Changed("below-sequence"); {
+			case set == head:
+				return usagef("revoke all: give exactly one of --below-sequence N and --head")
+			case set && below == 0:
+				return usagef("revoke all: --below-sequence must be positive; use --head for every credential issued so far")
+			}
+			conn, err := c.conn("revoker")
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx(cmd)
+			defer cancel()
+			resp, err := treatyv1.NewRevocationServiceClient(conn).RevokeAll(ctx, &treatyv1.RevokeAllRequest{
+				BelowSequence: below, Reason: reason, Actor: c.actor, RequestId: requestID, DryRun: dryRun,
+			})
+			if err != nil {
+				return err
+			}
+			if dryRun {
+				return c.showBlastRadius(resp, resp.GetBlastRadius())
+			}
+			if c.output == "json" {
+				return c.printJSON(map[string]any{
+					"sequence": resp.GetSequence(), "below_sequence": resp.GetBelowSequence(), "already_applied": resp.GetAlreadyApplied(),
+				})
+			}
+			_, err = fmt.Fprintln(c.stdout, resp.GetSequence())
+			return err
+		},
+	}
+	cmd.Flags().Uint64Var(&below, "below-sequence", 0, "revoke every credential with a tsq below this feed sequence")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show how many live credentials it would kill without doing it; --reason is then optional")
+	cmd.Flags().BoolVar(&head, "head", false, "revoke every credential issued so far (the head plus one)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, recorded in the feed and the audit trail")
+	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key: a retry with the same id returns the original sequence")
+	return cmd
 }
 
 func (c *cli) restoreCmd() *cobra.Command {
@@ -22,6 +78,7 @@ func (c *cli) restoreCmd() *cobra.Command {
 
 func (c *cli) killSwitchCmd(verb string, kinds []string, short string) *cobra.Command {
 	var reason, requestID string
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   verb + " " + strings.Join(kinds, "|") + " ID --reason TEXT [--request-id ID]",
 		Short: short,
@@ -31,7 +88,7 @@ func (c *cli) killSwitchCmd(verb string, kinds []string, short string) *cobra.Co
 			if !ok || !contains(kinds, a[0]) {
 				return usagef("cannot %s %q: choose one of %s", verb, a[0], strings.Join(kinds, ", "))
 			}
-			if err := need(cmd, "reason"); err != nil {
+			if err := need(cmd, "reason"); err != nil && !dryRun {
 				return err
 			}
 			if err := feed.CheckTarget("ID", kind, a[1]); err != nil {
@@ -44,6 +101,13 @@ func (c *cli) killSwitchCmd(verb string, kinds []string, short string) *cobra.Co
 			client := treatyv1.NewRevocationServiceClient(conn)
 			ctx, cancel := c.ctx(cmd)
 			defer cancel()
+			if dryRun {
+				resp, err := client.Revoke(ctx, &treatyv1.RevokeRequest{TargetKind: kind, TargetId: a[1], Reason: reason, Actor: c.actor, DryRun: true})
+				if err != nil {
+					return err
+				}
+				return c.showBlastRadius(resp, resp.GetBlastRadius())
+			}
 			var seq uint64
 			var already bool
 			if verb == "revoke" {
@@ -68,6 +132,9 @@ func (c *cli) killSwitchCmd(verb string, kinds []string, short string) *cobra.Co
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, recorded in the feed and the audit trail")
 	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key: a retry with the same id returns the original sequence")
+	if verb == "revoke" {
+		cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what it would hit (live credentials, integrations, workloads) without doing it; --reason is then optional")
+	}
 	return cmd
 }
 

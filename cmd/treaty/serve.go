@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/services"
 	"github.com/treaty-dev/treaty/token"
 )
@@ -83,10 +85,16 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.StringSliceVar(&cfg.Services, "services", services.All, "services to run here")
 	f.StringVar(&cfg.IssuerURL, "issuer-url", "", "issuer identifier: the iss of tokens and the aud of client assertions (default http://LISTEN)")
 	f.DurationVar(&cfg.MaxCredentialTTL, "max-credential-ttl", token.DefaultMaxLifetime, "longest lifetime any credential may have")
+	f.StringVar(&cfg.SigningAlgorithm, "signing-algorithm", issuer.DefaultSigningAlgorithm, "algorithm of new signing keys: "+strings.Join(issuer.SigningAlgorithms(), ", "))
+	f.DurationVar(&cfg.KeyRotation, "key-rotation", issuer.DefaultKeyRotation, "how long a signing key signs before the next takes over")
+	f.DurationVar(&cfg.KeyPrepublish, "key-prepublish", issuer.DefaultKeyPrepublish, "how long the next signing key is published before it signs")
+	f.StringVar(&cfg.KEKFile, "kek-file", "", "file (mode 0600) holding the key-encryption key for the issuer's private keys; default $"+issuer.KEKEnv+", else DATA/"+issuer.KEKFileName+" generated at first start")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", time.Second, "how often the revoker sends heartbeats")
 	f.DurationVar(&cfg.StalenessBound, "staleness-bound", services.DefaultStalenessBound, "how long the PDP may lag before it denies as stale")
 	f.StringVar(&cfg.HTTPListen, "http-listen", "", "serve the AuthZEN HTTP API on this address (off unless given; loopback only without TLS)")
-	f.StringVar(&cfg.HTTPBaseURL, "http-base-url", "", "base URL the AuthZEN metadata names (default http://HTTP-LISTEN)")
+	f.StringVar(&cfg.HTTPBaseURL, "http-base-url", "", "base URL the AuthZEN and Shared Signals metadata name (default http://HTTP-LISTEN)")
+	f.StringVar(&cfg.SSFReceiverTokenFile, "ssf-receiver-token-file", "", "run the Shared Signals (SSF/CAEP) transmitter on --http-listen; receivers authenticate with the bearer token in this file")
+	f.StringVar(&cfg.SSFAudience, "ssf-audience", "", "aud of Security Event Tokens for streams that name none")
 	f.StringVar(&cfg.ExtAuthzRoutes, "extauthz-routes", "", "serve Envoy ext_authz on the gRPC port, mapping requests to action and resource by this route file (JSON)")
 	f.StringVar(&cfg.Environment, "environment", "", "the environment this deployment serves (policy conditions see it for ext_authz requests)")
 	f.StringSliceVar(&trustFrom, "trust-subjects-from", nil, "caller address ranges (CIDR) that may send the PDP verified claims or a bare workload id")

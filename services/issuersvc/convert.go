@@ -1,6 +1,8 @@
 package issuersvc
 
 import (
+	"time"
+
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -31,9 +33,37 @@ func signingKeyProto(k issuer.SigningKey) *treatyv1.SigningKey {
 	return &treatyv1.SigningKey{
 		Kid: k.Kid, Algorithm: k.Algorithm, PublicJwk: k.PublicJWK, Active: k.Active, Revoked: k.Revoked,
 		CreateTime: timestamppb.New(k.Created), PublishedSequence: k.PublishedSequence,
+		State: keyStates[k.State], ActivateTime: optionalTime(k.Activated), RetireTime: optionalTime(k.Retired),
+		UnpublishTime: optionalTime(k.PublishedUntil),
 	}
+}
+
+var keyStates = map[issuer.KeyState]treatyv1.SigningKeyState{
+	issuer.KeyNext:    treatyv1.SigningKeyState_SIGNING_KEY_STATE_NEXT,
+	issuer.KeyActive:  treatyv1.SigningKeyState_SIGNING_KEY_STATE_ACTIVE,
+	issuer.KeyRetired: treatyv1.SigningKeyState_SIGNING_KEY_STATE_RETIRED,
+	issuer.KeyExpired: treatyv1.SigningKeyState_SIGNING_KEY_STATE_EXPIRED,
+	issuer.KeyRevoked: treatyv1.SigningKeyState_SIGNING_KEY_STATE_REVOKED,
+}
+
+// optionalTime leaves a zero time unset.
+func optionalTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 func credentialFilter(req *treatyv1.ListCredentialsRequest) issuer.Filter {
 	return issuer.Filter{PartnerID: req.GetPartnerId(), WorkloadID: req.GetWorkloadId(), LiveOnly: req.GetLiveOnly()}
+}
+
+// liveQuery converts a validated CountLiveCredentials request.
+func liveQuery(req *treatyv1.CountLiveCredentialsRequest) issuer.LiveQuery {
+	return issuer.LiveQuery{
+		PartnerID: req.GetPartnerId(), IntegrationID: req.GetIntegrationId(), WorkloadID: req.GetWorkloadId(),
+		CredentialID: req.GetCredentialId(), Kid: req.GetKid(),
+		BelowSequence: req.GetBelowSequence(), MinSequence: req.GetMinSequence(), MaxIDs: int(req.GetMaxIds()),
+		WorkloadIDs: req.GetWorkloadIds(),
+	}
 }

@@ -102,3 +102,15 @@ func (s *Service) ListCredentials(_ context.Context, req *treatyv1.ListCredentia
 	}
 	return out, nil
 }
+
+// CountLiveCredentials implements treatyv1.IssuerServiceServer.
+func (s *Service) CountLiveCredentials(_ context.Context, req *treatyv1.CountLiveCredentialsRequest) (*treatyv1.CountLiveCredentialsResponse, error) {
+	if err := validateCountLiveCredentials(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	n, ids, err := s.iss.CountLive(liveQuery(req))
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.CountLiveCredentialsResponse{Count: n, CredentialIds: ids}, nil
+}

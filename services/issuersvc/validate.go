@@ -10,6 +10,9 @@ import (
 // Bounds on request fields the domain does not check itself.
 const (
 	maxPageToken = 64
+	// maxWorkloadIDs bounds a CountLiveCredentials request's workload_ids: a dry run lists the
+	// workloads it cuts off, a partner's at most.
+	maxWorkloadIDs = 10000
 )
 
 // validateIssueToken checks the shape of a token request. The assertion's content, including its
@@ -63,6 +66,41 @@ func validateListCredentials(req *treatyv1.ListCredentialsRequest) error {
 	}
 	if len(req.GetPageToken()) > maxPageToken {
 		return fail.Invalidf("page_token", "page_token is not a token this listing returned")
+	}
+	return nil
+}
+
+func validateCountLiveCredentials(req *treatyv1.CountLiveCredentialsRequest) error {
+	for field, id := range map[string]string{
+		"partner_id": req.GetPartnerId(), "integration_id": req.GetIntegrationId(), "workload_id": req.GetWorkloadId(),
+	} {
+		if id != "" {
+			if err := fail.CheckID(field, id); err != nil {
+				return err
+			}
+		}
+	}
+	for field, id := range map[string]string{"credential_id": req.GetCredentialId(), "kid": req.GetKid()} {
+		if id != "" {
+			if err := fail.CheckOpaqueID(field, id); err != nil {
+				return err
+			}
+		}
+	}
+	if n := len(req.GetWorkloadIds()); n > maxWorkloadIDs {
+		return fail.Invalidf("workload_ids", "at most %d workload_ids, got %d", maxWorkloadIDs, n)
+	}
+	for _, id := range req.GetWorkloadIds() {
+		if err := fail.CheckID("workload_ids", id); err != nil {
+			return err
+		}
+	}
+	if req.GetMaxIds() < 0 {
+		return fail.Invalidf("max_ids", "max_ids must not be negative")
+	}
+	if req.GetPartnerId() == "" && req.GetIntegrationId() == "" && req.GetWorkloadId() == "" && len(req.GetWorkloadIds()) == 0 && req.GetCredentialId() == "" &&
+		req.GetKid() == "" && req.GetBelowSequence() == 0 {
+		return fail.Invalidf("partner_id", "name what to count: partner_id, integration_id, workload_id, credential_id, kid or below_sequence")
 	}
 	return nil
 }

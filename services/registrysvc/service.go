@@ -114,6 +114,18 @@ func (s *Service) CreateIntegration(ctx context.Context, req *treatyv1.CreateInt
 	return &treatyv1.CreateIntegrationResponse{Integration: integrationToProto(i), Sequence: seq}, nil
 }
 
+// RetireIntegration implements treatyv1.RegistryServiceServer.
+func (s *Service) RetireIntegration(ctx context.Context, req *treatyv1.RetireIntegrationRequest) (*treatyv1.RetireIntegrationResponse, error) {
+	if err := validateRetire(req.GetId(), req.GetReason(), req.GetActor()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	i, seq, err := s.reg.RetireIntegration(ctx, req.GetId(), req.GetReason(), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.RetireIntegrationResponse{Integration: integrationToProto(i), Sequence: seq}, nil
+}
+
 // GetIntegration implements treatyv1.RegistryServiceServer.
 func (s *Service) GetIntegration(ctx context.Context, req *treatyv1.GetIntegrationRequest) (*treatyv1.GetIntegrationResponse, error) {
 	if err := validateID("id", req.GetId()); err != nil {
@@ -148,6 +160,18 @@ func (s *Service) CreateWorkload(ctx context.Context, req *treatyv1.CreateWorklo
 		return nil, edge.Status(s.log, err)
 	}
 	return &treatyv1.CreateWorkloadResponse{Workload: workloadToProto(w), Sequence: seq}, nil
+}
+
+// RetireWorkload implements treatyv1.RegistryServiceServer.
+func (s *Service) RetireWorkload(ctx context.Context, req *treatyv1.RetireWorkloadRequest) (*treatyv1.RetireWorkloadResponse, error) {
+	if err := validateRetire(req.GetId(), req.GetReason(), req.GetActor()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	w, seq, err := s.reg.RetireWorkload(ctx, req.GetId(), req.GetReason(), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.RetireWorkloadResponse{Workload: workloadToProto(w), Sequence: seq}, nil
 }
 
 // GetWorkload implements treatyv1.RegistryServiceServer.

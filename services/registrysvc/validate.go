@@ -63,6 +63,10 @@ func validateEndPartner(id, reason, actor string) error {
 	return registry.CheckActor("actor", actor)
 }
 
+// validateRetire checks a RetireIntegration or RetireWorkload request: the same fields as ending
+// a partner.
+func validateRetire(id, reason, actor string) error { return validateEndPartner(id, reason, actor) }
+
 func validateCreateIntegration(req *treatyv1.CreateIntegrationRequest) error {
 	i := req.GetIntegration()
 	if i == nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -42,7 +44,22 @@ func (s source) Subscribe(ctx context.Context, after uint64) (feed.Stream, error
 	if err != nil {
 		return nil, edge.FromStatus(err)
 	}
-	return stream, nil
+	return outOfRangeStream{stream}, nil
+}
+
+// outOfRangeStream turns an OUT_OF_RANGE status (the log compacted the events the subscription
+// asked for) into a fail.OutOfRange error, which a follower answers by resyncing from a snapshot.
+// Other errors pass through unchanged.
+type outOfRangeStream struct {
+	grpc.ServerStreamingClient[treatyv1.SubscribeResponse]
+}
+
+func (s outOfRangeStream) Recv() (*treatyv1.SubscribeResponse, error) {
+	m, err := s.ServerStreamingClient.Recv()
+	if status.Code(err) == codes.OutOfRange {
+		return nil, edge.FromStatus(err)
+	}
+	return m, err
 }
 
 func (s source) Snapshot(ctx context.Context) (*feed.State, error) {

@@ -63,6 +63,9 @@ func (s *Service) Register(r grpc.ServiceRegistrar) { treatyv1.RegisterRevocatio
 
 // Revoke implements treatyv1.RevocationServiceServer.
 func (s *Service) Revoke(ctx context.Context, req *treatyv1.RevokeRequest) (*treatyv1.RevokeResponse, error) {
+	if req.GetDryRun() {
+		return s.dryRun(ctx, req)
+	}
 	r := requestOf(req.GetTargetKind(), req.GetTargetId(), req.GetReason(), req.GetActor(), req.GetRequestId())
 	if err := r.Check(); err != nil {
 		return nil, edge.Status(s.logger, err)
@@ -85,6 +88,23 @@ func (s *Service) Restore(ctx context.Context, req *treatyv1.RestoreRequest) (*t
 		return nil, edge.Status(s.logger, err)
 	}
 	return &treatyv1.RestoreResponse{Sequence: out.Sequence, AlreadyApplied: out.AlreadyApplied}, nil
+}
+
+// RevokeAll implements treatyv1.RevocationServiceServer: the break-glass revocation of every
+// credential issued before a sequence.
+func (s *Service) RevokeAll(ctx context.Context, req *treatyv1.RevokeAllRequest) (*treatyv1.RevokeAllResponse, error) {
+	if req.GetDryRun() {
+		return s.revokeAllDryRun(ctx, req.GetBelowSequence())
+	}
+	r, err := validateRevokeAll(req)
+	if err != nil {
+		return nil, edge.Status(s.logger, err)
+	}
+	out, err := s.log.RevokeAll(ctx, r)
+	if err != nil {
+		return nil, edge.Status(s.logger, err)
+	}
+	return &treatyv1.RevokeAllResponse{Sequence: out.Sequence, BelowSequence: out.Below, AlreadyApplied: out.AlreadyApplied}, nil
 }
 
 // Publish implements treatyv1.RevocationServiceServer.

@@ -23,6 +23,73 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SigningKeyState is where a signing key is in its life. A key is created next, becomes active,
+// then retired, and expires once every token it signed has; or it is revoked, from any state.
+type SigningKeyState int32
+
+const (
+	// Not set; never returned.
+	SigningKeyState_SIGNING_KEY_STATE_UNSPECIFIED SigningKeyState = 0
+	// Published (in the feed and the JWKS) ahead of its turn; signs nothing yet.
+	SigningKeyState_SIGNING_KEY_STATE_NEXT SigningKeyState = 1
+	// Signs new tokens.
+	SigningKeyState_SIGNING_KEY_STATE_ACTIVE SigningKeyState = 2
+	// Signs nothing more; stays published until unpublish_time. Its tokens stay valid: a retirement
+	// is not a revocation.
+	SigningKeyState_SIGNING_KEY_STATE_RETIRED SigningKeyState = 3
+	// Retired, and every token it signed has expired: no longer in the JWKS.
+	SigningKeyState_SIGNING_KEY_STATE_EXPIRED SigningKeyState = 4
+	// Revoked in the feed: every token it signed is denied; no longer in the JWKS.
+	SigningKeyState_SIGNING_KEY_STATE_REVOKED SigningKeyState = 5
+)
+
+// Enum value maps for SigningKeyState.
+var (
+	SigningKeyState_name = map[int32]string{
+		0: "SIGNING_KEY_STATE_UNSPECIFIED",
+		1: "SIGNING_KEY_STATE_NEXT",
+		2: "SIGNING_KEY_STATE_ACTIVE",
+		3: "SIGNING_KEY_STATE_RETIRED",
+		4: "SIGNING_KEY_STATE_EXPIRED",
+		5: "SIGNING_KEY_STATE_REVOKED",
+	}
+	SigningKeyState_value = map[string]int32{
+		"SIGNING_KEY_STATE_UNSPECIFIED": 0,
+		"SIGNING_KEY_STATE_NEXT":        1,
+		"SIGNING_KEY_STATE_ACTIVE":      2,
+		"SIGNING_KEY_STATE_RETIRED":     3,
+		"SIGNING_KEY_STATE_EXPIRED":     4,
+		"SIGNING_KEY_STATE_REVOKED":     5,
+	}
+)
+
+func (x SigningKeyState) Enum() *SigningKeyState {
+	p := new(SigningKeyState)
+	*p = x
+	return p
+}
+
+func (x SigningKeyState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SigningKeyState) Descriptor() protoreflect.EnumDescriptor {
+	return file_treaty_v1_issuer_proto_enumTypes[0].Descriptor()
+}
+
+func (SigningKeyState) Type() protoreflect.EnumType {
+	return &file_treaty_v1_issuer_proto_enumTypes[0]
+}
+
+func (x SigningKeyState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SigningKeyState.Descriptor instead.
+func (SigningKeyState) EnumDescriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{0}
+}
+
 // IssueTokenRequest asks for a credential.
 type IssueTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -415,8 +482,17 @@ type SigningKey struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// The feed sequence at which the key was published; zero while publication is pending.
 	PublishedSequence uint64 `protobuf:"varint,7,opt,name=published_sequence,json=publishedSequence,proto3" json:"published_sequence,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Where the key is in its life: next, active, retired, expired or revoked.
+	State SigningKeyState `protobuf:"varint,8,opt,name=state,proto3,enum=treaty.v1.SigningKeyState" json:"state,omitempty"`
+	// When the key started signing; unset if it never did.
+	ActivateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=activate_time,json=activateTime,proto3" json:"activate_time,omitempty"`
+	// When the key stopped signing (retired or revoked); unset while it signs or waits its turn.
+	RetireTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=retire_time,json=retireTime,proto3" json:"retire_time,omitempty"`
+	// When a retired key leaves the JWKS: every token it signed has expired by then. Unset unless
+	// the key retired.
+	UnpublishTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=unpublish_time,json=unpublishTime,proto3" json:"unpublish_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SigningKey) Reset() {
@@ -496,6 +572,34 @@ func (x *SigningKey) GetPublishedSequence() uint64 {
 		return x.PublishedSequence
 	}
 	return 0
+}
+
+func (x *SigningKey) GetState() SigningKeyState {
+	if x != nil {
+		return x.State
+	}
+	return SigningKeyState_SIGNING_KEY_STATE_UNSPECIFIED
+}
+
+func (x *SigningKey) GetActivateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActivateTime
+	}
+	return nil
+}
+
+func (x *SigningKey) GetRetireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetireTime
+	}
+	return nil
+}
+
+func (x *SigningKey) GetUnpublishTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UnpublishTime
+	}
+	return nil
 }
 
 // ListSigningKeysRequest asks for the public signing keys.
@@ -810,6 +914,184 @@ func (x *ListCredentialsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// CountLiveCredentialsRequest selects live credentials; every filter that is set must match, and
+// at least one of the id filters (workload_ids included) or below_sequence must be set.
+type CountLiveCredentialsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only credentials of this partner, if set.
+	PartnerId string `protobuf:"bytes,1,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// Only credentials under this integration, if set.
+	IntegrationId string `protobuf:"bytes,2,opt,name=integration_id,json=integrationId,proto3" json:"integration_id,omitempty"`
+	// Only credentials of this workload, if set.
+	WorkloadId string `protobuf:"bytes,3,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	// Only the credential with this `jti`, if set.
+	CredentialId string `protobuf:"bytes,4,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	// Only credentials signed by this key, if set.
+	Kid string `protobuf:"bytes,5,opt,name=kid,proto3" json:"kid,omitempty"`
+	// Only credentials issued at a feed sequence (`tsq`) below this, if non-zero: a break-glass
+	// revocation's reach.
+	BelowSequence uint64 `protobuf:"varint,6,opt,name=below_sequence,json=belowSequence,proto3" json:"below_sequence,omitempty"`
+	// Only credentials issued at a feed sequence at or after this, if non-zero: older ones are dead
+	// already under a restore's watermark.
+	MinSequence uint64 `protobuf:"varint,7,opt,name=min_sequence,json=minSequence,proto3" json:"min_sequence,omitempty"`
+	// The most ids to return (default and maximum 100).
+	MaxIds int32 `protobuf:"varint,8,opt,name=max_ids,json=maxIds,proto3" json:"max_ids,omitempty"`
+	// Only credentials of one of these workloads, if any are listed (at most 10,000): a dry run
+	// names the workloads a block would cut off, so credentials already dead under a blocked or
+	// inactive workload are not counted.
+	WorkloadIds   []string `protobuf:"bytes,9,rep,name=workload_ids,json=workloadIds,proto3" json:"workload_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountLiveCredentialsRequest) Reset() {
+	*x = CountLiveCredentialsRequest{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountLiveCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountLiveCredentialsRequest) ProtoMessage() {}
+
+func (x *CountLiveCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountLiveCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*CountLiveCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CountLiveCredentialsRequest) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *CountLiveCredentialsRequest) GetIntegrationId() string {
+	if x != nil {
+		return x.IntegrationId
+	}
+	return ""
+}
+
+func (x *CountLiveCredentialsRequest) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+func (x *CountLiveCredentialsRequest) GetCredentialId() string {
+	if x != nil {
+		return x.CredentialId
+	}
+	return ""
+}
+
+func (x *CountLiveCredentialsRequest) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *CountLiveCredentialsRequest) GetBelowSequence() uint64 {
+	if x != nil {
+		return x.BelowSequence
+	}
+	return 0
+}
+
+func (x *CountLiveCredentialsRequest) GetMinSequence() uint64 {
+	if x != nil {
+		return x.MinSequence
+	}
+	return 0
+}
+
+func (x *CountLiveCredentialsRequest) GetMaxIds() int32 {
+	if x != nil {
+		return x.MaxIds
+	}
+	return 0
+}
+
+func (x *CountLiveCredentialsRequest) GetWorkloadIds() []string {
+	if x != nil {
+		return x.WorkloadIds
+	}
+	return nil
+}
+
+// CountLiveCredentialsResponse counts the matching live credentials.
+type CountLiveCredentialsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many live credentials match.
+	Count uint64 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	// Up to max_ids of their ids, soonest-expiring last.
+	CredentialIds []string `protobuf:"bytes,2,rep,name=credential_ids,json=credentialIds,proto3" json:"credential_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountLiveCredentialsResponse) Reset() {
+	*x = CountLiveCredentialsResponse{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountLiveCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountLiveCredentialsResponse) ProtoMessage() {}
+
+func (x *CountLiveCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountLiveCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*CountLiveCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CountLiveCredentialsResponse) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *CountLiveCredentialsResponse) GetCredentialIds() []string {
+	if x != nil {
+		return x.CredentialIds
+	}
+	return nil
+}
+
 var File_treaty_v1_issuer_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_issuer_proto_rawDesc = "" +
@@ -849,7 +1131,7 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\x10GetIssuerRequest\"t\n" +
 	"\x11GetIssuerResponse\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12G\n" +
-	"\x12max_credential_ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x10maxCredentialTtl\"\xf9\x01\n" +
+	"\x12max_credential_ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x10maxCredentialTtl\"\xec\x03\n" +
 	"\n" +
 	"SigningKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x1c\n" +
@@ -860,7 +1142,13 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\arevoked\x18\x05 \x01(\bR\arevoked\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12-\n" +
-	"\x12published_sequence\x18\a \x01(\x04R\x11publishedSequence\"\x18\n" +
+	"\x12published_sequence\x18\a \x01(\x04R\x11publishedSequence\x120\n" +
+	"\x05state\x18\b \x01(\x0e2\x1a.treaty.v1.SigningKeyStateR\x05state\x12?\n" +
+	"\ractivate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\factivateTime\x12;\n" +
+	"\vretire_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"retireTime\x12A\n" +
+	"\x0eunpublish_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\runpublishTime\"\x18\n" +
 	"\x16ListSigningKeysRequest\"D\n" +
 	"\x17ListSigningKeysResponse\x12)\n" +
 	"\x04keys\x18\x01 \x03(\v2\x15.treaty.v1.SigningKeyR\x04keys\"&\n" +
@@ -881,14 +1169,37 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"z\n" +
 	"\x17ListCredentialsResponse\x127\n" +
 	"\vcredentials\x18\x01 \x03(\v2\x15.treaty.v1.CredentialR\vcredentials\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xaa\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc1\x02\n" +
+	"\x1bCountLiveCredentialsRequest\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12%\n" +
+	"\x0eintegration_id\x18\x02 \x01(\tR\rintegrationId\x12\x1f\n" +
+	"\vworkload_id\x18\x03 \x01(\tR\n" +
+	"workloadId\x12#\n" +
+	"\rcredential_id\x18\x04 \x01(\tR\fcredentialId\x12\x10\n" +
+	"\x03kid\x18\x05 \x01(\tR\x03kid\x12%\n" +
+	"\x0ebelow_sequence\x18\x06 \x01(\x04R\rbelowSequence\x12!\n" +
+	"\fmin_sequence\x18\a \x01(\x04R\vminSequence\x12\x17\n" +
+	"\amax_ids\x18\b \x01(\x05R\x06maxIds\x12!\n" +
+	"\fworkload_ids\x18\t \x03(\tR\vworkloadIds\"[\n" +
+	"\x1cCountLiveCredentialsResponse\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x04R\x05count\x12%\n" +
+	"\x0ecredential_ids\x18\x02 \x03(\tR\rcredentialIds*\xcb\x01\n" +
+	"\x0fSigningKeyState\x12!\n" +
+	"\x1dSIGNING_KEY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16SIGNING_KEY_STATE_NEXT\x10\x01\x12\x1c\n" +
+	"\x18SIGNING_KEY_STATE_ACTIVE\x10\x02\x12\x1d\n" +
+	"\x19SIGNING_KEY_STATE_RETIRED\x10\x03\x12\x1d\n" +
+	"\x19SIGNING_KEY_STATE_EXPIRED\x10\x04\x12\x1d\n" +
+	"\x19SIGNING_KEY_STATE_REVOKED\x10\x052\x93\x04\n" +
 	"\rIssuerService\x12I\n" +
 	"\n" +
 	"IssueToken\x12\x1c.treaty.v1.IssueTokenRequest\x1a\x1d.treaty.v1.IssueTokenResponse\x12F\n" +
 	"\tGetIssuer\x12\x1b.treaty.v1.GetIssuerRequest\x1a\x1c.treaty.v1.GetIssuerResponse\x12X\n" +
 	"\x0fListSigningKeys\x12!.treaty.v1.ListSigningKeysRequest\x1a\".treaty.v1.ListSigningKeysResponse\x12R\n" +
 	"\rGetCredential\x12\x1f.treaty.v1.GetCredentialRequest\x1a .treaty.v1.GetCredentialResponse\x12X\n" +
-	"\x0fListCredentials\x12!.treaty.v1.ListCredentialsRequest\x1a\".treaty.v1.ListCredentialsResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
+	"\x0fListCredentials\x12!.treaty.v1.ListCredentialsRequest\x1a\".treaty.v1.ListCredentialsResponse\x12g\n" +
+	"\x14CountLiveCredentials\x12&.treaty.v1.CountLiveCredentialsRequest\x1a'.treaty.v1.CountLiveCredentialsResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
 
 var (
 	file_treaty_v1_issuer_proto_rawDescOnce sync.Once
@@ -902,48 +1213,58 @@ func file_treaty_v1_issuer_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_issuer_proto_rawDescData
 }
 
-var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_treaty_v1_issuer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_treaty_v1_issuer_proto_goTypes = []any{
-	(*IssueTokenRequest)(nil),       // 0: treaty.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),      // 1: treaty.v1.IssueTokenResponse
-	(*Credential)(nil),              // 2: treaty.v1.Credential
-	(*GetIssuerRequest)(nil),        // 3: treaty.v1.GetIssuerRequest
-	(*GetIssuerResponse)(nil),       // 4: treaty.v1.GetIssuerResponse
-	(*SigningKey)(nil),              // 5: treaty.v1.SigningKey
-	(*ListSigningKeysRequest)(nil),  // 6: treaty.v1.ListSigningKeysRequest
-	(*ListSigningKeysResponse)(nil), // 7: treaty.v1.ListSigningKeysResponse
-	(*GetCredentialRequest)(nil),    // 8: treaty.v1.GetCredentialRequest
-	(*GetCredentialResponse)(nil),   // 9: treaty.v1.GetCredentialResponse
-	(*ListCredentialsRequest)(nil),  // 10: treaty.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil), // 11: treaty.v1.ListCredentialsResponse
-	(*durationpb.Duration)(nil),     // 12: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 13: google.protobuf.Timestamp
+	(SigningKeyState)(0),                 // 0: treaty.v1.SigningKeyState
+	(*IssueTokenRequest)(nil),            // 1: treaty.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),           // 2: treaty.v1.IssueTokenResponse
+	(*Credential)(nil),                   // 3: treaty.v1.Credential
+	(*GetIssuerRequest)(nil),             // 4: treaty.v1.GetIssuerRequest
+	(*GetIssuerResponse)(nil),            // 5: treaty.v1.GetIssuerResponse
+	(*SigningKey)(nil),                   // 6: treaty.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),       // 7: treaty.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),      // 8: treaty.v1.ListSigningKeysResponse
+	(*GetCredentialRequest)(nil),         // 9: treaty.v1.GetCredentialRequest
+	(*GetCredentialResponse)(nil),        // 10: treaty.v1.GetCredentialResponse
+	(*ListCredentialsRequest)(nil),       // 11: treaty.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),      // 12: treaty.v1.ListCredentialsResponse
+	(*CountLiveCredentialsRequest)(nil),  // 13: treaty.v1.CountLiveCredentialsRequest
+	(*CountLiveCredentialsResponse)(nil), // 14: treaty.v1.CountLiveCredentialsResponse
+	(*durationpb.Duration)(nil),          // 15: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 16: google.protobuf.Timestamp
 }
 var file_treaty_v1_issuer_proto_depIdxs = []int32{
-	12, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
-	2,  // 1: treaty.v1.IssueTokenResponse.credential:type_name -> treaty.v1.Credential
-	13, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
-	13, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
-	12, // 4: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
-	13, // 5: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 6: treaty.v1.ListSigningKeysResponse.keys:type_name -> treaty.v1.SigningKey
-	2,  // 7: treaty.v1.GetCredentialResponse.credential:type_name -> treaty.v1.Credential
-	2,  // 8: treaty.v1.ListCredentialsResponse.credentials:type_name -> treaty.v1.Credential
-	0,  // 9: treaty.v1.IssuerService.IssueToken:input_type -> treaty.v1.IssueTokenRequest
-	3,  // 10: treaty.v1.IssuerService.GetIssuer:input_type -> treaty.v1.GetIssuerRequest
-	6,  // 11: treaty.v1.IssuerService.ListSigningKeys:input_type -> treaty.v1.ListSigningKeysRequest
-	8,  // 12: treaty.v1.IssuerService.GetCredential:input_type -> treaty.v1.GetCredentialRequest
-	10, // 13: treaty.v1.IssuerService.ListCredentials:input_type -> treaty.v1.ListCredentialsRequest
-	1,  // 14: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
-	4,  // 15: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
-	7,  // 16: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
-	9,  // 17: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
-	11, // 18: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	15, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
+	3,  // 1: treaty.v1.IssueTokenResponse.credential:type_name -> treaty.v1.Credential
+	16, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
+	16, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 4: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
+	16, // 5: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 6: treaty.v1.SigningKey.state:type_name -> treaty.v1.SigningKeyState
+	16, // 7: treaty.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	16, // 8: treaty.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	16, // 9: treaty.v1.SigningKey.unpublish_time:type_name -> google.protobuf.Timestamp
+	6,  // 10: treaty.v1.ListSigningKeysResponse.keys:type_name -> treaty.v1.SigningKey
+	3,  // 11: treaty.v1.GetCredentialResponse.credential:type_name -> treaty.v1.Credential
+	3,  // 12: treaty.v1.ListCredentialsResponse.credentials:type_name -> treaty.v1.Credential
+	1,  // 13: treaty.v1.IssuerService.IssueToken:input_type -> treaty.v1.IssueTokenRequest
+	4,  // 14: treaty.v1.IssuerService.GetIssuer:input_type -> treaty.v1.GetIssuerRequest
+	7,  // 15: treaty.v1.IssuerService.ListSigningKeys:input_type -> treaty.v1.ListSigningKeysRequest
+	9,  // 16: treaty.v1.IssuerService.GetCredential:input_type -> treaty.v1.GetCredentialRequest
+	11, // 17: treaty.v1.IssuerService.ListCredentials:input_type -> treaty.v1.ListCredentialsRequest
+	13, // 18: treaty.v1.IssuerService.CountLiveCredentials:input_type -> treaty.v1.CountLiveCredentialsRequest
+	2,  // 19: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
+	5,  // 20: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
+	8,  // 21: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
+	10, // 22: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
+	12, // 23: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
+	14, // 24: treaty.v1.IssuerService.CountLiveCredentials:output_type -> treaty.v1.CountLiveCredentialsResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_issuer_proto_init() }
@@ -956,13 +1277,14 @@ func file_treaty_v1_issuer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_issuer_proto_rawDesc), len(file_treaty_v1_issuer_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   12,
+			NumEnums:      1,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_treaty_v1_issuer_proto_goTypes,
 		DependencyIndexes: file_treaty_v1_issuer_proto_depIdxs,
+		EnumInfos:         file_treaty_v1_issuer_proto_enumTypes,
 		MessageInfos:      file_treaty_v1_issuer_proto_msgTypes,
 	}.Build()
 	File_treaty_v1_issuer_proto = out.File

@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IssuerService_IssueToken_FullMethodName      = "/treaty.v1.IssuerService/IssueToken"
-	IssuerService_GetIssuer_FullMethodName       = "/treaty.v1.IssuerService/GetIssuer"
-	IssuerService_ListSigningKeys_FullMethodName = "/treaty.v1.IssuerService/ListSigningKeys"
-	IssuerService_GetCredential_FullMethodName   = "/treaty.v1.IssuerService/GetCredential"
-	IssuerService_ListCredentials_FullMethodName = "/treaty.v1.IssuerService/ListCredentials"
+	IssuerService_IssueToken_FullMethodName           = "/treaty.v1.IssuerService/IssueToken"
+	IssuerService_GetIssuer_FullMethodName            = "/treaty.v1.IssuerService/GetIssuer"
+	IssuerService_ListSigningKeys_FullMethodName      = "/treaty.v1.IssuerService/ListSigningKeys"
+	IssuerService_GetCredential_FullMethodName        = "/treaty.v1.IssuerService/GetCredential"
+	IssuerService_ListCredentials_FullMethodName      = "/treaty.v1.IssuerService/ListCredentials"
+	IssuerService_CountLiveCredentials_FullMethodName = "/treaty.v1.IssuerService/CountLiveCredentials"
 )
 
 // IssuerServiceClient is the client API for IssuerService service.
@@ -44,6 +45,9 @@ type IssuerServiceClient interface {
 	GetCredential(ctx context.Context, in *GetCredentialRequest, opts ...grpc.CallOption) (*GetCredentialResponse, error)
 	// ListCredentials lists the inventory, newest first, optionally filtered.
 	ListCredentials(ctx context.Context, in *ListCredentialsRequest, opts ...grpc.CallOption) (*ListCredentialsResponse, error)
+	// CountLiveCredentials counts the live (unexpired) credentials that match every filter set and
+	// returns up to max_ids of their ids: what a revocation would kill, for its dry run.
+	CountLiveCredentials(ctx context.Context, in *CountLiveCredentialsRequest, opts ...grpc.CallOption) (*CountLiveCredentialsResponse, error)
 }
 
 type issuerServiceClient struct {
@@ -104,6 +108,16 @@ func (c *issuerServiceClient) ListCredentials(ctx context.Context, in *ListCrede
 	return out, nil
 }
 
+func (c *issuerServiceClient) CountLiveCredentials(ctx context.Context, in *CountLiveCredentialsRequest, opts ...grpc.CallOption) (*CountLiveCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountLiveCredentialsResponse)
+	err := c.cc.Invoke(ctx, IssuerService_CountLiveCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IssuerServiceServer is the server API for IssuerService service.
 // All implementations must embed UnimplementedIssuerServiceServer
 // for forward compatibility.
@@ -122,6 +136,9 @@ type IssuerServiceServer interface {
 	GetCredential(context.Context, *GetCredentialRequest) (*GetCredentialResponse, error)
 	// ListCredentials lists the inventory, newest first, optionally filtered.
 	ListCredentials(context.Context, *ListCredentialsRequest) (*ListCredentialsResponse, error)
+	// CountLiveCredentials counts the live (unexpired) credentials that match every filter set and
+	// returns up to max_ids of their ids: what a revocation would kill, for its dry run.
+	CountLiveCredentials(context.Context, *CountLiveCredentialsRequest) (*CountLiveCredentialsResponse, error)
 	mustEmbedUnimplementedIssuerServiceServer()
 }
 
@@ -146,6 +163,9 @@ func (UnimplementedIssuerServiceServer) GetCredential(context.Context, *GetCrede
 }
 func (UnimplementedIssuerServiceServer) ListCredentials(context.Context, *ListCredentialsRequest) (*ListCredentialsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCredentials not implemented")
+}
+func (UnimplementedIssuerServiceServer) CountLiveCredentials(context.Context, *CountLiveCredentialsRequest) (*CountLiveCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CountLiveCredentials not implemented")
 }
 func (UnimplementedIssuerServiceServer) mustEmbedUnimplementedIssuerServiceServer() {}
 func (UnimplementedIssuerServiceServer) testEmbeddedByValue()                       {}
@@ -258,6 +278,24 @@ func _IssuerService_ListCredentials_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IssuerService_CountLiveCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountLiveCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuerServiceServer).CountLiveCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssuerService_CountLiveCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuerServiceServer).CountLiveCredentials(ctx, req.(*CountLiveCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IssuerService_ServiceDesc is the grpc.ServiceDesc for IssuerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -284,6 +322,10 @@ var IssuerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListCredentials",
 			Handler:    _IssuerService_ListCredentials_Handler,
+		},
+		{
+			MethodName: "CountLiveCredentials",
+			Handler:    _IssuerService_CountLiveCredentials_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
