@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,5 +174,50 @@ func TestFollowerInvalidFilterIsFinal(t *testing.T) {
 	f := subscriber.Follow(ctx, subscriber.Config{Conn: dial(t, addr), Filter: &treatyv1.SubscribeFilter{PartnerIds: []string{"NOT AN ID"}}})
 	if _, err := f.Next(); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the revoker's INVALID_ARGUMENT", err)
+	}
+}
+
+// TestFollowerOutOfRange: a follower behind the log's retention gets ErrOutOfRange, and the
+// heartbeats announce the retained boundary.
+func TestFollowerOutOfRange(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	log, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{MaxCredentialTTL: time.Hour, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, jti := range []string{"a", "b", "c"} {
+		if jti == "c" {
+			mu.Lock()
+			now = now.Add(48 * time.Hour)
+			mu.Unlock()
+		}
+		if _, err := log.Revoke(ctx, revoker.Request{Kind: treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, Target: jti, Reason: "r"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := log.Compact(ctx); err != nil || n != 2 {
+		t.Fatalf("compacted %d, %v", n, err)
+	}
+	addr, stop := revokerAt(t, log, "127.0.0.1:0")
+	defer stop()
+	conn := dial(t, addr)
+
+	behind := subscriber.Follow(ctx, subscriber.Config{Conn: conn, After: 1})
+	defer behind.Close()
+	if _, err := behind.Next(); !errors.Is(err, subscriber.ErrOutOfRange) {
+		t.Fatalf("err = %v, want ErrOutOfRange", err)
+	}
+	f := subscriber.Follow(ctx, subscriber.Config{Conn: conn, After: 2})
+	defer f.Close()
+	ev, err := f.Next()
+	if err != nil || ev.GetSequence() != 3 {
+		t.Fatalf("next = %v, %v; want event 3", ev, err)
+	}
+	if got := f.Heartbeat().GetRetainedAfterSequence(); got != 2 {
+		t.Fatalf("heartbeat retained_after_sequence = %d, want 2", got)
 	}
 }

@@ -245,15 +245,6 @@ func (h *hub) stopIfIdle() bool {
 // heartbeatMessage announces the epoch, the head and the oldest replayable position.
 func (h *hub) heartbeatMessage() *treatyv1.SubscribeResponse {
 	return &treatyv1.SubscribeResponse{Message: &treatyv1.SubscribeResponse_Heartbeat{Heartbeat: &treatyv1.Heartbeat{
-		Epoch: h.log.Epoch(), HeadSequence: h.log.Head(), Time: timestamppb.Now(), RetainedAfterSequence: retainedAfter(h.log),
+		Epoch: h.log.Epoch(), HeadSequence: h.log.Head(), Time: timestamppb.Now(), RetainedAfterSequence: h.log.RetainedAfter(),
 	}}}
-}
-
-// retainedAfter is the lowest after_sequence the log can replay from.
-//
-// TODO(issue 4 merge): replace with l.RetainedAfter(), the agreed revoker.Log API, once retention
-// lands; until then nothing is compacted, so every position can be replayed.
-func retainedAfter(l *revoker.Log) uint64 {
-	_ = l
-	return 0
 }

@@ -25,7 +25,7 @@ func (s *Service) Subscribe(req *treatyv1.SubscribeRequest, stream grpc.ServerSt
 		return edge.Status(s.logger, err)
 	}
 	after := req.GetAfterSequence()
-	if retained := retainedAfter(s.log); after < retained {
+	if retained := s.log.RetainedAfter(); after < retained {
 		return edge.Status(s.logger, fail.OutOfRangef(
 			"events after %d were compacted; the log replays after %d: resync from Snapshot, then subscribe after its sequence", after, retained))
 	}
