@@ -129,7 +129,12 @@ func (s *Server) assemble(ctx context.Context) error {
 		if addr == "" {
 			addr = s.lis.Addr().String()
 		}
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if name == Revoker {
+			// Feed followers: static flow-control windows, so no BDP ping rides on every event.
+			opts = append(opts, revokersvc.FeedDialOptions()...)
+		}
+		conn, err := grpc.NewClient(addr, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("connect to the %s at %s: %w", name, addr, err)
 		}
