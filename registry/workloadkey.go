@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/x509"
 	"net/url"
 	"slices"
 	"strings"
@@ -63,21 +62,6 @@ func (t *TLSSubject) Check(field string) error {
 		}
 	}
 	return nil
-}
-
-// Matches reports whether the client certificate cert carries this subject.
-func (t *TLSSubject) Matches(cert *x509.Certificate) bool {
-	switch {
-	case t == nil || cert == nil:
-		return false
-	case t.SubjectDN != "":
-		return strings.EqualFold(cert.Subject.String(), t.SubjectDN)
-	case t.SANDNS != "":
-		return slices.ContainsFunc(cert.DNSNames, func(n string) bool { return strings.EqualFold(n, t.SANDNS) })
-	case t.SANURI != "":
-		return slices.ContainsFunc(cert.URIs, func(u *url.URL) bool { return u.String() == t.SANURI })
-	}
-	return false
 }
 
 // String renders the subject for audit records: "subject_dn=...", "san_dns=..." or "san_uri=...".
