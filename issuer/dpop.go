@@ -45,7 +45,10 @@ type dpopProofClaims struct {
 // without query or fragment) and returns the proof key's RFC 7638 thumbprint, the token's cnf.jkt.
 // The proof's jti is recorded, durably, in the replay cache under the key's thumbprint until the
 // proof could no longer be accepted. Every defect is an Invalid error wrapping
-// ErrInvalidDPoPProof, whose message never repeats the proof.
+// ErrInvalidDPoPProof, whose message never repeats the proof. A nonce claim is not required and
+// not checked: the issuer sends no DPoP-Nonce challenges (optional in RFC 9449 section 8); the
+// iat window and the jti replay cache bound a proof's reuse instead. An ath claim has no meaning
+// at the token endpoint and is ignored.
 func (i *Issuer) checkDPoP(proof, method, endpoint string) (string, error) {
 	if len(proof) > MaxDPoPProofSize {
 		return "", dpopError("the DPoP proof is larger than %d bytes", MaxDPoPProofSize)

@@ -127,7 +127,7 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
 	c := out.Credential
 	i.log.Info("issuer: credential issued", "jti", c.ID, "workload", c.WorkloadID, "partner", c.PartnerID,
 		"integration", c.IntegrationID, "scopes", c.Scopes, "audience", c.Audience,
-		"expire_time", c.ExpireTime, "kid", c.Kid, "sequence", c.Sequence)
+		"expire_time", c.ExpireTime, "kid", c.Kid, "sequence", c.Sequence, "auth_method", c.AuthMethod, "binding", c.Binding)
 	return out, nil
 }
 

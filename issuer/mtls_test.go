@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -392,4 +393,35 @@ func TestWorkloadKeyRotation(t *testing.T) {
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("removing the last key: %v, want FailedPrecondition", err)
 	}
+}
+
+// TestAssertionAlgorithmFollowsTheKey: a workload may register an RS256 (or ES256) key; each key
+// verifies only assertions of its own algorithm.
+func TestAssertionAlgorithmFollowsTheKey(t *testing.T) {
+	e := newEnv(t)
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&rk.PublicKey)
+	_, err = e.world.Registry.CreateWorkload(context.Background(), &treatyv1.CreateWorkloadRequest{Id: "rsa-bot", IntegrationId: integration,
+		PublicKeyPem: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := issuer.SignAssertion("rsa-bot", issuerURL, rk, e.clock.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := e.issue(issuer.Request{Assertion: a, Scopes: []string{"invoices:read"}, Audience: audience}); out.Credential.WorkloadID != "rsa-bot" {
+		t.Fatalf("issued to %s", out.Credential.WorkloadID)
+	}
+	// An ES256 assertion by a stranger for the Ed25519 workload, kid and all, is refused.
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	a, err = issuer.SignAssertion(workload, issuerURL, ec, e.clock.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.iss.Issue(context.Background(), issuer.Request{Assertion: a, Scopes: []string{"invoices:read"}, Audience: audience})
+	wantKind(t, err, fail.Unauthenticated)
 }
