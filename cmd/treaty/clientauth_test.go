@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"strings"
 	"testing"
@@ -49,14 +50,7 @@ func TestRiskTierAuthMethodsAndWorkloadKeys(t *testing.T) {
 			t.Fatalf("%v: exit %d, want output containing %q\n%s%s", s.args, code, s.want, out, errOut)
 		}
 	}
-	_, out, _ := cli("workload", "get", "bot", "-o", "json")
-	kid := between(out, `"keyId": "`, `"`)
-	if kid == "" {
-		kid = between(out, `"key_id": "`, `"`)
-	}
-	if kid == "" {
-		t.Fatalf("no key id in %s", out)
-	}
+	kid := keyIDs(t, cli)[0]
 
 	tests := []struct {
 		name string
@@ -84,22 +78,35 @@ func TestRiskTierAuthMethodsAndWorkloadKeys(t *testing.T) {
 	if code, out, errOut := cli("workload", "remove-key", "--id", "bot", "--key-id", kid); code != exitOK || strings.Contains(out, kid) {
 		t.Fatalf("remove-key: exit %d\n%s%s", code, out, errOut)
 	}
-	_, out, _ = cli("workload", "get", "bot", "-o", "json")
-	last := between(out, `"keyId": "`, `"`)
-	if last == "" {
-		last = between(out, `"key_id": "`, `"`)
+	last := keyIDs(t, cli)
+	if len(last) != 1 {
+		t.Fatalf("keys after remove-key: %v", last)
 	}
-	if code, _, errOut := cli("workload", "remove-key", "--id", "bot", "--key-id", last); code != exitError || !strings.Contains(errOut, "last key") {
+	if code, _, errOut := cli("workload", "remove-key", "--id", "bot", "--key-id", last[0]); code != exitError || !strings.Contains(errOut, "last key") {
 		t.Errorf("removing the last key: exit %d, %s", code, errOut)
 	}
 }
 
-// between returns the text of s between the first after and the following until.
-func between(s, after, until string) string {
-	_, rest, ok := strings.Cut(s, after)
-	if !ok {
-		return ""
+// keyIDs returns the key ids of workload bot, as `workload get -o json` shows them.
+func keyIDs(t *testing.T, cli func(...string) (int, string, string)) []string {
+	t.Helper()
+	code, out, errOut := cli("workload", "get", "bot", "-o", "json")
+	var got struct {
+		Workload struct {
+			PublicKeys []struct {
+				KeyID string `json:"key_id"`
+			} `json:"public_keys"`
+		} `json:"workload"`
 	}
-	v, _, _ := strings.Cut(rest, until)
-	return v
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != exitOK {
+		t.Fatalf("workload get: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	var ids []string
+	for _, k := range got.Workload.PublicKeys {
+		ids = append(ids, k.KeyID)
+	}
+	if len(ids) == 0 {
+		t.Fatalf("no key ids in %s", out)
+	}
+	return ids
 }
