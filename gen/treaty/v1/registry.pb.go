@@ -2322,6 +2322,575 @@ func (x *ListPoliciesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// ClientSecret describes one client secret of a workload; it never carries the secret or its hash.
+type ClientSecret struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret's id, unique within the workload; names it in listings and revocations.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The workload the secret authenticates.
+	WorkloadId string `protobuf:"bytes,2,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	// When it was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it stops authenticating (exclusive); every secret expires, at most 90 days after creation.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Who created it.
+	Creator string `protobuf:"bytes,5,opt,name=creator,proto3" json:"creator,omitempty"`
+	// When it was revoked; unset while it is not.
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientSecret) Reset() {
+	*x = ClientSecret{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientSecret) ProtoMessage() {}
+
+func (x *ClientSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientSecret.ProtoReflect.Descriptor instead.
+func (*ClientSecret) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ClientSecret) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClientSecret) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+func (x *ClientSecret) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ClientSecret) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *ClientSecret) GetCreator() string {
+	if x != nil {
+		return x.Creator
+	}
+	return ""
+}
+
+func (x *ClientSecret) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+// CreateClientSecretRequest asks for a new client secret.
+type CreateClientSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's id.
+	WorkloadId string `protobuf:"bytes,1,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	// How long the secret authenticates; unset means 30 days, at most 90 days.
+	Ttl *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateClientSecretRequest) Reset() {
+	*x = CreateClientSecretRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateClientSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateClientSecretRequest) ProtoMessage() {}
+
+func (x *CreateClientSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateClientSecretRequest.ProtoReflect.Descriptor instead.
+func (*CreateClientSecretRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CreateClientSecretRequest) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+func (x *CreateClientSecretRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+func (x *CreateClientSecretRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// CreateClientSecretResponse carries the new secret, the only time it is ever shown.
+type CreateClientSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret's metadata.
+	ClientSecret *ClientSecret `protobuf:"bytes,1,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	// The secret itself ("treaty_cs_" followed by 43 base64url characters). Not stored, not shown
+	// again.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateClientSecretResponse) Reset() {
+	*x = CreateClientSecretResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateClientSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateClientSecretResponse) ProtoMessage() {}
+
+func (x *CreateClientSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateClientSecretResponse.ProtoReflect.Descriptor instead.
+func (*CreateClientSecretResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CreateClientSecretResponse) GetClientSecret() *ClientSecret {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return nil
+}
+
+func (x *CreateClientSecretResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// ListClientSecretsRequest names a workload.
+type ListClientSecretsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's id.
+	WorkloadId    string `protobuf:"bytes,1,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientSecretsRequest) Reset() {
+	*x = ListClientSecretsRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientSecretsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientSecretsRequest) ProtoMessage() {}
+
+func (x *ListClientSecretsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientSecretsRequest.ProtoReflect.Descriptor instead.
+func (*ListClientSecretsRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListClientSecretsRequest) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+// ListClientSecretsResponse carries a workload's client secrets, oldest first, live or not.
+type ListClientSecretsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secrets' metadata.
+	ClientSecrets []*ClientSecret `protobuf:"bytes,1,rep,name=client_secrets,json=clientSecrets,proto3" json:"client_secrets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientSecretsResponse) Reset() {
+	*x = ListClientSecretsResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientSecretsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientSecretsResponse) ProtoMessage() {}
+
+func (x *ListClientSecretsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientSecretsResponse.ProtoReflect.Descriptor instead.
+func (*ListClientSecretsResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListClientSecretsResponse) GetClientSecrets() []*ClientSecret {
+	if x != nil {
+		return x.ClientSecrets
+	}
+	return nil
+}
+
+// RevokeClientSecretRequest names one secret of a workload.
+type RevokeClientSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's id.
+	WorkloadId string `protobuf:"bytes,1,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	// The secret's id.
+	SecretId string `protobuf:"bytes,2,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeClientSecretRequest) Reset() {
+	*x = RevokeClientSecretRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeClientSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeClientSecretRequest) ProtoMessage() {}
+
+func (x *RevokeClientSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeClientSecretRequest.ProtoReflect.Descriptor instead.
+func (*RevokeClientSecretRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *RevokeClientSecretRequest) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+func (x *RevokeClientSecretRequest) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+func (x *RevokeClientSecretRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// RevokeClientSecretResponse carries the revoked secret's metadata.
+type RevokeClientSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret's metadata, with its revoke time.
+	ClientSecret  *ClientSecret `protobuf:"bytes,1,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeClientSecretResponse) Reset() {
+	*x = RevokeClientSecretResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeClientSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeClientSecretResponse) ProtoMessage() {}
+
+func (x *RevokeClientSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeClientSecretResponse.ProtoReflect.Descriptor instead.
+func (*RevokeClientSecretResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *RevokeClientSecretResponse) GetClientSecret() *ClientSecret {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return nil
+}
+
+// ListClientSecretVerifiersRequest names a workload.
+type ListClientSecretVerifiersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's id.
+	WorkloadId    string `protobuf:"bytes,1,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientSecretVerifiersRequest) Reset() {
+	*x = ListClientSecretVerifiersRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientSecretVerifiersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientSecretVerifiersRequest) ProtoMessage() {}
+
+func (x *ListClientSecretVerifiersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientSecretVerifiersRequest.ProtoReflect.Descriptor instead.
+func (*ListClientSecretVerifiersRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListClientSecretVerifiersRequest) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+// ClientSecretVerifier is what verifies one live client secret: its hash, never the secret.
+type ClientSecretVerifier struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// SHA-256 of the secret's UTF-8 bytes (32 bytes).
+	Sha256 []byte `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// When the secret stops authenticating (exclusive).
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientSecretVerifier) Reset() {
+	*x = ClientSecretVerifier{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientSecretVerifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientSecretVerifier) ProtoMessage() {}
+
+func (x *ClientSecretVerifier) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientSecretVerifier.ProtoReflect.Descriptor instead.
+func (*ClientSecretVerifier) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ClientSecretVerifier) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClientSecretVerifier) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *ClientSecretVerifier) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// ListClientSecretVerifiersResponse carries the verifiers of a workload's live secrets.
+type ListClientSecretVerifiersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per live secret (not revoked, not expired when the registry answered).
+	Verifiers     []*ClientSecretVerifier `protobuf:"bytes,1,rep,name=verifiers,proto3" json:"verifiers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientSecretVerifiersResponse) Reset() {
+	*x = ListClientSecretVerifiersResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientSecretVerifiersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientSecretVerifiersResponse) ProtoMessage() {}
+
+func (x *ListClientSecretVerifiersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientSecretVerifiersResponse.ProtoReflect.Descriptor instead.
+func (*ListClientSecretVerifiersResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListClientSecretVerifiersResponse) GetVerifiers() []*ClientSecretVerifier {
+	if x != nil {
+		return x.Verifiers
+	}
+	return nil
+}
+
 var File_treaty_v1_registry_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_registry_proto_rawDesc = "" +
@@ -2485,8 +3054,48 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"m\n" +
 	"\x14ListPoliciesResponse\x12-\n" +
 	"\bpolicies\x18\x01 \x03(\v2\x11.treaty.v1.PolicyR\bpolicies\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd7\n" +
-	"\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x90\x02\n" +
+	"\fClientSecret\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vworkload_id\x18\x02 \x01(\tR\n" +
+	"workloadId\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x18\n" +
+	"\acreator\x18\x05 \x01(\tR\acreator\x12;\n" +
+	"\vrevoke_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\"\x7f\n" +
+	"\x19CreateClientSecretRequest\x12\x1f\n" +
+	"\vworkload_id\x18\x01 \x01(\tR\n" +
+	"workloadId\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"r\n" +
+	"\x1aCreateClientSecretResponse\x12<\n" +
+	"\rclient_secret\x18\x01 \x01(\v2\x17.treaty.v1.ClientSecretR\fclientSecret\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\";\n" +
+	"\x18ListClientSecretsRequest\x12\x1f\n" +
+	"\vworkload_id\x18\x01 \x01(\tR\n" +
+	"workloadId\"[\n" +
+	"\x19ListClientSecretsResponse\x12>\n" +
+	"\x0eclient_secrets\x18\x01 \x03(\v2\x17.treaty.v1.ClientSecretR\rclientSecrets\"o\n" +
+	"\x19RevokeClientSecretRequest\x12\x1f\n" +
+	"\vworkload_id\x18\x01 \x01(\tR\n" +
+	"workloadId\x12\x1b\n" +
+	"\tsecret_id\x18\x02 \x01(\tR\bsecretId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"Z\n" +
+	"\x1aRevokeClientSecretResponse\x12<\n" +
+	"\rclient_secret\x18\x01 \x01(\v2\x17.treaty.v1.ClientSecretR\fclientSecret\"C\n" +
+	" ListClientSecretVerifiersRequest\x12\x1f\n" +
+	"\vworkload_id\x18\x01 \x01(\tR\n" +
+	"workloadId\"{\n" +
+	"\x14ClientSecretVerifier\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"b\n" +
+	"!ListClientSecretVerifiersResponse\x12=\n" +
+	"\tverifiers\x18\x01 \x03(\v2\x1f.treaty.v1.ClientSecretVerifierR\tverifiers2\xf5\r\n" +
 	"\x0fRegistryService\x12R\n" +
 	"\rCreatePartner\x12\x1f.treaty.v1.CreatePartnerRequest\x1a .treaty.v1.CreatePartnerResponse\x12I\n" +
 	"\n" +
@@ -2501,7 +3110,11 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x0eCreateWorkload\x12 .treaty.v1.CreateWorkloadRequest\x1a!.treaty.v1.CreateWorkloadResponse\x12U\n" +
 	"\x0eRetireWorkload\x12 .treaty.v1.RetireWorkloadRequest\x1a!.treaty.v1.RetireWorkloadResponse\x12L\n" +
 	"\vGetWorkload\x12\x1d.treaty.v1.GetWorkloadRequest\x1a\x1e.treaty.v1.GetWorkloadResponse\x12R\n" +
-	"\rListWorkloads\x12\x1f.treaty.v1.ListWorkloadsRequest\x1a .treaty.v1.ListWorkloadsResponse\x12F\n" +
+	"\rListWorkloads\x12\x1f.treaty.v1.ListWorkloadsRequest\x1a .treaty.v1.ListWorkloadsResponse\x12a\n" +
+	"\x12CreateClientSecret\x12$.treaty.v1.CreateClientSecretRequest\x1a%.treaty.v1.CreateClientSecretResponse\x12^\n" +
+	"\x11ListClientSecrets\x12#.treaty.v1.ListClientSecretsRequest\x1a$.treaty.v1.ListClientSecretsResponse\x12a\n" +
+	"\x12RevokeClientSecret\x12$.treaty.v1.RevokeClientSecretRequest\x1a%.treaty.v1.RevokeClientSecretResponse\x12v\n" +
+	"\x19ListClientSecretVerifiers\x12+.treaty.v1.ListClientSecretVerifiersRequest\x1a,.treaty.v1.ListClientSecretVerifiersResponse\x12F\n" +
 	"\tPutPolicy\x12\x1b.treaty.v1.PutPolicyRequest\x1a\x1c.treaty.v1.PutPolicyResponse\x12F\n" +
 	"\tGetPolicy\x12\x1b.treaty.v1.GetPolicyRequest\x1a\x1c.treaty.v1.GetPolicyResponse\x12O\n" +
 	"\fListPolicies\x12\x1e.treaty.v1.ListPoliciesRequest\x1a\x1f.treaty.v1.ListPoliciesResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
@@ -2518,65 +3131,75 @@ func file_treaty_v1_registry_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_registry_proto_rawDescData
 }
 
-var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_treaty_v1_registry_proto_goTypes = []any{
-	(*Partner)(nil),                   // 0: treaty.v1.Partner
-	(*Integration)(nil),               // 1: treaty.v1.Integration
-	(*WorkloadKey)(nil),               // 2: treaty.v1.WorkloadKey
-	(*Workload)(nil),                  // 3: treaty.v1.Workload
-	(*CreatePartnerRequest)(nil),      // 4: treaty.v1.CreatePartnerRequest
-	(*CreatePartnerResponse)(nil),     // 5: treaty.v1.CreatePartnerResponse
-	(*GetPartnerRequest)(nil),         // 6: treaty.v1.GetPartnerRequest
-	(*GetPartnerResponse)(nil),        // 7: treaty.v1.GetPartnerResponse
-	(*ListPartnersRequest)(nil),       // 8: treaty.v1.ListPartnersRequest
-	(*ListPartnersResponse)(nil),      // 9: treaty.v1.ListPartnersResponse
-	(*SuspendPartnerRequest)(nil),     // 10: treaty.v1.SuspendPartnerRequest
-	(*SuspendPartnerResponse)(nil),    // 11: treaty.v1.SuspendPartnerResponse
-	(*OffboardPartnerRequest)(nil),    // 12: treaty.v1.OffboardPartnerRequest
-	(*OffboardPartnerResponse)(nil),   // 13: treaty.v1.OffboardPartnerResponse
-	(*RetireIntegrationRequest)(nil),  // 14: treaty.v1.RetireIntegrationRequest
-	(*RetireIntegrationResponse)(nil), // 15: treaty.v1.RetireIntegrationResponse
-	(*RetireWorkloadRequest)(nil),     // 16: treaty.v1.RetireWorkloadRequest
-	(*RetireWorkloadResponse)(nil),    // 17: treaty.v1.RetireWorkloadResponse
-	(*CreateIntegrationRequest)(nil),  // 18: treaty.v1.CreateIntegrationRequest
-	(*CreateIntegrationResponse)(nil), // 19: treaty.v1.CreateIntegrationResponse
-	(*GetIntegrationRequest)(nil),     // 20: treaty.v1.GetIntegrationRequest
-	(*GetIntegrationResponse)(nil),    // 21: treaty.v1.GetIntegrationResponse
-	(*ListIntegrationsRequest)(nil),   // 22: treaty.v1.ListIntegrationsRequest
-	(*ListIntegrationsResponse)(nil),  // 23: treaty.v1.ListIntegrationsResponse
-	(*CreateWorkloadRequest)(nil),     // 24: treaty.v1.CreateWorkloadRequest
-	(*CreateWorkloadResponse)(nil),    // 25: treaty.v1.CreateWorkloadResponse
-	(*GetWorkloadRequest)(nil),        // 26: treaty.v1.GetWorkloadRequest
-	(*GetWorkloadResponse)(nil),       // 27: treaty.v1.GetWorkloadResponse
-	(*ListWorkloadsRequest)(nil),      // 28: treaty.v1.ListWorkloadsRequest
-	(*ListWorkloadsResponse)(nil),     // 29: treaty.v1.ListWorkloadsResponse
-	(*Policy)(nil),                    // 30: treaty.v1.Policy
-	(*PutPolicyRequest)(nil),          // 31: treaty.v1.PutPolicyRequest
-	(*PutPolicyResponse)(nil),         // 32: treaty.v1.PutPolicyResponse
-	(*GetPolicyRequest)(nil),          // 33: treaty.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),         // 34: treaty.v1.GetPolicyResponse
-	(*ListPoliciesRequest)(nil),       // 35: treaty.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),      // 36: treaty.v1.ListPoliciesResponse
-	(*timestamppb.Timestamp)(nil),     // 37: google.protobuf.Timestamp
-	(PartnerState)(0),                 // 38: treaty.v1.PartnerState
-	(*durationpb.Duration)(nil),       // 39: google.protobuf.Duration
-	(IntegrationState)(0),             // 40: treaty.v1.IntegrationState
-	(WorkloadState)(0),                // 41: treaty.v1.WorkloadState
-	(PolicyMode)(0),                   // 42: treaty.v1.PolicyMode
+	(*Partner)(nil),                           // 0: treaty.v1.Partner
+	(*Integration)(nil),                       // 1: treaty.v1.Integration
+	(*WorkloadKey)(nil),                       // 2: treaty.v1.WorkloadKey
+	(*Workload)(nil),                          // 3: treaty.v1.Workload
+	(*CreatePartnerRequest)(nil),              // 4: treaty.v1.CreatePartnerRequest
+	(*CreatePartnerResponse)(nil),             // 5: treaty.v1.CreatePartnerResponse
+	(*GetPartnerRequest)(nil),                 // 6: treaty.v1.GetPartnerRequest
+	(*GetPartnerResponse)(nil),                // 7: treaty.v1.GetPartnerResponse
+	(*ListPartnersRequest)(nil),               // 8: treaty.v1.ListPartnersRequest
+	(*ListPartnersResponse)(nil),              // 9: treaty.v1.ListPartnersResponse
+	(*SuspendPartnerRequest)(nil),             // 10: treaty.v1.SuspendPartnerRequest
+	(*SuspendPartnerResponse)(nil),            // 11: treaty.v1.SuspendPartnerResponse
+	(*OffboardPartnerRequest)(nil),            // 12: treaty.v1.OffboardPartnerRequest
+	(*OffboardPartnerResponse)(nil),           // 13: treaty.v1.OffboardPartnerResponse
+	(*RetireIntegrationRequest)(nil),          // 14: treaty.v1.RetireIntegrationRequest
+	(*RetireIntegrationResponse)(nil),         // 15: treaty.v1.RetireIntegrationResponse
+	(*RetireWorkloadRequest)(nil),             // 16: treaty.v1.RetireWorkloadRequest
+	(*RetireWorkloadResponse)(nil),            // 17: treaty.v1.RetireWorkloadResponse
+	(*CreateIntegrationRequest)(nil),          // 18: treaty.v1.CreateIntegrationRequest
+	(*CreateIntegrationResponse)(nil),         // 19: treaty.v1.CreateIntegrationResponse
+	(*GetIntegrationRequest)(nil),             // 20: treaty.v1.GetIntegrationRequest
+	(*GetIntegrationResponse)(nil),            // 21: treaty.v1.GetIntegrationResponse
+	(*ListIntegrationsRequest)(nil),           // 22: treaty.v1.ListIntegrationsRequest
+	(*ListIntegrationsResponse)(nil),          // 23: treaty.v1.ListIntegrationsResponse
+	(*CreateWorkloadRequest)(nil),             // 24: treaty.v1.CreateWorkloadRequest
+	(*CreateWorkloadResponse)(nil),            // 25: treaty.v1.CreateWorkloadResponse
+	(*GetWorkloadRequest)(nil),                // 26: treaty.v1.GetWorkloadRequest
+	(*GetWorkloadResponse)(nil),               // 27: treaty.v1.GetWorkloadResponse
+	(*ListWorkloadsRequest)(nil),              // 28: treaty.v1.ListWorkloadsRequest
+	(*ListWorkloadsResponse)(nil),             // 29: treaty.v1.ListWorkloadsResponse
+	(*Policy)(nil),                            // 30: treaty.v1.Policy
+	(*PutPolicyRequest)(nil),                  // 31: treaty.v1.PutPolicyRequest
+	(*PutPolicyResponse)(nil),                 // 32: treaty.v1.PutPolicyResponse
+	(*GetPolicyRequest)(nil),                  // 33: treaty.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),                 // 34: treaty.v1.GetPolicyResponse
+	(*ListPoliciesRequest)(nil),               // 35: treaty.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),              // 36: treaty.v1.ListPoliciesResponse
+	(*ClientSecret)(nil),                      // 37: treaty.v1.ClientSecret
+	(*CreateClientSecretRequest)(nil),         // 38: treaty.v1.CreateClientSecretRequest
+	(*CreateClientSecretResponse)(nil),        // 39: treaty.v1.CreateClientSecretResponse
+	(*ListClientSecretsRequest)(nil),          // 40: treaty.v1.ListClientSecretsRequest
+	(*ListClientSecretsResponse)(nil),         // 41: treaty.v1.ListClientSecretsResponse
+	(*RevokeClientSecretRequest)(nil),         // 42: treaty.v1.RevokeClientSecretRequest
+	(*RevokeClientSecretResponse)(nil),        // 43: treaty.v1.RevokeClientSecretResponse
+	(*ListClientSecretVerifiersRequest)(nil),  // 44: treaty.v1.ListClientSecretVerifiersRequest
+	(*ClientSecretVerifier)(nil),              // 45: treaty.v1.ClientSecretVerifier
+	(*ListClientSecretVerifiersResponse)(nil), // 46: treaty.v1.ListClientSecretVerifiersResponse
+	(*timestamppb.Timestamp)(nil),             // 47: google.protobuf.Timestamp
+	(PartnerState)(0),                         // 48: treaty.v1.PartnerState
+	(*durationpb.Duration)(nil),               // 49: google.protobuf.Duration
+	(IntegrationState)(0),                     // 50: treaty.v1.IntegrationState
+	(WorkloadState)(0),                        // 51: treaty.v1.WorkloadState
+	(PolicyMode)(0),                           // 52: treaty.v1.PolicyMode
 }
 var file_treaty_v1_registry_proto_depIdxs = []int32{
-	37, // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
-	38, // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
-	37, // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
-	37, // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
-	39, // 4: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
-	40, // 5: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
-	37, // 6: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
-	37, // 7: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
+	47, // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
+	48, // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
+	47, // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
+	47, // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
+	49, // 4: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
+	50, // 5: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
+	47, // 6: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
+	47, // 7: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: treaty.v1.Workload.public_keys:type_name -> treaty.v1.WorkloadKey
-	41, // 9: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
-	37, // 10: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
-	37, // 11: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
+	51, // 9: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
+	47, // 10: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
+	47, // 11: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: treaty.v1.CreatePartnerRequest.partner:type_name -> treaty.v1.Partner
 	0,  // 13: treaty.v1.CreatePartnerResponse.partner:type_name -> treaty.v1.Partner
 	0,  // 14: treaty.v1.GetPartnerResponse.partner:type_name -> treaty.v1.Partner
@@ -2592,49 +3215,66 @@ var file_treaty_v1_registry_proto_depIdxs = []int32{
 	3,  // 24: treaty.v1.CreateWorkloadResponse.workload:type_name -> treaty.v1.Workload
 	3,  // 25: treaty.v1.GetWorkloadResponse.workload:type_name -> treaty.v1.Workload
 	3,  // 26: treaty.v1.ListWorkloadsResponse.workloads:type_name -> treaty.v1.Workload
-	42, // 27: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
-	37, // 28: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
-	42, // 29: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
+	52, // 27: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
+	47, // 28: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
+	52, // 29: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
 	30, // 30: treaty.v1.PutPolicyResponse.policy:type_name -> treaty.v1.Policy
 	30, // 31: treaty.v1.GetPolicyResponse.policy:type_name -> treaty.v1.Policy
 	30, // 32: treaty.v1.ListPoliciesResponse.policies:type_name -> treaty.v1.Policy
-	4,  // 33: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
-	6,  // 34: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
-	8,  // 35: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
-	10, // 36: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
-	12, // 37: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
-	18, // 38: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
-	14, // 39: treaty.v1.RegistryService.RetireIntegration:input_type -> treaty.v1.RetireIntegrationRequest
-	20, // 40: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
-	22, // 41: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
-	24, // 42: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
-	16, // 43: treaty.v1.RegistryService.RetireWorkload:input_type -> treaty.v1.RetireWorkloadRequest
-	26, // 44: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
-	28, // 45: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
-	31, // 46: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
-	33, // 47: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
-	35, // 48: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
-	5,  // 49: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
-	7,  // 50: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
-	9,  // 51: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
-	11, // 52: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
-	13, // 53: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
-	19, // 54: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
-	15, // 55: treaty.v1.RegistryService.RetireIntegration:output_type -> treaty.v1.RetireIntegrationResponse
-	21, // 56: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
-	23, // 57: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
-	25, // 58: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
-	17, // 59: treaty.v1.RegistryService.RetireWorkload:output_type -> treaty.v1.RetireWorkloadResponse
-	27, // 60: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
-	29, // 61: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
-	32, // 62: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
-	34, // 63: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
-	36, // 64: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
-	49, // [49:65] is the sub-list for method output_type
-	33, // [33:49] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	47, // 33: treaty.v1.ClientSecret.create_time:type_name -> google.protobuf.Timestamp
+	47, // 34: treaty.v1.ClientSecret.expire_time:type_name -> google.protobuf.Timestamp
+	47, // 35: treaty.v1.ClientSecret.revoke_time:type_name -> google.protobuf.Timestamp
+	49, // 36: treaty.v1.CreateClientSecretRequest.ttl:type_name -> google.protobuf.Duration
+	37, // 37: treaty.v1.CreateClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
+	37, // 38: treaty.v1.ListClientSecretsResponse.client_secrets:type_name -> treaty.v1.ClientSecret
+	37, // 39: treaty.v1.RevokeClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
+	47, // 40: treaty.v1.ClientSecretVerifier.expire_time:type_name -> google.protobuf.Timestamp
+	45, // 41: treaty.v1.ListClientSecretVerifiersResponse.verifiers:type_name -> treaty.v1.ClientSecretVerifier
+	4,  // 42: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
+	6,  // 43: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
+	8,  // 44: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
+	10, // 45: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
+	12, // 46: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
+	18, // 47: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
+	14, // 48: treaty.v1.RegistryService.RetireIntegration:input_type -> treaty.v1.RetireIntegrationRequest
+	20, // 49: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
+	22, // 50: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
+	24, // 51: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
+	16, // 52: treaty.v1.RegistryService.RetireWorkload:input_type -> treaty.v1.RetireWorkloadRequest
+	26, // 53: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
+	28, // 54: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
+	38, // 55: treaty.v1.RegistryService.CreateClientSecret:input_type -> treaty.v1.CreateClientSecretRequest
+	40, // 56: treaty.v1.RegistryService.ListClientSecrets:input_type -> treaty.v1.ListClientSecretsRequest
+	42, // 57: treaty.v1.RegistryService.RevokeClientSecret:input_type -> treaty.v1.RevokeClientSecretRequest
+	44, // 58: treaty.v1.RegistryService.ListClientSecretVerifiers:input_type -> treaty.v1.ListClientSecretVerifiersRequest
+	31, // 59: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
+	33, // 60: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
+	35, // 61: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
+	5,  // 62: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
+	7,  // 63: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
+	9,  // 64: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
+	11, // 65: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
+	13, // 66: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
+	19, // 67: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
+	15, // 68: treaty.v1.RegistryService.RetireIntegration:output_type -> treaty.v1.RetireIntegrationResponse
+	21, // 69: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
+	23, // 70: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
+	25, // 71: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
+	17, // 72: treaty.v1.RegistryService.RetireWorkload:output_type -> treaty.v1.RetireWorkloadResponse
+	27, // 73: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
+	29, // 74: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
+	39, // 75: treaty.v1.RegistryService.CreateClientSecret:output_type -> treaty.v1.CreateClientSecretResponse
+	41, // 76: treaty.v1.RegistryService.ListClientSecrets:output_type -> treaty.v1.ListClientSecretsResponse
+	43, // 77: treaty.v1.RegistryService.RevokeClientSecret:output_type -> treaty.v1.RevokeClientSecretResponse
+	46, // 78: treaty.v1.RegistryService.ListClientSecretVerifiers:output_type -> treaty.v1.ListClientSecretVerifiersResponse
+	32, // 79: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
+	34, // 80: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
+	36, // 81: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
+	62, // [62:82] is the sub-list for method output_type
+	42, // [42:62] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_registry_proto_init() }
@@ -2649,7 +3289,7 @@ func file_treaty_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_registry_proto_rawDesc), len(file_treaty_v1_registry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   37,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
