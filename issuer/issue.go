@@ -52,6 +52,18 @@ type Request struct {
 	TTL time.Duration
 	// MinSequence, if set, makes the PDP decide at or after this feed sequence.
 	MinSequence uint64
+	// ClientID is the client_id the request names: required with ClientSecret, optional beside an
+	// assertion (then it must be the assertion's workload).
+	ClientID string
+	// ClientSecret, if set, authenticates the client instead of an assertion (see
+	// clientauth.go). A secret: never log it.
+	ClientSecret string
+	// AuthMethod says how ClientSecret travelled, AuthClientSecretBasic or AuthClientSecretPost
+	// (the default); it is recorded on the credential.
+	AuthMethod string
+
+	// authMethod is the method the client authenticated with, set by Issue.
+	authMethod string
 }
 
 // Credential is an inventory record: everything about a minted credential but the token.
@@ -70,6 +82,8 @@ type Credential struct {
 	Kid string
 	// Sequence is the feed sequence issuance was decided at (the tsq claim).
 	Sequence uint64
+	// AuthMethod is how the client authenticated, e.g. AuthPrivateKeyJWT.
+	AuthMethod string
 }
 
 // Issued is a minted credential.
@@ -86,11 +100,12 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
 	if err := checkRequest(req); err != nil {
 		return Issued{}, err
 	}
-	w, err := i.authenticate(ctx, req.AssertionType, req.Assertion)
+	w, method, err := i.authenticateClient(ctx, req)
 	if err != nil {
 		i.log.Info("issuer: client authentication failed", "err", err)
 		return Issued{}, err
 	}
+	req.authMethod = method
 	out, err := i.issue(ctx, w, req)
 	if err != nil {
 		i.log.Info("issuer: issuance refused", "workload", w.ID, "err", err)
@@ -99,7 +114,7 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
 	c := out.Credential
 	i.log.Info("issuer: credential issued", "jti", c.ID, "workload", c.WorkloadID, "partner", c.PartnerID,
 		"integration", c.IntegrationID, "scopes", c.Scopes, "audience", c.Audience,
-		"expire_time", c.ExpireTime, "kid", c.Kid, "sequence", c.Sequence)
+		"expire_time", c.ExpireTime, "kid", c.Kid, "sequence", c.Sequence, "auth_method", c.AuthMethod)
 	return out, nil
 }
 
@@ -166,6 +181,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 	cred := Credential{
 		ID: jti, WorkloadID: w.ID, IntegrationID: w.IntegrationID, PartnerID: w.PartnerID, Scopes: scopes,
 		Audience: req.Audience, IssueTime: iat, ExpireTime: exp, Kid: key.kid, Sequence: dec.Sequence,
+		AuthMethod: req.authMethod,
 	}
 	if err := i.record(cred); err != nil {
 		return Issued{}, err
