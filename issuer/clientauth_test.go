@@ -33,7 +33,9 @@ func (b *syncBuffer) String() string {
 
 func TestClientSecretAuthentication(t *testing.T) {
 	logs := &syncBuffer{}
-	e := newEnv(t, func(c *issuer.Config) { c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})) })
+	e := newEnv(t, func(c *issuer.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
 	ctx := context.Background()
 	_, secret := e.world.CreateClientSecret(workload, 0)
 	revokedID, revoked := e.world.CreateClientSecret(sibling, 0)
@@ -72,7 +74,11 @@ func TestClientSecretAuthentication(t *testing.T) {
 		{"oversized secret", withSecret(workload, strings.Repeat("s", 4096), ""), 0, fail.Unauthenticated},
 		{"no client id", withSecret("", secret, ""), 0, fail.Invalid},
 		{"unknown method", withSecret(workload, secret, "client_secret_jwt"), 0, fail.Invalid},
-		{"secret and assertion", func() issuer.Request { r := withSecret(workload, secret, ""); r.Assertion = e.assertion(workload); return r }(), 0, fail.Invalid},
+		{"secret and assertion", func() issuer.Request {
+			r := withSecret(workload, secret, "")
+			r.Assertion = e.assertion(workload)
+			return r
+		}(), 0, fail.Invalid},
 		{"client_id of another workload beside an assertion", func() issuer.Request { r := e.request(); r.ClientID = sibling; return r }(), 0, fail.Unauthenticated},
 	}
 	for _, tc := range tests {
