@@ -148,7 +148,11 @@ func TestTokenEndpointRefusals(t *testing.T) {
 			return f
 		}, status: 400, code: "invalid_scope"},
 		{name: "no scope", form: func() url.Values { f := secretForm(workload, e.secret); f.Del("scope"); return f }, status: 400, code: "invalid_scope"},
-		{name: "audience not listed", form: func() url.Values { f := secretForm(workload, e.secret); f.Set("resource", "https://evil.test"); return f }, status: 400, code: "invalid_target"},
+		{name: "audience not listed", form: func() url.Values {
+			f := secretForm(workload, e.secret)
+			f.Set("resource", "https://evil.test")
+			return f
+		}, status: 400, code: "invalid_target"},
 		{name: "no audience", form: func() url.Values { f := secretForm(workload, e.secret); f.Del("resource"); return f }, status: 400, code: "invalid_target"},
 		{name: "two audiences", form: func() url.Values {
 			f := secretForm(workload, e.secret)
