@@ -41,7 +41,7 @@ func (c *cli) workloadCmd() *cobra.Command {
 	f.StringVar(&id, "id", "", "workload id (also its OAuth client id)")
 	f.StringVar(&keyFile, "public-key", "", "PEM file with the workload's Ed25519 public key (from 'treaty keygen')")
 
-	cmd.AddCommand(create, c.workloadRetireCmd(), registryGetCmd(c, "workload",
+	cmd.AddCommand(create, c.workloadRetireCmd(), c.workloadSecretCmd(), registryGetCmd(c, "workload",
 		func(ctx context.Context, rc treatyv1.RegistryServiceClient, id string) (*treatyv1.GetWorkloadResponse, error) {
 			return rc.GetWorkload(ctx, &treatyv1.GetWorkloadRequest{Id: id})
 		}, func(r *treatyv1.GetWorkloadResponse) { c.showWorkload(r.GetWorkload(), 0) }))
