@@ -75,6 +75,7 @@ type env struct {
 	iss    *issuer.Issuer
 	pdp    *pdp.PDP
 	clock  *issuertest.Clock
+	cfg    oauthhttp.Config
 	srv    *httptest.Server
 	logs   *syncBuffer
 	keys   map[string]ed25519.PrivateKey
@@ -112,18 +113,30 @@ func newEnv(t *testing.T) *env {
 	e.pdp = pdptest.Start(t, pdp.Config{Store: storetest.OpenBolt(t, pdp.Schema), Source: revokersvc.NewSource(e.world.Conn()), Logger: issuertest.Quiet})
 	pdptest.WaitReady(t, e.pdp)
 
-	h, err := oauthhttp.New(oauthhttp.Config{
+	e.cfg = oauthhttp.Config{
 		Issuer: iss, Revoker: oauthhttp.RevocationClient(e.world.Revocation), Introspector: e.pdp,
 		ResourceServers: map[string]string{rsID: rsSecret}, Now: e.clock.Now, Logger: log,
-	})
+	}
+	e.srv = e.serve(nil)
+	return e
+}
+
+// serve starts the handler with the env's config, changed by edit, on a loopback HTTP server.
+func (e *env) serve(edit func(*oauthhttp.Config)) *httptest.Server {
+	e.t.Helper()
+	cfg := e.cfg
+	if edit != nil {
+		edit(&cfg)
+	}
+	h, err := oauthhttp.New(cfg)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	h.Register(mux)
-	e.srv = httptest.NewServer(mux)
-	t.Cleanup(e.srv.Close)
-	return e
+	srv := httptest.NewServer(mux)
+	e.t.Cleanup(srv.Close)
+	return srv
 }
 
 func (e *env) addWorkload(id, integ string) {
