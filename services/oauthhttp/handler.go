@@ -105,7 +105,8 @@ type Config struct {
 	// TokenExchange, if set, handles the token-exchange grant; nil answers unsupported_grant_type.
 	// Its errors are mapped like the issuer's (mark a bad subject token with issuer.ErrInvalidGrant).
 	TokenExchange func(ctx context.Context, req ExchangeRequest) (issuer.Issued, error)
-	// Transport, if set, adds to every token request what the connection carries beyond the form
+	// Transport, if set, adds to every client's request (token, revocation, introspection) what the
+	// connection carries beyond the form
 	// (r.TLS.PeerCertificates for mTLS client authentication and certificate-bound tokens, the
 	// DPoP header for DPoP-bound tokens); its error is mapped like the issuer's.
 	Transport func(r *http.Request, req *issuer.Request) error

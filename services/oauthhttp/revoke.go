@@ -30,7 +30,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	client, err := clientAuth(r, form)
+	client, err := h.client(r, form)
 	if err != nil {
 		h.fail(w, err)
 		return
@@ -172,7 +172,7 @@ func (h *Handler) introspectionCaller(w http.ResponseWriter, r *http.Request, fo
 			return "", false
 		}
 	}
-	client, err := clientAuth(r, form)
+	client, err := h.client(r, form)
 	if err != nil {
 		h.fail(w, err)
 		return "", false

@@ -31,16 +31,10 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	client, err := clientAuth(r, form)
+	client, err := h.client(r, form)
 	if err != nil {
 		h.fail(w, err)
 		return
-	}
-	if h.cfg.Transport != nil {
-		if err := h.cfg.Transport(r, &client); err != nil {
-			h.fail(w, err)
-			return
-		}
 	}
 	var (
 		out      issuer.Issued
@@ -115,6 +109,16 @@ func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) (url.Values, 
 		}
 	}
 	return r.PostForm, nil
+}
+
+// client collects the client's authentication (clientAuth) and lets Config.Transport add what
+// the connection carries.
+func (h *Handler) client(r *http.Request, form url.Values) (issuer.Request, error) {
+	req, err := clientAuth(r, form)
+	if err != nil || h.cfg.Transport == nil {
+		return req, err
+	}
+	return req, h.cfg.Transport(r, &req)
 }
 
 // clientAuth collects the client's authentication from the Authorization header and the form,
