@@ -105,10 +105,10 @@ type Config struct {
 	// TokenExchange, if set, handles the token-exchange grant; nil answers unsupported_grant_type.
 	// Its errors are mapped like the issuer's (mark a bad subject token with issuer.ErrInvalidGrant).
 	TokenExchange func(ctx context.Context, req ExchangeRequest) (issuer.Issued, error)
-	// Transport, if set, adds to every client's request (token, revocation, introspection) what the
-	// connection carries beyond the form
-	// (r.TLS.PeerCertificates for mTLS client authentication and certificate-bound tokens, the
-	// DPoP header for DPoP-bound tokens); its error is mapped like the issuer's.
+	// Transport, if set, adds to every client's request (token, revocation, introspection) what
+	// the connection carries beyond the form (r.TLS.PeerCertificates for mTLS client
+	// authentication and certificate-bound tokens, the DPoP header for DPoP-bound tokens); its
+	// error is mapped like the issuer's.
 	Transport func(r *http.Request, req *issuer.Request) error
 	// AuthMethods lists the client authentication methods the metadata advertises beyond
 	// private_key_jwt, client_secret_basic and client_secret_post (e.g. tls_client_auth).
