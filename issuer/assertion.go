@@ -145,8 +145,8 @@ func (i *Issuer) authenticate(ctx context.Context, assertionType, assertion stri
 	switch {
 	case claims.Issuer != w.ID || claims.Subject != w.ID:
 		return Workload{}, fail.Unauthenticatedf("client assertion iss and sub must be the workload id")
-	case !claims.Audience.Contains(i.cfg.IssuerURL):
-		return Workload{}, fail.Unauthenticatedf("client assertion aud must contain the issuer identifier %q", i.cfg.IssuerURL)
+	case !i.assertionAudienceOK(claims.Audience):
+		return Workload{}, fail.Unauthenticatedf("client assertion aud must contain the issuer identifier %q or the token endpoint URL", i.cfg.IssuerURL)
 	case claims.Expiry == nil:
 		return Workload{}, fail.Unauthenticatedf("client assertion must carry exp")
 	case now.After(claims.Expiry.Time().Add(ClockSkew)):

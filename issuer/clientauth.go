@@ -2,6 +2,8 @@ package issuer
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"slices"
 	"strings"
@@ -75,11 +77,15 @@ type TLSSubject struct {
 }
 
 // authenticateClient authenticates the client of req by the method its credentials show: a client
+// secret is client_secret_basic or client_secret_post (as req.AuthMethod says); a client
 // assertion is private_key_jwt; otherwise a TLS client certificate with a client_id is
 // tls_client_auth or self_signed_tls_client_auth, whichever the certificate matches. It returns
 // the workload and the method. Whether the integration allows the method is checked later, once
 // the integration is known (checkClientMethod).
 func (i *Issuer) authenticateClient(ctx context.Context, req Request) (Workload, string, error) {
+	if req.ClientSecret != "" {
+		return i.authenticateClientSecret(ctx, req)
+	}
 	if req.Assertion == "" && req.AssertionType == "" && len(req.ClientCertificates) > 0 {
 		return i.authenticateTLS(ctx, req.ClientID, req.ClientCertificates)
 	}
@@ -87,10 +93,31 @@ func (i *Issuer) authenticateClient(ctx context.Context, req Request) (Workload,
 	if err != nil {
 		return Workload{}, "", err
 	}
+	// RFC 7521 section 4.2: a client_id sent beside an assertion must name the same client.
 	if req.ClientID != "" && req.ClientID != w.ID {
 		return Workload{}, "", fail.Unauthenticatedf("client_id does not name the client the assertion authenticates")
 	}
 	return w, MethodPrivateKeyJWT, nil
+}
+
+// authenticateClientSecret authenticates a client by one of its client secrets.
+func (i *Issuer) authenticateClientSecret(ctx context.Context, req Request) (Workload, string, error) {
+	if req.Assertion != "" || req.AssertionType != "" {
+		return Workload{}, "", fail.Invalidf("client_secret", "use one client authentication method per request, a client secret or a client assertion")
+	}
+	method := req.AuthMethod
+	switch method {
+	case "":
+		method = MethodClientSecretPost
+	case MethodClientSecretBasic, MethodClientSecretPost:
+	default:
+		return Workload{}, "", fail.Invalidf("auth_method", "a client secret is sent by %s or %s", MethodClientSecretBasic, MethodClientSecretPost)
+	}
+	w, err := i.authenticateSecret(ctx, req.ClientID, req.ClientSecret)
+	if err != nil {
+		return Workload{}, "", err
+	}
+	return w, method, nil
 }
 
 // checkClientMethod refuses a client authentication method the integration does not allow. An
@@ -104,4 +131,60 @@ func checkClientMethod(integ Integration, method string) error {
 		allowed = "none"
 	}
 	return unauthorizedClient("client authentication method %s is not allowed for integration %s (allowed: %s)", method, integ.ID, allowed)
+}
+
+// maxClientSecret bounds a presented secret; Treaty's are 53 bytes.
+const maxClientSecret = 256
+
+// errBadSecret is the one answer to a secret that does not authenticate its client: unknown
+// client, no such secret, expired or revoked. Callers cannot tell which; the log can.
+var errBadSecret = fail.Unauthenticatedf("client authentication failed: the client secret is not a live secret of its client")
+
+// authenticateSecret verifies a client secret against the hashes of the workload's live secrets.
+// The secret is hashed once and compared in constant time with every verifier, so neither the
+// comparison nor the number of secrets tried leaks how much of it matched. The secret never
+// appears in a log or an error.
+func (i *Issuer) authenticateSecret(ctx context.Context, clientID, secret string) (Workload, error) {
+	if !fail.ValidID(clientID) {
+		if clientID == "" {
+			return Workload{}, fail.Invalidf("client_id", "client_id is required with a client secret")
+		}
+		return Workload{}, errBadSecret
+	}
+	if len(secret) > maxClientSecret {
+		return Workload{}, errBadSecret
+	}
+	w, err := i.cfg.Directory.Workload(ctx, clientID)
+	if err != nil {
+		if fail.KindOf(err) == fail.NotFound {
+			i.log.Info("issuer: client secret for an unknown workload", "workload", clientID)
+			return Workload{}, errBadSecret
+		}
+		return Workload{}, directoryError(err, "the client")
+	}
+	verifiers, err := i.cfg.Directory.ClientSecrets(ctx, w.ID)
+	if err != nil {
+		return Workload{}, directoryError(err, "the client's secrets")
+	}
+	sum := sha256.Sum256([]byte(secret))
+	now := i.cfg.Now()
+	matched, live := 0, 0
+	for _, v := range verifiers {
+		eq := subtle.ConstantTimeCompare(sum[:], v.SHA256[:])
+		matched |= eq
+		// The registry lists live secrets only, but its clock is not the issuer's: an expired
+		// secret is refused here too.
+		if now.Before(v.Expires) {
+			live |= eq
+		}
+	}
+	switch {
+	case matched == 1 && live == 0:
+		i.log.Info("issuer: expired client secret", "workload", w.ID)
+		return Workload{}, errBadSecret
+	case matched == 0:
+		i.log.Info("issuer: client secret matches no live secret of the workload", "workload", w.ID, "live_secrets", len(verifiers))
+		return Workload{}, errBadSecret
+	}
+	return w, nil
 }

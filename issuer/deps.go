@@ -57,12 +57,27 @@ type Partner struct {
 	ContractEnd time.Time
 }
 
+// ClientSecretVerifier verifies one live client secret of a workload: the SHA-256 hash of the
+// secret and its expiry. The registry stores no plaintext secret, so none ever moves between the
+// registry and the issuer.
+type ClientSecretVerifier struct {
+	// ID names the secret within its workload.
+	ID string
+	// SHA256 is the hash of the secret string.
+	SHA256 [32]byte
+	// Expires is when the secret stops authenticating (exclusive).
+	Expires time.Time
+}
+
 // Directory looks workloads, integrations and partners up in the registry. Unknown ids yield a
 // fail.NotFound error.
 type Directory interface {
 	Workload(ctx context.Context, id string) (Workload, error)
 	Integration(ctx context.Context, id string) (Integration, error)
 	Partner(ctx context.Context, id string) (Partner, error)
+	// ClientSecrets returns the verifiers of the workload's live client secrets (none for most
+	// workloads). It is asked only when a client authenticates with a secret.
+	ClientSecrets(ctx context.Context, workloadID string) ([]ClientSecretVerifier, error)
 }
 
 // IssuanceRequest asks the PDP whether a credential may be minted.

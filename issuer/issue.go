@@ -53,9 +53,16 @@ type Request struct {
 	TTL time.Duration
 	// MinSequence, if set, makes the PDP decide at or after this feed sequence.
 	MinSequence uint64
-	// ClientID is the client_id the request names: the workload id. Required with TLS client
-	// authentication; with a client assertion it must name the assertion's workload if set.
+	// ClientID is the client_id the request names: the workload id. Required with a client secret
+	// and with TLS client authentication; beside a client assertion it must name the assertion's
+	// workload if set.
 	ClientID string
+	// ClientSecret, if set, authenticates the client instead of an assertion (see
+	// clientauth.go). A secret: never log it.
+	ClientSecret string
+	// AuthMethod says how ClientSecret travelled, MethodClientSecretBasic or MethodClientSecretPost
+	// (the default); it is recorded on the credential.
+	AuthMethod string
 	// ClientCertificates is the client's TLS certificate chain, leaf first, as the connection
 	// delivered it (http.Request.TLS.PeerCertificates); the handshake proved possession of the
 	// leaf's key. It authenticates the client by tls_client_auth or self_signed_tls_client_auth
@@ -114,11 +121,11 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
 		return Issued{}, err
 	}
 	w, method, err := i.authenticateClient(ctx, req)
-	req.authMethod = method
 	if err != nil {
 		i.log.Info("issuer: client authentication failed", "err", err)
 		return Issued{}, err
 	}
+	req.authMethod = method
 	out, err := i.issue(ctx, w, req)
 	if err != nil {
 		i.log.Info("issuer: issuance refused", "workload", w.ID, "err", err)
@@ -174,7 +181,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 		return Issued{}, err
 	}
 	if !slices.Contains(integ.Audiences, req.Audience) {
-		return Issued{}, fail.Deniedf("audience %q is not one integration %q lists", req.Audience, integ.ID)
+		return Issued{}, Mark(fail.Deniedf("audience %q is not one integration %q lists", req.Audience, integ.ID), ErrInvalidTarget)
 	}
 	now := i.cfg.Now()
 	iat, exp, err := i.lifetime(now, req.TTL, integ, partner)
@@ -253,7 +260,7 @@ func grantScopes(requested []string, integ Integration) ([]string, error) {
 	out := make([]string, 0, len(requested))
 	for _, s := range requested {
 		if !slices.Contains(integ.AllowedScopes, s) {
-			return nil, fail.Deniedf("scope %q is outside the ceiling of integration %q", s, integ.ID)
+			return nil, Mark(fail.Deniedf("scope %q is outside the ceiling of integration %q", s, integ.ID), ErrInvalidScope)
 		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)

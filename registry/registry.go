@@ -34,6 +34,9 @@ const (
 	// bucketPolicyHeads holds each partner's latest, live and shadow versions.
 	bucketPolicies    = "policies"
 	bucketPolicyHeads = "policy_heads"
+	// bucketClientSecrets holds client secret records (hashes, never secrets) under
+	// "workload id/secret id".
+	bucketClientSecrets = "client_secrets"
 )
 
 // Schema is the layout of the registry's store.
@@ -43,7 +46,7 @@ var Schema = store.Schema{
 	Buckets: []string{
 		bucketPartners, bucketIntegrations, bucketWorkloads,
 		bucketIntegrationsByPartner, bucketWorkloadsByIntegration, bucketWorkloadKeys,
-		bucketAudit, outbox.Bucket, bucketPolicies, bucketPolicyHeads,
+		bucketAudit, outbox.Bucket, bucketPolicies, bucketPolicyHeads, bucketClientSecrets,
 	},
 }
 

@@ -56,7 +56,7 @@ func (c *cli) workloadCmd() *cobra.Command {
 	f.StringVar(&tlsSub.SanDns, "tls-san-dns", "", "tls_client_auth: a DNS name in the client certificate's SANs")
 	f.StringVar(&tlsSub.SanUri, "tls-san-uri", "", "tls_client_auth: a URI in the client certificate's SANs, e.g. a SPIFFE id")
 
-	cmd.AddCommand(create, c.workloadRetireCmd(), c.workloadAddKeyCmd(), c.workloadRemoveKeyCmd(), registryGetCmd(c, "workload",
+	cmd.AddCommand(create, c.workloadRetireCmd(), c.workloadAddKeyCmd(), c.workloadRemoveKeyCmd(), c.workloadSecretCmd(), registryGetCmd(c, "workload",
 		func(ctx context.Context, rc treatyv1.RegistryServiceClient, id string) (*treatyv1.GetWorkloadResponse, error) {
 			return rc.GetWorkload(ctx, &treatyv1.GetWorkloadRequest{Id: id})
 		}, func(r *treatyv1.GetWorkloadResponse) { c.showWorkload(r.GetWorkload(), 0) }))

@@ -154,3 +154,32 @@ func partnerForIssuer(p *treatyv1.Partner) issuer.Partner {
 		ContractEnd: p.GetContractEndTime().AsTime(),
 	}
 }
+
+func clientSecretToProto(s registry.ClientSecret) *treatyv1.ClientSecret {
+	out := &treatyv1.ClientSecret{
+		Id: s.ID, WorkloadId: s.WorkloadID, CreateTime: timestamppb.New(s.Created),
+		ExpireTime: timestamppb.New(s.Expires), Creator: s.Creator,
+	}
+	if !s.Revoked.IsZero() {
+		out.RevokeTime = timestamppb.New(s.Revoked)
+	}
+	return out
+}
+
+func verifierToProto(v registry.ClientSecretVerifier) *treatyv1.ClientSecretVerifier {
+	return &treatyv1.ClientSecretVerifier{Id: v.ID, Sha256: v.SHA256[:], ExpireTime: timestamppb.New(v.Expires)}
+}
+
+// verifiersForIssuer turns the registry's verifiers into the issuer's; a hash of the wrong size or
+// a missing expiry is an internal error, so the issuer fails closed.
+func verifiersForIssuer(workloadID string, vs []*treatyv1.ClientSecretVerifier) ([]issuer.ClientSecretVerifier, error) {
+	out := make([]issuer.ClientSecretVerifier, len(vs))
+	for i, v := range vs {
+		if len(v.GetSha256()) != len(out[i].SHA256) || v.GetExpireTime() == nil {
+			return nil, fmt.Errorf("registry returned an unusable client secret verifier %q for workload %q", v.GetId(), workloadID)
+		}
+		out[i].ID, out[i].Expires = v.GetId(), v.GetExpireTime().AsTime()
+		copy(out[i].SHA256[:], v.GetSha256())
+	}
+	return out, nil
+}

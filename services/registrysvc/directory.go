@@ -48,3 +48,13 @@ func (d directory) Partner(ctx context.Context, id string) (issuer.Partner, erro
 	}
 	return partnerForIssuer(resp.GetPartner()), nil
 }
+
+// ClientSecrets implements issuer.Directory: the hashes of the workload's live secrets, over the
+// registry's ListClientSecretVerifiers (the plaintext secrets exist nowhere to be sent).
+func (d directory) ClientSecrets(ctx context.Context, workloadID string) ([]issuer.ClientSecretVerifier, error) {
+	resp, err := d.client.ListClientSecretVerifiers(ctx, &treatyv1.ListClientSecretVerifiersRequest{WorkloadId: workloadID})
+	if err != nil {
+		return nil, edge.FromStatus(err)
+	}
+	return verifiersForIssuer(workloadID, resp.GetVerifiers())
+}

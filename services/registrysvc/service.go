@@ -212,6 +212,55 @@ func (s *Service) GetWorkload(ctx context.Context, req *treatyv1.GetWorkloadRequ
 	return &treatyv1.GetWorkloadResponse{Workload: workloadToProto(w)}, nil
 }
 
+// CreateClientSecret implements treatyv1.RegistryServiceServer. The response carries the secret;
+// nothing here logs it.
+func (s *Service) CreateClientSecret(ctx context.Context, req *treatyv1.CreateClientSecretRequest) (*treatyv1.CreateClientSecretResponse, error) {
+	if err := validateCreateClientSecret(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	cs, secret, err := s.reg.CreateClientSecret(ctx, req.GetWorkloadId(), req.GetTtl().AsDuration(), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.CreateClientSecretResponse{ClientSecret: clientSecretToProto(cs), Secret: secret}, nil
+}
+
+// ListClientSecrets implements treatyv1.RegistryServiceServer.
+func (s *Service) ListClientSecrets(ctx context.Context, req *treatyv1.ListClientSecretsRequest) (*treatyv1.ListClientSecretsResponse, error) {
+	if err := validateID("workload_id", req.GetWorkloadId()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	list, err := s.reg.ListClientSecrets(ctx, req.GetWorkloadId())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.ListClientSecretsResponse{ClientSecrets: convertAll(list, clientSecretToProto)}, nil
+}
+
+// RevokeClientSecret implements treatyv1.RegistryServiceServer.
+func (s *Service) RevokeClientSecret(ctx context.Context, req *treatyv1.RevokeClientSecretRequest) (*treatyv1.RevokeClientSecretResponse, error) {
+	if err := validateRevokeClientSecret(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	cs, err := s.reg.RevokeClientSecret(ctx, req.GetWorkloadId(), req.GetSecretId(), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.RevokeClientSecretResponse{ClientSecret: clientSecretToProto(cs)}, nil
+}
+
+// ListClientSecretVerifiers implements treatyv1.RegistryServiceServer.
+func (s *Service) ListClientSecretVerifiers(ctx context.Context, req *treatyv1.ListClientSecretVerifiersRequest) (*treatyv1.ListClientSecretVerifiersResponse, error) {
+	if err := validateID("workload_id", req.GetWorkloadId()); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	vs, err := s.reg.ClientSecretVerifiers(ctx, req.GetWorkloadId())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.ListClientSecretVerifiersResponse{Verifiers: convertAll(vs, verifierToProto)}, nil
+}
+
 // ListWorkloads implements treatyv1.RegistryServiceServer.
 func (s *Service) ListWorkloads(ctx context.Context, req *treatyv1.ListWorkloadsRequest) (*treatyv1.ListWorkloadsResponse, error) {
 	if err := validateFilteredPage("integration_id", req.GetIntegrationId(), req.GetPageSize()); err != nil {

@@ -164,3 +164,23 @@ func validatePolicyID(id string) error {
 	}
 	return nil
 }
+
+func validateCreateClientSecret(req *treatyv1.CreateClientSecretRequest) error {
+	if err := fail.CheckID("workload_id", req.GetWorkloadId()); err != nil {
+		return err
+	}
+	if ttl := req.GetTtl(); ttl != nil && (ttl.CheckValid() != nil || ttl.AsDuration() <= 0) {
+		return fail.Invalidf("ttl", "ttl must be a positive duration (at most 90 days), or unset for 30 days")
+	}
+	return registry.CheckActor("actor", req.GetActor())
+}
+
+func validateRevokeClientSecret(req *treatyv1.RevokeClientSecretRequest) error {
+	if err := fail.CheckID("workload_id", req.GetWorkloadId()); err != nil {
+		return err
+	}
+	if err := fail.CheckID("secret_id", req.GetSecretId()); err != nil {
+		return err
+	}
+	return registry.CheckActor("actor", req.GetActor())
+}

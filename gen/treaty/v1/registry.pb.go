@@ -2867,6 +2867,575 @@ func (x *ListPoliciesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// ClientSecret describes one client secret of a workload; it never carries the secret or its hash.
+type ClientSecret struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret's id, unique within the workload; names it in listings and revocations.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The workload the secret authenticates.
+	WorkloadId string `protobuf:"bytes,2,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	// When it was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it stops authenticating (exclusive); every secret expires, at most 90 days after creation.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Who created it.
+	Creator string `protobuf:"bytes,5,opt,name=creator,proto3" json:"creator,omitempty"`
+	// When it was revoked; unset while it is not.
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientSecret) Reset() {
+	*x = ClientSecret{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientSecret) ProtoMessage() {}
+
+func (x *ClientSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientSecret.ProtoReflect.Descriptor instead.
+func (*ClientSecret) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ClientSecret) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClientSecret) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+func (x *ClientSecret) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ClientSecret) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *ClientSecret) GetCreator() string {
+	if x != nil {
+		return x.Creator
+	}
+	return ""
+}
+
+func (x *ClientSecret) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+// CreateClientSecretRequest asks for a new client secret.
+type CreateClientSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's id.
+	WorkloadId string `protobuf:"bytes,1,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	// How long the secret authenticates; unset means 30 days, at most 90 days.
+	Ttl *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateClientSecretRequest) Reset() {
+	*x = CreateClientSecretRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateClientSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateClientSecretRequest) ProtoMessage() {}
+
+func (x *CreateClientSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateClientSecretRequest.ProtoReflect.Descriptor instead.
+func (*CreateClientSecretRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *CreateClientSecretRequest) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+func (x *CreateClientSecretRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+func (x *CreateClientSecretRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// CreateClientSecretResponse carries the new secret, the only time it is ever shown.
+type CreateClientSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret's metadata.
+	ClientSecret *ClientSecret `protobuf:"bytes,1,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	// The secret itself ("treaty_cs_" followed by 43 base64url characters). Not stored, not shown
+	// again.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateClientSecretResponse) Reset() {
+	*x = CreateClientSecretResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateClientSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateClientSecretResponse) ProtoMessage() {}
+
+func (x *CreateClientSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateClientSecretResponse.ProtoReflect.Descriptor instead.
+func (*CreateClientSecretResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CreateClientSecretResponse) GetClientSecret() *ClientSecret {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return nil
+}
+
+func (x *CreateClientSecretResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// ListClientSecretsRequest names a workload.
+type ListClientSecretsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's id.
+	WorkloadId    string `protobuf:"bytes,1,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientSecretsRequest) Reset() {
+	*x = ListClientSecretsRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientSecretsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientSecretsRequest) ProtoMessage() {}
+
+func (x *ListClientSecretsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientSecretsRequest.ProtoReflect.Descriptor instead.
+func (*ListClientSecretsRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListClientSecretsRequest) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+// ListClientSecretsResponse carries a workload's client secrets, oldest first, live or not.
+type ListClientSecretsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secrets' metadata.
+	ClientSecrets []*ClientSecret `protobuf:"bytes,1,rep,name=client_secrets,json=clientSecrets,proto3" json:"client_secrets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientSecretsResponse) Reset() {
+	*x = ListClientSecretsResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientSecretsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientSecretsResponse) ProtoMessage() {}
+
+func (x *ListClientSecretsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientSecretsResponse.ProtoReflect.Descriptor instead.
+func (*ListClientSecretsResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListClientSecretsResponse) GetClientSecrets() []*ClientSecret {
+	if x != nil {
+		return x.ClientSecrets
+	}
+	return nil
+}
+
+// RevokeClientSecretRequest names one secret of a workload.
+type RevokeClientSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's id.
+	WorkloadId string `protobuf:"bytes,1,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	// The secret's id.
+	SecretId string `protobuf:"bytes,2,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeClientSecretRequest) Reset() {
+	*x = RevokeClientSecretRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeClientSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeClientSecretRequest) ProtoMessage() {}
+
+func (x *RevokeClientSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeClientSecretRequest.ProtoReflect.Descriptor instead.
+func (*RevokeClientSecretRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *RevokeClientSecretRequest) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+func (x *RevokeClientSecretRequest) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+func (x *RevokeClientSecretRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// RevokeClientSecretResponse carries the revoked secret's metadata.
+type RevokeClientSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret's metadata, with its revoke time.
+	ClientSecret  *ClientSecret `protobuf:"bytes,1,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeClientSecretResponse) Reset() {
+	*x = RevokeClientSecretResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeClientSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeClientSecretResponse) ProtoMessage() {}
+
+func (x *RevokeClientSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeClientSecretResponse.ProtoReflect.Descriptor instead.
+func (*RevokeClientSecretResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *RevokeClientSecretResponse) GetClientSecret() *ClientSecret {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return nil
+}
+
+// ListClientSecretVerifiersRequest names a workload.
+type ListClientSecretVerifiersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's id.
+	WorkloadId    string `protobuf:"bytes,1,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientSecretVerifiersRequest) Reset() {
+	*x = ListClientSecretVerifiersRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientSecretVerifiersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientSecretVerifiersRequest) ProtoMessage() {}
+
+func (x *ListClientSecretVerifiersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientSecretVerifiersRequest.ProtoReflect.Descriptor instead.
+func (*ListClientSecretVerifiersRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListClientSecretVerifiersRequest) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+// ClientSecretVerifier is what verifies one live client secret: its hash, never the secret.
+type ClientSecretVerifier struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The secret's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// SHA-256 of the secret's UTF-8 bytes (32 bytes).
+	Sha256 []byte `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// When the secret stops authenticating (exclusive).
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientSecretVerifier) Reset() {
+	*x = ClientSecretVerifier{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientSecretVerifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientSecretVerifier) ProtoMessage() {}
+
+func (x *ClientSecretVerifier) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientSecretVerifier.ProtoReflect.Descriptor instead.
+func (*ClientSecretVerifier) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ClientSecretVerifier) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClientSecretVerifier) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *ClientSecretVerifier) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// ListClientSecretVerifiersResponse carries the verifiers of a workload's live secrets.
+type ListClientSecretVerifiersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per live secret (not revoked, not expired when the registry answered).
+	Verifiers     []*ClientSecretVerifier `protobuf:"bytes,1,rep,name=verifiers,proto3" json:"verifiers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListClientSecretVerifiersResponse) Reset() {
+	*x = ListClientSecretVerifiersResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListClientSecretVerifiersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListClientSecretVerifiersResponse) ProtoMessage() {}
+
+func (x *ListClientSecretVerifiersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListClientSecretVerifiersResponse.ProtoReflect.Descriptor instead.
+func (*ListClientSecretVerifiersResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ListClientSecretVerifiersResponse) GetVerifiers() []*ClientSecretVerifier {
+	if x != nil {
+		return x.Verifiers
+	}
+	return nil
+}
+
 var File_treaty_v1_registry_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_registry_proto_rawDesc = "" +
@@ -3055,7 +3624,48 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"m\n" +
 	"\x14ListPoliciesResponse\x12-\n" +
 	"\bpolicies\x18\x01 \x03(\v2\x11.treaty.v1.PolicyR\bpolicies\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*z\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x90\x02\n" +
+	"\fClientSecret\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vworkload_id\x18\x02 \x01(\tR\n" +
+	"workloadId\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x18\n" +
+	"\acreator\x18\x05 \x01(\tR\acreator\x12;\n" +
+	"\vrevoke_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\"\x7f\n" +
+	"\x19CreateClientSecretRequest\x12\x1f\n" +
+	"\vworkload_id\x18\x01 \x01(\tR\n" +
+	"workloadId\x12+\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"r\n" +
+	"\x1aCreateClientSecretResponse\x12<\n" +
+	"\rclient_secret\x18\x01 \x01(\v2\x17.treaty.v1.ClientSecretR\fclientSecret\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\";\n" +
+	"\x18ListClientSecretsRequest\x12\x1f\n" +
+	"\vworkload_id\x18\x01 \x01(\tR\n" +
+	"workloadId\"[\n" +
+	"\x19ListClientSecretsResponse\x12>\n" +
+	"\x0eclient_secrets\x18\x01 \x03(\v2\x17.treaty.v1.ClientSecretR\rclientSecrets\"o\n" +
+	"\x19RevokeClientSecretRequest\x12\x1f\n" +
+	"\vworkload_id\x18\x01 \x01(\tR\n" +
+	"workloadId\x12\x1b\n" +
+	"\tsecret_id\x18\x02 \x01(\tR\bsecretId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"Z\n" +
+	"\x1aRevokeClientSecretResponse\x12<\n" +
+	"\rclient_secret\x18\x01 \x01(\v2\x17.treaty.v1.ClientSecretR\fclientSecret\"C\n" +
+	" ListClientSecretVerifiersRequest\x12\x1f\n" +
+	"\vworkload_id\x18\x01 \x01(\tR\n" +
+	"workloadId\"{\n" +
+	"\x14ClientSecretVerifier\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"b\n" +
+	"!ListClientSecretVerifiersResponse\x12=\n" +
+	"\tverifiers\x18\x01 \x03(\v2\x1f.treaty.v1.ClientSecretVerifierR\tverifiers*z\n" +
 	"\bRiskTier\x12\x19\n" +
 	"\x15RISK_TIER_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rRISK_TIER_LOW\x10\x01\x12\x14\n" +
@@ -3074,7 +3684,7 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x16SENDER_CONSTRAINT_NONE\x10\x01\x12\x1a\n" +
 	"\x16SENDER_CONSTRAINT_DPOP\x10\x02\x12\x1a\n" +
 	"\x16SENDER_CONSTRAINT_MTLS\x10\x03\x12\"\n" +
-	"\x1eSENDER_CONSTRAINT_DPOP_OR_MTLS\x10\x042\x8e\f\n" +
+	"\x1eSENDER_CONSTRAINT_DPOP_OR_MTLS\x10\x042\xac\x0f\n" +
 	"\x0fRegistryService\x12R\n" +
 	"\rCreatePartner\x12\x1f.treaty.v1.CreatePartnerRequest\x1a .treaty.v1.CreatePartnerResponse\x12I\n" +
 	"\n" +
@@ -3091,7 +3701,11 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\vGetWorkload\x12\x1d.treaty.v1.GetWorkloadRequest\x1a\x1e.treaty.v1.GetWorkloadResponse\x12R\n" +
 	"\rListWorkloads\x12\x1f.treaty.v1.ListWorkloadsRequest\x1a .treaty.v1.ListWorkloadsResponse\x12U\n" +
 	"\x0eAddWorkloadKey\x12 .treaty.v1.AddWorkloadKeyRequest\x1a!.treaty.v1.AddWorkloadKeyResponse\x12^\n" +
-	"\x11RemoveWorkloadKey\x12#.treaty.v1.RemoveWorkloadKeyRequest\x1a$.treaty.v1.RemoveWorkloadKeyResponse\x12F\n" +
+	"\x11RemoveWorkloadKey\x12#.treaty.v1.RemoveWorkloadKeyRequest\x1a$.treaty.v1.RemoveWorkloadKeyResponse\x12a\n" +
+	"\x12CreateClientSecret\x12$.treaty.v1.CreateClientSecretRequest\x1a%.treaty.v1.CreateClientSecretResponse\x12^\n" +
+	"\x11ListClientSecrets\x12#.treaty.v1.ListClientSecretsRequest\x1a$.treaty.v1.ListClientSecretsResponse\x12a\n" +
+	"\x12RevokeClientSecret\x12$.treaty.v1.RevokeClientSecretRequest\x1a%.treaty.v1.RevokeClientSecretResponse\x12v\n" +
+	"\x19ListClientSecretVerifiers\x12+.treaty.v1.ListClientSecretVerifiersRequest\x1a,.treaty.v1.ListClientSecretVerifiersResponse\x12F\n" +
 	"\tPutPolicy\x12\x1b.treaty.v1.PutPolicyRequest\x1a\x1c.treaty.v1.PutPolicyResponse\x12F\n" +
 	"\tGetPolicy\x12\x1b.treaty.v1.GetPolicyRequest\x1a\x1c.treaty.v1.GetPolicyResponse\x12O\n" +
 	"\fListPolicies\x12\x1e.treaty.v1.ListPoliciesRequest\x1a\x1f.treaty.v1.ListPoliciesResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
@@ -3109,76 +3723,86 @@ func file_treaty_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_treaty_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_treaty_v1_registry_proto_goTypes = []any{
-	(RiskTier)(0),                     // 0: treaty.v1.RiskTier
-	(ClientAuthMethod)(0),             // 1: treaty.v1.ClientAuthMethod
-	(SenderConstraint)(0),             // 2: treaty.v1.SenderConstraint
-	(*Partner)(nil),                   // 3: treaty.v1.Partner
-	(*Integration)(nil),               // 4: treaty.v1.Integration
-	(*WorkloadKey)(nil),               // 5: treaty.v1.WorkloadKey
-	(*Workload)(nil),                  // 6: treaty.v1.Workload
-	(*TlsClientAuth)(nil),             // 7: treaty.v1.TlsClientAuth
-	(*CreatePartnerRequest)(nil),      // 8: treaty.v1.CreatePartnerRequest
-	(*CreatePartnerResponse)(nil),     // 9: treaty.v1.CreatePartnerResponse
-	(*GetPartnerRequest)(nil),         // 10: treaty.v1.GetPartnerRequest
-	(*GetPartnerResponse)(nil),        // 11: treaty.v1.GetPartnerResponse
-	(*ListPartnersRequest)(nil),       // 12: treaty.v1.ListPartnersRequest
-	(*ListPartnersResponse)(nil),      // 13: treaty.v1.ListPartnersResponse
-	(*SuspendPartnerRequest)(nil),     // 14: treaty.v1.SuspendPartnerRequest
-	(*SuspendPartnerResponse)(nil),    // 15: treaty.v1.SuspendPartnerResponse
-	(*OffboardPartnerRequest)(nil),    // 16: treaty.v1.OffboardPartnerRequest
-	(*OffboardPartnerResponse)(nil),   // 17: treaty.v1.OffboardPartnerResponse
-	(*RetireIntegrationRequest)(nil),  // 18: treaty.v1.RetireIntegrationRequest
-	(*RetireIntegrationResponse)(nil), // 19: treaty.v1.RetireIntegrationResponse
-	(*RetireWorkloadRequest)(nil),     // 20: treaty.v1.RetireWorkloadRequest
-	(*RetireWorkloadResponse)(nil),    // 21: treaty.v1.RetireWorkloadResponse
-	(*CreateIntegrationRequest)(nil),  // 22: treaty.v1.CreateIntegrationRequest
-	(*CreateIntegrationResponse)(nil), // 23: treaty.v1.CreateIntegrationResponse
-	(*GetIntegrationRequest)(nil),     // 24: treaty.v1.GetIntegrationRequest
-	(*GetIntegrationResponse)(nil),    // 25: treaty.v1.GetIntegrationResponse
-	(*ListIntegrationsRequest)(nil),   // 26: treaty.v1.ListIntegrationsRequest
-	(*ListIntegrationsResponse)(nil),  // 27: treaty.v1.ListIntegrationsResponse
-	(*CreateWorkloadRequest)(nil),     // 28: treaty.v1.CreateWorkloadRequest
-	(*AddWorkloadKeyRequest)(nil),     // 29: treaty.v1.AddWorkloadKeyRequest
-	(*AddWorkloadKeyResponse)(nil),    // 30: treaty.v1.AddWorkloadKeyResponse
-	(*RemoveWorkloadKeyRequest)(nil),  // 31: treaty.v1.RemoveWorkloadKeyRequest
-	(*RemoveWorkloadKeyResponse)(nil), // 32: treaty.v1.RemoveWorkloadKeyResponse
-	(*CreateWorkloadResponse)(nil),    // 33: treaty.v1.CreateWorkloadResponse
-	(*GetWorkloadRequest)(nil),        // 34: treaty.v1.GetWorkloadRequest
-	(*GetWorkloadResponse)(nil),       // 35: treaty.v1.GetWorkloadResponse
-	(*ListWorkloadsRequest)(nil),      // 36: treaty.v1.ListWorkloadsRequest
-	(*ListWorkloadsResponse)(nil),     // 37: treaty.v1.ListWorkloadsResponse
-	(*Policy)(nil),                    // 38: treaty.v1.Policy
-	(*PutPolicyRequest)(nil),          // 39: treaty.v1.PutPolicyRequest
-	(*PutPolicyResponse)(nil),         // 40: treaty.v1.PutPolicyResponse
-	(*GetPolicyRequest)(nil),          // 41: treaty.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),         // 42: treaty.v1.GetPolicyResponse
-	(*ListPoliciesRequest)(nil),       // 43: treaty.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),      // 44: treaty.v1.ListPoliciesResponse
-	(*timestamppb.Timestamp)(nil),     // 45: google.protobuf.Timestamp
-	(PartnerState)(0),                 // 46: treaty.v1.PartnerState
-	(*durationpb.Duration)(nil),       // 47: google.protobuf.Duration
-	(IntegrationState)(0),             // 48: treaty.v1.IntegrationState
-	(WorkloadState)(0),                // 49: treaty.v1.WorkloadState
-	(PolicyMode)(0),                   // 50: treaty.v1.PolicyMode
+	(RiskTier)(0),                             // 0: treaty.v1.RiskTier
+	(ClientAuthMethod)(0),                     // 1: treaty.v1.ClientAuthMethod
+	(SenderConstraint)(0),                     // 2: treaty.v1.SenderConstraint
+	(*Partner)(nil),                           // 3: treaty.v1.Partner
+	(*Integration)(nil),                       // 4: treaty.v1.Integration
+	(*WorkloadKey)(nil),                       // 5: treaty.v1.WorkloadKey
+	(*Workload)(nil),                          // 6: treaty.v1.Workload
+	(*TlsClientAuth)(nil),                     // 7: treaty.v1.TlsClientAuth
+	(*CreatePartnerRequest)(nil),              // 8: treaty.v1.CreatePartnerRequest
+	(*CreatePartnerResponse)(nil),             // 9: treaty.v1.CreatePartnerResponse
+	(*GetPartnerRequest)(nil),                 // 10: treaty.v1.GetPartnerRequest
+	(*GetPartnerResponse)(nil),                // 11: treaty.v1.GetPartnerResponse
+	(*ListPartnersRequest)(nil),               // 12: treaty.v1.ListPartnersRequest
+	(*ListPartnersResponse)(nil),              // 13: treaty.v1.ListPartnersResponse
+	(*SuspendPartnerRequest)(nil),             // 14: treaty.v1.SuspendPartnerRequest
+	(*SuspendPartnerResponse)(nil),            // 15: treaty.v1.SuspendPartnerResponse
+	(*OffboardPartnerRequest)(nil),            // 16: treaty.v1.OffboardPartnerRequest
+	(*OffboardPartnerResponse)(nil),           // 17: treaty.v1.OffboardPartnerResponse
+	(*RetireIntegrationRequest)(nil),          // 18: treaty.v1.RetireIntegrationRequest
+	(*RetireIntegrationResponse)(nil),         // 19: treaty.v1.RetireIntegrationResponse
+	(*RetireWorkloadRequest)(nil),             // 20: treaty.v1.RetireWorkloadRequest
+	(*RetireWorkloadResponse)(nil),            // 21: treaty.v1.RetireWorkloadResponse
+	(*CreateIntegrationRequest)(nil),          // 22: treaty.v1.CreateIntegrationRequest
+	(*CreateIntegrationResponse)(nil),         // 23: treaty.v1.CreateIntegrationResponse
+	(*GetIntegrationRequest)(nil),             // 24: treaty.v1.GetIntegrationRequest
+	(*GetIntegrationResponse)(nil),            // 25: treaty.v1.GetIntegrationResponse
+	(*ListIntegrationsRequest)(nil),           // 26: treaty.v1.ListIntegrationsRequest
+	(*ListIntegrationsResponse)(nil),          // 27: treaty.v1.ListIntegrationsResponse
+	(*CreateWorkloadRequest)(nil),             // 28: treaty.v1.CreateWorkloadRequest
+	(*AddWorkloadKeyRequest)(nil),             // 29: treaty.v1.AddWorkloadKeyRequest
+	(*AddWorkloadKeyResponse)(nil),            // 30: treaty.v1.AddWorkloadKeyResponse
+	(*RemoveWorkloadKeyRequest)(nil),          // 31: treaty.v1.RemoveWorkloadKeyRequest
+	(*RemoveWorkloadKeyResponse)(nil),         // 32: treaty.v1.RemoveWorkloadKeyResponse
+	(*CreateWorkloadResponse)(nil),            // 33: treaty.v1.CreateWorkloadResponse
+	(*GetWorkloadRequest)(nil),                // 34: treaty.v1.GetWorkloadRequest
+	(*GetWorkloadResponse)(nil),               // 35: treaty.v1.GetWorkloadResponse
+	(*ListWorkloadsRequest)(nil),              // 36: treaty.v1.ListWorkloadsRequest
+	(*ListWorkloadsResponse)(nil),             // 37: treaty.v1.ListWorkloadsResponse
+	(*Policy)(nil),                            // 38: treaty.v1.Policy
+	(*PutPolicyRequest)(nil),                  // 39: treaty.v1.PutPolicyRequest
+	(*PutPolicyResponse)(nil),                 // 40: treaty.v1.PutPolicyResponse
+	(*GetPolicyRequest)(nil),                  // 41: treaty.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),                 // 42: treaty.v1.GetPolicyResponse
+	(*ListPoliciesRequest)(nil),               // 43: treaty.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),              // 44: treaty.v1.ListPoliciesResponse
+	(*ClientSecret)(nil),                      // 45: treaty.v1.ClientSecret
+	(*CreateClientSecretRequest)(nil),         // 46: treaty.v1.CreateClientSecretRequest
+	(*CreateClientSecretResponse)(nil),        // 47: treaty.v1.CreateClientSecretResponse
+	(*ListClientSecretsRequest)(nil),          // 48: treaty.v1.ListClientSecretsRequest
+	(*ListClientSecretsResponse)(nil),         // 49: treaty.v1.ListClientSecretsResponse
+	(*RevokeClientSecretRequest)(nil),         // 50: treaty.v1.RevokeClientSecretRequest
+	(*RevokeClientSecretResponse)(nil),        // 51: treaty.v1.RevokeClientSecretResponse
+	(*ListClientSecretVerifiersRequest)(nil),  // 52: treaty.v1.ListClientSecretVerifiersRequest
+	(*ClientSecretVerifier)(nil),              // 53: treaty.v1.ClientSecretVerifier
+	(*ListClientSecretVerifiersResponse)(nil), // 54: treaty.v1.ListClientSecretVerifiersResponse
+	(*timestamppb.Timestamp)(nil),             // 55: google.protobuf.Timestamp
+	(PartnerState)(0),                         // 56: treaty.v1.PartnerState
+	(*durationpb.Duration)(nil),               // 57: google.protobuf.Duration
+	(IntegrationState)(0),                     // 58: treaty.v1.IntegrationState
+	(WorkloadState)(0),                        // 59: treaty.v1.WorkloadState
+	(PolicyMode)(0),                           // 60: treaty.v1.PolicyMode
 }
 var file_treaty_v1_registry_proto_depIdxs = []int32{
-	45, // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
-	46, // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
-	45, // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
-	45, // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
+	55, // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
+	56, // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
+	55, // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
+	55, // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: treaty.v1.Partner.risk_tier:type_name -> treaty.v1.RiskTier
-	47, // 5: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
-	48, // 6: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
-	45, // 7: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
-	45, // 8: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
+	57, // 5: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
+	58, // 6: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
+	55, // 7: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
+	55, // 8: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 9: treaty.v1.Integration.allowed_client_auth_methods:type_name -> treaty.v1.ClientAuthMethod
 	2,  // 10: treaty.v1.Integration.sender_constraint:type_name -> treaty.v1.SenderConstraint
 	5,  // 11: treaty.v1.Workload.public_keys:type_name -> treaty.v1.WorkloadKey
-	49, // 12: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
-	45, // 13: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
-	45, // 14: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
+	59, // 12: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
+	55, // 13: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
+	55, // 14: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
 	7,  // 15: treaty.v1.Workload.tls_client_auth:type_name -> treaty.v1.TlsClientAuth
 	3,  // 16: treaty.v1.CreatePartnerRequest.partner:type_name -> treaty.v1.Partner
 	3,  // 17: treaty.v1.CreatePartnerResponse.partner:type_name -> treaty.v1.Partner
@@ -3198,53 +3822,70 @@ var file_treaty_v1_registry_proto_depIdxs = []int32{
 	6,  // 31: treaty.v1.CreateWorkloadResponse.workload:type_name -> treaty.v1.Workload
 	6,  // 32: treaty.v1.GetWorkloadResponse.workload:type_name -> treaty.v1.Workload
 	6,  // 33: treaty.v1.ListWorkloadsResponse.workloads:type_name -> treaty.v1.Workload
-	50, // 34: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
-	45, // 35: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
-	50, // 36: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
+	60, // 34: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
+	55, // 35: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
+	60, // 36: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
 	38, // 37: treaty.v1.PutPolicyResponse.policy:type_name -> treaty.v1.Policy
 	38, // 38: treaty.v1.GetPolicyResponse.policy:type_name -> treaty.v1.Policy
 	38, // 39: treaty.v1.ListPoliciesResponse.policies:type_name -> treaty.v1.Policy
-	8,  // 40: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
-	10, // 41: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
-	12, // 42: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
-	14, // 43: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
-	16, // 44: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
-	22, // 45: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
-	18, // 46: treaty.v1.RegistryService.RetireIntegration:input_type -> treaty.v1.RetireIntegrationRequest
-	24, // 47: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
-	26, // 48: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
-	28, // 49: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
-	20, // 50: treaty.v1.RegistryService.RetireWorkload:input_type -> treaty.v1.RetireWorkloadRequest
-	34, // 51: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
-	36, // 52: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
-	29, // 53: treaty.v1.RegistryService.AddWorkloadKey:input_type -> treaty.v1.AddWorkloadKeyRequest
-	31, // 54: treaty.v1.RegistryService.RemoveWorkloadKey:input_type -> treaty.v1.RemoveWorkloadKeyRequest
-	39, // 55: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
-	41, // 56: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
-	43, // 57: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
-	9,  // 58: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
-	11, // 59: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
-	13, // 60: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
-	15, // 61: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
-	17, // 62: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
-	23, // 63: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
-	19, // 64: treaty.v1.RegistryService.RetireIntegration:output_type -> treaty.v1.RetireIntegrationResponse
-	25, // 65: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
-	27, // 66: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
-	33, // 67: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
-	21, // 68: treaty.v1.RegistryService.RetireWorkload:output_type -> treaty.v1.RetireWorkloadResponse
-	35, // 69: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
-	37, // 70: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
-	30, // 71: treaty.v1.RegistryService.AddWorkloadKey:output_type -> treaty.v1.AddWorkloadKeyResponse
-	32, // 72: treaty.v1.RegistryService.RemoveWorkloadKey:output_type -> treaty.v1.RemoveWorkloadKeyResponse
-	40, // 73: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
-	42, // 74: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
-	44, // 75: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
-	58, // [58:76] is the sub-list for method output_type
-	40, // [40:58] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	55, // 40: treaty.v1.ClientSecret.create_time:type_name -> google.protobuf.Timestamp
+	55, // 41: treaty.v1.ClientSecret.expire_time:type_name -> google.protobuf.Timestamp
+	55, // 42: treaty.v1.ClientSecret.revoke_time:type_name -> google.protobuf.Timestamp
+	57, // 43: treaty.v1.CreateClientSecretRequest.ttl:type_name -> google.protobuf.Duration
+	45, // 44: treaty.v1.CreateClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
+	45, // 45: treaty.v1.ListClientSecretsResponse.client_secrets:type_name -> treaty.v1.ClientSecret
+	45, // 46: treaty.v1.RevokeClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
+	55, // 47: treaty.v1.ClientSecretVerifier.expire_time:type_name -> google.protobuf.Timestamp
+	53, // 48: treaty.v1.ListClientSecretVerifiersResponse.verifiers:type_name -> treaty.v1.ClientSecretVerifier
+	8,  // 49: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
+	10, // 50: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
+	12, // 51: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
+	14, // 52: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
+	16, // 53: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
+	22, // 54: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
+	18, // 55: treaty.v1.RegistryService.RetireIntegration:input_type -> treaty.v1.RetireIntegrationRequest
+	24, // 56: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
+	26, // 57: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
+	28, // 58: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
+	20, // 59: treaty.v1.RegistryService.RetireWorkload:input_type -> treaty.v1.RetireWorkloadRequest
+	34, // 60: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
+	36, // 61: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
+	29, // 62: treaty.v1.RegistryService.AddWorkloadKey:input_type -> treaty.v1.AddWorkloadKeyRequest
+	31, // 63: treaty.v1.RegistryService.RemoveWorkloadKey:input_type -> treaty.v1.RemoveWorkloadKeyRequest
+	46, // 64: treaty.v1.RegistryService.CreateClientSecret:input_type -> treaty.v1.CreateClientSecretRequest
+	48, // 65: treaty.v1.RegistryService.ListClientSecrets:input_type -> treaty.v1.ListClientSecretsRequest
+	50, // 66: treaty.v1.RegistryService.RevokeClientSecret:input_type -> treaty.v1.RevokeClientSecretRequest
+	52, // 67: treaty.v1.RegistryService.ListClientSecretVerifiers:input_type -> treaty.v1.ListClientSecretVerifiersRequest
+	39, // 68: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
+	41, // 69: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
+	43, // 70: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
+	9,  // 71: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
+	11, // 72: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
+	13, // 73: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
+	15, // 74: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
+	17, // 75: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
+	23, // 76: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
+	19, // 77: treaty.v1.RegistryService.RetireIntegration:output_type -> treaty.v1.RetireIntegrationResponse
+	25, // 78: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
+	27, // 79: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
+	33, // 80: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
+	21, // 81: treaty.v1.RegistryService.RetireWorkload:output_type -> treaty.v1.RetireWorkloadResponse
+	35, // 82: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
+	37, // 83: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
+	30, // 84: treaty.v1.RegistryService.AddWorkloadKey:output_type -> treaty.v1.AddWorkloadKeyResponse
+	32, // 85: treaty.v1.RegistryService.RemoveWorkloadKey:output_type -> treaty.v1.RemoveWorkloadKeyResponse
+	47, // 86: treaty.v1.RegistryService.CreateClientSecret:output_type -> treaty.v1.CreateClientSecretResponse
+	49, // 87: treaty.v1.RegistryService.ListClientSecrets:output_type -> treaty.v1.ListClientSecretsResponse
+	51, // 88: treaty.v1.RegistryService.RevokeClientSecret:output_type -> treaty.v1.RevokeClientSecretResponse
+	54, // 89: treaty.v1.RegistryService.ListClientSecretVerifiers:output_type -> treaty.v1.ListClientSecretVerifiersResponse
+	40, // 90: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
+	42, // 91: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
+	44, // 92: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
+	71, // [71:93] is the sub-list for method output_type
+	49, // [49:71] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_registry_proto_init() }
@@ -3259,7 +3900,7 @@ func file_treaty_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_registry_proto_rawDesc), len(file_treaty_v1_registry_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   42,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

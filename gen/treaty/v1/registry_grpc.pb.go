@@ -19,24 +19,28 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RegistryService_CreatePartner_FullMethodName     = "/treaty.v1.RegistryService/CreatePartner"
-	RegistryService_GetPartner_FullMethodName        = "/treaty.v1.RegistryService/GetPartner"
-	RegistryService_ListPartners_FullMethodName      = "/treaty.v1.RegistryService/ListPartners"
-	RegistryService_SuspendPartner_FullMethodName    = "/treaty.v1.RegistryService/SuspendPartner"
-	RegistryService_OffboardPartner_FullMethodName   = "/treaty.v1.RegistryService/OffboardPartner"
-	RegistryService_CreateIntegration_FullMethodName = "/treaty.v1.RegistryService/CreateIntegration"
-	RegistryService_RetireIntegration_FullMethodName = "/treaty.v1.RegistryService/RetireIntegration"
-	RegistryService_GetIntegration_FullMethodName    = "/treaty.v1.RegistryService/GetIntegration"
-	RegistryService_ListIntegrations_FullMethodName  = "/treaty.v1.RegistryService/ListIntegrations"
-	RegistryService_CreateWorkload_FullMethodName    = "/treaty.v1.RegistryService/CreateWorkload"
-	RegistryService_RetireWorkload_FullMethodName    = "/treaty.v1.RegistryService/RetireWorkload"
-	RegistryService_GetWorkload_FullMethodName       = "/treaty.v1.RegistryService/GetWorkload"
-	RegistryService_ListWorkloads_FullMethodName     = "/treaty.v1.RegistryService/ListWorkloads"
-	RegistryService_AddWorkloadKey_FullMethodName    = "/treaty.v1.RegistryService/AddWorkloadKey"
-	RegistryService_RemoveWorkloadKey_FullMethodName = "/treaty.v1.RegistryService/RemoveWorkloadKey"
-	RegistryService_PutPolicy_FullMethodName         = "/treaty.v1.RegistryService/PutPolicy"
-	RegistryService_GetPolicy_FullMethodName         = "/treaty.v1.RegistryService/GetPolicy"
-	RegistryService_ListPolicies_FullMethodName      = "/treaty.v1.RegistryService/ListPolicies"
+	RegistryService_CreatePartner_FullMethodName             = "/treaty.v1.RegistryService/CreatePartner"
+	RegistryService_GetPartner_FullMethodName                = "/treaty.v1.RegistryService/GetPartner"
+	RegistryService_ListPartners_FullMethodName              = "/treaty.v1.RegistryService/ListPartners"
+	RegistryService_SuspendPartner_FullMethodName            = "/treaty.v1.RegistryService/SuspendPartner"
+	RegistryService_OffboardPartner_FullMethodName           = "/treaty.v1.RegistryService/OffboardPartner"
+	RegistryService_CreateIntegration_FullMethodName         = "/treaty.v1.RegistryService/CreateIntegration"
+	RegistryService_RetireIntegration_FullMethodName         = "/treaty.v1.RegistryService/RetireIntegration"
+	RegistryService_GetIntegration_FullMethodName            = "/treaty.v1.RegistryService/GetIntegration"
+	RegistryService_ListIntegrations_FullMethodName          = "/treaty.v1.RegistryService/ListIntegrations"
+	RegistryService_CreateWorkload_FullMethodName            = "/treaty.v1.RegistryService/CreateWorkload"
+	RegistryService_RetireWorkload_FullMethodName            = "/treaty.v1.RegistryService/RetireWorkload"
+	RegistryService_GetWorkload_FullMethodName               = "/treaty.v1.RegistryService/GetWorkload"
+	RegistryService_ListWorkloads_FullMethodName             = "/treaty.v1.RegistryService/ListWorkloads"
+	RegistryService_AddWorkloadKey_FullMethodName            = "/treaty.v1.RegistryService/AddWorkloadKey"
+	RegistryService_RemoveWorkloadKey_FullMethodName         = "/treaty.v1.RegistryService/RemoveWorkloadKey"
+	RegistryService_CreateClientSecret_FullMethodName        = "/treaty.v1.RegistryService/CreateClientSecret"
+	RegistryService_ListClientSecrets_FullMethodName         = "/treaty.v1.RegistryService/ListClientSecrets"
+	RegistryService_RevokeClientSecret_FullMethodName        = "/treaty.v1.RegistryService/RevokeClientSecret"
+	RegistryService_ListClientSecretVerifiers_FullMethodName = "/treaty.v1.RegistryService/ListClientSecretVerifiers"
+	RegistryService_PutPolicy_FullMethodName                 = "/treaty.v1.RegistryService/PutPolicy"
+	RegistryService_GetPolicy_FullMethodName                 = "/treaty.v1.RegistryService/GetPolicy"
+	RegistryService_ListPolicies_FullMethodName              = "/treaty.v1.RegistryService/ListPolicies"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -79,6 +83,18 @@ type RegistryServiceClient interface {
 	// RemoveWorkloadKey removes one of a workload's keys, ending a rotation. Removing its last key
 	// is FAILED_PRECONDITION unless it authenticates by a registered certificate subject.
 	RemoveWorkloadKey(ctx context.Context, in *RemoveWorkloadKeyRequest, opts ...grpc.CallOption) (*RemoveWorkloadKeyResponse, error)
+	// CreateClientSecret generates a client secret for a workload whose partner cannot authenticate
+	// with a key, and returns it exactly once; only its SHA-256 hash is stored. At most two secrets of a
+	// workload are live at a time (for rotation).
+	CreateClientSecret(ctx context.Context, in *CreateClientSecretRequest, opts ...grpc.CallOption) (*CreateClientSecretResponse, error)
+	// ListClientSecrets lists a workload's client secrets: metadata only, never the secret or its hash.
+	ListClientSecrets(ctx context.Context, in *ListClientSecretsRequest, opts ...grpc.CallOption) (*ListClientSecretsResponse, error)
+	// RevokeClientSecret revokes one client secret of a workload; it authenticates nothing afterwards.
+	RevokeClientSecret(ctx context.Context, in *RevokeClientSecretRequest, opts ...grpc.CallOption) (*RevokeClientSecretResponse, error)
+	// ListClientSecretVerifiers returns the SHA-256 hashes and expiries of a workload's live client
+	// secrets, for the issuer to verify a presented secret without the plaintext ever leaving the
+	// workload's hands. For internal callers (the issuer) only.
+	ListClientSecretVerifiers(ctx context.Context, in *ListClientSecretVerifiersRequest, opts ...grpc.CallOption) (*ListClientSecretVerifiersResponse, error)
 	// PutPolicy stores a new version of a partner's Cedar policy set, live or shadow, and delivers it
 	// to the decision points through the feed. A policy that does not parse or validate is
 	// INVALID_ARGUMENT naming the line.
@@ -247,6 +263,46 @@ func (c *registryServiceClient) RemoveWorkloadKey(ctx context.Context, in *Remov
 	return out, nil
 }
 
+func (c *registryServiceClient) CreateClientSecret(ctx context.Context, in *CreateClientSecretRequest, opts ...grpc.CallOption) (*CreateClientSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateClientSecretResponse)
+	err := c.cc.Invoke(ctx, RegistryService_CreateClientSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ListClientSecrets(ctx context.Context, in *ListClientSecretsRequest, opts ...grpc.CallOption) (*ListClientSecretsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListClientSecretsResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ListClientSecrets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) RevokeClientSecret(ctx context.Context, in *RevokeClientSecretRequest, opts ...grpc.CallOption) (*RevokeClientSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeClientSecretResponse)
+	err := c.cc.Invoke(ctx, RegistryService_RevokeClientSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ListClientSecretVerifiers(ctx context.Context, in *ListClientSecretVerifiersRequest, opts ...grpc.CallOption) (*ListClientSecretVerifiersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListClientSecretVerifiersResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ListClientSecretVerifiers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *registryServiceClient) PutPolicy(ctx context.Context, in *PutPolicyRequest, opts ...grpc.CallOption) (*PutPolicyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PutPolicyResponse)
@@ -317,6 +373,18 @@ type RegistryServiceServer interface {
 	// RemoveWorkloadKey removes one of a workload's keys, ending a rotation. Removing its last key
 	// is FAILED_PRECONDITION unless it authenticates by a registered certificate subject.
 	RemoveWorkloadKey(context.Context, *RemoveWorkloadKeyRequest) (*RemoveWorkloadKeyResponse, error)
+	// CreateClientSecret generates a client secret for a workload whose partner cannot authenticate
+	// with a key, and returns it exactly once; only its SHA-256 hash is stored. At most two secrets of a
+	// workload are live at a time (for rotation).
+	CreateClientSecret(context.Context, *CreateClientSecretRequest) (*CreateClientSecretResponse, error)
+	// ListClientSecrets lists a workload's client secrets: metadata only, never the secret or its hash.
+	ListClientSecrets(context.Context, *ListClientSecretsRequest) (*ListClientSecretsResponse, error)
+	// RevokeClientSecret revokes one client secret of a workload; it authenticates nothing afterwards.
+	RevokeClientSecret(context.Context, *RevokeClientSecretRequest) (*RevokeClientSecretResponse, error)
+	// ListClientSecretVerifiers returns the SHA-256 hashes and expiries of a workload's live client
+	// secrets, for the issuer to verify a presented secret without the plaintext ever leaving the
+	// workload's hands. For internal callers (the issuer) only.
+	ListClientSecretVerifiers(context.Context, *ListClientSecretVerifiersRequest) (*ListClientSecretVerifiersResponse, error)
 	// PutPolicy stores a new version of a partner's Cedar policy set, live or shadow, and delivers it
 	// to the decision points through the feed. A policy that does not parse or validate is
 	// INVALID_ARGUMENT naming the line.
@@ -379,6 +447,18 @@ func (UnimplementedRegistryServiceServer) AddWorkloadKey(context.Context, *AddWo
 }
 func (UnimplementedRegistryServiceServer) RemoveWorkloadKey(context.Context, *RemoveWorkloadKeyRequest) (*RemoveWorkloadKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveWorkloadKey not implemented")
+}
+func (UnimplementedRegistryServiceServer) CreateClientSecret(context.Context, *CreateClientSecretRequest) (*CreateClientSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateClientSecret not implemented")
+}
+func (UnimplementedRegistryServiceServer) ListClientSecrets(context.Context, *ListClientSecretsRequest) (*ListClientSecretsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListClientSecrets not implemented")
+}
+func (UnimplementedRegistryServiceServer) RevokeClientSecret(context.Context, *RevokeClientSecretRequest) (*RevokeClientSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeClientSecret not implemented")
+}
+func (UnimplementedRegistryServiceServer) ListClientSecretVerifiers(context.Context, *ListClientSecretVerifiersRequest) (*ListClientSecretVerifiersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListClientSecretVerifiers not implemented")
 }
 func (UnimplementedRegistryServiceServer) PutPolicy(context.Context, *PutPolicyRequest) (*PutPolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PutPolicy not implemented")
@@ -680,6 +760,78 @@ func _RegistryService_RemoveWorkloadKey_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_CreateClientSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateClientSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).CreateClientSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_CreateClientSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).CreateClientSecret(ctx, req.(*CreateClientSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ListClientSecrets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListClientSecretsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ListClientSecrets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ListClientSecrets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ListClientSecrets(ctx, req.(*ListClientSecretsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_RevokeClientSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeClientSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).RevokeClientSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_RevokeClientSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).RevokeClientSecret(ctx, req.(*RevokeClientSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ListClientSecretVerifiers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListClientSecretVerifiersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ListClientSecretVerifiers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ListClientSecretVerifiers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ListClientSecretVerifiers(ctx, req.(*ListClientSecretVerifiersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RegistryService_PutPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PutPolicyRequest)
 	if err := dec(in); err != nil {
@@ -800,6 +952,22 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveWorkloadKey",
 			Handler:    _RegistryService_RemoveWorkloadKey_Handler,
+		},
+		{
+			MethodName: "CreateClientSecret",
+			Handler:    _RegistryService_CreateClientSecret_Handler,
+		},
+		{
+			MethodName: "ListClientSecrets",
+			Handler:    _RegistryService_ListClientSecrets_Handler,
+		},
+		{
+			MethodName: "RevokeClientSecret",
+			Handler:    _RegistryService_RevokeClientSecret_Handler,
+		},
+		{
+			MethodName: "ListClientSecretVerifiers",
+			Handler:    _RegistryService_ListClientSecretVerifiers_Handler,
 		},
 		{
 			MethodName: "PutPolicy",
