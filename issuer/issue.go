@@ -52,6 +52,9 @@ type Request struct {
 	TTL time.Duration
 	// MinSequence, if set, makes the PDP decide at or after this feed sequence.
 	MinSequence uint64
+	// parent is the verified subject token of a token exchange (see Exchange); nil for an
+	// issuance.
+	parent *parentToken
 }
 
 // Credential is an inventory record: everything about a minted credential but the token.
@@ -70,6 +73,9 @@ type Credential struct {
 	Kid string
 	// Sequence is the feed sequence issuance was decided at (the tsq claim).
 	Sequence uint64
+	// ParentID is the jti of the token this one was exchanged from (RFC 8693); empty for an
+	// issuance.
+	ParentID string
 }
 
 // Issued is a minted credential.
@@ -139,11 +145,14 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 		return Issued{}, err
 	}
 	if !slices.Contains(integ.Audiences, req.Audience) {
-		return Issued{}, fail.Deniedf("audience %q is not one integration %q lists", req.Audience, integ.ID)
+		return Issued{}, &fail.Error{Kind: fail.Denied, Msg: fmt.Sprintf("audience %q is not one integration %q lists", req.Audience, integ.ID), Err: ErrInvalidTarget}
 	}
 	now := i.cfg.Now()
 	iat, exp, err := i.lifetime(now, req.TTL, integ, partner)
 	if err != nil {
+		return Issued{}, err
+	}
+	if exp, err = req.parent.capExpiry(iat, exp); err != nil {
 		return Issued{}, err
 	}
 	dec, key, err := i.authorize(ctx, w, scopes, req.Audience, req.MinSequence)
@@ -159,6 +168,9 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 		Scope: strings.Join(scopes, " "), Audience: req.Audience, IssuedAt: iat.Unix(), Expiry: exp.Unix(),
 		ID: jti, Sequence: dec.Sequence, Epoch: dec.Epoch,
 	}
+	if err := req.parent.extend(&claims); err != nil {
+		return Issued{}, err
+	}
 	raw, err := key.sign(ctx, claims)
 	if err != nil {
 		return Issued{}, fmt.Errorf("issuer: sign access token: %w", err)
@@ -167,6 +179,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 		ID: jti, WorkloadID: w.ID, IntegrationID: w.IntegrationID, PartnerID: w.PartnerID, Scopes: scopes,
 		Audience: req.Audience, IssueTime: iat, ExpireTime: exp, Kid: key.kid, Sequence: dec.Sequence,
 	}
+	cred.ParentID = req.parent.id()
 	if err := i.record(cred); err != nil {
 		return Issued{}, err
 	}
@@ -217,7 +230,7 @@ func grantScopes(requested []string, integ Integration) ([]string, error) {
 	out := make([]string, 0, len(requested))
 	for _, s := range requested {
 		if !slices.Contains(integ.AllowedScopes, s) {
-			return nil, fail.Deniedf("scope %q is outside the ceiling of integration %q", s, integ.ID)
+			return nil, &fail.Error{Kind: fail.Denied, Msg: fmt.Sprintf("scope %q is outside the ceiling of integration %q", s, integ.ID), Err: ErrInvalidScope}
 		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)

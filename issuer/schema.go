@@ -76,6 +76,8 @@ type credentialRecord struct {
 	ExpireTime    time.Time `json:"exp"`
 	Kid           string    `json:"kid"`
 	Sequence      uint64    `json:"tsq"`
+	// ParentID is the jti of the token this one was exchanged from, if any.
+	ParentID string `json:"parent,omitempty"`
 	// Order is the inventory counter the record is indexed under.
 	Order uint64 `json:"order"`
 }
@@ -84,7 +86,7 @@ func (r *credentialRecord) credential() Credential {
 	return Credential{
 		ID: r.ID, WorkloadID: r.WorkloadID, IntegrationID: r.IntegrationID, PartnerID: r.PartnerID,
 		Scopes: r.Scopes, Audience: r.Audience, IssueTime: r.IssueTime, ExpireTime: r.ExpireTime,
-		Kid: r.Kid, Sequence: r.Sequence,
+		Kid: r.Kid, Sequence: r.Sequence, ParentID: r.ParentID,
 	}
 }
 
