@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -346,4 +347,48 @@ func TestExchangeNeedsTokenChecker(t *testing.T) {
 	parent := e.parent(10 * time.Minute)
 	_, err := e.iss.Exchange(context.Background(), e.exchangeRequest(sibling, parent.Token, "invoices:read"))
 	wantKind(t, err, fail.Precondition)
+}
+
+// Tokens signed by the issuer's own key that it would never mint, or would not exchange.
+func TestExchangeRefusesOddParents(t *testing.T) {
+	e := newEnv(t)
+	parent := e.parent(10 * time.Minute)
+	pc := claimsOf(t, parent.Token)
+	tests := []struct {
+		name string
+		edit func(c *token.Claims)
+		want fail.Kind
+		msg  string
+	}{
+		{name: "sender-constrained", edit: func(c *token.Claims) { c.Confirmation = &token.Confirmation{JKT: "thumbprint"} },
+			want: fail.Denied, msg: "sender-constrained"},
+		{name: "another issuer identifier", edit: func(c *token.Claims) { c.Issuer = "https://elsewhere.test" },
+			want: fail.Invalid, msg: "not a valid, unexpired access token"},
+		{name: "no jti", edit: func(c *token.Claims) { c.ID = "" }, want: fail.Invalid, msg: "not a valid, unexpired access token"},
+		{name: "chain at the depth limit", edit: func(c *token.Claims) {
+			for n := range token.MaxExchangeDepth {
+				c.Ancestors = append(c.Ancestors, token.Ancestor{ID: fmt.Sprintf("a%d", n), KeyID: parent.Credential.Kid, Sequence: c.Sequence})
+				c.Actor = &token.Actor{Subject: sibling, Actor: c.Actor}
+			}
+		}, want: fail.Denied, msg: "exchanged 4 times already"},
+		// The PDP finds the chain broken (act without anc): the issuer exchanges only live tokens.
+		{name: "a chain the PDP rejects", edit: func(c *token.Claims) { c.Actor = &token.Actor{Subject: sibling} },
+			want: fail.Invalid, msg: "not live: malformed_token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := pc
+			c.ID = pc.ID + "-" + strings.ReplaceAll(tt.name, " ", "-")
+			tt.edit(&c)
+			raw, err := issuer.SignClaims(e.iss, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = e.iss.Exchange(context.Background(), e.exchangeRequest(sibling, raw, "invoices:read"))
+			wantKind(t, err, tt.want)
+			if !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("error %q does not contain %q", err, tt.msg)
+			}
+		})
+	}
 }
