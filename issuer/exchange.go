@@ -3,7 +3,6 @@ package issuer
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,8 +25,10 @@ import (
 //     claim lists the parent and the parent's ancestors (jti, kid, tsq), at most
 //     token.MaxExchangeDepth: a parent with that many ancestors cannot be exchanged.
 //   - Scopes: a subset of the parent's (all of them if none is requested) and of the integration's
-//     current ceiling; anything else is refused (ErrInvalidScope). Audience: one the integration
-//     lists (ErrInvalidTarget otherwise). Lifetime: the usual caps, and never past the parent's exp.
+//     current ceiling; anything else is refused (marked ErrInvalidScope). Audience: one the
+//     integration lists (marked ErrInvalidTarget otherwise). Lifetime: the usual caps, and never
+//     past the parent's exp. A subject token that is not a live token of this issuer is refused
+//     as Invalid, marked ErrInvalidGrant.
 //   - The parent must be live: verified against this issuer's published keys with the key's own
 //     algorithm, then checked by the PDP (revocations, kill switch, lifecycle, its chain). The PDP
 //     keeps the child dead whenever any ancestor dies later (see pdp/exchange.go), so a race
@@ -53,18 +54,6 @@ const maxSubjectToken = 8 << 10
 // subjectAlgorithms keeps "none" and symmetric algorithms out before any key is looked at; the
 // token is then verified only with the algorithm its key was published with.
 var subjectAlgorithms = []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256, jose.RS256}
-
-// Errors that the token endpoint maps to OAuth error codes, for issuance and exchange alike; they
-// are the causes of fail.Denied errors (errors.Is finds them).
-var (
-	// ErrInvalidScope: a requested scope is outside what the parent token or the integration's
-	// ceiling grants (OAuth invalid_scope).
-	ErrInvalidScope = errors.New("invalid_scope")
-	// ErrInvalidTarget: the requested audience is not one the integration lists (RFC 8693
-	// invalid_target; for client_credentials, where RFC 6749 has no such code, invalid_request or
-	// invalid_scope as the endpoint decides).
-	ErrInvalidTarget = errors.New("invalid_target")
-)
 
 // ExchangeRequest asks to exchange an access token for a narrower one.
 type ExchangeRequest struct {
@@ -164,7 +153,7 @@ func checkExchange(req *ExchangeRequest) error {
 
 // errSubject is the one answer to a subject token the issuer cannot verify as its own, live
 // access token: RFC 8693 makes it invalid_request, and the details go to the log only.
-var errSubject = fail.Invalidf("subject_token", "subject_token is not a valid, unexpired access token of this issuer")
+var errSubject = Mark(fail.Invalidf("subject_token", "subject_token is not a valid, unexpired access token of this issuer"), ErrInvalidGrant)
 
 // verifySubject verifies a subject token against the issuer's published signing keys (next,
 // active, or retired with live tokens), pinned to the algorithm each key was published with, and
@@ -206,7 +195,7 @@ func (i *Issuer) verifySubject(raw string) (*parentToken, error) {
 		i.log.Info("issuer: subject token lacks claims or names another issuer", "kid", h.KeyID)
 		return nil, errSubject
 	case c.Expiry <= i.cfg.Now().Unix():
-		return nil, fail.Invalidf("subject_token", "subject_token has expired")
+		return nil, Mark(fail.Invalidf("subject_token", "subject_token has expired"), ErrInvalidGrant)
 	}
 	return &parentToken{raw: raw, claims: c, kid: h.KeyID}, nil
 }
@@ -228,7 +217,7 @@ func (i *Issuer) exchange(ctx context.Context, checker TokenChecker, w Workload,
 	}
 	for _, s := range req.Scopes {
 		if !p.HasScope(s) {
-			return Issued{}, &fail.Error{Kind: fail.Denied, Msg: fmt.Sprintf("scope %q is not granted by the subject token", s), Err: ErrInvalidScope}
+			return Issued{}, Mark(fail.Deniedf("scope %q is not granted by the subject token", s), ErrInvalidScope)
 		}
 	}
 	// The PDP checks the parent as a gateway would, for the first scope the child asks for on the
@@ -241,7 +230,7 @@ func (i *Issuer) exchange(ctx context.Context, checker TokenChecker, w Workload,
 		if slices.Contains(dec.Reasons, reasonSyncing) || slices.Contains(dec.Reasons, reasonStale) {
 			return Issued{}, fail.Unavailablef(fmt.Errorf("decision point reasons %v", dec.Reasons), "the decision point is catching up; retry")
 		}
-		return Issued{}, fail.Invalidf("subject_token", "subject_token is not live: %s", strings.Join(dec.Reasons, ", "))
+		return Issued{}, Mark(fail.Invalidf("subject_token", "subject_token is not live: %s", strings.Join(dec.Reasons, ", ")), ErrInvalidGrant)
 	}
 	// The child is decided at or after the sequence the parent was found live at.
 	req.MinSequence = max(req.MinSequence, dec.Sequence)
@@ -259,7 +248,7 @@ func (p *parentToken) capExpiry(iat, exp time.Time) (time.Time, error) {
 		exp = pexp
 	}
 	if !exp.After(iat) {
-		return time.Time{}, fail.Invalidf("subject_token", "subject_token expires in less than a second")
+		return time.Time{}, Mark(fail.Invalidf("subject_token", "subject_token expires in less than a second"), ErrInvalidGrant)
 	}
 	return exp, nil
 }
@@ -272,7 +261,7 @@ func (p *parentToken) extend(c *token.Claims) error {
 		return nil
 	}
 	if c.Epoch != p.claims.Epoch {
-		return fail.Invalidf("subject_token", "subject_token belongs to another epoch of the feed (it was replaced); it is not live")
+		return Mark(fail.Invalidf("subject_token", "subject_token belongs to another epoch of the feed (it was replaced); it is not live"), ErrInvalidGrant)
 	}
 	c.Subject = p.claims.Subject
 	c.Actor = &token.Actor{Subject: c.ClientID, Actor: p.claims.Actor}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -274,15 +276,15 @@ func TestExchangeRefusals(t *testing.T) {
 			want: fail.Denied, cause: issuer.ErrInvalidScope, msg: `scope "admin" is not granted`},
 		{name: "audience the integration does not list", edit: func(r *issuer.ExchangeRequest) { r.Audience = "https://evil.test" },
 			want: fail.Denied, cause: issuer.ErrInvalidTarget, msg: `audience "https://evil.test" is not one`},
-		{name: "garbage", edit: func(r *issuer.ExchangeRequest) { r.SubjectToken = "not.a.token" }, want: fail.Invalid, msg: "not a valid, unexpired access token"},
-		{name: "alg none", edit: func(r *issuer.ExchangeRequest) { r.SubjectToken = unsigned }, want: fail.Invalid, msg: "not a valid, unexpired access token"},
+		{name: "garbage", edit: func(r *issuer.ExchangeRequest) { r.SubjectToken = "not.a.token" }, want: fail.Invalid, cause: issuer.ErrInvalidGrant, msg: "not a valid, unexpired access token"},
+		{name: "alg none", edit: func(r *issuer.ExchangeRequest) { r.SubjectToken = unsigned }, want: fail.Invalid, cause: issuer.ErrInvalidGrant, msg: "not a valid, unexpired access token"},
 		{name: "forged with the active kid", edit: func(r *issuer.ExchangeRequest) { r.SubjectToken = forge(jose.EdDSA, attacker) },
-			want: fail.Invalid, msg: "not a valid, unexpired access token"},
+			want: fail.Invalid, cause: issuer.ErrInvalidGrant, msg: "not a valid, unexpired access token"},
 		{name: "algorithm confusion: HMAC with the kid", edit: func(r *issuer.ExchangeRequest) {
 			r.SubjectToken = forge(jose.HS256, []byte("0123456789abcdef0123456789abcdef"))
-		}, want: fail.Invalid, msg: "not a valid, unexpired access token"},
+		}, want: fail.Invalid, cause: issuer.ErrInvalidGrant, msg: "not a valid, unexpired access token"},
 		{name: "another issuer's token", edit: func(r *issuer.ExchangeRequest) { r.SubjectToken = foreign.Token },
-			want: fail.Invalid, msg: "not a valid, unexpired access token"},
+			want: fail.Invalid, cause: issuer.ErrInvalidGrant, msg: "not a valid, unexpired access token"},
 		{name: "a workload of another partner", as: "globex-bot", edit: func(r *issuer.ExchangeRequest) {}, want: fail.Denied,
 			msg: `may only exchange tokens of its own integration`},
 		{name: "bad client authentication", edit: func(r *issuer.ExchangeRequest) { r.Assertion = e.assertion("globex-bot")[:40] },
@@ -388,6 +390,48 @@ func TestExchangeRefusesOddParents(t *testing.T) {
 			wantKind(t, err, tt.want)
 			if !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("error %q does not contain %q", err, tt.msg)
+			}
+		})
+	}
+}
+
+func TestExchangeRequestFromForm(t *testing.T) {
+	client := issuer.Request{Assertion: "assertion"}
+	tests := []struct {
+		name  string
+		form  url.Values
+		want  issuer.ExchangeRequest
+		field string // the Invalid error's field, if the form is refused
+	}{
+		{name: "full", form: url.Values{
+			"subject_token": {"tok"}, "subject_token_type": {issuer.TokenTypeAccessToken}, "scope": {"a  b"},
+			"audience": {"https://x.test"}, "resource": {"https://x.test"}, "requested_token_type": {issuer.TokenTypeAccessToken},
+		}, want: issuer.ExchangeRequest{
+			Request:      issuer.Request{Assertion: "assertion", Scopes: []string{"a", "b"}, Audience: "https://x.test"},
+			SubjectToken: "tok", SubjectTokenType: issuer.TokenTypeAccessToken,
+		}},
+		{name: "resource only, no scope", form: url.Values{"subject_token": {"tok"}, "resource": {"https://x.test"}}, want: issuer.ExchangeRequest{
+			Request: issuer.Request{Assertion: "assertion", Audience: "https://x.test"}, SubjectToken: "tok",
+		}},
+		{name: "two targets", form: url.Values{"resource": {"https://x.test", "https://y.test"}}, field: "audience"},
+		{name: "audience and resource differ", form: url.Values{"audience": {"https://x.test"}, "resource": {"https://y.test"}}, field: "audience"},
+		{name: "another token type requested", form: url.Values{"requested_token_type": {"urn:ietf:params:oauth:token-type:id_token"}}, field: "requested_token_type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := issuer.ExchangeRequestFromForm(client, tt.form)
+			if tt.field != "" {
+				var fe *fail.Error
+				if !errors.As(err, &fe) || fe.Kind != fail.Invalid || fe.Field != tt.field {
+					t.Fatalf("error %v, want Invalid naming %s", err, tt.field)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(issuer.Request{})); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
 			}
 		})
 	}

@@ -145,7 +145,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 		return Issued{}, err
 	}
 	if !slices.Contains(integ.Audiences, req.Audience) {
-		return Issued{}, &fail.Error{Kind: fail.Denied, Msg: fmt.Sprintf("audience %q is not one integration %q lists", req.Audience, integ.ID), Err: ErrInvalidTarget}
+		return Issued{}, Mark(fail.Deniedf("audience %q is not one integration %q lists", req.Audience, integ.ID), ErrInvalidTarget)
 	}
 	now := i.cfg.Now()
 	iat, exp, err := i.lifetime(now, req.TTL, integ, partner)
@@ -230,7 +230,7 @@ func grantScopes(requested []string, integ Integration) ([]string, error) {
 	out := make([]string, 0, len(requested))
 	for _, s := range requested {
 		if !slices.Contains(integ.AllowedScopes, s) {
-			return nil, &fail.Error{Kind: fail.Denied, Msg: fmt.Sprintf("scope %q is outside the ceiling of integration %q", s, integ.ID), Err: ErrInvalidScope}
+			return nil, Mark(fail.Deniedf("scope %q is outside the ceiling of integration %q", s, integ.ID), ErrInvalidScope)
 		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)
