@@ -104,7 +104,8 @@ func (i *Issuer) Exchange(ctx context.Context, req ExchangeRequest) (Issued, err
 	if !ok {
 		return Issued{}, fail.Preconditionf("token exchange is not available: the issuer's decision point client cannot check tokens")
 	}
-	w, err := i.authenticate(ctx, req.AssertionType, req.Assertion)
+	w, method, err := i.authenticateClient(ctx, req.Request)
+	req.authMethod = method
 	if err != nil {
 		i.log.Info("issuer: client authentication failed", "err", err)
 		return Issued{}, err

@@ -55,20 +55,6 @@ func (e *env) parent(ttl time.Duration) issuer.Issued {
 	return e.issue(req)
 }
 
-// claimsOf decodes a token's claims (its signature is the PDP's business in these tests).
-func claimsOf(t *testing.T, raw string) token.Claims {
-	t.Helper()
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.EdDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c token.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestExchangeNarrowsAndChains(t *testing.T) {
 	e := newEnv(t)
 	parent := e.parent(30 * time.Minute)

@@ -18,11 +18,21 @@ const purgeBatch = 128
 // signature verified reach it, so nobody without a workload key can fill the cache. Expired
 // entries are purged on the way.
 func (i *Issuer) consumeJTI(workload, jti string, expires, now time.Time) error {
-	key := scoped(workload, []byte(jti))
+	err := i.consumeOnce(scoped(workload, []byte(jti)), expires, now)
+	if fail.KindOf(err) == fail.Unauthenticated {
+		return fail.Unauthenticatedf("client assertion was already used (its jti is single-use); sign a new assertion for each request")
+	}
+	return err
+}
+
+// consumeOnce records key in the replay cache until expires, in one durable transaction, and
+// returns an Unauthenticated error if key is there already and live. Expired entries are purged
+// on the way. Callers scope their keys (scoped) so that kinds of one-time values never collide.
+func (i *Issuer) consumeOnce(key []byte, expires, now time.Time) error {
 	err := i.cfg.Store.Update(func(tx store.Tx) error {
 		if old := tx.Get(bucketReplay, key); old != nil {
 			if int64(store.KeyUint64(old)) > now.UnixNano() {
-				return fail.Unauthenticatedf("client assertion was already used (its jti is single-use); sign a new assertion for each request")
+				return fail.Unauthenticatedf("already used")
 			}
 			if err := tx.Delete(bucketReplayExp, append(old, key...)); err != nil {
 				return err
@@ -38,7 +48,7 @@ func (i *Issuer) consumeJTI(workload, jti string, expires, now time.Time) error 
 		return purgeReplay(tx, now)
 	})
 	if err != nil && fail.KindOf(err) == fail.Internal {
-		return fmt.Errorf("issuer: record assertion jti: %w", err)
+		return fmt.Errorf("issuer: record a single-use id in the replay cache: %w", err)
 	}
 	return err
 }
