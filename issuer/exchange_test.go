@@ -422,3 +422,25 @@ func TestExchangeRequestFromForm(t *testing.T) {
 		})
 	}
 }
+
+// A child is bound to what its requester proves now, like any issuance (RFC 8693 leaves binding
+// open): a bearer parent exchanged with a DPoP proof gives a DPoP-bound child.
+func TestExchangeBindsToTheRequestersProof(t *testing.T) {
+	e := newEnv(t)
+	parent := e.parent(10 * time.Minute)
+	k := newDPoPKey(t)
+	req := e.exchangeRequest(sibling, parent.Token, "invoices:read")
+	proofed := e.withProof(k.proof(t, e.clock.Now(), nil, nil))
+	req.DPoPProof, req.HTTPMethod, req.HTTPURL = proofed.DPoPProof, proofed.HTTPMethod, proofed.HTTPURL
+	child := e.exchange(req)
+	c := claimsOf(t, child.Token)
+	if c.Confirmation == nil || c.Confirmation.JKT != k.jkt || child.TokenType != issuer.TokenTypeDPoP || child.Credential.Binding != issuer.BindingDPoP {
+		t.Errorf("child cnf %+v, token type %q, binding %q; want bound to %s", c.Confirmation, child.TokenType, child.Credential.Binding, k.jkt)
+	}
+	if len(c.Ancestors) != 1 || c.Ancestors[0].ID != parent.Credential.ID {
+		t.Errorf("child anc %+v", c.Ancestors)
+	}
+	// The bound child itself cannot be exchanged: its proof of possession is not carried.
+	_, err := e.iss.Exchange(context.Background(), e.exchangeRequest(workload, child.Token, "invoices:read"))
+	wantKind(t, err, fail.Denied)
+}
