@@ -40,7 +40,7 @@ func (i *Issuer) record(c Credential) error {
 		rec := credentialRecord{
 			ID: c.ID, WorkloadID: c.WorkloadID, IntegrationID: c.IntegrationID, PartnerID: c.PartnerID,
 			Scopes: c.Scopes, Audience: c.Audience, IssueTime: c.IssueTime, ExpireTime: c.ExpireTime,
-			Kid: c.Kid, Sequence: c.Sequence, Binding: c.Binding, AuthMethod: c.AuthMethod, Order: n,
+			Kid: c.Kid, Sequence: c.Sequence, Binding: c.Binding, AuthMethod: c.AuthMethod, Order: n, ParentID: c.ParentID,
 		}
 		if err := putJSON(tx, bucketCreds, []byte(c.ID), &rec); err != nil {
 			return err

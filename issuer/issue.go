@@ -78,6 +78,9 @@ type Request struct {
 
 	// authMethod is the client authentication method Issue authenticated the client by.
 	authMethod string
+	// parent is the verified subject token of a token exchange (see Exchange); nil for an
+	// issuance.
+	parent *parentToken
 }
 
 // Credential is an inventory record: everything about a minted credential but the token.
@@ -102,6 +105,9 @@ type Credential struct {
 	// AuthMethod is the client authentication method the workload used (MethodPrivateKeyJWT,
 	// ...).
 	AuthMethod string
+	// ParentID is the jti of the token this one was exchanged from (RFC 8693); empty for an
+	// issuance.
+	ParentID string
 }
 
 // Issued is a minted credential.
@@ -188,6 +194,9 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 	if err != nil {
 		return Issued{}, err
 	}
+	if exp, err = req.parent.capExpiry(iat, exp); err != nil {
+		return Issued{}, err
+	}
 	dec, key, err := i.authorize(ctx, w, scopes, req.Audience, req.MinSequence)
 	if err != nil {
 		return Issued{}, err
@@ -201,6 +210,9 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 		Scope: strings.Join(scopes, " "), Audience: req.Audience, IssuedAt: iat.Unix(), Expiry: exp.Unix(),
 		ID: jti, Sequence: dec.Sequence, Epoch: dec.Epoch, Confirmation: cnf,
 	}
+	if err := req.parent.extend(&claims); err != nil {
+		return Issued{}, err
+	}
 	raw, err := key.sign(ctx, claims)
 	if err != nil {
 		return Issued{}, fmt.Errorf("issuer: sign access token: %w", err)
@@ -210,6 +222,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 		Audience: req.Audience, IssueTime: iat, ExpireTime: exp, Kid: key.kid, Sequence: dec.Sequence,
 		Binding: binding, AuthMethod: req.authMethod,
 	}
+	cred.ParentID = req.parent.id()
 	if err := i.record(cred); err != nil {
 		return Issued{}, err
 	}

@@ -79,6 +79,8 @@ type credentialRecord struct {
 	// Binding and AuthMethod are empty in records written before they were recorded.
 	Binding    string `json:"binding,omitempty"`
 	AuthMethod string `json:"auth_method,omitempty"`
+	// ParentID is the jti of the token this one was exchanged from, if any.
+	ParentID string `json:"parent,omitempty"`
 	// Order is the inventory counter the record is indexed under.
 	Order uint64 `json:"order"`
 }
@@ -87,7 +89,7 @@ func (r *credentialRecord) credential() Credential {
 	return Credential{
 		ID: r.ID, WorkloadID: r.WorkloadID, IntegrationID: r.IntegrationID, PartnerID: r.PartnerID,
 		Scopes: r.Scopes, Audience: r.Audience, IssueTime: r.IssueTime, ExpireTime: r.ExpireTime,
-		Kid: r.Kid, Sequence: r.Sequence, Binding: r.Binding, AuthMethod: r.AuthMethod,
+		Kid: r.Kid, Sequence: r.Sequence, Binding: r.Binding, AuthMethod: r.AuthMethod, ParentID: r.ParentID,
 	}
 }
 

@@ -184,11 +184,15 @@ func (p *PDP) checkCredential(s *feed.State, req *CheckRequest, d *Decision, c *
 		d.tokenSequence = c.Sequence
 		return ReasonSequenceAhead
 	}
-	if c.Sequence < s.GlobalWatermark() {
+	tsq := c.ChainSequence() // an exchanged token is as old as its oldest ancestor (exchange.go)
+	if tsq < s.GlobalWatermark() {
 		return ReasonRevokedGlobal
 	}
 	if _, revoked := s.RevokedCredential(c.ID); revoked {
 		return ReasonRevoked
+	}
+	if r := chainReason(s, c); r != "" {
+		return r
 	}
 	if c.Confirmation != nil {
 		if r := checkProof(c.Confirmation, &req.Proof, req.Token, now); r != "" {
@@ -202,17 +206,17 @@ func (p *PDP) checkCredential(s *feed.State, req *CheckRequest, d *Decision, c *
 	integration, hasIntegration := s.Integration(c.Integration)
 	workload, hasWorkload := s.Workload(c.Subject)
 	if hasPartner {
-		if r := controlReason(&partner.Control, c.Sequence, ReasonPartnerBlocked, ReasonPartnerRevoked); r != "" {
+		if r := controlReason(&partner.Control, tsq, ReasonPartnerBlocked, ReasonPartnerRevoked); r != "" {
 			return r
 		}
 	}
 	if hasIntegration {
-		if r := controlReason(&integration.Control, c.Sequence, ReasonIntegrationBlocked, ReasonIntegrationRevoked); r != "" {
+		if r := controlReason(&integration.Control, tsq, ReasonIntegrationBlocked, ReasonIntegrationRevoked); r != "" {
 			return r
 		}
 	}
 	if hasWorkload {
-		if r := controlReason(&workload.Control, c.Sequence, ReasonWorkloadBlocked, ReasonWorkloadRevoked); r != "" {
+		if r := controlReason(&workload.Control, tsq, ReasonWorkloadBlocked, ReasonWorkloadRevoked); r != "" {
 			return r
 		}
 	}
@@ -221,8 +225,11 @@ func (p *PDP) checkCredential(s *feed.State, req *CheckRequest, d *Decision, c *
 		return r
 	}
 	if workload.PartnerID != c.Partner || workload.IntegrationID != c.Integration || integration.PartnerID != c.Partner ||
-		(c.ClientID != "" && c.ClientID != c.Subject) || (req.WorkloadID != "" && req.WorkloadID != c.Subject) {
+		(c.ClientID != "" && c.ClientID != c.Presenter()) || (req.WorkloadID != "" && req.WorkloadID != c.Presenter()) {
 		return ReasonSubjectMismatch
+	}
+	if r := actorsReason(s, c, tsq); r != "" {
+		return r
 	}
 
 	if !c.HasScope(req.Action) {

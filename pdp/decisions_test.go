@@ -431,6 +431,10 @@ func (w *world) claimsJSON(t *testing.T, spec *tokenSpec) map[string]any {
 			m[k] = w.cnfValue(t, v)
 			continue
 		}
+		if k == "anc" {
+			m[k] = w.ancestorsValue(t, v)
+			continue
+		}
 		m[k] = w.claimValue(t, k, v)
 	}
 	for _, k := range spec.Omit {
@@ -462,6 +466,20 @@ func (w *world) claimValue(t *testing.T, name string, v any) any {
 		return w.log.Head() + 1000
 	}
 	return s
+}
+
+// ancestorsValue resolves marks ("@name") in the tsq of each entry of an anc claim.
+func (w *world) ancestorsValue(t *testing.T, v any) any {
+	list, ok := v.([]any)
+	if !ok {
+		return v
+	}
+	for _, e := range list {
+		if a, ok := e.(map[string]any); ok {
+			a["tsq"] = w.claimValue(t, "tsq", a["tsq"])
+		}
+	}
+	return list
 }
 
 // cnfValue resolves "@holder" in a cnf claim's jkt to that holder key's thumbprint.

@@ -78,7 +78,7 @@ const maxMemoScopes = 64
 func memoGrant(m grantMemo, e *verified, req *CheckRequest, now time.Time) bool {
 	c := &e.claims
 	if m.scopes == 0 || c.Expiry <= now.Unix() || c.IssuedAt > now.Add(MaxClockSkew).Unix() || now.UnixNano() >= m.contractEnd ||
-		!e.audienceIs(req.Resource) || (req.WorkloadID != "" && req.WorkloadID != c.Subject) {
+		!e.audienceIs(req.Resource) || (req.WorkloadID != "" && req.WorkloadID != c.Presenter()) {
 		return false
 	}
 	i := e.scopeIndex(req.Action)

@@ -49,11 +49,16 @@ const (
 	// ReasonSequenceAhead: the token claims an issuance sequence this PDP has not reached even
 	// after waiting briefly: the PDP lags far behind, or the log was rolled back.
 	ReasonSequenceAhead = "sequence_ahead"
-	// ReasonRevokedGlobal: the credential's tsq is below the feed's global watermark, the
+	// ReasonRevokedGlobal: the credential's tsq (an exchanged token's: the lowest of its chain) is
+	// below the feed's global watermark, the
 	// break-glass revocation of every credential issued before a sequence (an issuer compromise).
 	ReasonRevokedGlobal = "revoked_global"
 	// ReasonRevoked: the credential's jti is on the feed's denylist.
 	ReasonRevoked = "revoked"
+	// ReasonParentRevoked: the token was minted by token exchange and a token it derives from (its
+	// parent or an earlier ancestor, listed in its anc claim) is revoked by jti, or the key that
+	// signed one was revoked: an exchanged token dies with its parent.
+	ReasonParentRevoked = "parent_revoked"
 	// ReasonProofMissing: the credential is bound to a key (its cnf claim) and the request carries
 	// no proof of the kind the binding needs: no DPoP proof for cnf.jkt, no client certificate
 	// thumbprint for cnf.x5t#S256, or a cnf claim naming neither.
@@ -77,9 +82,11 @@ const (
 	ReasonIntegrationBlocked = "integration_blocked"
 	// ReasonIntegrationRevoked: the integration was restored after the token's tsq.
 	ReasonIntegrationRevoked = "integration_revoked"
-	// ReasonWorkloadBlocked: a block is in force on the token's workload.
+	// ReasonWorkloadBlocked: a block is in force on the token's workload (or, for an exchanged
+	// token, on any actor's workload in its act claim).
 	ReasonWorkloadBlocked = "workload_blocked"
-	// ReasonWorkloadRevoked: the workload was restored after the token's tsq.
+	// ReasonWorkloadRevoked: the workload (or an actor's) was restored after the token's tsq (for
+	// an exchanged token, the lowest tsq of its chain).
 	ReasonWorkloadRevoked = "workload_revoked"
 
 	// ReasonPartnerUnknown: the feed holds no partner record for the partner.
@@ -103,7 +110,9 @@ const (
 	ReasonWorkloadInactive = "workload_inactive"
 	// ReasonSubjectMismatch: the partner or integration the token (or the workload record) names
 	// is not the one the registry records for the workload or integration, the token's client_id
-	// is not its subject, or the request names a workload that is not the credential's subject.
+	// is not its presenter (its subject, or the latest actor of an exchanged token), the request
+	// names a workload that is not the presenter, or an actor of an exchanged token is not in the
+	// token's partner and integration.
 	ReasonSubjectMismatch = "subject_mismatch"
 
 	// ReasonScopeMissing: the action is not among the token's scopes (or an issuance request asks
@@ -124,7 +133,7 @@ var allReasons = []string{
 	ReasonGranted, ReasonSyncing, ReasonStale, ReasonClaimsNotTrusted, ReasonClaimsIncomplete,
 	ReasonSubjectNotTrusted, ReasonMalformedToken, ReasonUnknownKey, ReasonKeyRevoked,
 	ReasonBadSignature, ReasonWrongIssuer, ReasonExpired, ReasonNotYetValid, ReasonEpochMismatch,
-	ReasonSequenceAhead, ReasonRevokedGlobal, ReasonRevoked, ReasonProofMissing, ReasonProofInvalid, ReasonProofMismatch,
+	ReasonSequenceAhead, ReasonRevokedGlobal, ReasonRevoked, ReasonParentRevoked, ReasonProofMissing, ReasonProofInvalid, ReasonProofMismatch,
 	ReasonPartnerBlocked, ReasonPartnerRevoked, ReasonIntegrationBlocked, ReasonIntegrationRevoked,
 	ReasonWorkloadBlocked, ReasonWorkloadRevoked, ReasonPartnerUnknown, ReasonPartnerInactive,
 	ReasonPartnerSuspended, ReasonPartnerTerminated, ReasonContractEnded, ReasonIntegrationUnknown,

@@ -236,15 +236,29 @@ func TestCheckAlgorithms(t *testing.T) {
 // The grant path, with a warm cache and no policies, allocates nothing, and handing the decision
 // to a recorder adds nothing either.
 func TestCheckDoesNotAllocate(t *testing.T) {
-	for _, rec := range []pdp.Recorder{nil, discard{}} {
-		e := newEnv(t, pdp.Config{Recorder: rec})
-		req := pdp.CheckRequest{Token: e.token(t, nil), Action: "read", Resource: "api"}
-		ctx := context.Background()
-		if d, err := e.pdp.Check(ctx, req); err != nil || !d.Allow {
-			t.Fatalf("Check = %+v, %v", d, err)
+	// An exchanged token walks its act and anc chains on every decision: that must not allocate
+	// either. Here acme-bot exchanged its own token twice.
+	exchanged := func(e *env) func(*token.Claims) {
+		return func(c *token.Claims) {
+			c.Actor = &token.Actor{Subject: "acme-bot", Actor: &token.Actor{Subject: "acme-bot"}}
+			c.Ancestors = []token.Ancestor{{ID: "parent", KeyID: e.key.Kid, Sequence: c.Sequence}, {ID: "grandparent", KeyID: e.key.Kid, Sequence: c.Sequence}}
 		}
-		if n := testing.AllocsPerRun(100, func() { _, _ = e.pdp.Check(ctx, req) }); n != 0 {
-			t.Errorf("Check (recorder %T) allocates %v times per decision, want 0", rec, n)
+	}
+	for _, rec := range []pdp.Recorder{nil, discard{}} {
+		for _, chain := range []bool{false, true} {
+			e := newEnv(t, pdp.Config{Recorder: rec})
+			var edit func(*token.Claims)
+			if chain {
+				edit = exchanged(e)
+			}
+			req := pdp.CheckRequest{Token: e.token(t, edit), Action: "read", Resource: "api"}
+			ctx := context.Background()
+			if d, err := e.pdp.Check(ctx, req); err != nil || !d.Allow {
+				t.Fatalf("Check (exchanged %v) = %+v, %v", chain, d, err)
+			}
+			if n := testing.AllocsPerRun(100, func() { _, _ = e.pdp.Check(ctx, req) }); n != 0 {
+				t.Errorf("Check (recorder %T, exchanged %v) allocates %v times per decision, want 0", rec, chain, n)
+			}
 		}
 	}
 }

@@ -66,6 +66,65 @@ type Claims struct {
 	// Confirmation, if set, binds the token to a key its holder must prove possession of with
 	// each request (RFC 7800): a PDP denies the token without a matching proof.
 	Confirmation *Confirmation `json:"cnf,omitempty"`
+	// Actor, on a token minted by token exchange (RFC 8693), is the act claim: the workload that
+	// exchanged the parent token, with the parent's own act nested inside (section 4.1), so the
+	// chain of actors reads from the latest outwards. Subject stays the original subject.
+	Actor *Actor `json:"act,omitempty"`
+	// Ancestors, on an exchanged token, lists the tokens it was exchanged from, parent first, at
+	// most MaxExchangeDepth of them, one per act level: a token is dead as soon as any ancestor is
+	// (its jti or its signing key revoked, or its tsq below a watermark).
+	Ancestors []Ancestor `json:"anc,omitempty"`
+}
+
+// MaxExchangeDepth bounds the exchanges behind one token: a token with this many ancestors cannot
+// be exchanged again, and a verifier refuses a token with more.
+const MaxExchangeDepth = 4
+
+// Actor is an act claim (RFC 8693 section 4.1): who acts, and who acted before, nested.
+type Actor struct {
+	// Subject is the acting workload.
+	Subject string `json:"sub"`
+	// Actor is the previous actor, if the token was exchanged more than once.
+	Actor *Actor `json:"act,omitempty"`
+}
+
+// Ancestor is a token an exchanged token derives from: what a verifier needs to know that the
+// ancestor is still alive.
+type Ancestor struct {
+	// ID is the ancestor's jti.
+	ID string `json:"jti"`
+	// KeyID is the kid of the key that signed it.
+	KeyID string `json:"kid"`
+	// Sequence is its tsq.
+	Sequence uint64 `json:"tsq"`
+}
+
+// Presenter returns the workload expected to present the token: the latest actor of an
+// exchanged token, else the subject. It is the token's client_id.
+func (c *Claims) Presenter() string {
+	if c.Actor != nil {
+		return c.Actor.Subject
+	}
+	return c.Subject
+}
+
+// ActorDepth returns how many act levels the token carries.
+func (c *Claims) ActorDepth() int {
+	n := 0
+	for a := c.Actor; a != nil; a = a.Actor {
+		n++
+	}
+	return n
+}
+
+// ChainSequence returns the lowest tsq of the token and its ancestors: an exchanged token is as old
+// as the oldest token it derives from, so a watermark that kills an ancestor kills it too.
+func (c *Claims) ChainSequence() uint64 {
+	tsq := c.Sequence
+	for i := range c.Ancestors {
+		tsq = min(tsq, c.Ancestors[i].Sequence)
+	}
+	return tsq
 }
 
 // Confirmation is the cnf claim of a sender-constrained token.

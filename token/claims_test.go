@@ -1,6 +1,10 @@
 package token
 
-import "testing"
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
 
 func TestHasScope(t *testing.T) {
 	c := Claims{Scope: "read write:all admin"}
@@ -23,5 +27,28 @@ func TestValidScope(t *testing.T) {
 		if got := ValidScope(scope); got != want {
 			t.Errorf("ValidScope(%q) = %v, want %v", scope, got, want)
 		}
+	}
+}
+
+func TestExchangeClaims(t *testing.T) {
+	plain := Claims{Subject: "a", Sequence: 9}
+	if plain.Presenter() != "a" || plain.ActorDepth() != 0 || plain.ChainSequence() != 9 {
+		t.Errorf("a token never exchanged: presenter %q, depth %d, chain sequence %d", plain.Presenter(), plain.ActorDepth(), plain.ChainSequence())
+	}
+	raw := `{"sub":"a","client_id":"c","tsq":12,"act":{"sub":"c","act":{"sub":"b"}},` +
+		`"anc":[{"jti":"p","kid":"k2","tsq":10},{"jti":"g","kid":"k1","tsq":7}]}`
+	var c Claims
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Presenter() != "c" || c.ActorDepth() != 2 || c.ChainSequence() != 7 || c.Actor.Actor.Subject != "b" {
+		t.Errorf("exchanged twice: presenter %q, depth %d, chain sequence %d", c.Presenter(), c.ActorDepth(), c.ChainSequence())
+	}
+	out, err := json.Marshal(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), `"act"`) || strings.Contains(string(out), `"anc"`) {
+		t.Errorf("a token never exchanged carries exchange claims: %s", out)
 	}
 }

@@ -26,6 +26,16 @@ func credentialProto(c issuer.Credential) *treatyv1.Credential {
 		Id: c.ID, WorkloadId: c.WorkloadID, IntegrationId: c.IntegrationID, PartnerId: c.PartnerID,
 		Scopes: c.Scopes, Audience: c.Audience, IssueTime: timestamppb.New(c.IssueTime),
 		ExpireTime: timestamppb.New(c.ExpireTime), Kid: c.Kid, Sequence: c.Sequence,
+		ParentId: c.ParentID,
+	}
+}
+
+// exchangeRequest converts a validated token exchange request.
+func exchangeRequest(req *treatyv1.ExchangeTokenRequest) issuer.ExchangeRequest {
+	return issuer.ExchangeRequest{
+		Request:      issueRequest(req.GetRequest()),
+		SubjectToken: req.GetSubjectToken(), SubjectTokenType: req.GetSubjectTokenType(),
+		ActorToken: req.GetActorToken(), ActorTokenType: req.GetActorTokenType(), Resource: req.GetResource(),
 	}
 }
 

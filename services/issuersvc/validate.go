@@ -1,6 +1,8 @@
 package issuersvc
 
 import (
+	"errors"
+
 	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
@@ -42,6 +44,45 @@ func validateIssueToken(req *treatyv1.IssueTokenRequest) error {
 		if ttl.AsDuration() < 0 {
 			return fail.Invalidf("ttl", "ttl must not be negative")
 		}
+	}
+	return nil
+}
+
+// validateExchangeToken checks the shape of a token exchange request: its nested request as
+// validateIssueToken does (scopes may be empty: the subject token's are asked for; the audience may
+// come from resource), naming fields by their path. The subject token's content is the domain's to
+// judge.
+func validateExchangeToken(req *treatyv1.ExchangeTokenRequest) error {
+	r := req.GetRequest()
+	if r == nil {
+		return fail.Invalidf("request", "request is required: the client authentication and what is asked for")
+	}
+	switch {
+	case req.GetSubjectToken() == "":
+		return fail.Invalidf("subject_token", "subject_token is required: the access token to exchange")
+	case req.GetSubjectTokenType() != issuer.TokenTypeAccessToken:
+		return fail.Invalidf("subject_token_type", "subject_token_type must be %q", issuer.TokenTypeAccessToken)
+	case req.GetActorToken() != "" || req.GetActorTokenType() != "":
+		return fail.Invalidf("actor_token", "actor_token is not supported: the client's own authentication identifies the actor")
+	case req.GetResource() != "" && r.GetAudience() != "" && req.GetResource() != r.GetAudience():
+		return fail.Invalidf("resource", "resource and request.audience name different targets; give one")
+	}
+	shape := &treatyv1.IssueTokenRequest{
+		ClientAssertionType: r.GetClientAssertionType(), ClientAssertion: r.GetClientAssertion(),
+		Scopes: r.GetScopes(), Audience: r.GetAudience(), Ttl: r.GetTtl(),
+	}
+	if len(shape.Scopes) == 0 {
+		shape.Scopes = []string{"subject-token-scopes"} // none asks for the subject token's
+	}
+	if shape.Audience == "" {
+		shape.Audience = req.GetResource()
+	}
+	if err := validateIssueToken(shape); err != nil {
+		var fe *fail.Error
+		if errors.As(err, &fe) && fe.Kind == fail.Invalid && fe.Field != "" {
+			return fail.Invalidf("request."+fe.Field, "request.%s", fe.Msg)
+		}
+		return err
 	}
 	return nil
 }

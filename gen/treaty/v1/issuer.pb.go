@@ -268,7 +268,9 @@ type Credential struct {
 	// The signing key that signed it.
 	Kid string `protobuf:"bytes,9,opt,name=kid,proto3" json:"kid,omitempty"`
 	// The feed sequence at which issuance was decided (`tsq` claim).
-	Sequence      uint64 `protobuf:"varint,10,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Sequence uint64 `protobuf:"varint,10,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The `jti` of the token this one was exchanged from (ExchangeToken); empty for an issuance.
+	ParentId      string `protobuf:"bytes,15,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -371,6 +373,13 @@ func (x *Credential) GetSequence() uint64 {
 		return x.Sequence
 	}
 	return 0
+}
+
+func (x *Credential) GetParentId() string {
+	if x != nil {
+		return x.ParentId
+	}
+	return ""
 }
 
 // GetIssuerRequest asks for the issuer's description.
@@ -1092,6 +1101,174 @@ func (x *CountLiveCredentialsResponse) GetCredentialIds() []string {
 	return nil
 }
 
+// ExchangeTokenRequest asks to exchange an access token for a narrower one (RFC 8693).
+type ExchangeTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The requester's client authentication and what it asks for, as for IssueToken: `scopes` (a
+	// subset of the subject token's and of the integration's ceiling; empty asks for all of the
+	// subject token's), `audience` (the downstream audience, one the integration lists; or give
+	// `resource`), `ttl` (capped as for IssueToken and by the subject token's expiry) and
+	// `min_sequence`.
+	Request *IssueTokenRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// The access token to exchange, minted by this issuer. A secret: never log it.
+	SubjectToken string `protobuf:"bytes,2,opt,name=subject_token,json=subjectToken,proto3" json:"subject_token,omitempty"`
+	// Must be `urn:ietf:params:oauth:token-type:access_token`.
+	SubjectTokenType string `protobuf:"bytes,3,opt,name=subject_token_type,json=subjectTokenType,proto3" json:"subject_token_type,omitempty"`
+	// Not supported: must be empty. The requester's client authentication identifies the actor.
+	ActorToken string `protobuf:"bytes,4,opt,name=actor_token,json=actorToken,proto3" json:"actor_token,omitempty"`
+	// Must be empty, as actor_token.
+	ActorTokenType string `protobuf:"bytes,5,opt,name=actor_token_type,json=actorTokenType,proto3" json:"actor_token_type,omitempty"`
+	// The downstream audience, as an alternative to `request.audience`; equal to it if both are set.
+	Resource      string `protobuf:"bytes,6,opt,name=resource,proto3" json:"resource,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeTokenRequest) Reset() {
+	*x = ExchangeTokenRequest{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeTokenRequest) ProtoMessage() {}
+
+func (x *ExchangeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeTokenRequest.ProtoReflect.Descriptor instead.
+func (*ExchangeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ExchangeTokenRequest) GetRequest() *IssueTokenRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *ExchangeTokenRequest) GetSubjectToken() string {
+	if x != nil {
+		return x.SubjectToken
+	}
+	return ""
+}
+
+func (x *ExchangeTokenRequest) GetSubjectTokenType() string {
+	if x != nil {
+		return x.SubjectTokenType
+	}
+	return ""
+}
+
+func (x *ExchangeTokenRequest) GetActorToken() string {
+	if x != nil {
+		return x.ActorToken
+	}
+	return ""
+}
+
+func (x *ExchangeTokenRequest) GetActorTokenType() string {
+	if x != nil {
+		return x.ActorTokenType
+	}
+	return ""
+}
+
+func (x *ExchangeTokenRequest) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+// ExchangeTokenResponse carries the exchanged credential.
+type ExchangeTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed JWT access token. A secret: never log it.
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// Always `urn:ietf:params:oauth:token-type:access_token`.
+	IssuedTokenType string `protobuf:"bytes,2,opt,name=issued_token_type,json=issuedTokenType,proto3" json:"issued_token_type,omitempty"`
+	// Always `Bearer`.
+	TokenType string `protobuf:"bytes,3,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	// The credential's inventory record, with `parent_id` set.
+	Credential    *Credential `protobuf:"bytes,4,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeTokenResponse) Reset() {
+	*x = ExchangeTokenResponse{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeTokenResponse) ProtoMessage() {}
+
+func (x *ExchangeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeTokenResponse.ProtoReflect.Descriptor instead.
+func (*ExchangeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ExchangeTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *ExchangeTokenResponse) GetIssuedTokenType() string {
+	if x != nil {
+		return x.IssuedTokenType
+	}
+	return ""
+}
+
+func (x *ExchangeTokenResponse) GetTokenType() string {
+	if x != nil {
+		return x.TokenType
+	}
+	return ""
+}
+
+func (x *ExchangeTokenResponse) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
 var File_treaty_v1_issuer_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_issuer_proto_rawDesc = "" +
@@ -1110,7 +1287,7 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x125\n" +
 	"\n" +
 	"credential\x18\x03 \x01(\v2\x15.treaty.v1.CredentialR\n" +
-	"credential\"\xdd\x02\n" +
+	"credential\"\xfa\x02\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
@@ -1127,7 +1304,8 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"expireTime\x12\x10\n" +
 	"\x03kid\x18\t \x01(\tR\x03kid\x12\x1a\n" +
 	"\bsequence\x18\n" +
-	" \x01(\x04R\bsequence\"\x12\n" +
+	" \x01(\x04R\bsequence\x12\x1b\n" +
+	"\tparent_id\x18\x0f \x01(\tR\bparentId\"\x12\n" +
 	"\x10GetIssuerRequest\"t\n" +
 	"\x11GetIssuerResponse\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12G\n" +
@@ -1184,14 +1362,30 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\fworkload_ids\x18\t \x03(\tR\vworkloadIds\"[\n" +
 	"\x1cCountLiveCredentialsResponse\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x12%\n" +
-	"\x0ecredential_ids\x18\x02 \x03(\tR\rcredentialIds*\xcb\x01\n" +
+	"\x0ecredential_ids\x18\x02 \x03(\tR\rcredentialIds\"\x88\x02\n" +
+	"\x14ExchangeTokenRequest\x126\n" +
+	"\arequest\x18\x01 \x01(\v2\x1c.treaty.v1.IssueTokenRequestR\arequest\x12#\n" +
+	"\rsubject_token\x18\x02 \x01(\tR\fsubjectToken\x12,\n" +
+	"\x12subject_token_type\x18\x03 \x01(\tR\x10subjectTokenType\x12\x1f\n" +
+	"\vactor_token\x18\x04 \x01(\tR\n" +
+	"actorToken\x12(\n" +
+	"\x10actor_token_type\x18\x05 \x01(\tR\x0eactorTokenType\x12\x1a\n" +
+	"\bresource\x18\x06 \x01(\tR\bresource\"\xbc\x01\n" +
+	"\x15ExchangeTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12*\n" +
+	"\x11issued_token_type\x18\x02 \x01(\tR\x0fissuedTokenType\x12\x1d\n" +
+	"\n" +
+	"token_type\x18\x03 \x01(\tR\ttokenType\x125\n" +
+	"\n" +
+	"credential\x18\x04 \x01(\v2\x15.treaty.v1.CredentialR\n" +
+	"credential*\xcb\x01\n" +
 	"\x0fSigningKeyState\x12!\n" +
 	"\x1dSIGNING_KEY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SIGNING_KEY_STATE_NEXT\x10\x01\x12\x1c\n" +
 	"\x18SIGNING_KEY_STATE_ACTIVE\x10\x02\x12\x1d\n" +
 	"\x19SIGNING_KEY_STATE_RETIRED\x10\x03\x12\x1d\n" +
 	"\x19SIGNING_KEY_STATE_EXPIRED\x10\x04\x12\x1d\n" +
-	"\x19SIGNING_KEY_STATE_REVOKED\x10\x052\x93\x04\n" +
+	"\x19SIGNING_KEY_STATE_REVOKED\x10\x052\xe7\x04\n" +
 	"\rIssuerService\x12I\n" +
 	"\n" +
 	"IssueToken\x12\x1c.treaty.v1.IssueTokenRequest\x1a\x1d.treaty.v1.IssueTokenResponse\x12F\n" +
@@ -1199,7 +1393,8 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\x0fListSigningKeys\x12!.treaty.v1.ListSigningKeysRequest\x1a\".treaty.v1.ListSigningKeysResponse\x12R\n" +
 	"\rGetCredential\x12\x1f.treaty.v1.GetCredentialRequest\x1a .treaty.v1.GetCredentialResponse\x12X\n" +
 	"\x0fListCredentials\x12!.treaty.v1.ListCredentialsRequest\x1a\".treaty.v1.ListCredentialsResponse\x12g\n" +
-	"\x14CountLiveCredentials\x12&.treaty.v1.CountLiveCredentialsRequest\x1a'.treaty.v1.CountLiveCredentialsResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
+	"\x14CountLiveCredentials\x12&.treaty.v1.CountLiveCredentialsRequest\x1a'.treaty.v1.CountLiveCredentialsResponse\x12R\n" +
+	"\rExchangeToken\x12\x1f.treaty.v1.ExchangeTokenRequest\x1a .treaty.v1.ExchangeTokenResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
 
 var (
 	file_treaty_v1_issuer_proto_rawDescOnce sync.Once
@@ -1214,7 +1409,7 @@ func file_treaty_v1_issuer_proto_rawDescGZIP() []byte {
 }
 
 var file_treaty_v1_issuer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_treaty_v1_issuer_proto_goTypes = []any{
 	(SigningKeyState)(0),                 // 0: treaty.v1.SigningKeyState
 	(*IssueTokenRequest)(nil),            // 1: treaty.v1.IssueTokenRequest
@@ -1231,40 +1426,46 @@ var file_treaty_v1_issuer_proto_goTypes = []any{
 	(*ListCredentialsResponse)(nil),      // 12: treaty.v1.ListCredentialsResponse
 	(*CountLiveCredentialsRequest)(nil),  // 13: treaty.v1.CountLiveCredentialsRequest
 	(*CountLiveCredentialsResponse)(nil), // 14: treaty.v1.CountLiveCredentialsResponse
-	(*durationpb.Duration)(nil),          // 15: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),        // 16: google.protobuf.Timestamp
+	(*ExchangeTokenRequest)(nil),         // 15: treaty.v1.ExchangeTokenRequest
+	(*ExchangeTokenResponse)(nil),        // 16: treaty.v1.ExchangeTokenResponse
+	(*durationpb.Duration)(nil),          // 17: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),        // 18: google.protobuf.Timestamp
 }
 var file_treaty_v1_issuer_proto_depIdxs = []int32{
-	15, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
+	17, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
 	3,  // 1: treaty.v1.IssueTokenResponse.credential:type_name -> treaty.v1.Credential
-	16, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
-	16, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
-	15, // 4: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
-	16, // 5: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	18, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
+	18, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 4: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
+	18, // 5: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 6: treaty.v1.SigningKey.state:type_name -> treaty.v1.SigningKeyState
-	16, // 7: treaty.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	16, // 8: treaty.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	16, // 9: treaty.v1.SigningKey.unpublish_time:type_name -> google.protobuf.Timestamp
+	18, // 7: treaty.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	18, // 8: treaty.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	18, // 9: treaty.v1.SigningKey.unpublish_time:type_name -> google.protobuf.Timestamp
 	6,  // 10: treaty.v1.ListSigningKeysResponse.keys:type_name -> treaty.v1.SigningKey
 	3,  // 11: treaty.v1.GetCredentialResponse.credential:type_name -> treaty.v1.Credential
 	3,  // 12: treaty.v1.ListCredentialsResponse.credentials:type_name -> treaty.v1.Credential
-	1,  // 13: treaty.v1.IssuerService.IssueToken:input_type -> treaty.v1.IssueTokenRequest
-	4,  // 14: treaty.v1.IssuerService.GetIssuer:input_type -> treaty.v1.GetIssuerRequest
-	7,  // 15: treaty.v1.IssuerService.ListSigningKeys:input_type -> treaty.v1.ListSigningKeysRequest
-	9,  // 16: treaty.v1.IssuerService.GetCredential:input_type -> treaty.v1.GetCredentialRequest
-	11, // 17: treaty.v1.IssuerService.ListCredentials:input_type -> treaty.v1.ListCredentialsRequest
-	13, // 18: treaty.v1.IssuerService.CountLiveCredentials:input_type -> treaty.v1.CountLiveCredentialsRequest
-	2,  // 19: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
-	5,  // 20: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
-	8,  // 21: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
-	10, // 22: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
-	12, // 23: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
-	14, // 24: treaty.v1.IssuerService.CountLiveCredentials:output_type -> treaty.v1.CountLiveCredentialsResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	1,  // 13: treaty.v1.ExchangeTokenRequest.request:type_name -> treaty.v1.IssueTokenRequest
+	3,  // 14: treaty.v1.ExchangeTokenResponse.credential:type_name -> treaty.v1.Credential
+	1,  // 15: treaty.v1.IssuerService.IssueToken:input_type -> treaty.v1.IssueTokenRequest
+	4,  // 16: treaty.v1.IssuerService.GetIssuer:input_type -> treaty.v1.GetIssuerRequest
+	7,  // 17: treaty.v1.IssuerService.ListSigningKeys:input_type -> treaty.v1.ListSigningKeysRequest
+	9,  // 18: treaty.v1.IssuerService.GetCredential:input_type -> treaty.v1.GetCredentialRequest
+	11, // 19: treaty.v1.IssuerService.ListCredentials:input_type -> treaty.v1.ListCredentialsRequest
+	13, // 20: treaty.v1.IssuerService.CountLiveCredentials:input_type -> treaty.v1.CountLiveCredentialsRequest
+	15, // 21: treaty.v1.IssuerService.ExchangeToken:input_type -> treaty.v1.ExchangeTokenRequest
+	2,  // 22: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
+	5,  // 23: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
+	8,  // 24: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
+	10, // 25: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
+	12, // 26: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
+	14, // 27: treaty.v1.IssuerService.CountLiveCredentials:output_type -> treaty.v1.CountLiveCredentialsResponse
+	16, // 28: treaty.v1.IssuerService.ExchangeToken:output_type -> treaty.v1.ExchangeTokenResponse
+	22, // [22:29] is the sub-list for method output_type
+	15, // [15:22] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_issuer_proto_init() }
@@ -1278,7 +1479,7 @@ func file_treaty_v1_issuer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_issuer_proto_rawDesc), len(file_treaty_v1_issuer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

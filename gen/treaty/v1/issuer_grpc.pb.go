@@ -25,6 +25,7 @@ const (
 	IssuerService_GetCredential_FullMethodName        = "/treaty.v1.IssuerService/GetCredential"
 	IssuerService_ListCredentials_FullMethodName      = "/treaty.v1.IssuerService/ListCredentials"
 	IssuerService_CountLiveCredentials_FullMethodName = "/treaty.v1.IssuerService/CountLiveCredentials"
+	IssuerService_ExchangeToken_FullMethodName        = "/treaty.v1.IssuerService/ExchangeToken"
 )
 
 // IssuerServiceClient is the client API for IssuerService service.
@@ -48,6 +49,13 @@ type IssuerServiceClient interface {
 	// CountLiveCredentials counts the live (unexpired) credentials that match every filter set and
 	// returns up to max_ids of their ids: what a revocation would kill, for its dry run.
 	CountLiveCredentials(ctx context.Context, in *CountLiveCredentialsRequest, opts ...grpc.CallOption) (*CountLiveCredentialsResponse, error)
+	// ExchangeToken exchanges an access token this issuer minted (the subject token) for a narrower
+	// one for a downstream audience (RFC 8693 token exchange). The requester authenticates as for
+	// IssueToken and must be a workload of the subject token's integration. The new token keeps the
+	// subject token's `sub`; its `act` claim names the requester, nesting the subject token's own
+	// `act`; its `anc` claim lists the tokens it derives from. It never outlives the subject token,
+	// and the PDP denies it as soon as any token it derives from is revoked.
+	ExchangeToken(ctx context.Context, in *ExchangeTokenRequest, opts ...grpc.CallOption) (*ExchangeTokenResponse, error)
 }
 
 type issuerServiceClient struct {
@@ -118,6 +126,16 @@ func (c *issuerServiceClient) CountLiveCredentials(ctx context.Context, in *Coun
 	return out, nil
 }
 
+func (c *issuerServiceClient) ExchangeToken(ctx context.Context, in *ExchangeTokenRequest, opts ...grpc.CallOption) (*ExchangeTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExchangeTokenResponse)
+	err := c.cc.Invoke(ctx, IssuerService_ExchangeToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IssuerServiceServer is the server API for IssuerService service.
 // All implementations must embed UnimplementedIssuerServiceServer
 // for forward compatibility.
@@ -139,6 +157,13 @@ type IssuerServiceServer interface {
 	// CountLiveCredentials counts the live (unexpired) credentials that match every filter set and
 	// returns up to max_ids of their ids: what a revocation would kill, for its dry run.
 	CountLiveCredentials(context.Context, *CountLiveCredentialsRequest) (*CountLiveCredentialsResponse, error)
+	// ExchangeToken exchanges an access token this issuer minted (the subject token) for a narrower
+	// one for a downstream audience (RFC 8693 token exchange). The requester authenticates as for
+	// IssueToken and must be a workload of the subject token's integration. The new token keeps the
+	// subject token's `sub`; its `act` claim names the requester, nesting the subject token's own
+	// `act`; its `anc` claim lists the tokens it derives from. It never outlives the subject token,
+	// and the PDP denies it as soon as any token it derives from is revoked.
+	ExchangeToken(context.Context, *ExchangeTokenRequest) (*ExchangeTokenResponse, error)
 	mustEmbedUnimplementedIssuerServiceServer()
 }
 
@@ -166,6 +191,9 @@ func (UnimplementedIssuerServiceServer) ListCredentials(context.Context, *ListCr
 }
 func (UnimplementedIssuerServiceServer) CountLiveCredentials(context.Context, *CountLiveCredentialsRequest) (*CountLiveCredentialsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CountLiveCredentials not implemented")
+}
+func (UnimplementedIssuerServiceServer) ExchangeToken(context.Context, *ExchangeTokenRequest) (*ExchangeTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExchangeToken not implemented")
 }
 func (UnimplementedIssuerServiceServer) mustEmbedUnimplementedIssuerServiceServer() {}
 func (UnimplementedIssuerServiceServer) testEmbeddedByValue()                       {}
@@ -296,6 +324,24 @@ func _IssuerService_CountLiveCredentials_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IssuerService_ExchangeToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExchangeTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuerServiceServer).ExchangeToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssuerService_ExchangeToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuerServiceServer).ExchangeToken(ctx, req.(*ExchangeTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IssuerService_ServiceDesc is the grpc.ServiceDesc for IssuerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -326,6 +372,10 @@ var IssuerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CountLiveCredentials",
 			Handler:    _IssuerService_CountLiveCredentials_Handler,
+		},
+		{
+			MethodName: "ExchangeToken",
+			Handler:    _IssuerService_ExchangeToken_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
