@@ -50,7 +50,8 @@ type Config struct {
 	Heartbeat time.Duration
 	// StalenessBound is how long the PDP may go without being caught up before it denies as stale.
 	StalenessBound time.Duration
-	// HTTPListen, if set, serves the AuthZEN HTTP API of the PDP run here on this address.
+	// HTTPListen, if set, serves the HTTP APIs on this address: AuthZEN (the PDP run here), OAuth
+	// (the issuer run here) and Shared Signals (SSFReceiverTokenFile).
 	HTTPListen string
 	// HTTPBaseURL is the base URL the AuthZEN and SSF metadata name; default "http://" + HTTPListen.
 	HTTPBaseURL string
@@ -146,8 +147,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--extauthz-routes and --trust-subjects-from serve the decision point: run the pdp here (--services)")
 		}
 	}
-	if c.HTTPListen != "" && !c.runs(PDP) && c.SSFReceiverTokenFile == "" {
-		return fmt.Errorf("--http-listen serves AuthZEN (with the pdp here) or Shared Signals (with --ssf-receiver-token-file): neither is configured")
+	if c.HTTPListen != "" && !c.runs(PDP) && !c.runs(Issuer) && c.SSFReceiverTokenFile == "" {
+		return fmt.Errorf("--http-listen serves AuthZEN (with the pdp here), OAuth (with the issuer here) or Shared Signals (with --ssf-receiver-token-file): none is configured")
 	}
 	if c.SSFReceiverTokenFile != "" {
 		if c.HTTPListen == "" {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,7 @@ import (
 	"github.com/treaty-dev/treaty/services/decisionlogsvc"
 	"github.com/treaty-dev/treaty/services/extauthz"
 	"github.com/treaty-dev/treaty/services/issuersvc"
+	"github.com/treaty-dev/treaty/services/oauthhttp"
 	"github.com/treaty-dev/treaty/services/pdpsvc"
 	"github.com/treaty-dev/treaty/services/registrysvc"
 	"github.com/treaty-dev/treaty/services/revokersvc"
@@ -99,8 +101,22 @@ func Start(cfg Config) (_ *Server, err error) {
 	if s.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	if cfg.HTTPListen != "" {
+		if s.httpLis, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
+			return nil, fmt.Errorf("listen on %s (--http-listen): %w", cfg.HTTPListen, err)
+		}
+		if cfg.HTTPBaseURL == "" {
+			cfg.HTTPBaseURL = "http://" + s.httpLis.Addr().String()
+			s.cfg.HTTPBaseURL = cfg.HTTPBaseURL
+		}
+	}
 	if cfg.IssuerURL == "" {
+		// The issuer identifier is where its OAuth metadata lives (RFC 8414): the HTTP listener
+		// when there is one, else the gRPC address.
 		cfg.IssuerURL = "http://" + s.lis.Addr().String()
+		if cfg.HTTPListen != "" && cfg.runs(Issuer) {
+			cfg.IssuerURL = strings.TrimRight(cfg.HTTPBaseURL, "/")
+		}
 		s.cfg.IssuerURL = cfg.IssuerURL
 	}
 	s.grpc = newGRPCServer(s.log)
@@ -305,18 +321,15 @@ func backupOrder(named []backup.Source) []backup.Source {
 // startHTTP serves the HTTP APIs on their own listener: AuthZEN when the PDP runs here, the SSF
 // transmitter when --ssf-receiver-token-file is given.
 func (s *Server) startHTTP(ctx context.Context, open func(string, store.Schema) (store.Store, error), peer func(string) (*grpc.ClientConn, error)) error {
-	lis, err := net.Listen("tcp", s.cfg.HTTPListen)
-	if err != nil {
-		return fmt.Errorf("listen on %s (--http-listen): %w", s.cfg.HTTPListen, err)
-	}
-	s.httpLis = lis
-	base := s.cfg.HTTPBaseURL
-	if base == "" {
-		base = "http://" + lis.Addr().String()
-	}
+	lis, base := s.httpLis, s.cfg.HTTPBaseURL
 	mux := http.NewServeMux()
 	if s.cfg.SSFReceiverTokenFile != "" {
 		if err := s.startSSF(ctx, mux, base, open, peer); err != nil {
+			return err
+		}
+	}
+	if s.issuer != nil {
+		if err := s.startOAuth(mux, peer); err != nil {
 			return err
 		}
 	}
@@ -338,6 +351,36 @@ func (s *Server) startHTTP(ctx context.Context, open func(string, store.Schema) 
 			s.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
+	return nil
+}
+
+// startOAuth mounts the issuer's OAuth endpoints (token, revocation, introspection, JWKS,
+// metadata) on mux; their paths are exact, so they win over AuthZEN's "/".
+func (s *Server) startOAuth(mux *http.ServeMux, peer func(string) (*grpc.ClientConn, error)) error {
+	revConn, err := peer(Revoker)
+	if err != nil {
+		return err
+	}
+	iss := s.issuer
+	cfg := oauthhttp.Config{
+		Issuer: iss, Logger: s.log,
+		Revoker: oauthhttp.RevocationClient(treatyv1.NewRevocationServiceClient(revConn)),
+		TokenExchange: func(ctx context.Context, r oauthhttp.ExchangeRequest) (issuer.Issued, error) {
+			req, err := issuer.ExchangeRequestFromForm(r.Client, r.Form)
+			if err != nil {
+				return issuer.Issued{}, err
+			}
+			return iss.Exchange(ctx, req)
+		},
+	}
+	if s.httpPDP != nil {
+		cfg.Introspector = s.httpPDP
+	}
+	h, err := oauthhttp.New(cfg)
+	if err != nil {
+		return fmt.Errorf("oauth: %w", err)
+	}
+	h.Register(mux)
 	return nil
 }
 

@@ -18,6 +18,7 @@ const (
 	errUnsupportedGrantType = "unsupported_grant_type"
 	errInvalidScope         = "invalid_scope"
 	errInvalidTarget        = "invalid_target"
+	errInvalidDPoPProof     = "invalid_dpop_proof" // RFC 9449 §5
 	errUnavailable          = "temporarily_unavailable"
 	errServer               = "server_error"
 )
@@ -45,6 +46,10 @@ func toOAuth(err error) oauthError {
 		return oauthError{http.StatusBadRequest, errInvalidTarget, msg}
 	case errors.Is(err, issuer.ErrInvalidGrant):
 		return oauthError{http.StatusBadRequest, errInvalidGrant, msg}
+	case errors.Is(err, issuer.ErrInvalidDPoPProof):
+		return oauthError{http.StatusBadRequest, errInvalidDPoPProof, msg}
+	case errors.Is(err, issuer.ErrUnauthorizedClient):
+		return oauthError{http.StatusBadRequest, errUnauthorizedClient, msg}
 	case kind == fail.Unauthenticated:
 		return oauthError{http.StatusUnauthorized, errInvalidClient, msg}
 	case kind == fail.Invalid && fe.Field == "scopes":

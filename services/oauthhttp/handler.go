@@ -244,10 +244,11 @@ func (h *Handler) jwks(w http.ResponseWriter) {
 
 // buildMetadata returns the RFC 8414 authorization server metadata.
 func (h *Handler) buildMetadata() map[string]any {
-	authMethods := append([]string{issuer.MethodPrivateKeyJWT, issuer.MethodClientSecretBasic, issuer.MethodClientSecretPost}, h.cfg.AuthMethods...)
+	authMethods := append([]string{issuer.MethodPrivateKeyJWT, issuer.MethodClientSecretBasic, issuer.MethodClientSecretPost,
+		issuer.MethodTLSClientAuth, issuer.MethodSelfSignedTLSClientAuth}, h.cfg.AuthMethods...)
 	algs := h.cfg.AssertionAlgorithms
 	if len(algs) == 0 {
-		algs = []string{"EdDSA"}
+		algs = []string{"EdDSA", "ES256", "RS256"}
 	}
 	grants := []string{"client_credentials"}
 	if h.cfg.TokenExchange != nil {
@@ -261,6 +262,8 @@ func (h *Handler) buildMetadata() map[string]any {
 		"response_types_supported":              []string{}, // no authorization endpoint
 		"token_endpoint_auth_methods_supported": authMethods,
 		"token_endpoint_auth_signing_alg_values_supported": algs,
+		"dpop_signing_alg_values_supported":                []string{"EdDSA", "ES256", "RS256"},
+		"tls_client_certificate_bound_access_tokens":       true,
 	}
 	if h.cfg.Revoker != nil {
 		m["revocation_endpoint"] = h.base + PathRevoke

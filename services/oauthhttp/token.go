@@ -1,6 +1,7 @@
 package oauthhttp
 
 import (
+	"cmp"
 	"errors"
 	"mime"
 	"net/http"
@@ -75,7 +76,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	}
 	c := out.Credential
 	resp := tokenResponse{
-		AccessToken: out.Token, TokenType: "Bearer", Scope: strings.Join(c.Scopes, " "),
+		AccessToken: out.Token, TokenType: cmp.Or(out.TokenType, issuer.TokenTypeBearer), Scope: strings.Join(c.Scopes, " "),
 		ExpiresIn: int64(c.ExpireTime.Sub(h.cfg.Now()).Seconds()),
 	}
 	resp.ExpiresIn = max(resp.ExpiresIn, 1)
@@ -111,14 +112,40 @@ func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) (url.Values, 
 	return r.PostForm, nil
 }
 
-// client collects the client's authentication (clientAuth) and lets Config.Transport add what
-// the connection carries.
+// client collects the client's authentication (clientAuth) and what the connection carries (the
+// TLS client certificate chain, a DPoP proof: proofOfPossession), then lets Config.Transport add
+// more.
 func (h *Handler) client(r *http.Request, form url.Values) (issuer.Request, error) {
 	req, err := clientAuth(r, form)
-	if err != nil || h.cfg.Transport == nil {
+	if err != nil {
 		return req, err
 	}
+	if err := h.proofOfPossession(r, &req); err != nil {
+		return req, err
+	}
+	if h.cfg.Transport == nil {
+		return req, nil
+	}
 	return req, h.cfg.Transport(r, &req)
+}
+
+// proofOfPossession adds the client's TLS certificate chain (mTLS client authentication and
+// certificate-bound tokens, RFC 8705) and its DPoP proof (RFC 9449) to req, with the method and
+// the token endpoint's public URL that a proof's htm and htu must name. The URL is the issuer's
+// configured one, never one built from the request's Host header.
+func (h *Handler) proofOfPossession(r *http.Request, req *issuer.Request) error {
+	if r.TLS != nil {
+		req.ClientCertificates = r.TLS.PeerCertificates
+	}
+	switch proofs := r.Header.Values("DPoP"); len(proofs) {
+	case 0:
+	case 1:
+		req.DPoPProof = proofs[0]
+	default:
+		return issuer.Mark(fail.Invalidf("dpop", "send one DPoP header, not %d", len(proofs)), issuer.ErrInvalidDPoPProof)
+	}
+	req.HTTPMethod, req.HTTPURL = r.Method, h.cfg.Issuer.TokenEndpoint()
+	return nil
 }
 
 // clientAuth collects the client's authentication from the Authorization header and the form,
