@@ -27,38 +27,54 @@ type Filter struct {
 	LiveOnly bool
 }
 
-// record writes a credential and its index entries in one durable transaction.
-func (i *Issuer) record(c Credential) error {
-	err := i.cfg.Store.Update(func(tx store.Tx) error {
-		if tx.Get(bucketCreds, []byte(c.ID)) != nil {
-			return fmt.Errorf("credential id %s exists already", c.ID)
-		}
-		n := store.KeyUint64(tx.Get(bucketState, keyCounter)) + 1
-		if err := tx.Put(bucketState, keyCounter, store.Uint64Key(n)); err != nil {
-			return err
-		}
-		rec := credentialRecord{
-			ID: c.ID, WorkloadID: c.WorkloadID, IntegrationID: c.IntegrationID, PartnerID: c.PartnerID,
-			Scopes: c.Scopes, Audience: c.Audience, IssueTime: c.IssueTime, ExpireTime: c.ExpireTime,
-			Kid: c.Kid, Sequence: c.Sequence, Order: n,
-		}
-		if err := putJSON(tx, bucketCreds, []byte(c.ID), &rec); err != nil {
-			return err
-		}
-		jti, order := []byte(c.ID), orderKey(n)
-		for bucket, key := range map[string][]byte{
-			bucketByOrder:    order,
-			bucketByPartner:  scoped(c.PartnerID, order),
-			bucketByWorkload: scoped(c.WorkloadID, order),
-		} {
-			if err := tx.Put(bucket, key, jti); err != nil {
+// record writes a credential and its index entries, and the replay claim of the assertion that
+// authenticated its request (nil if none), in one durable transaction shared with concurrent
+// issuances (store.Batch). It returns errReplayed if another request used the assertion first.
+func (i *Issuer) record(claim *replayClaim, c Credential) error {
+	now := i.cfg.Now()
+	err := i.cfg.Store.Batch(func(tx store.Tx) error {
+		if claim != nil {
+			if err := claim.take(tx, now); err != nil {
 				return err
 			}
 		}
-		return nil
+		return putCredential(tx, c)
 	})
-	if err != nil {
+	switch {
+	case err == errReplayed:
+		return err
+	case err != nil:
 		return fmt.Errorf("issuer: record credential in the inventory: %w", err)
+	}
+	return nil
+}
+
+// putCredential writes a credential and its index entries in tx. It only reads and writes tx, so
+// it may run again when its batch is retried.
+func putCredential(tx store.Tx, c Credential) error {
+	if tx.Get(bucketCreds, []byte(c.ID)) != nil {
+		return fmt.Errorf("credential id %s exists already", c.ID)
+	}
+	n := store.KeyUint64(tx.Get(bucketState, keyCounter)) + 1
+	if err := tx.Put(bucketState, keyCounter, store.Uint64Key(n)); err != nil {
+		return err
+	}
+	rec := newCredentialRecord(c, n)
+	if err := putJSON(tx, bucketCreds, []byte(c.ID), &rec); err != nil {
+		return err
+	}
+	jti, order := []byte(c.ID), orderKey(n)
+	for _, e := range [...]struct {
+		bucket string
+		key    []byte
+	}{
+		{bucketByOrder, order},
+		{bucketByPartner, scoped(c.PartnerID, order)},
+		{bucketByWorkload, scoped(c.WorkloadID, order)},
+	} {
+		if err := tx.Put(e.bucket, e.key, jti); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -86,13 +86,14 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
 	if err := checkRequest(req); err != nil {
 		return Issued{}, err
 	}
-	w, err := i.authenticate(ctx, req.AssertionType, req.Assertion)
+	w, claim, err := i.authenticate(ctx, req.AssertionType, req.Assertion)
 	if err != nil {
 		i.log.Info("issuer: client authentication failed", "err", err)
 		return Issued{}, err
 	}
-	out, err := i.issue(ctx, w, req)
+	out, err := i.issue(ctx, w, req, claim)
 	if err != nil {
+		i.consume(claim) // the assertion stays single-use when issuance is refused too
 		i.log.Info("issuer: issuance refused", "workload", w.ID, "err", err)
 		return Issued{}, err
 	}
@@ -128,8 +129,8 @@ func checkRequest(req Request) error {
 	return nil
 }
 
-// issue runs every step after authentication.
-func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, error) {
+// issue runs every step after authentication; claim (nil if none) is recorded with the credential.
+func (i *Issuer) issue(ctx context.Context, w Workload, req Request, claim *replayClaim) (Issued, error) {
 	integ, partner, err := i.grant(ctx, w)
 	if err != nil {
 		return Issued{}, err
@@ -167,7 +168,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 		ID: jti, WorkloadID: w.ID, IntegrationID: w.IntegrationID, PartnerID: w.PartnerID, Scopes: scopes,
 		Audience: req.Audience, IssueTime: iat, ExpireTime: exp, Kid: key.kid, Sequence: dec.Sequence,
 	}
-	if err := i.record(cred); err != nil {
+	if err := i.record(claim, cred); err != nil {
 		return Issued{}, err
 	}
 	return Issued{Token: raw, Credential: cred}, nil

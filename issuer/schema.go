@@ -80,6 +80,14 @@ type credentialRecord struct {
 	Order uint64 `json:"order"`
 }
 
+func newCredentialRecord(c Credential, order uint64) credentialRecord {
+	return credentialRecord{
+		ID: c.ID, WorkloadID: c.WorkloadID, IntegrationID: c.IntegrationID, PartnerID: c.PartnerID,
+		Scopes: c.Scopes, Audience: c.Audience, IssueTime: c.IssueTime, ExpireTime: c.ExpireTime,
+		Kid: c.Kid, Sequence: c.Sequence, Order: order,
+	}
+}
+
 func (r *credentialRecord) credential() Credential {
 	return Credential{
 		ID: r.ID, WorkloadID: r.WorkloadID, IntegrationID: r.IntegrationID, PartnerID: r.PartnerID,
