@@ -19,12 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IssuerService_IssueToken_FullMethodName           = "/treaty.v1.IssuerService/IssueToken"
-	IssuerService_GetIssuer_FullMethodName            = "/treaty.v1.IssuerService/GetIssuer"
-	IssuerService_ListSigningKeys_FullMethodName      = "/treaty.v1.IssuerService/ListSigningKeys"
-	IssuerService_GetCredential_FullMethodName        = "/treaty.v1.IssuerService/GetCredential"
-	IssuerService_ListCredentials_FullMethodName      = "/treaty.v1.IssuerService/ListCredentials"
-	IssuerService_CountLiveCredentials_FullMethodName = "/treaty.v1.IssuerService/CountLiveCredentials"
+	IssuerService_IssueToken_FullMethodName                    = "/treaty.v1.IssuerService/IssueToken"
+	IssuerService_GetIssuer_FullMethodName                     = "/treaty.v1.IssuerService/GetIssuer"
+	IssuerService_ListSigningKeys_FullMethodName               = "/treaty.v1.IssuerService/ListSigningKeys"
+	IssuerService_GetCredential_FullMethodName                 = "/treaty.v1.IssuerService/GetCredential"
+	IssuerService_ListCredentials_FullMethodName               = "/treaty.v1.IssuerService/ListCredentials"
+	IssuerService_CountLiveCredentials_FullMethodName          = "/treaty.v1.IssuerService/CountLiveCredentials"
+	IssuerService_CountLiveCredentialsByPartner_FullMethodName = "/treaty.v1.IssuerService/CountLiveCredentialsByPartner"
+	IssuerService_ReportUsage_FullMethodName                   = "/treaty.v1.IssuerService/ReportUsage"
 )
 
 // IssuerServiceClient is the client API for IssuerService service.
@@ -48,6 +50,13 @@ type IssuerServiceClient interface {
 	// CountLiveCredentials counts the live (unexpired) credentials that match every filter set and
 	// returns up to max_ids of their ids: what a revocation would kill, for its dry run.
 	CountLiveCredentials(ctx context.Context, in *CountLiveCredentialsRequest, opts ...grpc.CallOption) (*CountLiveCredentialsResponse, error)
+	// CountLiveCredentialsByPartner counts the live (unexpired) credentials of every partner that has
+	// any.
+	CountLiveCredentialsByPartner(ctx context.Context, in *CountLiveCredentialsByPartnerRequest, opts ...grpc.CallOption) (*CountLiveCredentialsByPartnerResponse, error)
+	// ReportUsage records when credentials were last seen allowed by a decision point. PDPs call it
+	// with batches of what they saw since their previous report; a time earlier than the one on
+	// record, and an id not in the inventory, are ignored.
+	ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error)
 }
 
 type issuerServiceClient struct {
@@ -118,6 +127,26 @@ func (c *issuerServiceClient) CountLiveCredentials(ctx context.Context, in *Coun
 	return out, nil
 }
 
+func (c *issuerServiceClient) CountLiveCredentialsByPartner(ctx context.Context, in *CountLiveCredentialsByPartnerRequest, opts ...grpc.CallOption) (*CountLiveCredentialsByPartnerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountLiveCredentialsByPartnerResponse)
+	err := c.cc.Invoke(ctx, IssuerService_CountLiveCredentialsByPartner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *issuerServiceClient) ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportUsageResponse)
+	err := c.cc.Invoke(ctx, IssuerService_ReportUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IssuerServiceServer is the server API for IssuerService service.
 // All implementations must embed UnimplementedIssuerServiceServer
 // for forward compatibility.
@@ -139,6 +168,13 @@ type IssuerServiceServer interface {
 	// CountLiveCredentials counts the live (unexpired) credentials that match every filter set and
 	// returns up to max_ids of their ids: what a revocation would kill, for its dry run.
 	CountLiveCredentials(context.Context, *CountLiveCredentialsRequest) (*CountLiveCredentialsResponse, error)
+	// CountLiveCredentialsByPartner counts the live (unexpired) credentials of every partner that has
+	// any.
+	CountLiveCredentialsByPartner(context.Context, *CountLiveCredentialsByPartnerRequest) (*CountLiveCredentialsByPartnerResponse, error)
+	// ReportUsage records when credentials were last seen allowed by a decision point. PDPs call it
+	// with batches of what they saw since their previous report; a time earlier than the one on
+	// record, and an id not in the inventory, are ignored.
+	ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error)
 	mustEmbedUnimplementedIssuerServiceServer()
 }
 
@@ -166,6 +202,12 @@ func (UnimplementedIssuerServiceServer) ListCredentials(context.Context, *ListCr
 }
 func (UnimplementedIssuerServiceServer) CountLiveCredentials(context.Context, *CountLiveCredentialsRequest) (*CountLiveCredentialsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CountLiveCredentials not implemented")
+}
+func (UnimplementedIssuerServiceServer) CountLiveCredentialsByPartner(context.Context, *CountLiveCredentialsByPartnerRequest) (*CountLiveCredentialsByPartnerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CountLiveCredentialsByPartner not implemented")
+}
+func (UnimplementedIssuerServiceServer) ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportUsage not implemented")
 }
 func (UnimplementedIssuerServiceServer) mustEmbedUnimplementedIssuerServiceServer() {}
 func (UnimplementedIssuerServiceServer) testEmbeddedByValue()                       {}
@@ -296,6 +338,42 @@ func _IssuerService_CountLiveCredentials_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IssuerService_CountLiveCredentialsByPartner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountLiveCredentialsByPartnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuerServiceServer).CountLiveCredentialsByPartner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssuerService_CountLiveCredentialsByPartner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuerServiceServer).CountLiveCredentialsByPartner(ctx, req.(*CountLiveCredentialsByPartnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IssuerService_ReportUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuerServiceServer).ReportUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssuerService_ReportUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuerServiceServer).ReportUsage(ctx, req.(*ReportUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IssuerService_ServiceDesc is the grpc.ServiceDesc for IssuerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -326,6 +404,14 @@ var IssuerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CountLiveCredentials",
 			Handler:    _IssuerService_CountLiveCredentials_Handler,
+		},
+		{
+			MethodName: "CountLiveCredentialsByPartner",
+			Handler:    _IssuerService_CountLiveCredentialsByPartner_Handler,
+		},
+		{
+			MethodName: "ReportUsage",
+			Handler:    _IssuerService_ReportUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
