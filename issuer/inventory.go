@@ -19,12 +19,24 @@ const (
 	maxExamined = 10000
 )
 
-// Filter selects credentials from the inventory. Zero fields select everything.
+// The client authentication methods and bindings the inventory records (Credential.AuthMethod,
+// Credential.Binding).
+const (
+	AuthPrivateKeyJWT = "private_key_jwt"
+	BindingDPoP       = "dpop"
+	BindingMTLS       = "mtls"
+)
+
+// Filter selects credentials from the inventory. Zero fields select everything; every field set
+// must match.
 type Filter struct {
-	PartnerID  string
-	WorkloadID string
+	PartnerID     string
+	IntegrationID string
+	WorkloadID    string
 	// LiveOnly keeps only credentials that have not expired.
 	LiveOnly bool
+	// ExpiredOnly keeps only credentials that have expired; not with LiveOnly.
+	ExpiredOnly bool
 }
 
 // record writes a credential and its index entries, and the replay claim of the assertion that
@@ -71,6 +83,7 @@ func putCredential(tx store.Tx, c Credential) error {
 		{bucketByOrder, order},
 		{bucketByPartner, scoped(c.PartnerID, order)},
 		{bucketByWorkload, scoped(c.WorkloadID, order)},
+		{bucketByInteg, scoped(c.IntegrationID, order)},
 	} {
 		if err := tx.Put(e.bucket, e.key, jti); err != nil {
 			return err
@@ -83,9 +96,11 @@ func putCredential(tx store.Tx, c Credential) error {
 func (i *Issuer) Credential(jti string) (Credential, error) {
 	var rec credentialRecord
 	var ok bool
+	var seen time.Time
 	err := i.cfg.Store.View(func(tx store.Tx) error {
 		var err error
 		ok, err = getJSON(tx, bucketCreds, []byte(jti), &rec)
+		seen = lastSeen(tx, []byte(jti))
 		return err
 	})
 	if err != nil {
@@ -94,7 +109,9 @@ func (i *Issuer) Credential(jti string) (Credential, error) {
 	if !ok {
 		return Credential{}, fail.NotFoundf("credential %q is not in the inventory", jti)
 	}
-	return rec.credential(), nil
+	c := rec.credential()
+	c.LastSeen = seen
+	return c, nil
 }
 
 // ListCredentials pages through the inventory, newest first (in issuance order). pageSize zero
@@ -109,6 +126,9 @@ func (i *Issuer) ListCredentials(f Filter, pageSize int, pageToken string) ([]Cr
 	case pageSize > MaxPageSize:
 		pageSize = MaxPageSize
 	}
+	if f.LiveOnly && f.ExpiredOnly {
+		return nil, "", fail.Invalidf("expired_only", "live_only and expired_only exclude each other")
+	}
 	var start []byte
 	if pageToken != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(pageToken)
@@ -121,6 +141,8 @@ func (i *Issuer) ListCredentials(f Filter, pageSize int, pageToken string) ([]Cr
 	switch {
 	case f.WorkloadID != "":
 		bucket, prefix = bucketByWorkload, scoped(f.WorkloadID, nil)
+	case f.IntegrationID != "":
+		bucket, prefix = bucketByInteg, scoped(f.IntegrationID, nil)
 	case f.PartnerID != "":
 		bucket, prefix = bucketByPartner, scoped(f.PartnerID, nil)
 	}
@@ -147,14 +169,18 @@ func (i *Issuer) ListCredentials(f Filter, pageSize int, pageToken string) ([]Cr
 			if !ok {
 				return false, fmt.Errorf("index entry for %q has no record", jti)
 			}
-			if (f.PartnerID != "" && rec.PartnerID != f.PartnerID) || (f.LiveOnly && !rec.ExpireTime.After(now)) {
+			live := rec.ExpireTime.After(now)
+			if (f.PartnerID != "" && rec.PartnerID != f.PartnerID) || (f.IntegrationID != "" && rec.IntegrationID != f.IntegrationID) ||
+				(f.LiveOnly && !live) || (f.ExpiredOnly && live) {
 				return true, nil
 			}
 			if len(out) == pageSize {
 				next = base64.RawURLEncoding.EncodeToString(k[len(prefix):])
 				return false, nil
 			}
-			out = append(out, rec.credential())
+			c := rec.credential()
+			c.LastSeen = lastSeen(tx, jti)
+			out = append(out, c)
 			return true, nil
 		})
 	})

@@ -70,6 +70,16 @@ type Credential struct {
 	Kid string
 	// Sequence is the feed sequence issuance was decided at (the tsq claim).
 	Sequence uint64
+	// AuthMethod is how the workload authenticated: AuthPrivateKeyJWT, or another client
+	// authentication method (RFC 8414 names).
+	AuthMethod string
+	// Binding is the sender constraint, BindingDPoP or BindingMTLS; empty for a bearer token.
+	Binding string
+	// BindingThumbprint is the binding's confirmation: cnf.jkt for DPoP, cnf.x5t#S256 for mTLS.
+	BindingThumbprint string
+	// LastSeen is when a PDP last allowed a request with the credential, as PDPs report it in
+	// batches (see ReportUsage); zero if none has. Only the inventory's reads set it.
+	LastSeen time.Time
 }
 
 // Issued is a minted credential.
@@ -167,6 +177,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request, claim *repl
 	cred := Credential{
 		ID: jti, WorkloadID: w.ID, IntegrationID: w.IntegrationID, PartnerID: w.PartnerID, Scopes: scopes,
 		Audience: req.Audience, IssueTime: iat, ExpireTime: exp, Kid: key.kid, Sequence: dec.Sequence,
+		AuthMethod: AuthPrivateKeyJWT,
 	}
 	if err := i.record(claim, cred); err != nil {
 		return Issued{}, err
