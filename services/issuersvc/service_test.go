@@ -254,6 +254,7 @@ func TestIssueToken(t *testing.T) {
 		Id: claims.ID, WorkloadId: workload, IntegrationId: integration, PartnerId: partner,
 		Scopes: []string{"invoices:write", "invoices:read"}, Audience: audience,
 		IssueTime: c.GetIssueTime(), ExpireTime: c.GetExpireTime(), Kid: tok.Headers[0].KeyID, Sequence: claims.Sequence,
+		AuthMethod: issuer.AuthPrivateKeyJWT,
 	}
 	if diff := cmp.Diff(want, c, protocmp.Transform()); diff != "" {
 		t.Fatalf("credential (-want +got):\n%s", diff)
