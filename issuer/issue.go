@@ -161,7 +161,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request, claim *repl
 	if err != nil {
 		return Issued{}, err
 	}
-	jti, err := randomID()
+	jti, err := newCredentialID(now)
 	if err != nil {
 		return Issued{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/store"
 	"github.com/treaty-dev/treaty/store/storetest"
 )
@@ -40,5 +41,21 @@ func TestMigrateIndexesIntegrations(t *testing.T) {
 	})
 	if len(got) != 2 || got[0] != "jti-b" || got[1] != "jti-a" {
 		t.Fatalf("integration index after migration = %v, want [jti-b jti-a] (newest first)", got)
+	}
+}
+
+// Credential ids sort by issue time, and are opaque ids.
+func TestCredentialIDsSortByTime(t *testing.T) {
+	base := time.UnixMilli(1_800_000_000_000)
+	prev := ""
+	for _, d := range []time.Duration{0, time.Millisecond, 63 * time.Millisecond, time.Second, time.Hour, 1000 * time.Hour} {
+		id, err := newCredentialID(base.Add(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(id) != 22 || id <= prev || fail.CheckOpaqueID("id", id) != nil {
+			t.Fatalf("id %q at +%s: want 22 opaque characters sorting after %q", id, d, prev)
+		}
+		prev = id
 	}
 }
