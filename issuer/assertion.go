@@ -3,8 +3,11 @@ package issuer
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -34,14 +37,15 @@ const (
 	maxWorkloadKeys = 16
 )
 
-// assertionAlgorithms pins the algorithms accepted for client assertions: only EdDSA, so "none",
-// HMAC (and the confusion of a public key used as an HMAC secret) and everything else are
-// refused before any key is touched.
-var assertionAlgorithms = []jose.SignatureAlgorithm{jose.EdDSA}
+// assertionAlgorithms pins the algorithms accepted for client assertions: those of the keys
+// workloads register (EdDSA, ES256, RS256), so "none", HMAC (and the confusion of a public key
+// used as an HMAC secret) and everything else are refused before any key is touched. Each key
+// then verifies only assertions of its own registered algorithm.
+var assertionAlgorithms = []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256, jose.RS256}
 
 // SignAssertion builds an RFC 7523 client assertion for workloadID: iss and sub are the workload,
-// aud the issuer identifier, iat now, exp now+ttl, a random jti, signed with EdDSA by key (an
-// ed25519.PrivateKey, or any crypto.Signer whose public key is Ed25519). The kid header is the
+// aud the issuer identifier, iat now, exp now+ttl, a random jti, signed by key with the algorithm
+// of its type: EdDSA for Ed25519, ES256 for ECDSA P-256, RS256 for RSA of 2048 bits or more. The kid header is the
 // key's RFC 7638 thumbprint. ttl must be positive and at most MaxAssertionLifetime.
 func SignAssertion(workloadID, audience string, key crypto.Signer, now time.Time, ttl time.Duration) (string, error) {
 	if ttl <= 0 || ttl > MaxAssertionLifetime {
@@ -50,19 +54,20 @@ func SignAssertion(workloadID, audience string, key crypto.Signer, now time.Time
 	if key == nil {
 		return "", errors.New("client assertion needs a signing key")
 	}
-	pub, ok := key.Public().(ed25519.PublicKey)
-	if !ok {
-		return "", fmt.Errorf("client assertions are signed with Ed25519 keys, not %T", key.Public())
+	alg := keyAlgorithm(key.Public())
+	if alg == "" {
+		return "", fmt.Errorf("client assertions are signed with Ed25519, ECDSA P-256 or RSA (2048 bits or more) keys, not %T", key.Public())
 	}
-	kid, err := KeyID(pub)
+	kid, err := KeyID(key.Public())
 	if err != nil {
 		return "", err
 	}
 	var sk any = cryptosigner.Opaque(key)
-	if priv, ok := key.(ed25519.PrivateKey); ok {
+	switch priv := key.(type) {
+	case ed25519.PrivateKey, *ecdsa.PrivateKey, *rsa.PrivateKey:
 		sk = priv
 	}
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: sk, KeyID: kid}},
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jose.JSONWebKey{Key: sk, KeyID: kid}},
 		(&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		return "", fmt.Errorf("client assertion signer: %w", err)
@@ -108,7 +113,7 @@ func (i *Issuer) authenticate(ctx context.Context, assertionType, assertion stri
 	}
 	tok, err := jwt.ParseSigned(assertion, assertionAlgorithms)
 	if err != nil || len(tok.Headers) != 1 {
-		return Workload{}, nil, fail.Unauthenticatedf("client assertion is not a compact JWS signed with EdDSA, the only algorithm accepted")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion is not a compact JWS signed with EdDSA, ES256 or RS256, the only algorithms accepted")
 	}
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
@@ -169,10 +174,10 @@ func (i *Issuer) authenticate(ctx context.Context, assertionType, assertion stri
 // does not verify.
 var errBadClient = fail.Unauthenticatedf("client authentication failed: the assertion is not signed by a key registered for its client")
 
-// verifyWithKeys verifies tok against the workload's Ed25519 keys, the one its kid header names
-// first, and returns the verified claims.
+// verifyWithKeys verifies tok against the workload's keys, the one its kid header names first,
+// and returns the verified claims. A key verifies only an assertion whose alg is the key's own.
 func verifyWithKeys(tok *jwt.JSONWebToken, keys []WorkloadKey) (jwt.Claims, bool) {
-	kid := tok.Headers[0].KeyID
+	kid, alg := tok.Headers[0].KeyID, tok.Headers[0].Algorithm
 	ordered := make([]WorkloadKey, 0, len(keys))
 	for _, k := range keys {
 		if kid != "" && k.KeyID == kid {
@@ -185,18 +190,33 @@ func verifyWithKeys(tok *jwt.JSONWebToken, keys []WorkloadKey) (jwt.Claims, bool
 		if n == maxWorkloadKeys {
 			break
 		}
-		// The key type decides: only Ed25519 keys verify, and only EdDSA was admitted at parsing.
-		// "Ed25519" is the fully-specified name of the same algorithm (RFC 9864).
-		pub, ok := k.Public.(ed25519.PublicKey)
-		if !ok || (k.Algorithm != "" && k.Algorithm != string(jose.EdDSA) && k.Algorithm != "Ed25519") {
+		if keyAlgorithm(k.Public) != alg || (k.Algorithm != "" && k.Algorithm != alg && !(alg == string(jose.EdDSA) && k.Algorithm == "Ed25519")) {
 			continue
 		}
 		var claims jwt.Claims
-		if err := tok.Claims(pub, &claims); err == nil {
+		if err := tok.Claims(k.Public, &claims); err == nil {
 			return claims, true
 		}
 	}
 	return jwt.Claims{}, false
+}
+
+// keyAlgorithm returns the one JWS algorithm a workload key of this type signs with ("Ed25519"
+// keys sign EdDSA, RFC 9864's fully-specified name for the same thing), or "" for another type.
+func keyAlgorithm(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		return string(jose.EdDSA)
+	case *ecdsa.PublicKey:
+		if k.Curve == elliptic.P256() {
+			return string(jose.ES256)
+		}
+	case *rsa.PublicKey:
+		if k.N.BitLen() >= 2048 {
+			return string(jose.RS256)
+		}
+	}
+	return ""
 }
 
 // unavailable turns a peer's error into one the caller may retry, keeping its message if it was

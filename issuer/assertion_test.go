@@ -106,12 +106,12 @@ func TestAuthentication(t *testing.T) {
 		{"nbf in the future", "", spoil(func(c map[string]any, now time.Time) { c["nbf"] = now.Add(3 * time.Minute).Unix() }), fail.Unauthenticated, "not valid yet"},
 		{"missing jti", "", spoil(func(c map[string]any, _ time.Time) { delete(c, "jti") }), fail.Unauthenticated, "must carry a jti"},
 		{"jti too long", "", spoil(func(c map[string]any, _ time.Time) { c["jti"] = strings.Repeat("j", 300) }), fail.Unauthenticated, "jti is longer"},
-		{"alg none", "", func() string { return unsigned(t, claims(e.clock.Now())) }, fail.Unauthenticated, "signed with EdDSA"},
+		{"alg none", "", func() string { return unsigned(t, claims(e.clock.Now())) }, fail.Unauthenticated, "signed with EdDSA, ES256 or RS256"},
 		{"HS256 with the public key as secret", "", func() string {
 			return sign(t, jose.HS256, []byte(key.Public().(ed25519.PublicKey)), claims(e.clock.Now()))
-		}, fail.Unauthenticated, "signed with EdDSA"},
+		}, fail.Unauthenticated, "signed with EdDSA, ES256 or RS256"},
 		{"oversized", "", spoil(func(c map[string]any, _ time.Time) { c["pad"] = strings.Repeat("x", issuer.MaxAssertionSize) }), fail.Unauthenticated, "larger than 8192 bytes"},
-		{"not a JWT", "", func() string { return "not.a.jwt" }, fail.Unauthenticated, "signed with EdDSA"},
+		{"not a JWT", "", func() string { return "not.a.jwt" }, fail.Unauthenticated, "signed with EdDSA, ES256 or RS256"},
 		{"unknown workload", "", func() string {
 			c := claims(e.clock.Now())
 			c["iss"], c["sub"] = "nobody", "nobody"

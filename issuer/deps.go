@@ -28,6 +28,9 @@ type Workload struct {
 	PartnerID     string
 	Active        bool
 	Keys          []WorkloadKey
+	// TLS, if set, is the CA-issued client certificate subject the workload authenticates with by
+	// tls_client_auth.
+	TLS *TLSSubject
 }
 
 // Integration is what the issuer needs to know about an integration.
@@ -38,6 +41,12 @@ type Integration struct {
 	AllowedScopes []string
 	Audiences     []string
 	MaxTTL        time.Duration
+	// ClientAuthMethods are the client authentication methods (MethodPrivateKeyJWT, ...) its
+	// workloads may use. Empty allows none: the registry always fills it.
+	ClientAuthMethods []string
+	// SenderConstraint is the proof of possession every token issued under it requires:
+	// ConstraintNone ("" means none too), ConstraintDPoP, ConstraintMTLS or ConstraintDPoPOrMTLS.
+	SenderConstraint string
 }
 
 // Partner is what the issuer needs to know about a partner.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/store"
+	"github.com/treaty-dev/treaty/token"
 )
 
 // Page sizes of ListCredentials.
@@ -18,14 +19,6 @@ const (
 	// maxExamined bounds the index entries one page reads, so a filter that matches little cannot
 	// make one call scan the whole inventory; the page then comes back short, with a token.
 	maxExamined = 10000
-)
-
-// The client authentication methods and bindings the inventory records (Credential.AuthMethod,
-// Credential.Binding).
-const (
-	AuthPrivateKeyJWT = "private_key_jwt"
-	BindingDPoP       = "dpop"
-	BindingMTLS       = "mtls"
 )
 
 // Filter selects credentials from the inventory. Zero fields select everything; every field set
@@ -59,6 +52,18 @@ func newCredentialID(now time.Time) (string, error) {
 		return "", fmt.Errorf("random id: %w", err)
 	}
 	return idEncoding.EncodeToString(b[:]), nil
+}
+
+// bindingThumbprint is what the inventory keeps of a token's confirmation: the DPoP key's
+// thumbprint if there is one (a dpop+mtls token carries both), else the certificate's.
+func bindingThumbprint(cnf *token.Confirmation) string {
+	switch {
+	case cnf == nil:
+		return ""
+	case cnf.JKT != "":
+		return cnf.JKT
+	}
+	return cnf.X5TS256
 }
 
 // record writes a credential and its index entries, and the replay claim of the assertion that

@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -52,6 +53,24 @@ type Request struct {
 	TTL time.Duration
 	// MinSequence, if set, makes the PDP decide at or after this feed sequence.
 	MinSequence uint64
+	// ClientID is the client_id the request names: the workload id. Required with TLS client
+	// authentication; with a client assertion it must name the assertion's workload if set.
+	ClientID string
+	// ClientCertificates is the client's TLS certificate chain, leaf first, as the connection
+	// delivered it (http.Request.TLS.PeerCertificates); the handshake proved possession of the
+	// leaf's key. It authenticates the client by tls_client_auth or self_signed_tls_client_auth
+	// when the request carries no client assertion, and binds the token (cnf.x5t#S256) when the
+	// integration's sender constraint asks for it.
+	ClientCertificates []*x509.Certificate
+	// DPoPProof is the raw DPoP header of the request (RFC 9449), if any: the token is then bound
+	// to the proof's key (cnf.jkt) and of type DPoP.
+	DPoPProof string
+	// HTTPMethod and HTTPURL are the method and the URL (scheme, host, path; no query or
+	// fragment) the token request was sent to, which a DPoP proof's htm and htu must name.
+	HTTPMethod, HTTPURL string
+
+	// authMethod is the client authentication method Issue authenticated the client by.
+	authMethod string
 }
 
 // Credential is an inventory record: everything about a minted credential but the token.
@@ -70,12 +89,14 @@ type Credential struct {
 	Kid string
 	// Sequence is the feed sequence issuance was decided at (the tsq claim).
 	Sequence uint64
-	// AuthMethod is how the workload authenticated: AuthPrivateKeyJWT, or another client
-	// authentication method (RFC 8414 names).
-	AuthMethod string
-	// Binding is the sender constraint, BindingDPoP or BindingMTLS; empty for a bearer token.
+	// Binding is what the token is bound to: BindingNone, BindingDPoP, BindingMTLS or
+	// BindingDPoPMTLS.
 	Binding string
-	// BindingThumbprint is the binding's confirmation: cnf.jkt for DPoP, cnf.x5t#S256 for mTLS.
+	// AuthMethod is the client authentication method the workload used (MethodPrivateKeyJWT,
+	// ...).
+	AuthMethod string
+	// BindingThumbprint is the binding's confirmation: cnf.jkt for DPoP (and dpop+mtls),
+	// cnf.x5t#S256 for mTLS; empty for a bearer token.
 	BindingThumbprint string
 	// LastSeen is when a PDP last allowed a request with the credential, as PDPs report it in
 	// batches (see ReportUsage); zero if none has. Only the inventory's reads set it.
@@ -85,7 +106,9 @@ type Credential struct {
 // Issued is a minted credential.
 type Issued struct {
 	// Token is the signed JWT. A secret: never log it.
-	Token      string
+	Token string
+	// TokenType is TokenTypeDPoP for a DPoP-bound token, else TokenTypeBearer.
+	TokenType  string
 	Credential Credential
 }
 
@@ -96,7 +119,8 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
 	if err := checkRequest(req); err != nil {
 		return Issued{}, err
 	}
-	w, claim, err := i.authenticate(ctx, req.AssertionType, req.Assertion)
+	w, method, claim, err := i.authenticateClient(ctx, req)
+	req.authMethod = method
 	if err != nil {
 		i.log.Info("issuer: client authentication failed", "err", err)
 		return Issued{}, err
@@ -110,7 +134,7 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
 	c := out.Credential
 	i.log.Info("issuer: credential issued", "jti", c.ID, "workload", c.WorkloadID, "partner", c.PartnerID,
 		"integration", c.IntegrationID, "scopes", c.Scopes, "audience", c.Audience,
-		"expire_time", c.ExpireTime, "kid", c.Kid, "sequence", c.Sequence)
+		"expire_time", c.ExpireTime, "kid", c.Kid, "sequence", c.Sequence, "auth_method", c.AuthMethod, "binding", c.Binding)
 	return out, nil
 }
 
@@ -149,6 +173,13 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request, claim *repl
 	if err != nil {
 		return Issued{}, err
 	}
+	if err := checkClientMethod(integ, req.authMethod); err != nil {
+		return Issued{}, err
+	}
+	cnf, binding, err := i.bind(integ, req)
+	if err != nil {
+		return Issued{}, err
+	}
 	if !slices.Contains(integ.Audiences, req.Audience) {
 		return Issued{}, fail.Deniedf("audience %q is not one integration %q lists", req.Audience, integ.ID)
 	}
@@ -168,7 +199,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request, claim *repl
 	claims := token.Claims{
 		Issuer: i.cfg.IssuerURL, Subject: w.ID, ClientID: w.ID, Partner: w.PartnerID, Integration: w.IntegrationID,
 		Scope: strings.Join(scopes, " "), Audience: req.Audience, IssuedAt: iat.Unix(), Expiry: exp.Unix(),
-		ID: jti, Sequence: dec.Sequence, Epoch: dec.Epoch,
+		ID: jti, Sequence: dec.Sequence, Epoch: dec.Epoch, Confirmation: cnf,
 	}
 	raw, err := key.sign(ctx, claims)
 	if err != nil {
@@ -177,12 +208,12 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request, claim *repl
 	cred := Credential{
 		ID: jti, WorkloadID: w.ID, IntegrationID: w.IntegrationID, PartnerID: w.PartnerID, Scopes: scopes,
 		Audience: req.Audience, IssueTime: iat, ExpireTime: exp, Kid: key.kid, Sequence: dec.Sequence,
-		AuthMethod: AuthPrivateKeyJWT,
+		Binding: binding, AuthMethod: req.authMethod, BindingThumbprint: bindingThumbprint(cnf),
 	}
 	if err := i.record(claim, cred); err != nil {
 		return Issued{}, err
 	}
-	return Issued{Token: raw, Credential: cred}, nil
+	return Issued{Token: raw, TokenType: tokenType(binding), Credential: cred}, nil
 }
 
 // grant looks up the workload's integration and partner and checks that all three are active and

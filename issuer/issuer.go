@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,15 @@ type Config struct {
 	// DataDir is the data folder, where a generated key-encryption key is kept. Without KEKFile,
 	// TREATY_KEK or DataDir the private signing keys are stored unencrypted (with a warning).
 	DataDir string
+	// ClientCAs are the certificate authorities whose client certificates authenticate workloads
+	// by tls_client_auth (RFC 8705 section 2.1). Without them only self_signed_tls_client_auth
+	// is possible. The TLS listener must request client certificates without verifying them
+	// (tls.RequestClientCert or VerifyClientCertIfGiven with these roots), since self-signed
+	// certificates chain to nothing; the issuer verifies the chain itself.
+	ClientCAs *x509.CertPool
+	// DPoPWindow is how far a DPoP proof's iat may lie from the issuer's clock, either way;
+	// defaults to DefaultDPoPWindow.
+	DPoPWindow time.Duration
 	// Now returns the current time; defaults to time.Now.
 	Now func() time.Time
 	// Logger receives operational and audit logs; defaults to slog.Default().
@@ -104,6 +114,9 @@ func (c *Config) validate() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.DPoPWindow <= 0 {
+		c.DPoPWindow = DefaultDPoPWindow
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -80,6 +80,35 @@ func (i *Issuer) consume(c *replayClaim) {
 	}
 }
 
+// consumeOnce records key in the replay cache until expires, in one durable transaction, and
+// returns an Unauthenticated error if key is there already and live. Expired entries are purged
+// on the way. Callers scope their keys (scoped) so that kinds of one-time values never collide.
+// The transaction is a store.Batch shared with concurrent issuances: fn only reads and writes tx.
+func (i *Issuer) consumeOnce(key []byte, expires, now time.Time) error {
+	err := i.cfg.Store.Batch(func(tx store.Tx) error {
+		if old := tx.Get(bucketReplay, key); old != nil {
+			if int64(store.KeyUint64(old)) > now.UnixNano() {
+				return fail.Unauthenticatedf("already used")
+			}
+			if err := tx.Delete(bucketReplayExp, append(old, key...)); err != nil {
+				return err
+			}
+		}
+		exp := store.Uint64Key(uint64(expires.UnixNano()))
+		if err := tx.Put(bucketReplay, key, exp); err != nil {
+			return err
+		}
+		if err := tx.Put(bucketReplayExp, append(exp, key...), nil); err != nil {
+			return err
+		}
+		return purgeReplay(tx, now)
+	})
+	if err != nil && fail.KindOf(err) == fail.Internal {
+		return fmt.Errorf("issuer: record a single-use id in the replay cache: %w", err)
+	}
+	return err
+}
+
 // purgeReplay deletes up to purgeBatch replay entries that expired before now.
 func purgeReplay(tx store.Tx, now time.Time) error {
 	limit := store.Uint64Key(uint64(now.UnixNano()))

@@ -106,8 +106,9 @@ type credentialRecord struct {
 	ExpireTime    time.Time `json:"exp"`
 	Kid           string    `json:"kid"`
 	Sequence      uint64    `json:"tsq"`
-	AuthMethod    string    `json:"auth_method,omitempty"`
-	Binding       string    `json:"binding,omitempty"`
+	// Binding and AuthMethod are empty in records written before they were recorded.
+	Binding    string `json:"binding,omitempty"`
+	AuthMethod string `json:"auth_method,omitempty"`
 	// BindingThumbprint is cnf.jkt or cnf.x5t#S256.
 	BindingThumbprint string `json:"binding_thumbprint,omitempty"`
 	// Order is the inventory counter the record is indexed under.

@@ -13,11 +13,11 @@ import (
 func TestInventoryRecordsAuthMethod(t *testing.T) {
 	e := newEnv(t)
 	c := e.issue(e.request()).Credential
-	if c.AuthMethod != issuer.AuthPrivateKeyJWT || c.Binding != "" || c.BindingThumbprint != "" {
+	if c.AuthMethod != issuer.MethodPrivateKeyJWT || c.Binding != issuer.BindingNone || c.BindingThumbprint != "" {
 		t.Fatalf("issued credential: auth method %q, binding %q/%q; want private_key_jwt, bearer", c.AuthMethod, c.Binding, c.BindingThumbprint)
 	}
 	got, err := e.iss.Credential(c.ID)
-	if err != nil || got.AuthMethod != issuer.AuthPrivateKeyJWT {
+	if err != nil || got.AuthMethod != issuer.MethodPrivateKeyJWT {
 		t.Fatalf("stored auth method %q (%v)", got.AuthMethod, err)
 	}
 }

@@ -26,6 +26,12 @@ type Integration struct {
 	Audiences []string
 	// MaxTTL is the longest lifetime a credential under the integration may have.
 	MaxTTL time.Duration
+	// ClientAuthMethods are the client authentication methods its workloads may use; empty on
+	// create means the default of the partner's risk tier (DefaultMethods).
+	ClientAuthMethods []treatyv1.ClientAuthMethod
+	// SenderConstraint is the proof of possession every token issued under it requires;
+	// UNSPECIFIED on create means NONE.
+	SenderConstraint treatyv1.SenderConstraint
 	// State is its lifecycle state.
 	State treatyv1.IntegrationState
 	// Created and Updated are when it was created and last changed.
@@ -36,32 +42,45 @@ type Integration struct {
 
 // integrationRecord is an integration as stored.
 type integrationRecord struct {
-	ID            string                    `json:"id"`
-	PartnerID     string                    `json:"partner_id"`
-	AllowedScopes []string                  `json:"allowed_scopes"`
-	Audiences     []string                  `json:"audiences"`
-	MaxTTL        time.Duration             `json:"max_ttl"`
-	State         treatyv1.IntegrationState `json:"state"`
-	Created       time.Time                 `json:"created"`
-	Updated       time.Time                 `json:"updated"`
-	Revision      uint64                    `json:"revision"`
+	ID            string        `json:"id"`
+	PartnerID     string        `json:"partner_id"`
+	AllowedScopes []string      `json:"allowed_scopes"`
+	Audiences     []string      `json:"audiences"`
+	MaxTTL        time.Duration `json:"max_ttl"`
+	// AuthMethods is nil in records written before methods were recorded: private_key_jwt only.
+	AuthMethods      []treatyv1.ClientAuthMethod `json:"client_auth_methods,omitempty"`
+	SenderConstraint treatyv1.SenderConstraint   `json:"sender_constraint,omitempty"`
+	State            treatyv1.IntegrationState   `json:"state"`
+	Created          time.Time                   `json:"created"`
+	Updated          time.Time                   `json:"updated"`
+	Revision         uint64                      `json:"revision"`
 }
 
 func (rec *integrationRecord) integration() Integration {
 	return Integration{
 		ID: rec.ID, PartnerID: rec.PartnerID,
 		AllowedScopes: slices.Clone(rec.AllowedScopes), Audiences: slices.Clone(rec.Audiences),
-		MaxTTL: rec.MaxTTL, State: rec.State, Created: rec.Created, Updated: rec.Updated, Etag: etag(rec.Revision),
+		MaxTTL: rec.MaxTTL, ClientAuthMethods: rec.methods(), SenderConstraint: constraintOrDefault(rec.SenderConstraint),
+		State: rec.State, Created: rec.Created, Updated: rec.Updated, Etag: etag(rec.Revision),
 	}
+}
+
+func (rec *integrationRecord) methods() []treatyv1.ClientAuthMethod {
+	if len(rec.AuthMethods) == 0 {
+		return slices.Clone(legacyMethods)
+	}
+	return slices.Clone(rec.AuthMethods)
 }
 
 func (rec *integrationRecord) summary() map[string]string {
 	return map[string]string{
-		"state":          feed.StateName(rec.State),
-		"partner_id":     rec.PartnerID,
-		"allowed_scopes": strings.Join(rec.AllowedScopes, " "),
-		"audiences":      strings.Join(rec.Audiences, " "),
-		"max_ttl":        rec.MaxTTL.String(),
+		"state":               feed.StateName(rec.State),
+		"partner_id":          rec.PartnerID,
+		"allowed_scopes":      strings.Join(rec.AllowedScopes, " "),
+		"audiences":           strings.Join(rec.Audiences, " "),
+		"max_ttl":             rec.MaxTTL.String(),
+		"client_auth_methods": strings.Join(methodNames(rec.methods()), " "),
+		"sender_constraint":   ConstraintName(rec.SenderConstraint),
 	}
 }
 
@@ -86,15 +105,25 @@ func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor s
 	rec := integrationRecord{
 		ID: i.ID, PartnerID: i.PartnerID,
 		AllowedScopes: slices.Clone(i.AllowedScopes), Audiences: slices.Clone(i.Audiences), MaxTTL: i.MaxTTL,
-		State: treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
+		SenderConstraint: constraintOrDefault(i.SenderConstraint),
+		State:            treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
 	}
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if integrations.exists(tx, rec.ID) {
 			return change{}, fail.AlreadyExistsf("integration %q already exists", rec.ID)
 		}
-		if err := activePartner(tx, rec.PartnerID, "integrations can only be created under an active partner"); err != nil {
+		var p partnerRecord
+		if err := partners.load(tx, rec.PartnerID, &p); err != nil {
 			return change{}, err
 		}
+		if p.State != treatyv1.PartnerState_PARTNER_STATE_ACTIVE {
+			return change{}, fail.Preconditionf("partner %q is %s; integrations can only be created under an active partner", p.ID, feed.StateName(p.State))
+		}
+		methods, err := methodsForTier(p.ID, tierOrDefault(p.RiskTier), i.ClientAuthMethods)
+		if err != nil {
+			return change{}, err
+		}
+		rec.AuthMethods = methods
 		if err := integrations.put(tx, rec.ID, rec.PartnerID, &rec); err != nil {
 			return change{}, err
 		}
@@ -121,6 +150,12 @@ func (r *Registry) checkNewIntegration(i Integration, actor string) error {
 		return err
 	}
 	if err := CheckAudiences("integration.audiences", i.Audiences); err != nil {
+		return err
+	}
+	if err := CheckMethods("integration.allowed_client_auth_methods", i.ClientAuthMethods); err != nil {
+		return err
+	}
+	if err := CheckConstraint("integration.sender_constraint", i.SenderConstraint); err != nil {
 		return err
 	}
 	if i.MaxTTL <= 0 {
@@ -155,4 +190,12 @@ func (r *Registry) GetIntegration(ctx context.Context, id string) (Integration, 
 // set, and the token of the next page ("" on the last). Page sizes are as for ListPartners.
 func (r *Registry) ListIntegrations(ctx context.Context, partnerID string, pageSize int, pageToken string) ([]Integration, string, error) {
 	return list(r.cfg.Store, integrations, partnerID, pageSize, pageToken, (*integrationRecord).integration)
+}
+
+func methodNames(ms []treatyv1.ClientAuthMethod) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = MethodName(m)
+	}
+	return out
 }

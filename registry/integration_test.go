@@ -97,6 +97,8 @@ func TestCreateIntegrationPublishesAndStores(t *testing.T) {
 	}
 	want := in
 	want.State, want.Created, want.Updated, want.Etag = treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, now, now, got.Etag
+	want.ClientAuthMethods = registry.DefaultMethods(registry.DefaultRiskTier)
+	want.SenderConstraint = treatyv1.SenderConstraint_SENDER_CONSTRAINT_NONE
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("created integration (-want +got):\n%s", diff)
 	}

@@ -26,6 +26,9 @@ type Partner struct {
 	ContractEnd time.Time
 	// State is its lifecycle state; credentials are valid only while it is ACTIVE.
 	State treatyv1.PartnerState
+	// RiskTier sets which client authentication methods its integrations may allow (see
+	// DefaultMethods); UNSPECIFIED on create means DefaultRiskTier.
+	RiskTier treatyv1.RiskTier
 	// Created and Updated are when it was created and last changed.
 	Created, Updated time.Time
 	// Etag is an opaque version that changes with every change.
@@ -39,6 +42,7 @@ type partnerRecord struct {
 	OwnerTeam   string                `json:"owner_team"`
 	ContractEnd time.Time             `json:"contract_end"`
 	State       treatyv1.PartnerState `json:"state"`
+	RiskTier    treatyv1.RiskTier     `json:"risk_tier,omitempty"`
 	Created     time.Time             `json:"created"`
 	Updated     time.Time             `json:"updated"`
 	Revision    uint64                `json:"revision"`
@@ -47,7 +51,8 @@ type partnerRecord struct {
 func (rec *partnerRecord) partner() Partner {
 	return Partner{
 		ID: rec.ID, DisplayName: rec.DisplayName, OwnerTeam: rec.OwnerTeam, ContractEnd: rec.ContractEnd,
-		State: rec.State, Created: rec.Created, Updated: rec.Updated, Etag: etag(rec.Revision),
+		State: rec.State, RiskTier: tierOrDefault(rec.RiskTier), Created: rec.Created, Updated: rec.Updated,
+		Etag: etag(rec.Revision),
 	}
 }
 
@@ -58,6 +63,7 @@ func (rec *partnerRecord) summary() map[string]string {
 		"display_name": rec.DisplayName,
 		"owner_team":   rec.OwnerTeam,
 		"contract_end": rec.ContractEnd.Format(time.RFC3339Nano),
+		"risk_tier":    TierName(tierOrDefault(rec.RiskTier)),
 	}
 }
 
@@ -80,7 +86,8 @@ func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string) (
 	rec := partnerRecord{
 		ID: p.ID, DisplayName: p.DisplayName, OwnerTeam: p.OwnerTeam,
 		ContractEnd: p.ContractEnd.UTC().Round(0), State: treatyv1.PartnerState_PARTNER_STATE_ACTIVE,
-		Created: now, Updated: now, Revision: 1,
+		RiskTier: tierOrDefault(p.RiskTier),
+		Created:  now, Updated: now, Revision: 1,
 	}
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if partners.exists(tx, rec.ID) {
@@ -109,6 +116,9 @@ func checkNewPartner(p Partner, actor string, now time.Time) error {
 		return err
 	}
 	if err := CheckName("partner.owner_team", p.OwnerTeam); err != nil {
+		return err
+	}
+	if err := CheckTier("partner.risk_tier", p.RiskTier); err != nil {
 		return err
 	}
 	if p.ContractEnd.IsZero() {

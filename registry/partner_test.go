@@ -78,7 +78,7 @@ func TestCreatePartnerPublishesAndStores(t *testing.T) {
 	}
 	want := registry.Partner{
 		ID: "acme", DisplayName: in.DisplayName, OwnerTeam: in.OwnerTeam, ContractEnd: in.ContractEnd.UTC(),
-		State: partnerActive, Created: now, Updated: now, Etag: p.Etag,
+		State: partnerActive, RiskTier: registry.DefaultRiskTier, Created: now, Updated: now, Etag: p.Etag,
 	}
 	if diff := cmp.Diff(want, p); diff != "" {
 		t.Errorf("created partner (-want +got):\n%s", diff)

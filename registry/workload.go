@@ -20,8 +20,12 @@ type Workload struct {
 	IntegrationID string
 	// PartnerID is the partner of that integration.
 	PartnerID string
-	// Keys are the public keys its client assertions are verified with.
+	// Keys are the public keys its client assertions are verified with: one, or two while it
+	// rotates (MaxWorkloadKeys).
 	Keys []Key
+	// TLS, if set, is the CA-issued client certificate subject it authenticates with by
+	// tls_client_auth.
+	TLS *TLSSubject
 	// State is its lifecycle state.
 	State treatyv1.WorkloadState
 	// Created and Updated are when it was created and last changed.
@@ -36,6 +40,7 @@ type workloadRecord struct {
 	IntegrationID string                 `json:"integration_id"`
 	PartnerID     string                 `json:"partner_id"`
 	Keys          []Key                  `json:"keys"`
+	TLS           *TLSSubject            `json:"tls,omitempty"`
 	State         treatyv1.WorkloadState `json:"state"`
 	Created       time.Time              `json:"created"`
 	Updated       time.Time              `json:"updated"`
@@ -45,7 +50,7 @@ type workloadRecord struct {
 func (rec *workloadRecord) workload() Workload {
 	return Workload{
 		ID: rec.ID, IntegrationID: rec.IntegrationID, PartnerID: rec.PartnerID, Keys: slices.Clone(rec.Keys),
-		State: rec.State, Created: rec.Created, Updated: rec.Updated, Etag: etag(rec.Revision),
+		TLS: rec.TLS.clone(), State: rec.State, Created: rec.Created, Updated: rec.Updated, Etag: etag(rec.Revision),
 	}
 }
 
@@ -54,12 +59,16 @@ func (rec *workloadRecord) summary() map[string]string {
 	for i, k := range rec.Keys {
 		kids[i] = k.KeyID
 	}
-	return map[string]string{
+	out := map[string]string{
 		"state":          feed.StateName(rec.State),
 		"integration_id": rec.IntegrationID,
 		"partner_id":     rec.PartnerID,
 		"key_ids":        strings.Join(kids, " "),
 	}
+	if rec.TLS != nil {
+		out["tls_subject"] = rec.TLS.String()
+	}
+	return out
 }
 
 // changed is the workload's enforcement fields as a feed event.
@@ -69,19 +78,42 @@ func (rec *workloadRecord) changed(actor, reason string) *treatyv1.Event {
 	}}}
 }
 
-// CreateWorkload registers a workload with its Ed25519 public key (PKIX "PUBLIC KEY" PEM) under an
-// active integration of an active partner, active at once, and returns it with the feed sequence
-// of its WorkloadChanged event. A key registered for another workload is refused, so that one key
-// never authenticates two workloads.
+// CreateWorkload registers a workload with one public key (PKIX "PUBLIC KEY" PEM); see
+// CreateWorkloadFrom.
 func (r *Registry) CreateWorkload(ctx context.Context, id, integrationID, publicKeyPEM, actor string) (Workload, uint64, error) {
+	return r.CreateWorkloadFrom(ctx, WorkloadSpec{ID: id, IntegrationID: integrationID, PublicKeyPEM: publicKeyPEM}, actor)
+}
+
+// WorkloadSpec is what creating a workload takes.
+type WorkloadSpec struct {
+	ID, IntegrationID string
+	// PublicKeyPEM is its public key (see ParsePublicKey); optional if TLS is set.
+	PublicKeyPEM string
+	// TLS, if set, is the client certificate subject it authenticates with by tls_client_auth.
+	TLS *TLSSubject
+}
+
+// CreateWorkloadFrom registers a workload with its public key, its TLS client certificate subject
+// or both, under an active integration of an active partner, active at once, and returns it with
+// the feed sequence of its WorkloadChanged event. A key registered for another workload is
+// refused, so that one key never authenticates two workloads.
+func (r *Registry) CreateWorkloadFrom(ctx context.Context, spec WorkloadSpec, actor string) (Workload, uint64, error) {
+	id, integrationID := spec.ID, spec.IntegrationID
 	if err := fail.CheckID("id", id); err != nil {
 		return Workload{}, 0, err
 	}
 	if err := fail.CheckID("integration_id", integrationID); err != nil {
 		return Workload{}, 0, err
 	}
-	key, err := ParsePublicKey("public_key_pem", publicKeyPEM)
-	if err != nil {
+	var keys []Key
+	if spec.TLS == nil || strings.TrimSpace(spec.PublicKeyPEM) != "" {
+		key, err := ParsePublicKey("public_key_pem", spec.PublicKeyPEM)
+		if err != nil {
+			return Workload{}, 0, err
+		}
+		keys = []Key{key}
+	}
+	if err := spec.TLS.Check("tls_client_auth"); err != nil {
 		return Workload{}, 0, err
 	}
 	if err := CheckActor("actor", actor); err != nil {
@@ -89,7 +121,7 @@ func (r *Registry) CreateWorkload(ctx context.Context, id, integrationID, public
 	}
 	now := r.now()
 	rec := workloadRecord{
-		ID: id, IntegrationID: integrationID, Keys: []Key{key},
+		ID: id, IntegrationID: integrationID, Keys: keys, TLS: spec.TLS.clone(),
 		State: treatyv1.WorkloadState_WORKLOAD_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
 	}
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
@@ -107,14 +139,13 @@ func (r *Registry) CreateWorkload(ctx context.Context, id, integrationID, public
 		if err := activePartner(tx, in.PartnerID, "workloads can only be created under an active partner"); err != nil {
 			return change{}, err
 		}
-		if owner := tx.Get(bucketWorkloadKeys, []byte(key.KeyID)); owner != nil {
-			return change{}, fail.AlreadyExistsf("this public key is already registered for workload %q; generate a new key pair for each workload", owner)
+		for _, key := range keys {
+			if err := claimKey(tx, key, id); err != nil {
+				return change{}, err
+			}
 		}
 		rec.PartnerID = in.PartnerID
 		if err := workloads.put(tx, id, integrationID, &rec); err != nil {
-			return change{}, err
-		}
-		if err := tx.Put(bucketWorkloadKeys, []byte(key.KeyID), []byte(id)); err != nil {
 			return change{}, err
 		}
 		return change{
@@ -127,6 +158,18 @@ func (r *Registry) CreateWorkload(ctx context.Context, id, integrationID, public
 		return Workload{}, 0, err
 	}
 	return rec.workload(), seq, err
+}
+
+// claimKey records that key is registered for workload id, refusing a key registered for any
+// workload already.
+func claimKey(tx store.Tx, key Key, id string) error {
+	if owner := tx.Get(bucketWorkloadKeys, []byte(key.KeyID)); owner != nil {
+		if string(owner) == id {
+			return fail.AlreadyExistsf("this public key is already registered for workload %q", id)
+		}
+		return fail.AlreadyExistsf("this public key is already registered for workload %q; generate a new key pair for each workload", owner)
+	}
+	return tx.Put(bucketWorkloadKeys, []byte(key.KeyID), []byte(id))
 }
 
 // GetWorkload returns the workload with the given id.

@@ -25,11 +25,11 @@ import (
 func badKeys(t *testing.T) map[string]struct{ pem, mention string } {
 	t.Helper()
 	_, edPriv, _ := ed25519.GenerateKey(rand.Reader)
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +39,8 @@ func badKeys(t *testing.T) map[string]struct{ pem, mention string } {
 		"blank":           {" \n", "required"},
 		"not pem":         {"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI", "not PEM"},
 		"private key":     {pemOf(t, "PRIVATE KEY", edPriv), "private key"},
-		"rsa public key":  {pemOf(t, "PUBLIC KEY", &rsaKey.PublicKey), "RSA"},
-		"ecdsa key":       {pemOf(t, "PUBLIC KEY", &ecKey.PublicKey), "ECDSA"},
+		"rsa 1024":        {pemOf(t, "PUBLIC KEY", &rsaKey.PublicKey), "2048 bits"},
+		"ecdsa p-384":     {pemOf(t, "PUBLIC KEY", &ecKey.PublicKey), "P-256"},
 		"certificate":     {strings.ReplaceAll(good, "PUBLIC KEY", "CERTIFICATE"), `"CERTIFICATE"`},
 		"two blocks":      {good + good, "exactly one"},
 		"garbage der":     {string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("nope")})), "PKIX"},

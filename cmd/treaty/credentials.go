@@ -100,7 +100,7 @@ func (c *cli) credentialsListCmd() *cobra.Command {
 func credentialRow(cr *treatyv1.Credential) []string {
 	binding := cr.GetBinding()
 	if binding == "" {
-		binding = "bearer"
+		binding = "-" // recorded before bindings were
 	}
 	auth := cr.GetAuthMethod()
 	if auth == "" {

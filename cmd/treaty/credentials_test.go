@@ -30,7 +30,7 @@ func TestCredentialsListAndCount(t *testing.T) {
 		args      []string
 		want, not []string
 	}{
-		{"all", []string{"credentials", "list"}, []string{short.ID, long.ID, bill.ID, "private_key_jwt", "bearer", "LAST SEEN"}, nil},
+		{"all", []string{"credentials", "list"}, []string{short.ID, long.ID, bill.ID, "private_key_jwt", "none", "LAST SEEN"}, nil},
 		{"by integration", []string{"credentials", "list", "--integration", "orders"}, []string{short.ID, long.ID}, []string{bill.ID}},
 		{"by workload, live", []string{"credentials", "list", "--workload", "bot", "--live"}, []string{long.ID}, []string{short.ID, bill.ID}},
 		{"by partner, expired", []string{"credentials", "list", "--partner", "acme", "--expired"}, []string{short.ID}, []string{long.ID, bill.ID}},

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/registry"
 )
 
 func (c *cli) partnerCmd() *cobra.Command {
@@ -33,9 +34,9 @@ func parseContractEnd(day string) (time.Time, error) {
 }
 
 func (c *cli) partnerCreateCmd() *cobra.Command {
-	var id, name, owner, end string
+	var id, name, owner, end, tier string
 	cmd := &cobra.Command{
-		Use:   "create --id ID --name NAME --owner TEAM --contract-end YYYY-MM-DD",
+		Use:   "create --id ID --name NAME --owner TEAM --contract-end YYYY-MM-DD [--risk-tier medium]",
 		Short: "Register a partner (access ends at the end of the contract's last day, UTC)",
 		Args:  args(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -49,9 +50,13 @@ func (c *cli) partnerCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			riskTier, ok := registry.ParseTier(tier)
+			if !ok {
+				return usagef("--risk-tier must be low, medium, high or critical, not %q", tier)
+			}
 			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.CreatePartnerResponse, error) {
 				return rc.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: c.actor, Partner: &treatyv1.Partner{
-					Id: id, DisplayName: name, OwnerTeam: owner, ContractEndTime: timestamppb.New(ends),
+					Id: id, DisplayName: name, OwnerTeam: owner, ContractEndTime: timestamppb.New(ends), RiskTier: riskTier,
 				}})
 			}, func(r *treatyv1.CreatePartnerResponse) { c.showPartner(r.GetPartner(), r.GetSequence()) })
 		},
@@ -61,12 +66,13 @@ func (c *cli) partnerCreateCmd() *cobra.Command {
 	f.StringVar(&name, "name", "", "display name")
 	f.StringVar(&owner, "owner", "", "internal team accountable for the partner")
 	f.StringVar(&end, "contract-end", "", "last day of the contract, YYYY-MM-DD (UTC)")
+	f.StringVar(&tier, "risk-tier", "medium", "risk tier: low, medium, high or critical (high and critical forbid client secrets)")
 	return cmd
 }
 
 func (c *cli) showPartner(p *treatyv1.Partner, seq uint64) {
 	fields(c.stdout, withSequence([]string{"id", p.GetId(), "name", p.GetDisplayName(), "owner", p.GetOwnerTeam(),
-		"state", stateName(p.GetState()),
+		"state", stateName(p.GetState()), "risk tier", registry.TierName(p.GetRiskTier()),
 		"contract end", fmt.Sprintf("%s (access ends %s)", contractEndDate(p.GetContractEndTime()), ts(p.GetContractEndTime())),
 		"created", ts(p.GetCreateTime()), "updated", ts(p.GetUpdateTime())}, seq)...)
 }

@@ -14,34 +14,49 @@ import (
 func (c *cli) workloadCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "workload", Short: "Register, inspect and retire workloads (the identities acting for an integration)"}
 	var integration, id, keyFile string
+	var tlsSub treatyv1.TlsClientAuth
 	create := &cobra.Command{
-		Use:   "create --integration ID --id ID --public-key FILE.pub",
-		Short: "Register a workload and its Ed25519 public key",
+		Use:   "create --integration ID --id ID (--public-key FILE.pub | --tls-subject-dn DN | --tls-san-dns NAME | --tls-san-uri URI)",
+		Short: "Register a workload with its public key (Ed25519, ECDSA P-256 or RSA) and/or its TLS client certificate subject",
 		Args:  args(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := need(cmd, "integration", "id", "public-key"); err != nil {
+			if err := need(cmd, "integration", "id"); err != nil {
 				return err
+			}
+			var sub *treatyv1.TlsClientAuth
+			if tlsSub.GetSubjectDn() != "" || tlsSub.GetSanDns() != "" || tlsSub.GetSanUri() != "" {
+				sub = &tlsSub
+			}
+			if keyFile == "" && sub == nil {
+				return usagef("workload create: --public-key is required unless --tls-subject-dn, --tls-san-dns or --tls-san-uri names the client certificate")
 			}
 			for _, f := range [][2]string{{"integration", integration}, {"id", id}} {
 				if err := checkIDFlag(f[0], f[1]); err != nil {
 					return err
 				}
 			}
-			pemBytes, err := os.ReadFile(keyFile)
-			if err != nil {
-				return fmt.Errorf("read public key: %w", err)
+			var pemBytes []byte
+			if keyFile != "" {
+				var err error
+				if pemBytes, err = os.ReadFile(keyFile); err != nil {
+					return fmt.Errorf("read public key: %w", err)
+				}
 			}
 			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.CreateWorkloadResponse, error) {
-				return rc.CreateWorkload(ctx, &treatyv1.CreateWorkloadRequest{Id: id, IntegrationId: integration, PublicKeyPem: string(pemBytes), Actor: c.actor})
+				return rc.CreateWorkload(ctx, &treatyv1.CreateWorkloadRequest{Id: id, IntegrationId: integration, PublicKeyPem: string(pemBytes),
+					TlsClientAuth: sub, Actor: c.actor})
 			}, func(r *treatyv1.CreateWorkloadResponse) { c.showWorkload(r.GetWorkload(), r.GetSequence()) })
 		},
 	}
 	f := create.Flags()
 	f.StringVar(&integration, "integration", "", "the integration's id")
 	f.StringVar(&id, "id", "", "workload id (also its OAuth client id)")
-	f.StringVar(&keyFile, "public-key", "", "PEM file with the workload's Ed25519 public key (from 'treaty keygen')")
+	f.StringVar(&keyFile, "public-key", "", "PEM file with the workload's public key (from 'treaty keygen')")
+	f.StringVar(&tlsSub.SubjectDn, "tls-subject-dn", "", "tls_client_auth: the client certificate's subject DN, e.g. CN=orders,O=Acme")
+	f.StringVar(&tlsSub.SanDns, "tls-san-dns", "", "tls_client_auth: a DNS name in the client certificate's SANs")
+	f.StringVar(&tlsSub.SanUri, "tls-san-uri", "", "tls_client_auth: a URI in the client certificate's SANs, e.g. a SPIFFE id")
 
-	cmd.AddCommand(create, c.workloadRetireCmd(), registryGetCmd(c, "workload",
+	cmd.AddCommand(create, c.workloadRetireCmd(), c.workloadAddKeyCmd(), c.workloadRemoveKeyCmd(), registryGetCmd(c, "workload",
 		func(ctx context.Context, rc treatyv1.RegistryServiceClient, id string) (*treatyv1.GetWorkloadResponse, error) {
 			return rc.GetWorkload(ctx, &treatyv1.GetWorkloadRequest{Id: id})
 		}, func(r *treatyv1.GetWorkloadResponse) { c.showWorkload(r.GetWorkload(), 0) }))
@@ -54,5 +69,18 @@ func (c *cli) showWorkload(w *treatyv1.Workload, seq uint64) {
 		keys = append(keys, k.GetAlgorithm()+":"+k.GetKeyId())
 	}
 	fields(c.stdout, withSequence([]string{"id", w.GetId(), "integration", w.GetIntegrationId(), "partner", w.GetPartnerId(),
-		"state", stateName(w.GetState()), "keys", strings.Join(keys, ","), "created", ts(w.GetCreateTime())}, seq)...)
+		"state", stateName(w.GetState()), "keys", strings.Join(keys, ","), "tls subject", tlsName(w.GetTlsClientAuth()),
+		"created", ts(w.GetCreateTime())}, seq)...)
+}
+
+func tlsName(t *treatyv1.TlsClientAuth) string {
+	switch {
+	case t.GetSubjectDn() != "":
+		return "subject_dn=" + t.GetSubjectDn()
+	case t.GetSanDns() != "":
+		return "san_dns=" + t.GetSanDns()
+	case t.GetSanUri() != "":
+		return "san_uri=" + t.GetSanUri()
+	}
+	return "-"
 }

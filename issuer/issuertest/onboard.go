@@ -24,6 +24,11 @@ type Integration struct {
 	// MaxTTL is the longest lifetime of a credential under the integration; it must be positive
 	// and within the deployment's maximum.
 	MaxTTL time.Duration
+	// ClientAuthMethods, if set, are the client authentication methods it allows (else the
+	// partner's risk tier decides).
+	ClientAuthMethods []treatyv1.ClientAuthMethod
+	// SenderConstraint is the proof of possession its tokens require (unset: none).
+	SenderConstraint treatyv1.SenderConstraint
 }
 
 // Workload is an onboarded workload and the private key it signs its client assertions with.
@@ -60,7 +65,8 @@ func (w *World) CreateIntegration(in Integration) uint64 {
 	resp, err := w.Registry.CreateIntegration(context.Background(), &treatyv1.CreateIntegrationRequest{
 		Integration: &treatyv1.Integration{
 			Id: in.ID, PartnerId: in.PartnerID, AllowedScopes: in.Scopes, Audiences: in.Audiences,
-			MaxCredentialTtl: durationpb.New(in.MaxTTL),
+			MaxCredentialTtl: durationpb.New(in.MaxTTL), AllowedClientAuthMethods: in.ClientAuthMethods,
+			SenderConstraint: in.SenderConstraint,
 		},
 		Actor: Actor,
 	})

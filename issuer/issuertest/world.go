@@ -184,8 +184,16 @@ func (w *World) Events() []*treatyv1.Event {
 // sequence minSeq, and returns the decision's reason ("granted" for an allow).
 func (w *World) Check(token, action, resource string, minSeq uint64) string {
 	w.tb.Helper()
+	return w.CheckWithProof(token, action, resource, minSeq, nil)
+}
+
+// CheckWithProof is Check for a sender-constrained token: proof is the evidence of possession the
+// enforcement point saw (a DPoP proof, a client certificate's thumbprint).
+func (w *World) CheckWithProof(token, action, resource string, minSeq uint64, proof *treatyv1.Proof) string {
+	w.tb.Helper()
 	resp, err := w.Decisions.Check(context.Background(), &treatyv1.CheckRequest{
 		Subject: &treatyv1.CheckRequest_Token{Token: token}, Action: action, Resource: resource, MinSequence: minSeq,
+		Proof: proof,
 	})
 	if err != nil {
 		w.tb.Fatalf("Check: %v", err)

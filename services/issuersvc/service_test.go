@@ -254,7 +254,7 @@ func TestIssueToken(t *testing.T) {
 		Id: claims.ID, WorkloadId: workload, IntegrationId: integration, PartnerId: partner,
 		Scopes: []string{"invoices:write", "invoices:read"}, Audience: audience,
 		IssueTime: c.GetIssueTime(), ExpireTime: c.GetExpireTime(), Kid: tok.Headers[0].KeyID, Sequence: claims.Sequence,
-		AuthMethod: issuer.AuthPrivateKeyJWT,
+		AuthMethod: issuer.MethodPrivateKeyJWT, Binding: issuer.BindingNone,
 	}
 	if diff := cmp.Diff(want, c, protocmp.Transform()); diff != "" {
 		t.Fatalf("credential (-want +got):\n%s", diff)
@@ -338,7 +338,7 @@ func TestCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := got.GetCredential(); !c.GetLastSeenTime().AsTime().Equal(seen) || c.GetAuthMethod() != issuer.AuthPrivateKeyJWT || c.GetBinding() != "" {
+	if c := got.GetCredential(); !c.GetLastSeenTime().AsTime().Equal(seen) || c.GetAuthMethod() != issuer.MethodPrivateKeyJWT || c.GetBinding() != issuer.BindingNone {
 		t.Fatalf("credential after a usage report: last seen %v (want %v), auth method %q, binding %q", c.GetLastSeenTime().AsTime(), seen, c.GetAuthMethod(), c.GetBinding())
 	}
 

@@ -41,7 +41,9 @@ func TestDirectoryReadsTheRegistry(t *testing.T) {
 
 	i, err := dir.Integration(ctx, "orders")
 	want := issuer.Integration{ID: "orders", PartnerID: "acme", Active: true, AllowedScopes: []string{"orders:read", "orders:write"},
-		Audiences: []string{"https://api.example.com"}, MaxTTL: 15 * time.Minute}
+		Audiences: []string{"https://api.example.com"}, MaxTTL: 15 * time.Minute,
+		ClientAuthMethods: []string{"private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "client_secret_basic", "client_secret_post"},
+		SenderConstraint:  issuer.ConstraintNone}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,7 +155,9 @@ func (s *Service) CreateWorkload(ctx context.Context, req *treatyv1.CreateWorklo
 	if err := validateCreateWorkload(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	w, seq, err := s.reg.CreateWorkload(ctx, req.GetId(), req.GetIntegrationId(), req.GetPublicKeyPem(), req.GetActor())
+	spec := registry.WorkloadSpec{ID: req.GetId(), IntegrationID: req.GetIntegrationId(), PublicKeyPEM: req.GetPublicKeyPem(),
+		TLS: tlsFromProto(req.GetTlsClientAuth())}
+	w, seq, err := s.reg.CreateWorkloadFrom(ctx, spec, req.GetActor())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -172,6 +174,30 @@ func (s *Service) RetireWorkload(ctx context.Context, req *treatyv1.RetireWorklo
 		return nil, edge.Status(s.log, err)
 	}
 	return &treatyv1.RetireWorkloadResponse{Workload: workloadToProto(w), Sequence: seq}, nil
+}
+
+// AddWorkloadKey implements treatyv1.RegistryServiceServer.
+func (s *Service) AddWorkloadKey(ctx context.Context, req *treatyv1.AddWorkloadKeyRequest) (*treatyv1.AddWorkloadKeyResponse, error) {
+	if err := validateAddWorkloadKey(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	w, seq, err := s.reg.AddWorkloadKey(ctx, req.GetId(), req.GetPublicKeyPem(), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.AddWorkloadKeyResponse{Workload: workloadToProto(w), Sequence: seq}, nil
+}
+
+// RemoveWorkloadKey implements treatyv1.RegistryServiceServer.
+func (s *Service) RemoveWorkloadKey(ctx context.Context, req *treatyv1.RemoveWorkloadKeyRequest) (*treatyv1.RemoveWorkloadKeyResponse, error) {
+	if err := validateRemoveWorkloadKey(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	w, seq, err := s.reg.RemoveWorkloadKey(ctx, req.GetId(), req.GetKeyId(), req.GetActor())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.RemoveWorkloadKeyResponse{Workload: workloadToProto(w), Sequence: seq}, nil
 }
 
 // GetWorkload implements treatyv1.RegistryServiceServer.

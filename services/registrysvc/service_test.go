@@ -175,11 +175,40 @@ func TestBadRequestsGetExactCodes(t *testing.T) {
 	if _, err := f.client.OffboardPartner(ctx, &treatyv1.OffboardPartnerRequest{Id: "gone", Reason: "contract ended", Actor: "bob"}); err != nil {
 		t.Fatal(err)
 	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, freshPEM := publicKey(t)
+	high := partnerProto("fort")
+	high.RiskTier = treatyv1.RiskTier_RISK_TIER_HIGH
+	if _, err := f.client.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Partner: high}); err != nil {
+		t.Fatal(err)
+	}
+	_, secondPEM := publicKey(t)
+	f.mustWorkload(t, "two-keys", "orders", secondPEM)
+	_, thirdPEM := publicKey(t)
+	if _, err := f.client.AddWorkloadKey(ctx, &treatyv1.AddWorkloadKeyRequest{Id: "two-keys", PublicKeyPem: thirdPEM}); err != nil {
+		t.Fatal(err)
+	}
+	addKey := func(id, keyPEM string) func() error {
+		return func() error {
+			_, err := f.client.AddWorkloadKey(ctx, &treatyv1.AddWorkloadKeyRequest{Id: id, PublicKeyPem: keyPEM})
+			return err
+		}
+	}
+	removeKey := func(id, kid string) func() error {
+		return func() error {
+			_, err := f.client.RemoveWorkloadKey(ctx, &treatyv1.RemoveWorkloadKeyRequest{Id: id, KeyId: kid})
+			return err
+		}
+	}
+	bot, err := f.client.GetWorkload(ctx, &treatyv1.GetWorkloadRequest{Id: "bot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	botKid := bot.GetWorkload().GetPublicKeys()[0].GetKeyId()
+	secret := treatyv1.ClientAuthMethod_CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC
 
 	partnerWith := func(edit func(*treatyv1.Partner)) *treatyv1.CreatePartnerRequest {
 		p := partnerProto("new")
@@ -219,6 +248,27 @@ func TestBadRequestsGetExactCodes(t *testing.T) {
 		{"contract end invalid", createPartner(partnerWith(func(p *treatyv1.Partner) { p.ContractEndTime = &timestamppb.Timestamp{Seconds: 1 << 40} })), codes.InvalidArgument, "partner.contract_end_time"},
 		{"contract end past", createPartner(partnerWith(func(p *treatyv1.Partner) { p.ContractEndTime = timestamppb.New(time.Now().Add(-time.Hour)) })), codes.InvalidArgument, "partner.contract_end_time"},
 		{"actor too long", createPartner(&treatyv1.CreatePartnerRequest{Partner: partnerProto("new"), Actor: strings.Repeat("a", 300)}), codes.InvalidArgument, "actor"},
+		{"risk tier unknown", createPartner(partnerWith(func(p *treatyv1.Partner) { p.RiskTier = 7 })), codes.InvalidArgument, "partner.risk_tier"},
+		{"auth method unknown", createIntegration(integrationWith(func(i *treatyv1.Integration) {
+			i.AllowedClientAuthMethods = []treatyv1.ClientAuthMethod{0}
+		})), codes.InvalidArgument, "integration.allowed_client_auth_methods"},
+		{"sender constraint unknown", createIntegration(integrationWith(func(i *treatyv1.Integration) { i.SenderConstraint = 12 })), codes.InvalidArgument, "integration.sender_constraint"},
+		{"client secret for a high-tier partner", createIntegration(integrationWith(func(i *treatyv1.Integration) {
+			i.PartnerId, i.AllowedClientAuthMethods = "fort", []treatyv1.ClientAuthMethod{secret}
+		})), codes.FailedPrecondition, ""},
+		{"workload tls two subjects", func() error {
+			_, err := f.client.CreateWorkload(ctx, &treatyv1.CreateWorkloadRequest{Id: "new", IntegrationId: "orders",
+				TlsClientAuth: &treatyv1.TlsClientAuth{SubjectDn: "CN=a", SanDns: "a.example"}})
+			return err
+		}, codes.InvalidArgument, "tls_client_auth"},
+		{"add key bad id", addKey("", freshPEM), codes.InvalidArgument, "id"},
+		{"add key missing", addKey("bot", ""), codes.InvalidArgument, "public_key_pem"},
+		{"add key unknown workload", addKey("nobody", freshPEM), codes.NotFound, ""},
+		{"add third key", addKey("two-keys", freshPEM), codes.FailedPrecondition, ""},
+		{"add key reused", addKey("bot", keyPEM), codes.AlreadyExists, ""},
+		{"remove key bad id", removeKey("bot", ""), codes.InvalidArgument, "key_id"},
+		{"remove key unknown", removeKey("bot", "nokey"), codes.NotFound, ""},
+		{"remove last key", removeKey("bot", botKid), codes.FailedPrecondition, ""},
 		{"partner exists", createPartner(&treatyv1.CreatePartnerRequest{Partner: partnerProto("acme")}), codes.AlreadyExists, ""},
 
 		{"get partner bad id", func() error { _, err := f.client.GetPartner(ctx, &treatyv1.GetPartnerRequest{Id: "a b"}); return err }, codes.InvalidArgument, "id"},
@@ -294,7 +344,7 @@ func TestBadRequestsGetExactCodes(t *testing.T) {
 		{"workload id missing", createWorkload("", "orders", freshPEM), codes.InvalidArgument, "id"},
 		{"workload integration bad", createWorkload("new", "Orders", freshPEM), codes.InvalidArgument, "integration_id"},
 		{"workload key missing", createWorkload("new", "orders", ""), codes.InvalidArgument, "public_key_pem"},
-		{"workload key not ed25519", createWorkload("new", "orders", pemOf(t, &ecKey.PublicKey)), codes.InvalidArgument, "public_key_pem"},
+		{"workload key P-384", createWorkload("new", "orders", pemOf(t, &ecKey.PublicKey)), codes.InvalidArgument, "public_key_pem"},
 		{"workload key not pem", createWorkload("new", "orders", "hello"), codes.InvalidArgument, "public_key_pem"},
 		{"workload integration unknown", createWorkload("new", "nothing", freshPEM), codes.NotFound, ""},
 		{"workload partner terminated", createWorkload("new", "gone-orders", freshPEM), codes.FailedPrecondition, ""},

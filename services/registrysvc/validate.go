@@ -44,6 +44,9 @@ func validateCreatePartner(req *treatyv1.CreatePartnerRequest) error {
 	if err := registry.CheckName("partner.owner_team", p.GetOwnerTeam()); err != nil {
 		return err
 	}
+	if err := registry.CheckTier("partner.risk_tier", p.GetRiskTier()); err != nil {
+		return err
+	}
 	switch end := p.GetContractEndTime(); {
 	case end == nil:
 		return fail.Invalidf("partner.contract_end_time", "partner.contract_end_time is required: the instant the partner's access ends")
@@ -84,6 +87,12 @@ func validateCreateIntegration(req *treatyv1.CreateIntegrationRequest) error {
 	if err := registry.CheckAudiences("integration.audiences", i.GetAudiences()); err != nil {
 		return err
 	}
+	if err := registry.CheckMethods("integration.allowed_client_auth_methods", i.GetAllowedClientAuthMethods()); err != nil {
+		return err
+	}
+	if err := registry.CheckConstraint("integration.sender_constraint", i.GetSenderConstraint()); err != nil {
+		return err
+	}
 	switch ttl := i.GetMaxCredentialTtl(); {
 	case ttl == nil:
 		return fail.Invalidf("integration.max_credential_ttl", "integration.max_credential_ttl is required")
@@ -102,8 +111,31 @@ func validateCreateWorkload(req *treatyv1.CreateWorkloadRequest) error {
 	if err := fail.CheckID("integration_id", req.GetIntegrationId()); err != nil {
 		return err
 	}
+	if err := tlsFromProto(req.GetTlsClientAuth()).Check("tls_client_auth"); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.GetPublicKeyPem()) == "" && req.GetTlsClientAuth() == nil {
+		return fail.Invalidf("public_key_pem", "public_key_pem is required (unless tls_client_auth names the workload's client certificate): the workload's public key as PKIX PEM (-----BEGIN PUBLIC KEY-----)")
+	}
+	return registry.CheckActor("actor", req.GetActor())
+}
+
+func validateAddWorkloadKey(req *treatyv1.AddWorkloadKeyRequest) error {
+	if err := fail.CheckID("id", req.GetId()); err != nil {
+		return err
+	}
 	if strings.TrimSpace(req.GetPublicKeyPem()) == "" {
-		return fail.Invalidf("public_key_pem", "public_key_pem is required: the workload's Ed25519 public key as PKIX PEM (-----BEGIN PUBLIC KEY-----)")
+		return fail.Invalidf("public_key_pem", "public_key_pem is required: the workload's new public key as PKIX PEM (-----BEGIN PUBLIC KEY-----)")
+	}
+	return registry.CheckActor("actor", req.GetActor())
+}
+
+func validateRemoveWorkloadKey(req *treatyv1.RemoveWorkloadKeyRequest) error {
+	if err := fail.CheckID("id", req.GetId()); err != nil {
+		return err
+	}
+	if err := fail.CheckOpaqueID("key_id", req.GetKeyId()); err != nil {
+		return err
 	}
 	return registry.CheckActor("actor", req.GetActor())
 }

@@ -23,6 +23,196 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RiskTier is how much harm a partner's credentials could do in the wrong hands.
+type RiskTier int32
+
+const (
+	// Not set: RISK_TIER_MEDIUM on create.
+	RiskTier_RISK_TIER_UNSPECIFIED RiskTier = 0
+	// Low: every client authentication method may be allowed.
+	RiskTier_RISK_TIER_LOW RiskTier = 1
+	// Medium: every client authentication method may be allowed.
+	RiskTier_RISK_TIER_MEDIUM RiskTier = 2
+	// High: no client secrets; private_key_jwt and mTLS only.
+	RiskTier_RISK_TIER_HIGH RiskTier = 3
+	// Critical: no client secrets; private_key_jwt and mTLS only.
+	RiskTier_RISK_TIER_CRITICAL RiskTier = 4
+)
+
+// Enum value maps for RiskTier.
+var (
+	RiskTier_name = map[int32]string{
+		0: "RISK_TIER_UNSPECIFIED",
+		1: "RISK_TIER_LOW",
+		2: "RISK_TIER_MEDIUM",
+		3: "RISK_TIER_HIGH",
+		4: "RISK_TIER_CRITICAL",
+	}
+	RiskTier_value = map[string]int32{
+		"RISK_TIER_UNSPECIFIED": 0,
+		"RISK_TIER_LOW":         1,
+		"RISK_TIER_MEDIUM":      2,
+		"RISK_TIER_HIGH":        3,
+		"RISK_TIER_CRITICAL":    4,
+	}
+)
+
+func (x RiskTier) Enum() *RiskTier {
+	p := new(RiskTier)
+	*p = x
+	return p
+}
+
+func (x RiskTier) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RiskTier) Descriptor() protoreflect.EnumDescriptor {
+	return file_treaty_v1_registry_proto_enumTypes[0].Descriptor()
+}
+
+func (RiskTier) Type() protoreflect.EnumType {
+	return &file_treaty_v1_registry_proto_enumTypes[0]
+}
+
+func (x RiskTier) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RiskTier.Descriptor instead.
+func (RiskTier) EnumDescriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{0}
+}
+
+// ClientAuthMethod is how a workload authenticates at the token endpoint (the names of RFC 8414's
+// token_endpoint_auth_methods_supported).
+type ClientAuthMethod int32
+
+const (
+	// Not a method.
+	ClientAuthMethod_CLIENT_AUTH_METHOD_UNSPECIFIED ClientAuthMethod = 0
+	// `private_key_jwt` (RFC 7523): a client assertion signed by a registered key.
+	ClientAuthMethod_CLIENT_AUTH_METHOD_PRIVATE_KEY_JWT ClientAuthMethod = 1
+	// `tls_client_auth` (RFC 8705 section 2.1): a CA-issued client certificate whose subject is the
+	// one registered.
+	ClientAuthMethod_CLIENT_AUTH_METHOD_TLS_CLIENT_AUTH ClientAuthMethod = 2
+	// `self_signed_tls_client_auth` (RFC 8705 section 2.2): a self-signed client certificate whose
+	// public key is one registered.
+	ClientAuthMethod_CLIENT_AUTH_METHOD_SELF_SIGNED_TLS_CLIENT_AUTH ClientAuthMethod = 3
+	// `client_secret_basic` (RFC 6749): a client secret in the Authorization header.
+	ClientAuthMethod_CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC ClientAuthMethod = 4
+	// `client_secret_post` (RFC 6749): a client secret in the request body.
+	ClientAuthMethod_CLIENT_AUTH_METHOD_CLIENT_SECRET_POST ClientAuthMethod = 5
+)
+
+// Enum value maps for ClientAuthMethod.
+var (
+	ClientAuthMethod_name = map[int32]string{
+		0: "CLIENT_AUTH_METHOD_UNSPECIFIED",
+		1: "CLIENT_AUTH_METHOD_PRIVATE_KEY_JWT",
+		2: "CLIENT_AUTH_METHOD_TLS_CLIENT_AUTH",
+		3: "CLIENT_AUTH_METHOD_SELF_SIGNED_TLS_CLIENT_AUTH",
+		4: "CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC",
+		5: "CLIENT_AUTH_METHOD_CLIENT_SECRET_POST",
+	}
+	ClientAuthMethod_value = map[string]int32{
+		"CLIENT_AUTH_METHOD_UNSPECIFIED":                 0,
+		"CLIENT_AUTH_METHOD_PRIVATE_KEY_JWT":             1,
+		"CLIENT_AUTH_METHOD_TLS_CLIENT_AUTH":             2,
+		"CLIENT_AUTH_METHOD_SELF_SIGNED_TLS_CLIENT_AUTH": 3,
+		"CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC":         4,
+		"CLIENT_AUTH_METHOD_CLIENT_SECRET_POST":          5,
+	}
+)
+
+func (x ClientAuthMethod) Enum() *ClientAuthMethod {
+	p := new(ClientAuthMethod)
+	*p = x
+	return p
+}
+
+func (x ClientAuthMethod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ClientAuthMethod) Descriptor() protoreflect.EnumDescriptor {
+	return file_treaty_v1_registry_proto_enumTypes[1].Descriptor()
+}
+
+func (ClientAuthMethod) Type() protoreflect.EnumType {
+	return &file_treaty_v1_registry_proto_enumTypes[1]
+}
+
+func (x ClientAuthMethod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ClientAuthMethod.Descriptor instead.
+func (ClientAuthMethod) EnumDescriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{1}
+}
+
+// SenderConstraint is the proof of possession every token issued under an integration requires.
+type SenderConstraint int32
+
+const (
+	// Not set: SENDER_CONSTRAINT_NONE.
+	SenderConstraint_SENDER_CONSTRAINT_UNSPECIFIED SenderConstraint = 0
+	// Bearer tokens are allowed; a token is still bound when the client asks for it.
+	SenderConstraint_SENDER_CONSTRAINT_NONE SenderConstraint = 1
+	// Every token is DPoP-bound (RFC 9449, `cnf.jkt`).
+	SenderConstraint_SENDER_CONSTRAINT_DPOP SenderConstraint = 2
+	// Every token is bound to the client's TLS certificate (RFC 8705, `cnf.x5t#S256`).
+	SenderConstraint_SENDER_CONSTRAINT_MTLS SenderConstraint = 3
+	// Every token is bound, by DPoP or by the client certificate.
+	SenderConstraint_SENDER_CONSTRAINT_DPOP_OR_MTLS SenderConstraint = 4
+)
+
+// Enum value maps for SenderConstraint.
+var (
+	SenderConstraint_name = map[int32]string{
+		0: "SENDER_CONSTRAINT_UNSPECIFIED",
+		1: "SENDER_CONSTRAINT_NONE",
+		2: "SENDER_CONSTRAINT_DPOP",
+		3: "SENDER_CONSTRAINT_MTLS",
+		4: "SENDER_CONSTRAINT_DPOP_OR_MTLS",
+	}
+	SenderConstraint_value = map[string]int32{
+		"SENDER_CONSTRAINT_UNSPECIFIED":  0,
+		"SENDER_CONSTRAINT_NONE":         1,
+		"SENDER_CONSTRAINT_DPOP":         2,
+		"SENDER_CONSTRAINT_MTLS":         3,
+		"SENDER_CONSTRAINT_DPOP_OR_MTLS": 4,
+	}
+)
+
+func (x SenderConstraint) Enum() *SenderConstraint {
+	p := new(SenderConstraint)
+	*p = x
+	return p
+}
+
+func (x SenderConstraint) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SenderConstraint) Descriptor() protoreflect.EnumDescriptor {
+	return file_treaty_v1_registry_proto_enumTypes[2].Descriptor()
+}
+
+func (SenderConstraint) Type() protoreflect.EnumType {
+	return &file_treaty_v1_registry_proto_enumTypes[2]
+}
+
+func (x SenderConstraint) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SenderConstraint.Descriptor instead.
+func (SenderConstraint) EnumDescriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{2}
+}
+
 // Partner is an external organisation that holds machine credentials into the platform.
 type Partner struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -41,7 +231,10 @@ type Partner struct {
 	// When the partner last changed.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Opaque version for optimistic concurrency.
-	Etag          string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The partner's risk tier; it sets which client authentication methods its integrations may
+	// allow. RISK_TIER_UNSPECIFIED on create means RISK_TIER_MEDIUM.
+	RiskTier      RiskTier `protobuf:"varint,9,opt,name=risk_tier,json=riskTier,proto3,enum=treaty.v1.RiskTier" json:"risk_tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -132,6 +325,13 @@ func (x *Partner) GetEtag() string {
 	return ""
 }
 
+func (x *Partner) GetRiskTier() RiskTier {
+	if x != nil {
+		return x.RiskTier
+	}
+	return RiskTier_RISK_TIER_UNSPECIFIED
+}
+
 // Integration is one way a partner reaches the platform, with its scope ceiling and limits.
 type Integration struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -152,9 +352,15 @@ type Integration struct {
 	// When the integration last changed.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Opaque version for optimistic concurrency.
-	Etag          string `protobuf:"bytes,9,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Etag string `protobuf:"bytes,9,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The client authentication methods workloads of this integration may use. Empty on create means
+	// the default of the partner's risk tier (every method for low and medium, no client secrets for
+	// high and critical); a method the tier forbids is FAILED_PRECONDITION.
+	AllowedClientAuthMethods []ClientAuthMethod `protobuf:"varint,10,rep,packed,name=allowed_client_auth_methods,json=allowedClientAuthMethods,proto3,enum=treaty.v1.ClientAuthMethod" json:"allowed_client_auth_methods,omitempty"`
+	// The proof of possession every token issued under the integration requires.
+	SenderConstraint SenderConstraint `protobuf:"varint,11,opt,name=sender_constraint,json=senderConstraint,proto3,enum=treaty.v1.SenderConstraint" json:"sender_constraint,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Integration) Reset() {
@@ -250,6 +456,20 @@ func (x *Integration) GetEtag() string {
 	return ""
 }
 
+func (x *Integration) GetAllowedClientAuthMethods() []ClientAuthMethod {
+	if x != nil {
+		return x.AllowedClientAuthMethods
+	}
+	return nil
+}
+
+func (x *Integration) GetSenderConstraint() SenderConstraint {
+	if x != nil {
+		return x.SenderConstraint
+	}
+	return SenderConstraint_SENDER_CONSTRAINT_UNSPECIFIED
+}
+
 // WorkloadKey is a public key a workload signs its client assertions with.
 type WorkloadKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -332,7 +552,9 @@ type Workload struct {
 	// When the workload last changed.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Opaque version for optimistic concurrency.
-	Etag          string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
+	// The certificate subject the workload authenticates with by `tls_client_auth`, if any.
+	TlsClientAuth *TlsClientAuth `protobuf:"bytes,9,opt,name=tls_client_auth,json=tlsClientAuth,proto3" json:"tls_client_auth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -423,6 +645,80 @@ func (x *Workload) GetEtag() string {
 	return ""
 }
 
+func (x *Workload) GetTlsClientAuth() *TlsClientAuth {
+	if x != nil {
+		return x.TlsClientAuth
+	}
+	return nil
+}
+
+// TlsClientAuth names the CA-issued client certificate a workload authenticates with (RFC 8705
+// section 2.1.2): exactly one of its fields is set.
+type TlsClientAuth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The certificate's subject distinguished name, as RFC 4514 writes it, for example
+	// `CN=orders,O=Acme`.
+	SubjectDn string `protobuf:"bytes,1,opt,name=subject_dn,json=subjectDn,proto3" json:"subject_dn,omitempty"`
+	// A dNSName the certificate's subject alternative names must contain.
+	SanDns string `protobuf:"bytes,2,opt,name=san_dns,json=sanDns,proto3" json:"san_dns,omitempty"`
+	// A uniformResourceIdentifier the certificate's subject alternative names must contain, for
+	// example a SPIFFE id.
+	SanUri        string `protobuf:"bytes,3,opt,name=san_uri,json=sanUri,proto3" json:"san_uri,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TlsClientAuth) Reset() {
+	*x = TlsClientAuth{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TlsClientAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TlsClientAuth) ProtoMessage() {}
+
+func (x *TlsClientAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TlsClientAuth.ProtoReflect.Descriptor instead.
+func (*TlsClientAuth) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TlsClientAuth) GetSubjectDn() string {
+	if x != nil {
+		return x.SubjectDn
+	}
+	return ""
+}
+
+func (x *TlsClientAuth) GetSanDns() string {
+	if x != nil {
+		return x.SanDns
+	}
+	return ""
+}
+
+func (x *TlsClientAuth) GetSanUri() string {
+	if x != nil {
+		return x.SanUri
+	}
+	return ""
+}
+
 // CreatePartnerRequest registers a partner.
 type CreatePartnerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -437,7 +733,7 @@ type CreatePartnerRequest struct {
 
 func (x *CreatePartnerRequest) Reset() {
 	*x = CreatePartnerRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[4]
+	mi := &file_treaty_v1_registry_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +745,7 @@ func (x *CreatePartnerRequest) String() string {
 func (*CreatePartnerRequest) ProtoMessage() {}
 
 func (x *CreatePartnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[4]
+	mi := &file_treaty_v1_registry_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +758,7 @@ func (x *CreatePartnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartnerRequest.ProtoReflect.Descriptor instead.
 func (*CreatePartnerRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{4}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreatePartnerRequest) GetPartner() *Partner {
@@ -492,7 +788,7 @@ type CreatePartnerResponse struct {
 
 func (x *CreatePartnerResponse) Reset() {
 	*x = CreatePartnerResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[5]
+	mi := &file_treaty_v1_registry_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +800,7 @@ func (x *CreatePartnerResponse) String() string {
 func (*CreatePartnerResponse) ProtoMessage() {}
 
 func (x *CreatePartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[5]
+	mi := &file_treaty_v1_registry_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +813,7 @@ func (x *CreatePartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartnerResponse.ProtoReflect.Descriptor instead.
 func (*CreatePartnerResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{5}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreatePartnerResponse) GetPartner() *Partner {
@@ -545,7 +841,7 @@ type GetPartnerRequest struct {
 
 func (x *GetPartnerRequest) Reset() {
 	*x = GetPartnerRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[6]
+	mi := &file_treaty_v1_registry_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +853,7 @@ func (x *GetPartnerRequest) String() string {
 func (*GetPartnerRequest) ProtoMessage() {}
 
 func (x *GetPartnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[6]
+	mi := &file_treaty_v1_registry_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +866,7 @@ func (x *GetPartnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPartnerRequest.ProtoReflect.Descriptor instead.
 func (*GetPartnerRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{6}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetPartnerRequest) GetId() string {
@@ -591,7 +887,7 @@ type GetPartnerResponse struct {
 
 func (x *GetPartnerResponse) Reset() {
 	*x = GetPartnerResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[7]
+	mi := &file_treaty_v1_registry_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +899,7 @@ func (x *GetPartnerResponse) String() string {
 func (*GetPartnerResponse) ProtoMessage() {}
 
 func (x *GetPartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[7]
+	mi := &file_treaty_v1_registry_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +912,7 @@ func (x *GetPartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPartnerResponse.ProtoReflect.Descriptor instead.
 func (*GetPartnerResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{7}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetPartnerResponse) GetPartner() *Partner {
@@ -639,7 +935,7 @@ type ListPartnersRequest struct {
 
 func (x *ListPartnersRequest) Reset() {
 	*x = ListPartnersRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[8]
+	mi := &file_treaty_v1_registry_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +947,7 @@ func (x *ListPartnersRequest) String() string {
 func (*ListPartnersRequest) ProtoMessage() {}
 
 func (x *ListPartnersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[8]
+	mi := &file_treaty_v1_registry_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +960,7 @@ func (x *ListPartnersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartnersRequest.ProtoReflect.Descriptor instead.
 func (*ListPartnersRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{8}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListPartnersRequest) GetPageSize() int32 {
@@ -694,7 +990,7 @@ type ListPartnersResponse struct {
 
 func (x *ListPartnersResponse) Reset() {
 	*x = ListPartnersResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[9]
+	mi := &file_treaty_v1_registry_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +1002,7 @@ func (x *ListPartnersResponse) String() string {
 func (*ListPartnersResponse) ProtoMessage() {}
 
 func (x *ListPartnersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[9]
+	mi := &file_treaty_v1_registry_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +1015,7 @@ func (x *ListPartnersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartnersResponse.ProtoReflect.Descriptor instead.
 func (*ListPartnersResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{9}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListPartnersResponse) GetPartners() []*Partner {
@@ -751,7 +1047,7 @@ type SuspendPartnerRequest struct {
 
 func (x *SuspendPartnerRequest) Reset() {
 	*x = SuspendPartnerRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[10]
+	mi := &file_treaty_v1_registry_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +1059,7 @@ func (x *SuspendPartnerRequest) String() string {
 func (*SuspendPartnerRequest) ProtoMessage() {}
 
 func (x *SuspendPartnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[10]
+	mi := &file_treaty_v1_registry_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +1072,7 @@ func (x *SuspendPartnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendPartnerRequest.ProtoReflect.Descriptor instead.
 func (*SuspendPartnerRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{10}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SuspendPartnerRequest) GetId() string {
@@ -813,7 +1109,7 @@ type SuspendPartnerResponse struct {
 
 func (x *SuspendPartnerResponse) Reset() {
 	*x = SuspendPartnerResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[11]
+	mi := &file_treaty_v1_registry_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +1121,7 @@ func (x *SuspendPartnerResponse) String() string {
 func (*SuspendPartnerResponse) ProtoMessage() {}
 
 func (x *SuspendPartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[11]
+	mi := &file_treaty_v1_registry_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +1134,7 @@ func (x *SuspendPartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendPartnerResponse.ProtoReflect.Descriptor instead.
 func (*SuspendPartnerResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{11}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SuspendPartnerResponse) GetPartner() *Partner {
@@ -870,7 +1166,7 @@ type OffboardPartnerRequest struct {
 
 func (x *OffboardPartnerRequest) Reset() {
 	*x = OffboardPartnerRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[12]
+	mi := &file_treaty_v1_registry_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +1178,7 @@ func (x *OffboardPartnerRequest) String() string {
 func (*OffboardPartnerRequest) ProtoMessage() {}
 
 func (x *OffboardPartnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[12]
+	mi := &file_treaty_v1_registry_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +1191,7 @@ func (x *OffboardPartnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffboardPartnerRequest.ProtoReflect.Descriptor instead.
 func (*OffboardPartnerRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{12}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OffboardPartnerRequest) GetId() string {
@@ -932,7 +1228,7 @@ type OffboardPartnerResponse struct {
 
 func (x *OffboardPartnerResponse) Reset() {
 	*x = OffboardPartnerResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[13]
+	mi := &file_treaty_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1240,7 @@ func (x *OffboardPartnerResponse) String() string {
 func (*OffboardPartnerResponse) ProtoMessage() {}
 
 func (x *OffboardPartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[13]
+	mi := &file_treaty_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1253,7 @@ func (x *OffboardPartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffboardPartnerResponse.ProtoReflect.Descriptor instead.
 func (*OffboardPartnerResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{13}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OffboardPartnerResponse) GetPartner() *Partner {
@@ -989,7 +1285,7 @@ type RetireIntegrationRequest struct {
 
 func (x *RetireIntegrationRequest) Reset() {
 	*x = RetireIntegrationRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[14]
+	mi := &file_treaty_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1297,7 @@ func (x *RetireIntegrationRequest) String() string {
 func (*RetireIntegrationRequest) ProtoMessage() {}
 
 func (x *RetireIntegrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[14]
+	mi := &file_treaty_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1310,7 @@ func (x *RetireIntegrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireIntegrationRequest.ProtoReflect.Descriptor instead.
 func (*RetireIntegrationRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{14}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RetireIntegrationRequest) GetId() string {
@@ -1051,7 +1347,7 @@ type RetireIntegrationResponse struct {
 
 func (x *RetireIntegrationResponse) Reset() {
 	*x = RetireIntegrationResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[15]
+	mi := &file_treaty_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1359,7 @@ func (x *RetireIntegrationResponse) String() string {
 func (*RetireIntegrationResponse) ProtoMessage() {}
 
 func (x *RetireIntegrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[15]
+	mi := &file_treaty_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1372,7 @@ func (x *RetireIntegrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireIntegrationResponse.ProtoReflect.Descriptor instead.
 func (*RetireIntegrationResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{15}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RetireIntegrationResponse) GetIntegration() *Integration {
@@ -1108,7 +1404,7 @@ type RetireWorkloadRequest struct {
 
 func (x *RetireWorkloadRequest) Reset() {
 	*x = RetireWorkloadRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[16]
+	mi := &file_treaty_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1416,7 @@ func (x *RetireWorkloadRequest) String() string {
 func (*RetireWorkloadRequest) ProtoMessage() {}
 
 func (x *RetireWorkloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[16]
+	mi := &file_treaty_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1429,7 @@ func (x *RetireWorkloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireWorkloadRequest.ProtoReflect.Descriptor instead.
 func (*RetireWorkloadRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RetireWorkloadRequest) GetId() string {
@@ -1170,7 +1466,7 @@ type RetireWorkloadResponse struct {
 
 func (x *RetireWorkloadResponse) Reset() {
 	*x = RetireWorkloadResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[17]
+	mi := &file_treaty_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1478,7 @@ func (x *RetireWorkloadResponse) String() string {
 func (*RetireWorkloadResponse) ProtoMessage() {}
 
 func (x *RetireWorkloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[17]
+	mi := &file_treaty_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1491,7 @@ func (x *RetireWorkloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireWorkloadResponse.ProtoReflect.Descriptor instead.
 func (*RetireWorkloadResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RetireWorkloadResponse) GetWorkload() *Workload {
@@ -1225,7 +1521,7 @@ type CreateIntegrationRequest struct {
 
 func (x *CreateIntegrationRequest) Reset() {
 	*x = CreateIntegrationRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[18]
+	mi := &file_treaty_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1533,7 @@ func (x *CreateIntegrationRequest) String() string {
 func (*CreateIntegrationRequest) ProtoMessage() {}
 
 func (x *CreateIntegrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[18]
+	mi := &file_treaty_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1546,7 @@ func (x *CreateIntegrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIntegrationRequest.ProtoReflect.Descriptor instead.
 func (*CreateIntegrationRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateIntegrationRequest) GetIntegration() *Integration {
@@ -1280,7 +1576,7 @@ type CreateIntegrationResponse struct {
 
 func (x *CreateIntegrationResponse) Reset() {
 	*x = CreateIntegrationResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[19]
+	mi := &file_treaty_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1588,7 @@ func (x *CreateIntegrationResponse) String() string {
 func (*CreateIntegrationResponse) ProtoMessage() {}
 
 func (x *CreateIntegrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[19]
+	mi := &file_treaty_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1601,7 @@ func (x *CreateIntegrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIntegrationResponse.ProtoReflect.Descriptor instead.
 func (*CreateIntegrationResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateIntegrationResponse) GetIntegration() *Integration {
@@ -1333,7 +1629,7 @@ type GetIntegrationRequest struct {
 
 func (x *GetIntegrationRequest) Reset() {
 	*x = GetIntegrationRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[20]
+	mi := &file_treaty_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1641,7 @@ func (x *GetIntegrationRequest) String() string {
 func (*GetIntegrationRequest) ProtoMessage() {}
 
 func (x *GetIntegrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[20]
+	mi := &file_treaty_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1654,7 @@ func (x *GetIntegrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIntegrationRequest.ProtoReflect.Descriptor instead.
 func (*GetIntegrationRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetIntegrationRequest) GetId() string {
@@ -1379,7 +1675,7 @@ type GetIntegrationResponse struct {
 
 func (x *GetIntegrationResponse) Reset() {
 	*x = GetIntegrationResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[21]
+	mi := &file_treaty_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1687,7 @@ func (x *GetIntegrationResponse) String() string {
 func (*GetIntegrationResponse) ProtoMessage() {}
 
 func (x *GetIntegrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[21]
+	mi := &file_treaty_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1700,7 @@ func (x *GetIntegrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIntegrationResponse.ProtoReflect.Descriptor instead.
 func (*GetIntegrationResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetIntegrationResponse) GetIntegration() *Integration {
@@ -1429,7 +1725,7 @@ type ListIntegrationsRequest struct {
 
 func (x *ListIntegrationsRequest) Reset() {
 	*x = ListIntegrationsRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[22]
+	mi := &file_treaty_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1737,7 @@ func (x *ListIntegrationsRequest) String() string {
 func (*ListIntegrationsRequest) ProtoMessage() {}
 
 func (x *ListIntegrationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[22]
+	mi := &file_treaty_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1750,7 @@ func (x *ListIntegrationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIntegrationsRequest.ProtoReflect.Descriptor instead.
 func (*ListIntegrationsRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListIntegrationsRequest) GetPartnerId() string {
@@ -1491,7 +1787,7 @@ type ListIntegrationsResponse struct {
 
 func (x *ListIntegrationsResponse) Reset() {
 	*x = ListIntegrationsResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[23]
+	mi := &file_treaty_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1799,7 @@ func (x *ListIntegrationsResponse) String() string {
 func (*ListIntegrationsResponse) ProtoMessage() {}
 
 func (x *ListIntegrationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[23]
+	mi := &file_treaty_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1812,7 @@ func (x *ListIntegrationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIntegrationsResponse.ProtoReflect.Descriptor instead.
 func (*ListIntegrationsResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListIntegrationsResponse) GetIntegrations() []*Integration {
@@ -1540,17 +1836,20 @@ type CreateWorkloadRequest struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The integration it acts for.
 	IntegrationId string `protobuf:"bytes,2,opt,name=integration_id,json=integrationId,proto3" json:"integration_id,omitempty"`
-	// Its Ed25519 public key as PKIX ("PUBLIC KEY") PEM.
+	// Its public key as PKIX ("PUBLIC KEY") PEM: Ed25519, ECDSA P-256 or RSA of at least 2048
+	// bits. Optional when tls_client_auth is set.
 	PublicKeyPem string `protobuf:"bytes,3,opt,name=public_key_pem,json=publicKeyPem,proto3" json:"public_key_pem,omitempty"`
 	// Who asks; recorded in the audit trail.
-	Actor         string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The certificate subject it authenticates with by `tls_client_auth`, if any.
+	TlsClientAuth *TlsClientAuth `protobuf:"bytes,5,opt,name=tls_client_auth,json=tlsClientAuth,proto3" json:"tls_client_auth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateWorkloadRequest) Reset() {
 	*x = CreateWorkloadRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[24]
+	mi := &file_treaty_v1_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1861,7 @@ func (x *CreateWorkloadRequest) String() string {
 func (*CreateWorkloadRequest) ProtoMessage() {}
 
 func (x *CreateWorkloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[24]
+	mi := &file_treaty_v1_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1874,7 @@ func (x *CreateWorkloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkloadRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkloadRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{24}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateWorkloadRequest) GetId() string {
@@ -1606,6 +1905,252 @@ func (x *CreateWorkloadRequest) GetActor() string {
 	return ""
 }
 
+func (x *CreateWorkloadRequest) GetTlsClientAuth() *TlsClientAuth {
+	if x != nil {
+		return x.TlsClientAuth
+	}
+	return nil
+}
+
+// AddWorkloadKeyRequest registers another public key for a workload.
+type AddWorkloadKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The new public key as PKIX ("PUBLIC KEY") PEM: Ed25519, ECDSA P-256 or RSA of at least 2048
+	// bits.
+	PublicKeyPem string `protobuf:"bytes,2,opt,name=public_key_pem,json=publicKeyPem,proto3" json:"public_key_pem,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddWorkloadKeyRequest) Reset() {
+	*x = AddWorkloadKeyRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddWorkloadKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddWorkloadKeyRequest) ProtoMessage() {}
+
+func (x *AddWorkloadKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddWorkloadKeyRequest.ProtoReflect.Descriptor instead.
+func (*AddWorkloadKeyRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AddWorkloadKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AddWorkloadKeyRequest) GetPublicKeyPem() string {
+	if x != nil {
+		return x.PublicKeyPem
+	}
+	return ""
+}
+
+func (x *AddWorkloadKeyRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// AddWorkloadKeyResponse carries the changed workload.
+type AddWorkloadKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload as stored.
+	Workload *Workload `protobuf:"bytes,1,opt,name=workload,proto3" json:"workload,omitempty"`
+	// Always 0: keys are not part of the feed (the issuer reads them from the registry).
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddWorkloadKeyResponse) Reset() {
+	*x = AddWorkloadKeyResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddWorkloadKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddWorkloadKeyResponse) ProtoMessage() {}
+
+func (x *AddWorkloadKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddWorkloadKeyResponse.ProtoReflect.Descriptor instead.
+func (*AddWorkloadKeyResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *AddWorkloadKeyResponse) GetWorkload() *Workload {
+	if x != nil {
+		return x.Workload
+	}
+	return nil
+}
+
+func (x *AddWorkloadKeyResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// RemoveWorkloadKeyRequest removes one of a workload's keys.
+type RemoveWorkloadKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The key's id (its RFC 7638 thumbprint).
+	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveWorkloadKeyRequest) Reset() {
+	*x = RemoveWorkloadKeyRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveWorkloadKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveWorkloadKeyRequest) ProtoMessage() {}
+
+func (x *RemoveWorkloadKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveWorkloadKeyRequest.ProtoReflect.Descriptor instead.
+func (*RemoveWorkloadKeyRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RemoveWorkloadKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RemoveWorkloadKeyRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *RemoveWorkloadKeyRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// RemoveWorkloadKeyResponse carries the changed workload.
+type RemoveWorkloadKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload as stored.
+	Workload *Workload `protobuf:"bytes,1,opt,name=workload,proto3" json:"workload,omitempty"`
+	// Always 0: keys are not part of the feed (the issuer reads them from the registry).
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveWorkloadKeyResponse) Reset() {
+	*x = RemoveWorkloadKeyResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveWorkloadKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveWorkloadKeyResponse) ProtoMessage() {}
+
+func (x *RemoveWorkloadKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveWorkloadKeyResponse.ProtoReflect.Descriptor instead.
+func (*RemoveWorkloadKeyResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RemoveWorkloadKeyResponse) GetWorkload() *Workload {
+	if x != nil {
+		return x.Workload
+	}
+	return nil
+}
+
+func (x *RemoveWorkloadKeyResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 // CreateWorkloadResponse carries the created workload.
 type CreateWorkloadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1619,7 +2164,7 @@ type CreateWorkloadResponse struct {
 
 func (x *CreateWorkloadResponse) Reset() {
 	*x = CreateWorkloadResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[25]
+	mi := &file_treaty_v1_registry_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +2176,7 @@ func (x *CreateWorkloadResponse) String() string {
 func (*CreateWorkloadResponse) ProtoMessage() {}
 
 func (x *CreateWorkloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[25]
+	mi := &file_treaty_v1_registry_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +2189,7 @@ func (x *CreateWorkloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkloadResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkloadResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{25}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateWorkloadResponse) GetWorkload() *Workload {
@@ -1672,7 +2217,7 @@ type GetWorkloadRequest struct {
 
 func (x *GetWorkloadRequest) Reset() {
 	*x = GetWorkloadRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[26]
+	mi := &file_treaty_v1_registry_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +2229,7 @@ func (x *GetWorkloadRequest) String() string {
 func (*GetWorkloadRequest) ProtoMessage() {}
 
 func (x *GetWorkloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[26]
+	mi := &file_treaty_v1_registry_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +2242,7 @@ func (x *GetWorkloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkloadRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkloadRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{26}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetWorkloadRequest) GetId() string {
@@ -1718,7 +2263,7 @@ type GetWorkloadResponse struct {
 
 func (x *GetWorkloadResponse) Reset() {
 	*x = GetWorkloadResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[27]
+	mi := &file_treaty_v1_registry_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +2275,7 @@ func (x *GetWorkloadResponse) String() string {
 func (*GetWorkloadResponse) ProtoMessage() {}
 
 func (x *GetWorkloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[27]
+	mi := &file_treaty_v1_registry_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +2288,7 @@ func (x *GetWorkloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkloadResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkloadResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{27}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetWorkloadResponse) GetWorkload() *Workload {
@@ -1768,7 +2313,7 @@ type ListWorkloadsRequest struct {
 
 func (x *ListWorkloadsRequest) Reset() {
 	*x = ListWorkloadsRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	mi := &file_treaty_v1_registry_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +2325,7 @@ func (x *ListWorkloadsRequest) String() string {
 func (*ListWorkloadsRequest) ProtoMessage() {}
 
 func (x *ListWorkloadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	mi := &file_treaty_v1_registry_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +2338,7 @@ func (x *ListWorkloadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkloadsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkloadsRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{28}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListWorkloadsRequest) GetIntegrationId() string {
@@ -1830,7 +2375,7 @@ type ListWorkloadsResponse struct {
 
 func (x *ListWorkloadsResponse) Reset() {
 	*x = ListWorkloadsResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	mi := &file_treaty_v1_registry_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +2387,7 @@ func (x *ListWorkloadsResponse) String() string {
 func (*ListWorkloadsResponse) ProtoMessage() {}
 
 func (x *ListWorkloadsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	mi := &file_treaty_v1_registry_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +2400,7 @@ func (x *ListWorkloadsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkloadsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkloadsResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{29}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListWorkloadsResponse) GetWorkloads() []*Workload {
@@ -1897,7 +2442,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[30]
+	mi := &file_treaty_v1_registry_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +2454,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[30]
+	mi := &file_treaty_v1_registry_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +2467,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{30}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Policy) GetId() string {
@@ -2000,7 +2545,7 @@ type PutPolicyRequest struct {
 
 func (x *PutPolicyRequest) Reset() {
 	*x = PutPolicyRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[31]
+	mi := &file_treaty_v1_registry_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2557,7 @@ func (x *PutPolicyRequest) String() string {
 func (*PutPolicyRequest) ProtoMessage() {}
 
 func (x *PutPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[31]
+	mi := &file_treaty_v1_registry_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2570,7 @@ func (x *PutPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPolicyRequest.ProtoReflect.Descriptor instead.
 func (*PutPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{31}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PutPolicyRequest) GetPartnerId() string {
@@ -2069,7 +2614,7 @@ type PutPolicyResponse struct {
 
 func (x *PutPolicyResponse) Reset() {
 	*x = PutPolicyResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[32]
+	mi := &file_treaty_v1_registry_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2626,7 @@ func (x *PutPolicyResponse) String() string {
 func (*PutPolicyResponse) ProtoMessage() {}
 
 func (x *PutPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[32]
+	mi := &file_treaty_v1_registry_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2639,7 @@ func (x *PutPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPolicyResponse.ProtoReflect.Descriptor instead.
 func (*PutPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{32}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PutPolicyResponse) GetPolicy() *Policy {
@@ -2122,7 +2667,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[33]
+	mi := &file_treaty_v1_registry_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2134,7 +2679,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[33]
+	mi := &file_treaty_v1_registry_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2147,7 +2692,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{33}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetPolicyRequest) GetId() string {
@@ -2168,7 +2713,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[34]
+	mi := &file_treaty_v1_registry_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2725,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[34]
+	mi := &file_treaty_v1_registry_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2738,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{34}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *Policy {
@@ -2218,7 +2763,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[35]
+	mi := &file_treaty_v1_registry_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2775,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[35]
+	mi := &file_treaty_v1_registry_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2788,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{35}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListPoliciesRequest) GetPartnerId() string {
@@ -2280,7 +2825,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[36]
+	mi := &file_treaty_v1_registry_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2837,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[36]
+	mi := &file_treaty_v1_registry_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2850,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{36}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -2326,7 +2871,7 @@ var File_treaty_v1_registry_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	"\x18treaty/v1/registry.proto\x12\ttreaty.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14treaty/v1/feed.proto\"\xe0\x02\n" +
+	"\x18treaty/v1/registry.proto\x12\ttreaty.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14treaty/v1/feed.proto\"\x92\x03\n" +
 	"\aPartner\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x1d\n" +
@@ -2338,7 +2883,8 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x12\n" +
-	"\x04etag\x18\b \x01(\tR\x04etag\"\x8b\x03\n" +
+	"\x04etag\x18\b \x01(\tR\x04etag\x120\n" +
+	"\trisk_tier\x18\t \x01(\x0e2\x13.treaty.v1.RiskTierR\briskTier\"\xb1\x04\n" +
 	"\vIntegration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -2351,11 +2897,14 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x12\n" +
-	"\x04etag\x18\t \x01(\tR\x04etag\"h\n" +
+	"\x04etag\x18\t \x01(\tR\x04etag\x12Z\n" +
+	"\x1ballowed_client_auth_methods\x18\n" +
+	" \x03(\x0e2\x1b.treaty.v1.ClientAuthMethodR\x18allowedClientAuthMethods\x12H\n" +
+	"\x11sender_constraint\x18\v \x01(\x0e2\x1b.treaty.v1.SenderConstraintR\x10senderConstraint\"h\n" +
 	"\vWorkloadKey\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1c\n" +
 	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12$\n" +
-	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\"\xd7\x02\n" +
+	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\"\x99\x03\n" +
 	"\bWorkload\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0eintegration_id\x18\x02 \x01(\tR\rintegrationId\x12\x1d\n" +
@@ -2368,7 +2917,13 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x12\n" +
-	"\x04etag\x18\b \x01(\tR\x04etag\"Z\n" +
+	"\x04etag\x18\b \x01(\tR\x04etag\x12@\n" +
+	"\x0ftls_client_auth\x18\t \x01(\v2\x18.treaty.v1.TlsClientAuthR\rtlsClientAuth\"`\n" +
+	"\rTlsClientAuth\x12\x1d\n" +
+	"\n" +
+	"subject_dn\x18\x01 \x01(\tR\tsubjectDn\x12\x17\n" +
+	"\asan_dns\x18\x02 \x01(\tR\x06sanDns\x12\x17\n" +
+	"\asan_uri\x18\x03 \x01(\tR\x06sanUri\"Z\n" +
 	"\x14CreatePartnerRequest\x12,\n" +
 	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\"a\n" +
@@ -2432,12 +2987,27 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"~\n" +
 	"\x18ListIntegrationsResponse\x12:\n" +
 	"\fintegrations\x18\x01 \x03(\v2\x16.treaty.v1.IntegrationR\fintegrations\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8a\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcc\x01\n" +
 	"\x15CreateWorkloadRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0eintegration_id\x18\x02 \x01(\tR\rintegrationId\x12$\n" +
 	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\x12\x14\n" +
-	"\x05actor\x18\x04 \x01(\tR\x05actor\"e\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12@\n" +
+	"\x0ftls_client_auth\x18\x05 \x01(\v2\x18.treaty.v1.TlsClientAuthR\rtlsClientAuth\"c\n" +
+	"\x15AddWorkloadKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
+	"\x0epublic_key_pem\x18\x02 \x01(\tR\fpublicKeyPem\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"e\n" +
+	"\x16AddWorkloadKeyResponse\x12/\n" +
+	"\bworkload\x18\x01 \x01(\v2\x13.treaty.v1.WorkloadR\bworkload\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"W\n" +
+	"\x18RemoveWorkloadKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"h\n" +
+	"\x19RemoveWorkloadKeyResponse\x12/\n" +
+	"\bworkload\x18\x01 \x01(\v2\x13.treaty.v1.WorkloadR\bworkload\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"e\n" +
 	"\x16CreateWorkloadResponse\x12/\n" +
 	"\bworkload\x18\x01 \x01(\v2\x13.treaty.v1.WorkloadR\bworkload\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\"$\n" +
@@ -2485,8 +3055,26 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"m\n" +
 	"\x14ListPoliciesResponse\x12-\n" +
 	"\bpolicies\x18\x01 \x03(\v2\x11.treaty.v1.PolicyR\bpolicies\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd7\n" +
-	"\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*z\n" +
+	"\bRiskTier\x12\x19\n" +
+	"\x15RISK_TIER_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rRISK_TIER_LOW\x10\x01\x12\x14\n" +
+	"\x10RISK_TIER_MEDIUM\x10\x02\x12\x12\n" +
+	"\x0eRISK_TIER_HIGH\x10\x03\x12\x16\n" +
+	"\x12RISK_TIER_CRITICAL\x10\x04*\x91\x02\n" +
+	"\x10ClientAuthMethod\x12\"\n" +
+	"\x1eCLIENT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12&\n" +
+	"\"CLIENT_AUTH_METHOD_PRIVATE_KEY_JWT\x10\x01\x12&\n" +
+	"\"CLIENT_AUTH_METHOD_TLS_CLIENT_AUTH\x10\x02\x122\n" +
+	".CLIENT_AUTH_METHOD_SELF_SIGNED_TLS_CLIENT_AUTH\x10\x03\x12*\n" +
+	"&CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x04\x12)\n" +
+	"%CLIENT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x05*\xad\x01\n" +
+	"\x10SenderConstraint\x12!\n" +
+	"\x1dSENDER_CONSTRAINT_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16SENDER_CONSTRAINT_NONE\x10\x01\x12\x1a\n" +
+	"\x16SENDER_CONSTRAINT_DPOP\x10\x02\x12\x1a\n" +
+	"\x16SENDER_CONSTRAINT_MTLS\x10\x03\x12\"\n" +
+	"\x1eSENDER_CONSTRAINT_DPOP_OR_MTLS\x10\x042\x8e\f\n" +
 	"\x0fRegistryService\x12R\n" +
 	"\rCreatePartner\x12\x1f.treaty.v1.CreatePartnerRequest\x1a .treaty.v1.CreatePartnerResponse\x12I\n" +
 	"\n" +
@@ -2501,7 +3089,9 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x0eCreateWorkload\x12 .treaty.v1.CreateWorkloadRequest\x1a!.treaty.v1.CreateWorkloadResponse\x12U\n" +
 	"\x0eRetireWorkload\x12 .treaty.v1.RetireWorkloadRequest\x1a!.treaty.v1.RetireWorkloadResponse\x12L\n" +
 	"\vGetWorkload\x12\x1d.treaty.v1.GetWorkloadRequest\x1a\x1e.treaty.v1.GetWorkloadResponse\x12R\n" +
-	"\rListWorkloads\x12\x1f.treaty.v1.ListWorkloadsRequest\x1a .treaty.v1.ListWorkloadsResponse\x12F\n" +
+	"\rListWorkloads\x12\x1f.treaty.v1.ListWorkloadsRequest\x1a .treaty.v1.ListWorkloadsResponse\x12U\n" +
+	"\x0eAddWorkloadKey\x12 .treaty.v1.AddWorkloadKeyRequest\x1a!.treaty.v1.AddWorkloadKeyResponse\x12^\n" +
+	"\x11RemoveWorkloadKey\x12#.treaty.v1.RemoveWorkloadKeyRequest\x1a$.treaty.v1.RemoveWorkloadKeyResponse\x12F\n" +
 	"\tPutPolicy\x12\x1b.treaty.v1.PutPolicyRequest\x1a\x1c.treaty.v1.PutPolicyResponse\x12F\n" +
 	"\tGetPolicy\x12\x1b.treaty.v1.GetPolicyRequest\x1a\x1c.treaty.v1.GetPolicyResponse\x12O\n" +
 	"\fListPolicies\x12\x1e.treaty.v1.ListPoliciesRequest\x1a\x1f.treaty.v1.ListPoliciesResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
@@ -2518,123 +3108,143 @@ func file_treaty_v1_registry_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_registry_proto_rawDescData
 }
 
-var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_treaty_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_treaty_v1_registry_proto_goTypes = []any{
-	(*Partner)(nil),                   // 0: treaty.v1.Partner
-	(*Integration)(nil),               // 1: treaty.v1.Integration
-	(*WorkloadKey)(nil),               // 2: treaty.v1.WorkloadKey
-	(*Workload)(nil),                  // 3: treaty.v1.Workload
-	(*CreatePartnerRequest)(nil),      // 4: treaty.v1.CreatePartnerRequest
-	(*CreatePartnerResponse)(nil),     // 5: treaty.v1.CreatePartnerResponse
-	(*GetPartnerRequest)(nil),         // 6: treaty.v1.GetPartnerRequest
-	(*GetPartnerResponse)(nil),        // 7: treaty.v1.GetPartnerResponse
-	(*ListPartnersRequest)(nil),       // 8: treaty.v1.ListPartnersRequest
-	(*ListPartnersResponse)(nil),      // 9: treaty.v1.ListPartnersResponse
-	(*SuspendPartnerRequest)(nil),     // 10: treaty.v1.SuspendPartnerRequest
-	(*SuspendPartnerResponse)(nil),    // 11: treaty.v1.SuspendPartnerResponse
-	(*OffboardPartnerRequest)(nil),    // 12: treaty.v1.OffboardPartnerRequest
-	(*OffboardPartnerResponse)(nil),   // 13: treaty.v1.OffboardPartnerResponse
-	(*RetireIntegrationRequest)(nil),  // 14: treaty.v1.RetireIntegrationRequest
-	(*RetireIntegrationResponse)(nil), // 15: treaty.v1.RetireIntegrationResponse
-	(*RetireWorkloadRequest)(nil),     // 16: treaty.v1.RetireWorkloadRequest
-	(*RetireWorkloadResponse)(nil),    // 17: treaty.v1.RetireWorkloadResponse
-	(*CreateIntegrationRequest)(nil),  // 18: treaty.v1.CreateIntegrationRequest
-	(*CreateIntegrationResponse)(nil), // 19: treaty.v1.CreateIntegrationResponse
-	(*GetIntegrationRequest)(nil),     // 20: treaty.v1.GetIntegrationRequest
-	(*GetIntegrationResponse)(nil),    // 21: treaty.v1.GetIntegrationResponse
-	(*ListIntegrationsRequest)(nil),   // 22: treaty.v1.ListIntegrationsRequest
-	(*ListIntegrationsResponse)(nil),  // 23: treaty.v1.ListIntegrationsResponse
-	(*CreateWorkloadRequest)(nil),     // 24: treaty.v1.CreateWorkloadRequest
-	(*CreateWorkloadResponse)(nil),    // 25: treaty.v1.CreateWorkloadResponse
-	(*GetWorkloadRequest)(nil),        // 26: treaty.v1.GetWorkloadRequest
-	(*GetWorkloadResponse)(nil),       // 27: treaty.v1.GetWorkloadResponse
-	(*ListWorkloadsRequest)(nil),      // 28: treaty.v1.ListWorkloadsRequest
-	(*ListWorkloadsResponse)(nil),     // 29: treaty.v1.ListWorkloadsResponse
-	(*Policy)(nil),                    // 30: treaty.v1.Policy
-	(*PutPolicyRequest)(nil),          // 31: treaty.v1.PutPolicyRequest
-	(*PutPolicyResponse)(nil),         // 32: treaty.v1.PutPolicyResponse
-	(*GetPolicyRequest)(nil),          // 33: treaty.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),         // 34: treaty.v1.GetPolicyResponse
-	(*ListPoliciesRequest)(nil),       // 35: treaty.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),      // 36: treaty.v1.ListPoliciesResponse
-	(*timestamppb.Timestamp)(nil),     // 37: google.protobuf.Timestamp
-	(PartnerState)(0),                 // 38: treaty.v1.PartnerState
-	(*durationpb.Duration)(nil),       // 39: google.protobuf.Duration
-	(IntegrationState)(0),             // 40: treaty.v1.IntegrationState
-	(WorkloadState)(0),                // 41: treaty.v1.WorkloadState
-	(PolicyMode)(0),                   // 42: treaty.v1.PolicyMode
+	(RiskTier)(0),                     // 0: treaty.v1.RiskTier
+	(ClientAuthMethod)(0),             // 1: treaty.v1.ClientAuthMethod
+	(SenderConstraint)(0),             // 2: treaty.v1.SenderConstraint
+	(*Partner)(nil),                   // 3: treaty.v1.Partner
+	(*Integration)(nil),               // 4: treaty.v1.Integration
+	(*WorkloadKey)(nil),               // 5: treaty.v1.WorkloadKey
+	(*Workload)(nil),                  // 6: treaty.v1.Workload
+	(*TlsClientAuth)(nil),             // 7: treaty.v1.TlsClientAuth
+	(*CreatePartnerRequest)(nil),      // 8: treaty.v1.CreatePartnerRequest
+	(*CreatePartnerResponse)(nil),     // 9: treaty.v1.CreatePartnerResponse
+	(*GetPartnerRequest)(nil),         // 10: treaty.v1.GetPartnerRequest
+	(*GetPartnerResponse)(nil),        // 11: treaty.v1.GetPartnerResponse
+	(*ListPartnersRequest)(nil),       // 12: treaty.v1.ListPartnersRequest
+	(*ListPartnersResponse)(nil),      // 13: treaty.v1.ListPartnersResponse
+	(*SuspendPartnerRequest)(nil),     // 14: treaty.v1.SuspendPartnerRequest
+	(*SuspendPartnerResponse)(nil),    // 15: treaty.v1.SuspendPartnerResponse
+	(*OffboardPartnerRequest)(nil),    // 16: treaty.v1.OffboardPartnerRequest
+	(*OffboardPartnerResponse)(nil),   // 17: treaty.v1.OffboardPartnerResponse
+	(*RetireIntegrationRequest)(nil),  // 18: treaty.v1.RetireIntegrationRequest
+	(*RetireIntegrationResponse)(nil), // 19: treaty.v1.RetireIntegrationResponse
+	(*RetireWorkloadRequest)(nil),     // 20: treaty.v1.RetireWorkloadRequest
+	(*RetireWorkloadResponse)(nil),    // 21: treaty.v1.RetireWorkloadResponse
+	(*CreateIntegrationRequest)(nil),  // 22: treaty.v1.CreateIntegrationRequest
+	(*CreateIntegrationResponse)(nil), // 23: treaty.v1.CreateIntegrationResponse
+	(*GetIntegrationRequest)(nil),     // 24: treaty.v1.GetIntegrationRequest
+	(*GetIntegrationResponse)(nil),    // 25: treaty.v1.GetIntegrationResponse
+	(*ListIntegrationsRequest)(nil),   // 26: treaty.v1.ListIntegrationsRequest
+	(*ListIntegrationsResponse)(nil),  // 27: treaty.v1.ListIntegrationsResponse
+	(*CreateWorkloadRequest)(nil),     // 28: treaty.v1.CreateWorkloadRequest
+	(*AddWorkloadKeyRequest)(nil),     // 29: treaty.v1.AddWorkloadKeyRequest
+	(*AddWorkloadKeyResponse)(nil),    // 30: treaty.v1.AddWorkloadKeyResponse
+	(*RemoveWorkloadKeyRequest)(nil),  // 31: treaty.v1.RemoveWorkloadKeyRequest
+	(*RemoveWorkloadKeyResponse)(nil), // 32: treaty.v1.RemoveWorkloadKeyResponse
+	(*CreateWorkloadResponse)(nil),    // 33: treaty.v1.CreateWorkloadResponse
+	(*GetWorkloadRequest)(nil),        // 34: treaty.v1.GetWorkloadRequest
+	(*GetWorkloadResponse)(nil),       // 35: treaty.v1.GetWorkloadResponse
+	(*ListWorkloadsRequest)(nil),      // 36: treaty.v1.ListWorkloadsRequest
+	(*ListWorkloadsResponse)(nil),     // 37: treaty.v1.ListWorkloadsResponse
+	(*Policy)(nil),                    // 38: treaty.v1.Policy
+	(*PutPolicyRequest)(nil),          // 39: treaty.v1.PutPolicyRequest
+	(*PutPolicyResponse)(nil),         // 40: treaty.v1.PutPolicyResponse
+	(*GetPolicyRequest)(nil),          // 41: treaty.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),         // 42: treaty.v1.GetPolicyResponse
+	(*ListPoliciesRequest)(nil),       // 43: treaty.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),      // 44: treaty.v1.ListPoliciesResponse
+	(*timestamppb.Timestamp)(nil),     // 45: google.protobuf.Timestamp
+	(PartnerState)(0),                 // 46: treaty.v1.PartnerState
+	(*durationpb.Duration)(nil),       // 47: google.protobuf.Duration
+	(IntegrationState)(0),             // 48: treaty.v1.IntegrationState
+	(WorkloadState)(0),                // 49: treaty.v1.WorkloadState
+	(PolicyMode)(0),                   // 50: treaty.v1.PolicyMode
 }
 var file_treaty_v1_registry_proto_depIdxs = []int32{
-	37, // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
-	38, // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
-	37, // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
-	37, // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
-	39, // 4: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
-	40, // 5: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
-	37, // 6: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
-	37, // 7: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 8: treaty.v1.Workload.public_keys:type_name -> treaty.v1.WorkloadKey
-	41, // 9: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
-	37, // 10: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
-	37, // 11: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
-	0,  // 12: treaty.v1.CreatePartnerRequest.partner:type_name -> treaty.v1.Partner
-	0,  // 13: treaty.v1.CreatePartnerResponse.partner:type_name -> treaty.v1.Partner
-	0,  // 14: treaty.v1.GetPartnerResponse.partner:type_name -> treaty.v1.Partner
-	0,  // 15: treaty.v1.ListPartnersResponse.partners:type_name -> treaty.v1.Partner
-	0,  // 16: treaty.v1.SuspendPartnerResponse.partner:type_name -> treaty.v1.Partner
-	0,  // 17: treaty.v1.OffboardPartnerResponse.partner:type_name -> treaty.v1.Partner
-	1,  // 18: treaty.v1.RetireIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	3,  // 19: treaty.v1.RetireWorkloadResponse.workload:type_name -> treaty.v1.Workload
-	1,  // 20: treaty.v1.CreateIntegrationRequest.integration:type_name -> treaty.v1.Integration
-	1,  // 21: treaty.v1.CreateIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	1,  // 22: treaty.v1.GetIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	1,  // 23: treaty.v1.ListIntegrationsResponse.integrations:type_name -> treaty.v1.Integration
-	3,  // 24: treaty.v1.CreateWorkloadResponse.workload:type_name -> treaty.v1.Workload
-	3,  // 25: treaty.v1.GetWorkloadResponse.workload:type_name -> treaty.v1.Workload
-	3,  // 26: treaty.v1.ListWorkloadsResponse.workloads:type_name -> treaty.v1.Workload
-	42, // 27: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
-	37, // 28: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
-	42, // 29: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
-	30, // 30: treaty.v1.PutPolicyResponse.policy:type_name -> treaty.v1.Policy
-	30, // 31: treaty.v1.GetPolicyResponse.policy:type_name -> treaty.v1.Policy
-	30, // 32: treaty.v1.ListPoliciesResponse.policies:type_name -> treaty.v1.Policy
-	4,  // 33: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
-	6,  // 34: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
-	8,  // 35: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
-	10, // 36: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
-	12, // 37: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
-	18, // 38: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
-	14, // 39: treaty.v1.RegistryService.RetireIntegration:input_type -> treaty.v1.RetireIntegrationRequest
-	20, // 40: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
-	22, // 41: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
-	24, // 42: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
-	16, // 43: treaty.v1.RegistryService.RetireWorkload:input_type -> treaty.v1.RetireWorkloadRequest
-	26, // 44: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
-	28, // 45: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
-	31, // 46: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
-	33, // 47: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
-	35, // 48: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
-	5,  // 49: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
-	7,  // 50: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
-	9,  // 51: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
-	11, // 52: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
-	13, // 53: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
-	19, // 54: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
-	15, // 55: treaty.v1.RegistryService.RetireIntegration:output_type -> treaty.v1.RetireIntegrationResponse
-	21, // 56: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
-	23, // 57: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
-	25, // 58: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
-	17, // 59: treaty.v1.RegistryService.RetireWorkload:output_type -> treaty.v1.RetireWorkloadResponse
-	27, // 60: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
-	29, // 61: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
-	32, // 62: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
-	34, // 63: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
-	36, // 64: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
-	49, // [49:65] is the sub-list for method output_type
-	33, // [33:49] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	45, // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
+	46, // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
+	45, // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
+	45, // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 4: treaty.v1.Partner.risk_tier:type_name -> treaty.v1.RiskTier
+	47, // 5: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
+	48, // 6: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
+	45, // 7: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
+	45, // 8: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 9: treaty.v1.Integration.allowed_client_auth_methods:type_name -> treaty.v1.ClientAuthMethod
+	2,  // 10: treaty.v1.Integration.sender_constraint:type_name -> treaty.v1.SenderConstraint
+	5,  // 11: treaty.v1.Workload.public_keys:type_name -> treaty.v1.WorkloadKey
+	49, // 12: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
+	45, // 13: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
+	45, // 14: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
+	7,  // 15: treaty.v1.Workload.tls_client_auth:type_name -> treaty.v1.TlsClientAuth
+	3,  // 16: treaty.v1.CreatePartnerRequest.partner:type_name -> treaty.v1.Partner
+	3,  // 17: treaty.v1.CreatePartnerResponse.partner:type_name -> treaty.v1.Partner
+	3,  // 18: treaty.v1.GetPartnerResponse.partner:type_name -> treaty.v1.Partner
+	3,  // 19: treaty.v1.ListPartnersResponse.partners:type_name -> treaty.v1.Partner
+	3,  // 20: treaty.v1.SuspendPartnerResponse.partner:type_name -> treaty.v1.Partner
+	3,  // 21: treaty.v1.OffboardPartnerResponse.partner:type_name -> treaty.v1.Partner
+	4,  // 22: treaty.v1.RetireIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	6,  // 23: treaty.v1.RetireWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	4,  // 24: treaty.v1.CreateIntegrationRequest.integration:type_name -> treaty.v1.Integration
+	4,  // 25: treaty.v1.CreateIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	4,  // 26: treaty.v1.GetIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	4,  // 27: treaty.v1.ListIntegrationsResponse.integrations:type_name -> treaty.v1.Integration
+	7,  // 28: treaty.v1.CreateWorkloadRequest.tls_client_auth:type_name -> treaty.v1.TlsClientAuth
+	6,  // 29: treaty.v1.AddWorkloadKeyResponse.workload:type_name -> treaty.v1.Workload
+	6,  // 30: treaty.v1.RemoveWorkloadKeyResponse.workload:type_name -> treaty.v1.Workload
+	6,  // 31: treaty.v1.CreateWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	6,  // 32: treaty.v1.GetWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	6,  // 33: treaty.v1.ListWorkloadsResponse.workloads:type_name -> treaty.v1.Workload
+	50, // 34: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
+	45, // 35: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
+	50, // 36: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
+	38, // 37: treaty.v1.PutPolicyResponse.policy:type_name -> treaty.v1.Policy
+	38, // 38: treaty.v1.GetPolicyResponse.policy:type_name -> treaty.v1.Policy
+	38, // 39: treaty.v1.ListPoliciesResponse.policies:type_name -> treaty.v1.Policy
+	8,  // 40: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
+	10, // 41: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
+	12, // 42: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
+	14, // 43: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
+	16, // 44: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
+	22, // 45: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
+	18, // 46: treaty.v1.RegistryService.RetireIntegration:input_type -> treaty.v1.RetireIntegrationRequest
+	24, // 47: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
+	26, // 48: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
+	28, // 49: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
+	20, // 50: treaty.v1.RegistryService.RetireWorkload:input_type -> treaty.v1.RetireWorkloadRequest
+	34, // 51: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
+	36, // 52: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
+	29, // 53: treaty.v1.RegistryService.AddWorkloadKey:input_type -> treaty.v1.AddWorkloadKeyRequest
+	31, // 54: treaty.v1.RegistryService.RemoveWorkloadKey:input_type -> treaty.v1.RemoveWorkloadKeyRequest
+	39, // 55: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
+	41, // 56: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
+	43, // 57: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
+	9,  // 58: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
+	11, // 59: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
+	13, // 60: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
+	15, // 61: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
+	17, // 62: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
+	23, // 63: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
+	19, // 64: treaty.v1.RegistryService.RetireIntegration:output_type -> treaty.v1.RetireIntegrationResponse
+	25, // 65: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
+	27, // 66: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
+	33, // 67: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
+	21, // 68: treaty.v1.RegistryService.RetireWorkload:output_type -> treaty.v1.RetireWorkloadResponse
+	35, // 69: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
+	37, // 70: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
+	30, // 71: treaty.v1.RegistryService.AddWorkloadKey:output_type -> treaty.v1.AddWorkloadKeyResponse
+	32, // 72: treaty.v1.RegistryService.RemoveWorkloadKey:output_type -> treaty.v1.RemoveWorkloadKeyResponse
+	40, // 73: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
+	42, // 74: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
+	44, // 75: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
+	58, // [58:76] is the sub-list for method output_type
+	40, // [40:58] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_registry_proto_init() }
@@ -2648,13 +3258,14 @@ func file_treaty_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_registry_proto_rawDesc), len(file_treaty_v1_registry_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   37,
+			NumEnums:      3,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_treaty_v1_registry_proto_goTypes,
 		DependencyIndexes: file_treaty_v1_registry_proto_depIdxs,
+		EnumInfos:         file_treaty_v1_registry_proto_enumTypes,
 		MessageInfos:      file_treaty_v1_registry_proto_msgTypes,
 	}.Build()
 	File_treaty_v1_registry_proto = out.File

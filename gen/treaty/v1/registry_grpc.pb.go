@@ -32,6 +32,8 @@ const (
 	RegistryService_RetireWorkload_FullMethodName    = "/treaty.v1.RegistryService/RetireWorkload"
 	RegistryService_GetWorkload_FullMethodName       = "/treaty.v1.RegistryService/GetWorkload"
 	RegistryService_ListWorkloads_FullMethodName     = "/treaty.v1.RegistryService/ListWorkloads"
+	RegistryService_AddWorkloadKey_FullMethodName    = "/treaty.v1.RegistryService/AddWorkloadKey"
+	RegistryService_RemoveWorkloadKey_FullMethodName = "/treaty.v1.RegistryService/RemoveWorkloadKey"
 	RegistryService_PutPolicy_FullMethodName         = "/treaty.v1.RegistryService/PutPolicy"
 	RegistryService_GetPolicy_FullMethodName         = "/treaty.v1.RegistryService/GetPolicy"
 	RegistryService_ListPolicies_FullMethodName      = "/treaty.v1.RegistryService/ListPolicies"
@@ -71,6 +73,12 @@ type RegistryServiceClient interface {
 	GetWorkload(ctx context.Context, in *GetWorkloadRequest, opts ...grpc.CallOption) (*GetWorkloadResponse, error)
 	// ListWorkloads pages through workloads in id order.
 	ListWorkloads(ctx context.Context, in *ListWorkloadsRequest, opts ...grpc.CallOption) (*ListWorkloadsResponse, error)
+	// AddWorkloadKey registers a second public key for a workload, to rotate its key without a
+	// gap. A workload holds at most two keys: adding a third is FAILED_PRECONDITION.
+	AddWorkloadKey(ctx context.Context, in *AddWorkloadKeyRequest, opts ...grpc.CallOption) (*AddWorkloadKeyResponse, error)
+	// RemoveWorkloadKey removes one of a workload's keys, ending a rotation. Removing its last key
+	// is FAILED_PRECONDITION unless it authenticates by a registered certificate subject.
+	RemoveWorkloadKey(ctx context.Context, in *RemoveWorkloadKeyRequest, opts ...grpc.CallOption) (*RemoveWorkloadKeyResponse, error)
 	// PutPolicy stores a new version of a partner's Cedar policy set, live or shadow, and delivers it
 	// to the decision points through the feed. A policy that does not parse or validate is
 	// INVALID_ARGUMENT naming the line.
@@ -219,6 +227,26 @@ func (c *registryServiceClient) ListWorkloads(ctx context.Context, in *ListWorkl
 	return out, nil
 }
 
+func (c *registryServiceClient) AddWorkloadKey(ctx context.Context, in *AddWorkloadKeyRequest, opts ...grpc.CallOption) (*AddWorkloadKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddWorkloadKeyResponse)
+	err := c.cc.Invoke(ctx, RegistryService_AddWorkloadKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) RemoveWorkloadKey(ctx context.Context, in *RemoveWorkloadKeyRequest, opts ...grpc.CallOption) (*RemoveWorkloadKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveWorkloadKeyResponse)
+	err := c.cc.Invoke(ctx, RegistryService_RemoveWorkloadKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *registryServiceClient) PutPolicy(ctx context.Context, in *PutPolicyRequest, opts ...grpc.CallOption) (*PutPolicyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PutPolicyResponse)
@@ -283,6 +311,12 @@ type RegistryServiceServer interface {
 	GetWorkload(context.Context, *GetWorkloadRequest) (*GetWorkloadResponse, error)
 	// ListWorkloads pages through workloads in id order.
 	ListWorkloads(context.Context, *ListWorkloadsRequest) (*ListWorkloadsResponse, error)
+	// AddWorkloadKey registers a second public key for a workload, to rotate its key without a
+	// gap. A workload holds at most two keys: adding a third is FAILED_PRECONDITION.
+	AddWorkloadKey(context.Context, *AddWorkloadKeyRequest) (*AddWorkloadKeyResponse, error)
+	// RemoveWorkloadKey removes one of a workload's keys, ending a rotation. Removing its last key
+	// is FAILED_PRECONDITION unless it authenticates by a registered certificate subject.
+	RemoveWorkloadKey(context.Context, *RemoveWorkloadKeyRequest) (*RemoveWorkloadKeyResponse, error)
 	// PutPolicy stores a new version of a partner's Cedar policy set, live or shadow, and delivers it
 	// to the decision points through the feed. A policy that does not parse or validate is
 	// INVALID_ARGUMENT naming the line.
@@ -339,6 +373,12 @@ func (UnimplementedRegistryServiceServer) GetWorkload(context.Context, *GetWorkl
 }
 func (UnimplementedRegistryServiceServer) ListWorkloads(context.Context, *ListWorkloadsRequest) (*ListWorkloadsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListWorkloads not implemented")
+}
+func (UnimplementedRegistryServiceServer) AddWorkloadKey(context.Context, *AddWorkloadKeyRequest) (*AddWorkloadKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddWorkloadKey not implemented")
+}
+func (UnimplementedRegistryServiceServer) RemoveWorkloadKey(context.Context, *RemoveWorkloadKeyRequest) (*RemoveWorkloadKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveWorkloadKey not implemented")
 }
 func (UnimplementedRegistryServiceServer) PutPolicy(context.Context, *PutPolicyRequest) (*PutPolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PutPolicy not implemented")
@@ -604,6 +644,42 @@ func _RegistryService_ListWorkloads_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_AddWorkloadKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddWorkloadKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).AddWorkloadKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_AddWorkloadKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).AddWorkloadKey(ctx, req.(*AddWorkloadKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_RemoveWorkloadKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveWorkloadKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).RemoveWorkloadKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_RemoveWorkloadKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).RemoveWorkloadKey(ctx, req.(*RemoveWorkloadKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RegistryService_PutPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PutPolicyRequest)
 	if err := dec(in); err != nil {
@@ -716,6 +792,14 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListWorkloads",
 			Handler:    _RegistryService_ListWorkloads_Handler,
+		},
+		{
+			MethodName: "AddWorkloadKey",
+			Handler:    _RegistryService_AddWorkloadKey_Handler,
+		},
+		{
+			MethodName: "RemoveWorkloadKey",
+			Handler:    _RegistryService_RemoveWorkloadKey_Handler,
 		},
 		{
 			MethodName: "PutPolicy",
