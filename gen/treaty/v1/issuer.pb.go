@@ -273,11 +273,12 @@ type Credential struct {
 	// `client_secret_basic`, `client_secret_post`, `tls_client_auth`,
 	// `self_signed_tls_client_auth`, or `token_exchange` for an exchanged token.
 	AuthMethod string `protobuf:"bytes,11,opt,name=auth_method,json=authMethod,proto3" json:"auth_method,omitempty"`
-	// The credential's sender constraint: empty for a bearer token, `dpop` (RFC 9449) or `mtls`
-	// (RFC 8705).
+	// The credential's sender constraint: `none` for a bearer token, `dpop` (RFC 9449), `mtls`
+	// (RFC 8705) or `dpop+mtls`; empty in records written before bindings were recorded.
 	Binding string `protobuf:"bytes,12,opt,name=binding,proto3" json:"binding,omitempty"`
 	// The confirmation of the binding: the DPoP key's JWK thumbprint (`cnf.jkt`) or the client
-	// certificate's SHA-256 thumbprint (`cnf.x5t#S256`); empty for a bearer token.
+	// certificate's SHA-256 thumbprint (`cnf.x5t#S256`); for `dpop+mtls` the DPoP key's; empty for a
+	// bearer token.
 	BindingThumbprint string `protobuf:"bytes,13,opt,name=binding_thumbprint,json=bindingThumbprint,proto3" json:"binding_thumbprint,omitempty"`
 	// When a decision point last allowed a request with the credential, as PDPs report it in
 	// batches (so up to a report interval late); unset if none has.
