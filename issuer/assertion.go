@@ -97,34 +97,35 @@ func randomID() (string, error) {
 }
 
 // authenticate verifies a private_key_jwt client assertion and returns the workload it
-// authenticates. The assertion's jti is recorded in the replay cache, durably, before it returns.
-// Every failure is Unauthenticated (a wrong assertion type is Invalid), with a message that never
+// authenticates, with the assertion's jti to record in the replay cache: in the transaction that
+// records the credential (record), or on its own if issuance is refused (consume). A jti the cache
+// holds already is refused here. Every failure is Unauthenticated (a wrong assertion type is Invalid), with a message that never
 // repeats the assertion.
-func (i *Issuer) authenticate(ctx context.Context, assertionType, assertion string) (Workload, error) {
+func (i *Issuer) authenticate(ctx context.Context, assertionType, assertion string) (Workload, *replayClaim, error) {
 	if assertionType != "" && assertionType != AssertionType {
-		return Workload{}, fail.Invalidf("client_assertion_type", "client_assertion_type must be empty or %q", AssertionType)
+		return Workload{}, nil, fail.Invalidf("client_assertion_type", "client_assertion_type must be empty or %q", AssertionType)
 	}
 	if assertion == "" {
-		return Workload{}, fail.Invalidf("client_assertion", "client_assertion is required: a JWT signed by the workload's registered key")
+		return Workload{}, nil, fail.Invalidf("client_assertion", "client_assertion is required: a JWT signed by the workload's registered key")
 	}
 	if len(assertion) > MaxAssertionSize {
-		return Workload{}, fail.Unauthenticatedf("client assertion is larger than %d bytes", MaxAssertionSize)
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion is larger than %d bytes", MaxAssertionSize)
 	}
 	tok, err := jwt.ParseSigned(assertion, assertionAlgorithms)
 	if err != nil || len(tok.Headers) != 1 {
-		return Workload{}, fail.Unauthenticatedf("client assertion is not a compact JWS signed with EdDSA, ES256 or RS256, the only algorithms accepted")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion is not a compact JWS signed with EdDSA, ES256 or RS256, the only algorithms accepted")
 	}
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return Workload{}, fail.Unauthenticatedf("client assertion claims are malformed")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion claims are malformed")
 	}
 	switch {
 	case unverified.Issuer == "" || unverified.Subject == "":
-		return Workload{}, fail.Unauthenticatedf("client assertion must carry iss and sub, both the workload id")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion must carry iss and sub, both the workload id")
 	case unverified.Issuer != unverified.Subject:
-		return Workload{}, fail.Unauthenticatedf("client assertion iss and sub must be equal: both are the workload id")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion iss and sub must be equal: both are the workload id")
 	case !fail.ValidID(unverified.Issuer):
-		return Workload{}, fail.Unauthenticatedf("client assertion iss is not a valid workload id")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion iss is not a valid workload id")
 	}
 	// An unknown client and a signature that does not verify get the same answer, so that
 	// unauthenticated callers cannot tell which workload ids exist; the log tells them apart.
@@ -132,40 +133,41 @@ func (i *Issuer) authenticate(ctx context.Context, assertionType, assertion stri
 	if err != nil {
 		if fail.KindOf(err) == fail.NotFound {
 			i.log.Info("issuer: client assertion for an unknown workload", "workload", unverified.Issuer)
-			return Workload{}, errBadClient
+			return Workload{}, nil, errBadClient
 		}
-		return Workload{}, directoryError(err, "the client")
+		return Workload{}, nil, directoryError(err, "the client")
 	}
 	claims, ok := verifyWithKeys(tok, w.Keys)
 	if !ok {
 		i.log.Info("issuer: client assertion signature does not verify with the workload's keys", "workload", w.ID)
-		return Workload{}, errBadClient
+		return Workload{}, nil, errBadClient
 	}
 	now := i.cfg.Now()
 	switch {
 	case claims.Issuer != w.ID || claims.Subject != w.ID:
-		return Workload{}, fail.Unauthenticatedf("client assertion iss and sub must be the workload id")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion iss and sub must be the workload id")
 	case !i.assertionAudienceOK(claims.Audience):
-		return Workload{}, fail.Unauthenticatedf("client assertion aud must contain the issuer identifier %q or the token endpoint URL", i.cfg.IssuerURL)
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion aud must contain the issuer identifier %q or the token endpoint URL", i.cfg.IssuerURL)
 	case claims.Expiry == nil:
-		return Workload{}, fail.Unauthenticatedf("client assertion must carry exp")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion must carry exp")
 	case now.After(claims.Expiry.Time().Add(ClockSkew)):
-		return Workload{}, fail.Unauthenticatedf("client assertion has expired; sign a fresh one")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion has expired; sign a fresh one")
 	case claims.Expiry.Time().After(now.Add(MaxAssertionLifetime + ClockSkew)):
-		return Workload{}, fail.Unauthenticatedf("client assertion exp is more than %s ahead; sign short-lived assertions", MaxAssertionLifetime)
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion exp is more than %s ahead; sign short-lived assertions", MaxAssertionLifetime)
 	case claims.IssuedAt != nil && claims.IssuedAt.Time().After(now.Add(ClockSkew)):
-		return Workload{}, fail.Unauthenticatedf("client assertion iat is in the future; check the workload's clock")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion iat is in the future; check the workload's clock")
 	case claims.NotBefore != nil && claims.NotBefore.Time().After(now.Add(ClockSkew)):
-		return Workload{}, fail.Unauthenticatedf("client assertion is not valid yet (nbf is in the future)")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion is not valid yet (nbf is in the future)")
 	case claims.ID == "":
-		return Workload{}, fail.Unauthenticatedf("client assertion must carry a jti, unique per assertion")
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion must carry a jti, unique per assertion")
 	case len(claims.ID) > maxJTI:
-		return Workload{}, fail.Unauthenticatedf("client assertion jti is longer than %d bytes", maxJTI)
+		return Workload{}, nil, fail.Unauthenticatedf("client assertion jti is longer than %d bytes", maxJTI)
 	}
-	if err := i.consumeJTI(w.ID, claims.ID, claims.Expiry.Time().Add(ClockSkew), now); err != nil {
-		return Workload{}, err
+	claim := &replayClaim{workload: w.ID, jti: claims.ID, expires: claims.Expiry.Time().Add(ClockSkew)}
+	if err := i.seen(claim, now); err != nil {
+		return Workload{}, nil, err
 	}
-	return w, nil
+	return w, claim, nil
 }
 
 // errBadClient is the one answer to an assertion from an unknown client or with a signature that

@@ -198,6 +198,8 @@ func TestReplayConsumedEvenIfIssuanceIsRefused(t *testing.T) {
 	wantKind(t, err, fail.Unauthenticated)
 }
 
+// Concurrent requests with one assertion all pass the replay cache's read-only check, so they
+// race to the transaction that records the jti with the credential: exactly one wins.
 func TestConcurrentReplayIssuesOnce(t *testing.T) {
 	e := newEnv(t)
 	e.activeKey()
@@ -225,6 +227,12 @@ func TestConcurrentReplayIssuesOnce(t *testing.T) {
 	}
 	if ok != 1 {
 		t.Fatalf("%d of %d concurrent uses of one assertion succeeded, want 1", ok, n)
+	}
+	// The losers lost inside the transaction that would have recorded their credentials (a batch
+	// shared with the winner, or their own), so the inventory holds the winner's alone.
+	creds, _, err := e.iss.ListCredentials(issuer.Filter{WorkloadID: workload}, 0, "")
+	if err != nil || len(creds) != 1 {
+		t.Fatalf("the inventory holds %d credentials of the workload (%v), want 1", len(creds), err)
 	}
 }
 

@@ -80,24 +80,28 @@ type TLSSubject struct {
 // secret is client_secret_basic or client_secret_post (as req.AuthMethod says); a client
 // assertion is private_key_jwt; otherwise a TLS client certificate with a client_id is
 // tls_client_auth or self_signed_tls_client_auth, whichever the certificate matches. It returns
-// the workload and the method. Whether the integration allows the method is checked later, once
-// the integration is known (checkClientMethod).
-func (i *Issuer) authenticateClient(ctx context.Context, req Request) (Workload, string, error) {
+// the workload and the method, and for an assertion its jti to record in the replay cache (nil
+// for other methods; see replayClaim). Whether the integration allows the method is checked later,
+// once the integration is known (checkClientMethod).
+func (i *Issuer) authenticateClient(ctx context.Context, req Request) (Workload, string, *replayClaim, error) {
 	if req.ClientSecret != "" {
-		return i.authenticateClientSecret(ctx, req)
+		w, method, err := i.authenticateClientSecret(ctx, req)
+		return w, method, nil, err
 	}
 	if req.Assertion == "" && req.AssertionType == "" && len(req.ClientCertificates) > 0 {
-		return i.authenticateTLS(ctx, req.ClientID, req.ClientCertificates)
+		w, method, err := i.authenticateTLS(ctx, req.ClientID, req.ClientCertificates)
+		return w, method, nil, err
 	}
-	w, err := i.authenticate(ctx, req.AssertionType, req.Assertion)
+	w, claim, err := i.authenticate(ctx, req.AssertionType, req.Assertion)
 	if err != nil {
-		return Workload{}, "", err
+		return Workload{}, "", nil, err
 	}
 	// RFC 7521 section 4.2: a client_id sent beside an assertion must name the same client.
 	if req.ClientID != "" && req.ClientID != w.ID {
-		return Workload{}, "", fail.Unauthenticatedf("client_id does not name the client the assertion authenticates")
+		i.consume(claim) // the assertion verified: it stays single-use
+		return Workload{}, "", nil, fail.Unauthenticatedf("client_id does not name the client the assertion authenticates")
 	}
-	return w, MethodPrivateKeyJWT, nil
+	return w, MethodPrivateKeyJWT, claim, nil
 }
 
 // authenticateClientSecret authenticates a client by one of its client secrets.

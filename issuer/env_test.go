@@ -96,7 +96,7 @@ func withDirectory(d faultyDirectory) func(*issuer.Config) {
 // env is an issuer over a real bbolt file whose neighbours are real: it looks clients up in a real
 // registry, asks a real PDP, and its relay publishes into a real revoker, all over gRPC.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	world *issuertest.World
 	path  string
 	cfg   issuer.Config
@@ -112,7 +112,7 @@ type env struct {
 
 // newEnv onboards the fixture world and starts an issuer; edit may change the config first, for
 // example to wrap the real Directory or point the Authorizer elsewhere.
-func newEnv(t *testing.T, edit ...func(*issuer.Config)) *env {
+func newEnv(t testing.TB, edit ...func(*issuer.Config)) *env {
 	t.Helper()
 	e := &env{
 		t: t, world: issuertest.Start(t, issuertest.Config{}), path: filepath.Join(t.TempDir(), "issuer.db"),

@@ -104,7 +104,7 @@ func (i *Issuer) Exchange(ctx context.Context, req ExchangeRequest) (Issued, err
 	if !ok {
 		return Issued{}, fail.Preconditionf("token exchange is not available: the issuer's decision point client cannot check tokens")
 	}
-	w, method, err := i.authenticateClient(ctx, req.Request)
+	w, method, claim, err := i.authenticateClient(ctx, req.Request)
 	req.authMethod = method
 	if err != nil {
 		i.log.Info("issuer: client authentication failed", "err", err)
@@ -112,11 +112,13 @@ func (i *Issuer) Exchange(ctx context.Context, req ExchangeRequest) (Issued, err
 	}
 	parent, err := i.verifySubject(req.SubjectToken)
 	if err != nil {
+		i.consume(claim) // the assertion stays single-use when the exchange is refused too
 		i.log.Info("issuer: token exchange refused", "workload", w.ID, "err", err)
 		return Issued{}, err
 	}
-	out, err := i.exchange(ctx, checker, w, parent, req.Request)
+	out, err := i.exchange(ctx, checker, w, parent, req.Request, claim)
 	if err != nil {
+		i.consume(claim)
 		i.log.Info("issuer: token exchange refused", "workload", w.ID, "parent_jti", parent.claims.ID, "err", err)
 		return Issued{}, err
 	}
@@ -203,7 +205,7 @@ func (i *Issuer) verifySubject(raw string) (*parentToken, error) {
 
 // exchange checks the parent against the requester, has the PDP confirm the parent is live, and
 // mints the child through issue.
-func (i *Issuer) exchange(ctx context.Context, checker TokenChecker, w Workload, parent *parentToken, req Request) (Issued, error) {
+func (i *Issuer) exchange(ctx context.Context, checker TokenChecker, w Workload, parent *parentToken, req Request, claim *replayClaim) (Issued, error) {
 	p := &parent.claims
 	switch {
 	case p.Partner != w.PartnerID || p.Integration != w.IntegrationID:
@@ -236,7 +238,7 @@ func (i *Issuer) exchange(ctx context.Context, checker TokenChecker, w Workload,
 	// The child is decided at or after the sequence the parent was found live at.
 	req.MinSequence = max(req.MinSequence, dec.Sequence)
 	req.parent = parent
-	return i.issue(ctx, w, req)
+	return i.issue(ctx, w, req, claim)
 }
 
 // capExpiry caps an exchanged token's exp at its parent's: a child never outlives its parent. It is

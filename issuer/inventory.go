@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"slices"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/store"
+	"github.com/treaty-dev/treaty/token"
 )
 
 // Page sizes of ListCredentials.
@@ -19,46 +21,100 @@ const (
 	maxExamined = 10000
 )
 
-// Filter selects credentials from the inventory. Zero fields select everything.
+// Filter selects credentials from the inventory. Zero fields select everything; every field set
+// must match.
 type Filter struct {
-	PartnerID  string
-	WorkloadID string
+	PartnerID     string
+	IntegrationID string
+	WorkloadID    string
 	// LiveOnly keeps only credentials that have not expired.
 	LiveOnly bool
+	// ExpiredOnly keeps only credentials that have expired; not with LiveOnly.
+	ExpiredOnly bool
 }
 
-// record writes a credential and its index entries in one durable transaction.
-func (i *Issuer) record(c Credential) error {
-	err := i.cfg.Store.Update(func(tx store.Tx) error {
-		if tx.Get(bucketCreds, []byte(c.ID)) != nil {
-			return fmt.Errorf("credential id %s exists already", c.ID)
-		}
-		n := store.KeyUint64(tx.Get(bucketState, keyCounter)) + 1
-		if err := tx.Put(bucketState, keyCounter, store.Uint64Key(n)); err != nil {
-			return err
-		}
-		rec := credentialRecord{
-			ID: c.ID, WorkloadID: c.WorkloadID, IntegrationID: c.IntegrationID, PartnerID: c.PartnerID,
-			Scopes: c.Scopes, Audience: c.Audience, IssueTime: c.IssueTime, ExpireTime: c.ExpireTime,
-			Kid: c.Kid, Sequence: c.Sequence, Binding: c.Binding, AuthMethod: c.AuthMethod, Order: n, ParentID: c.ParentID,
-		}
-		if err := putJSON(tx, bucketCreds, []byte(c.ID), &rec); err != nil {
-			return err
-		}
-		jti, order := []byte(c.ID), orderKey(n)
-		for bucket, key := range map[string][]byte{
-			bucketByOrder:    order,
-			bucketByPartner:  scoped(c.PartnerID, order),
-			bucketByWorkload: scoped(c.WorkloadID, order),
-		} {
-			if err := tx.Put(bucket, key, jti); err != nil {
+// idEncoding is base64 with the URL-safe characters in ASCII order, so that encoded ids sort as
+// their bytes do.
+var idEncoding = base64.NewEncoding("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz").WithPadding(base64.NoPadding)
+
+// newCredentialID returns a credential id (jti): the issue time in milliseconds (48 bits), then
+// 80 random bits, in 22 URL-safe characters that sort by time. Ids that grow with time make the
+// inventory's inserts appends at the end of its key space: a batch of issuances dirties one leaf
+// page instead of one random page each, which is most of a commit's writes once the inventory is
+// large. 80 random bits keep ids unique (the token is signed; its jti needs no secrecy).
+func newCredentialID(now time.Time) (string, error) {
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for k := range 6 {
+		b[k] = byte(ms >> (40 - 8*k))
+	}
+	if _, err := rand.Read(b[6:]); err != nil {
+		return "", fmt.Errorf("random id: %w", err)
+	}
+	return idEncoding.EncodeToString(b[:]), nil
+}
+
+// bindingThumbprint is what the inventory keeps of a token's confirmation: the DPoP key's
+// thumbprint if there is one (a dpop+mtls token carries both), else the certificate's.
+func bindingThumbprint(cnf *token.Confirmation) string {
+	switch {
+	case cnf == nil:
+		return ""
+	case cnf.JKT != "":
+		return cnf.JKT
+	}
+	return cnf.X5TS256
+}
+
+// record writes a credential and its index entries, and the replay claim of the assertion that
+// authenticated its request (nil if none), in one durable transaction shared with concurrent
+// issuances (store.Batch). It returns errReplayed if another request used the assertion first.
+func (i *Issuer) record(claim *replayClaim, c Credential) error {
+	now := i.cfg.Now()
+	err := i.cfg.Store.Batch(func(tx store.Tx) error {
+		if claim != nil {
+			if err := claim.take(tx, now); err != nil {
 				return err
 			}
 		}
-		return nil
+		return putCredential(tx, c)
 	})
-	if err != nil {
+	switch {
+	case err == errReplayed:
+		return err
+	case err != nil:
 		return fmt.Errorf("issuer: record credential in the inventory: %w", err)
+	}
+	return nil
+}
+
+// putCredential writes a credential and its index entries in tx. It only reads and writes tx, so
+// it may run again when its batch is retried.
+func putCredential(tx store.Tx, c Credential) error {
+	if tx.Get(bucketCreds, []byte(c.ID)) != nil {
+		return fmt.Errorf("credential id %s exists already", c.ID)
+	}
+	n := store.KeyUint64(tx.Get(bucketState, keyCounter)) + 1
+	if err := tx.Put(bucketState, keyCounter, store.Uint64Key(n)); err != nil {
+		return err
+	}
+	rec := newCredentialRecord(c, n)
+	if err := putJSON(tx, bucketCreds, []byte(c.ID), &rec); err != nil {
+		return err
+	}
+	jti, order := []byte(c.ID), orderKey(n)
+	for _, e := range [...]struct {
+		bucket string
+		key    []byte
+	}{
+		{bucketByOrder, order},
+		{bucketByPartner, scoped(c.PartnerID, order)},
+		{bucketByWorkload, scoped(c.WorkloadID, order)},
+		{bucketByInteg, scoped(c.IntegrationID, order)},
+	} {
+		if err := tx.Put(e.bucket, e.key, jti); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -67,9 +123,11 @@ func (i *Issuer) record(c Credential) error {
 func (i *Issuer) Credential(jti string) (Credential, error) {
 	var rec credentialRecord
 	var ok bool
+	var seen time.Time
 	err := i.cfg.Store.View(func(tx store.Tx) error {
 		var err error
 		ok, err = getJSON(tx, bucketCreds, []byte(jti), &rec)
+		seen = lastSeen(tx, []byte(jti))
 		return err
 	})
 	if err != nil {
@@ -78,7 +136,9 @@ func (i *Issuer) Credential(jti string) (Credential, error) {
 	if !ok {
 		return Credential{}, fail.NotFoundf("credential %q is not in the inventory", jti)
 	}
-	return rec.credential(), nil
+	c := rec.credential()
+	c.LastSeen = seen
+	return c, nil
 }
 
 // ListCredentials pages through the inventory, newest first (in issuance order). pageSize zero
@@ -93,6 +153,9 @@ func (i *Issuer) ListCredentials(f Filter, pageSize int, pageToken string) ([]Cr
 	case pageSize > MaxPageSize:
 		pageSize = MaxPageSize
 	}
+	if f.LiveOnly && f.ExpiredOnly {
+		return nil, "", fail.Invalidf("expired_only", "live_only and expired_only exclude each other")
+	}
 	var start []byte
 	if pageToken != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(pageToken)
@@ -105,6 +168,8 @@ func (i *Issuer) ListCredentials(f Filter, pageSize int, pageToken string) ([]Cr
 	switch {
 	case f.WorkloadID != "":
 		bucket, prefix = bucketByWorkload, scoped(f.WorkloadID, nil)
+	case f.IntegrationID != "":
+		bucket, prefix = bucketByInteg, scoped(f.IntegrationID, nil)
 	case f.PartnerID != "":
 		bucket, prefix = bucketByPartner, scoped(f.PartnerID, nil)
 	}
@@ -131,14 +196,18 @@ func (i *Issuer) ListCredentials(f Filter, pageSize int, pageToken string) ([]Cr
 			if !ok {
 				return false, fmt.Errorf("index entry for %q has no record", jti)
 			}
-			if (f.PartnerID != "" && rec.PartnerID != f.PartnerID) || (f.LiveOnly && !rec.ExpireTime.After(now)) {
+			live := rec.ExpireTime.After(now)
+			if (f.PartnerID != "" && rec.PartnerID != f.PartnerID) || (f.IntegrationID != "" && rec.IntegrationID != f.IntegrationID) ||
+				(f.LiveOnly && !live) || (f.ExpiredOnly && live) {
 				return true, nil
 			}
 			if len(out) == pageSize {
 				next = base64.RawURLEncoding.EncodeToString(k[len(prefix):])
 				return false, nil
 			}
-			out = append(out, rec.credential())
+			c := rec.credential()
+			c.LastSeen = lastSeen(tx, jti)
+			out = append(out, c)
 			return true, nil
 		})
 	})

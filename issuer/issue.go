@@ -108,6 +108,12 @@ type Credential struct {
 	// ParentID is the jti of the token this one was exchanged from (RFC 8693); empty for an
 	// issuance.
 	ParentID string
+	// BindingThumbprint is the binding's confirmation: cnf.jkt for DPoP (and dpop+mtls),
+	// cnf.x5t#S256 for mTLS; empty for a bearer token.
+	BindingThumbprint string
+	// LastSeen is when a PDP last allowed a request with the credential, as PDPs report it in
+	// batches (see ReportUsage); zero if none has. Only the inventory's reads set it.
+	LastSeen time.Time
 }
 
 // Issued is a minted credential.
@@ -126,14 +132,15 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
 	if err := checkRequest(req); err != nil {
 		return Issued{}, err
 	}
-	w, method, err := i.authenticateClient(ctx, req)
+	w, method, claim, err := i.authenticateClient(ctx, req)
+	req.authMethod = method
 	if err != nil {
 		i.log.Info("issuer: client authentication failed", "err", err)
 		return Issued{}, err
 	}
-	req.authMethod = method
-	out, err := i.issue(ctx, w, req)
+	out, err := i.issue(ctx, w, req, claim)
 	if err != nil {
+		i.consume(claim) // the assertion stays single-use when issuance is refused too
 		i.log.Info("issuer: issuance refused", "workload", w.ID, "err", err)
 		return Issued{}, err
 	}
@@ -169,8 +176,8 @@ func checkRequest(req Request) error {
 	return nil
 }
 
-// issue runs every step after authentication.
-func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, error) {
+// issue runs every step after authentication; claim (nil if none) is recorded with the credential.
+func (i *Issuer) issue(ctx context.Context, w Workload, req Request, claim *replayClaim) (Issued, error) {
 	integ, partner, err := i.grant(ctx, w)
 	if err != nil {
 		return Issued{}, err
@@ -201,7 +208,7 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 	if err != nil {
 		return Issued{}, err
 	}
-	jti, err := randomID()
+	jti, err := newCredentialID(now)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -220,10 +227,10 @@ func (i *Issuer) issue(ctx context.Context, w Workload, req Request) (Issued, er
 	cred := Credential{
 		ID: jti, WorkloadID: w.ID, IntegrationID: w.IntegrationID, PartnerID: w.PartnerID, Scopes: scopes,
 		Audience: req.Audience, IssueTime: iat, ExpireTime: exp, Kid: key.kid, Sequence: dec.Sequence,
-		Binding: binding, AuthMethod: req.authMethod,
+		Binding: binding, AuthMethod: req.authMethod, BindingThumbprint: bindingThumbprint(cnf),
 	}
 	cred.ParentID = req.parent.id()
-	if err := i.record(cred); err != nil {
+	if err := i.record(claim, cred); err != nil {
 		return Issued{}, err
 	}
 	return Issued{Token: raw, TokenType: tokenType(binding), Credential: cred}, nil

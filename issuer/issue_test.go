@@ -389,6 +389,9 @@ func TestInventory(t *testing.T) {
 		{"by workload and partner", issuer.Filter{PartnerID: partner, WorkloadID: sibling}, []issuer.Credential{b}},
 		{"workload of another partner", issuer.Filter{PartnerID: "globex", WorkloadID: sibling}, nil},
 		{"unknown partner", issuer.Filter{PartnerID: "acm"}, nil}, // a prefix of acme
+		{"by integration", issuer.Filter{IntegrationID: integration}, []issuer.Credential{d, b, a}},
+		{"by integration and workload", issuer.Filter{IntegrationID: integration, WorkloadID: workload}, []issuer.Credential{d, a}},
+		{"integration of another partner", issuer.Filter{PartnerID: "globex", IntegrationID: integration}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -403,6 +406,11 @@ func TestInventory(t *testing.T) {
 	if diff := cmp.Diff(ids([]issuer.Credential{d, b}), ids(mustList(t, e.iss, issuer.Filter{PartnerID: partner, LiveOnly: true}))); diff != "" {
 		t.Fatalf("live ids (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff(ids([]issuer.Credential{a}), ids(mustList(t, e.iss, issuer.Filter{IntegrationID: integration, ExpiredOnly: true}))); diff != "" {
+		t.Fatalf("expired ids (-want +got):\n%s", diff)
+	}
+	_, _, err = e.iss.ListCredentials(issuer.Filter{LiveOnly: true, ExpiredOnly: true}, 0, "")
+	wantKind(t, err, fail.Invalid)
 
 	// The inventory survives a restart.
 	e.reopen()

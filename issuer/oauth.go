@@ -50,11 +50,12 @@ func Mark(err *fail.Error, mark error) error { return &markedError{err: err, mar
 // id with the method it used. The OAuth revocation and introspection endpoints use it: they need
 // to know the client, not to issue.
 func (i *Issuer) AuthenticateClient(ctx context.Context, req Request) (workloadID, method string, err error) {
-	w, method, err := i.authenticateClient(ctx, req)
+	w, method, claim, err := i.authenticateClient(ctx, req)
 	if err != nil {
 		i.log.Info("issuer: client authentication failed", "err", err)
 		return "", "", err
 	}
+	i.consume(claim) // an assertion authenticates once, here as for an issuance
 	return w.ID, method, nil
 }
 

@@ -13,23 +13,79 @@ import (
 // housekeeping is spread over requests and never stalls one.
 const purgeBatch = 128
 
-// consumeJTI records that workload used jti, until expires, in one durable transaction, and
-// refuses a jti the workload used before while its entry is live. Only assertions whose
-// signature verified reach it, so nobody without a workload key can fill the cache. Expired
-// entries are purged on the way.
-func (i *Issuer) consumeJTI(workload, jti string, expires, now time.Time) error {
-	err := i.consumeOnce(scoped(workload, []byte(jti)), expires, now)
-	if fail.KindOf(err) == fail.Unauthenticated {
-		return fail.Unauthenticatedf("client assertion was already used (its jti is single-use); sign a new assertion for each request")
+// replayClaim is a verified client assertion's jti, to be recorded in the replay cache in the
+// transaction that records the credential it buys (see record), or on its own if issuance is
+// refused (see consume). Either way it is used once: the transaction that records it first wins,
+// and every other is refused inside its own transaction, so two requests racing with one
+// assertion, even in one batch, never both succeed.
+type replayClaim struct {
+	workload, jti string
+	expires       time.Time // when the assertion expires, skew included: the entry is kept until then
+}
+
+// errReplayed refuses an assertion whose jti is in the replay cache.
+var errReplayed = fail.Unauthenticatedf("client assertion was already used (its jti is single-use); sign a new assertion for each request")
+
+// seen refuses a jti the replay cache holds already, in a read-only transaction: it turns a
+// replay away before any further work, but only take (inside the write) decides a race.
+func (i *Issuer) seen(c *replayClaim, now time.Time) error {
+	var used bool
+	err := i.cfg.Store.View(func(tx store.Tx) error {
+		old := tx.Get(bucketReplay, scoped(c.workload, []byte(c.jti)))
+		used = old != nil && int64(store.KeyUint64(old)) > now.UnixNano()
+		return nil
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("issuer: read the assertion replay cache: %w", err)
+	case used:
+		return errReplayed
 	}
-	return err
+	return nil
+}
+
+// take records the claim in tx, or returns errReplayed if the workload used the jti before
+// while its entry is live. Expired entries are purged on the way. It only reads and writes tx,
+// so it may run again when its batch is retried.
+func (c *replayClaim) take(tx store.Tx, now time.Time) error {
+	key := scoped(c.workload, []byte(c.jti))
+	if old := tx.Get(bucketReplay, key); old != nil {
+		if int64(store.KeyUint64(old)) > now.UnixNano() {
+			return errReplayed
+		}
+		if err := tx.Delete(bucketReplayExp, append(old, key...)); err != nil {
+			return err
+		}
+	}
+	exp := store.Uint64Key(uint64(c.expires.UnixNano()))
+	if err := tx.Put(bucketReplay, key, exp); err != nil {
+		return err
+	}
+	if err := tx.Put(bucketReplayExp, append(exp, key...), nil); err != nil {
+		return err
+	}
+	return purgeReplay(tx, now)
+}
+
+// consume records the claim on its own, durably, for an assertion whose issuance was refused:
+// the assertion stays single-use whatever the outcome. A jti recorded already is no error here.
+func (i *Issuer) consume(c *replayClaim) {
+	if c == nil {
+		return
+	}
+	now := i.cfg.Now()
+	err := i.cfg.Store.Batch(func(tx store.Tx) error { return c.take(tx, now) })
+	if err != nil && err != errReplayed {
+		i.log.Error("issuer: record the jti of a refused client assertion", "workload", c.workload, "err", err)
+	}
 }
 
 // consumeOnce records key in the replay cache until expires, in one durable transaction, and
 // returns an Unauthenticated error if key is there already and live. Expired entries are purged
 // on the way. Callers scope their keys (scoped) so that kinds of one-time values never collide.
+// The transaction is a store.Batch shared with concurrent issuances: fn only reads and writes tx.
 func (i *Issuer) consumeOnce(key []byte, expires, now time.Time) error {
-	err := i.cfg.Store.Update(func(tx store.Tx) error {
+	err := i.cfg.Store.Batch(func(tx store.Tx) error {
 		if old := tx.Get(bucketReplay, key); old != nil {
 			if int64(store.KeyUint64(old)) > now.UnixNano() {
 				return fail.Unauthenticatedf("already used")

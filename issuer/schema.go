@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -13,14 +14,16 @@ import (
 // id contains, so one id is never a prefix match of another), then the inverted issuance counter,
 // so a prefix scan lists one partner's or workload's credentials newest first.
 const (
-	bucketState      = "issuer"                  // fixed keys: the active and next kids, the KEK id, the inventory counter
-	bucketKeys       = "keys"                    // kid -> keyRecord
-	bucketCreds      = "credentials"             // jti -> credentialRecord
-	bucketByOrder    = "credentials_by_order"    // ^n -> jti
-	bucketByPartner  = "credentials_by_partner"  // partner NUL ^n -> jti
-	bucketByWorkload = "credentials_by_workload" // workload NUL ^n -> jti
-	bucketReplay     = "replay"                  // workload NUL jti -> expiry (unix nanos)
-	bucketReplayExp  = "replay_expiry"           // expiry (unix nanos) workload NUL jti -> empty
+	bucketState      = "issuer"                     // fixed keys: the active and next kids, the KEK id, the inventory counter
+	bucketKeys       = "keys"                       // kid -> keyRecord
+	bucketCreds      = "credentials"                // jti -> credentialRecord
+	bucketByOrder    = "credentials_by_order"       // ^n -> jti
+	bucketByPartner  = "credentials_by_partner"     // partner NUL ^n -> jti
+	bucketByWorkload = "credentials_by_workload"    // workload NUL ^n -> jti
+	bucketByInteg    = "credentials_by_integration" // integration NUL ^n -> jti (layout 2)
+	bucketLastSeen   = "credentials_last_seen"      // jti -> unix nanos, as PDPs report it
+	bucketReplay     = "replay"                     // workload NUL jti -> expiry (unix nanos)
+	bucketReplayExp  = "replay_expiry"              // expiry (unix nanos) workload NUL jti -> empty
 )
 
 var (
@@ -31,13 +34,40 @@ var (
 // Schema is the layout of the issuer's store. Private signing keys are kept in it as PKCS#8
 // encrypted with the key-encryption key (see Config.KEKFile); the bbolt file is created with mode
 // 0600.
+//
+// Layout 2 added the integration index of the inventory (built from the records at open) and
+// the last-seen times PDPs report.
 var Schema = store.Schema{
 	Name:    "issuer",
-	Version: 1,
+	Version: 2,
 	Buckets: []string{
 		bucketState, bucketKeys, bucketCreds, bucketByOrder, bucketByPartner, bucketByWorkload,
-		bucketReplay, bucketReplayExp, outbox.Bucket,
+		bucketByInteg, bucketLastSeen, bucketReplay, bucketReplayExp, outbox.Bucket,
 	},
+	Migrations: map[uint64]func(store.Tx) error{1: indexIntegrations},
+}
+
+// indexIntegrations builds the integration index from the inventory's records.
+func indexIntegrations(tx store.Tx) error {
+	type entry struct{ key, jti []byte }
+	var entries []entry
+	err := tx.Scan(bucketCreds, nil, nil, func(k, v []byte) (bool, error) {
+		var rec credentialRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return false, fmt.Errorf("decode credential %q: %w", k, err)
+		}
+		entries = append(entries, entry{scoped(rec.IntegrationID, orderKey(rec.Order)), bytes.Clone(k)})
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := tx.Put(bucketByInteg, e.key, e.jti); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // keyRecord is a signing key as stored.
@@ -81,8 +111,19 @@ type credentialRecord struct {
 	AuthMethod string `json:"auth_method,omitempty"`
 	// ParentID is the jti of the token this one was exchanged from, if any.
 	ParentID string `json:"parent,omitempty"`
+	// BindingThumbprint is cnf.jkt or cnf.x5t#S256.
+	BindingThumbprint string `json:"binding_thumbprint,omitempty"`
 	// Order is the inventory counter the record is indexed under.
 	Order uint64 `json:"order"`
+}
+
+func newCredentialRecord(c Credential, order uint64) credentialRecord {
+	return credentialRecord{
+		ID: c.ID, WorkloadID: c.WorkloadID, IntegrationID: c.IntegrationID, PartnerID: c.PartnerID,
+		Scopes: c.Scopes, Audience: c.Audience, IssueTime: c.IssueTime, ExpireTime: c.ExpireTime,
+		Kid: c.Kid, Sequence: c.Sequence, AuthMethod: c.AuthMethod, Binding: c.Binding,
+		BindingThumbprint: c.BindingThumbprint, ParentID: c.ParentID, Order: order,
+	}
 }
 
 func (r *credentialRecord) credential() Credential {
@@ -90,6 +131,7 @@ func (r *credentialRecord) credential() Credential {
 		ID: r.ID, WorkloadID: r.WorkloadID, IntegrationID: r.IntegrationID, PartnerID: r.PartnerID,
 		Scopes: r.Scopes, Audience: r.Audience, IssueTime: r.IssueTime, ExpireTime: r.ExpireTime,
 		Kid: r.Kid, Sequence: r.Sequence, Binding: r.Binding, AuthMethod: r.AuthMethod, ParentID: r.ParentID,
+		BindingThumbprint: r.BindingThumbprint,
 	}
 }
 

@@ -23,8 +23,9 @@ const DefaultTokenCacheSize = 100_000
 // outlive the key it was made with. Everything else (revocation, blocks, watermarks, lifecycle,
 // scopes, expiry) is checked on every decision.
 //
-// The one mutable part is the grant memo (memo.go), written under its own sequence counter: it
-// holds facts about one state, and is used only on that state.
+// The mutable parts are the grant memo (memo.go), written under its own sequence counter: it
+// holds facts about one state, and is used only on that state; and when the token was last
+// allowed (seen), for the usage reports.
 //
 // Layout: a hit on a scattered token is bound by cache misses, so everything a hit reads lies in
 // one allocation, in the order it is read, so that the hardware's stream prefetcher follows: the
@@ -41,6 +42,11 @@ type verified struct {
 	memoScopes atomic.Uint64
 	memoEnd    atomic.Int64
 
+	// seen is when a decision last allowed the token (Unix seconds), zero once a usage report
+	// harvested it (usage.go). Written only when the second changes, so hits do not all write
+	// the entry's first cache line.
+	seen atomic.Int64
+
 	n      int  // len(token)
 	inline bool // head holds the audience and scope after the token
 
@@ -56,7 +62,7 @@ type verified struct {
 // 800), and the size that makes an entry exactly 1 KiB (a malloc size class; TestVerifiedSize).
 // An exchanged token (its act and anc claims) may spill past it: the rest is one more allocation
 // when it is cached, never on a decision.
-const inlineToken = 712
+const inlineToken = 704
 
 // newVerified returns the cache entry of a verified token tok with hash h.
 func newVerified(tok string, h uint64, kid string, key *feed.SigningKey, claims *token.Claims) *verified {

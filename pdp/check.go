@@ -130,6 +130,7 @@ func (p *PDP) checkToken(s *feed.State, req *CheckRequest, d *Decision) string {
 	}
 	if e != nil && m.stateID == s.ID() && memoGrant(m, e, req, now) {
 		d.Subject, d.Partner, d.TokenID = c.Subject, c.Partner, c.ID
+		e.markSeen(now.Unix())
 		return ReasonGranted
 	}
 	if key == nil { // the memo's state is s, so s's key is the entry's: verifyToken skipped its lookup
@@ -140,6 +141,9 @@ func (p *PDP) checkToken(s *feed.State, req *CheckRequest, d *Decision) string {
 	r = p.checkCredential(s, req, d, c, key, now)
 	if r == ReasonGranted && e != nil && m.stateID != s.ID() {
 		memoize(s, e)
+	}
+	if r == ReasonGranted {
+		p.markSeen(e, req.Token, now.Unix())
 	}
 	return r
 }

@@ -246,6 +246,18 @@ func (s *Server) assemble(ctx context.Context) error {
 		}
 		s.pdp = p
 		s.goLoop(func() { p.Run(ctx) })
+		if cfg.runs(Issuer) || cfg.Peers[Issuer] != "" {
+			// Tell the issuer's inventory when credentials were last seen allowed, in batches.
+			issConn, err := peer(Issuer)
+			if err != nil {
+				return err
+			}
+			rep, err := pdp.NewUsageReporter(pdp.UsageReporterConfig{PDP: p, Sink: issuersvc.NewUsageSink(issConn), Logger: s.log})
+			if err != nil {
+				return err
+			}
+			s.goLoop(func() { rep.Run(ctx) })
+		}
 		trust := NewTrust(cfg.TrustSubjectsFrom)
 		pdpsvc.New(pdpsvc.Config{PDP: p, Trusted: trust.GRPC, Logger: s.log}).Register(s.grpc)
 		if cfg.ExtAuthzRoutes != "" {
@@ -283,7 +295,7 @@ func (s *Server) assemble(ctx context.Context) error {
 			return err
 		}
 		iss, err := issuer.New(issuer.Config{
-			Store: st, Relay: r, Directory: registrysvc.NewDirectory(regConn), Authorizer: pdpsvc.NewAuthorizer(pdpConn),
+			Store: st, Relay: r, Directory: issuer.CachedDirectory(registrysvc.NewDirectory(regConn), directoryCacheTTL), Authorizer: pdpsvc.NewAuthorizer(pdpConn),
 			Feed: revokersvc.NewSource(revConn), IssuerURL: cfg.IssuerURL, MaxCredentialTTL: cfg.MaxCredentialTTL, Logger: s.log,
 			SigningAlgorithm: cfg.SigningAlgorithm, KeyRotation: cfg.KeyRotation, KeyPrepublish: cfg.KeyPrepublish,
 			KEKFile: cfg.KEKFile, DataDir: cfg.DataDir,
@@ -302,6 +314,13 @@ func (s *Server) assemble(ctx context.Context) error {
 	adminsvc.New(adminsvc.Config{Stores: backupOrder(s.named), Logger: s.log}).Register(s.grpc)
 	return nil
 }
+
+// directoryCacheTTL is how long the issuer reuses the registry's answers about a workload, its
+// integration and partner. Blocks, suspensions, contract ends and scope ceilings are enforced by
+// the PDP from the feed on every issuance whatever the cache holds; what may lag by this much is a
+// key removed from a workload or an integration's new audiences or TTL. Client secrets are never
+// cached.
+const directoryCacheTTL = time.Second
 
 // backupOrder puts the revoker's store last, so that every change another store considers
 // published is in the revoker's copy (see package backup).

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/treaty-dev/treaty/store"
 	"github.com/treaty-dev/treaty/store/storetest"
@@ -137,5 +139,58 @@ func TestBackupWhileWriting(t *testing.T) {
 		if k != uint64(i+1) {
 			t.Fatalf("copy's key %d is %d: not a prefix of the writes", i, k)
 		}
+	}
+}
+
+// Concurrent Batch calls share one transaction: with a batch size of 32 and a delay longer than
+// the test, 32 calls commit in exactly one transaction, and the next 32 in one more.
+func TestBoltBatchCoalesces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	s, err := store.OpenBolt(path, storetest.Schema, store.WithBatchLimits(time.Hour, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := store.CommittedTxID(s)
+	var wg sync.WaitGroup
+	for n := range 64 {
+		wg.Go(func() {
+			if err := s.Batch(func(tx store.Tx) error { return tx.Put("a", store.Uint64Key(uint64(n)), nil) }); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := store.CommittedTxID(s) - before; got != 2 {
+		t.Fatalf("64 batched calls took %d transactions, want 2", got)
+	}
+}
+
+// What Batch acknowledged is in the file after it is closed and opened again.
+func TestBoltBatchDurable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	s, err := store.OpenBolt(path, storetest.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for n := range 100 {
+		wg.Go(func() {
+			if err := s.Batch(func(tx store.Tx) error { return tx.Put("a", store.Uint64Key(uint64(n)), []byte("v")) }); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = storetest.OpenBoltAt(t, path, storetest.Schema)
+	count := 0
+	s.View(func(tx store.Tx) error {
+		return tx.Scan("a", nil, nil, func(_, _ []byte) (bool, error) { count++; return true, nil })
+	})
+	if count != 100 {
+		t.Fatalf("after reopening, %d of 100 acknowledged batched writes are there", count)
 	}
 }

@@ -16,6 +16,17 @@ type Store interface {
 	// Update runs fn in a read-write transaction. If fn returns nil the transaction is committed, and
 	// it is durable (fsync'd) when Update returns nil. If fn returns an error nothing is written.
 	Update(fn func(Tx) error) error
+	// Batch runs fn in a read-write transaction that concurrent Batch calls may share, so that
+	// many small writes cost one commit and one fsync (group commit). It is durable when Batch
+	// returns nil, like Update. Because the shared transaction is rolled back and run again
+	// without a call whose fn failed, and that call is then run alone, fn may run more than
+	// once: it must be idempotent, decide only from what it reads in tx, and have no effect
+	// outside tx (set results the caller reads only after Batch returns, overwriting them on
+	// every run). Calls in one batch run one after another and see each other's writes, so fn can
+	// detect a conflict with a concurrent call by reading tx. A failing fn does not fail the
+	// others; its own error is returned from its solo run. Batch trades up to the store's batch
+	// delay of latency for throughput: use it where many writers commit at once.
+	Batch(fn func(Tx) error) error
 	// Backup writes a consistent copy of the whole store to w, as of one transaction, while
 	// writers go on, and returns the number of bytes written. The copy is in the backend's own
 	// format: for bbolt, a database file that opens as it is.

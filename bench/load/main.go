@@ -34,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: load seed|run|revoke [flags]")
+		fmt.Fprintln(os.Stderr, "usage: load seed|run|revoke|issue [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -45,8 +45,10 @@ func main() {
 		err = run(os.Args[2:])
 	case "revoke":
 		err = revoke(os.Args[2:])
+	case "issue":
+		err = issue(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: seed, run or revoke", os.Args[1])
+		err = fmt.Errorf("unknown command %q: seed, run, revoke or issue", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

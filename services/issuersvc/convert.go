@@ -26,6 +26,8 @@ func credentialProto(c issuer.Credential) *treatyv1.Credential {
 		Id: c.ID, WorkloadId: c.WorkloadID, IntegrationId: c.IntegrationID, PartnerId: c.PartnerID,
 		Scopes: c.Scopes, Audience: c.Audience, IssueTime: timestamppb.New(c.IssueTime),
 		ExpireTime: timestamppb.New(c.ExpireTime), Kid: c.Kid, Sequence: c.Sequence,
+		AuthMethod: c.AuthMethod, Binding: c.Binding, BindingThumbprint: c.BindingThumbprint,
+		LastSeenTime: optionalTime(c.LastSeen),
 		ParentId: c.ParentID,
 	}
 }
@@ -65,7 +67,10 @@ func optionalTime(t time.Time) *timestamppb.Timestamp {
 }
 
 func credentialFilter(req *treatyv1.ListCredentialsRequest) issuer.Filter {
-	return issuer.Filter{PartnerID: req.GetPartnerId(), WorkloadID: req.GetWorkloadId(), LiveOnly: req.GetLiveOnly()}
+	return issuer.Filter{
+		PartnerID: req.GetPartnerId(), IntegrationID: req.GetIntegrationId(), WorkloadID: req.GetWorkloadId(),
+		LiveOnly: req.GetLiveOnly(), ExpiredOnly: req.GetExpiredOnly(),
+	}
 }
 
 // liveQuery converts a validated CountLiveCredentials request.
@@ -76,4 +81,13 @@ func liveQuery(req *treatyv1.CountLiveCredentialsRequest) issuer.LiveQuery {
 		BelowSequence: req.GetBelowSequence(), MinSequence: req.GetMinSequence(), MaxIDs: int(req.GetMaxIds()),
 		WorkloadIDs: req.GetWorkloadIds(),
 	}
+}
+
+// usages converts a validated ReportUsage request.
+func usages(req *treatyv1.ReportUsageRequest) []issuer.Usage {
+	out := make([]issuer.Usage, len(req.GetUsages()))
+	for i, u := range req.GetUsages() {
+		out[i] = issuer.Usage{CredentialID: u.GetCredentialId(), LastSeen: u.GetLastSeenTime().AsTime()}
+	}
+	return out
 }

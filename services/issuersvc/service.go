@@ -114,3 +114,28 @@ func (s *Service) CountLiveCredentials(_ context.Context, req *treatyv1.CountLiv
 	}
 	return &treatyv1.CountLiveCredentialsResponse{Count: n, CredentialIds: ids}, nil
 }
+
+// CountLiveCredentialsByPartner implements treatyv1.IssuerServiceServer.
+func (s *Service) CountLiveCredentialsByPartner(context.Context, *treatyv1.CountLiveCredentialsByPartnerRequest) (*treatyv1.CountLiveCredentialsByPartnerResponse, error) {
+	counts, err := s.iss.CountLiveByPartner()
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	out := &treatyv1.CountLiveCredentialsByPartnerResponse{Counts: make([]*treatyv1.PartnerCredentialCount, len(counts))}
+	for i, c := range counts {
+		out.Counts[i] = &treatyv1.PartnerCredentialCount{PartnerId: c.PartnerID, LiveCount: c.Live}
+	}
+	return out, nil
+}
+
+// ReportUsage implements treatyv1.IssuerServiceServer.
+func (s *Service) ReportUsage(_ context.Context, req *treatyv1.ReportUsageRequest) (*treatyv1.ReportUsageResponse, error) {
+	if err := validateReportUsage(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	n, err := s.iss.ReportUsage(usages(req))
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.ReportUsageResponse{Updated: uint32(n)}, nil
+}

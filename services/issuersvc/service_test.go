@@ -17,10 +17,13 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/issuer/issuertest"
+	"github.com/treaty-dev/treaty/pdp"
+	"github.com/treaty-dev/treaty/services/issuersvc"
 	"github.com/treaty-dev/treaty/token"
 )
 
@@ -251,6 +254,7 @@ func TestIssueToken(t *testing.T) {
 		Id: claims.ID, WorkloadId: workload, IntegrationId: integration, PartnerId: partner,
 		Scopes: []string{"invoices:write", "invoices:read"}, Audience: audience,
 		IssueTime: c.GetIssueTime(), ExpireTime: c.GetExpireTime(), Kid: tok.Headers[0].KeyID, Sequence: claims.Sequence,
+		AuthMethod: issuer.MethodPrivateKeyJWT, Binding: issuer.BindingNone,
 	}
 	if diff := cmp.Diff(want, c, protocmp.Transform()); diff != "" {
 		t.Fatalf("credential (-want +got):\n%s", diff)
@@ -310,6 +314,33 @@ func TestCredentials(t *testing.T) {
 	if got := list(&treatyv1.ListCredentialsRequest{PartnerId: "globex"}); len(got) != 0 {
 		t.Fatalf("another partner's listing = %v", got)
 	}
+	if diff := cmp.Diff([]string{issued[2], issued[1], issued[0]}, list(&treatyv1.ListCredentialsRequest{IntegrationId: integration, LiveOnly: true})); diff != "" {
+		t.Fatalf("by integration (-want +got):\n%s", diff)
+	}
+	if got := list(&treatyv1.ListCredentialsRequest{IntegrationId: integration, ExpiredOnly: true}); len(got) != 0 {
+		t.Fatalf("expired: %v, want none", got)
+	}
+	counts, err := e.client.CountLiveCredentialsByPartner(context.Background(), &treatyv1.CountLiveCredentialsByPartnerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&treatyv1.CountLiveCredentialsByPartnerResponse{Counts: []*treatyv1.PartnerCredentialCount{{PartnerId: partner, LiveCount: 3}}},
+		counts, protocmp.Transform()); diff != "" {
+		t.Fatalf("counts (-want +got):\n%s", diff)
+	}
+
+	// A PDP's usage report, through the client adapter the PDP's reporter uses, sets last seen.
+	seen := time.Now().Add(-time.Minute).Truncate(time.Second)
+	if err := issuersvc.NewUsageSink(e.conn).ReportUsage(context.Background(), []pdp.Usage{{CredentialID: issued[0], LastSeen: seen}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.client.GetCredential(context.Background(), &treatyv1.GetCredentialRequest{Id: issued[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := got.GetCredential(); !c.GetLastSeenTime().AsTime().Equal(seen) || c.GetAuthMethod() != issuer.MethodPrivateKeyJWT || c.GetBinding() != issuer.BindingNone {
+		t.Fatalf("credential after a usage report: last seen %v (want %v), auth method %q, binding %q", c.GetLastSeenTime().AsTime(), seen, c.GetAuthMethod(), c.GetBinding())
+	}
 
 	for _, tc := range []struct {
 		name  string
@@ -345,6 +376,26 @@ func TestCredentials(t *testing.T) {
 			_, err := e.client.ListCredentials(context.Background(), &treatyv1.ListCredentialsRequest{PageToken: "garbage"})
 			return err
 		}, codes.InvalidArgument, "page_token"},
+		{"bad integration id", func() error {
+			_, err := e.client.ListCredentials(context.Background(), &treatyv1.ListCredentialsRequest{IntegrationId: "a b"})
+			return err
+		}, codes.InvalidArgument, "integration_id"},
+		{"live and expired only", func() error {
+			_, err := e.client.ListCredentials(context.Background(), &treatyv1.ListCredentialsRequest{LiveOnly: true, ExpiredOnly: true})
+			return err
+		}, codes.InvalidArgument, "expired_only"},
+		{"usage without credential id", func() error {
+			_, err := e.client.ReportUsage(context.Background(), &treatyv1.ReportUsageRequest{Usages: []*treatyv1.CredentialUsage{{LastSeenTime: timestamppb.Now()}}})
+			return err
+		}, codes.InvalidArgument, "usages[0].credential_id"},
+		{"usage without time", func() error {
+			_, err := e.client.ReportUsage(context.Background(), &treatyv1.ReportUsageRequest{Usages: []*treatyv1.CredentialUsage{{CredentialId: "x"}}})
+			return err
+		}, codes.InvalidArgument, "usages[0].last_seen_time"},
+		{"usage report too large", func() error {
+			_, err := e.client.ReportUsage(context.Background(), &treatyv1.ReportUsageRequest{Usages: make([]*treatyv1.CredentialUsage, issuer.MaxUsageReport+1)})
+			return err
+		}, codes.InvalidArgument, "usages"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.call(), tc.want, tc.field) })
 	}

@@ -2,6 +2,7 @@ package issuersvc
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -102,6 +103,14 @@ func validateListCredentials(req *treatyv1.ListCredentialsRequest) error {
 			return err
 		}
 	}
+	if id := req.GetIntegrationId(); id != "" {
+		if err := fail.CheckID("integration_id", id); err != nil {
+			return err
+		}
+	}
+	if req.GetLiveOnly() && req.GetExpiredOnly() {
+		return fail.Invalidf("expired_only", "live_only and expired_only exclude each other")
+	}
 	if req.GetPageSize() < 0 {
 		return fail.Invalidf("page_size", "page_size must not be negative")
 	}
@@ -142,6 +151,21 @@ func validateCountLiveCredentials(req *treatyv1.CountLiveCredentialsRequest) err
 	if req.GetPartnerId() == "" && req.GetIntegrationId() == "" && req.GetWorkloadId() == "" && len(req.GetWorkloadIds()) == 0 && req.GetCredentialId() == "" &&
 		req.GetKid() == "" && req.GetBelowSequence() == 0 {
 		return fail.Invalidf("partner_id", "name what to count: partner_id, integration_id, workload_id, credential_id, kid or below_sequence")
+	}
+	return nil
+}
+
+func validateReportUsage(req *treatyv1.ReportUsageRequest) error {
+	if n := len(req.GetUsages()); n > issuer.MaxUsageReport {
+		return fail.Invalidf("usages", "usages: at most %d entries per report, not %d", issuer.MaxUsageReport, n)
+	}
+	for i, u := range req.GetUsages() {
+		if err := fail.CheckOpaqueID(fmt.Sprintf("usages[%d].credential_id", i), u.GetCredentialId()); err != nil {
+			return err
+		}
+		if err := u.GetLastSeenTime().CheckValid(); err != nil {
+			return fail.Invalidf(fmt.Sprintf("usages[%d].last_seen_time", i), "usages[%d].last_seen_time is required and must be a valid time", i)
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/treaty-dev/treaty/store"
@@ -158,6 +159,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatalf("Put to unknown bucket: %v, want ErrUnknownBucket", err)
 		}
 	})
+	t.Run("BatchConcurrent", func(t *testing.T) { batchConcurrent(t, open(t)) })
+	t.Run("BatchFailureIsolated", func(t *testing.T) { batchFailureIsolated(t, open(t)) })
+	t.Run("BatchConflictWinsOnce", func(t *testing.T) { batchConflictWinsOnce(t, open(t)) })
 	t.Run("ReadOnlyViewRejectsWrites", func(t *testing.T) {
 		s := open(t)
 		if err := s.View(func(tx store.Tx) error { return tx.Put("a", []byte("k"), []byte("v")) }); err == nil {
@@ -184,5 +188,119 @@ func mustView(t *testing.T, s store.Store, fn func(store.Tx) error) {
 	t.Helper()
 	if err := s.View(fn); err != nil {
 		t.Fatalf("View: %v", err)
+	}
+}
+
+// batchCalls is how many concurrent Batch calls the Batch tests make: more than a batch usually
+// holds at once, so that several batches form.
+const batchCalls = 64
+
+// batchConcurrent: concurrent Batch calls all commit, and each sees the writes committed before
+// it (a read-modify-write of one counter by every call loses no increment).
+func batchConcurrent(t *testing.T, s store.Store) {
+	var wg sync.WaitGroup
+	errs := make(chan error, batchCalls)
+	for n := range batchCalls {
+		wg.Go(func() {
+			errs <- s.Batch(func(tx store.Tx) error {
+				c := store.KeyUint64(tx.Get("a", []byte("counter")))
+				if err := tx.Put("a", []byte("counter"), store.Uint64Key(c+1)); err != nil {
+					return err
+				}
+				return tx.Put("b", store.Uint64Key(uint64(n)), []byte("v"))
+			})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Batch: %v", err)
+		}
+	}
+	if got := store.KeyUint64(get(t, s, "a", "counter")); got != batchCalls {
+		t.Fatalf("counter = %d after %d batched increments", got, batchCalls)
+	}
+	for n := range batchCalls {
+		if get(t, s, "b", string(store.Uint64Key(uint64(n)))) == nil {
+			t.Fatalf("the write of call %d is missing", n)
+		}
+	}
+}
+
+// batchFailureIsolated: a call whose fn fails gets its own error and writes nothing; the calls
+// batched with it commit.
+func batchFailureIsolated(t *testing.T, s store.Store) {
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make([]error, batchCalls)
+	for n := range batchCalls {
+		wg.Go(func() {
+			errs[n] = s.Batch(func(tx store.Tx) error {
+				if err := tx.Put("a", store.Uint64Key(uint64(n)), []byte("v")); err != nil {
+					return err
+				}
+				if n%8 == 3 {
+					return fmt.Errorf("call %d: %w", n, boom)
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	for n, err := range errs {
+		stored := get(t, s, "a", string(store.Uint64Key(uint64(n)))) != nil
+		switch {
+		case n%8 == 3 && (!errors.Is(err, boom) || err.Error() != fmt.Sprintf("call %d: boom", n)):
+			t.Errorf("failing call %d returned %v, want its own error", n, err)
+		case n%8 == 3 && stored:
+			t.Errorf("failing call %d wrote its key", n)
+		case n%8 != 3 && (err != nil || !stored):
+			t.Errorf("call %d batched with failing ones: err %v, stored %v", n, err, stored)
+		}
+	}
+}
+
+// batchConflictWinsOnce: calls racing to claim the same key, each checking inside its
+// transaction, succeed exactly once, and every other call learns it lost.
+func batchConflictWinsOnce(t *testing.T, s store.Store) {
+	taken := errors.New("taken")
+	var wg sync.WaitGroup
+	errs := make([]error, batchCalls)
+	for n := range batchCalls {
+		wg.Go(func() {
+			errs[n] = s.Batch(func(tx store.Tx) error {
+				if err := tx.Put("b", store.Uint64Key(uint64(n)), []byte("v")); err != nil {
+					return err
+				}
+				if tx.Get("a", []byte("claim")) != nil {
+					return taken
+				}
+				return tx.Put("a", []byte("claim"), store.Uint64Key(uint64(n)))
+			})
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for n, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("calls %d and %d both claimed the key", winner, n)
+		case err == nil:
+			winner = n
+		case !errors.Is(err, taken):
+			t.Fatalf("call %d: %v, want taken", n, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no call claimed the key")
+	}
+	if got := store.KeyUint64(get(t, s, "a", "claim")); got != uint64(winner) {
+		t.Fatalf("the key holds call %d's claim, but call %d was told it won", got, winner)
+	}
+	for n := range batchCalls {
+		if stored := get(t, s, "b", string(store.Uint64Key(uint64(n)))) != nil; stored != (n == winner) {
+			t.Errorf("call %d: its other write stored = %v, want %v", n, stored, n == winner)
+		}
 	}
 }

@@ -270,7 +270,21 @@ type Credential struct {
 	// The feed sequence at which issuance was decided (`tsq` claim).
 	Sequence uint64 `protobuf:"varint,10,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	// The `jti` of the token this one was exchanged from (ExchangeToken); empty for an issuance.
-	ParentId      string `protobuf:"bytes,15,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	ParentId string `protobuf:"bytes,15,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	// How the workload authenticated when it obtained the credential: `private_key_jwt`,
+	// `client_secret_basic`, `client_secret_post`, `tls_client_auth`,
+	// `self_signed_tls_client_auth`, or `token_exchange` for an exchanged token.
+	AuthMethod string `protobuf:"bytes,11,opt,name=auth_method,json=authMethod,proto3" json:"auth_method,omitempty"`
+	// The credential's sender constraint: `none` for a bearer token, `dpop` (RFC 9449), `mtls`
+	// (RFC 8705) or `dpop+mtls`; empty in records written before bindings were recorded.
+	Binding string `protobuf:"bytes,12,opt,name=binding,proto3" json:"binding,omitempty"`
+	// The confirmation of the binding: the DPoP key's JWK thumbprint (`cnf.jkt`) or the client
+	// certificate's SHA-256 thumbprint (`cnf.x5t#S256`); for `dpop+mtls` the DPoP key's; empty for a
+	// bearer token.
+	BindingThumbprint string `protobuf:"bytes,13,opt,name=binding_thumbprint,json=bindingThumbprint,proto3" json:"binding_thumbprint,omitempty"`
+	// When a decision point last allowed a request with the credential, as PDPs report it in
+	// batches (so up to a report interval late); unset if none has.
+	LastSeenTime  *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=last_seen_time,json=lastSeenTime,proto3" json:"last_seen_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -380,6 +394,34 @@ func (x *Credential) GetParentId() string {
 		return x.ParentId
 	}
 	return ""
+}
+
+func (x *Credential) GetAuthMethod() string {
+	if x != nil {
+		return x.AuthMethod
+	}
+	return ""
+}
+
+func (x *Credential) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+func (x *Credential) GetBindingThumbprint() string {
+	if x != nil {
+		return x.BindingThumbprint
+	}
+	return ""
+}
+
+func (x *Credential) GetLastSeenTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeenTime
+	}
+	return nil
 }
 
 // GetIssuerRequest asks for the issuer's description.
@@ -798,7 +840,11 @@ type ListCredentialsRequest struct {
 	// The most records to return (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of a previous call.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only credentials under this integration, if set.
+	IntegrationId string `protobuf:"bytes,6,opt,name=integration_id,json=integrationId,proto3" json:"integration_id,omitempty"`
+	// Only credentials that have expired, if true; not with live_only.
+	ExpiredOnly   bool `protobuf:"varint,7,opt,name=expired_only,json=expiredOnly,proto3" json:"expired_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -866,6 +912,20 @@ func (x *ListCredentialsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListCredentialsRequest) GetIntegrationId() string {
+	if x != nil {
+		return x.IntegrationId
+	}
+	return ""
+}
+
+func (x *ListCredentialsRequest) GetExpiredOnly() bool {
+	if x != nil {
+		return x.ExpiredOnly
+	}
+	return false
 }
 
 // ListCredentialsResponse is one page of the inventory.
@@ -1269,6 +1329,291 @@ func (x *ExchangeTokenResponse) GetCredential() *Credential {
 	return nil
 }
 
+// CountLiveCredentialsByPartnerRequest asks for the live credential count of every partner.
+type CountLiveCredentialsByPartnerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountLiveCredentialsByPartnerRequest) Reset() {
+	*x = CountLiveCredentialsByPartnerRequest{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountLiveCredentialsByPartnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountLiveCredentialsByPartnerRequest) ProtoMessage() {}
+
+func (x *CountLiveCredentialsByPartnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountLiveCredentialsByPartnerRequest.ProtoReflect.Descriptor instead.
+func (*CountLiveCredentialsByPartnerRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{16}
+}
+
+// PartnerCredentialCount is one partner's live credential count.
+type PartnerCredentialCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner.
+	PartnerId string `protobuf:"bytes,1,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// How many of its credentials are live.
+	LiveCount     uint64 `protobuf:"varint,2,opt,name=live_count,json=liveCount,proto3" json:"live_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartnerCredentialCount) Reset() {
+	*x = PartnerCredentialCount{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartnerCredentialCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartnerCredentialCount) ProtoMessage() {}
+
+func (x *PartnerCredentialCount) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartnerCredentialCount.ProtoReflect.Descriptor instead.
+func (*PartnerCredentialCount) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PartnerCredentialCount) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *PartnerCredentialCount) GetLiveCount() uint64 {
+	if x != nil {
+		return x.LiveCount
+	}
+	return 0
+}
+
+// CountLiveCredentialsByPartnerResponse lists the partners with live credentials.
+type CountLiveCredentialsByPartnerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One entry per partner with at least one live credential, by partner id.
+	Counts        []*PartnerCredentialCount `protobuf:"bytes,1,rep,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountLiveCredentialsByPartnerResponse) Reset() {
+	*x = CountLiveCredentialsByPartnerResponse{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountLiveCredentialsByPartnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountLiveCredentialsByPartnerResponse) ProtoMessage() {}
+
+func (x *CountLiveCredentialsByPartnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountLiveCredentialsByPartnerResponse.ProtoReflect.Descriptor instead.
+func (*CountLiveCredentialsByPartnerResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CountLiveCredentialsByPartnerResponse) GetCounts() []*PartnerCredentialCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+// CredentialUsage is when a decision point last allowed a credential.
+type CredentialUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential's `jti`.
+	CredentialId string `protobuf:"bytes,1,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	// The last time a decision point allowed a request with it.
+	LastSeenTime  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_seen_time,json=lastSeenTime,proto3" json:"last_seen_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CredentialUsage) Reset() {
+	*x = CredentialUsage{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CredentialUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CredentialUsage) ProtoMessage() {}
+
+func (x *CredentialUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CredentialUsage.ProtoReflect.Descriptor instead.
+func (*CredentialUsage) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CredentialUsage) GetCredentialId() string {
+	if x != nil {
+		return x.CredentialId
+	}
+	return ""
+}
+
+func (x *CredentialUsage) GetLastSeenTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeenTime
+	}
+	return nil
+}
+
+// ReportUsageRequest is one batch of usage from a decision point.
+type ReportUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 10,000 entries, one per credential.
+	Usages        []*CredentialUsage `protobuf:"bytes,1,rep,name=usages,proto3" json:"usages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportUsageRequest) Reset() {
+	*x = ReportUsageRequest{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportUsageRequest) ProtoMessage() {}
+
+func (x *ReportUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportUsageRequest.ProtoReflect.Descriptor instead.
+func (*ReportUsageRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReportUsageRequest) GetUsages() []*CredentialUsage {
+	if x != nil {
+		return x.Usages
+	}
+	return nil
+}
+
+// ReportUsageResponse says how much of a report changed the inventory.
+type ReportUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many credentials' last_seen_time moved forward.
+	Updated       uint32 `protobuf:"varint,1,opt,name=updated,proto3" json:"updated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportUsageResponse) Reset() {
+	*x = ReportUsageResponse{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportUsageResponse) ProtoMessage() {}
+
+func (x *ReportUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportUsageResponse.ProtoReflect.Descriptor instead.
+func (*ReportUsageResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReportUsageResponse) GetUpdated() uint32 {
+	if x != nil {
+		return x.Updated
+	}
+	return 0
+}
+
 var File_treaty_v1_issuer_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_issuer_proto_rawDesc = "" +
@@ -1287,7 +1632,7 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x125\n" +
 	"\n" +
 	"credential\x18\x03 \x01(\v2\x15.treaty.v1.CredentialR\n" +
-	"credential\"\xfa\x02\n" +
+	"credential\"\xa6\x04\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
@@ -1305,7 +1650,12 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\x03kid\x18\t \x01(\tR\x03kid\x12\x1a\n" +
 	"\bsequence\x18\n" +
 	" \x01(\x04R\bsequence\x12\x1b\n" +
-	"\tparent_id\x18\x0f \x01(\tR\bparentId\"\x12\n" +
+	"\tparent_id\x18\x0f \x01(\tR\bparentId\x12\x1f\n" +
+	"\vauth_method\x18\v \x01(\tR\n" +
+	"authMethod\x12\x18\n" +
+	"\abinding\x18\f \x01(\tR\abinding\x12-\n" +
+	"\x12binding_thumbprint\x18\r \x01(\tR\x11bindingThumbprint\x12@\n" +
+	"\x0elast_seen_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime\"\x12\n" +
 	"\x10GetIssuerRequest\"t\n" +
 	"\x11GetIssuerResponse\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12G\n" +
@@ -1335,7 +1685,7 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\x15GetCredentialResponse\x125\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x15.treaty.v1.CredentialR\n" +
-	"credential\"\xb1\x01\n" +
+	"credential\"\xfb\x01\n" +
 	"\x16ListCredentialsRequest\x12\x1d\n" +
 	"\n" +
 	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12\x1f\n" +
@@ -1344,7 +1694,9 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\tlive_only\x18\x03 \x01(\bR\bliveOnly\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"z\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12%\n" +
+	"\x0eintegration_id\x18\x06 \x01(\tR\rintegrationId\x12!\n" +
+	"\fexpired_only\x18\a \x01(\bR\vexpiredOnly\"z\n" +
 	"\x17ListCredentialsResponse\x127\n" +
 	"\vcredentials\x18\x01 \x03(\v2\x15.treaty.v1.CredentialR\vcredentials\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc1\x02\n" +
@@ -1378,14 +1730,29 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"token_type\x18\x03 \x01(\tR\ttokenType\x125\n" +
 	"\n" +
 	"credential\x18\x04 \x01(\v2\x15.treaty.v1.CredentialR\n" +
-	"credential*\xcb\x01\n" +
+	"credential\"&\n" +
+	"$CountLiveCredentialsByPartnerRequest\"V\n" +
+	"\x16PartnerCredentialCount\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12\x1d\n" +
+	"\n" +
+	"live_count\x18\x02 \x01(\x04R\tliveCount\"b\n" +
+	"%CountLiveCredentialsByPartnerResponse\x129\n" +
+	"\x06counts\x18\x01 \x03(\v2!.treaty.v1.PartnerCredentialCountR\x06counts\"x\n" +
+	"\x0fCredentialUsage\x12#\n" +
+	"\rcredential_id\x18\x01 \x01(\tR\fcredentialId\x12@\n" +
+	"\x0elast_seen_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime\"H\n" +
+	"\x12ReportUsageRequest\x122\n" +
+	"\x06usages\x18\x01 \x03(\v2\x1a.treaty.v1.CredentialUsageR\x06usages\"/\n" +
+	"\x13ReportUsageResponse\x12\x18\n" +
+	"\aupdated\x18\x01 \x01(\rR\aupdated*\xcb\x01\n" +
 	"\x0fSigningKeyState\x12!\n" +
 	"\x1dSIGNING_KEY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SIGNING_KEY_STATE_NEXT\x10\x01\x12\x1c\n" +
 	"\x18SIGNING_KEY_STATE_ACTIVE\x10\x02\x12\x1d\n" +
 	"\x19SIGNING_KEY_STATE_RETIRED\x10\x03\x12\x1d\n" +
 	"\x19SIGNING_KEY_STATE_EXPIRED\x10\x04\x12\x1d\n" +
-	"\x19SIGNING_KEY_STATE_REVOKED\x10\x052\xe7\x04\n" +
+	"\x19SIGNING_KEY_STATE_REVOKED\x10\x052\xba\x06\n" +
 	"\rIssuerService\x12I\n" +
 	"\n" +
 	"IssueToken\x12\x1c.treaty.v1.IssueTokenRequest\x1a\x1d.treaty.v1.IssueTokenResponse\x12F\n" +
@@ -1394,7 +1761,9 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\rGetCredential\x12\x1f.treaty.v1.GetCredentialRequest\x1a .treaty.v1.GetCredentialResponse\x12X\n" +
 	"\x0fListCredentials\x12!.treaty.v1.ListCredentialsRequest\x1a\".treaty.v1.ListCredentialsResponse\x12g\n" +
 	"\x14CountLiveCredentials\x12&.treaty.v1.CountLiveCredentialsRequest\x1a'.treaty.v1.CountLiveCredentialsResponse\x12R\n" +
-	"\rExchangeToken\x12\x1f.treaty.v1.ExchangeTokenRequest\x1a .treaty.v1.ExchangeTokenResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
+	"\rExchangeToken\x12\x1f.treaty.v1.ExchangeTokenRequest\x1a .treaty.v1.ExchangeTokenResponse\x12\x82\x01\n" +
+	"\x1dCountLiveCredentialsByPartner\x12/.treaty.v1.CountLiveCredentialsByPartnerRequest\x1a0.treaty.v1.CountLiveCredentialsByPartnerResponse\x12L\n" +
+	"\vReportUsage\x12\x1d.treaty.v1.ReportUsageRequest\x1a\x1e.treaty.v1.ReportUsageResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
 
 var (
 	file_treaty_v1_issuer_proto_rawDescOnce sync.Once
@@ -1409,63 +1778,77 @@ func file_treaty_v1_issuer_proto_rawDescGZIP() []byte {
 }
 
 var file_treaty_v1_issuer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_treaty_v1_issuer_proto_goTypes = []any{
-	(SigningKeyState)(0),                 // 0: treaty.v1.SigningKeyState
-	(*IssueTokenRequest)(nil),            // 1: treaty.v1.IssueTokenRequest
-	(*IssueTokenResponse)(nil),           // 2: treaty.v1.IssueTokenResponse
-	(*Credential)(nil),                   // 3: treaty.v1.Credential
-	(*GetIssuerRequest)(nil),             // 4: treaty.v1.GetIssuerRequest
-	(*GetIssuerResponse)(nil),            // 5: treaty.v1.GetIssuerResponse
-	(*SigningKey)(nil),                   // 6: treaty.v1.SigningKey
-	(*ListSigningKeysRequest)(nil),       // 7: treaty.v1.ListSigningKeysRequest
-	(*ListSigningKeysResponse)(nil),      // 8: treaty.v1.ListSigningKeysResponse
-	(*GetCredentialRequest)(nil),         // 9: treaty.v1.GetCredentialRequest
-	(*GetCredentialResponse)(nil),        // 10: treaty.v1.GetCredentialResponse
-	(*ListCredentialsRequest)(nil),       // 11: treaty.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),      // 12: treaty.v1.ListCredentialsResponse
-	(*CountLiveCredentialsRequest)(nil),  // 13: treaty.v1.CountLiveCredentialsRequest
-	(*CountLiveCredentialsResponse)(nil), // 14: treaty.v1.CountLiveCredentialsResponse
-	(*ExchangeTokenRequest)(nil),         // 15: treaty.v1.ExchangeTokenRequest
-	(*ExchangeTokenResponse)(nil),        // 16: treaty.v1.ExchangeTokenResponse
-	(*durationpb.Duration)(nil),          // 17: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),        // 18: google.protobuf.Timestamp
+	(SigningKeyState)(0),                          // 0: treaty.v1.SigningKeyState
+	(*IssueTokenRequest)(nil),                     // 1: treaty.v1.IssueTokenRequest
+	(*IssueTokenResponse)(nil),                    // 2: treaty.v1.IssueTokenResponse
+	(*Credential)(nil),                            // 3: treaty.v1.Credential
+	(*GetIssuerRequest)(nil),                      // 4: treaty.v1.GetIssuerRequest
+	(*GetIssuerResponse)(nil),                     // 5: treaty.v1.GetIssuerResponse
+	(*SigningKey)(nil),                            // 6: treaty.v1.SigningKey
+	(*ListSigningKeysRequest)(nil),                // 7: treaty.v1.ListSigningKeysRequest
+	(*ListSigningKeysResponse)(nil),               // 8: treaty.v1.ListSigningKeysResponse
+	(*GetCredentialRequest)(nil),                  // 9: treaty.v1.GetCredentialRequest
+	(*GetCredentialResponse)(nil),                 // 10: treaty.v1.GetCredentialResponse
+	(*ListCredentialsRequest)(nil),                // 11: treaty.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),               // 12: treaty.v1.ListCredentialsResponse
+	(*CountLiveCredentialsRequest)(nil),           // 13: treaty.v1.CountLiveCredentialsRequest
+	(*CountLiveCredentialsResponse)(nil),          // 14: treaty.v1.CountLiveCredentialsResponse
+	(*ExchangeTokenRequest)(nil),                  // 15: treaty.v1.ExchangeTokenRequest
+	(*ExchangeTokenResponse)(nil),                 // 16: treaty.v1.ExchangeTokenResponse
+	(*CountLiveCredentialsByPartnerRequest)(nil),  // 17: treaty.v1.CountLiveCredentialsByPartnerRequest
+	(*PartnerCredentialCount)(nil),                // 18: treaty.v1.PartnerCredentialCount
+	(*CountLiveCredentialsByPartnerResponse)(nil), // 19: treaty.v1.CountLiveCredentialsByPartnerResponse
+	(*CredentialUsage)(nil),                       // 20: treaty.v1.CredentialUsage
+	(*ReportUsageRequest)(nil),                    // 21: treaty.v1.ReportUsageRequest
+	(*ReportUsageResponse)(nil),                   // 22: treaty.v1.ReportUsageResponse
+	(*durationpb.Duration)(nil),                   // 23: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),                 // 24: google.protobuf.Timestamp
 }
 var file_treaty_v1_issuer_proto_depIdxs = []int32{
-	17, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
+	23, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
 	3,  // 1: treaty.v1.IssueTokenResponse.credential:type_name -> treaty.v1.Credential
-	18, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
-	18, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 4: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
-	18, // 5: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 6: treaty.v1.SigningKey.state:type_name -> treaty.v1.SigningKeyState
-	18, // 7: treaty.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	18, // 8: treaty.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	18, // 9: treaty.v1.SigningKey.unpublish_time:type_name -> google.protobuf.Timestamp
-	6,  // 10: treaty.v1.ListSigningKeysResponse.keys:type_name -> treaty.v1.SigningKey
-	3,  // 11: treaty.v1.GetCredentialResponse.credential:type_name -> treaty.v1.Credential
-	3,  // 12: treaty.v1.ListCredentialsResponse.credentials:type_name -> treaty.v1.Credential
-	1,  // 13: treaty.v1.ExchangeTokenRequest.request:type_name -> treaty.v1.IssueTokenRequest
-	3,  // 14: treaty.v1.ExchangeTokenResponse.credential:type_name -> treaty.v1.Credential
-	1,  // 15: treaty.v1.IssuerService.IssueToken:input_type -> treaty.v1.IssueTokenRequest
-	4,  // 16: treaty.v1.IssuerService.GetIssuer:input_type -> treaty.v1.GetIssuerRequest
-	7,  // 17: treaty.v1.IssuerService.ListSigningKeys:input_type -> treaty.v1.ListSigningKeysRequest
-	9,  // 18: treaty.v1.IssuerService.GetCredential:input_type -> treaty.v1.GetCredentialRequest
-	11, // 19: treaty.v1.IssuerService.ListCredentials:input_type -> treaty.v1.ListCredentialsRequest
-	13, // 20: treaty.v1.IssuerService.CountLiveCredentials:input_type -> treaty.v1.CountLiveCredentialsRequest
-	15, // 21: treaty.v1.IssuerService.ExchangeToken:input_type -> treaty.v1.ExchangeTokenRequest
-	2,  // 22: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
-	5,  // 23: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
-	8,  // 24: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
-	10, // 25: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
-	12, // 26: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
-	14, // 27: treaty.v1.IssuerService.CountLiveCredentials:output_type -> treaty.v1.CountLiveCredentialsResponse
-	16, // 28: treaty.v1.IssuerService.ExchangeToken:output_type -> treaty.v1.ExchangeTokenResponse
-	22, // [22:29] is the sub-list for method output_type
-	15, // [15:22] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	24, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
+	24, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 4: treaty.v1.Credential.last_seen_time:type_name -> google.protobuf.Timestamp
+	23, // 5: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
+	24, // 6: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 7: treaty.v1.SigningKey.state:type_name -> treaty.v1.SigningKeyState
+	24, // 8: treaty.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	24, // 9: treaty.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	24, // 10: treaty.v1.SigningKey.unpublish_time:type_name -> google.protobuf.Timestamp
+	6,  // 11: treaty.v1.ListSigningKeysResponse.keys:type_name -> treaty.v1.SigningKey
+	3,  // 12: treaty.v1.GetCredentialResponse.credential:type_name -> treaty.v1.Credential
+	3,  // 13: treaty.v1.ListCredentialsResponse.credentials:type_name -> treaty.v1.Credential
+	1,  // 14: treaty.v1.ExchangeTokenRequest.request:type_name -> treaty.v1.IssueTokenRequest
+	3,  // 15: treaty.v1.ExchangeTokenResponse.credential:type_name -> treaty.v1.Credential
+	18, // 16: treaty.v1.CountLiveCredentialsByPartnerResponse.counts:type_name -> treaty.v1.PartnerCredentialCount
+	24, // 17: treaty.v1.CredentialUsage.last_seen_time:type_name -> google.protobuf.Timestamp
+	20, // 18: treaty.v1.ReportUsageRequest.usages:type_name -> treaty.v1.CredentialUsage
+	1,  // 19: treaty.v1.IssuerService.IssueToken:input_type -> treaty.v1.IssueTokenRequest
+	4,  // 20: treaty.v1.IssuerService.GetIssuer:input_type -> treaty.v1.GetIssuerRequest
+	7,  // 21: treaty.v1.IssuerService.ListSigningKeys:input_type -> treaty.v1.ListSigningKeysRequest
+	9,  // 22: treaty.v1.IssuerService.GetCredential:input_type -> treaty.v1.GetCredentialRequest
+	11, // 23: treaty.v1.IssuerService.ListCredentials:input_type -> treaty.v1.ListCredentialsRequest
+	13, // 24: treaty.v1.IssuerService.CountLiveCredentials:input_type -> treaty.v1.CountLiveCredentialsRequest
+	15, // 25: treaty.v1.IssuerService.ExchangeToken:input_type -> treaty.v1.ExchangeTokenRequest
+	17, // 26: treaty.v1.IssuerService.CountLiveCredentialsByPartner:input_type -> treaty.v1.CountLiveCredentialsByPartnerRequest
+	21, // 27: treaty.v1.IssuerService.ReportUsage:input_type -> treaty.v1.ReportUsageRequest
+	2,  // 28: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
+	5,  // 29: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
+	8,  // 30: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
+	10, // 31: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
+	12, // 32: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
+	14, // 33: treaty.v1.IssuerService.CountLiveCredentials:output_type -> treaty.v1.CountLiveCredentialsResponse
+	16, // 34: treaty.v1.IssuerService.ExchangeToken:output_type -> treaty.v1.ExchangeTokenResponse
+	19, // 35: treaty.v1.IssuerService.CountLiveCredentialsByPartner:output_type -> treaty.v1.CountLiveCredentialsByPartnerResponse
+	22, // 36: treaty.v1.IssuerService.ReportUsage:output_type -> treaty.v1.ReportUsageResponse
+	28, // [28:37] is the sub-list for method output_type
+	19, // [19:28] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_issuer_proto_init() }
@@ -1479,7 +1862,7 @@ func file_treaty_v1_issuer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_issuer_proto_rawDesc), len(file_treaty_v1_issuer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,13 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IssuerService_IssueToken_FullMethodName           = "/treaty.v1.IssuerService/IssueToken"
-	IssuerService_GetIssuer_FullMethodName            = "/treaty.v1.IssuerService/GetIssuer"
-	IssuerService_ListSigningKeys_FullMethodName      = "/treaty.v1.IssuerService/ListSigningKeys"
-	IssuerService_GetCredential_FullMethodName        = "/treaty.v1.IssuerService/GetCredential"
-	IssuerService_ListCredentials_FullMethodName      = "/treaty.v1.IssuerService/ListCredentials"
-	IssuerService_CountLiveCredentials_FullMethodName = "/treaty.v1.IssuerService/CountLiveCredentials"
-	IssuerService_ExchangeToken_FullMethodName        = "/treaty.v1.IssuerService/ExchangeToken"
+	IssuerService_IssueToken_FullMethodName                    = "/treaty.v1.IssuerService/IssueToken"
+	IssuerService_GetIssuer_FullMethodName                     = "/treaty.v1.IssuerService/GetIssuer"
+	IssuerService_ListSigningKeys_FullMethodName               = "/treaty.v1.IssuerService/ListSigningKeys"
+	IssuerService_GetCredential_FullMethodName                 = "/treaty.v1.IssuerService/GetCredential"
+	IssuerService_ListCredentials_FullMethodName               = "/treaty.v1.IssuerService/ListCredentials"
+	IssuerService_CountLiveCredentials_FullMethodName          = "/treaty.v1.IssuerService/CountLiveCredentials"
+	IssuerService_ExchangeToken_FullMethodName                 = "/treaty.v1.IssuerService/ExchangeToken"
+	IssuerService_CountLiveCredentialsByPartner_FullMethodName = "/treaty.v1.IssuerService/CountLiveCredentialsByPartner"
+	IssuerService_ReportUsage_FullMethodName                   = "/treaty.v1.IssuerService/ReportUsage"
 )
 
 // IssuerServiceClient is the client API for IssuerService service.
@@ -56,6 +58,13 @@ type IssuerServiceClient interface {
 	// `act`; its `anc` claim lists the tokens it derives from. It never outlives the subject token,
 	// and the PDP denies it as soon as any token it derives from is revoked.
 	ExchangeToken(ctx context.Context, in *ExchangeTokenRequest, opts ...grpc.CallOption) (*ExchangeTokenResponse, error)
+	// CountLiveCredentialsByPartner counts the live (unexpired) credentials of every partner that has
+	// any.
+	CountLiveCredentialsByPartner(ctx context.Context, in *CountLiveCredentialsByPartnerRequest, opts ...grpc.CallOption) (*CountLiveCredentialsByPartnerResponse, error)
+	// ReportUsage records when credentials were last seen allowed by a decision point. PDPs call it
+	// with batches of what they saw since their previous report; a time earlier than the one on
+	// record, and an id not in the inventory, are ignored.
+	ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error)
 }
 
 type issuerServiceClient struct {
@@ -136,6 +145,26 @@ func (c *issuerServiceClient) ExchangeToken(ctx context.Context, in *ExchangeTok
 	return out, nil
 }
 
+func (c *issuerServiceClient) CountLiveCredentialsByPartner(ctx context.Context, in *CountLiveCredentialsByPartnerRequest, opts ...grpc.CallOption) (*CountLiveCredentialsByPartnerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountLiveCredentialsByPartnerResponse)
+	err := c.cc.Invoke(ctx, IssuerService_CountLiveCredentialsByPartner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *issuerServiceClient) ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportUsageResponse)
+	err := c.cc.Invoke(ctx, IssuerService_ReportUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IssuerServiceServer is the server API for IssuerService service.
 // All implementations must embed UnimplementedIssuerServiceServer
 // for forward compatibility.
@@ -164,6 +193,13 @@ type IssuerServiceServer interface {
 	// `act`; its `anc` claim lists the tokens it derives from. It never outlives the subject token,
 	// and the PDP denies it as soon as any token it derives from is revoked.
 	ExchangeToken(context.Context, *ExchangeTokenRequest) (*ExchangeTokenResponse, error)
+	// CountLiveCredentialsByPartner counts the live (unexpired) credentials of every partner that has
+	// any.
+	CountLiveCredentialsByPartner(context.Context, *CountLiveCredentialsByPartnerRequest) (*CountLiveCredentialsByPartnerResponse, error)
+	// ReportUsage records when credentials were last seen allowed by a decision point. PDPs call it
+	// with batches of what they saw since their previous report; a time earlier than the one on
+	// record, and an id not in the inventory, are ignored.
+	ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error)
 	mustEmbedUnimplementedIssuerServiceServer()
 }
 
@@ -194,6 +230,12 @@ func (UnimplementedIssuerServiceServer) CountLiveCredentials(context.Context, *C
 }
 func (UnimplementedIssuerServiceServer) ExchangeToken(context.Context, *ExchangeTokenRequest) (*ExchangeTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExchangeToken not implemented")
+}
+func (UnimplementedIssuerServiceServer) CountLiveCredentialsByPartner(context.Context, *CountLiveCredentialsByPartnerRequest) (*CountLiveCredentialsByPartnerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CountLiveCredentialsByPartner not implemented")
+}
+func (UnimplementedIssuerServiceServer) ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportUsage not implemented")
 }
 func (UnimplementedIssuerServiceServer) mustEmbedUnimplementedIssuerServiceServer() {}
 func (UnimplementedIssuerServiceServer) testEmbeddedByValue()                       {}
@@ -342,6 +384,42 @@ func _IssuerService_ExchangeToken_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IssuerService_CountLiveCredentialsByPartner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountLiveCredentialsByPartnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuerServiceServer).CountLiveCredentialsByPartner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssuerService_CountLiveCredentialsByPartner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuerServiceServer).CountLiveCredentialsByPartner(ctx, req.(*CountLiveCredentialsByPartnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IssuerService_ReportUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuerServiceServer).ReportUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssuerService_ReportUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuerServiceServer).ReportUsage(ctx, req.(*ReportUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IssuerService_ServiceDesc is the grpc.ServiceDesc for IssuerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -376,6 +454,14 @@ var IssuerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExchangeToken",
 			Handler:    _IssuerService_ExchangeToken_Handler,
+		},
+		{
+			MethodName: "CountLiveCredentialsByPartner",
+			Handler:    _IssuerService_CountLiveCredentialsByPartner_Handler,
+		},
+		{
+			MethodName: "ReportUsage",
+			Handler:    _IssuerService_ReportUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,61 @@
+package issuer
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/store"
+	"github.com/treaty-dev/treaty/store/storetest"
+)
+
+// A layout-1 store gains the integration index of the credentials it holds when opened.
+func TestMigrateIndexesIntegrations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "issuer.db")
+	v1 := store.Schema{Name: Schema.Name, Version: 1, Buckets: []string{bucketState, bucketCreds, bucketByOrder}}
+	old, err := store.OpenBolt(path, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	err = old.Update(func(tx store.Tx) error {
+		for n, id := range []string{"jti-a", "jti-b"} {
+			rec := credentialRecord{ID: id, WorkloadID: "w", IntegrationID: "integ", PartnerID: "p", IssueTime: now, ExpireTime: now.Add(time.Hour), Order: uint64(n + 1)}
+			if err := putJSON(tx, bucketCreds, []byte(id), &rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || old.Close() != nil {
+		t.Fatal(err)
+	}
+	st := storetest.OpenBoltAt(t, path, Schema)
+	var got []string
+	st.View(func(tx store.Tx) error {
+		return tx.Scan(bucketByInteg, scoped("integ", nil), nil, func(_, jti []byte) (bool, error) {
+			got = append(got, string(jti))
+			return true, nil
+		})
+	})
+	if len(got) != 2 || got[0] != "jti-b" || got[1] != "jti-a" {
+		t.Fatalf("integration index after migration = %v, want [jti-b jti-a] (newest first)", got)
+	}
+}
+
+// Credential ids sort by issue time, and are opaque ids.
+func TestCredentialIDsSortByTime(t *testing.T) {
+	base := time.UnixMilli(1_800_000_000_000)
+	prev := ""
+	for _, d := range []time.Duration{0, time.Millisecond, 63 * time.Millisecond, time.Second, time.Hour, 1000 * time.Hour} {
+		id, err := newCredentialID(base.Add(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(id) != 22 || id <= prev || fail.CheckOpaqueID("id", id) != nil {
+			t.Fatalf("id %q at +%s: want 22 opaque characters sorting after %q", id, d, prev)
+		}
+		prev = id
+	}
+}

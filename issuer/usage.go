@@ -1,0 +1,105 @@
+package issuer
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// MaxUsageReport bounds the entries of one ReportUsage call.
+const MaxUsageReport = 10_000
+
+// Usage is when a decision point last allowed a request with a credential.
+type Usage struct {
+	// CredentialID is the credential's jti.
+	CredentialID string
+	// LastSeen is the last time a PDP allowed a request with it.
+	LastSeen time.Time
+}
+
+// ReportUsage records when credentials were last seen, as PDPs report it in batches, in one
+// durable transaction, and returns how many credentials' last-seen time moved forward. A time
+// earlier than the one on record, and an id the inventory does not hold, are ignored; a time in
+// the future (a PDP's clock ahead of the issuer's) is recorded as now.
+func (i *Issuer) ReportUsage(usages []Usage) (int, error) {
+	if len(usages) > MaxUsageReport {
+		return 0, fail.Invalidf("usages", "usages: at most %d entries per report", MaxUsageReport)
+	}
+	now := i.cfg.Now()
+	var updated int
+	err := i.cfg.Store.Update(func(tx store.Tx) error {
+		updated = 0
+		for _, u := range usages {
+			jti := []byte(u.CredentialID)
+			seen := min(u.LastSeen.UnixNano(), now.UnixNano())
+			if tx.Get(bucketCreds, jti) == nil || seen <= lastSeen(tx, jti).UnixNano() {
+				continue
+			}
+			if err := tx.Put(bucketLastSeen, jti, store.Uint64Key(uint64(seen))); err != nil {
+				return err
+			}
+			updated++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("issuer: record credential usage: %w", err)
+	}
+	return updated, nil
+}
+
+// lastSeen returns the last-seen time recorded for jti, or the zero time.
+func lastSeen(tx store.Tx, jti []byte) time.Time {
+	raw := tx.Get(bucketLastSeen, jti)
+	if raw == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(store.KeyUint64(raw)))
+}
+
+// PartnerCount is one partner's number of live credentials.
+type PartnerCount struct {
+	PartnerID string
+	Live      uint64
+}
+
+// CountLiveByPartner counts the live credentials of every partner that has any, by partner id.
+// Like CountLive it reads only the credentials issued within the maximum credential lifetime
+// (plus a margin), newest first.
+func (i *Issuer) CountLiveByPartner() ([]PartnerCount, error) {
+	now := i.cfg.Now()
+	cutoff := now.Add(-i.cfg.MaxCredentialTTL - liveMargin)
+	counts := map[string]uint64{}
+	err := i.cfg.Store.View(func(tx store.Tx) error {
+		return tx.Scan(bucketByOrder, nil, nil, func(_, jti []byte) (bool, error) {
+			var rec credentialRecord
+			ok, err := getJSON(tx, bucketCreds, jti, &rec)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				return false, fmt.Errorf("index entry for %q has no record", jti)
+			}
+			if rec.IssueTime.Before(cutoff) {
+				return false, nil // everything older has expired
+			}
+			if rec.ExpireTime.After(now) {
+				counts[rec.PartnerID]++
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuer: count live credentials by partner: %w", err)
+	}
+	out := make([]PartnerCount, 0, len(counts))
+	for p, n := range counts {
+		out = append(out, PartnerCount{PartnerID: p, Live: n})
+	}
+	slices.SortFunc(out, func(a, b PartnerCount) int { return cmp.Compare(a.PartnerID, b.PartnerID) })
+	return out, nil
+}
