@@ -110,6 +110,13 @@ func (i *Issuer) Exchange(ctx context.Context, req ExchangeRequest) (Issued, err
 		i.log.Info("issuer: client authentication failed", "err", err)
 		return Issued{}, err
 	}
+	// The method must be allowed before the subject token is looked at: the answer says whether
+	// a token is live.
+	if err := i.allowMethod(ctx, w, method); err != nil {
+		i.consume(claim)
+		i.log.Info("issuer: client authentication refused", "workload", w.ID, "err", err)
+		return Issued{}, err
+	}
 	parent, err := i.verifySubject(req.SubjectToken)
 	if err != nil {
 		i.consume(claim) // the assertion stays single-use when the exchange is refused too

@@ -9,6 +9,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/store"
 )
 
 // What the OAuth HTTP face (services/oauthhttp) needs from the issuer beyond Issue: finer
@@ -51,12 +52,36 @@ func Mark(err *fail.Error, mark error) error { return &markedError{err: err, mar
 // to know the client, not to issue.
 func (i *Issuer) AuthenticateClient(ctx context.Context, req Request) (workloadID, method string, err error) {
 	w, method, claim, err := i.authenticateClient(ctx, req)
+	if err == nil {
+		err = i.allowMethod(ctx, w, method)
+		if err != nil {
+			i.consume(claim) // refused, and still single-use
+		}
+	}
+	if err == nil && claim != nil {
+		// The assertion authenticates once: take its jti now, and fail if another request did.
+		now := i.cfg.Now()
+		err = i.cfg.Store.Batch(func(tx store.Tx) error { return claim.take(tx, now) })
+		if err != nil && err != errReplayed {
+			err = fail.Unavailablef(err, "the client assertion could not be recorded as used; retry with a new one")
+		}
+	}
 	if err != nil {
 		i.log.Info("issuer: client authentication failed", "err", err)
 		return "", "", err
 	}
-	i.consume(claim) // an assertion authenticates once, here as for an issuance
 	return w.ID, method, nil
+}
+
+// allowMethod refuses a client authentication method the client's integration does not allow,
+// for the endpoints that authenticate a client without issuing (revocation, introspection) and
+// before a token exchange looks at its subject token.
+func (i *Issuer) allowMethod(ctx context.Context, w Workload, method string) error {
+	integ, err := i.cfg.Directory.Integration(ctx, w.IntegrationID)
+	if err != nil {
+		return lookupError(err, "integration", w.IntegrationID)
+	}
+	return checkClientMethod(integ, method)
 }
 
 // assertionAudienceOK reports whether a client assertion's aud names this issuer: its identifier

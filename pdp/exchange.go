@@ -37,8 +37,13 @@ func chainReason(s *feed.State, c *token.Claims) string {
 			return ReasonParentRevoked
 		}
 		// A retired key stays in the feed at least as long as the ancestor it signed lives, and an
-		// exchanged token never outlives its parent: only a revocation can be found here.
-		if k, ok := s.SigningKey(a.KeyID); ok && k.Revoked() {
+		// exchanged token never outlives its parent: a revocation is what to expect here, and a key
+		// the feed does not know cannot vouch for the ancestor.
+		k, ok := s.SigningKey(a.KeyID)
+		if !ok {
+			return ReasonUnknownKey
+		}
+		if k.Revoked() {
 			return ReasonParentRevoked
 		}
 	}

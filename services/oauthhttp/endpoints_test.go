@@ -33,7 +33,7 @@ func TestMetadataAndJWKS(t *testing.T) {
 		}
 	}
 	methods, _ := json.Marshal(md["token_endpoint_auth_methods_supported"])
-	if string(methods) != `["private_key_jwt","client_secret_basic","client_secret_post","tls_client_auth","self_signed_tls_client_auth"]` {
+	if string(methods) != `["private_key_jwt","client_secret_basic","client_secret_post"]` {
 		t.Errorf("auth methods %s", methods)
 	}
 	if grants, _ := json.Marshal(md["grant_types_supported"]); string(grants) != `["client_credentials"]` {

@@ -13,7 +13,6 @@ import (
 const (
 	errInvalidRequest       = "invalid_request"
 	errInvalidClient        = "invalid_client"
-	errInvalidGrant         = "invalid_grant"
 	errUnauthorizedClient   = "unauthorized_client"
 	errUnsupportedGrantType = "unsupported_grant_type"
 	errInvalidScope         = "invalid_scope"
@@ -45,7 +44,8 @@ func toOAuth(err error) oauthError {
 	case errors.Is(err, issuer.ErrInvalidTarget):
 		return oauthError{http.StatusBadRequest, errInvalidTarget, msg}
 	case errors.Is(err, issuer.ErrInvalidGrant):
-		return oauthError{http.StatusBadRequest, errInvalidGrant, msg}
+		// RFC 8693 section 2.2.2: an invalid or unacceptable subject token is invalid_request.
+		return oauthError{http.StatusBadRequest, errInvalidRequest, msg}
 	case errors.Is(err, issuer.ErrInvalidDPoPProof):
 		return oauthError{http.StatusBadRequest, errInvalidDPoPProof, msg}
 	case errors.Is(err, issuer.ErrUnauthorizedClient):

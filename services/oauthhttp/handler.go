@@ -23,7 +23,8 @@
 // not obtain credentials now (workload, integration or partner suspended, retired or offboarded,
 // contract ended, the PDP or a policy denying) is 400 unauthorized_client: the client is who it
 // says, its credentials are fine and must not be rotated, but it is not authorized for the grant;
-// invalid_grant is kept for a grant the client presents (a token exchange's subject token). A
+// a token exchange's subject token that is invalid or unacceptable is invalid_request, as RFC 8693
+// section 2.2.2 requires (issuer.ErrInvalidGrant marks it). A
 // scope outside the integration's ceiling or malformed is invalid_scope, an audience outside its
 // list or missing is invalid_target, other malformed requests invalid_request, a grant type other
 // than those above unsupported_grant_type, an unreachable registry or PDP 503
@@ -110,6 +111,10 @@ type Config struct {
 	// authentication and certificate-bound tokens, the DPoP header for DPoP-bound tokens); its
 	// error is mapped like the issuer's.
 	Transport func(r *http.Request, req *issuer.Request) error
+	// MutualTLS says the listener asks clients for TLS certificates, so that tls_client_auth,
+	// self_signed_tls_client_auth and certificate-bound tokens work; the metadata advertises them
+	// only then. (The plaintext loopback listener of treaty serve does not, until TLS arrives.)
+	MutualTLS bool
 	// AuthMethods lists the client authentication methods the metadata advertises beyond
 	// private_key_jwt, client_secret_basic and client_secret_post (e.g. tls_client_auth).
 	AuthMethods []string
@@ -244,8 +249,11 @@ func (h *Handler) jwks(w http.ResponseWriter) {
 
 // buildMetadata returns the RFC 8414 authorization server metadata.
 func (h *Handler) buildMetadata() map[string]any {
-	authMethods := append([]string{issuer.MethodPrivateKeyJWT, issuer.MethodClientSecretBasic, issuer.MethodClientSecretPost,
-		issuer.MethodTLSClientAuth, issuer.MethodSelfSignedTLSClientAuth}, h.cfg.AuthMethods...)
+	authMethods := []string{issuer.MethodPrivateKeyJWT, issuer.MethodClientSecretBasic, issuer.MethodClientSecretPost}
+	if h.cfg.MutualTLS {
+		authMethods = append(authMethods, issuer.MethodTLSClientAuth, issuer.MethodSelfSignedTLSClientAuth)
+	}
+	authMethods = append(authMethods, h.cfg.AuthMethods...)
 	algs := h.cfg.AssertionAlgorithms
 	if len(algs) == 0 {
 		algs = []string{"EdDSA", "ES256", "RS256"}
@@ -263,7 +271,7 @@ func (h *Handler) buildMetadata() map[string]any {
 		"token_endpoint_auth_methods_supported": authMethods,
 		"token_endpoint_auth_signing_alg_values_supported": algs,
 		"dpop_signing_alg_values_supported":                []string{"EdDSA", "ES256", "RS256"},
-		"tls_client_certificate_bound_access_tokens":       true,
+		"tls_client_certificate_bound_access_tokens":       h.cfg.MutualTLS,
 	}
 	if h.cfg.Revoker != nil {
 		m["revocation_endpoint"] = h.base + PathRevoke

@@ -68,8 +68,8 @@ func TestHooks(t *testing.T) {
 		t.Errorf("hooks saw %+v", seen)
 	}
 	exchange.Set("subject_token", "forged")
-	if status, body := post(exchange, ""); status != 400 || body["error"] != "invalid_grant" {
-		t.Errorf("bad subject token: %d %v, want invalid_grant", status, body)
+	if status, body := post(exchange, ""); status != 400 || body["error"] != "invalid_request" {
+		t.Errorf("bad subject token: %d %v, want invalid_request (RFC 8693 section 2.2.2)", status, body)
 	}
 	if status, body := post(tokenForm(url.Values{"client_id": {workload}, "client_secret": {e.secret}}), "bad"); status != 400 || body["error"] != "invalid_request" {
 		t.Errorf("transport hook refusal: %d %v, want invalid_request", status, body)

@@ -141,7 +141,7 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := in.Claims
-	if !in.Active || c == nil || (workload != "" && c.Subject != workload) {
+	if !in.Active || c == nil || (workload != "" && c.Presenter() != workload) { // the holder: an exchanged token's subject is someone else
 		writeJSON(w, http.StatusOK, introspection{Active: false})
 		return
 	}

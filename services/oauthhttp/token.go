@@ -174,8 +174,13 @@ func clientAuth(r *http.Request, form url.Values) (issuer.Request, error) {
 		req.AuthMethod = issuer.MethodClientSecretPost
 	}
 	switch {
+	case methods == 0 && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && id != "":
+		// tls_client_auth or self_signed_tls_client_auth: the certificate the handshake proved is
+		// the credential (RFC 8705 section 2); the issuer matches it to client_id's workload.
+		req.ClientID = id
+		return req, nil
 	case methods == 0:
-		return req, fail.Unauthenticatedf("client authentication is required: private_key_jwt, client_secret_basic or client_secret_post")
+		return req, fail.Unauthenticatedf("client authentication is required: private_key_jwt, client_secret_basic or client_secret_post (or a TLS client certificate with client_id)")
 	case methods > 1:
 		return req, fail.Invalidf("client_assertion", "use exactly one client authentication method per request")
 	}

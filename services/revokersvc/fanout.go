@@ -163,10 +163,12 @@ func (h *hub) pump() {
 		if len(events) > 0 {
 			state := h.log.State() // at or past every event read, for the filters' partner lookups
 			batch := make([]*outgoing, 0, len(events))
+			failed := false
 			for _, ev := range events {
 				msg, err := preEncoded(&treatyv1.SubscribeResponse{Message: &treatyv1.SubscribeResponse_Event{Event: ev}})
 				if err != nil {
 					h.logger.Error("fan-out could not encode an event", "sequence", ev.GetSequence(), "err", err)
+					failed = true
 					break // the subscribers fill the gap from the log when the next event comes
 				}
 				batch = append(batch, &outgoing{msg: msg, seq: ev.GetSequence(), info: infoOf(ev, state)})
@@ -175,7 +177,11 @@ func (h *hub) pump() {
 			if !h.broadcast(batch, -1) {
 				return
 			}
-			continue
+			if !failed {
+				continue
+			}
+			// Retry the event that failed at the next append or tick, not in a loop that would
+			// starve the heartbeats.
 		}
 		select {
 		case <-changed:
