@@ -286,16 +286,22 @@ func (s *Server) assemble(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		pdpConn, err := peer(PDP)
-		if err != nil {
-			return err
+		var authz issuer.Authorizer
+		if s.pdp != nil {
+			authz = pdpsvc.NewLocalAuthorizer(s.pdp) // the PDP runs here: no loopback round trip per issuance
+		} else {
+			pdpConn, err := peer(PDP)
+			if err != nil {
+				return err
+			}
+			authz = pdpsvc.NewAuthorizer(pdpConn)
 		}
 		revConn, err := peer(Revoker)
 		if err != nil {
 			return err
 		}
 		iss, err := issuer.New(issuer.Config{
-			Store: st, Relay: r, Directory: issuer.CachedDirectory(registrysvc.NewDirectory(regConn), directoryCacheTTL), Authorizer: pdpsvc.NewAuthorizer(pdpConn),
+			Store: st, Relay: r, Directory: issuer.CachedDirectory(registrysvc.NewDirectory(regConn), directoryCacheTTL), Authorizer: authz,
 			Feed: revokersvc.NewSource(revConn), IssuerURL: cfg.IssuerURL, MaxCredentialTTL: cfg.MaxCredentialTTL, Logger: s.log,
 			SigningAlgorithm: cfg.SigningAlgorithm, KeyRotation: cfg.KeyRotation, KeyPrepublish: cfg.KeyPrepublish,
 			KEKFile: cfg.KEKFile, DataDir: cfg.DataDir,
