@@ -3,6 +3,7 @@ package pdpsvc
 import (
 	"context"
 
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/pdp"
 )
@@ -16,7 +17,14 @@ type local struct{ p *pdp.PDP }
 
 var _ issuer.TokenChecker = local{}
 
+// Requests are validated as the service edge validates them, so both adapters refuse the same.
+
 func (l local) AuthorizeIssuance(ctx context.Context, req issuer.IssuanceRequest) (issuer.IssuanceDecision, error) {
+	if err := validateIssuance(&treatyv1.CheckIssuanceRequest{
+		WorkloadId: req.WorkloadID, Scopes: req.Scopes, Audience: req.Audience, Kid: req.Kid, MinSequence: req.MinSequence,
+	}); err != nil {
+		return issuer.IssuanceDecision{}, err
+	}
 	d, err := l.p.CheckIssuance(ctx, pdp.IssuanceRequest{
 		WorkloadID: req.WorkloadID, Scopes: req.Scopes, Audience: req.Audience, Kid: req.Kid, MinSequence: req.MinSequence,
 	})
@@ -27,6 +35,11 @@ func (l local) AuthorizeIssuance(ctx context.Context, req issuer.IssuanceRequest
 }
 
 func (l local) CheckToken(ctx context.Context, req issuer.TokenCheck) (issuer.IssuanceDecision, error) {
+	if err := validateCheck("", &treatyv1.CheckRequest{
+		Subject: &treatyv1.CheckRequest_Token{Token: req.Token}, Action: req.Action, Resource: req.Resource, MinSequence: req.MinSequence,
+	}); err != nil {
+		return issuer.IssuanceDecision{}, err
+	}
 	d, err := l.p.Check(ctx, pdp.CheckRequest{Token: req.Token, Action: req.Action, Resource: req.Resource, MinSequence: req.MinSequence})
 	if err != nil {
 		return issuer.IssuanceDecision{}, err

@@ -33,6 +33,7 @@ type env struct {
 	log    *revoker.Log
 	key    *pdptest.Key
 	svc    *pdpsvc.Service
+	pdp    *pdp.PDP
 	conn   *grpc.ClientConn
 	client treatyv1.DecisionServiceClient
 }
@@ -59,6 +60,7 @@ func newTrustingEnv(t *testing.T, trusted func(context.Context) bool) *env {
 		MaxWait: 300 * time.Millisecond, Logger: logger, Recorder: e.rec,
 	})
 	pdptest.WaitReady(t, p)
+	e.pdp = p
 	e.svc = pdpsvc.New(pdpsvc.Config{PDP: p, Logger: logger, Trusted: trusted})
 
 	e.conn = grpctest.Serve(t, e.svc.Register)
@@ -212,9 +214,19 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// TestAuthorizer runs the issuer's Authorizer over gRPC and in process: the same answers.
 func TestAuthorizer(t *testing.T) {
+	for name, newAuth := range map[string]func(*env) issuer.Authorizer{
+		"grpc":  func(e *env) issuer.Authorizer { return pdpsvc.NewAuthorizer(e.conn) },
+		"local": func(e *env) issuer.Authorizer { return pdpsvc.NewLocalAuthorizer(e.pdp) },
+	} {
+		t.Run(name, func(t *testing.T) { testAuthorizer(t, newAuth) })
+	}
+}
+
+func testAuthorizer(t *testing.T, newAuth func(*env) issuer.Authorizer) {
 	e := newEnv(t)
-	auth := pdpsvc.NewAuthorizer(e.conn)
+	auth := newAuth(e)
 	ctx := context.Background()
 	req := issuer.IssuanceRequest{WorkloadID: "acme-bot", Scopes: []string{"read", "write"}, Audience: "api", Kid: "k1"}
 
