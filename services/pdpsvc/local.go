@@ -3,7 +3,6 @@ package pdpsvc
 import (
 	"context"
 
-	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/pdp"
 )
@@ -20,9 +19,7 @@ var _ issuer.TokenChecker = local{}
 // Requests are validated as the service edge validates them, so both adapters refuse the same.
 
 func (l local) AuthorizeIssuance(ctx context.Context, req issuer.IssuanceRequest) (issuer.IssuanceDecision, error) {
-	if err := validateIssuance(&treatyv1.CheckIssuanceRequest{
-		WorkloadId: req.WorkloadID, Scopes: req.Scopes, Audience: req.Audience, Kid: req.Kid, MinSequence: req.MinSequence,
-	}); err != nil {
+	if err := validateIssuance(issuanceWire(req)); err != nil {
 		return issuer.IssuanceDecision{}, err
 	}
 	d, err := l.p.CheckIssuance(ctx, pdp.IssuanceRequest{
@@ -35,9 +32,7 @@ func (l local) AuthorizeIssuance(ctx context.Context, req issuer.IssuanceRequest
 }
 
 func (l local) CheckToken(ctx context.Context, req issuer.TokenCheck) (issuer.IssuanceDecision, error) {
-	if err := validateCheck("", &treatyv1.CheckRequest{
-		Subject: &treatyv1.CheckRequest_Token{Token: req.Token}, Action: req.Action, Resource: req.Resource, MinSequence: req.MinSequence,
-	}); err != nil {
+	if err := validateCheck("", tokenCheckWire(req)); err != nil {
 		return issuer.IssuanceDecision{}, err
 	}
 	d, err := l.p.Check(ctx, pdp.CheckRequest{Token: req.Token, Action: req.Action, Resource: req.Resource, MinSequence: req.MinSequence})
