@@ -188,13 +188,9 @@ func (i *Issuer) ListCredentials(f Filter, pageSize int, pageToken string) ([]Cr
 				next = base64.RawURLEncoding.EncodeToString(k[len(prefix):])
 				return false, nil
 			}
-			var rec credentialRecord
-			ok, err := getJSON(tx, bucketCreds, jti, &rec)
+			rec, err := indexedRecord(tx, jti)
 			if err != nil {
 				return false, err
-			}
-			if !ok {
-				return false, fmt.Errorf("index entry for %q has no record", jti)
 			}
 			live := rec.ExpireTime.After(now)
 			if (f.PartnerID != "" && rec.PartnerID != f.PartnerID) || (f.IntegrationID != "" && rec.IntegrationID != f.IntegrationID) ||
@@ -328,18 +324,14 @@ func (i *Issuer) CountLive(q LiveQuery) (uint64, []string, error) {
 			bucket, prefix = bucketByPartner, scoped(q.PartnerID, nil)
 		}
 		return tx.Scan(bucket, prefix, nil, func(_, jti []byte) (bool, error) {
-			var rec credentialRecord
-			ok, err := getJSON(tx, bucketCreds, jti, &rec)
+			rec, err := indexedRecord(tx, jti)
 			if err != nil {
 				return false, err
-			}
-			if !ok {
-				return false, fmt.Errorf("index entry for %q has no record", jti)
 			}
 			if rec.IssueTime.Before(cutoff) {
 				return false, nil // everything older has expired
 			}
-			visit(&rec)
+			visit(rec)
 			return true, nil
 		})
 	})
@@ -352,4 +344,17 @@ func (i *Issuer) CountLive(q LiveQuery) (uint64, []string, error) {
 		ids[k] = f.id
 	}
 	return count, ids, nil
+}
+
+// indexedRecord reads the credential an index entry names; a missing one is a broken index.
+func indexedRecord(tx store.Tx, jti []byte) (*credentialRecord, error) {
+	var rec credentialRecord
+	ok, err := getJSON(tx, bucketCreds, jti, &rec)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("index entry for %q has no record", jti)
+	}
+	return &rec, nil
 }

@@ -76,13 +76,9 @@ func (i *Issuer) CountLiveByPartner() ([]PartnerCount, error) {
 	counts := map[string]uint64{}
 	err := i.cfg.Store.View(func(tx store.Tx) error {
 		return tx.Scan(bucketByOrder, nil, nil, func(_, jti []byte) (bool, error) {
-			var rec credentialRecord
-			ok, err := getJSON(tx, bucketCreds, jti, &rec)
+			rec, err := indexedRecord(tx, jti)
 			if err != nil {
 				return false, err
-			}
-			if !ok {
-				return false, fmt.Errorf("index entry for %q has no record", jti)
 			}
 			if rec.IssueTime.Before(cutoff) {
 				return false, nil // everything older has expired
