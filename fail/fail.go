@@ -33,6 +33,9 @@ const (
 	// OutOfRange means the request names a position past what is kept, such as a feed sequence
 	// already compacted (OUT_OF_RANGE).
 	OutOfRange
+	// Aborted means the request lost a race with another change, such as an update carrying a
+	// stale etag; read again and retry (ABORTED).
+	Aborted
 )
 
 // Error is an error with a kind and a message meant for the caller.
@@ -94,6 +97,9 @@ func Unavailablef(cause error, format string, args ...any) *Error {
 
 // OutOfRangef reports a position outside what is kept.
 func OutOfRangef(format string, args ...any) *Error { return newf(OutOfRange, format, args...) }
+
+// Abortedf reports a lost race with a concurrent change, such as a stale etag.
+func Abortedf(format string, args ...any) *Error { return newf(Aborted, format, args...) }
 
 // KindOf returns the kind of err: the kind of the first *Error in its chain, or Internal.
 func KindOf(err error) Kind {

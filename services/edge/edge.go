@@ -24,6 +24,7 @@ var kindCodes = map[fail.Kind]codes.Code{
 	fail.Unauthenticated: codes.Unauthenticated,
 	fail.Unavailable:     codes.Unavailable,
 	fail.OutOfRange:      codes.OutOfRange,
+	fail.Aborted:         codes.Aborted,
 }
 
 // Status returns the gRPC status error for a domain error. Internal errors are logged with their

@@ -29,6 +29,7 @@ func TestStatus(t *testing.T) {
 		{fail.Preconditionf("p"), codes.FailedPrecondition, "p", false},
 		{fail.Deniedf("d"), codes.PermissionDenied, "d", false},
 		{fail.OutOfRangef("compacted"), codes.OutOfRange, "compacted", false},
+		{fail.Abortedf("stale etag"), codes.Aborted, "stale etag", false},
 		{fail.Unauthenticatedf("u"), codes.Unauthenticated, "u", false},
 		{fail.AlreadyExistsf("a"), codes.AlreadyExists, "a", false},
 		{fail.Unavailablef(errors.New("disk on fire"), "try later"), codes.Unavailable, "try later", false},
@@ -62,7 +63,7 @@ func TestStatus(t *testing.T) {
 
 func TestFromStatus(t *testing.T) {
 	for code, kind := range map[codes.Code]fail.Kind{
-		codes.NotFound: fail.NotFound, codes.InvalidArgument: fail.Invalid, codes.PermissionDenied: fail.Denied, codes.OutOfRange: fail.OutOfRange,
+		codes.NotFound: fail.NotFound, codes.InvalidArgument: fail.Invalid, codes.PermissionDenied: fail.Denied, codes.OutOfRange: fail.OutOfRange, codes.Aborted: fail.Aborted,
 		codes.Unavailable: fail.Unavailable, codes.Internal: fail.Unavailable, codes.DeadlineExceeded: fail.Unavailable,
 	} {
 		err := FromStatus(status.Error(code, "peer said"))
