@@ -59,18 +59,28 @@ type Notification struct {
 	Details map[string]string `json:"details,omitempty"`
 }
 
-// Partner names the partner a notification concerns.
+// Partner names the partner a notification concerns, as the registry records it when the
+// notification is raised.
 type Partner struct {
-	ID          string    `json:"id"`
-	DisplayName string    `json:"display_name,omitempty"`
-	State       string    `json:"state,omitempty"`
-	RiskTier    string    `json:"risk_tier,omitempty"`
-	ContractEnd time.Time `json:"contract_end,omitzero"`
+	ID                 string    `json:"id"`
+	DisplayName        string    `json:"display_name,omitempty"`
+	LegalName          string    `json:"legal_name,omitempty"`
+	RelationshipType   string    `json:"relationship_type,omitempty"`
+	State              string    `json:"state,omitempty"`
+	RiskTier           string    `json:"risk_tier,omitempty"`
+	DataClassification string    `json:"data_classification,omitempty"`
+	ContractID         string    `json:"contract_id,omitempty"`
+	ContractEnd        time.Time `json:"contract_end,omitzero"`
+	BreachNoticeHours  int32     `json:"breach_notice_hours,omitempty"`
 }
 
-// Recipients are the partner's people as the registry records them.
+// Recipients are the partner's people as the registry records them: the receiver routes the
+// notification to them (a team channel, e-mail, a ticket queue).
 type Recipients struct {
-	OwnerTeam string `json:"owner_team,omitempty"`
+	OwnerTeam        string `json:"owner_team,omitempty"`
+	AccountableOwner string `json:"accountable_owner,omitempty"`
+	BackupOwner      string `json:"backup_owner,omitempty"`
+	SecurityContact  string `json:"security_contact,omitempty"`
 }
 
 // Event is a notification to raise: what Enqueue takes.
@@ -135,14 +145,24 @@ func (n *Notifier) build(ctx context.Context, ev Event) (Notification, error) {
 }
 
 func partnerOf(p registry.Partner) *Partner {
-	return &Partner{
-		ID: p.ID, DisplayName: p.DisplayName, State: feed.StateName(p.State), RiskTier: registry.TierName(p.RiskTier),
-		ContractEnd: p.ContractEnd.UTC(),
+	out := &Partner{
+		ID: p.ID, DisplayName: p.DisplayName, LegalName: p.LegalName, State: feed.StateName(p.State),
+		RiskTier: registry.TierName(p.RiskTier), ContractID: p.ContractID, ContractEnd: p.ContractEnd.UTC(),
+		BreachNoticeHours: p.BreachNoticeHours,
 	}
+	if p.RelationshipType != 0 {
+		out.RelationshipType = registry.RelationshipName(p.RelationshipType)
+	}
+	if p.DataClassification != 0 {
+		out.DataClassification = registry.ClassificationName(p.DataClassification)
+	}
+	return out
 }
 
 func recipientsOf(p registry.Partner) *Recipients {
-	return &Recipients{OwnerTeam: p.OwnerTeam}
+	return &Recipients{
+		OwnerTeam: p.OwnerTeam, AccountableOwner: p.AccountableOwner, BackupOwner: p.BackupOwner, SecurityContact: p.SecurityContact,
+	}
 }
 
 // notificationRecord is a notification as stored: its body is fixed at enqueue, so every

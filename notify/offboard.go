@@ -16,7 +16,9 @@ var offboardingTypes = map[string]string{
 	"partner.offboard.revoked":   TypeOffboardingRevoked,
 	"partner.offboard.confirmed": TypeOffboardingConfirmed,
 	"partner.terminate":          TypeOffboardingTerminated,
-	"partner.contract_end":       TypeContractEnded,
+	// The foundation's one-step offboarding, which terminates at once.
+	"partner.offboard":     TypeOffboardingTerminated,
+	"partner.contract_end": TypeContractEnded,
 }
 
 // offboardingType returns the notification type of an audit action, or "" if it is not a step
