@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/treaty-dev/treaty/notify"
 	"github.com/treaty-dev/treaty/token"
 )
 
@@ -71,6 +72,8 @@ type Config struct {
 	TrustSubjectsFrom []netip.Prefix
 	// DecisionLog configures the PDP's decision log (its Store is opened here).
 	DecisionLog DecisionLogConfig
+	// Notify configures the webhook notifier, which runs beside the registry.
+	Notify NotifyConfig
 	// ShutdownGrace bounds how long a graceful stop waits for in-flight calls.
 	ShutdownGrace time.Duration
 	// Logger receives the server's logs.
@@ -86,6 +89,19 @@ type DecisionLogConfig struct {
 	MaxAge time.Duration
 	// MaxRecords bounds the decisions kept, the oldest going first; default 1,000,000.
 	MaxRecords int
+}
+
+// NotifyConfig configures the webhook notifier (package notify): with WebhookURLs it tells
+// partners' owners and security contacts of contract ends approaching, kill-switch events,
+// offboarding progress and new high-severity findings.
+type NotifyConfig struct {
+	// WebhookURLs are the endpoints every notification is POSTed to; none turns the notifier off.
+	WebhookURLs []string
+	// SecretFile holds the HMAC-SHA256 key deliveries are signed with; required with WebhookURLs.
+	SecretFile string
+	// ContractWarning is how long before a contract end its people are told; zero means
+	// notify.DefaultContractWarning.
+	ContractWarning time.Duration
 }
 
 // Defaults for Config fields left zero.
@@ -171,6 +187,9 @@ func (c Config) Validate() error {
 	if d := c.DecisionLog; d.AllowSample < 0 || d.AllowSample > 1 || d.MaxAge < 0 || d.MaxRecords < 0 {
 		return fmt.Errorf("--decision-log-allow-sample must be in [0, 1], and --decision-log-max-age and --decision-log-max-records must not be negative")
 	}
+	if err := c.Notify.validate(c); err != nil {
+		return err
+	}
 	if c.IssuerURL != "" {
 		u, err := url.Parse(c.IssuerURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -182,6 +201,30 @@ func (c Config) Validate() error {
 	}
 	if c.Heartbeat <= 0 || c.StalenessBound <= c.Heartbeat {
 		return fmt.Errorf("--staleness-bound (%v) must be longer than --heartbeat (%v)", c.StalenessBound, c.Heartbeat)
+	}
+	return nil
+}
+
+func (n NotifyConfig) validate(c Config) error {
+	if len(n.WebhookURLs) == 0 {
+		if n.SecretFile != "" {
+			return fmt.Errorf("--webhook-secret-file needs --webhook-url: it signs webhook deliveries")
+		}
+		return nil
+	}
+	if !c.runs(Registry) {
+		return fmt.Errorf("--webhook-url: the notifier runs beside the registry; run it here (--services)")
+	}
+	if n.SecretFile == "" {
+		return fmt.Errorf("--webhook-url needs --webhook-secret-file: every delivery is signed with the secret it holds")
+	}
+	if n.ContractWarning < 0 {
+		return fmt.Errorf("--contract-warning must not be negative")
+	}
+	for _, raw := range n.WebhookURLs {
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("--webhook-url %s must be an absolute http(s) URL", notify.Redact(raw))
+		}
 	}
 	return nil
 }

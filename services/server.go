@@ -31,6 +31,7 @@ import (
 	"github.com/treaty-dev/treaty/decisionlog"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/notify"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/registry"
@@ -40,6 +41,7 @@ import (
 	"github.com/treaty-dev/treaty/services/decisionlogsvc"
 	"github.com/treaty-dev/treaty/services/extauthz"
 	"github.com/treaty-dev/treaty/services/issuersvc"
+	"github.com/treaty-dev/treaty/services/notifysvc"
 	"github.com/treaty-dev/treaty/services/oauthhttp"
 	"github.com/treaty-dev/treaty/services/pdpsvc"
 	"github.com/treaty-dev/treaty/services/registrysvc"
@@ -66,6 +68,7 @@ type Server struct {
 	httpLis    net.Listener
 	revokerSvc *revokersvc.Service
 	issuer     *issuer.Issuer
+	notifier   *notify.Notifier // the webhook notifier, when --webhook-url is given
 
 	cancel  context.CancelFunc // stops background loops
 	loops   sync.WaitGroup
@@ -213,6 +216,11 @@ func (s *Server) assemble(ctx context.Context) error {
 		}
 		s.goLoop(func() { reg.Run(ctx) }) // the contract-end scheduler
 		registrysvc.New(registrysvc.Config{Registry: reg, Logger: s.log}).Register(s.grpc)
+		if len(cfg.Notify.WebhookURLs) > 0 {
+			if err := s.startNotify(ctx, reg, open, peer); err != nil {
+				return err
+			}
+		}
 	}
 	if cfg.runs(PDP) {
 		st, err := open(PDP, pdp.Schema)
@@ -436,6 +444,34 @@ func (s *Server) startSSF(ctx context.Context, mux *http.ServeMux, base string, 
 		return fmt.Errorf("ssf: %w", err)
 	}
 	h.Register(mux)
+	return nil
+}
+
+// startNotify runs the webhook notifier beside the registry: it follows the revoker's feed and
+// the registry's audit trail, and serves its delivery log (NotifyService).
+func (s *Server) startNotify(ctx context.Context, reg *registry.Registry, open func(string, store.Schema) (store.Store, error), peer func(string) (*grpc.ClientConn, error)) error {
+	secret, err := notify.ReadSecret(s.cfg.Notify.SecretFile)
+	if err != nil {
+		return fmt.Errorf("--webhook-secret-file: %w", err)
+	}
+	st, err := open("notify", notify.Schema)
+	if err != nil {
+		return err
+	}
+	conn, err := peer(Revoker)
+	if err != nil {
+		return err
+	}
+	n, err := notify.Open(ctx, notify.Config{
+		Store: st, Endpoints: s.cfg.Notify.WebhookURLs, Secret: secret, Directory: reg, Feed: revokersvc.NewSource(conn),
+		ContractWarning: s.cfg.Notify.ContractWarning, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.notifier = n
+	s.goLoop(func() { n.Run(ctx) })
+	notifysvc.New(notifysvc.Config{Notifier: n, Logger: s.log}).Register(s.grpc)
 	return nil
 }
 
