@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/notify"
 	"github.com/treaty-dev/treaty/services"
 	"github.com/treaty-dev/treaty/token"
 )
@@ -101,6 +102,9 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.Float64Var(&cfg.DecisionLog.AllowSample, "decision-log-allow-sample", 1, "share of allows the decision log keeps, 0 to 1 (every deny is always kept)")
 	f.DurationVar(&cfg.DecisionLog.MaxAge, "decision-log-max-age", 7*24*time.Hour, "how long the decision log keeps decisions")
 	f.IntVar(&cfg.DecisionLog.MaxRecords, "decision-log-max-records", 1_000_000, "the most decisions the decision log keeps (oldest go first)")
+	f.StringArrayVar(&cfg.Notify.WebhookURLs, "webhook-url", nil, "POST notifications (contract ends approaching, kill-switch events, offboarding progress, new high-severity findings) to this URL, signed; repeat for more (needs --webhook-secret-file)")
+	f.StringVar(&cfg.Notify.SecretFile, "webhook-secret-file", "", "file holding the secret (at least 16 bytes) webhook deliveries are signed with (HMAC-SHA256, header Treaty-Signature)")
+	f.DurationVar(&cfg.Notify.ContractWarning, "contract-warning", notify.DefaultContractWarning, "how long before a partner's contract end its owners are notified (with --webhook-url)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
