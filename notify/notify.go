@@ -71,6 +71,7 @@ const (
 	DefaultRetryMin              = 5 * time.Second
 	DefaultRetryMax              = 30 * time.Minute
 	DefaultAttemptTimeout        = 10 * time.Second
+	DefaultRetention             = 30 * 24 * time.Hour
 )
 
 // Directory is what the notifier reads from the registry: partners (for recipients and contract
@@ -114,6 +115,9 @@ type Config struct {
 	// RetryMin and RetryMax bound the exponential backoff between attempts (jittered); defaults
 	// DefaultRetryMin and DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
+	// Retention is how long settled notifications stay in the delivery log; default
+	// DefaultRetention.
+	Retention time.Duration
 	// HTTPClient posts deliveries; defaults to a client with DefaultAttemptTimeout that does not
 	// follow redirects.
 	HTTPClient *http.Client
@@ -160,7 +164,7 @@ func Open(ctx context.Context, cfg Config) (*Notifier, error) {
 		return nil, fmt.Errorf("notify: webhooks need a signing secret of at least %d bytes", MinSecretBytes)
 	}
 	if cfg.ContractWarning < 0 || cfg.ContractCheckInterval < 0 || cfg.AuditPollInterval < 0 || cfg.MaxAttempts < 0 ||
-		cfg.RetryMin < 0 || cfg.RetryMax < 0 {
+		cfg.RetryMin < 0 || cfg.RetryMax < 0 || cfg.Retention < 0 {
 		return nil, errors.New("notify: durations and MaxAttempts must not be negative")
 	}
 	if cfg.ContractWarning == 0 {
@@ -171,6 +175,9 @@ func Open(ctx context.Context, cfg Config) (*Notifier, error) {
 	}
 	if cfg.AuditPollInterval == 0 {
 		cfg.AuditPollInterval = DefaultAuditPollInterval
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
@@ -247,8 +254,8 @@ func Redact(raw string) string {
 	return out
 }
 
-// Run delivers queued notifications and runs the sources (contract warnings, the feed when
-// configured, the audit trail) until ctx ends. Run it once: go n.Run(ctx).
+// Run delivers queued notifications, runs the sources (contract warnings, the feed when
+// configured, the audit trail) and prunes the delivery log until ctx ends. Run it once: go n.Run(ctx).
 func (n *Notifier) Run(ctx context.Context) error {
 	n.runMu.Lock()
 	if n.running {
@@ -272,6 +279,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 	}
 	run(n.contractLoop)
 	run(n.auditLoop)
+	run(n.pruneLoop)
 	if n.cfg.Feed != nil {
 		run(n.followFeed)
 	}
