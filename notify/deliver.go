@@ -18,7 +18,7 @@ import (
 func (n *Notifier) deliverLoop(ctx context.Context, ep endpoint) {
 	for ctx.Err() == nil {
 		changed := n.changed()
-		due, at, ok, err := n.nextDue(ep)
+		due, dkey, at, ok, err := n.nextDue(ep)
 		if err != nil {
 			n.log.Error("notify: read the delivery queue", "endpoint", ep.redacted, "err", err)
 			if !sleep(ctx, n.cfg.RetryMin) {
@@ -43,7 +43,7 @@ func (n *Notifier) deliverLoop(ctx context.Context, ep endpoint) {
 			t.Stop()
 			continue
 		}
-		if err := n.attempt(ctx, ep, due); err != nil && ctx.Err() == nil {
+		if err := n.attempt(ctx, ep, due, dkey); err != nil && ctx.Err() == nil {
 			n.log.Error("notify: record a delivery attempt", "endpoint", ep.redacted, "err", err)
 			if !sleep(ctx, n.cfg.RetryMin) {
 				return
@@ -52,24 +52,24 @@ func (n *Notifier) deliverLoop(ctx context.Context, ep endpoint) {
 	}
 }
 
-// nextDue returns the due-index key of ep's earliest pending delivery and when it is due.
-func (n *Notifier) nextDue(ep endpoint) (key []byte, at time.Time, ok bool, err error) {
+// nextDue returns the due-index key of ep's earliest pending delivery, the delivery's key, and
+// when it is due.
+func (n *Notifier) nextDue(ep endpoint) (key, dkey []byte, at time.Time, ok bool, err error) {
 	err = n.st.View(func(tx store.Tx) error {
-		return tx.Scan(bucketDue, ep.key[:], nil, func(k, _ []byte) (bool, error) {
-			key, ok = bytes.Clone(k), true
+		return tx.Scan(bucketDue, ep.key[:], nil, func(k, v []byte) (bool, error) {
+			key, dkey, ok = bytes.Clone(k), bytes.Clone(v), true
 			return false, nil
 		})
 	})
 	if ok {
 		at = time.Unix(0, int64(store.KeyUint64(key[8:16])))
 	}
-	return key, at, ok, err
+	return key, dkey, at, ok, err
 }
 
 // attempt tries one delivery and records the attempt: delivered on a 2xx, otherwise retried
 // later, or dead once MaxAttempts were made.
-func (n *Notifier) attempt(ctx context.Context, ep endpoint, due []byte) error {
-	dkey := due[16:]
+func (n *Notifier) attempt(ctx context.Context, ep endpoint, due, dkey []byte) error {
 	var (
 		d     deliveryRecord
 		nrec  notificationRecord
@@ -116,7 +116,7 @@ func (n *Notifier) attempt(ctx context.Context, ep endpoint, due []byte) error {
 		default:
 			next = time.Now().Add(n.backoff(len(cur.Attempts))).UTC().Round(0)
 			cur.NextAttempt = next
-			if err := tx.Put(bucketDue, dueKey(ep.key, next, dkey), nil); err != nil {
+			if err := tx.Put(bucketDue, dueKey(ep.key, next, cur.Sequence), dkey); err != nil {
 				return err
 			}
 		}
@@ -188,24 +188,24 @@ func (n *Notifier) dropOrphans() error {
 	}
 	dropped := 0
 	err := n.st.Update(func(tx store.Tx) error {
-		var orphans [][]byte
-		err := tx.Scan(bucketDue, nil, nil, func(k, _ []byte) (bool, error) {
+		var orphans, dkeys [][]byte
+		err := tx.Scan(bucketDue, nil, nil, func(k, v []byte) (bool, error) {
 			if !configured[[8]byte(k[:8])] {
-				orphans = append(orphans, bytes.Clone(k))
+				orphans, dkeys = append(orphans, bytes.Clone(k)), append(dkeys, bytes.Clone(v))
 			}
 			return true, nil
 		})
 		if err != nil {
 			return err
 		}
-		for _, k := range orphans {
+		for i, k := range orphans {
 			var d deliveryRecord
-			if ok, err := getJSON(tx, bucketDeliveries, k[16:], &d); err != nil {
+			if ok, err := getJSON(tx, bucketDeliveries, dkeys[i], &d); err != nil {
 				return err
 			} else if ok && d.State == StatePending {
 				d.State, d.NextAttempt = StateDead, time.Time{}
 				d.Attempts = append(d.Attempts, Attempt{Time: time.Now().UTC().Round(0), Error: "endpoint no longer configured"})
-				if err := putJSON(tx, bucketDeliveries, k[16:], d); err != nil {
+				if err := putJSON(tx, bucketDeliveries, dkeys[i], d); err != nil {
 					return err
 				}
 				dropped++

@@ -125,7 +125,22 @@ type env struct {
 	path   string // the notifier's store
 	logs   *logs
 	logger *slog.Logger
-	clock  func() time.Time
+	mu     sync.Mutex
+	at     time.Time // the clock; set with setClock
+}
+
+// clock is the registry's and the notifier's clock.
+func (e *env) clock() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.at
+}
+
+// setClock moves the clock to t.
+func (e *env) setClock(t time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.at = t
 }
 
 func newEnv(t *testing.T, rcfg revoker.Config) *env {
@@ -142,8 +157,8 @@ func newEnv(t *testing.T, rcfg revoker.Config) *env {
 	go func() { relay.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	e := &env{rev: rev, path: filepath.Join(t.TempDir(), "notify.db"), logs: &logs{}}
-	e.clock = func() time.Time { return now }
-	e.reg, err = registry.New(registry.Config{Store: st, Relay: relay, Now: func() time.Time { return e.clock() }, Logger: quiet})
+	e.at = now
+	e.reg, err = registry.New(registry.Config{Store: st, Relay: relay, Now: e.clock, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +207,7 @@ func (e *env) config(st store.Store, urls ...string) notify.Config {
 	return notify.Config{
 		Store: st, Endpoints: urls, Secret: secret, Directory: e.reg,
 		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, MaxAttempts: 4,
-		AuditPollInterval: 20 * time.Millisecond, Now: func() time.Time { return e.clock() }, Logger: e.logger,
+		AuditPollInterval: 20 * time.Millisecond, Now: e.clock, Logger: e.logger,
 	}
 }
 

@@ -3,7 +3,9 @@ package notify
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
+	"time"
 
 	"github.com/treaty-dev/treaty/fail"
 )
@@ -18,18 +20,25 @@ type Finding struct {
 	PartnerID string
 	// Severity, for example "high" or "critical".
 	Severity string
-	// Check names the check that raised it, for example "ex_partner_credentials_live".
-	Check string
-	// OWASP is the OWASP NHI Top 10 item it maps to, for example "NHI1".
-	OWASP string
-	// Subject names what it is about, for example "integration/acme-crm".
+	// Rule names the rule that raised it, for example "ex_partner_live_credentials".
+	Rule string
+	// Risk is the OWASP NHI Top 10 item it maps to, for example "NHI1".
+	Risk string
+	// Subject names what it is about, for example "partner acme integration acme-crm".
 	Subject string
-	// Summary is one readable sentence. Required.
+	// Summary says what is wrong and what to do, for a person. Required.
 	Summary string
+	// Evidence holds the facts it rests on (counts, dates, ids); never secrets.
+	Evidence map[string]string
 }
 
-// NotifyFinding raises a finding.new notification, once per finding id. It returns whether a
-// notification was added (false for a finding notified before).
+// FindingRenotify is how long a finding id is not notified again: a finding the posture engine
+// reports again soon (after a restart) is a duplicate, one that comes back later a recurrence.
+const FindingRenotify = 24 * time.Hour
+
+// NotifyFinding raises a finding.new notification, once per finding id within FindingRenotify.
+// It returns whether a notification was added (false for a duplicate). The details are the
+// evidence, with the finding's id, severity, rule, risk and subject.
 func (n *Notifier) NotifyFinding(ctx context.Context, f Finding) (bool, error) {
 	if f.ID == "" {
 		return false, fail.Invalidf("id", "a finding needs an id")
@@ -37,8 +46,12 @@ func (n *Notifier) NotifyFinding(ctx context.Context, f Finding) (bool, error) {
 	if f.Summary == "" {
 		return false, fail.Invalidf("summary", "a finding needs a summary")
 	}
-	d := map[string]string{"finding_id": f.ID}
-	for k, v := range map[string]string{"severity": strings.ToLower(f.Severity), "check": f.Check, "owasp": f.OWASP, "subject": f.Subject} {
+	d := maps.Clone(f.Evidence)
+	if d == nil {
+		d = map[string]string{}
+	}
+	d["finding_id"] = f.ID
+	for k, v := range map[string]string{"severity": strings.ToLower(f.Severity), "rule": f.Rule, "risk": f.Risk, "subject": f.Subject} {
 		if v != "" {
 			d[k] = v
 		}
@@ -48,7 +61,7 @@ func (n *Notifier) NotifyFinding(ctx context.Context, f Finding) (bool, error) {
 		summary = fmt.Sprintf("New %s finding: %s", strings.ToLower(f.Severity), f.Summary)
 	}
 	_, added, err := n.Enqueue(ctx, Event{
-		Type: TypeFinding, PartnerID: f.PartnerID, Summary: summary, Details: d, DedupeKey: "finding/" + f.ID,
+		Type: TypeFinding, PartnerID: f.PartnerID, Summary: summary, Details: d, DedupeKey: "finding/" + f.ID, DedupeFor: FindingRenotify,
 	})
 	return added, err
 }

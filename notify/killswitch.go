@@ -250,7 +250,7 @@ func (f *follower) flush(ctx context.Context, extra *Event) error {
 			return errResync // moved by someone else (a skip): start over from there
 		}
 		for _, b := range bodies {
-			if _, _, err := f.n.enqueueTx(tx, b, ""); err != nil {
+			if _, _, err := f.n.enqueueTx(tx, b, "", 0); err != nil {
 				return err
 			}
 		}

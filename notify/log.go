@@ -22,7 +22,8 @@ type Delivery struct {
 	Endpoint string
 	// State is StatePending, StateDelivered or StateDead.
 	State string
-	// Attempts are every attempt made, oldest first.
+	// Attempts are every attempt made, oldest first; a delivery whose endpoint was removed from
+	// the configuration ends with an entry saying so.
 	Attempts []Attempt
 	// Created is when the delivery was queued; NextAttempt when a pending one is tried next.
 	Created, NextAttempt time.Time

@@ -95,8 +95,11 @@ type Event struct {
 	// Details are type-specific facts. Never put secrets here.
 	Details map[string]string
 	// DedupeKey, if set, makes the event raise one notification only, however often it is
-	// enqueued.
+	// enqueued (within DedupeFor).
 	DedupeKey string
+	// DedupeFor, if set, limits the deduplication: the key raises a notification again once
+	// DedupeFor has passed since the last one. Zero deduplicates for ever.
+	DedupeFor time.Duration
 }
 
 // Enqueue raises a notification: it fills in the partner and its recipients from the registry,
@@ -111,7 +114,7 @@ func (n *Notifier) Enqueue(ctx context.Context, ev Event) (id string, added bool
 		return "", false, err
 	}
 	err = n.st.Update(func(tx store.Tx) error {
-		id, added, err = n.enqueueTx(tx, body, ev.DedupeKey)
+		id, added, err = n.enqueueTx(tx, body, ev.DedupeKey, ev.DedupeFor)
 		return err
 	})
 	if err != nil {
@@ -209,16 +212,20 @@ type Attempt struct {
 	Duration time.Duration `json:"duration"`
 }
 
-// enqueueTx stores a notification and its deliveries inside tx. A dedupe key seen before adds
-// nothing and returns the earlier notification's id.
-func (n *Notifier) enqueueTx(tx store.Tx, body Notification, dedupe string) (string, bool, error) {
+// enqueueTx stores a notification and its deliveries inside tx. A dedupe key seen before (less
+// than ttl ago, unless ttl is zero) adds nothing and returns the earlier notification's id.
+func (n *Notifier) enqueueTx(tx store.Tx, body Notification, dedupe string, ttl time.Duration) (string, bool, error) {
 	if dedupe != "" {
-		if v := tx.Get(bucketDedupe, []byte(dedupe)); v != nil {
-			var earlier notificationRecord
-			if raw := tx.Get(bucketNotifications, v); raw != nil && json.Unmarshal(raw, &earlier) == nil {
-				return earlier.ID, false, nil
+		// The value is the earlier notification's sequence and when it was raised.
+		if v := tx.Get(bucketDedupe, []byte(dedupe)); len(v) == 16 {
+			at := time.Unix(0, int64(store.KeyUint64(v[8:])))
+			if ttl == 0 || body.Time.Before(at.Add(ttl)) {
+				var earlier notificationRecord
+				if raw := tx.Get(bucketNotifications, v[:8]); raw != nil && json.Unmarshal(raw, &earlier) == nil {
+					return earlier.ID, false, nil
+				}
+				return "", false, nil // pruned since; still a duplicate
 			}
-			return "", false, nil // pruned since; still a duplicate
 		}
 	}
 	seq := uint64(1)
@@ -241,7 +248,8 @@ func (n *Notifier) enqueueTx(tx store.Tx, body Notification, dedupe string) (str
 		return "", false, err
 	}
 	if dedupe != "" {
-		if err := tx.Put(bucketDedupe, []byte(dedupe), store.Uint64Key(seq)); err != nil {
+		v := binary.BigEndian.AppendUint64(store.Uint64Key(seq), uint64(body.Time.UnixNano()))
+		if err := tx.Put(bucketDedupe, []byte(dedupe), v); err != nil {
 			return "", false, err
 		}
 	}
@@ -255,7 +263,7 @@ func (n *Notifier) enqueueTx(tx store.Tx, body Notification, dedupe string) (str
 		if err := putJSON(tx, bucketDeliveries, key, d); err != nil {
 			return "", false, err
 		}
-		if err := tx.Put(bucketDue, dueKey(ep.key, now, key), nil); err != nil {
+		if err := tx.Put(bucketDue, dueKey(ep.key, now, seq), key); err != nil {
 			return "", false, err
 		}
 	}
@@ -270,12 +278,13 @@ func deliveryKey(seq uint64, ep [8]byte) []byte {
 	return k
 }
 
-// dueKey is endpoint key + next attempt + delivery key.
-func dueKey(ep [8]byte, at time.Time, delivery []byte) []byte {
-	k := make([]byte, 0, 16+len(delivery))
+// dueKey is endpoint key + next attempt + notification sequence, so that deliveries due at the
+// same instant go oldest first. Its value is the delivery key.
+func dueKey(ep [8]byte, at time.Time, seq uint64) []byte {
+	k := make([]byte, 0, 24)
 	k = append(k, ep[:]...)
 	k = binary.BigEndian.AppendUint64(k, uint64(max(at.UnixNano(), 0)))
-	return append(k, delivery...)
+	return binary.BigEndian.AppendUint64(k, seq)
 }
 
 func putJSON(tx store.Tx, bucket string, key []byte, v any) error {

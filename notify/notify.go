@@ -41,9 +41,10 @@ const (
 	// so a forward scan lists the newest first.
 	bucketDeliveries = "deliveries"
 	// bucketDue indexes pending deliveries by endpoint key + next attempt (unix nanoseconds) +
-	// delivery key, so each endpoint's worker finds its next due delivery with one seek.
+	// notification sequence, valued with the delivery key, so each endpoint's worker finds its
+	// next due delivery with one seek.
 	bucketDue    = "due"
-	bucketDedupe = "dedupe" // dedupe key -> notification sequence
+	bucketDedupe = "dedupe" // dedupe key -> notification sequence + unix nanoseconds raised
 	bucketMeta   = "notify" // counters and the sources' positions
 )
 

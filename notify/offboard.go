@@ -113,7 +113,7 @@ func (n *Notifier) PollAudit(ctx context.Context) (int, error) {
 				return nil
 			}
 			for _, b := range bodies {
-				if _, _, err := n.enqueueTx(tx, b, ""); err != nil {
+				if _, _, err := n.enqueueTx(tx, b, "", 0); err != nil {
 					return err
 				}
 			}

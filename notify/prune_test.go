@@ -47,7 +47,7 @@ func TestPrune(t *testing.T) {
 	if k, err := n.Prune(ctx); err != nil || k != 0 {
 		t.Fatalf("Prune within the retention = %d, %v; want 0", k, err)
 	}
-	e.clock = func() time.Time { return now.Add(notify.DefaultRetention + time.Hour) }
+	e.setClock(now.Add(notify.DefaultRetention + time.Hour))
 	if k, err := n.Prune(ctx); err != nil || k != 1 {
 		t.Fatalf("Prune = %d, %v; want 1 (the settled one)", k, err)
 	}
