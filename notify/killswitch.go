@@ -24,7 +24,7 @@ type feedCursor struct {
 var errResync = errors.New("notify: feed position moved; resubscribing")
 
 // maxCoalesced bounds how many credential revocations one notification sums up.
-const maxCoalesced = 1000
+const maxCoalesced = 10000
 
 // followFeed follows the revoker's feed for kill-switch events until ctx ends, resubscribing
 // with backoff after failures.
