@@ -2,6 +2,8 @@ package notify_test
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,5 +135,49 @@ func TestFeedReplaced(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if len(rcv.requests()) != 1 {
 		t.Errorf("%d notifications, want 1", len(rcv.requests()))
+	}
+}
+
+// TestFeedCompacted: events compacted away while the notifier was down cannot be replayed; it
+// says so in its log and follows on from the revoker's head.
+func TestFeedCompacted(t *testing.T) {
+	var mu sync.Mutex
+	revNow := time.Now()
+	revClock := func() time.Time { mu.Lock(); defer mu.Unlock(); return revNow }
+	e := newEnv(t, revoker.Config{MaxCredentialTTL: time.Hour, Now: revClock, Credentials: creds{"jti-1": "acme", "jti-2": "acme"}})
+	rcv := newReceiver(t, nil)
+	e.partner(t, "acme", now.Add(365*day))
+	st, err := store.OpenBolt(e.path, notify.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config(st, rcv.URL)
+	cfg.Feed = pdptest.NewSource(e.rev, 20*time.Millisecond)
+	n := e.open(t, cfg)
+	stop := start(t, n)
+	waitFollowing(t, n, "", e.rev.Head())
+	stop()
+	st.Close()
+
+	pdptest.Revoke(t, e.rev, treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, "jti-1")
+	mu.Lock()
+	revNow = revNow.Add(48 * time.Hour)
+	mu.Unlock()
+	pdptest.Revoke(t, e.rev, treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, "jti-2")
+	if k, err := e.rev.Compact(context.Background()); err != nil || k == 0 {
+		t.Fatalf("Compact = %d, %v", k, err)
+	}
+
+	cfg.Store = storetest.OpenBoltAt(t, e.path, notify.Schema)
+	n = e.open(t, cfg)
+	start(t, n)
+	waitFollowing(t, n, "", e.rev.Head())
+	pdptest.Revoke(t, e.rev, treatyv1.TargetKind_TARGET_KIND_PARTNER, "acme")
+	b := decode(t, rcv.waitRequests(t, 1)[0].body)
+	if b.Type != notify.TypeBlocked {
+		t.Errorf("first notification after the resync is %s, want %s (the compacted revocations are lost)", b.Type, notify.TypeBlocked)
+	}
+	if !strings.Contains(e.logs.String(), "compacted away") {
+		t.Errorf("the loss is not logged:\n%s", e.logs.String())
 	}
 }
