@@ -509,6 +509,107 @@ func (x *SendTestResponse) GetEndpoints() []string {
 	return nil
 }
 
+// RetryDeliveriesRequest names the dead deliveries to queue again: one, or every one.
+type RetryDeliveriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The dead delivery to queue again; empty with `all_dead`.
+	DeliveryId string `protobuf:"bytes,1,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	// Queue every dead delivery whose endpoint is still configured again.
+	AllDead       bool `protobuf:"varint,2,opt,name=all_dead,json=allDead,proto3" json:"all_dead,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryDeliveriesRequest) Reset() {
+	*x = RetryDeliveriesRequest{}
+	mi := &file_treaty_v1_notify_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryDeliveriesRequest) ProtoMessage() {}
+
+func (x *RetryDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_notify_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*RetryDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_notify_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RetryDeliveriesRequest) GetDeliveryId() string {
+	if x != nil {
+		return x.DeliveryId
+	}
+	return ""
+}
+
+func (x *RetryDeliveriesRequest) GetAllDead() bool {
+	if x != nil {
+		return x.AllDead
+	}
+	return false
+}
+
+// RetryDeliveriesResponse says how many deliveries were queued again.
+type RetryDeliveriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many dead deliveries are pending again.
+	Retried       int32 `protobuf:"varint,1,opt,name=retried,proto3" json:"retried,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryDeliveriesResponse) Reset() {
+	*x = RetryDeliveriesResponse{}
+	mi := &file_treaty_v1_notify_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryDeliveriesResponse) ProtoMessage() {}
+
+func (x *RetryDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_notify_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*RetryDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_notify_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RetryDeliveriesResponse) GetRetried() int32 {
+	if x != nil {
+		return x.Retried
+	}
+	return 0
+}
+
 var File_treaty_v1_notify_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_notify_proto_rawDesc = "" +
@@ -550,15 +651,22 @@ const file_treaty_v1_notify_proto_rawDesc = "" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\"Y\n" +
 	"\x10SendTestResponse\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x1c\n" +
-	"\tendpoints\x18\x02 \x03(\tR\tendpoints*\x82\x01\n" +
+	"\tendpoints\x18\x02 \x03(\tR\tendpoints\"T\n" +
+	"\x16RetryDeliveriesRequest\x12\x1f\n" +
+	"\vdelivery_id\x18\x01 \x01(\tR\n" +
+	"deliveryId\x12\x19\n" +
+	"\ball_dead\x18\x02 \x01(\bR\aallDead\"3\n" +
+	"\x17RetryDeliveriesResponse\x12\x18\n" +
+	"\aretried\x18\x01 \x01(\x05R\aretried*\x82\x01\n" +
 	"\rDeliveryState\x12\x1e\n" +
 	"\x1aDELIVERY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16DELIVERY_STATE_PENDING\x10\x01\x12\x1c\n" +
 	"\x18DELIVERY_STATE_DELIVERED\x10\x02\x12\x17\n" +
-	"\x13DELIVERY_STATE_DEAD\x10\x032\xab\x01\n" +
+	"\x13DELIVERY_STATE_DEAD\x10\x032\x85\x02\n" +
 	"\rNotifyService\x12U\n" +
 	"\x0eListDeliveries\x12 .treaty.v1.ListDeliveriesRequest\x1a!.treaty.v1.ListDeliveriesResponse\x12C\n" +
-	"\bSendTest\x12\x1a.treaty.v1.SendTestRequest\x1a\x1b.treaty.v1.SendTestResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
+	"\bSendTest\x12\x1a.treaty.v1.SendTestRequest\x1a\x1b.treaty.v1.SendTestResponse\x12X\n" +
+	"\x0fRetryDeliveries\x12!.treaty.v1.RetryDeliveriesRequest\x1a\".treaty.v1.RetryDeliveriesResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
 
 var (
 	file_treaty_v1_notify_proto_rawDescOnce sync.Once
@@ -573,33 +681,37 @@ func file_treaty_v1_notify_proto_rawDescGZIP() []byte {
 }
 
 var file_treaty_v1_notify_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_treaty_v1_notify_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_treaty_v1_notify_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_treaty_v1_notify_proto_goTypes = []any{
-	(DeliveryState)(0),             // 0: treaty.v1.DeliveryState
-	(*WebhookDelivery)(nil),        // 1: treaty.v1.WebhookDelivery
-	(*DeliveryAttempt)(nil),        // 2: treaty.v1.DeliveryAttempt
-	(*ListDeliveriesRequest)(nil),  // 3: treaty.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil), // 4: treaty.v1.ListDeliveriesResponse
-	(*SendTestRequest)(nil),        // 5: treaty.v1.SendTestRequest
-	(*SendTestResponse)(nil),       // 6: treaty.v1.SendTestResponse
-	(*timestamppb.Timestamp)(nil),  // 7: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 8: google.protobuf.Duration
+	(DeliveryState)(0),              // 0: treaty.v1.DeliveryState
+	(*WebhookDelivery)(nil),         // 1: treaty.v1.WebhookDelivery
+	(*DeliveryAttempt)(nil),         // 2: treaty.v1.DeliveryAttempt
+	(*ListDeliveriesRequest)(nil),   // 3: treaty.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil),  // 4: treaty.v1.ListDeliveriesResponse
+	(*SendTestRequest)(nil),         // 5: treaty.v1.SendTestRequest
+	(*SendTestResponse)(nil),        // 6: treaty.v1.SendTestResponse
+	(*RetryDeliveriesRequest)(nil),  // 7: treaty.v1.RetryDeliveriesRequest
+	(*RetryDeliveriesResponse)(nil), // 8: treaty.v1.RetryDeliveriesResponse
+	(*timestamppb.Timestamp)(nil),   // 9: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 10: google.protobuf.Duration
 }
 var file_treaty_v1_notify_proto_depIdxs = []int32{
 	0,  // 0: treaty.v1.WebhookDelivery.state:type_name -> treaty.v1.DeliveryState
 	2,  // 1: treaty.v1.WebhookDelivery.attempts:type_name -> treaty.v1.DeliveryAttempt
-	7,  // 2: treaty.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	7,  // 3: treaty.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	7,  // 4: treaty.v1.DeliveryAttempt.time:type_name -> google.protobuf.Timestamp
-	8,  // 5: treaty.v1.DeliveryAttempt.duration:type_name -> google.protobuf.Duration
+	9,  // 2: treaty.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	9,  // 3: treaty.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	9,  // 4: treaty.v1.DeliveryAttempt.time:type_name -> google.protobuf.Timestamp
+	10, // 5: treaty.v1.DeliveryAttempt.duration:type_name -> google.protobuf.Duration
 	0,  // 6: treaty.v1.ListDeliveriesRequest.state:type_name -> treaty.v1.DeliveryState
 	1,  // 7: treaty.v1.ListDeliveriesResponse.deliveries:type_name -> treaty.v1.WebhookDelivery
 	3,  // 8: treaty.v1.NotifyService.ListDeliveries:input_type -> treaty.v1.ListDeliveriesRequest
 	5,  // 9: treaty.v1.NotifyService.SendTest:input_type -> treaty.v1.SendTestRequest
-	4,  // 10: treaty.v1.NotifyService.ListDeliveries:output_type -> treaty.v1.ListDeliveriesResponse
-	6,  // 11: treaty.v1.NotifyService.SendTest:output_type -> treaty.v1.SendTestResponse
-	10, // [10:12] is the sub-list for method output_type
-	8,  // [8:10] is the sub-list for method input_type
+	7,  // 10: treaty.v1.NotifyService.RetryDeliveries:input_type -> treaty.v1.RetryDeliveriesRequest
+	4,  // 11: treaty.v1.NotifyService.ListDeliveries:output_type -> treaty.v1.ListDeliveriesResponse
+	6,  // 12: treaty.v1.NotifyService.SendTest:output_type -> treaty.v1.SendTestResponse
+	8,  // 13: treaty.v1.NotifyService.RetryDeliveries:output_type -> treaty.v1.RetryDeliveriesResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name
@@ -616,7 +728,7 @@ func file_treaty_v1_notify_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_notify_proto_rawDesc), len(file_treaty_v1_notify_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

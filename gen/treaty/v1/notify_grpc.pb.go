@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	NotifyService_ListDeliveries_FullMethodName = "/treaty.v1.NotifyService/ListDeliveries"
-	NotifyService_SendTest_FullMethodName       = "/treaty.v1.NotifyService/SendTest"
+	NotifyService_ListDeliveries_FullMethodName  = "/treaty.v1.NotifyService/ListDeliveries"
+	NotifyService_SendTest_FullMethodName        = "/treaty.v1.NotifyService/SendTest"
+	NotifyService_RetryDeliveries_FullMethodName = "/treaty.v1.NotifyService/RetryDeliveries"
 )
 
 // NotifyServiceClient is the client API for NotifyService service.
@@ -35,6 +36,9 @@ type NotifyServiceClient interface {
 	ListDeliveries(ctx context.Context, in *ListDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error)
 	// SendTest raises a test notification to every configured webhook.
 	SendTest(ctx context.Context, in *SendTestRequest, opts ...grpc.CallOption) (*SendTestResponse, error)
+	// RetryDeliveries queues dead deliveries again (once the receiver is fixed), each for a new
+	// round of attempts under the same delivery id.
+	RetryDeliveries(ctx context.Context, in *RetryDeliveriesRequest, opts ...grpc.CallOption) (*RetryDeliveriesResponse, error)
 }
 
 type notifyServiceClient struct {
@@ -65,6 +69,16 @@ func (c *notifyServiceClient) SendTest(ctx context.Context, in *SendTestRequest,
 	return out, nil
 }
 
+func (c *notifyServiceClient) RetryDeliveries(ctx context.Context, in *RetryDeliveriesRequest, opts ...grpc.CallOption) (*RetryDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryDeliveriesResponse)
+	err := c.cc.Invoke(ctx, NotifyService_RetryDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NotifyServiceServer is the server API for NotifyService service.
 // All implementations must embed UnimplementedNotifyServiceServer
 // for forward compatibility.
@@ -77,6 +91,9 @@ type NotifyServiceServer interface {
 	ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error)
 	// SendTest raises a test notification to every configured webhook.
 	SendTest(context.Context, *SendTestRequest) (*SendTestResponse, error)
+	// RetryDeliveries queues dead deliveries again (once the receiver is fixed), each for a new
+	// round of attempts under the same delivery id.
+	RetryDeliveries(context.Context, *RetryDeliveriesRequest) (*RetryDeliveriesResponse, error)
 	mustEmbedUnimplementedNotifyServiceServer()
 }
 
@@ -92,6 +109,9 @@ func (UnimplementedNotifyServiceServer) ListDeliveries(context.Context, *ListDel
 }
 func (UnimplementedNotifyServiceServer) SendTest(context.Context, *SendTestRequest) (*SendTestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SendTest not implemented")
+}
+func (UnimplementedNotifyServiceServer) RetryDeliveries(context.Context, *RetryDeliveriesRequest) (*RetryDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryDeliveries not implemented")
 }
 func (UnimplementedNotifyServiceServer) mustEmbedUnimplementedNotifyServiceServer() {}
 func (UnimplementedNotifyServiceServer) testEmbeddedByValue()                       {}
@@ -150,6 +170,24 @@ func _NotifyService_SendTest_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NotifyService_RetryDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotifyServiceServer).RetryDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NotifyService_RetryDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotifyServiceServer).RetryDeliveries(ctx, req.(*RetryDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NotifyService_ServiceDesc is the grpc.ServiceDesc for NotifyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -164,6 +202,10 @@ var NotifyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SendTest",
 			Handler:    _NotifyService_SendTest_Handler,
+		},
+		{
+			MethodName: "RetryDeliveries",
+			Handler:    _NotifyService_RetryDeliveries_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
