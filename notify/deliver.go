@@ -111,10 +111,10 @@ func (n *Notifier) attempt(ctx context.Context, ep endpoint, due, dkey []byte) e
 		switch {
 		case perr == nil:
 			cur.State, cur.NextAttempt = StateDelivered, time.Time{}
-		case len(cur.Attempts) >= n.cfg.MaxAttempts:
+		case len(cur.Attempts)-cur.Round >= n.cfg.MaxAttempts:
 			cur.State, cur.NextAttempt = StateDead, time.Time{}
 		default:
-			next = time.Now().Add(n.backoff(len(cur.Attempts))).UTC().Round(0)
+			next = time.Now().Add(n.backoff(len(cur.Attempts) - cur.Round)).UTC().Round(0)
 			cur.NextAttempt = next
 			if err := tx.Put(bucketDue, dueKey(ep.key, next, cur.Sequence), dkey); err != nil {
 				return err

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/notify"
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/store"
@@ -300,5 +302,49 @@ func TestOpenRefuses(t *testing.T) {
 				t.Errorf("the error quotes a secret: %v", err)
 			}
 		})
+	}
+}
+
+// TestRetryDead: once the receiver is fixed, dead deliveries are queued again for a new round
+// under the same delivery id; other deliveries cannot be retried.
+func TestRetryDead(t *testing.T) {
+	e := newEnv(t, revoker.Config{})
+	var fixed atomic.Bool
+	rcv := newReceiver(t, func(int) int {
+		if fixed.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+	n := e.open(t, e.config(nil, rcv.URL))
+	run(t, n)
+	ctx := context.Background()
+	for _, s := range []string{"one", "two"} {
+		if _, _, err := n.Enqueue(ctx, notify.Event{Type: notify.TypeTest, Summary: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := waitDeliveries(t, n, notify.StateDead, 2)
+
+	if _, err := n.RetryDead(ctx, "dlv_nosuch"); fail.KindOf(err) != fail.NotFound {
+		t.Errorf("RetryDead(unknown) = %v, want NotFound", err)
+	}
+	fixed.Store(true)
+	if k, err := n.RetryDead(ctx, dead[0].ID); err != nil || k != 1 {
+		t.Fatalf("RetryDead(%s) = %d, %v", dead[0].ID, k, err)
+	}
+	d := waitDeliveries(t, n, notify.StateDelivered, 1)[0]
+	if d.ID != dead[0].ID || len(d.Attempts) != 5 || d.Attempts[4].StatusCode != 200 {
+		t.Errorf("retried delivery = %+v, want the same id with 4 failed attempts and a success", d)
+	}
+	if _, err := n.RetryDead(ctx, d.ID); fail.KindOf(err) != fail.Precondition {
+		t.Errorf("RetryDead(delivered) = %v, want Precondition", err)
+	}
+	if k, err := n.RetryDead(ctx, ""); err != nil || k != 1 {
+		t.Fatalf("RetryDead(all) = %d, %v; want the other one", k, err)
+	}
+	waitDeliveries(t, n, notify.StateDelivered, 2)
+	if k, err := n.RetryDead(ctx, ""); err != nil || k != 0 {
+		t.Errorf("RetryDead(all) with none dead = %d, %v", k, err)
 	}
 }

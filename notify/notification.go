@@ -196,8 +196,10 @@ type deliveryRecord struct {
 	Endpoint       string    `json:"endpoint"` // the full URL; shown only redacted
 	State          string    `json:"state"`
 	Attempts       []Attempt `json:"attempts,omitempty"`
-	Created        time.Time `json:"created"`
-	NextAttempt    time.Time `json:"next_attempt,omitzero"`
+	// Round is how many attempts earlier rounds made (RetryDead starts a new round).
+	Round       int       `json:"round,omitempty"`
+	Created     time.Time `json:"created"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 }
 
 // Attempt is one try at a delivery, as the delivery log keeps it.
