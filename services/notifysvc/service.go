@@ -69,3 +69,16 @@ func (s *Service) SendTest(ctx context.Context, req *treatyv1.SendTestRequest) (
 	}
 	return &treatyv1.SendTestResponse{NotificationId: id, Endpoints: s.n.Endpoints()}, nil
 }
+
+// RetryDeliveries implements treatyv1.NotifyServiceServer: queues one dead delivery, or every
+// one, again.
+func (s *Service) RetryDeliveries(ctx context.Context, req *treatyv1.RetryDeliveriesRequest) (*treatyv1.RetryDeliveriesResponse, error) {
+	if err := validateRetry(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	k, err := s.n.RetryDead(ctx, req.GetDeliveryId())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.RetryDeliveriesResponse{Retried: int32(k)}, nil
+}

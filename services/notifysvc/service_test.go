@@ -106,6 +106,17 @@ func TestSendTestAndList(t *testing.T) {
 	if err != nil || len(resp.GetDeliveries()) != 0 || len(resp.GetEndpoints()) != 1 {
 		t.Errorf("dead deliveries = %v, %v", resp, err)
 	}
+	if r, err := client.RetryDeliveries(ctx, &treatyv1.RetryDeliveriesRequest{AllDead: true}); err != nil || r.GetRetried() != 0 {
+		t.Errorf("RetryDeliveries(all dead) = %v, %v; want 0", r, err)
+	}
+	_, err = client.RetryDeliveries(ctx, &treatyv1.RetryDeliveriesRequest{DeliveryId: d.GetDeliveryId()})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("RetryDeliveries(delivered) = %v, want FailedPrecondition", err)
+	}
+	_, err = client.RetryDeliveries(ctx, &treatyv1.RetryDeliveriesRequest{DeliveryId: "dlv_nosuch"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("RetryDeliveries(unknown) = %v, want NotFound", err)
+	}
 }
 
 func TestBadInput(t *testing.T) {
@@ -132,6 +143,18 @@ func TestBadInput(t *testing.T) {
 			_, err := client.ListDeliveries(ctx, &treatyv1.ListDeliveriesRequest{PageToken: "zz"})
 			return err
 		}, "page_token"},
+		{"retry nothing", func() error {
+			_, err := client.RetryDeliveries(ctx, &treatyv1.RetryDeliveriesRequest{})
+			return err
+		}, "delivery_id"},
+		{"retry one and all", func() error {
+			_, err := client.RetryDeliveries(ctx, &treatyv1.RetryDeliveriesRequest{DeliveryId: "dlv_1", AllDead: true})
+			return err
+		}, "all_dead"},
+		{"retry a malformed id", func() error {
+			_, err := client.RetryDeliveries(ctx, &treatyv1.RetryDeliveriesRequest{DeliveryId: "dlv 1"})
+			return err
+		}, "delivery_id"},
 		{"long actor", func() error {
 			_, err := client.SendTest(ctx, &treatyv1.SendTestRequest{Actor: strings.Repeat("a", 1000)})
 			return err

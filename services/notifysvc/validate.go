@@ -27,3 +27,15 @@ func validateTest(req *treatyv1.SendTestRequest) error {
 	}
 	return nil
 }
+
+func validateRetry(req *treatyv1.RetryDeliveriesRequest) error {
+	switch id := req.GetDeliveryId(); {
+	case id == "" && !req.GetAllDead():
+		return fail.Invalidf("delivery_id", "name a delivery_id, or set all_dead")
+	case id != "" && req.GetAllDead():
+		return fail.Invalidf("all_dead", "all_dead retries every dead delivery; leave delivery_id empty with it")
+	case id != "":
+		return fail.CheckOpaqueID("delivery_id", id)
+	}
+	return nil
+}
