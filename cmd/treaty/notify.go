@@ -18,10 +18,11 @@ func (c *cli) notifyCmd() *cobra.Command {
 		Short: "Webhook notifications: read the delivery log, send a test notification",
 		Long: `Treaty tells partners' owners and security contacts, by signed webhooks (treaty serve
 --webhook-url), of contract ends approaching, kill-switch events on their partner, offboarding
-progress and new high-severity findings. These commands read the delivery log and send a test.`,
+progress and new high-severity findings. These commands read the delivery log, send a test, and
+queue dead deliveries again once a receiver is fixed.`,
 		Args: args(0, ""),
 	}
-	cmd.AddCommand(c.notifyDeliveriesCmd(), c.notifyTestCmd())
+	cmd.AddCommand(c.notifyDeliveriesCmd(), c.notifyTestCmd(), c.notifyRetryCmd())
 	return cmd
 }
 
@@ -196,4 +197,41 @@ func (c *cli) waitDeliveries(cmd *cobra.Command, client treatyv1.NotifyServiceCl
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+func (c *cli) notifyRetryCmd() *cobra.Command {
+	var allDead bool
+	cmd := &cobra.Command{
+		Use:   "retry (DELIVERY_ID | --all-dead)",
+		Short: "Queue dead deliveries again, for a new round of attempts (once the receiver is fixed)",
+		Args: func(cmd *cobra.Command, a []string) error {
+			if allDead == (len(a) == 1) || len(a) > 1 {
+				return usagef("usage: %s (DELIVERY_ID | --all-dead)", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, a []string) error {
+			req := &treatyv1.RetryDeliveriesRequest{AllDead: allDead}
+			if len(a) == 1 {
+				req.DeliveryId = a[0]
+			}
+			conn, err := c.conn("registry")
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx(cmd)
+			defer cancel()
+			resp, err := treatyv1.NewNotifyServiceClient(conn).RetryDeliveries(ctx, req)
+			if err != nil {
+				return err
+			}
+			if c.output == "json" {
+				return c.printProto(resp)
+			}
+			fmt.Fprintf(c.stdout, "%d dead deliveries queued again\n", resp.GetRetried())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&allDead, "all-dead", false, "queue every dead delivery again")
+	return cmd
 }

@@ -104,6 +104,19 @@ func TestNotifyTestFails(t *testing.T) {
 		!strings.Contains(errOut, "was not delivered") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
+	_, list, _ := treaty(t, "notify", "deliveries", "--registry", addr)
+	id := strings.Fields(list[strings.Index(list, "dlv_"):])[0]
+	if code, out, errOut := treaty(t, "notify", "retry", id, "--registry", addr); code != exitOK || strings.TrimSpace(out) != "1 dead deliveries queued again" {
+		t.Errorf("notify retry %s: exit %d\n%s%s", id, code, out, errOut)
+	}
+	if code, out, errOut := treaty(t, "notify", "retry", "dlv_nosuch", "--registry", addr); code != exitError || !strings.Contains(errOut, "NOT_FOUND") {
+		t.Errorf("notify retry of an unknown delivery: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, bad := range [][]string{{"notify", "retry"}, {"notify", "retry", "a", "b"}, {"notify", "retry", "a", "--all-dead"}} {
+		if code, out, errOut := treaty(t, append(bad, "--registry", addr)...); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d\n%s%s", bad, code, exitUsage, out, errOut)
+		}
+	}
 	// Without webhooks, a test says so.
 	code, _, errOut = treaty(t, "notify", "test", "--registry", notifyServer(t))
 	if code != exitError || !strings.Contains(errOut, "no webhook is configured") {
