@@ -199,6 +199,13 @@ func (f *follower) event(ctx context.Context, ev *treatyv1.Event) error {
 			return err
 		}
 		now = &e
+	case *treatyv1.Event_SigningKeyRevoked:
+		kid := c.SigningKeyRevoked.GetKid()
+		e := Event{Type: TypeKeyRevoked,
+			Summary: fmt.Sprintf("Kill switch: issuer signing key %s was revoked; every credential it signed is denied, for every partner.", kid),
+			Details: feedDetails(ev)}
+		e.Details["kid"] = kid
+		now = &e
 	case *treatyv1.Event_GlobalWatermark:
 		below := c.GlobalWatermark.GetBelowSequence()
 		e := Event{Type: TypeRevokeAll,

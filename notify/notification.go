@@ -29,6 +29,8 @@ const (
 	TypeCredentialsRevoked = "killswitch.credentials_revoked"
 	// TypeRevokeAll: break-glass, every credential issued below a feed sequence was revoked.
 	TypeRevokeAll = "killswitch.revoke_all"
+	// TypeKeyRevoked: an issuer signing key was revoked, and every credential it signed with it.
+	TypeKeyRevoked = "killswitch.signing_key_revoked"
 	// TypeOffboarding*: a step of a partner's offboarding, from the audit trail.
 	TypeOffboardingStarted    = "offboarding.started"
 	TypeOffboardingRevoked    = "offboarding.revoked"

@@ -81,6 +81,7 @@ func TestKillSwitch(t *testing.T) {
 	rcv := newReceiver(t, nil)
 	e.partner(t, "acme", now.Add(365*day))
 	e.integration(t, "acme-crm", "acme")
+	pdptest.Publish(t, e.rev, pdptest.NewKey(t, "key-1").Published(t))
 	cfg := e.config(nil, rcv.URL)
 	cfg.Feed = pdptest.NewSource(e.rev, 200*time.Millisecond)
 	n := e.open(t, cfg)
@@ -121,11 +122,12 @@ func TestKillSwitch(t *testing.T) {
 	for _, jti := range []string{"jti-1", "jti-2", "jti-3", "jti-unknown"} {
 		kill(treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, jti, false)
 	}
+	kill(treatyv1.TargetKind_TARGET_KIND_SIGNING_KEY, "key-1", false)
 	if _, err := e.rev.RevokeAll(ctx, revoker.RevokeAllRequest{Reason: "issuer compromise", Actor: "bob"}); err != nil {
 		t.Fatal(err)
 	}
 
-	rcv.waitRequests(t, 5)
+	rcv.waitRequests(t, 6)
 	time.Sleep(200 * time.Millisecond) // nothing more comes
 	var types, jtis []string
 	revoked := 0
@@ -136,6 +138,11 @@ func TestKillSwitch(t *testing.T) {
 		case notify.TypeRevokeAll:
 			if b.Partner != nil || b.Details["reason"] != "issuer compromise" {
 				t.Errorf("revoke all: %+v", b)
+			}
+			continue
+		case notify.TypeKeyRevoked:
+			if b.Partner != nil || b.Details["kid"] != "key-1" {
+				t.Errorf("signing key revoked: %+v", b)
 			}
 			continue
 		case notify.TypeCredentialsRevoked:
@@ -156,7 +163,7 @@ func TestKillSwitch(t *testing.T) {
 			t.Errorf("%s names partner %+v, recipients %+v", b.Type, b.Partner, b.Recipients)
 		}
 	}
-	want := []string{notify.TypeBlocked, notify.TypeBlocked, notify.TypeRestored, notify.TypeCredentialsRevoked, notify.TypeRevokeAll}
+	want := []string{notify.TypeBlocked, notify.TypeBlocked, notify.TypeRestored, notify.TypeCredentialsRevoked, notify.TypeKeyRevoked, notify.TypeRevokeAll}
 	if diff := cmp.Diff(want, types); diff != "" {
 		t.Errorf("notification types (-want +got):\n%s", diff)
 	}
