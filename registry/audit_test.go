@@ -301,6 +301,11 @@ func TestAuditVerifyDetectsTamperingInACopy(t *testing.T) {
 			rec.Hash = specHash(t, rec.Prev, rec)
 			put(t, b, rec)
 		}, want: &registry.AuditBreak{Sequence: 3, Problem: registry.AuditPrevMismatch}, intact: 2},
+		{name: "hashes removed", edit: func(t *testing.T, b *bolt.Bucket) {
+			rec := decode(t, b, 3)
+			rec.Prev, rec.Hash = "", ""
+			put(t, b, rec)
+		}, want: &registry.AuditBreak{Sequence: 3, Problem: registry.AuditPrevMismatch}, intact: 2},
 		{name: "garbage", edit: func(t *testing.T, b *bolt.Bucket) {
 			if err := b.Put(key(2), []byte("not json")); err != nil {
 				t.Fatal(err)

@@ -220,6 +220,9 @@ func (c *AuditChain) check(key, value []byte) *AuditBreak {
 			Detail: fmt.Sprintf("stored under sequence %d but says %d", seq, rec.Sequence)}
 	case seq != c.next:
 		return &AuditBreak{Sequence: seq, Problem: AuditGap, Detail: missing(c.next, seq)}
+	case rec.Prev == "" && rec.Hash == "":
+		return &AuditBreak{Sequence: seq, Problem: AuditPrevMismatch, Detail: "the record carries no hashes: it was written " +
+			"before the chain (layout 1, which a server chains when it opens the file) or its hashes were removed"}
 	case rec.Prev != c.result.HeadHash:
 		return &AuditBreak{Sequence: seq, Problem: AuditPrevMismatch,
 			Detail: fmt.Sprintf("prev_hash is %q, the hash of record %d is %s", rec.Prev, seq-1, c.result.HeadHash)}
