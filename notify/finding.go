@@ -65,3 +65,13 @@ func (n *Notifier) NotifyFinding(ctx context.Context, f Finding) (bool, error) {
 	})
 	return added, err
 }
+
+// NotifyFindings calls NotifyFinding for each finding, logging rather than returning failures,
+// for a hook with no error to return (the posture engine's OnNew).
+func (n *Notifier) NotifyFindings(ctx context.Context, fs []Finding) {
+	for _, f := range fs {
+		if _, err := n.NotifyFinding(ctx, f); err != nil {
+			n.log.Error("notify: could not queue a finding's notification", "finding_id", f.ID, "err", err)
+		}
+	}
+}

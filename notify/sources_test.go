@@ -265,21 +265,26 @@ func TestFindingOnce(t *testing.T) {
 	if _, err := n.NotifyFinding(context.Background(), notify.Finding{Summary: "no id"}); err == nil {
 		t.Error("a finding without an id was accepted")
 	}
+	n.NotifyFindings(context.Background(), []notify.Finding{f, {ID: "f-2", Summary: "x"}, {ID: "f-3"}})
+	if !strings.Contains(e.logs.String(), "finding_id=f-3") {
+		t.Errorf("a finding NotifyFindings could not queue is not logged:\n%s", e.logs.String())
+	}
 	run(t, n)
-	b := decode(t, rcv.waitRequests(t, 1)[0].body)
+	rcv.waitRequests(t, 2)
+	b := decode(t, rcv.requests()[0].body)
 	want := map[string]string{"finding_id": "f-1", "severity": "critical", "rule": "ex_partner_live_credentials", "risk": "NHI1",
 		"subject": "partner acme", "live_credentials": "3"}
 	if diff := cmp.Diff(want, b.Details); diff != "" || b.Type != notify.TypeFinding || b.Recipients.SecurityContact != "security@acme.example" {
 		t.Errorf("finding notification %+v (-want +got details):\n%s", b, diff)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if len(rcv.requests()) != 1 {
-		t.Errorf("%d notifications, want 1", len(rcv.requests()))
+	if len(rcv.requests()) != 2 {
+		t.Errorf("%d notifications, want 2 (f-1 once, f-2)", len(rcv.requests()))
 	}
 	// A day on, the same finding id is a recurrence: notified again.
 	e.setClock(now.Add(notify.FindingRenotify + time.Second))
 	if added, err := n.NotifyFinding(context.Background(), f); err != nil || !added {
 		t.Errorf("NotifyFinding a day later = %v, %v; want a new notification", added, err)
 	}
-	rcv.waitRequests(t, 2)
+	rcv.waitRequests(t, 3)
 }
