@@ -1,6 +1,7 @@
 package posture
 
 import (
+	"context"
 	"time"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -127,4 +128,10 @@ type CredentialStats struct {
 	// BindingThumbprints are the distinct DPoP key or certificate thumbprints its credentials were
 	// bound to in the window (at most a few).
 	BindingThumbprints []string
+}
+
+// CredentialSource reads the issuer's inventory aggregated per workload over the window that
+// starts at since (see issuersvc.NewCredentialSource).
+type CredentialSource interface {
+	Summarize(ctx context.Context, since time.Time) (Inventory, error)
 }
