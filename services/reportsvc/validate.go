@@ -4,6 +4,7 @@ import (
 	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
+
 func validateGetPosture(req *treatyv1.GetPostureRequest) error {
 	if _, ok := treatyv1.Severity_name[int32(req.GetMinSeverity())]; !ok {
 		return fail.Invalidf("min_severity", "min_severity %d is not a severity", req.GetMinSeverity())
