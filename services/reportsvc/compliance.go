@@ -304,7 +304,7 @@ func report(s *Snapshot, res posture.Result, rev *Revocations, maxTTL time.Durat
 	return out
 }
 
-// countsString renders counts by name as "a=1 b=2", sorted by name; "none" if empty.
+// countsString renders counts by name as "a:1 b:2", sorted by name; "none" if empty.
 func countsString(m map[string]int) string {
 	if len(m) == 0 {
 		return "none"
@@ -316,7 +316,7 @@ func countsString(m map[string]int) string {
 	slices.Sort(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+		parts[i] = fmt.Sprintf("%s:%d", k, m[k])
 	}
 	return strings.Join(parts, " ")
 }

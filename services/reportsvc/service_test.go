@@ -197,7 +197,7 @@ func TestComplianceReport(t *testing.T) {
 	if ev := evidence(items["GV.SC-02"]); ev["partners_with_accountable_owner"] != "1" || ev["integrations_without_owner"] != "1" {
 		t.Errorf("GV.SC-02 %v", items["GV.SC-02"])
 	}
-	if ev := evidence(items["NHI8"]); ev["environments"] != "production=1 staging=1" {
+	if ev := evidence(items["NHI8"]); ev["environments"] != "production:1 staging:1" {
 		t.Errorf("NHI8 %v", items["NHI8"])
 	}
 	if len(resp.GetNotes()) != 0 {
