@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/posture"
 	"github.com/treaty-dev/treaty/services"
 	"github.com/treaty-dev/treaty/token"
 )
@@ -101,6 +102,10 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.Float64Var(&cfg.DecisionLog.AllowSample, "decision-log-allow-sample", 1, "share of allows the decision log keeps, 0 to 1 (every deny is always kept)")
 	f.DurationVar(&cfg.DecisionLog.MaxAge, "decision-log-max-age", 7*24*time.Hour, "how long the decision log keeps decisions")
 	f.IntVar(&cfg.DecisionLog.MaxRecords, "decision-log-max-records", 1_000_000, "the most decisions the decision log keeps (oldest go first)")
+	f.DurationVar(&cfg.Posture.Interval, "posture-interval", posture.DefaultInterval, "how often the posture findings are recomputed")
+	f.Var(days(&cfg.Posture.Rules.MaxSecretAge, posture.DefaultMaxSecretAge), "posture-max-secret-age", "age past which a live client secret is a finding (30d or 720h)")
+	f.Var(days(&cfg.Posture.Rules.MaxKeyAge, posture.DefaultMaxKeyAge), "posture-max-key-age", "age past which a workload key is a finding")
+	f.Var(days(&cfg.Posture.Rules.UsageWindow, posture.DefaultUsageWindow), "posture-usage-window", "window granted scopes and workloads must have been used in")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
