@@ -170,6 +170,13 @@ func newIndex(in Input) *index {
 	return x
 }
 
+// gone reports whether a partner is offboarding or terminated: its workloads, keys and secrets
+// are the offboarding's business (ex_partner_live_credentials), not findings of their own.
+func (x *index) gone(partnerID string) bool {
+	p := x.partners[partnerID]
+	return p != nil && (p.State == partnerOffboarding || p.State == partnerTerminated)
+}
+
 // tier returns a partner's risk tier, or UNSPECIFIED if the partner is unknown.
 func (x *index) tier(partnerID string) treatyv1.RiskTier {
 	if p := x.partners[partnerID]; p != nil {
@@ -273,10 +280,10 @@ func secretAge(x *index, cfg Config) []Finding {
 	var out []Finding
 	for _, s := range x.in.Secrets {
 		age := x.now.Sub(s.Created)
-		if !s.Live(x.now) || age <= cfg.MaxSecretAge {
+		w := x.workloads[s.WorkloadID]
+		if !s.Live(x.now) || age <= cfg.MaxSecretAge || (w != nil && x.gone(w.PartnerID)) {
 			continue
 		}
-		w := x.workloads[s.WorkloadID]
 		subj := Subject{WorkloadID: s.WorkloadID, CredentialID: s.ID}
 		if w != nil {
 			subj.PartnerID, subj.IntegrationID = w.PartnerID, w.IntegrationID
@@ -294,7 +301,7 @@ func secretAge(x *index, cfg Config) []Finding {
 func keyAge(x *index, cfg Config) []Finding {
 	var out []Finding
 	for _, w := range x.in.Workloads {
-		if w.State == workloadRetired {
+		if w.State == workloadRetired || x.gone(w.PartnerID) {
 			continue
 		}
 		for _, k := range w.Keys {
@@ -378,7 +385,7 @@ func unusedScopes(x *index, cfg Config) []Finding {
 func dormant(x *index, cfg Config) []Finding {
 	var out []Finding
 	for _, w := range x.in.Workloads {
-		if w.State != workloadActive || x.now.Sub(w.Created) < cfg.UsageWindow {
+		if w.State != workloadActive || x.now.Sub(w.Created) < cfg.UsageWindow || x.gone(w.PartnerID) {
 			continue
 		}
 		last := w.LastUsed
@@ -398,7 +405,7 @@ func dormant(x *index, cfg Config) []Finding {
 	}
 	for _, s := range x.in.Secrets {
 		w := x.workloads[s.WorkloadID]
-		if !s.Live(x.now) || x.now.Sub(s.Created) < cfg.UsageWindow || w == nil {
+		if !s.Live(x.now) || x.now.Sub(s.Created) < cfg.UsageWindow || w == nil || x.gone(w.PartnerID) {
 			continue
 		}
 		if st := x.stats[s.WorkloadID]; st != nil && slices.ContainsFunc(st.AuthMethods, func(m string) bool { return strings.HasPrefix(m, "client_secret_") }) {

@@ -127,6 +127,17 @@ func TestRules(t *testing.T) {
 			},
 		},
 		{
+			name: "an offboarded partner's old key, old secret and idle workload are the offboarding's business",
+			change: func(in *posture.Input) {
+				p := partner(in, "acme")
+				p.State, p.ContractEnd = treatyv1.PartnerState_PARTNER_STATE_TERMINATED, now.Add(-day)
+				in.Workloads[0].Keys[0].Registered = now.Add(-200 * day)
+				in.Secrets[0].Created, in.Secrets[0].Expires = now.Add(-100*day), now.Add(day)
+				s := stats(in, "orders-1")
+				s.Live, s.LastSeen, s.AuthMethods = 0, time.Time{}, nil
+			},
+		},
+		{
 			name:   "contract ended, partner still active",
 			change: func(in *posture.Input) { partner(in, "acme").ContractEnd = now.Add(-day) },
 			want:   map[string]posture.Severity{"contract_ended_not_offboarded:" + acme: posture.High},
