@@ -107,7 +107,7 @@ func Evaluate(in Input, cfg Config) Result {
 	case in.Inventory == nil:
 		res.Notes = append(res.Notes, "the issuer's inventory could not be read: live credentials, usage and age of issued credentials were not checked")
 	case in.Inventory.Truncated:
-		res.Notes = append(res.Notes, "the issuer's inventory holds more credentials in the usage window than one report reads: granted-but-unused scopes and never-used workloads and secrets were not checked")
+		res.Notes = append(res.Notes, "the issuer's inventory holds more credentials in the usage window than one report reads: granted-but-unused scopes and never-used workloads and secrets were not checked, and live counts may be low")
 	}
 	if in.Inventory != nil {
 		add(exPartnerLive(x)...)
@@ -507,6 +507,7 @@ func crossEnvironment(x *index) []Finding {
 // partner's integration whose tokens need no sender constraint.
 func weakAuth(x *index) []Finding {
 	var out []Finding
+	var bearer map[string]uint64 // live bearer credentials by integration, computed once if needed
 	for _, in := range x.in.Integrations {
 		p := x.partners[in.PartnerID]
 		if in.State == integrationRetired || p == nil || p.State == partnerTerminated || p.RiskTier < treatyv1.RiskTier_RISK_TIER_HIGH {
@@ -532,14 +533,14 @@ func weakAuth(x *index) []Finding {
 		if p.RiskTier == treatyv1.RiskTier_RISK_TIER_CRITICAL &&
 			(in.SenderConstraint == treatyv1.SenderConstraint_SENDER_CONSTRAINT_NONE || in.SenderConstraint == treatyv1.SenderConstraint_SENDER_CONSTRAINT_UNSPECIFIED) {
 			ev := map[string]string{"risk_tier": stateName(p.RiskTier), "sender_constraint": "none"}
-			var live uint64
 			if x.in.Inventory != nil {
-				for _, s := range x.in.Inventory.Workloads {
-					if s.IntegrationID == in.ID {
-						live += s.LiveBearer
+				if bearer == nil {
+					bearer = map[string]uint64{}
+					for _, s := range x.in.Inventory.Workloads {
+						bearer[s.IntegrationID] += s.LiveBearer
 					}
 				}
-				ev["live_bearer_credentials"] = u64(live)
+				ev["live_bearer_credentials"] = u64(bearer[in.ID])
 			}
 			out = append(out, newFinding(ruleBearerCritical, High, NHI4, subj, ev,
 				"integration %q of critical-risk partner %q issues bearer tokens usable by whoever holds them; require DPoP or mTLS (sender constraint)",
