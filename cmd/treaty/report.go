@@ -70,6 +70,11 @@ on them.`,
 		Args:        args(0, ""),
 		Annotations: map[string]string{outputsAnnotation: reportOutputs},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if partner != "" {
+				if err := checkIDFlag("partner", partner); err != nil {
+					return err
+				}
+			}
 			req := &treatyv1.GetPostureRequest{Refresh: !latest, PartnerId: partner}
 			if minSeverity != "" {
 				s, ok := posture.ParseSeverity(minSeverity)
@@ -106,6 +111,11 @@ func (c *cli) reportInventoryCmd() *cobra.Command {
 		Args:        args(0, ""),
 		Annotations: map[string]string{outputsAnnotation: reportOutputs},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if partner != "" {
+				if err := checkIDFlag("partner", partner); err != nil {
+					return err
+				}
+			}
 			client, err := c.reportClient()
 			if err != nil {
 				return err

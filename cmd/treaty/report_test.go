@@ -134,7 +134,8 @@ func TestReportCommands(t *testing.T) {
 		{"bad severity", []string{"report", "posture", "--min-severity", "urgent"}, exitUsage, "--min-severity"},
 		{"bad framework", []string{"report", "compliance", "--framework", "iso"}, exitUsage, "--framework"},
 		{"unknown partner", []string{"report", "inventory", "--partner", "nobody"}, exitError, "NOT_FOUND"},
-		{"bad partner id", []string{"report", "posture", "--partner", "Bad Id"}, exitError, "INVALID_ARGUMENT"},
+		{"bad partner id", []string{"report", "posture", "--partner", "Bad Id"}, exitUsage, "--partner"},
+		{"bad partner id for the inventory", []string{"report", "inventory", "--partner", "-x"}, exitUsage, "--partner"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := cli(tt.args...)
