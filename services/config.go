@@ -1,6 +1,7 @@
 package services
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/treaty-dev/treaty/notify"
+	"github.com/treaty-dev/treaty/posture"
 	"github.com/treaty-dev/treaty/token"
 )
 
@@ -74,6 +76,8 @@ type Config struct {
 	DecisionLog DecisionLogConfig
 	// Notify configures the webhook notifier, which runs beside the registry.
 	Notify NotifyConfig
+	// Posture configures the posture findings the report service computes beside the registry.
+	Posture PostureConfig
 	// ShutdownGrace bounds how long a graceful stop waits for in-flight calls.
 	ShutdownGrace time.Duration
 	// Logger receives the server's logs.
@@ -102,6 +106,17 @@ type NotifyConfig struct {
 	// ContractWarning is how long before a contract end its people are told; zero means
 	// notify.DefaultContractWarning.
 	ContractWarning time.Duration
+}
+
+// PostureConfig configures the posture findings (package posture) and their schedule.
+type PostureConfig struct {
+	// Interval is how often the findings are recomputed; zero means posture.DefaultInterval.
+	Interval time.Duration
+	// Rules holds the rules' thresholds; zero fields take posture's defaults.
+	Rules posture.Config
+	// OnNew, if set, receives the new high and critical findings of each computation (see
+	// posture.RunnerConfig.OnNew): the owners' webhooks are wired here.
+	OnNew func(context.Context, []posture.Finding)
 }
 
 // Defaults for Config fields left zero.
@@ -195,6 +210,9 @@ func (c Config) Validate() error {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return fmt.Errorf("--issuer-url %q must be an http(s) URL with a host and no query or fragment", c.IssuerURL)
 		}
+	}
+	if err := c.Posture.Rules.Validate(); err != nil || c.Posture.Interval < 0 {
+		return fmt.Errorf("--posture-interval, --posture-max-secret-age, --posture-max-key-age and --posture-usage-window must not be negative")
 	}
 	if c.MaxCredentialTTL < time.Minute {
 		return fmt.Errorf("--max-credential-ttl must be at least 1m")

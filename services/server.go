@@ -34,6 +34,7 @@ import (
 	"github.com/treaty-dev/treaty/notify"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/pdp"
+	"github.com/treaty-dev/treaty/posture"
 	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/services/adminsvc"
@@ -71,6 +72,7 @@ type Server struct {
 	revokerSvc *revokersvc.Service
 	issuer     *issuer.Issuer
 	notifier   *notify.Notifier // the webhook notifier, when --webhook-url is given
+	posture    *posture.Runner  // the posture findings' schedule, when the registry runs here
 
 	cancel  context.CancelFunc // stops background loops
 	loops   sync.WaitGroup
@@ -136,6 +138,10 @@ func Start(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	go func() { s.served <- s.grpc.Serve(s.lis) }()
+	if s.posture != nil {
+		// Only now: its first computation asks this process's issuer, which serves from here on.
+		s.goLoop(func() { s.posture.Run(ctx) })
+	}
 	s.goLoop(func() { s.watchReadiness(ctx) })
 	s.log.Info("treaty serving", "addr", s.Addr(), "http_addr", s.HTTPAddr(), "services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir,
 		"issuer_url", cfg.IssuerURL)
@@ -224,6 +230,9 @@ func (s *Server) assemble(ctx context.Context) error {
 			if err := s.startNotify(ctx, reg, open, peer); err != nil {
 				return err
 			}
+		}
+		if err := s.startReports(reg, peer); err != nil {
+			return err
 		}
 	}
 	if cfg.runs(PDP) {

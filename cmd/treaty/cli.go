@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -143,8 +144,15 @@ short-lived and instantly revocable.
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if c.output != "text" && c.output != "json" {
-				return usagef("-o must be text or json, not %q", c.output)
+			allowed := []string{"text", "table", "json"}
+			if a := cmd.Annotations[outputsAnnotation]; a != "" {
+				allowed = strings.Split(a, ",")
+			}
+			if !slices.Contains(allowed, c.output) {
+				return usagef("-o must be %s, not %q", strings.Join(allowed, ", "), c.output)
+			}
+			if c.output == "table" {
+				c.output = "text" // the same readable form
 			}
 			return nil
 		},
@@ -158,7 +166,7 @@ short-lived and instantly revocable.
 		env := "TREATY_" + strings.ToUpper(name)
 		pf.StringVar(v, name, os.Getenv(env), fmt.Sprintf("address of the %s service, overriding --server (env %s)", name, env))
 	}
-	pf.StringVarP(&c.output, "output", "o", "text", "output format: text or json")
+	pf.StringVarP(&c.output, "output", "o", "text", "output format: text (or table) or json; reports also yaml and csv")
 	pf.StringVar(&c.actor, "actor", envOr("TREATY_ACTOR", defaultActor()), "who you are, recorded in the audit trail (env TREATY_ACTOR)")
 	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
 	root.AddCommand(c.serveCmd(), c.keygenCmd(), c.partnerCmd(), c.integrationCmd(), c.workloadCmd(),
@@ -166,6 +174,7 @@ short-lived and instantly revocable.
 		c.backupCmd(), c.restoreBackupCmd(), c.credentialsCmd())
 	root.AddCommand(c.auditCmd())
 	root.AddCommand(c.notifyCmd())
+	root.AddCommand(c.reportCmd())
 	return root
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/notify"
+	"github.com/treaty-dev/treaty/posture"
 	"github.com/treaty-dev/treaty/services"
 	"github.com/treaty-dev/treaty/token"
 )
@@ -105,6 +106,10 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.StringArrayVar(&cfg.Notify.WebhookURLs, "webhook-url", nil, "POST notifications (contract ends approaching, kill-switch events, offboarding progress, new high-severity findings) to this URL, signed; repeat for more (needs --webhook-secret-file)")
 	f.StringVar(&cfg.Notify.SecretFile, "webhook-secret-file", "", "file holding the secret (at least 16 bytes) webhook deliveries are signed with (HMAC-SHA256, header Treaty-Signature)")
 	f.DurationVar(&cfg.Notify.ContractWarning, "contract-warning", notify.DefaultContractWarning, "how long before a partner's contract end its owners are notified (with --webhook-url)")
+	f.DurationVar(&cfg.Posture.Interval, "posture-interval", posture.DefaultInterval, "how often the posture findings are recomputed")
+	f.Var(days(&cfg.Posture.Rules.MaxSecretAge, posture.DefaultMaxSecretAge), "posture-max-secret-age", "age past which a live client secret is a finding (30d or 720h)")
+	f.Var(days(&cfg.Posture.Rules.MaxKeyAge, posture.DefaultMaxKeyAge), "posture-max-key-age", "age past which a workload key is a finding")
+	f.Var(days(&cfg.Posture.Rules.UsageWindow, posture.DefaultUsageWindow), "posture-usage-window", "window granted scopes and workloads must have been used in")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

@@ -169,3 +169,12 @@ func validateReportUsage(req *treatyv1.ReportUsageRequest) error {
 	}
 	return nil
 }
+
+func validateSummarizeCredentials(req *treatyv1.SummarizeCredentialsRequest) error {
+	if req.SinceTime != nil {
+		if err := req.GetSinceTime().CheckValid(); err != nil {
+			return fail.Invalidf("since_time", "since_time must be a valid time")
+		}
+	}
+	return nil
+}

@@ -1614,6 +1614,267 @@ func (x *ReportUsageResponse) GetUpdated() uint32 {
 	return 0
 }
 
+// SummarizeCredentialsRequest asks for the inventory's aggregates per workload.
+type SummarizeCredentialsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The start of the usage window, not in the future; unset means 30 days ago.
+	SinceTime     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since_time,json=sinceTime,proto3" json:"since_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SummarizeCredentialsRequest) Reset() {
+	*x = SummarizeCredentialsRequest{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SummarizeCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SummarizeCredentialsRequest) ProtoMessage() {}
+
+func (x *SummarizeCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SummarizeCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*SummarizeCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SummarizeCredentialsRequest) GetSinceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SinceTime
+	}
+	return nil
+}
+
+// WorkloadCredentialSummary aggregates one workload's credentials.
+type WorkloadCredentialSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload.
+	WorkloadId string `protobuf:"bytes,1,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	// Its integration.
+	IntegrationId string `protobuf:"bytes,2,opt,name=integration_id,json=integrationId,proto3" json:"integration_id,omitempty"`
+	// Its partner.
+	PartnerId string `protobuf:"bytes,3,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// How many of its credentials are live (unexpired).
+	LiveCount uint64 `protobuf:"varint,4,opt,name=live_count,json=liveCount,proto3" json:"live_count,omitempty"`
+	// How many of its live credentials carry no sender constraint (bearer tokens).
+	LiveBearerCount uint64 `protobuf:"varint,5,opt,name=live_bearer_count,json=liveBearerCount,proto3" json:"live_bearer_count,omitempty"`
+	// When its oldest live credential was issued; unset if none is live.
+	OldestLiveIssueTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=oldest_live_issue_time,json=oldestLiveIssueTime,proto3" json:"oldest_live_issue_time,omitempty"`
+	// The `jti` of that credential.
+	OldestLiveCredentialId string `protobuf:"bytes,7,opt,name=oldest_live_credential_id,json=oldestLiveCredentialId,proto3" json:"oldest_live_credential_id,omitempty"`
+	// When its newest credential in the window was issued; unset if none was.
+	LastIssueTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_issue_time,json=lastIssueTime,proto3" json:"last_issue_time,omitempty"`
+	// The last time a decision point allowed a request with one of its credentials, within the
+	// window; unset if none did.
+	LastSeenTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_seen_time,json=lastSeenTime,proto3" json:"last_seen_time,omitempty"`
+	// The scopes carried by its credentials that a decision point allowed a request with in the
+	// window, sorted. Usage reports name the credential, not the action, so every scope of a used
+	// credential counts.
+	ScopesSeen []string `protobuf:"bytes,10,rep,name=scopes_seen,json=scopesSeen,proto3" json:"scopes_seen,omitempty"`
+	// The client authentication methods of its credentials issued in the window, sorted.
+	AuthMethods []string `protobuf:"bytes,11,rep,name=auth_methods,json=authMethods,proto3" json:"auth_methods,omitempty"`
+	// Up to 8 distinct DPoP key or client certificate thumbprints its credentials issued in the
+	// window were bound to, sorted.
+	BindingThumbprints []string `protobuf:"bytes,12,rep,name=binding_thumbprints,json=bindingThumbprints,proto3" json:"binding_thumbprints,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *WorkloadCredentialSummary) Reset() {
+	*x = WorkloadCredentialSummary{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkloadCredentialSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkloadCredentialSummary) ProtoMessage() {}
+
+func (x *WorkloadCredentialSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkloadCredentialSummary.ProtoReflect.Descriptor instead.
+func (*WorkloadCredentialSummary) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *WorkloadCredentialSummary) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+func (x *WorkloadCredentialSummary) GetIntegrationId() string {
+	if x != nil {
+		return x.IntegrationId
+	}
+	return ""
+}
+
+func (x *WorkloadCredentialSummary) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *WorkloadCredentialSummary) GetLiveCount() uint64 {
+	if x != nil {
+		return x.LiveCount
+	}
+	return 0
+}
+
+func (x *WorkloadCredentialSummary) GetLiveBearerCount() uint64 {
+	if x != nil {
+		return x.LiveBearerCount
+	}
+	return 0
+}
+
+func (x *WorkloadCredentialSummary) GetOldestLiveIssueTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OldestLiveIssueTime
+	}
+	return nil
+}
+
+func (x *WorkloadCredentialSummary) GetOldestLiveCredentialId() string {
+	if x != nil {
+		return x.OldestLiveCredentialId
+	}
+	return ""
+}
+
+func (x *WorkloadCredentialSummary) GetLastIssueTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastIssueTime
+	}
+	return nil
+}
+
+func (x *WorkloadCredentialSummary) GetLastSeenTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeenTime
+	}
+	return nil
+}
+
+func (x *WorkloadCredentialSummary) GetScopesSeen() []string {
+	if x != nil {
+		return x.ScopesSeen
+	}
+	return nil
+}
+
+func (x *WorkloadCredentialSummary) GetAuthMethods() []string {
+	if x != nil {
+		return x.AuthMethods
+	}
+	return nil
+}
+
+func (x *WorkloadCredentialSummary) GetBindingThumbprints() []string {
+	if x != nil {
+		return x.BindingThumbprints
+	}
+	return nil
+}
+
+// SummarizeCredentialsResponse holds one summary per workload with a credential live now, or
+// issued or seen in the window.
+type SummarizeCredentialsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The start of the window the summaries cover.
+	SinceTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since_time,json=sinceTime,proto3" json:"since_time,omitempty"`
+	// The summaries, by workload id.
+	Summaries []*WorkloadCredentialSummary `protobuf:"bytes,2,rep,name=summaries,proto3" json:"summaries,omitempty"`
+	// Set when the issuer stopped reading before the start of the window (too many credentials):
+	// the usage fields then cover only the most recent part of it.
+	Truncated     bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SummarizeCredentialsResponse) Reset() {
+	*x = SummarizeCredentialsResponse{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SummarizeCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SummarizeCredentialsResponse) ProtoMessage() {}
+
+func (x *SummarizeCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SummarizeCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*SummarizeCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SummarizeCredentialsResponse) GetSinceTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SinceTime
+	}
+	return nil
+}
+
+func (x *SummarizeCredentialsResponse) GetSummaries() []*WorkloadCredentialSummary {
+	if x != nil {
+		return x.Summaries
+	}
+	return nil
+}
+
+func (x *SummarizeCredentialsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 var File_treaty_v1_issuer_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_issuer_proto_rawDesc = "" +
@@ -1745,14 +2006,40 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\x12ReportUsageRequest\x122\n" +
 	"\x06usages\x18\x01 \x03(\v2\x1a.treaty.v1.CredentialUsageR\x06usages\"/\n" +
 	"\x13ReportUsageResponse\x12\x18\n" +
-	"\aupdated\x18\x01 \x01(\rR\aupdated*\xcb\x01\n" +
+	"\aupdated\x18\x01 \x01(\rR\aupdated\"X\n" +
+	"\x1bSummarizeCredentialsRequest\x129\n" +
+	"\n" +
+	"since_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tsinceTime\"\xd4\x04\n" +
+	"\x19WorkloadCredentialSummary\x12\x1f\n" +
+	"\vworkload_id\x18\x01 \x01(\tR\n" +
+	"workloadId\x12%\n" +
+	"\x0eintegration_id\x18\x02 \x01(\tR\rintegrationId\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x03 \x01(\tR\tpartnerId\x12\x1d\n" +
+	"\n" +
+	"live_count\x18\x04 \x01(\x04R\tliveCount\x12*\n" +
+	"\x11live_bearer_count\x18\x05 \x01(\x04R\x0fliveBearerCount\x12O\n" +
+	"\x16oldest_live_issue_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x13oldestLiveIssueTime\x129\n" +
+	"\x19oldest_live_credential_id\x18\a \x01(\tR\x16oldestLiveCredentialId\x12B\n" +
+	"\x0flast_issue_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rlastIssueTime\x12@\n" +
+	"\x0elast_seen_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime\x12\x1f\n" +
+	"\vscopes_seen\x18\n" +
+	" \x03(\tR\n" +
+	"scopesSeen\x12!\n" +
+	"\fauth_methods\x18\v \x03(\tR\vauthMethods\x12/\n" +
+	"\x13binding_thumbprints\x18\f \x03(\tR\x12bindingThumbprints\"\xbb\x01\n" +
+	"\x1cSummarizeCredentialsResponse\x129\n" +
+	"\n" +
+	"since_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tsinceTime\x12B\n" +
+	"\tsummaries\x18\x02 \x03(\v2$.treaty.v1.WorkloadCredentialSummaryR\tsummaries\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated*\xcb\x01\n" +
 	"\x0fSigningKeyState\x12!\n" +
 	"\x1dSIGNING_KEY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SIGNING_KEY_STATE_NEXT\x10\x01\x12\x1c\n" +
 	"\x18SIGNING_KEY_STATE_ACTIVE\x10\x02\x12\x1d\n" +
 	"\x19SIGNING_KEY_STATE_RETIRED\x10\x03\x12\x1d\n" +
 	"\x19SIGNING_KEY_STATE_EXPIRED\x10\x04\x12\x1d\n" +
-	"\x19SIGNING_KEY_STATE_REVOKED\x10\x052\xba\x06\n" +
+	"\x19SIGNING_KEY_STATE_REVOKED\x10\x052\xa3\a\n" +
 	"\rIssuerService\x12I\n" +
 	"\n" +
 	"IssueToken\x12\x1c.treaty.v1.IssueTokenRequest\x1a\x1d.treaty.v1.IssueTokenResponse\x12F\n" +
@@ -1763,7 +2050,8 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\x14CountLiveCredentials\x12&.treaty.v1.CountLiveCredentialsRequest\x1a'.treaty.v1.CountLiveCredentialsResponse\x12R\n" +
 	"\rExchangeToken\x12\x1f.treaty.v1.ExchangeTokenRequest\x1a .treaty.v1.ExchangeTokenResponse\x12\x82\x01\n" +
 	"\x1dCountLiveCredentialsByPartner\x12/.treaty.v1.CountLiveCredentialsByPartnerRequest\x1a0.treaty.v1.CountLiveCredentialsByPartnerResponse\x12L\n" +
-	"\vReportUsage\x12\x1d.treaty.v1.ReportUsageRequest\x1a\x1e.treaty.v1.ReportUsageResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
+	"\vReportUsage\x12\x1d.treaty.v1.ReportUsageRequest\x1a\x1e.treaty.v1.ReportUsageResponse\x12g\n" +
+	"\x14SummarizeCredentials\x12&.treaty.v1.SummarizeCredentialsRequest\x1a'.treaty.v1.SummarizeCredentialsResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
 
 var (
 	file_treaty_v1_issuer_proto_rawDescOnce sync.Once
@@ -1778,7 +2066,7 @@ func file_treaty_v1_issuer_proto_rawDescGZIP() []byte {
 }
 
 var file_treaty_v1_issuer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_treaty_v1_issuer_proto_goTypes = []any{
 	(SigningKeyState)(0),                          // 0: treaty.v1.SigningKeyState
 	(*IssueTokenRequest)(nil),                     // 1: treaty.v1.IssueTokenRequest
@@ -1803,52 +2091,63 @@ var file_treaty_v1_issuer_proto_goTypes = []any{
 	(*CredentialUsage)(nil),                       // 20: treaty.v1.CredentialUsage
 	(*ReportUsageRequest)(nil),                    // 21: treaty.v1.ReportUsageRequest
 	(*ReportUsageResponse)(nil),                   // 22: treaty.v1.ReportUsageResponse
-	(*durationpb.Duration)(nil),                   // 23: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),                 // 24: google.protobuf.Timestamp
+	(*SummarizeCredentialsRequest)(nil),           // 23: treaty.v1.SummarizeCredentialsRequest
+	(*WorkloadCredentialSummary)(nil),             // 24: treaty.v1.WorkloadCredentialSummary
+	(*SummarizeCredentialsResponse)(nil),          // 25: treaty.v1.SummarizeCredentialsResponse
+	(*durationpb.Duration)(nil),                   // 26: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),                 // 27: google.protobuf.Timestamp
 }
 var file_treaty_v1_issuer_proto_depIdxs = []int32{
-	23, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
+	26, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
 	3,  // 1: treaty.v1.IssueTokenResponse.credential:type_name -> treaty.v1.Credential
-	24, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
-	24, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
-	24, // 4: treaty.v1.Credential.last_seen_time:type_name -> google.protobuf.Timestamp
-	23, // 5: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
-	24, // 6: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	27, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
+	27, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	27, // 4: treaty.v1.Credential.last_seen_time:type_name -> google.protobuf.Timestamp
+	26, // 5: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
+	27, // 6: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 7: treaty.v1.SigningKey.state:type_name -> treaty.v1.SigningKeyState
-	24, // 8: treaty.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	24, // 9: treaty.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	24, // 10: treaty.v1.SigningKey.unpublish_time:type_name -> google.protobuf.Timestamp
+	27, // 8: treaty.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	27, // 9: treaty.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	27, // 10: treaty.v1.SigningKey.unpublish_time:type_name -> google.protobuf.Timestamp
 	6,  // 11: treaty.v1.ListSigningKeysResponse.keys:type_name -> treaty.v1.SigningKey
 	3,  // 12: treaty.v1.GetCredentialResponse.credential:type_name -> treaty.v1.Credential
 	3,  // 13: treaty.v1.ListCredentialsResponse.credentials:type_name -> treaty.v1.Credential
 	1,  // 14: treaty.v1.ExchangeTokenRequest.request:type_name -> treaty.v1.IssueTokenRequest
 	3,  // 15: treaty.v1.ExchangeTokenResponse.credential:type_name -> treaty.v1.Credential
 	18, // 16: treaty.v1.CountLiveCredentialsByPartnerResponse.counts:type_name -> treaty.v1.PartnerCredentialCount
-	24, // 17: treaty.v1.CredentialUsage.last_seen_time:type_name -> google.protobuf.Timestamp
+	27, // 17: treaty.v1.CredentialUsage.last_seen_time:type_name -> google.protobuf.Timestamp
 	20, // 18: treaty.v1.ReportUsageRequest.usages:type_name -> treaty.v1.CredentialUsage
-	1,  // 19: treaty.v1.IssuerService.IssueToken:input_type -> treaty.v1.IssueTokenRequest
-	4,  // 20: treaty.v1.IssuerService.GetIssuer:input_type -> treaty.v1.GetIssuerRequest
-	7,  // 21: treaty.v1.IssuerService.ListSigningKeys:input_type -> treaty.v1.ListSigningKeysRequest
-	9,  // 22: treaty.v1.IssuerService.GetCredential:input_type -> treaty.v1.GetCredentialRequest
-	11, // 23: treaty.v1.IssuerService.ListCredentials:input_type -> treaty.v1.ListCredentialsRequest
-	13, // 24: treaty.v1.IssuerService.CountLiveCredentials:input_type -> treaty.v1.CountLiveCredentialsRequest
-	15, // 25: treaty.v1.IssuerService.ExchangeToken:input_type -> treaty.v1.ExchangeTokenRequest
-	17, // 26: treaty.v1.IssuerService.CountLiveCredentialsByPartner:input_type -> treaty.v1.CountLiveCredentialsByPartnerRequest
-	21, // 27: treaty.v1.IssuerService.ReportUsage:input_type -> treaty.v1.ReportUsageRequest
-	2,  // 28: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
-	5,  // 29: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
-	8,  // 30: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
-	10, // 31: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
-	12, // 32: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
-	14, // 33: treaty.v1.IssuerService.CountLiveCredentials:output_type -> treaty.v1.CountLiveCredentialsResponse
-	16, // 34: treaty.v1.IssuerService.ExchangeToken:output_type -> treaty.v1.ExchangeTokenResponse
-	19, // 35: treaty.v1.IssuerService.CountLiveCredentialsByPartner:output_type -> treaty.v1.CountLiveCredentialsByPartnerResponse
-	22, // 36: treaty.v1.IssuerService.ReportUsage:output_type -> treaty.v1.ReportUsageResponse
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	27, // 19: treaty.v1.SummarizeCredentialsRequest.since_time:type_name -> google.protobuf.Timestamp
+	27, // 20: treaty.v1.WorkloadCredentialSummary.oldest_live_issue_time:type_name -> google.protobuf.Timestamp
+	27, // 21: treaty.v1.WorkloadCredentialSummary.last_issue_time:type_name -> google.protobuf.Timestamp
+	27, // 22: treaty.v1.WorkloadCredentialSummary.last_seen_time:type_name -> google.protobuf.Timestamp
+	27, // 23: treaty.v1.SummarizeCredentialsResponse.since_time:type_name -> google.protobuf.Timestamp
+	24, // 24: treaty.v1.SummarizeCredentialsResponse.summaries:type_name -> treaty.v1.WorkloadCredentialSummary
+	1,  // 25: treaty.v1.IssuerService.IssueToken:input_type -> treaty.v1.IssueTokenRequest
+	4,  // 26: treaty.v1.IssuerService.GetIssuer:input_type -> treaty.v1.GetIssuerRequest
+	7,  // 27: treaty.v1.IssuerService.ListSigningKeys:input_type -> treaty.v1.ListSigningKeysRequest
+	9,  // 28: treaty.v1.IssuerService.GetCredential:input_type -> treaty.v1.GetCredentialRequest
+	11, // 29: treaty.v1.IssuerService.ListCredentials:input_type -> treaty.v1.ListCredentialsRequest
+	13, // 30: treaty.v1.IssuerService.CountLiveCredentials:input_type -> treaty.v1.CountLiveCredentialsRequest
+	15, // 31: treaty.v1.IssuerService.ExchangeToken:input_type -> treaty.v1.ExchangeTokenRequest
+	17, // 32: treaty.v1.IssuerService.CountLiveCredentialsByPartner:input_type -> treaty.v1.CountLiveCredentialsByPartnerRequest
+	21, // 33: treaty.v1.IssuerService.ReportUsage:input_type -> treaty.v1.ReportUsageRequest
+	23, // 34: treaty.v1.IssuerService.SummarizeCredentials:input_type -> treaty.v1.SummarizeCredentialsRequest
+	2,  // 35: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
+	5,  // 36: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
+	8,  // 37: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
+	10, // 38: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
+	12, // 39: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
+	14, // 40: treaty.v1.IssuerService.CountLiveCredentials:output_type -> treaty.v1.CountLiveCredentialsResponse
+	16, // 41: treaty.v1.IssuerService.ExchangeToken:output_type -> treaty.v1.ExchangeTokenResponse
+	19, // 42: treaty.v1.IssuerService.CountLiveCredentialsByPartner:output_type -> treaty.v1.CountLiveCredentialsByPartnerResponse
+	22, // 43: treaty.v1.IssuerService.ReportUsage:output_type -> treaty.v1.ReportUsageResponse
+	25, // 44: treaty.v1.IssuerService.SummarizeCredentials:output_type -> treaty.v1.SummarizeCredentialsResponse
+	35, // [35:45] is the sub-list for method output_type
+	25, // [25:35] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_issuer_proto_init() }
@@ -1862,7 +2161,7 @@ func file_treaty_v1_issuer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_issuer_proto_rawDesc), len(file_treaty_v1_issuer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	IssuerService_ExchangeToken_FullMethodName                 = "/treaty.v1.IssuerService/ExchangeToken"
 	IssuerService_CountLiveCredentialsByPartner_FullMethodName = "/treaty.v1.IssuerService/CountLiveCredentialsByPartner"
 	IssuerService_ReportUsage_FullMethodName                   = "/treaty.v1.IssuerService/ReportUsage"
+	IssuerService_SummarizeCredentials_FullMethodName          = "/treaty.v1.IssuerService/SummarizeCredentials"
 )
 
 // IssuerServiceClient is the client API for IssuerService service.
@@ -65,6 +66,11 @@ type IssuerServiceClient interface {
 	// with batches of what they saw since their previous report; a time earlier than the one on
 	// record, and an id not in the inventory, are ignored.
 	ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error)
+	// SummarizeCredentials aggregates the inventory per workload over a usage window, for posture
+	// findings and reports: live counts, the oldest live credential, the last issuance and use, and
+	// the scopes, client authentication methods and bindings seen. It reads only the credentials
+	// issued within the window plus the maximum credential lifetime.
+	SummarizeCredentials(ctx context.Context, in *SummarizeCredentialsRequest, opts ...grpc.CallOption) (*SummarizeCredentialsResponse, error)
 }
 
 type issuerServiceClient struct {
@@ -165,6 +171,16 @@ func (c *issuerServiceClient) ReportUsage(ctx context.Context, in *ReportUsageRe
 	return out, nil
 }
 
+func (c *issuerServiceClient) SummarizeCredentials(ctx context.Context, in *SummarizeCredentialsRequest, opts ...grpc.CallOption) (*SummarizeCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SummarizeCredentialsResponse)
+	err := c.cc.Invoke(ctx, IssuerService_SummarizeCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IssuerServiceServer is the server API for IssuerService service.
 // All implementations must embed UnimplementedIssuerServiceServer
 // for forward compatibility.
@@ -200,6 +216,11 @@ type IssuerServiceServer interface {
 	// with batches of what they saw since their previous report; a time earlier than the one on
 	// record, and an id not in the inventory, are ignored.
 	ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error)
+	// SummarizeCredentials aggregates the inventory per workload over a usage window, for posture
+	// findings and reports: live counts, the oldest live credential, the last issuance and use, and
+	// the scopes, client authentication methods and bindings seen. It reads only the credentials
+	// issued within the window plus the maximum credential lifetime.
+	SummarizeCredentials(context.Context, *SummarizeCredentialsRequest) (*SummarizeCredentialsResponse, error)
 	mustEmbedUnimplementedIssuerServiceServer()
 }
 
@@ -236,6 +257,9 @@ func (UnimplementedIssuerServiceServer) CountLiveCredentialsByPartner(context.Co
 }
 func (UnimplementedIssuerServiceServer) ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportUsage not implemented")
+}
+func (UnimplementedIssuerServiceServer) SummarizeCredentials(context.Context, *SummarizeCredentialsRequest) (*SummarizeCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SummarizeCredentials not implemented")
 }
 func (UnimplementedIssuerServiceServer) mustEmbedUnimplementedIssuerServiceServer() {}
 func (UnimplementedIssuerServiceServer) testEmbeddedByValue()                       {}
@@ -420,6 +444,24 @@ func _IssuerService_ReportUsage_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IssuerService_SummarizeCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SummarizeCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuerServiceServer).SummarizeCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssuerService_SummarizeCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuerServiceServer).SummarizeCredentials(ctx, req.(*SummarizeCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IssuerService_ServiceDesc is the grpc.ServiceDesc for IssuerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -462,6 +504,10 @@ var IssuerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportUsage",
 			Handler:    _IssuerService_ReportUsage_Handler,
+		},
+		{
+			MethodName: "SummarizeCredentials",
+			Handler:    _IssuerService_SummarizeCredentials_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
