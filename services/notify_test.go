@@ -16,6 +16,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/notify"
@@ -112,5 +114,75 @@ func TestServeNotify(t *testing.T) {
 			t.Fatalf("the receiver got %q after 30s", got)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestServePostureFindingNotified checks the wiring between the posture schedule and the
+// notifier: a new high-severity finding (a critical partner's integration issuing bearer tokens)
+// reaches the owners' webhook, while the findings present at the baseline do not.
+func TestServePostureFindingNotified(t *testing.T) {
+	secret := "serve-posture-secret-0123456789"
+	secretFile := filepath.Join(t.TempDir(), "webhook.secret")
+	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	findings := make(chan string, 16)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := notify.Verify([]byte(secret), r.Header.Get(notify.HeaderSignature), body, time.Now(), 0); err != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var n notify.Notification
+		json.Unmarshal(body, &n)
+		if n.Type == notify.TypeFinding && n.Partner != nil {
+			findings <- n.Partner.ID + " " + n.Details["rule"]
+		}
+	}))
+	defer rcv.Close()
+	srv, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+		Notify: NotifyConfig{WebhookURLs: []string{rcv.URL + "/hook"}, SecretFile: secretFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reports := treatyv1.NewReportServiceClient(conn)
+	if _, err := reports.GetPosture(ctx, &treatyv1.GetPostureRequest{Refresh: true}); err != nil {
+		t.Fatal(err) // the baseline
+	}
+	reg := treatyv1.NewRegistryServiceClient(conn)
+	if _, err := reg.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: "alice", Activate: true, ApprovedBy: "bob",
+		Partner: &treatyv1.Partner{
+			Id: "acme", DisplayName: "Acme", OwnerTeam: "payments", RiskTier: treatyv1.RiskTier_RISK_TIER_CRITICAL,
+			ContractEndTime: timestamppb.New(time.Now().Add(365 * 24 * time.Hour)),
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.CreateIntegration(ctx, &treatyv1.CreateIntegrationRequest{Actor: "alice", Activate: true, ApprovedBy: "bob",
+		Integration: &treatyv1.Integration{
+			Id: "acme-crm", PartnerId: "acme", AllowedScopes: []string{"orders.read"}, Audiences: []string{"https://api.example.com"},
+			MaxCredentialTtl: durationpb.New(10 * time.Minute), Environment: "production", Owner: "payments",
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reports.GetPosture(ctx, &treatyv1.GetPostureRequest{Refresh: true}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case got := <-findings:
+			if got == "acme bearer_tokens_for_critical_partner" {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("the bearer-token finding did not reach the webhook within 30s")
+		}
 	}
 }
