@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +35,21 @@ type Integration struct {
 	SenderConstraint treatyv1.SenderConstraint
 	// State is its lifecycle state.
 	State treatyv1.IntegrationState
+	// Purpose says what it is for.
+	Purpose string
+	// Environment is the one environment its credentials are valid in (for example "production",
+	// ValidEnvironment); a decision point of another environment denies them.
+	Environment string
+	// SourceRanges, if not empty, are the only source addresses requests with its credentials may
+	// come from.
+	SourceRanges []netip.Prefix
+	// ApprovedBy, ApprovalTicket and Approved record the approval (ApproveIntegration).
+	ApprovedBy, ApprovalTicket string
+	Approved                   time.Time
+	// Owner is the person or team that owns it on the platform's side.
+	Owner string
+	// LastRecertified is when its access was last reviewed (RecertifyIntegration).
+	LastRecertified time.Time
 	// Created and Updated are when it was created and last changed.
 	Created, Updated time.Time
 	// Etag is an opaque version that changes with every change.
@@ -54,6 +70,15 @@ type integrationRecord struct {
 	Created          time.Time                   `json:"created"`
 	Updated          time.Time                   `json:"updated"`
 	Revision         uint64                      `json:"revision"`
+	// The governance fields (issue 6); absent in records written before them.
+	Purpose         string         `json:"purpose,omitempty"`
+	Environment     string         `json:"environment,omitempty"`
+	SourceRanges    []netip.Prefix `json:"source_ranges,omitempty"`
+	ApprovedBy      string         `json:"approved_by,omitempty"`
+	ApprovalTicket  string         `json:"approval_ticket,omitempty"`
+	Approved        time.Time      `json:"approved,omitzero"`
+	Owner           string         `json:"owner,omitempty"`
+	LastRecertified time.Time      `json:"last_recertified,omitzero"`
 }
 
 func (rec *integrationRecord) integration() Integration {
@@ -62,6 +87,9 @@ func (rec *integrationRecord) integration() Integration {
 		AllowedScopes: slices.Clone(rec.AllowedScopes), Audiences: slices.Clone(rec.Audiences),
 		MaxTTL: rec.MaxTTL, ClientAuthMethods: rec.methods(), SenderConstraint: constraintOrDefault(rec.SenderConstraint),
 		State: rec.State, Created: rec.Created, Updated: rec.Updated, Etag: etag(rec.Revision),
+		Purpose: rec.Purpose, Environment: rec.Environment, SourceRanges: slices.Clone(rec.SourceRanges),
+		ApprovedBy: rec.ApprovedBy, ApprovalTicket: rec.ApprovalTicket, Approved: rec.Approved,
+		Owner: rec.Owner, LastRecertified: rec.LastRecertified,
 	}
 }
 
@@ -73,7 +101,7 @@ func (rec *integrationRecord) methods() []treatyv1.ClientAuthMethod {
 }
 
 func (rec *integrationRecord) summary() map[string]string {
-	return map[string]string{
+	out := map[string]string{
 		"state":               feed.StateName(rec.State),
 		"partner_id":          rec.PartnerID,
 		"allowed_scopes":      strings.Join(rec.AllowedScopes, " "),
@@ -82,6 +110,20 @@ func (rec *integrationRecord) summary() map[string]string {
 		"client_auth_methods": strings.Join(methodNames(rec.methods()), " "),
 		"sender_constraint":   ConstraintName(rec.SenderConstraint),
 	}
+	for k, v := range map[string]string{
+		"purpose": rec.Purpose, "environment": rec.Environment, "source_ranges": strings.Join(RangeStrings(rec.SourceRanges), " "),
+		"approved_by": rec.ApprovedBy, "approval_ticket": rec.ApprovalTicket, "owner": rec.Owner,
+	} {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	for k, t := range map[string]time.Time{"approved": rec.Approved, "last_recertified": rec.LastRecertified} {
+		if !t.IsZero() {
+			out[k] = t.Format(time.RFC3339Nano)
+		}
+	}
+	return out
 }
 
 // changed is the integration's enforcement fields as a feed event.
@@ -91,14 +133,18 @@ func (rec *integrationRecord) changed(actor, reason string) *treatyv1.Event {
 			IntegrationId: rec.ID, PartnerId: rec.PartnerID, State: rec.State,
 			AllowedScopes: slices.Clone(rec.AllowedScopes), Audiences: slices.Clone(rec.Audiences),
 			MaxCredentialTtl: durationpb.New(rec.MaxTTL),
+			Environment:      rec.Environment, SourceRanges: RangeStrings(rec.SourceRanges),
 		},
 	}}
 }
 
 // CreateIntegration registers an integration under an active partner, active at once, and returns
 // it with the feed sequence of its IntegrationChanged event.
-func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor string) (Integration, uint64, error) {
+func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor string, opts ...CreateOptions) (Integration, uint64, error) {
 	if err := r.checkNewIntegration(i, actor); err != nil {
+		return Integration{}, 0, err
+	}
+	if err := createOptions(opts).check(); err != nil {
 		return Integration{}, 0, err
 	}
 	now := r.now()
@@ -107,6 +153,8 @@ func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor s
 		AllowedScopes: slices.Clone(i.AllowedScopes), Audiences: slices.Clone(i.Audiences), MaxTTL: i.MaxTTL,
 		SenderConstraint: constraintOrDefault(i.SenderConstraint),
 		State:            treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
+		Purpose: i.Purpose, Environment: i.Environment, SourceRanges: slices.Clone(i.SourceRanges),
+		ApprovalTicket: i.ApprovalTicket, Owner: i.Owner,
 	}
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if integrations.exists(tx, rec.ID) {
@@ -156,6 +204,14 @@ func (r *Registry) checkNewIntegration(i Integration, actor string) error {
 		return err
 	}
 	if err := CheckConstraint("integration.sender_constraint", i.SenderConstraint); err != nil {
+		return err
+	}
+	if i.Environment != "" { // required once every caller names one (the lifecycle change)
+		if err := CheckEnvironment("integration.environment", i.Environment); err != nil {
+			return err
+		}
+	}
+	if err := checkIntegrationDescriptive(i); err != nil {
 		return err
 	}
 	if i.MaxTTL <= 0 {

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,28 @@ type Partner struct {
 	// RiskTier sets which client authentication methods its integrations may allow (see
 	// DefaultMethods); UNSPECIFIED on create means DefaultRiskTier.
 	RiskTier treatyv1.RiskTier
+	// LegalName is its registered legal name.
+	LegalName string
+	// RelationshipType is the kind of relationship (vendor, SaaS, ...).
+	RelationshipType treatyv1.RelationshipType
+	// AccountableOwner and BackupOwner are the people accountable for the relationship, and
+	// SecurityContact the partner's contact for incidents (e-mail addresses or names).
+	AccountableOwner, BackupOwner, SecurityContact string
+	// BreachNoticeHours is how long the partner has by contract to notify a breach; 0 if unknown.
+	BreachNoticeHours int32
+	// ContractID names the contract; ContractStart is when it started.
+	ContractID    string
+	ContractStart time.Time
+	// DataClassification is the highest classification of data the partner may reach.
+	DataClassification treatyv1.DataClassification
+	// LastAssessment and LastAssessmentResult are the last risk assessment's date and result;
+	// NextReview is when the next review is due.
+	LastAssessment       time.Time
+	LastAssessmentResult string
+	NextReview           time.Time
+	// ApprovedBy and Approved record the approval (ApprovePartner); empty until approved.
+	ApprovedBy string
+	Approved   time.Time
 	// Created and Updated are when it was created and last changed.
 	Created, Updated time.Time
 	// Etag is an opaque version that changes with every change.
@@ -46,25 +69,97 @@ type partnerRecord struct {
 	Created     time.Time             `json:"created"`
 	Updated     time.Time             `json:"updated"`
 	Revision    uint64                `json:"revision"`
+	// The governance fields (issue 6); absent in records written before them.
+	LegalName            string                      `json:"legal_name,omitempty"`
+	RelationshipType     treatyv1.RelationshipType   `json:"relationship_type,omitempty"`
+	AccountableOwner     string                      `json:"accountable_owner,omitempty"`
+	BackupOwner          string                      `json:"backup_owner,omitempty"`
+	SecurityContact      string                      `json:"security_contact,omitempty"`
+	BreachNoticeHours    int32                       `json:"breach_notice_hours,omitempty"`
+	ContractID           string                      `json:"contract_id,omitempty"`
+	ContractStart        time.Time                   `json:"contract_start,omitzero"`
+	DataClassification   treatyv1.DataClassification `json:"data_classification,omitempty"`
+	LastAssessment       time.Time                   `json:"last_assessment,omitzero"`
+	LastAssessmentResult string                      `json:"last_assessment_result,omitempty"`
+	NextReview           time.Time                   `json:"next_review,omitzero"`
+	ApprovedBy           string                      `json:"approved_by,omitempty"`
+	Approved             time.Time                   `json:"approved,omitzero"`
 }
 
 func (rec *partnerRecord) partner() Partner {
 	return Partner{
 		ID: rec.ID, DisplayName: rec.DisplayName, OwnerTeam: rec.OwnerTeam, ContractEnd: rec.ContractEnd,
 		State: rec.State, RiskTier: tierOrDefault(rec.RiskTier), Created: rec.Created, Updated: rec.Updated,
-		Etag: etag(rec.Revision),
+		Etag:      etag(rec.Revision),
+		LegalName: rec.LegalName, RelationshipType: rec.RelationshipType,
+		AccountableOwner: rec.AccountableOwner, BackupOwner: rec.BackupOwner, SecurityContact: rec.SecurityContact,
+		BreachNoticeHours: rec.BreachNoticeHours, ContractID: rec.ContractID, ContractStart: rec.ContractStart,
+		DataClassification: rec.DataClassification, LastAssessment: rec.LastAssessment,
+		LastAssessmentResult: rec.LastAssessmentResult, NextReview: rec.NextReview,
+		ApprovedBy: rec.ApprovedBy, Approved: rec.Approved,
 	}
+}
+
+// setDescriptive copies p's descriptive fields (everything but id, state, approval, times and
+// revision) into rec, normalising times to UTC.
+func (rec *partnerRecord) setDescriptive(p Partner) {
+	rec.DisplayName, rec.OwnerTeam, rec.ContractEnd = p.DisplayName, p.OwnerTeam, utc(p.ContractEnd)
+	rec.RiskTier = tierOrDefault(p.RiskTier)
+	rec.LegalName, rec.RelationshipType = p.LegalName, p.RelationshipType
+	rec.AccountableOwner, rec.BackupOwner, rec.SecurityContact = p.AccountableOwner, p.BackupOwner, p.SecurityContact
+	rec.BreachNoticeHours, rec.ContractID, rec.ContractStart = p.BreachNoticeHours, p.ContractID, utc(p.ContractStart)
+	rec.DataClassification = p.DataClassification
+	rec.LastAssessment, rec.LastAssessmentResult, rec.NextReview = utc(p.LastAssessment), p.LastAssessmentResult, utc(p.NextReview)
+}
+
+// utc returns t in UTC without a monotonic reading, and the zero time as it is.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Round(0)
 }
 
 // summary is what the audit trail records of a partner.
 func (rec *partnerRecord) summary() map[string]string {
-	return map[string]string{
+	out := map[string]string{
 		"state":        feed.StateName(rec.State),
 		"display_name": rec.DisplayName,
 		"owner_team":   rec.OwnerTeam,
 		"contract_end": rec.ContractEnd.Format(time.RFC3339Nano),
 		"risk_tier":    TierName(tierOrDefault(rec.RiskTier)),
 	}
+	put := func(k, v string) {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	putTime := func(k string, t time.Time) {
+		if !t.IsZero() {
+			out[k] = t.Format(time.RFC3339Nano)
+		}
+	}
+	put("legal_name", rec.LegalName)
+	if rec.RelationshipType != treatyv1.RelationshipType_RELATIONSHIP_TYPE_UNSPECIFIED {
+		out["relationship_type"] = RelationshipName(rec.RelationshipType)
+	}
+	put("accountable_owner", rec.AccountableOwner)
+	put("backup_owner", rec.BackupOwner)
+	put("security_contact", rec.SecurityContact)
+	if rec.BreachNoticeHours != 0 {
+		out["breach_notice_hours"] = strconv.Itoa(int(rec.BreachNoticeHours))
+	}
+	put("contract_id", rec.ContractID)
+	putTime("contract_start", rec.ContractStart)
+	if rec.DataClassification != treatyv1.DataClassification_DATA_CLASSIFICATION_UNSPECIFIED {
+		out["data_classification"] = ClassificationName(rec.DataClassification)
+	}
+	putTime("last_assessment", rec.LastAssessment)
+	put("last_assessment_result", rec.LastAssessmentResult)
+	putTime("next_review", rec.NextReview)
+	put("approved_by", rec.ApprovedBy)
+	putTime("approved", rec.Approved)
+	return out
 }
 
 // changed is the partner's enforcement fields as a feed event.
@@ -78,17 +173,16 @@ func (rec *partnerRecord) changed(actor, reason string) *treatyv1.Event {
 
 // CreatePartner registers a partner, active at once (the approval steps of the full lifecycle come
 // later), and returns it with the feed sequence of its PartnerChanged event.
-func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string) (Partner, uint64, error) {
+func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string, opts ...CreateOptions) (Partner, uint64, error) {
 	now := r.now()
 	if err := checkNewPartner(p, actor, now); err != nil {
 		return Partner{}, 0, err
 	}
-	rec := partnerRecord{
-		ID: p.ID, DisplayName: p.DisplayName, OwnerTeam: p.OwnerTeam,
-		ContractEnd: p.ContractEnd.UTC().Round(0), State: treatyv1.PartnerState_PARTNER_STATE_ACTIVE,
-		RiskTier: tierOrDefault(p.RiskTier),
-		Created:  now, Updated: now, Revision: 1,
+	if err := createOptions(opts).check(); err != nil {
+		return Partner{}, 0, err
 	}
+	rec := partnerRecord{ID: p.ID, State: treatyv1.PartnerState_PARTNER_STATE_ACTIVE, Created: now, Updated: now, Revision: 1}
+	rec.setDescriptive(p)
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if partners.exists(tx, rec.ID) {
 			return change{}, fail.AlreadyExistsf("partner %q already exists", rec.ID)
@@ -119,6 +213,9 @@ func checkNewPartner(p Partner, actor string, now time.Time) error {
 		return err
 	}
 	if err := CheckTier("partner.risk_tier", p.RiskTier); err != nil {
+		return err
+	}
+	if err := checkPartnerDescriptive(p); err != nil {
 		return err
 	}
 	if p.ContractEnd.IsZero() {

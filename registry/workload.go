@@ -28,6 +28,10 @@ type Workload struct {
 	TLS *TLSSubject
 	// State is its lifecycle state.
 	State treatyv1.WorkloadState
+	// CreatedBy is who created it.
+	CreatedBy string
+	// LastUsed is when it last obtained a credential, when known; zero otherwise.
+	LastUsed time.Time
 	// Created and Updated are when it was created and last changed.
 	Created, Updated time.Time
 	// Etag is an opaque version that changes with every change.
@@ -45,12 +49,14 @@ type workloadRecord struct {
 	Created       time.Time              `json:"created"`
 	Updated       time.Time              `json:"updated"`
 	Revision      uint64                 `json:"revision"`
+	CreatedBy     string                 `json:"created_by,omitempty"`
 }
 
 func (rec *workloadRecord) workload() Workload {
 	return Workload{
 		ID: rec.ID, IntegrationID: rec.IntegrationID, PartnerID: rec.PartnerID, Keys: slices.Clone(rec.Keys),
 		TLS: rec.TLS.clone(), State: rec.State, Created: rec.Created, Updated: rec.Updated, Etag: etag(rec.Revision),
+		CreatedBy: rec.CreatedBy,
 	}
 }
 
@@ -123,6 +129,7 @@ func (r *Registry) CreateWorkloadFrom(ctx context.Context, spec WorkloadSpec, ac
 	rec := workloadRecord{
 		ID: id, IntegrationID: integrationID, Keys: keys, TLS: spec.TLS.clone(),
 		State: treatyv1.WorkloadState_WORKLOAD_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
+		CreatedBy: actor,
 	}
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if workloads.exists(tx, id) {

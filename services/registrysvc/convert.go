@@ -2,6 +2,7 @@ package registrysvc
 
 import (
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -14,10 +15,17 @@ import (
 // Converters between the registry's domain types, their protos, and the issuer's view of them.
 // Output-only fields of a create request (state, times, etag) are ignored, as the API says.
 
+// partnerFromProto takes a partner's input fields; its etag too, for updates.
 func partnerFromProto(p *treatyv1.Partner) registry.Partner {
 	return registry.Partner{
 		ID: p.GetId(), DisplayName: p.GetDisplayName(), OwnerTeam: p.GetOwnerTeam(),
 		ContractEnd: p.GetContractEndTime().AsTime(), RiskTier: p.GetRiskTier(),
+		LegalName: p.GetLegalName(), RelationshipType: p.GetRelationshipType(),
+		AccountableOwner: p.GetAccountableOwner(), BackupOwner: p.GetBackupOwner(), SecurityContact: p.GetSecurityContact(),
+		BreachNoticeHours: p.GetBreachNoticeHours(), ContractID: p.GetContractId(),
+		ContractStart: optionalTime(p.GetContractStartTime()), DataClassification: p.GetDataClassification(),
+		LastAssessment: optionalTime(p.GetLastAssessmentTime()), LastAssessmentResult: p.GetLastAssessmentResult(),
+		NextReview: optionalTime(p.GetNextReviewTime()), Etag: p.GetEtag(),
 	}
 }
 
@@ -26,14 +34,26 @@ func partnerToProto(p registry.Partner) *treatyv1.Partner {
 		Id: p.ID, DisplayName: p.DisplayName, OwnerTeam: p.OwnerTeam,
 		ContractEndTime: timestamppb.New(p.ContractEnd), State: p.State, RiskTier: p.RiskTier,
 		CreateTime: timestamppb.New(p.Created), UpdateTime: timestamppb.New(p.Updated), Etag: p.Etag,
+		LegalName: p.LegalName, RelationshipType: p.RelationshipType,
+		AccountableOwner: p.AccountableOwner, BackupOwner: p.BackupOwner, SecurityContact: p.SecurityContact,
+		BreachNoticeHours: p.BreachNoticeHours, ContractId: p.ContractID,
+		ContractStartTime: optionalTimestamp(p.ContractStart), DataClassification: p.DataClassification,
+		LastAssessmentTime: optionalTimestamp(p.LastAssessment), LastAssessmentResult: p.LastAssessmentResult,
+		NextReviewTime: optionalTimestamp(p.NextReview), ApprovedBy: p.ApprovedBy, ApproveTime: optionalTimestamp(p.Approved),
 	}
 }
 
+// integrationFromProto takes an integration's input fields; its etag too, for updates. Source
+// ranges were checked by validation; one that does not parse here is dropped, and the domain's
+// check of the count still runs.
 func integrationFromProto(i *treatyv1.Integration) registry.Integration {
+	ranges, _ := registry.ParseSourceRanges("integration.source_ranges", i.GetSourceRanges())
 	return registry.Integration{
 		ID: i.GetId(), PartnerID: i.GetPartnerId(), AllowedScopes: i.GetAllowedScopes(), Audiences: i.GetAudiences(),
 		MaxTTL: i.GetMaxCredentialTtl().AsDuration(), ClientAuthMethods: i.GetAllowedClientAuthMethods(),
 		SenderConstraint: i.GetSenderConstraint(),
+		Purpose:          i.GetPurpose(), Environment: i.GetEnvironment(), SourceRanges: ranges,
+		ApprovalTicket: i.GetApprovalTicket(), Owner: i.GetOwner(), Etag: i.GetEtag(),
 	}
 }
 
@@ -43,7 +63,26 @@ func integrationToProto(i registry.Integration) *treatyv1.Integration {
 		MaxCredentialTtl: durationpb.New(i.MaxTTL), State: i.State,
 		AllowedClientAuthMethods: i.ClientAuthMethods, SenderConstraint: i.SenderConstraint,
 		CreateTime: timestamppb.New(i.Created), UpdateTime: timestamppb.New(i.Updated), Etag: i.Etag,
+		Purpose: i.Purpose, Environment: i.Environment, SourceRanges: registry.RangeStrings(i.SourceRanges),
+		ApprovedBy: i.ApprovedBy, ApprovalTicket: i.ApprovalTicket, Owner: i.Owner,
+		ApproveTime: optionalTimestamp(i.Approved), LastRecertifyTime: optionalTimestamp(i.LastRecertified),
 	}
+}
+
+// optionalTime reads an optional timestamp: unset is the zero time.
+func optionalTime(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
+}
+
+// optionalTimestamp writes an optional time: the zero time is unset.
+func optionalTimestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 func workloadToProto(w registry.Workload) *treatyv1.Workload {
@@ -54,7 +93,7 @@ func workloadToProto(w registry.Workload) *treatyv1.Workload {
 	return &treatyv1.Workload{
 		Id: w.ID, IntegrationId: w.IntegrationID, PartnerId: w.PartnerID, PublicKeys: keys, State: w.State,
 		CreateTime: timestamppb.New(w.Created), UpdateTime: timestamppb.New(w.Updated), Etag: w.Etag,
-		TlsClientAuth: tlsToProto(w.TLS),
+		TlsClientAuth: tlsToProto(w.TLS), CreatedBy: w.CreatedBy, LastUseTime: optionalTimestamp(w.LastUsed),
 	}
 }
 

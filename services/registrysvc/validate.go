@@ -101,6 +101,14 @@ func validateCreateIntegration(req *treatyv1.CreateIntegrationRequest) error {
 	case ttl.AsDuration() <= 0:
 		return fail.Invalidf("integration.max_credential_ttl", "integration.max_credential_ttl must be positive")
 	}
+	if env := i.GetEnvironment(); env != "" {
+		if err := registry.CheckEnvironment("integration.environment", env); err != nil {
+			return err
+		}
+	}
+	if _, err := registry.ParseSourceRanges("integration.source_ranges", i.GetSourceRanges()); err != nil {
+		return err
+	}
 	return registry.CheckActor("actor", req.GetActor())
 }
 

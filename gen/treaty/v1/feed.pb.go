@@ -1032,8 +1032,13 @@ type IntegrationChanged struct {
 	Audiences []string `protobuf:"bytes,5,rep,name=audiences,proto3" json:"audiences,omitempty"`
 	// The longest lifetime a credential under this integration may have.
 	MaxCredentialTtl *durationpb.Duration `protobuf:"bytes,6,opt,name=max_credential_ttl,json=maxCredentialTtl,proto3" json:"max_credential_ttl,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The one environment its credentials are valid in; a decision point configured for another
+	// environment denies them. Empty (events from before environments) matches any.
+	Environment string `protobuf:"bytes,7,opt,name=environment,proto3" json:"environment,omitempty"`
+	// The source IP ranges (CIDR) requests with its credentials must come from; empty allows any.
+	SourceRanges  []string `protobuf:"bytes,8,rep,name=source_ranges,json=sourceRanges,proto3" json:"source_ranges,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IntegrationChanged) Reset() {
@@ -1104,6 +1109,20 @@ func (x *IntegrationChanged) GetAudiences() []string {
 func (x *IntegrationChanged) GetMaxCredentialTtl() *durationpb.Duration {
 	if x != nil {
 		return x.MaxCredentialTtl
+	}
+	return nil
+}
+
+func (x *IntegrationChanged) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *IntegrationChanged) GetSourceRanges() []string {
+	if x != nil {
+		return x.SourceRanges
 	}
 	return nil
 }
@@ -1819,7 +1838,7 @@ const file_treaty_v1_feed_proto_rawDesc = "" +
 	"\n" +
 	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12-\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x17.treaty.v1.PartnerStateR\x05state\x12F\n" +
-	"\x11contract_end_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fcontractEndTime\"\x9b\x02\n" +
+	"\x11contract_end_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fcontractEndTime\"\xe2\x02\n" +
 	"\x12IntegrationChanged\x12%\n" +
 	"\x0eintegration_id\x18\x01 \x01(\tR\rintegrationId\x12\x1d\n" +
 	"\n" +
@@ -1827,7 +1846,9 @@ const file_treaty_v1_feed_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\x0e2\x1b.treaty.v1.IntegrationStateR\x05state\x12%\n" +
 	"\x0eallowed_scopes\x18\x04 \x03(\tR\rallowedScopes\x12\x1c\n" +
 	"\taudiences\x18\x05 \x03(\tR\taudiences\x12G\n" +
-	"\x12max_credential_ttl\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x10maxCredentialTtl\"\xa8\x01\n" +
+	"\x12max_credential_ttl\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x10maxCredentialTtl\x12 \n" +
+	"\venvironment\x18\a \x01(\tR\venvironment\x12#\n" +
+	"\rsource_ranges\x18\b \x03(\tR\fsourceRanges\"\xa8\x01\n" +
 	"\x0fWorkloadChanged\x12\x1f\n" +
 	"\vworkload_id\x18\x01 \x01(\tR\n" +
 	"workloadId\x12%\n" +

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -22,6 +23,132 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// RelationshipType is the kind of relationship with a partner.
+type RelationshipType int32
+
+const (
+	// Not set.
+	RelationshipType_RELATIONSHIP_TYPE_UNSPECIFIED RelationshipType = 0
+	// A vendor supplying goods or services.
+	RelationshipType_RELATIONSHIP_TYPE_VENDOR RelationshipType = 1
+	// A software-as-a-service provider.
+	RelationshipType_RELATIONSHIP_TYPE_SAAS RelationshipType = 2
+	// A managed service provider operating on the platform's behalf.
+	RelationshipType_RELATIONSHIP_TYPE_MANAGED_SERVICE_PROVIDER RelationshipType = 3
+	// A data-sharing agreement.
+	RelationshipType_RELATIONSHIP_TYPE_DATA_SHARING RelationshipType = 4
+	// An SDK embedded in the platform's products.
+	RelationshipType_RELATIONSHIP_TYPE_EMBEDDED_SDK RelationshipType = 5
+)
+
+// Enum value maps for RelationshipType.
+var (
+	RelationshipType_name = map[int32]string{
+		0: "RELATIONSHIP_TYPE_UNSPECIFIED",
+		1: "RELATIONSHIP_TYPE_VENDOR",
+		2: "RELATIONSHIP_TYPE_SAAS",
+		3: "RELATIONSHIP_TYPE_MANAGED_SERVICE_PROVIDER",
+		4: "RELATIONSHIP_TYPE_DATA_SHARING",
+		5: "RELATIONSHIP_TYPE_EMBEDDED_SDK",
+	}
+	RelationshipType_value = map[string]int32{
+		"RELATIONSHIP_TYPE_UNSPECIFIED":              0,
+		"RELATIONSHIP_TYPE_VENDOR":                   1,
+		"RELATIONSHIP_TYPE_SAAS":                     2,
+		"RELATIONSHIP_TYPE_MANAGED_SERVICE_PROVIDER": 3,
+		"RELATIONSHIP_TYPE_DATA_SHARING":             4,
+		"RELATIONSHIP_TYPE_EMBEDDED_SDK":             5,
+	}
+)
+
+func (x RelationshipType) Enum() *RelationshipType {
+	p := new(RelationshipType)
+	*p = x
+	return p
+}
+
+func (x RelationshipType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RelationshipType) Descriptor() protoreflect.EnumDescriptor {
+	return file_treaty_v1_registry_proto_enumTypes[0].Descriptor()
+}
+
+func (RelationshipType) Type() protoreflect.EnumType {
+	return &file_treaty_v1_registry_proto_enumTypes[0]
+}
+
+func (x RelationshipType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RelationshipType.Descriptor instead.
+func (RelationshipType) EnumDescriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{0}
+}
+
+// DataClassification is how sensitive data is.
+type DataClassification int32
+
+const (
+	// Not set.
+	DataClassification_DATA_CLASSIFICATION_UNSPECIFIED DataClassification = 0
+	// Public data.
+	DataClassification_DATA_CLASSIFICATION_PUBLIC DataClassification = 1
+	// Internal data.
+	DataClassification_DATA_CLASSIFICATION_INTERNAL DataClassification = 2
+	// Confidential data.
+	DataClassification_DATA_CLASSIFICATION_CONFIDENTIAL DataClassification = 3
+	// Restricted data, the most sensitive.
+	DataClassification_DATA_CLASSIFICATION_RESTRICTED DataClassification = 4
+)
+
+// Enum value maps for DataClassification.
+var (
+	DataClassification_name = map[int32]string{
+		0: "DATA_CLASSIFICATION_UNSPECIFIED",
+		1: "DATA_CLASSIFICATION_PUBLIC",
+		2: "DATA_CLASSIFICATION_INTERNAL",
+		3: "DATA_CLASSIFICATION_CONFIDENTIAL",
+		4: "DATA_CLASSIFICATION_RESTRICTED",
+	}
+	DataClassification_value = map[string]int32{
+		"DATA_CLASSIFICATION_UNSPECIFIED":  0,
+		"DATA_CLASSIFICATION_PUBLIC":       1,
+		"DATA_CLASSIFICATION_INTERNAL":     2,
+		"DATA_CLASSIFICATION_CONFIDENTIAL": 3,
+		"DATA_CLASSIFICATION_RESTRICTED":   4,
+	}
+)
+
+func (x DataClassification) Enum() *DataClassification {
+	p := new(DataClassification)
+	*p = x
+	return p
+}
+
+func (x DataClassification) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DataClassification) Descriptor() protoreflect.EnumDescriptor {
+	return file_treaty_v1_registry_proto_enumTypes[1].Descriptor()
+}
+
+func (DataClassification) Type() protoreflect.EnumType {
+	return &file_treaty_v1_registry_proto_enumTypes[1]
+}
+
+func (x DataClassification) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DataClassification.Descriptor instead.
+func (DataClassification) EnumDescriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{1}
+}
 
 // RiskTier is how much harm a partner's credentials could do in the wrong hands.
 type RiskTier int32
@@ -68,11 +195,11 @@ func (x RiskTier) String() string {
 }
 
 func (RiskTier) Descriptor() protoreflect.EnumDescriptor {
-	return file_treaty_v1_registry_proto_enumTypes[0].Descriptor()
+	return file_treaty_v1_registry_proto_enumTypes[2].Descriptor()
 }
 
 func (RiskTier) Type() protoreflect.EnumType {
-	return &file_treaty_v1_registry_proto_enumTypes[0]
+	return &file_treaty_v1_registry_proto_enumTypes[2]
 }
 
 func (x RiskTier) Number() protoreflect.EnumNumber {
@@ -81,7 +208,7 @@ func (x RiskTier) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RiskTier.Descriptor instead.
 func (RiskTier) EnumDescriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{0}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{2}
 }
 
 // ClientAuthMethod is how a workload authenticates at the token endpoint (the names of RFC 8414's
@@ -136,11 +263,11 @@ func (x ClientAuthMethod) String() string {
 }
 
 func (ClientAuthMethod) Descriptor() protoreflect.EnumDescriptor {
-	return file_treaty_v1_registry_proto_enumTypes[1].Descriptor()
+	return file_treaty_v1_registry_proto_enumTypes[3].Descriptor()
 }
 
 func (ClientAuthMethod) Type() protoreflect.EnumType {
-	return &file_treaty_v1_registry_proto_enumTypes[1]
+	return &file_treaty_v1_registry_proto_enumTypes[3]
 }
 
 func (x ClientAuthMethod) Number() protoreflect.EnumNumber {
@@ -149,7 +276,7 @@ func (x ClientAuthMethod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ClientAuthMethod.Descriptor instead.
 func (ClientAuthMethod) EnumDescriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{1}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{3}
 }
 
 // SenderConstraint is the proof of possession every token issued under an integration requires.
@@ -197,11 +324,11 @@ func (x SenderConstraint) String() string {
 }
 
 func (SenderConstraint) Descriptor() protoreflect.EnumDescriptor {
-	return file_treaty_v1_registry_proto_enumTypes[2].Descriptor()
+	return file_treaty_v1_registry_proto_enumTypes[4].Descriptor()
 }
 
 func (SenderConstraint) Type() protoreflect.EnumType {
-	return &file_treaty_v1_registry_proto_enumTypes[2]
+	return &file_treaty_v1_registry_proto_enumTypes[4]
 }
 
 func (x SenderConstraint) Number() protoreflect.EnumNumber {
@@ -210,7 +337,7 @@ func (x SenderConstraint) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SenderConstraint.Descriptor instead.
 func (SenderConstraint) EnumDescriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{2}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{4}
 }
 
 // Partner is an external organisation that holds machine credentials into the platform.
@@ -234,7 +361,35 @@ type Partner struct {
 	Etag string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
 	// The partner's risk tier; it sets which client authentication methods its integrations may
 	// allow. RISK_TIER_UNSPECIFIED on create means RISK_TIER_MEDIUM.
-	RiskTier      RiskTier `protobuf:"varint,9,opt,name=risk_tier,json=riskTier,proto3,enum=treaty.v1.RiskTier" json:"risk_tier,omitempty"`
+	RiskTier RiskTier `protobuf:"varint,9,opt,name=risk_tier,json=riskTier,proto3,enum=treaty.v1.RiskTier" json:"risk_tier,omitempty"`
+	// The partner's registered legal name, for contracts and audits.
+	LegalName string `protobuf:"bytes,10,opt,name=legal_name,json=legalName,proto3" json:"legal_name,omitempty"`
+	// What kind of relationship it is.
+	RelationshipType RelationshipType `protobuf:"varint,11,opt,name=relationship_type,json=relationshipType,proto3,enum=treaty.v1.RelationshipType" json:"relationship_type,omitempty"`
+	// The person accountable for the relationship (an e-mail address or a name).
+	AccountableOwner string `protobuf:"bytes,12,opt,name=accountable_owner,json=accountableOwner,proto3" json:"accountable_owner,omitempty"`
+	// Who stands in for the accountable owner.
+	BackupOwner string `protobuf:"bytes,13,opt,name=backup_owner,json=backupOwner,proto3" json:"backup_owner,omitempty"`
+	// The partner's security contact, told of incidents (an e-mail address or a name).
+	SecurityContact string `protobuf:"bytes,14,opt,name=security_contact,json=securityContact,proto3" json:"security_contact,omitempty"`
+	// How many hours the partner has by contract to notify a breach; 0 when unknown.
+	BreachNoticeHours int32 `protobuf:"varint,15,opt,name=breach_notice_hours,json=breachNoticeHours,proto3" json:"breach_notice_hours,omitempty"`
+	// The contract's id in the contract management system.
+	ContractId string `protobuf:"bytes,16,opt,name=contract_id,json=contractId,proto3" json:"contract_id,omitempty"`
+	// When the contract started.
+	ContractStartTime *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=contract_start_time,json=contractStartTime,proto3" json:"contract_start_time,omitempty"`
+	// The highest classification of the data the partner may reach.
+	DataClassification DataClassification `protobuf:"varint,18,opt,name=data_classification,json=dataClassification,proto3,enum=treaty.v1.DataClassification" json:"data_classification,omitempty"`
+	// When the partner was last assessed (third-party risk assessment).
+	LastAssessmentTime *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=last_assessment_time,json=lastAssessmentTime,proto3" json:"last_assessment_time,omitempty"`
+	// The last assessment's result, in the assessor's words.
+	LastAssessmentResult string `protobuf:"bytes,20,opt,name=last_assessment_result,json=lastAssessmentResult,proto3" json:"last_assessment_result,omitempty"`
+	// When the partner is due for its next review.
+	NextReviewTime *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=next_review_time,json=nextReviewTime,proto3" json:"next_review_time,omitempty"`
+	// Who approved the partner; set by ApprovePartner (output only).
+	ApprovedBy string `protobuf:"bytes,22,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	// When the partner was approved; set by ApprovePartner (output only).
+	ApproveTime   *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=approve_time,json=approveTime,proto3" json:"approve_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -332,6 +487,104 @@ func (x *Partner) GetRiskTier() RiskTier {
 	return RiskTier_RISK_TIER_UNSPECIFIED
 }
 
+func (x *Partner) GetLegalName() string {
+	if x != nil {
+		return x.LegalName
+	}
+	return ""
+}
+
+func (x *Partner) GetRelationshipType() RelationshipType {
+	if x != nil {
+		return x.RelationshipType
+	}
+	return RelationshipType_RELATIONSHIP_TYPE_UNSPECIFIED
+}
+
+func (x *Partner) GetAccountableOwner() string {
+	if x != nil {
+		return x.AccountableOwner
+	}
+	return ""
+}
+
+func (x *Partner) GetBackupOwner() string {
+	if x != nil {
+		return x.BackupOwner
+	}
+	return ""
+}
+
+func (x *Partner) GetSecurityContact() string {
+	if x != nil {
+		return x.SecurityContact
+	}
+	return ""
+}
+
+func (x *Partner) GetBreachNoticeHours() int32 {
+	if x != nil {
+		return x.BreachNoticeHours
+	}
+	return 0
+}
+
+func (x *Partner) GetContractId() string {
+	if x != nil {
+		return x.ContractId
+	}
+	return ""
+}
+
+func (x *Partner) GetContractStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ContractStartTime
+	}
+	return nil
+}
+
+func (x *Partner) GetDataClassification() DataClassification {
+	if x != nil {
+		return x.DataClassification
+	}
+	return DataClassification_DATA_CLASSIFICATION_UNSPECIFIED
+}
+
+func (x *Partner) GetLastAssessmentTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastAssessmentTime
+	}
+	return nil
+}
+
+func (x *Partner) GetLastAssessmentResult() string {
+	if x != nil {
+		return x.LastAssessmentResult
+	}
+	return ""
+}
+
+func (x *Partner) GetNextReviewTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextReviewTime
+	}
+	return nil
+}
+
+func (x *Partner) GetApprovedBy() string {
+	if x != nil {
+		return x.ApprovedBy
+	}
+	return ""
+}
+
+func (x *Partner) GetApproveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ApproveTime
+	}
+	return nil
+}
+
 // Integration is one way a partner reaches the platform, with its scope ceiling and limits.
 type Integration struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -359,8 +612,27 @@ type Integration struct {
 	AllowedClientAuthMethods []ClientAuthMethod `protobuf:"varint,10,rep,packed,name=allowed_client_auth_methods,json=allowedClientAuthMethods,proto3,enum=treaty.v1.ClientAuthMethod" json:"allowed_client_auth_methods,omitempty"`
 	// The proof of possession every token issued under the integration requires.
 	SenderConstraint SenderConstraint `protobuf:"varint,11,opt,name=sender_constraint,json=senderConstraint,proto3,enum=treaty.v1.SenderConstraint" json:"sender_constraint,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// What the integration is for, in a sentence.
+	Purpose string `protobuf:"bytes,12,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	// The one environment its credentials are valid in, matching `^[a-z][a-z0-9-]{0,31}$` (for
+	// example `production`, `staging`, `test`); required. A decision point of another environment
+	// denies them.
+	Environment string `protobuf:"bytes,13,opt,name=environment,proto3" json:"environment,omitempty"`
+	// The source IP ranges (CIDR, for example `203.0.113.0/24`) requests with its credentials must
+	// come from; empty allows any source.
+	SourceRanges []string `protobuf:"bytes,14,rep,name=source_ranges,json=sourceRanges,proto3" json:"source_ranges,omitempty"`
+	// Who approved the integration; set by ApproveIntegration (output only).
+	ApprovedBy string `protobuf:"bytes,15,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	// The ticket or change request the approval refers to.
+	ApprovalTicket string `protobuf:"bytes,16,opt,name=approval_ticket,json=approvalTicket,proto3" json:"approval_ticket,omitempty"`
+	// The person or team that owns the integration on the platform's side.
+	Owner string `protobuf:"bytes,17,opt,name=owner,proto3" json:"owner,omitempty"`
+	// When the integration was approved; set by ApproveIntegration (output only).
+	ApproveTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=approve_time,json=approveTime,proto3" json:"approve_time,omitempty"`
+	// When the integration's access was last recertified; set by RecertifyIntegration (output only).
+	LastRecertifyTime *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=last_recertify_time,json=lastRecertifyTime,proto3" json:"last_recertify_time,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Integration) Reset() {
@@ -470,6 +742,62 @@ func (x *Integration) GetSenderConstraint() SenderConstraint {
 	return SenderConstraint_SENDER_CONSTRAINT_UNSPECIFIED
 }
 
+func (x *Integration) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *Integration) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *Integration) GetSourceRanges() []string {
+	if x != nil {
+		return x.SourceRanges
+	}
+	return nil
+}
+
+func (x *Integration) GetApprovedBy() string {
+	if x != nil {
+		return x.ApprovedBy
+	}
+	return ""
+}
+
+func (x *Integration) GetApprovalTicket() string {
+	if x != nil {
+		return x.ApprovalTicket
+	}
+	return ""
+}
+
+func (x *Integration) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Integration) GetApproveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ApproveTime
+	}
+	return nil
+}
+
+func (x *Integration) GetLastRecertifyTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRecertifyTime
+	}
+	return nil
+}
+
 // WorkloadKey is a public key a workload signs its client assertions with.
 type WorkloadKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -555,6 +883,10 @@ type Workload struct {
 	Etag string `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
 	// The certificate subject the workload authenticates with by `tls_client_auth`, if any.
 	TlsClientAuth *TlsClientAuth `protobuf:"bytes,9,opt,name=tls_client_auth,json=tlsClientAuth,proto3" json:"tls_client_auth,omitempty"`
+	// Who created the workload (output only).
+	CreatedBy string `protobuf:"bytes,10,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// When the workload last obtained a credential, when known (output only).
+	LastUseTime   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_use_time,json=lastUseTime,proto3" json:"last_use_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -652,6 +984,20 @@ func (x *Workload) GetTlsClientAuth() *TlsClientAuth {
 	return nil
 }
 
+func (x *Workload) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *Workload) GetLastUseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUseTime
+	}
+	return nil
+}
+
 // TlsClientAuth names the CA-issued client certificate a workload authenticates with (RFC 8705
 // section 2.1.2): exactly one of its fields is set.
 type TlsClientAuth struct {
@@ -722,11 +1068,16 @@ func (x *TlsClientAuth) GetSanUri() string {
 // CreatePartnerRequest registers a partner.
 type CreatePartnerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The partner; id, display_name, owner_team and contract_end_time are required. State, times and
-	// etag are set by the registry.
+	// The partner; id, display_name, owner_team and contract_end_time are required. State, times,
+	// etag and approval are set by the registry.
 	Partner *Partner `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
 	// Who asks; recorded in the audit trail.
-	Actor         string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Approve and activate the partner in the same transaction (one audited record); requires
+	// approved_by.
+	Activate bool `protobuf:"varint,3,opt,name=activate,proto3" json:"activate,omitempty"`
+	// Who approved the partner, with `activate`.
+	ApprovedBy    string `protobuf:"bytes,4,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -775,6 +1126,488 @@ func (x *CreatePartnerRequest) GetActor() string {
 	return ""
 }
 
+func (x *CreatePartnerRequest) GetActivate() bool {
+	if x != nil {
+		return x.Activate
+	}
+	return false
+}
+
+func (x *CreatePartnerRequest) GetApprovedBy() string {
+	if x != nil {
+		return x.ApprovedBy
+	}
+	return ""
+}
+
+// ApprovePartnerRequest approves a proposed partner.
+type ApprovePartnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Who approved it; defaults to the actor.
+	ApprovedBy string `protobuf:"bytes,2,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApprovePartnerRequest) Reset() {
+	*x = ApprovePartnerRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApprovePartnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApprovePartnerRequest) ProtoMessage() {}
+
+func (x *ApprovePartnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApprovePartnerRequest.ProtoReflect.Descriptor instead.
+func (*ApprovePartnerRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ApprovePartnerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ApprovePartnerRequest) GetApprovedBy() string {
+	if x != nil {
+		return x.ApprovedBy
+	}
+	return ""
+}
+
+func (x *ApprovePartnerRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// ApprovePartnerResponse carries the approved partner.
+type ApprovePartnerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner as stored.
+	Partner *Partner `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
+	// The feed sequence the change was published at.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApprovePartnerResponse) Reset() {
+	*x = ApprovePartnerResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApprovePartnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApprovePartnerResponse) ProtoMessage() {}
+
+func (x *ApprovePartnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApprovePartnerResponse.ProtoReflect.Descriptor instead.
+func (*ApprovePartnerResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ApprovePartnerResponse) GetPartner() *Partner {
+	if x != nil {
+		return x.Partner
+	}
+	return nil
+}
+
+func (x *ApprovePartnerResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// ActivatePartnerRequest activates an approved partner.
+type ActivatePartnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivatePartnerRequest) Reset() {
+	*x = ActivatePartnerRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivatePartnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivatePartnerRequest) ProtoMessage() {}
+
+func (x *ActivatePartnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivatePartnerRequest.ProtoReflect.Descriptor instead.
+func (*ActivatePartnerRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ActivatePartnerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ActivatePartnerRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// ActivatePartnerResponse carries the activated partner.
+type ActivatePartnerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner as stored.
+	Partner *Partner `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
+	// The feed sequence the change was published at.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivatePartnerResponse) Reset() {
+	*x = ActivatePartnerResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivatePartnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivatePartnerResponse) ProtoMessage() {}
+
+func (x *ActivatePartnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivatePartnerResponse.ProtoReflect.Descriptor instead.
+func (*ActivatePartnerResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ActivatePartnerResponse) GetPartner() *Partner {
+	if x != nil {
+		return x.Partner
+	}
+	return nil
+}
+
+func (x *ActivatePartnerResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// ReactivatePartnerRequest lifts a partner's suspension.
+type ReactivatePartnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Why; required.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who asks; recorded in the audit trail and the feed.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReactivatePartnerRequest) Reset() {
+	*x = ReactivatePartnerRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactivatePartnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactivatePartnerRequest) ProtoMessage() {}
+
+func (x *ReactivatePartnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactivatePartnerRequest.ProtoReflect.Descriptor instead.
+func (*ReactivatePartnerRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReactivatePartnerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReactivatePartnerRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReactivatePartnerRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// ReactivatePartnerResponse carries the reactivated partner.
+type ReactivatePartnerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner as stored.
+	Partner *Partner `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
+	// The feed sequence of the restore: credentials under the partner issued before it stay invalid.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReactivatePartnerResponse) Reset() {
+	*x = ReactivatePartnerResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactivatePartnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactivatePartnerResponse) ProtoMessage() {}
+
+func (x *ReactivatePartnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactivatePartnerResponse.ProtoReflect.Descriptor instead.
+func (*ReactivatePartnerResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReactivatePartnerResponse) GetPartner() *Partner {
+	if x != nil {
+		return x.Partner
+	}
+	return nil
+}
+
+func (x *ReactivatePartnerResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// UpdatePartnerRequest changes a partner's descriptive fields.
+type UpdatePartnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner: id and etag are required, and the fields named by update_mask are set from it.
+	Partner *Partner `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
+	// The fields to change, by their proto names (for example `owner_team`); required. State, times,
+	// etag and approval cannot be changed this way.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePartnerRequest) Reset() {
+	*x = UpdatePartnerRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePartnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePartnerRequest) ProtoMessage() {}
+
+func (x *UpdatePartnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePartnerRequest.ProtoReflect.Descriptor instead.
+func (*UpdatePartnerRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdatePartnerRequest) GetPartner() *Partner {
+	if x != nil {
+		return x.Partner
+	}
+	return nil
+}
+
+func (x *UpdatePartnerRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+func (x *UpdatePartnerRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// UpdatePartnerResponse carries the changed partner.
+type UpdatePartnerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner as stored, with its new etag.
+	Partner *Partner `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
+	// The feed sequence the change was published at (0 when no enforcement field changed).
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePartnerResponse) Reset() {
+	*x = UpdatePartnerResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePartnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePartnerResponse) ProtoMessage() {}
+
+func (x *UpdatePartnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePartnerResponse.ProtoReflect.Descriptor instead.
+func (*UpdatePartnerResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UpdatePartnerResponse) GetPartner() *Partner {
+	if x != nil {
+		return x.Partner
+	}
+	return nil
+}
+
+func (x *UpdatePartnerResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 // CreatePartnerResponse carries the created partner.
 type CreatePartnerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -788,7 +1621,7 @@ type CreatePartnerResponse struct {
 
 func (x *CreatePartnerResponse) Reset() {
 	*x = CreatePartnerResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[6]
+	mi := &file_treaty_v1_registry_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +1633,7 @@ func (x *CreatePartnerResponse) String() string {
 func (*CreatePartnerResponse) ProtoMessage() {}
 
 func (x *CreatePartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[6]
+	mi := &file_treaty_v1_registry_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +1646,7 @@ func (x *CreatePartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartnerResponse.ProtoReflect.Descriptor instead.
 func (*CreatePartnerResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{6}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreatePartnerResponse) GetPartner() *Partner {
@@ -841,7 +1674,7 @@ type GetPartnerRequest struct {
 
 func (x *GetPartnerRequest) Reset() {
 	*x = GetPartnerRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[7]
+	mi := &file_treaty_v1_registry_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1686,7 @@ func (x *GetPartnerRequest) String() string {
 func (*GetPartnerRequest) ProtoMessage() {}
 
 func (x *GetPartnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[7]
+	mi := &file_treaty_v1_registry_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1699,7 @@ func (x *GetPartnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPartnerRequest.ProtoReflect.Descriptor instead.
 func (*GetPartnerRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{7}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetPartnerRequest) GetId() string {
@@ -887,7 +1720,7 @@ type GetPartnerResponse struct {
 
 func (x *GetPartnerResponse) Reset() {
 	*x = GetPartnerResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[8]
+	mi := &file_treaty_v1_registry_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1732,7 @@ func (x *GetPartnerResponse) String() string {
 func (*GetPartnerResponse) ProtoMessage() {}
 
 func (x *GetPartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[8]
+	mi := &file_treaty_v1_registry_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1745,7 @@ func (x *GetPartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPartnerResponse.ProtoReflect.Descriptor instead.
 func (*GetPartnerResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{8}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetPartnerResponse) GetPartner() *Partner {
@@ -922,20 +1755,29 @@ func (x *GetPartnerResponse) GetPartner() *Partner {
 	return nil
 }
 
-// ListPartnersRequest pages through partners.
+// ListPartnersRequest pages through partners. Filters combine (AND); a page token is only valid
+// with the filters it was returned for.
 type ListPartnersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The most partners to return (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of a previous call.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only partners in this state, if set.
+	State PartnerState `protobuf:"varint,3,opt,name=state,proto3,enum=treaty.v1.PartnerState" json:"state,omitempty"`
+	// Only partners whose owner team, accountable owner or backup owner is this, if set.
+	Owner string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Only partners of this risk tier, if set.
+	RiskTier RiskTier `protobuf:"varint,5,opt,name=risk_tier,json=riskTier,proto3,enum=treaty.v1.RiskTier" json:"risk_tier,omitempty"`
+	// Only partners whose contract ends before this instant, if set.
+	ContractEndBefore *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=contract_end_before,json=contractEndBefore,proto3" json:"contract_end_before,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ListPartnersRequest) Reset() {
 	*x = ListPartnersRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[9]
+	mi := &file_treaty_v1_registry_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1789,7 @@ func (x *ListPartnersRequest) String() string {
 func (*ListPartnersRequest) ProtoMessage() {}
 
 func (x *ListPartnersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[9]
+	mi := &file_treaty_v1_registry_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1802,7 @@ func (x *ListPartnersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartnersRequest.ProtoReflect.Descriptor instead.
 func (*ListPartnersRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{9}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListPartnersRequest) GetPageSize() int32 {
@@ -977,6 +1819,34 @@ func (x *ListPartnersRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListPartnersRequest) GetState() PartnerState {
+	if x != nil {
+		return x.State
+	}
+	return PartnerState_PARTNER_STATE_UNSPECIFIED
+}
+
+func (x *ListPartnersRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *ListPartnersRequest) GetRiskTier() RiskTier {
+	if x != nil {
+		return x.RiskTier
+	}
+	return RiskTier_RISK_TIER_UNSPECIFIED
+}
+
+func (x *ListPartnersRequest) GetContractEndBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ContractEndBefore
+	}
+	return nil
+}
+
 // ListPartnersResponse is one page of partners.
 type ListPartnersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -990,7 +1860,7 @@ type ListPartnersResponse struct {
 
 func (x *ListPartnersResponse) Reset() {
 	*x = ListPartnersResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[10]
+	mi := &file_treaty_v1_registry_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1872,7 @@ func (x *ListPartnersResponse) String() string {
 func (*ListPartnersResponse) ProtoMessage() {}
 
 func (x *ListPartnersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[10]
+	mi := &file_treaty_v1_registry_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1885,7 @@ func (x *ListPartnersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartnersResponse.ProtoReflect.Descriptor instead.
 func (*ListPartnersResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{10}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListPartnersResponse) GetPartners() []*Partner {
@@ -1047,7 +1917,7 @@ type SuspendPartnerRequest struct {
 
 func (x *SuspendPartnerRequest) Reset() {
 	*x = SuspendPartnerRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[11]
+	mi := &file_treaty_v1_registry_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1929,7 @@ func (x *SuspendPartnerRequest) String() string {
 func (*SuspendPartnerRequest) ProtoMessage() {}
 
 func (x *SuspendPartnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[11]
+	mi := &file_treaty_v1_registry_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1942,7 @@ func (x *SuspendPartnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendPartnerRequest.ProtoReflect.Descriptor instead.
 func (*SuspendPartnerRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{11}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SuspendPartnerRequest) GetId() string {
@@ -1109,7 +1979,7 @@ type SuspendPartnerResponse struct {
 
 func (x *SuspendPartnerResponse) Reset() {
 	*x = SuspendPartnerResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[12]
+	mi := &file_treaty_v1_registry_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1991,7 @@ func (x *SuspendPartnerResponse) String() string {
 func (*SuspendPartnerResponse) ProtoMessage() {}
 
 func (x *SuspendPartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[12]
+	mi := &file_treaty_v1_registry_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +2004,7 @@ func (x *SuspendPartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendPartnerResponse.ProtoReflect.Descriptor instead.
 func (*SuspendPartnerResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{12}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SuspendPartnerResponse) GetPartner() *Partner {
@@ -1166,7 +2036,7 @@ type OffboardPartnerRequest struct {
 
 func (x *OffboardPartnerRequest) Reset() {
 	*x = OffboardPartnerRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[13]
+	mi := &file_treaty_v1_registry_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +2048,7 @@ func (x *OffboardPartnerRequest) String() string {
 func (*OffboardPartnerRequest) ProtoMessage() {}
 
 func (x *OffboardPartnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[13]
+	mi := &file_treaty_v1_registry_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +2061,7 @@ func (x *OffboardPartnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffboardPartnerRequest.ProtoReflect.Descriptor instead.
 func (*OffboardPartnerRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{13}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OffboardPartnerRequest) GetId() string {
@@ -1228,7 +2098,7 @@ type OffboardPartnerResponse struct {
 
 func (x *OffboardPartnerResponse) Reset() {
 	*x = OffboardPartnerResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[14]
+	mi := &file_treaty_v1_registry_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +2110,7 @@ func (x *OffboardPartnerResponse) String() string {
 func (*OffboardPartnerResponse) ProtoMessage() {}
 
 func (x *OffboardPartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[14]
+	mi := &file_treaty_v1_registry_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +2123,7 @@ func (x *OffboardPartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffboardPartnerResponse.ProtoReflect.Descriptor instead.
 func (*OffboardPartnerResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{14}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *OffboardPartnerResponse) GetPartner() *Partner {
@@ -1285,7 +2155,7 @@ type RetireIntegrationRequest struct {
 
 func (x *RetireIntegrationRequest) Reset() {
 	*x = RetireIntegrationRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[15]
+	mi := &file_treaty_v1_registry_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +2167,7 @@ func (x *RetireIntegrationRequest) String() string {
 func (*RetireIntegrationRequest) ProtoMessage() {}
 
 func (x *RetireIntegrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[15]
+	mi := &file_treaty_v1_registry_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +2180,7 @@ func (x *RetireIntegrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireIntegrationRequest.ProtoReflect.Descriptor instead.
 func (*RetireIntegrationRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{15}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RetireIntegrationRequest) GetId() string {
@@ -1347,7 +2217,7 @@ type RetireIntegrationResponse struct {
 
 func (x *RetireIntegrationResponse) Reset() {
 	*x = RetireIntegrationResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[16]
+	mi := &file_treaty_v1_registry_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +2229,7 @@ func (x *RetireIntegrationResponse) String() string {
 func (*RetireIntegrationResponse) ProtoMessage() {}
 
 func (x *RetireIntegrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[16]
+	mi := &file_treaty_v1_registry_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +2242,7 @@ func (x *RetireIntegrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireIntegrationResponse.ProtoReflect.Descriptor instead.
 func (*RetireIntegrationResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{16}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RetireIntegrationResponse) GetIntegration() *Integration {
@@ -1404,7 +2274,7 @@ type RetireWorkloadRequest struct {
 
 func (x *RetireWorkloadRequest) Reset() {
 	*x = RetireWorkloadRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[17]
+	mi := &file_treaty_v1_registry_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +2286,7 @@ func (x *RetireWorkloadRequest) String() string {
 func (*RetireWorkloadRequest) ProtoMessage() {}
 
 func (x *RetireWorkloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[17]
+	mi := &file_treaty_v1_registry_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +2299,7 @@ func (x *RetireWorkloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireWorkloadRequest.ProtoReflect.Descriptor instead.
 func (*RetireWorkloadRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{17}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetireWorkloadRequest) GetId() string {
@@ -1466,7 +2336,7 @@ type RetireWorkloadResponse struct {
 
 func (x *RetireWorkloadResponse) Reset() {
 	*x = RetireWorkloadResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[18]
+	mi := &file_treaty_v1_registry_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +2348,7 @@ func (x *RetireWorkloadResponse) String() string {
 func (*RetireWorkloadResponse) ProtoMessage() {}
 
 func (x *RetireWorkloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[18]
+	mi := &file_treaty_v1_registry_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +2361,7 @@ func (x *RetireWorkloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireWorkloadResponse.ProtoReflect.Descriptor instead.
 func (*RetireWorkloadResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{18}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RetireWorkloadResponse) GetWorkload() *Workload {
@@ -1511,17 +2381,23 @@ func (x *RetireWorkloadResponse) GetSequence() uint64 {
 // CreateIntegrationRequest registers an integration.
 type CreateIntegrationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The integration; id, partner_id, allowed_scopes, audiences and max_credential_ttl are required.
+	// The integration; id, partner_id, allowed_scopes, audiences, max_credential_ttl and environment
+	// are required.
 	Integration *Integration `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
 	// Who asks; recorded in the audit trail.
-	Actor         string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Approve and activate the integration in the same transaction (one audited record); requires
+	// approved_by.
+	Activate bool `protobuf:"varint,3,opt,name=activate,proto3" json:"activate,omitempty"`
+	// Who approved the integration, with `activate`.
+	ApprovedBy    string `protobuf:"bytes,4,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateIntegrationRequest) Reset() {
 	*x = CreateIntegrationRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[19]
+	mi := &file_treaty_v1_registry_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +2409,7 @@ func (x *CreateIntegrationRequest) String() string {
 func (*CreateIntegrationRequest) ProtoMessage() {}
 
 func (x *CreateIntegrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[19]
+	mi := &file_treaty_v1_registry_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +2422,7 @@ func (x *CreateIntegrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIntegrationRequest.ProtoReflect.Descriptor instead.
 func (*CreateIntegrationRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{19}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateIntegrationRequest) GetIntegration() *Integration {
@@ -1563,6 +2439,726 @@ func (x *CreateIntegrationRequest) GetActor() string {
 	return ""
 }
 
+func (x *CreateIntegrationRequest) GetActivate() bool {
+	if x != nil {
+		return x.Activate
+	}
+	return false
+}
+
+func (x *CreateIntegrationRequest) GetApprovedBy() string {
+	if x != nil {
+		return x.ApprovedBy
+	}
+	return ""
+}
+
+// ApproveIntegrationRequest approves a requested integration.
+type ApproveIntegrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Who approved it; defaults to the actor.
+	ApprovedBy string `protobuf:"bytes,2,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	// The ticket or change request the approval refers to; optional.
+	ApprovalTicket string `protobuf:"bytes,3,opt,name=approval_ticket,json=approvalTicket,proto3" json:"approval_ticket,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveIntegrationRequest) Reset() {
+	*x = ApproveIntegrationRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveIntegrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveIntegrationRequest) ProtoMessage() {}
+
+func (x *ApproveIntegrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveIntegrationRequest.ProtoReflect.Descriptor instead.
+func (*ApproveIntegrationRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ApproveIntegrationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ApproveIntegrationRequest) GetApprovedBy() string {
+	if x != nil {
+		return x.ApprovedBy
+	}
+	return ""
+}
+
+func (x *ApproveIntegrationRequest) GetApprovalTicket() string {
+	if x != nil {
+		return x.ApprovalTicket
+	}
+	return ""
+}
+
+func (x *ApproveIntegrationRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// ApproveIntegrationResponse carries the approved integration.
+type ApproveIntegrationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration as stored.
+	Integration *Integration `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
+	// The feed sequence the change was published at.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveIntegrationResponse) Reset() {
+	*x = ApproveIntegrationResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveIntegrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveIntegrationResponse) ProtoMessage() {}
+
+func (x *ApproveIntegrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveIntegrationResponse.ProtoReflect.Descriptor instead.
+func (*ApproveIntegrationResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ApproveIntegrationResponse) GetIntegration() *Integration {
+	if x != nil {
+		return x.Integration
+	}
+	return nil
+}
+
+func (x *ApproveIntegrationResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// ActivateIntegrationRequest activates an approved integration.
+type ActivateIntegrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivateIntegrationRequest) Reset() {
+	*x = ActivateIntegrationRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivateIntegrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivateIntegrationRequest) ProtoMessage() {}
+
+func (x *ActivateIntegrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivateIntegrationRequest.ProtoReflect.Descriptor instead.
+func (*ActivateIntegrationRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ActivateIntegrationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ActivateIntegrationRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// ActivateIntegrationResponse carries the activated integration.
+type ActivateIntegrationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration as stored.
+	Integration *Integration `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
+	// The feed sequence the change was published at.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActivateIntegrationResponse) Reset() {
+	*x = ActivateIntegrationResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActivateIntegrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActivateIntegrationResponse) ProtoMessage() {}
+
+func (x *ActivateIntegrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActivateIntegrationResponse.ProtoReflect.Descriptor instead.
+func (*ActivateIntegrationResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ActivateIntegrationResponse) GetIntegration() *Integration {
+	if x != nil {
+		return x.Integration
+	}
+	return nil
+}
+
+func (x *ActivateIntegrationResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// SuspendIntegrationRequest suspends an integration.
+type SuspendIntegrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Why; required.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who asks; recorded in the audit trail and the feed.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendIntegrationRequest) Reset() {
+	*x = SuspendIntegrationRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendIntegrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendIntegrationRequest) ProtoMessage() {}
+
+func (x *SuspendIntegrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendIntegrationRequest.ProtoReflect.Descriptor instead.
+func (*SuspendIntegrationRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SuspendIntegrationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SuspendIntegrationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SuspendIntegrationRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// SuspendIntegrationResponse carries the suspended integration.
+type SuspendIntegrationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration as stored.
+	Integration *Integration `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
+	// The feed sequence of the block.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendIntegrationResponse) Reset() {
+	*x = SuspendIntegrationResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendIntegrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendIntegrationResponse) ProtoMessage() {}
+
+func (x *SuspendIntegrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendIntegrationResponse.ProtoReflect.Descriptor instead.
+func (*SuspendIntegrationResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *SuspendIntegrationResponse) GetIntegration() *Integration {
+	if x != nil {
+		return x.Integration
+	}
+	return nil
+}
+
+func (x *SuspendIntegrationResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// ReactivateIntegrationRequest lifts an integration's suspension.
+type ReactivateIntegrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Why; required.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who asks; recorded in the audit trail and the feed.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReactivateIntegrationRequest) Reset() {
+	*x = ReactivateIntegrationRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactivateIntegrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactivateIntegrationRequest) ProtoMessage() {}
+
+func (x *ReactivateIntegrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactivateIntegrationRequest.ProtoReflect.Descriptor instead.
+func (*ReactivateIntegrationRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ReactivateIntegrationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReactivateIntegrationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReactivateIntegrationRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// ReactivateIntegrationResponse carries the reactivated integration.
+type ReactivateIntegrationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration as stored.
+	Integration *Integration `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
+	// The feed sequence of the restore.
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReactivateIntegrationResponse) Reset() {
+	*x = ReactivateIntegrationResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReactivateIntegrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReactivateIntegrationResponse) ProtoMessage() {}
+
+func (x *ReactivateIntegrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReactivateIntegrationResponse.ProtoReflect.Descriptor instead.
+func (*ReactivateIntegrationResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ReactivateIntegrationResponse) GetIntegration() *Integration {
+	if x != nil {
+		return x.Integration
+	}
+	return nil
+}
+
+func (x *ReactivateIntegrationResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// UpdateIntegrationRequest changes an integration's fields.
+type UpdateIntegrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration: id and etag are required, and the fields named by update_mask are set from it.
+	Integration *Integration `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
+	// The fields to change, by their proto names (for example `allowed_scopes`); required. State,
+	// partner, times, etag and approval cannot be changed this way.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// Who asks; recorded in the audit trail.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateIntegrationRequest) Reset() {
+	*x = UpdateIntegrationRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateIntegrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateIntegrationRequest) ProtoMessage() {}
+
+func (x *UpdateIntegrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateIntegrationRequest.ProtoReflect.Descriptor instead.
+func (*UpdateIntegrationRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *UpdateIntegrationRequest) GetIntegration() *Integration {
+	if x != nil {
+		return x.Integration
+	}
+	return nil
+}
+
+func (x *UpdateIntegrationRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+func (x *UpdateIntegrationRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// UpdateIntegrationResponse carries the changed integration.
+type UpdateIntegrationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration as stored, with its new etag.
+	Integration *Integration `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
+	// The feed sequence the change was published at (0 when no enforcement field changed).
+	Sequence      uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateIntegrationResponse) Reset() {
+	*x = UpdateIntegrationResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateIntegrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateIntegrationResponse) ProtoMessage() {}
+
+func (x *UpdateIntegrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateIntegrationResponse.ProtoReflect.Descriptor instead.
+func (*UpdateIntegrationResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *UpdateIntegrationResponse) GetIntegration() *Integration {
+	if x != nil {
+		return x.Integration
+	}
+	return nil
+}
+
+func (x *UpdateIntegrationResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+// RecertifyIntegrationRequest records a recertification.
+type RecertifyIntegrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Who asks (the reviewer); recorded in the audit trail.
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// A note on the review, for the audit trail; optional.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecertifyIntegrationRequest) Reset() {
+	*x = RecertifyIntegrationRequest{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecertifyIntegrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecertifyIntegrationRequest) ProtoMessage() {}
+
+func (x *RecertifyIntegrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecertifyIntegrationRequest.ProtoReflect.Descriptor instead.
+func (*RecertifyIntegrationRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RecertifyIntegrationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RecertifyIntegrationRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *RecertifyIntegrationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RecertifyIntegrationResponse carries the recertified integration.
+type RecertifyIntegrationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The integration as stored, with its last_recertify_time.
+	Integration   *Integration `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecertifyIntegrationResponse) Reset() {
+	*x = RecertifyIntegrationResponse{}
+	mi := &file_treaty_v1_registry_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecertifyIntegrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecertifyIntegrationResponse) ProtoMessage() {}
+
+func (x *RecertifyIntegrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_registry_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecertifyIntegrationResponse.ProtoReflect.Descriptor instead.
+func (*RecertifyIntegrationResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RecertifyIntegrationResponse) GetIntegration() *Integration {
+	if x != nil {
+		return x.Integration
+	}
+	return nil
+}
+
 // CreateIntegrationResponse carries the created integration.
 type CreateIntegrationResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1576,7 +3172,7 @@ type CreateIntegrationResponse struct {
 
 func (x *CreateIntegrationResponse) Reset() {
 	*x = CreateIntegrationResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[20]
+	mi := &file_treaty_v1_registry_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +3184,7 @@ func (x *CreateIntegrationResponse) String() string {
 func (*CreateIntegrationResponse) ProtoMessage() {}
 
 func (x *CreateIntegrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[20]
+	mi := &file_treaty_v1_registry_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +3197,7 @@ func (x *CreateIntegrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateIntegrationResponse.ProtoReflect.Descriptor instead.
 func (*CreateIntegrationResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{20}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateIntegrationResponse) GetIntegration() *Integration {
@@ -1629,7 +3225,7 @@ type GetIntegrationRequest struct {
 
 func (x *GetIntegrationRequest) Reset() {
 	*x = GetIntegrationRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[21]
+	mi := &file_treaty_v1_registry_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +3237,7 @@ func (x *GetIntegrationRequest) String() string {
 func (*GetIntegrationRequest) ProtoMessage() {}
 
 func (x *GetIntegrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[21]
+	mi := &file_treaty_v1_registry_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +3250,7 @@ func (x *GetIntegrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIntegrationRequest.ProtoReflect.Descriptor instead.
 func (*GetIntegrationRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{21}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetIntegrationRequest) GetId() string {
@@ -1675,7 +3271,7 @@ type GetIntegrationResponse struct {
 
 func (x *GetIntegrationResponse) Reset() {
 	*x = GetIntegrationResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[22]
+	mi := &file_treaty_v1_registry_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1687,7 +3283,7 @@ func (x *GetIntegrationResponse) String() string {
 func (*GetIntegrationResponse) ProtoMessage() {}
 
 func (x *GetIntegrationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[22]
+	mi := &file_treaty_v1_registry_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1700,7 +3296,7 @@ func (x *GetIntegrationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIntegrationResponse.ProtoReflect.Descriptor instead.
 func (*GetIntegrationResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{22}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetIntegrationResponse) GetIntegration() *Integration {
@@ -1710,7 +3306,8 @@ func (x *GetIntegrationResponse) GetIntegration() *Integration {
 	return nil
 }
 
-// ListIntegrationsRequest pages through integrations.
+// ListIntegrationsRequest pages through integrations. Filters combine (AND); a page token is
+// only valid with the filters it was returned for.
 type ListIntegrationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only integrations of this partner, if set.
@@ -1718,14 +3315,20 @@ type ListIntegrationsRequest struct {
 	// The most integrations to return (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of a previous call.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only integrations in this state, if set.
+	State IntegrationState `protobuf:"varint,4,opt,name=state,proto3,enum=treaty.v1.IntegrationState" json:"state,omitempty"`
+	// Only integrations with this owner, if set.
+	Owner string `protobuf:"bytes,5,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Only integrations of this environment, if set.
+	Environment   string `protobuf:"bytes,6,opt,name=environment,proto3" json:"environment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListIntegrationsRequest) Reset() {
 	*x = ListIntegrationsRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[23]
+	mi := &file_treaty_v1_registry_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +3340,7 @@ func (x *ListIntegrationsRequest) String() string {
 func (*ListIntegrationsRequest) ProtoMessage() {}
 
 func (x *ListIntegrationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[23]
+	mi := &file_treaty_v1_registry_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +3353,7 @@ func (x *ListIntegrationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIntegrationsRequest.ProtoReflect.Descriptor instead.
 func (*ListIntegrationsRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{23}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListIntegrationsRequest) GetPartnerId() string {
@@ -1774,6 +3377,27 @@ func (x *ListIntegrationsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListIntegrationsRequest) GetState() IntegrationState {
+	if x != nil {
+		return x.State
+	}
+	return IntegrationState_INTEGRATION_STATE_UNSPECIFIED
+}
+
+func (x *ListIntegrationsRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *ListIntegrationsRequest) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
 // ListIntegrationsResponse is one page of integrations.
 type ListIntegrationsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1787,7 +3411,7 @@ type ListIntegrationsResponse struct {
 
 func (x *ListIntegrationsResponse) Reset() {
 	*x = ListIntegrationsResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[24]
+	mi := &file_treaty_v1_registry_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +3423,7 @@ func (x *ListIntegrationsResponse) String() string {
 func (*ListIntegrationsResponse) ProtoMessage() {}
 
 func (x *ListIntegrationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[24]
+	mi := &file_treaty_v1_registry_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +3436,7 @@ func (x *ListIntegrationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIntegrationsResponse.ProtoReflect.Descriptor instead.
 func (*ListIntegrationsResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{24}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListIntegrationsResponse) GetIntegrations() []*Integration {
@@ -1849,7 +3473,7 @@ type CreateWorkloadRequest struct {
 
 func (x *CreateWorkloadRequest) Reset() {
 	*x = CreateWorkloadRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[25]
+	mi := &file_treaty_v1_registry_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +3485,7 @@ func (x *CreateWorkloadRequest) String() string {
 func (*CreateWorkloadRequest) ProtoMessage() {}
 
 func (x *CreateWorkloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[25]
+	mi := &file_treaty_v1_registry_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +3498,7 @@ func (x *CreateWorkloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkloadRequest.ProtoReflect.Descriptor instead.
 func (*CreateWorkloadRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{25}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CreateWorkloadRequest) GetId() string {
@@ -1928,7 +3552,7 @@ type AddWorkloadKeyRequest struct {
 
 func (x *AddWorkloadKeyRequest) Reset() {
 	*x = AddWorkloadKeyRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[26]
+	mi := &file_treaty_v1_registry_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +3564,7 @@ func (x *AddWorkloadKeyRequest) String() string {
 func (*AddWorkloadKeyRequest) ProtoMessage() {}
 
 func (x *AddWorkloadKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[26]
+	mi := &file_treaty_v1_registry_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +3577,7 @@ func (x *AddWorkloadKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddWorkloadKeyRequest.ProtoReflect.Descriptor instead.
 func (*AddWorkloadKeyRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{26}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AddWorkloadKeyRequest) GetId() string {
@@ -1990,7 +3614,7 @@ type AddWorkloadKeyResponse struct {
 
 func (x *AddWorkloadKeyResponse) Reset() {
 	*x = AddWorkloadKeyResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[27]
+	mi := &file_treaty_v1_registry_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +3626,7 @@ func (x *AddWorkloadKeyResponse) String() string {
 func (*AddWorkloadKeyResponse) ProtoMessage() {}
 
 func (x *AddWorkloadKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[27]
+	mi := &file_treaty_v1_registry_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +3639,7 @@ func (x *AddWorkloadKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddWorkloadKeyResponse.ProtoReflect.Descriptor instead.
 func (*AddWorkloadKeyResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{27}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AddWorkloadKeyResponse) GetWorkload() *Workload {
@@ -2047,7 +3671,7 @@ type RemoveWorkloadKeyRequest struct {
 
 func (x *RemoveWorkloadKeyRequest) Reset() {
 	*x = RemoveWorkloadKeyRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	mi := &file_treaty_v1_registry_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2059,7 +3683,7 @@ func (x *RemoveWorkloadKeyRequest) String() string {
 func (*RemoveWorkloadKeyRequest) ProtoMessage() {}
 
 func (x *RemoveWorkloadKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[28]
+	mi := &file_treaty_v1_registry_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2072,7 +3696,7 @@ func (x *RemoveWorkloadKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveWorkloadKeyRequest.ProtoReflect.Descriptor instead.
 func (*RemoveWorkloadKeyRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{28}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RemoveWorkloadKeyRequest) GetId() string {
@@ -2109,7 +3733,7 @@ type RemoveWorkloadKeyResponse struct {
 
 func (x *RemoveWorkloadKeyResponse) Reset() {
 	*x = RemoveWorkloadKeyResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	mi := &file_treaty_v1_registry_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +3745,7 @@ func (x *RemoveWorkloadKeyResponse) String() string {
 func (*RemoveWorkloadKeyResponse) ProtoMessage() {}
 
 func (x *RemoveWorkloadKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[29]
+	mi := &file_treaty_v1_registry_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +3758,7 @@ func (x *RemoveWorkloadKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveWorkloadKeyResponse.ProtoReflect.Descriptor instead.
 func (*RemoveWorkloadKeyResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{29}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RemoveWorkloadKeyResponse) GetWorkload() *Workload {
@@ -2164,7 +3788,7 @@ type CreateWorkloadResponse struct {
 
 func (x *CreateWorkloadResponse) Reset() {
 	*x = CreateWorkloadResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[30]
+	mi := &file_treaty_v1_registry_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +3800,7 @@ func (x *CreateWorkloadResponse) String() string {
 func (*CreateWorkloadResponse) ProtoMessage() {}
 
 func (x *CreateWorkloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[30]
+	mi := &file_treaty_v1_registry_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +3813,7 @@ func (x *CreateWorkloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWorkloadResponse.ProtoReflect.Descriptor instead.
 func (*CreateWorkloadResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{30}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CreateWorkloadResponse) GetWorkload() *Workload {
@@ -2217,7 +3841,7 @@ type GetWorkloadRequest struct {
 
 func (x *GetWorkloadRequest) Reset() {
 	*x = GetWorkloadRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[31]
+	mi := &file_treaty_v1_registry_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2229,7 +3853,7 @@ func (x *GetWorkloadRequest) String() string {
 func (*GetWorkloadRequest) ProtoMessage() {}
 
 func (x *GetWorkloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[31]
+	mi := &file_treaty_v1_registry_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2242,7 +3866,7 @@ func (x *GetWorkloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkloadRequest.ProtoReflect.Descriptor instead.
 func (*GetWorkloadRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{31}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *GetWorkloadRequest) GetId() string {
@@ -2263,7 +3887,7 @@ type GetWorkloadResponse struct {
 
 func (x *GetWorkloadResponse) Reset() {
 	*x = GetWorkloadResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[32]
+	mi := &file_treaty_v1_registry_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2275,7 +3899,7 @@ func (x *GetWorkloadResponse) String() string {
 func (*GetWorkloadResponse) ProtoMessage() {}
 
 func (x *GetWorkloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[32]
+	mi := &file_treaty_v1_registry_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2288,7 +3912,7 @@ func (x *GetWorkloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWorkloadResponse.ProtoReflect.Descriptor instead.
 func (*GetWorkloadResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{32}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetWorkloadResponse) GetWorkload() *Workload {
@@ -2313,7 +3937,7 @@ type ListWorkloadsRequest struct {
 
 func (x *ListWorkloadsRequest) Reset() {
 	*x = ListWorkloadsRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[33]
+	mi := &file_treaty_v1_registry_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2325,7 +3949,7 @@ func (x *ListWorkloadsRequest) String() string {
 func (*ListWorkloadsRequest) ProtoMessage() {}
 
 func (x *ListWorkloadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[33]
+	mi := &file_treaty_v1_registry_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2338,7 +3962,7 @@ func (x *ListWorkloadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkloadsRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkloadsRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{33}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListWorkloadsRequest) GetIntegrationId() string {
@@ -2375,7 +3999,7 @@ type ListWorkloadsResponse struct {
 
 func (x *ListWorkloadsResponse) Reset() {
 	*x = ListWorkloadsResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[34]
+	mi := &file_treaty_v1_registry_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +4011,7 @@ func (x *ListWorkloadsResponse) String() string {
 func (*ListWorkloadsResponse) ProtoMessage() {}
 
 func (x *ListWorkloadsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[34]
+	mi := &file_treaty_v1_registry_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +4024,7 @@ func (x *ListWorkloadsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkloadsResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkloadsResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{34}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListWorkloadsResponse) GetWorkloads() []*Workload {
@@ -2442,7 +4066,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[35]
+	mi := &file_treaty_v1_registry_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2454,7 +4078,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[35]
+	mi := &file_treaty_v1_registry_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +4091,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{35}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Policy) GetId() string {
@@ -2545,7 +4169,7 @@ type PutPolicyRequest struct {
 
 func (x *PutPolicyRequest) Reset() {
 	*x = PutPolicyRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[36]
+	mi := &file_treaty_v1_registry_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +4181,7 @@ func (x *PutPolicyRequest) String() string {
 func (*PutPolicyRequest) ProtoMessage() {}
 
 func (x *PutPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[36]
+	mi := &file_treaty_v1_registry_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +4194,7 @@ func (x *PutPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPolicyRequest.ProtoReflect.Descriptor instead.
 func (*PutPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{36}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *PutPolicyRequest) GetPartnerId() string {
@@ -2614,7 +4238,7 @@ type PutPolicyResponse struct {
 
 func (x *PutPolicyResponse) Reset() {
 	*x = PutPolicyResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[37]
+	mi := &file_treaty_v1_registry_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +4250,7 @@ func (x *PutPolicyResponse) String() string {
 func (*PutPolicyResponse) ProtoMessage() {}
 
 func (x *PutPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[37]
+	mi := &file_treaty_v1_registry_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +4263,7 @@ func (x *PutPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPolicyResponse.ProtoReflect.Descriptor instead.
 func (*PutPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{37}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *PutPolicyResponse) GetPolicy() *Policy {
@@ -2667,7 +4291,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[38]
+	mi := &file_treaty_v1_registry_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2679,7 +4303,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[38]
+	mi := &file_treaty_v1_registry_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2692,7 +4316,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{38}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetPolicyRequest) GetId() string {
@@ -2713,7 +4337,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[39]
+	mi := &file_treaty_v1_registry_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2725,7 +4349,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[39]
+	mi := &file_treaty_v1_registry_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2738,7 +4362,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{39}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *Policy {
@@ -2763,7 +4387,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[40]
+	mi := &file_treaty_v1_registry_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2775,7 +4399,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[40]
+	mi := &file_treaty_v1_registry_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2788,7 +4412,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{40}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListPoliciesRequest) GetPartnerId() string {
@@ -2825,7 +4449,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[41]
+	mi := &file_treaty_v1_registry_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +4461,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[41]
+	mi := &file_treaty_v1_registry_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +4474,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{41}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -2888,7 +4512,7 @@ type ClientSecret struct {
 
 func (x *ClientSecret) Reset() {
 	*x = ClientSecret{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[42]
+	mi := &file_treaty_v1_registry_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2900,7 +4524,7 @@ func (x *ClientSecret) String() string {
 func (*ClientSecret) ProtoMessage() {}
 
 func (x *ClientSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[42]
+	mi := &file_treaty_v1_registry_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2913,7 +4537,7 @@ func (x *ClientSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSecret.ProtoReflect.Descriptor instead.
 func (*ClientSecret) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{42}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ClientSecret) GetId() string {
@@ -2973,7 +4597,7 @@ type CreateClientSecretRequest struct {
 
 func (x *CreateClientSecretRequest) Reset() {
 	*x = CreateClientSecretRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[43]
+	mi := &file_treaty_v1_registry_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2985,7 +4609,7 @@ func (x *CreateClientSecretRequest) String() string {
 func (*CreateClientSecretRequest) ProtoMessage() {}
 
 func (x *CreateClientSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[43]
+	mi := &file_treaty_v1_registry_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2998,7 +4622,7 @@ func (x *CreateClientSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateClientSecretRequest.ProtoReflect.Descriptor instead.
 func (*CreateClientSecretRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{43}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CreateClientSecretRequest) GetWorkloadId() string {
@@ -3036,7 +4660,7 @@ type CreateClientSecretResponse struct {
 
 func (x *CreateClientSecretResponse) Reset() {
 	*x = CreateClientSecretResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[44]
+	mi := &file_treaty_v1_registry_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3048,7 +4672,7 @@ func (x *CreateClientSecretResponse) String() string {
 func (*CreateClientSecretResponse) ProtoMessage() {}
 
 func (x *CreateClientSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[44]
+	mi := &file_treaty_v1_registry_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3061,7 +4685,7 @@ func (x *CreateClientSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateClientSecretResponse.ProtoReflect.Descriptor instead.
 func (*CreateClientSecretResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{44}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateClientSecretResponse) GetClientSecret() *ClientSecret {
@@ -3089,7 +4713,7 @@ type ListClientSecretsRequest struct {
 
 func (x *ListClientSecretsRequest) Reset() {
 	*x = ListClientSecretsRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[45]
+	mi := &file_treaty_v1_registry_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +4725,7 @@ func (x *ListClientSecretsRequest) String() string {
 func (*ListClientSecretsRequest) ProtoMessage() {}
 
 func (x *ListClientSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[45]
+	mi := &file_treaty_v1_registry_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +4738,7 @@ func (x *ListClientSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListClientSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{45}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListClientSecretsRequest) GetWorkloadId() string {
@@ -3135,7 +4759,7 @@ type ListClientSecretsResponse struct {
 
 func (x *ListClientSecretsResponse) Reset() {
 	*x = ListClientSecretsResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[46]
+	mi := &file_treaty_v1_registry_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3147,7 +4771,7 @@ func (x *ListClientSecretsResponse) String() string {
 func (*ListClientSecretsResponse) ProtoMessage() {}
 
 func (x *ListClientSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[46]
+	mi := &file_treaty_v1_registry_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3160,7 +4784,7 @@ func (x *ListClientSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListClientSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{46}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListClientSecretsResponse) GetClientSecrets() []*ClientSecret {
@@ -3185,7 +4809,7 @@ type RevokeClientSecretRequest struct {
 
 func (x *RevokeClientSecretRequest) Reset() {
 	*x = RevokeClientSecretRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[47]
+	mi := &file_treaty_v1_registry_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3197,7 +4821,7 @@ func (x *RevokeClientSecretRequest) String() string {
 func (*RevokeClientSecretRequest) ProtoMessage() {}
 
 func (x *RevokeClientSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[47]
+	mi := &file_treaty_v1_registry_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3210,7 +4834,7 @@ func (x *RevokeClientSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeClientSecretRequest.ProtoReflect.Descriptor instead.
 func (*RevokeClientSecretRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{47}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RevokeClientSecretRequest) GetWorkloadId() string {
@@ -3245,7 +4869,7 @@ type RevokeClientSecretResponse struct {
 
 func (x *RevokeClientSecretResponse) Reset() {
 	*x = RevokeClientSecretResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[48]
+	mi := &file_treaty_v1_registry_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3257,7 +4881,7 @@ func (x *RevokeClientSecretResponse) String() string {
 func (*RevokeClientSecretResponse) ProtoMessage() {}
 
 func (x *RevokeClientSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[48]
+	mi := &file_treaty_v1_registry_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3270,7 +4894,7 @@ func (x *RevokeClientSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeClientSecretResponse.ProtoReflect.Descriptor instead.
 func (*RevokeClientSecretResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{48}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RevokeClientSecretResponse) GetClientSecret() *ClientSecret {
@@ -3291,7 +4915,7 @@ type ListClientSecretVerifiersRequest struct {
 
 func (x *ListClientSecretVerifiersRequest) Reset() {
 	*x = ListClientSecretVerifiersRequest{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[49]
+	mi := &file_treaty_v1_registry_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3303,7 +4927,7 @@ func (x *ListClientSecretVerifiersRequest) String() string {
 func (*ListClientSecretVerifiersRequest) ProtoMessage() {}
 
 func (x *ListClientSecretVerifiersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[49]
+	mi := &file_treaty_v1_registry_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3316,7 +4940,7 @@ func (x *ListClientSecretVerifiersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListClientSecretVerifiersRequest.ProtoReflect.Descriptor instead.
 func (*ListClientSecretVerifiersRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{49}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListClientSecretVerifiersRequest) GetWorkloadId() string {
@@ -3341,7 +4965,7 @@ type ClientSecretVerifier struct {
 
 func (x *ClientSecretVerifier) Reset() {
 	*x = ClientSecretVerifier{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[50]
+	mi := &file_treaty_v1_registry_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3353,7 +4977,7 @@ func (x *ClientSecretVerifier) String() string {
 func (*ClientSecretVerifier) ProtoMessage() {}
 
 func (x *ClientSecretVerifier) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[50]
+	mi := &file_treaty_v1_registry_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3366,7 +4990,7 @@ func (x *ClientSecretVerifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientSecretVerifier.ProtoReflect.Descriptor instead.
 func (*ClientSecretVerifier) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{50}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ClientSecretVerifier) GetId() string {
@@ -3401,7 +5025,7 @@ type ListClientSecretVerifiersResponse struct {
 
 func (x *ListClientSecretVerifiersResponse) Reset() {
 	*x = ListClientSecretVerifiersResponse{}
-	mi := &file_treaty_v1_registry_proto_msgTypes[51]
+	mi := &file_treaty_v1_registry_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3413,7 +5037,7 @@ func (x *ListClientSecretVerifiersResponse) String() string {
 func (*ListClientSecretVerifiersResponse) ProtoMessage() {}
 
 func (x *ListClientSecretVerifiersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_registry_proto_msgTypes[51]
+	mi := &file_treaty_v1_registry_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3426,7 +5050,7 @@ func (x *ListClientSecretVerifiersResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use ListClientSecretVerifiersResponse.ProtoReflect.Descriptor instead.
 func (*ListClientSecretVerifiersResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{51}
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListClientSecretVerifiersResponse) GetVerifiers() []*ClientSecretVerifier {
@@ -3440,7 +5064,7 @@ var File_treaty_v1_registry_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	"\x18treaty/v1/registry.proto\x12\ttreaty.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14treaty/v1/feed.proto\"\x92\x03\n" +
+	"\x18treaty/v1/registry.proto\x12\ttreaty.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14treaty/v1/feed.proto\"\x8d\t\n" +
 	"\aPartner\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x1d\n" +
@@ -3453,7 +5077,25 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x12\n" +
 	"\x04etag\x18\b \x01(\tR\x04etag\x120\n" +
-	"\trisk_tier\x18\t \x01(\x0e2\x13.treaty.v1.RiskTierR\briskTier\"\xb1\x04\n" +
+	"\trisk_tier\x18\t \x01(\x0e2\x13.treaty.v1.RiskTierR\briskTier\x12\x1d\n" +
+	"\n" +
+	"legal_name\x18\n" +
+	" \x01(\tR\tlegalName\x12H\n" +
+	"\x11relationship_type\x18\v \x01(\x0e2\x1b.treaty.v1.RelationshipTypeR\x10relationshipType\x12+\n" +
+	"\x11accountable_owner\x18\f \x01(\tR\x10accountableOwner\x12!\n" +
+	"\fbackup_owner\x18\r \x01(\tR\vbackupOwner\x12)\n" +
+	"\x10security_contact\x18\x0e \x01(\tR\x0fsecurityContact\x12.\n" +
+	"\x13breach_notice_hours\x18\x0f \x01(\x05R\x11breachNoticeHours\x12\x1f\n" +
+	"\vcontract_id\x18\x10 \x01(\tR\n" +
+	"contractId\x12J\n" +
+	"\x13contract_start_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x11contractStartTime\x12N\n" +
+	"\x13data_classification\x18\x12 \x01(\x0e2\x1d.treaty.v1.DataClassificationR\x12dataClassification\x12L\n" +
+	"\x14last_assessment_time\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x12lastAssessmentTime\x124\n" +
+	"\x16last_assessment_result\x18\x14 \x01(\tR\x14lastAssessmentResult\x12D\n" +
+	"\x10next_review_time\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x0enextReviewTime\x12\x1f\n" +
+	"\vapproved_by\x18\x16 \x01(\tR\n" +
+	"approvedBy\x12=\n" +
+	"\fapprove_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\vapproveTime\"\xfd\x06\n" +
 	"\vIntegration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -3469,11 +5111,20 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x04etag\x18\t \x01(\tR\x04etag\x12Z\n" +
 	"\x1ballowed_client_auth_methods\x18\n" +
 	" \x03(\x0e2\x1b.treaty.v1.ClientAuthMethodR\x18allowedClientAuthMethods\x12H\n" +
-	"\x11sender_constraint\x18\v \x01(\x0e2\x1b.treaty.v1.SenderConstraintR\x10senderConstraint\"h\n" +
+	"\x11sender_constraint\x18\v \x01(\x0e2\x1b.treaty.v1.SenderConstraintR\x10senderConstraint\x12\x18\n" +
+	"\apurpose\x18\f \x01(\tR\apurpose\x12 \n" +
+	"\venvironment\x18\r \x01(\tR\venvironment\x12#\n" +
+	"\rsource_ranges\x18\x0e \x03(\tR\fsourceRanges\x12\x1f\n" +
+	"\vapproved_by\x18\x0f \x01(\tR\n" +
+	"approvedBy\x12'\n" +
+	"\x0fapproval_ticket\x18\x10 \x01(\tR\x0eapprovalTicket\x12\x14\n" +
+	"\x05owner\x18\x11 \x01(\tR\x05owner\x12=\n" +
+	"\fapprove_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\vapproveTime\x12J\n" +
+	"\x13last_recertify_time\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x11lastRecertifyTime\"h\n" +
 	"\vWorkloadKey\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1c\n" +
 	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12$\n" +
-	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\"\x99\x03\n" +
+	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\"\xf8\x03\n" +
 	"\bWorkload\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0eintegration_id\x18\x02 \x01(\tR\rintegrationId\x12\x1d\n" +
@@ -3487,26 +5138,66 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x12\n" +
 	"\x04etag\x18\b \x01(\tR\x04etag\x12@\n" +
-	"\x0ftls_client_auth\x18\t \x01(\v2\x18.treaty.v1.TlsClientAuthR\rtlsClientAuth\"`\n" +
+	"\x0ftls_client_auth\x18\t \x01(\v2\x18.treaty.v1.TlsClientAuthR\rtlsClientAuth\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\n" +
+	" \x01(\tR\tcreatedBy\x12>\n" +
+	"\rlast_use_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vlastUseTime\"`\n" +
 	"\rTlsClientAuth\x12\x1d\n" +
 	"\n" +
 	"subject_dn\x18\x01 \x01(\tR\tsubjectDn\x12\x17\n" +
 	"\asan_dns\x18\x02 \x01(\tR\x06sanDns\x12\x17\n" +
-	"\asan_uri\x18\x03 \x01(\tR\x06sanUri\"Z\n" +
+	"\asan_uri\x18\x03 \x01(\tR\x06sanUri\"\x97\x01\n" +
 	"\x14CreatePartnerRequest\x12,\n" +
 	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actor\"a\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1a\n" +
+	"\bactivate\x18\x03 \x01(\bR\bactivate\x12\x1f\n" +
+	"\vapproved_by\x18\x04 \x01(\tR\n" +
+	"approvedBy\"^\n" +
+	"\x15ApprovePartnerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vapproved_by\x18\x02 \x01(\tR\n" +
+	"approvedBy\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"b\n" +
+	"\x16ApprovePartnerResponse\x12,\n" +
+	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\">\n" +
+	"\x16ActivatePartnerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\"c\n" +
+	"\x17ActivatePartnerResponse\x12,\n" +
+	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"X\n" +
+	"\x18ReactivatePartnerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"e\n" +
+	"\x19ReactivatePartnerResponse\x12,\n" +
+	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\x97\x01\n" +
+	"\x14UpdatePartnerRequest\x12,\n" +
+	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"a\n" +
+	"\x15UpdatePartnerResponse\x12,\n" +
+	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"a\n" +
 	"\x15CreatePartnerResponse\x12,\n" +
 	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\"#\n" +
 	"\x11GetPartnerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"B\n" +
 	"\x12GetPartnerResponse\x12,\n" +
-	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\"Q\n" +
+	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\"\x94\x02\n" +
 	"\x13ListPartnersRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"n\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12-\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x17.treaty.v1.PartnerStateR\x05state\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\x120\n" +
+	"\trisk_tier\x18\x05 \x01(\x0e2\x13.treaty.v1.RiskTierR\briskTier\x12J\n" +
+	"\x13contract_end_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x11contractEndBefore\"n\n" +
 	"\x14ListPartnersResponse\x12.\n" +
 	"\bpartners\x18\x01 \x03(\v2\x12.treaty.v1.PartnerR\bpartners\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"U\n" +
@@ -3537,23 +5228,72 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\"e\n" +
 	"\x16RetireWorkloadResponse\x12/\n" +
 	"\bworkload\x18\x01 \x01(\v2\x13.treaty.v1.WorkloadR\bworkload\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\"j\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\xa7\x01\n" +
 	"\x18CreateIntegrationRequest\x128\n" +
 	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actor\"q\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1a\n" +
+	"\bactivate\x18\x03 \x01(\bR\bactivate\x12\x1f\n" +
+	"\vapproved_by\x18\x04 \x01(\tR\n" +
+	"approvedBy\"\x8b\x01\n" +
+	"\x19ApproveIntegrationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vapproved_by\x18\x02 \x01(\tR\n" +
+	"approvedBy\x12'\n" +
+	"\x0fapproval_ticket\x18\x03 \x01(\tR\x0eapprovalTicket\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\"r\n" +
+	"\x1aApproveIntegrationResponse\x128\n" +
+	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"B\n" +
+	"\x1aActivateIntegrationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\"s\n" +
+	"\x1bActivateIntegrationResponse\x128\n" +
+	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"Y\n" +
+	"\x19SuspendIntegrationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"r\n" +
+	"\x1aSuspendIntegrationResponse\x128\n" +
+	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\\\n" +
+	"\x1cReactivateIntegrationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"u\n" +
+	"\x1dReactivateIntegrationResponse\x128\n" +
+	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\xa7\x01\n" +
+	"\x18UpdateIntegrationRequest\x128\n" +
+	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"q\n" +
+	"\x19UpdateIntegrationResponse\x128\n" +
+	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"[\n" +
+	"\x1bRecertifyIntegrationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"X\n" +
+	"\x1cRecertifyIntegrationResponse\x128\n" +
+	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\"q\n" +
 	"\x19CreateIntegrationResponse\x128\n" +
 	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\"'\n" +
 	"\x15GetIntegrationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"R\n" +
 	"\x16GetIntegrationResponse\x128\n" +
-	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\"t\n" +
+	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\"\xdf\x01\n" +
 	"\x17ListIntegrationsRequest\x12\x1d\n" +
 	"\n" +
 	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"~\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x121\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x1b.treaty.v1.IntegrationStateR\x05state\x12\x14\n" +
+	"\x05owner\x18\x05 \x01(\tR\x05owner\x12 \n" +
+	"\venvironment\x18\x06 \x01(\tR\venvironment\"~\n" +
 	"\x18ListIntegrationsResponse\x12:\n" +
 	"\fintegrations\x18\x01 \x03(\v2\x16.treaty.v1.IntegrationR\fintegrations\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcc\x01\n" +
@@ -3665,7 +5405,20 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\"b\n" +
 	"!ListClientSecretVerifiersResponse\x12=\n" +
-	"\tverifiers\x18\x01 \x03(\v2\x1f.treaty.v1.ClientSecretVerifierR\tverifiers*z\n" +
+	"\tverifiers\x18\x01 \x03(\v2\x1f.treaty.v1.ClientSecretVerifierR\tverifiers*\xe7\x01\n" +
+	"\x10RelationshipType\x12!\n" +
+	"\x1dRELATIONSHIP_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18RELATIONSHIP_TYPE_VENDOR\x10\x01\x12\x1a\n" +
+	"\x16RELATIONSHIP_TYPE_SAAS\x10\x02\x12.\n" +
+	"*RELATIONSHIP_TYPE_MANAGED_SERVICE_PROVIDER\x10\x03\x12\"\n" +
+	"\x1eRELATIONSHIP_TYPE_DATA_SHARING\x10\x04\x12\"\n" +
+	"\x1eRELATIONSHIP_TYPE_EMBEDDED_SDK\x10\x05*\xc5\x01\n" +
+	"\x12DataClassification\x12#\n" +
+	"\x1fDATA_CLASSIFICATION_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aDATA_CLASSIFICATION_PUBLIC\x10\x01\x12 \n" +
+	"\x1cDATA_CLASSIFICATION_INTERNAL\x10\x02\x12$\n" +
+	" DATA_CLASSIFICATION_CONFIDENTIAL\x10\x03\x12\"\n" +
+	"\x1eDATA_CLASSIFICATION_RESTRICTED\x10\x04*z\n" +
 	"\bRiskTier\x12\x19\n" +
 	"\x15RISK_TIER_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rRISK_TIER_LOW\x10\x01\x12\x14\n" +
@@ -3684,15 +5437,25 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x16SENDER_CONSTRAINT_NONE\x10\x01\x12\x1a\n" +
 	"\x16SENDER_CONSTRAINT_DPOP\x10\x02\x12\x1a\n" +
 	"\x16SENDER_CONSTRAINT_MTLS\x10\x03\x12\"\n" +
-	"\x1eSENDER_CONSTRAINT_DPOP_OR_MTLS\x10\x042\xac\x0f\n" +
+	"\x1eSENDER_CONSTRAINT_DPOP_OR_MTLS\x10\x042\xf2\x16\n" +
 	"\x0fRegistryService\x12R\n" +
-	"\rCreatePartner\x12\x1f.treaty.v1.CreatePartnerRequest\x1a .treaty.v1.CreatePartnerResponse\x12I\n" +
+	"\rCreatePartner\x12\x1f.treaty.v1.CreatePartnerRequest\x1a .treaty.v1.CreatePartnerResponse\x12U\n" +
+	"\x0eApprovePartner\x12 .treaty.v1.ApprovePartnerRequest\x1a!.treaty.v1.ApprovePartnerResponse\x12X\n" +
+	"\x0fActivatePartner\x12!.treaty.v1.ActivatePartnerRequest\x1a\".treaty.v1.ActivatePartnerResponse\x12^\n" +
+	"\x11ReactivatePartner\x12#.treaty.v1.ReactivatePartnerRequest\x1a$.treaty.v1.ReactivatePartnerResponse\x12R\n" +
+	"\rUpdatePartner\x12\x1f.treaty.v1.UpdatePartnerRequest\x1a .treaty.v1.UpdatePartnerResponse\x12I\n" +
 	"\n" +
 	"GetPartner\x12\x1c.treaty.v1.GetPartnerRequest\x1a\x1d.treaty.v1.GetPartnerResponse\x12O\n" +
 	"\fListPartners\x12\x1e.treaty.v1.ListPartnersRequest\x1a\x1f.treaty.v1.ListPartnersResponse\x12U\n" +
 	"\x0eSuspendPartner\x12 .treaty.v1.SuspendPartnerRequest\x1a!.treaty.v1.SuspendPartnerResponse\x12X\n" +
 	"\x0fOffboardPartner\x12!.treaty.v1.OffboardPartnerRequest\x1a\".treaty.v1.OffboardPartnerResponse\x12^\n" +
-	"\x11CreateIntegration\x12#.treaty.v1.CreateIntegrationRequest\x1a$.treaty.v1.CreateIntegrationResponse\x12^\n" +
+	"\x11CreateIntegration\x12#.treaty.v1.CreateIntegrationRequest\x1a$.treaty.v1.CreateIntegrationResponse\x12a\n" +
+	"\x12ApproveIntegration\x12$.treaty.v1.ApproveIntegrationRequest\x1a%.treaty.v1.ApproveIntegrationResponse\x12d\n" +
+	"\x13ActivateIntegration\x12%.treaty.v1.ActivateIntegrationRequest\x1a&.treaty.v1.ActivateIntegrationResponse\x12a\n" +
+	"\x12SuspendIntegration\x12$.treaty.v1.SuspendIntegrationRequest\x1a%.treaty.v1.SuspendIntegrationResponse\x12j\n" +
+	"\x15ReactivateIntegration\x12'.treaty.v1.ReactivateIntegrationRequest\x1a(.treaty.v1.ReactivateIntegrationResponse\x12^\n" +
+	"\x11UpdateIntegration\x12#.treaty.v1.UpdateIntegrationRequest\x1a$.treaty.v1.UpdateIntegrationResponse\x12g\n" +
+	"\x14RecertifyIntegration\x12&.treaty.v1.RecertifyIntegrationRequest\x1a'.treaty.v1.RecertifyIntegrationResponse\x12^\n" +
 	"\x11RetireIntegration\x12#.treaty.v1.RetireIntegrationRequest\x1a$.treaty.v1.RetireIntegrationResponse\x12U\n" +
 	"\x0eGetIntegration\x12 .treaty.v1.GetIntegrationRequest\x1a!.treaty.v1.GetIntegrationResponse\x12[\n" +
 	"\x10ListIntegrations\x12\".treaty.v1.ListIntegrationsRequest\x1a#.treaty.v1.ListIntegrationsResponse\x12U\n" +
@@ -3722,170 +5485,240 @@ func file_treaty_v1_registry_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_registry_proto_rawDescData
 }
 
-var file_treaty_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_treaty_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_treaty_v1_registry_proto_goTypes = []any{
-	(RiskTier)(0),                             // 0: treaty.v1.RiskTier
-	(ClientAuthMethod)(0),                     // 1: treaty.v1.ClientAuthMethod
-	(SenderConstraint)(0),                     // 2: treaty.v1.SenderConstraint
-	(*Partner)(nil),                           // 3: treaty.v1.Partner
-	(*Integration)(nil),                       // 4: treaty.v1.Integration
-	(*WorkloadKey)(nil),                       // 5: treaty.v1.WorkloadKey
-	(*Workload)(nil),                          // 6: treaty.v1.Workload
-	(*TlsClientAuth)(nil),                     // 7: treaty.v1.TlsClientAuth
-	(*CreatePartnerRequest)(nil),              // 8: treaty.v1.CreatePartnerRequest
-	(*CreatePartnerResponse)(nil),             // 9: treaty.v1.CreatePartnerResponse
-	(*GetPartnerRequest)(nil),                 // 10: treaty.v1.GetPartnerRequest
-	(*GetPartnerResponse)(nil),                // 11: treaty.v1.GetPartnerResponse
-	(*ListPartnersRequest)(nil),               // 12: treaty.v1.ListPartnersRequest
-	(*ListPartnersResponse)(nil),              // 13: treaty.v1.ListPartnersResponse
-	(*SuspendPartnerRequest)(nil),             // 14: treaty.v1.SuspendPartnerRequest
-	(*SuspendPartnerResponse)(nil),            // 15: treaty.v1.SuspendPartnerResponse
-	(*OffboardPartnerRequest)(nil),            // 16: treaty.v1.OffboardPartnerRequest
-	(*OffboardPartnerResponse)(nil),           // 17: treaty.v1.OffboardPartnerResponse
-	(*RetireIntegrationRequest)(nil),          // 18: treaty.v1.RetireIntegrationRequest
-	(*RetireIntegrationResponse)(nil),         // 19: treaty.v1.RetireIntegrationResponse
-	(*RetireWorkloadRequest)(nil),             // 20: treaty.v1.RetireWorkloadRequest
-	(*RetireWorkloadResponse)(nil),            // 21: treaty.v1.RetireWorkloadResponse
-	(*CreateIntegrationRequest)(nil),          // 22: treaty.v1.CreateIntegrationRequest
-	(*CreateIntegrationResponse)(nil),         // 23: treaty.v1.CreateIntegrationResponse
-	(*GetIntegrationRequest)(nil),             // 24: treaty.v1.GetIntegrationRequest
-	(*GetIntegrationResponse)(nil),            // 25: treaty.v1.GetIntegrationResponse
-	(*ListIntegrationsRequest)(nil),           // 26: treaty.v1.ListIntegrationsRequest
-	(*ListIntegrationsResponse)(nil),          // 27: treaty.v1.ListIntegrationsResponse
-	(*CreateWorkloadRequest)(nil),             // 28: treaty.v1.CreateWorkloadRequest
-	(*AddWorkloadKeyRequest)(nil),             // 29: treaty.v1.AddWorkloadKeyRequest
-	(*AddWorkloadKeyResponse)(nil),            // 30: treaty.v1.AddWorkloadKeyResponse
-	(*RemoveWorkloadKeyRequest)(nil),          // 31: treaty.v1.RemoveWorkloadKeyRequest
-	(*RemoveWorkloadKeyResponse)(nil),         // 32: treaty.v1.RemoveWorkloadKeyResponse
-	(*CreateWorkloadResponse)(nil),            // 33: treaty.v1.CreateWorkloadResponse
-	(*GetWorkloadRequest)(nil),                // 34: treaty.v1.GetWorkloadRequest
-	(*GetWorkloadResponse)(nil),               // 35: treaty.v1.GetWorkloadResponse
-	(*ListWorkloadsRequest)(nil),              // 36: treaty.v1.ListWorkloadsRequest
-	(*ListWorkloadsResponse)(nil),             // 37: treaty.v1.ListWorkloadsResponse
-	(*Policy)(nil),                            // 38: treaty.v1.Policy
-	(*PutPolicyRequest)(nil),                  // 39: treaty.v1.PutPolicyRequest
-	(*PutPolicyResponse)(nil),                 // 40: treaty.v1.PutPolicyResponse
-	(*GetPolicyRequest)(nil),                  // 41: treaty.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),                 // 42: treaty.v1.GetPolicyResponse
-	(*ListPoliciesRequest)(nil),               // 43: treaty.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),              // 44: treaty.v1.ListPoliciesResponse
-	(*ClientSecret)(nil),                      // 45: treaty.v1.ClientSecret
-	(*CreateClientSecretRequest)(nil),         // 46: treaty.v1.CreateClientSecretRequest
-	(*CreateClientSecretResponse)(nil),        // 47: treaty.v1.CreateClientSecretResponse
-	(*ListClientSecretsRequest)(nil),          // 48: treaty.v1.ListClientSecretsRequest
-	(*ListClientSecretsResponse)(nil),         // 49: treaty.v1.ListClientSecretsResponse
-	(*RevokeClientSecretRequest)(nil),         // 50: treaty.v1.RevokeClientSecretRequest
-	(*RevokeClientSecretResponse)(nil),        // 51: treaty.v1.RevokeClientSecretResponse
-	(*ListClientSecretVerifiersRequest)(nil),  // 52: treaty.v1.ListClientSecretVerifiersRequest
-	(*ClientSecretVerifier)(nil),              // 53: treaty.v1.ClientSecretVerifier
-	(*ListClientSecretVerifiersResponse)(nil), // 54: treaty.v1.ListClientSecretVerifiersResponse
-	(*timestamppb.Timestamp)(nil),             // 55: google.protobuf.Timestamp
-	(PartnerState)(0),                         // 56: treaty.v1.PartnerState
-	(*durationpb.Duration)(nil),               // 57: google.protobuf.Duration
-	(IntegrationState)(0),                     // 58: treaty.v1.IntegrationState
-	(WorkloadState)(0),                        // 59: treaty.v1.WorkloadState
-	(PolicyMode)(0),                           // 60: treaty.v1.PolicyMode
+	(RelationshipType)(0),                     // 0: treaty.v1.RelationshipType
+	(DataClassification)(0),                   // 1: treaty.v1.DataClassification
+	(RiskTier)(0),                             // 2: treaty.v1.RiskTier
+	(ClientAuthMethod)(0),                     // 3: treaty.v1.ClientAuthMethod
+	(SenderConstraint)(0),                     // 4: treaty.v1.SenderConstraint
+	(*Partner)(nil),                           // 5: treaty.v1.Partner
+	(*Integration)(nil),                       // 6: treaty.v1.Integration
+	(*WorkloadKey)(nil),                       // 7: treaty.v1.WorkloadKey
+	(*Workload)(nil),                          // 8: treaty.v1.Workload
+	(*TlsClientAuth)(nil),                     // 9: treaty.v1.TlsClientAuth
+	(*CreatePartnerRequest)(nil),              // 10: treaty.v1.CreatePartnerRequest
+	(*ApprovePartnerRequest)(nil),             // 11: treaty.v1.ApprovePartnerRequest
+	(*ApprovePartnerResponse)(nil),            // 12: treaty.v1.ApprovePartnerResponse
+	(*ActivatePartnerRequest)(nil),            // 13: treaty.v1.ActivatePartnerRequest
+	(*ActivatePartnerResponse)(nil),           // 14: treaty.v1.ActivatePartnerResponse
+	(*ReactivatePartnerRequest)(nil),          // 15: treaty.v1.ReactivatePartnerRequest
+	(*ReactivatePartnerResponse)(nil),         // 16: treaty.v1.ReactivatePartnerResponse
+	(*UpdatePartnerRequest)(nil),              // 17: treaty.v1.UpdatePartnerRequest
+	(*UpdatePartnerResponse)(nil),             // 18: treaty.v1.UpdatePartnerResponse
+	(*CreatePartnerResponse)(nil),             // 19: treaty.v1.CreatePartnerResponse
+	(*GetPartnerRequest)(nil),                 // 20: treaty.v1.GetPartnerRequest
+	(*GetPartnerResponse)(nil),                // 21: treaty.v1.GetPartnerResponse
+	(*ListPartnersRequest)(nil),               // 22: treaty.v1.ListPartnersRequest
+	(*ListPartnersResponse)(nil),              // 23: treaty.v1.ListPartnersResponse
+	(*SuspendPartnerRequest)(nil),             // 24: treaty.v1.SuspendPartnerRequest
+	(*SuspendPartnerResponse)(nil),            // 25: treaty.v1.SuspendPartnerResponse
+	(*OffboardPartnerRequest)(nil),            // 26: treaty.v1.OffboardPartnerRequest
+	(*OffboardPartnerResponse)(nil),           // 27: treaty.v1.OffboardPartnerResponse
+	(*RetireIntegrationRequest)(nil),          // 28: treaty.v1.RetireIntegrationRequest
+	(*RetireIntegrationResponse)(nil),         // 29: treaty.v1.RetireIntegrationResponse
+	(*RetireWorkloadRequest)(nil),             // 30: treaty.v1.RetireWorkloadRequest
+	(*RetireWorkloadResponse)(nil),            // 31: treaty.v1.RetireWorkloadResponse
+	(*CreateIntegrationRequest)(nil),          // 32: treaty.v1.CreateIntegrationRequest
+	(*ApproveIntegrationRequest)(nil),         // 33: treaty.v1.ApproveIntegrationRequest
+	(*ApproveIntegrationResponse)(nil),        // 34: treaty.v1.ApproveIntegrationResponse
+	(*ActivateIntegrationRequest)(nil),        // 35: treaty.v1.ActivateIntegrationRequest
+	(*ActivateIntegrationResponse)(nil),       // 36: treaty.v1.ActivateIntegrationResponse
+	(*SuspendIntegrationRequest)(nil),         // 37: treaty.v1.SuspendIntegrationRequest
+	(*SuspendIntegrationResponse)(nil),        // 38: treaty.v1.SuspendIntegrationResponse
+	(*ReactivateIntegrationRequest)(nil),      // 39: treaty.v1.ReactivateIntegrationRequest
+	(*ReactivateIntegrationResponse)(nil),     // 40: treaty.v1.ReactivateIntegrationResponse
+	(*UpdateIntegrationRequest)(nil),          // 41: treaty.v1.UpdateIntegrationRequest
+	(*UpdateIntegrationResponse)(nil),         // 42: treaty.v1.UpdateIntegrationResponse
+	(*RecertifyIntegrationRequest)(nil),       // 43: treaty.v1.RecertifyIntegrationRequest
+	(*RecertifyIntegrationResponse)(nil),      // 44: treaty.v1.RecertifyIntegrationResponse
+	(*CreateIntegrationResponse)(nil),         // 45: treaty.v1.CreateIntegrationResponse
+	(*GetIntegrationRequest)(nil),             // 46: treaty.v1.GetIntegrationRequest
+	(*GetIntegrationResponse)(nil),            // 47: treaty.v1.GetIntegrationResponse
+	(*ListIntegrationsRequest)(nil),           // 48: treaty.v1.ListIntegrationsRequest
+	(*ListIntegrationsResponse)(nil),          // 49: treaty.v1.ListIntegrationsResponse
+	(*CreateWorkloadRequest)(nil),             // 50: treaty.v1.CreateWorkloadRequest
+	(*AddWorkloadKeyRequest)(nil),             // 51: treaty.v1.AddWorkloadKeyRequest
+	(*AddWorkloadKeyResponse)(nil),            // 52: treaty.v1.AddWorkloadKeyResponse
+	(*RemoveWorkloadKeyRequest)(nil),          // 53: treaty.v1.RemoveWorkloadKeyRequest
+	(*RemoveWorkloadKeyResponse)(nil),         // 54: treaty.v1.RemoveWorkloadKeyResponse
+	(*CreateWorkloadResponse)(nil),            // 55: treaty.v1.CreateWorkloadResponse
+	(*GetWorkloadRequest)(nil),                // 56: treaty.v1.GetWorkloadRequest
+	(*GetWorkloadResponse)(nil),               // 57: treaty.v1.GetWorkloadResponse
+	(*ListWorkloadsRequest)(nil),              // 58: treaty.v1.ListWorkloadsRequest
+	(*ListWorkloadsResponse)(nil),             // 59: treaty.v1.ListWorkloadsResponse
+	(*Policy)(nil),                            // 60: treaty.v1.Policy
+	(*PutPolicyRequest)(nil),                  // 61: treaty.v1.PutPolicyRequest
+	(*PutPolicyResponse)(nil),                 // 62: treaty.v1.PutPolicyResponse
+	(*GetPolicyRequest)(nil),                  // 63: treaty.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),                 // 64: treaty.v1.GetPolicyResponse
+	(*ListPoliciesRequest)(nil),               // 65: treaty.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),              // 66: treaty.v1.ListPoliciesResponse
+	(*ClientSecret)(nil),                      // 67: treaty.v1.ClientSecret
+	(*CreateClientSecretRequest)(nil),         // 68: treaty.v1.CreateClientSecretRequest
+	(*CreateClientSecretResponse)(nil),        // 69: treaty.v1.CreateClientSecretResponse
+	(*ListClientSecretsRequest)(nil),          // 70: treaty.v1.ListClientSecretsRequest
+	(*ListClientSecretsResponse)(nil),         // 71: treaty.v1.ListClientSecretsResponse
+	(*RevokeClientSecretRequest)(nil),         // 72: treaty.v1.RevokeClientSecretRequest
+	(*RevokeClientSecretResponse)(nil),        // 73: treaty.v1.RevokeClientSecretResponse
+	(*ListClientSecretVerifiersRequest)(nil),  // 74: treaty.v1.ListClientSecretVerifiersRequest
+	(*ClientSecretVerifier)(nil),              // 75: treaty.v1.ClientSecretVerifier
+	(*ListClientSecretVerifiersResponse)(nil), // 76: treaty.v1.ListClientSecretVerifiersResponse
+	(*timestamppb.Timestamp)(nil),             // 77: google.protobuf.Timestamp
+	(PartnerState)(0),                         // 78: treaty.v1.PartnerState
+	(*durationpb.Duration)(nil),               // 79: google.protobuf.Duration
+	(IntegrationState)(0),                     // 80: treaty.v1.IntegrationState
+	(WorkloadState)(0),                        // 81: treaty.v1.WorkloadState
+	(*fieldmaskpb.FieldMask)(nil),             // 82: google.protobuf.FieldMask
+	(PolicyMode)(0),                           // 83: treaty.v1.PolicyMode
 }
 var file_treaty_v1_registry_proto_depIdxs = []int32{
-	55, // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
-	56, // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
-	55, // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
-	55, // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
-	0,  // 4: treaty.v1.Partner.risk_tier:type_name -> treaty.v1.RiskTier
-	57, // 5: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
-	58, // 6: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
-	55, // 7: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
-	55, // 8: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 9: treaty.v1.Integration.allowed_client_auth_methods:type_name -> treaty.v1.ClientAuthMethod
-	2,  // 10: treaty.v1.Integration.sender_constraint:type_name -> treaty.v1.SenderConstraint
-	5,  // 11: treaty.v1.Workload.public_keys:type_name -> treaty.v1.WorkloadKey
-	59, // 12: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
-	55, // 13: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
-	55, // 14: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
-	7,  // 15: treaty.v1.Workload.tls_client_auth:type_name -> treaty.v1.TlsClientAuth
-	3,  // 16: treaty.v1.CreatePartnerRequest.partner:type_name -> treaty.v1.Partner
-	3,  // 17: treaty.v1.CreatePartnerResponse.partner:type_name -> treaty.v1.Partner
-	3,  // 18: treaty.v1.GetPartnerResponse.partner:type_name -> treaty.v1.Partner
-	3,  // 19: treaty.v1.ListPartnersResponse.partners:type_name -> treaty.v1.Partner
-	3,  // 20: treaty.v1.SuspendPartnerResponse.partner:type_name -> treaty.v1.Partner
-	3,  // 21: treaty.v1.OffboardPartnerResponse.partner:type_name -> treaty.v1.Partner
-	4,  // 22: treaty.v1.RetireIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	6,  // 23: treaty.v1.RetireWorkloadResponse.workload:type_name -> treaty.v1.Workload
-	4,  // 24: treaty.v1.CreateIntegrationRequest.integration:type_name -> treaty.v1.Integration
-	4,  // 25: treaty.v1.CreateIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	4,  // 26: treaty.v1.GetIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	4,  // 27: treaty.v1.ListIntegrationsResponse.integrations:type_name -> treaty.v1.Integration
-	7,  // 28: treaty.v1.CreateWorkloadRequest.tls_client_auth:type_name -> treaty.v1.TlsClientAuth
-	6,  // 29: treaty.v1.AddWorkloadKeyResponse.workload:type_name -> treaty.v1.Workload
-	6,  // 30: treaty.v1.RemoveWorkloadKeyResponse.workload:type_name -> treaty.v1.Workload
-	6,  // 31: treaty.v1.CreateWorkloadResponse.workload:type_name -> treaty.v1.Workload
-	6,  // 32: treaty.v1.GetWorkloadResponse.workload:type_name -> treaty.v1.Workload
-	6,  // 33: treaty.v1.ListWorkloadsResponse.workloads:type_name -> treaty.v1.Workload
-	60, // 34: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
-	55, // 35: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
-	60, // 36: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
-	38, // 37: treaty.v1.PutPolicyResponse.policy:type_name -> treaty.v1.Policy
-	38, // 38: treaty.v1.GetPolicyResponse.policy:type_name -> treaty.v1.Policy
-	38, // 39: treaty.v1.ListPoliciesResponse.policies:type_name -> treaty.v1.Policy
-	55, // 40: treaty.v1.ClientSecret.create_time:type_name -> google.protobuf.Timestamp
-	55, // 41: treaty.v1.ClientSecret.expire_time:type_name -> google.protobuf.Timestamp
-	55, // 42: treaty.v1.ClientSecret.revoke_time:type_name -> google.protobuf.Timestamp
-	57, // 43: treaty.v1.CreateClientSecretRequest.ttl:type_name -> google.protobuf.Duration
-	45, // 44: treaty.v1.CreateClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
-	45, // 45: treaty.v1.ListClientSecretsResponse.client_secrets:type_name -> treaty.v1.ClientSecret
-	45, // 46: treaty.v1.RevokeClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
-	55, // 47: treaty.v1.ClientSecretVerifier.expire_time:type_name -> google.protobuf.Timestamp
-	53, // 48: treaty.v1.ListClientSecretVerifiersResponse.verifiers:type_name -> treaty.v1.ClientSecretVerifier
-	8,  // 49: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
-	10, // 50: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
-	12, // 51: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
-	14, // 52: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
-	16, // 53: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
-	22, // 54: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
-	18, // 55: treaty.v1.RegistryService.RetireIntegration:input_type -> treaty.v1.RetireIntegrationRequest
-	24, // 56: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
-	26, // 57: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
-	28, // 58: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
-	20, // 59: treaty.v1.RegistryService.RetireWorkload:input_type -> treaty.v1.RetireWorkloadRequest
-	34, // 60: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
-	36, // 61: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
-	29, // 62: treaty.v1.RegistryService.AddWorkloadKey:input_type -> treaty.v1.AddWorkloadKeyRequest
-	31, // 63: treaty.v1.RegistryService.RemoveWorkloadKey:input_type -> treaty.v1.RemoveWorkloadKeyRequest
-	46, // 64: treaty.v1.RegistryService.CreateClientSecret:input_type -> treaty.v1.CreateClientSecretRequest
-	48, // 65: treaty.v1.RegistryService.ListClientSecrets:input_type -> treaty.v1.ListClientSecretsRequest
-	50, // 66: treaty.v1.RegistryService.RevokeClientSecret:input_type -> treaty.v1.RevokeClientSecretRequest
-	52, // 67: treaty.v1.RegistryService.ListClientSecretVerifiers:input_type -> treaty.v1.ListClientSecretVerifiersRequest
-	39, // 68: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
-	41, // 69: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
-	43, // 70: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
-	9,  // 71: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
-	11, // 72: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
-	13, // 73: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
-	15, // 74: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
-	17, // 75: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
-	23, // 76: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
-	19, // 77: treaty.v1.RegistryService.RetireIntegration:output_type -> treaty.v1.RetireIntegrationResponse
-	25, // 78: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
-	27, // 79: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
-	33, // 80: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
-	21, // 81: treaty.v1.RegistryService.RetireWorkload:output_type -> treaty.v1.RetireWorkloadResponse
-	35, // 82: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
-	37, // 83: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
-	30, // 84: treaty.v1.RegistryService.AddWorkloadKey:output_type -> treaty.v1.AddWorkloadKeyResponse
-	32, // 85: treaty.v1.RegistryService.RemoveWorkloadKey:output_type -> treaty.v1.RemoveWorkloadKeyResponse
-	47, // 86: treaty.v1.RegistryService.CreateClientSecret:output_type -> treaty.v1.CreateClientSecretResponse
-	49, // 87: treaty.v1.RegistryService.ListClientSecrets:output_type -> treaty.v1.ListClientSecretsResponse
-	51, // 88: treaty.v1.RegistryService.RevokeClientSecret:output_type -> treaty.v1.RevokeClientSecretResponse
-	54, // 89: treaty.v1.RegistryService.ListClientSecretVerifiers:output_type -> treaty.v1.ListClientSecretVerifiersResponse
-	40, // 90: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
-	42, // 91: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
-	44, // 92: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
-	71, // [71:93] is the sub-list for method output_type
-	49, // [49:71] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	77,  // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
+	78,  // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
+	77,  // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
+	77,  // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
+	2,   // 4: treaty.v1.Partner.risk_tier:type_name -> treaty.v1.RiskTier
+	0,   // 5: treaty.v1.Partner.relationship_type:type_name -> treaty.v1.RelationshipType
+	77,  // 6: treaty.v1.Partner.contract_start_time:type_name -> google.protobuf.Timestamp
+	1,   // 7: treaty.v1.Partner.data_classification:type_name -> treaty.v1.DataClassification
+	77,  // 8: treaty.v1.Partner.last_assessment_time:type_name -> google.protobuf.Timestamp
+	77,  // 9: treaty.v1.Partner.next_review_time:type_name -> google.protobuf.Timestamp
+	77,  // 10: treaty.v1.Partner.approve_time:type_name -> google.protobuf.Timestamp
+	79,  // 11: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
+	80,  // 12: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
+	77,  // 13: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
+	77,  // 14: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
+	3,   // 15: treaty.v1.Integration.allowed_client_auth_methods:type_name -> treaty.v1.ClientAuthMethod
+	4,   // 16: treaty.v1.Integration.sender_constraint:type_name -> treaty.v1.SenderConstraint
+	77,  // 17: treaty.v1.Integration.approve_time:type_name -> google.protobuf.Timestamp
+	77,  // 18: treaty.v1.Integration.last_recertify_time:type_name -> google.protobuf.Timestamp
+	7,   // 19: treaty.v1.Workload.public_keys:type_name -> treaty.v1.WorkloadKey
+	81,  // 20: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
+	77,  // 21: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
+	77,  // 22: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
+	9,   // 23: treaty.v1.Workload.tls_client_auth:type_name -> treaty.v1.TlsClientAuth
+	77,  // 24: treaty.v1.Workload.last_use_time:type_name -> google.protobuf.Timestamp
+	5,   // 25: treaty.v1.CreatePartnerRequest.partner:type_name -> treaty.v1.Partner
+	5,   // 26: treaty.v1.ApprovePartnerResponse.partner:type_name -> treaty.v1.Partner
+	5,   // 27: treaty.v1.ActivatePartnerResponse.partner:type_name -> treaty.v1.Partner
+	5,   // 28: treaty.v1.ReactivatePartnerResponse.partner:type_name -> treaty.v1.Partner
+	5,   // 29: treaty.v1.UpdatePartnerRequest.partner:type_name -> treaty.v1.Partner
+	82,  // 30: treaty.v1.UpdatePartnerRequest.update_mask:type_name -> google.protobuf.FieldMask
+	5,   // 31: treaty.v1.UpdatePartnerResponse.partner:type_name -> treaty.v1.Partner
+	5,   // 32: treaty.v1.CreatePartnerResponse.partner:type_name -> treaty.v1.Partner
+	5,   // 33: treaty.v1.GetPartnerResponse.partner:type_name -> treaty.v1.Partner
+	78,  // 34: treaty.v1.ListPartnersRequest.state:type_name -> treaty.v1.PartnerState
+	2,   // 35: treaty.v1.ListPartnersRequest.risk_tier:type_name -> treaty.v1.RiskTier
+	77,  // 36: treaty.v1.ListPartnersRequest.contract_end_before:type_name -> google.protobuf.Timestamp
+	5,   // 37: treaty.v1.ListPartnersResponse.partners:type_name -> treaty.v1.Partner
+	5,   // 38: treaty.v1.SuspendPartnerResponse.partner:type_name -> treaty.v1.Partner
+	5,   // 39: treaty.v1.OffboardPartnerResponse.partner:type_name -> treaty.v1.Partner
+	6,   // 40: treaty.v1.RetireIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	8,   // 41: treaty.v1.RetireWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	6,   // 42: treaty.v1.CreateIntegrationRequest.integration:type_name -> treaty.v1.Integration
+	6,   // 43: treaty.v1.ApproveIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	6,   // 44: treaty.v1.ActivateIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	6,   // 45: treaty.v1.SuspendIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	6,   // 46: treaty.v1.ReactivateIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	6,   // 47: treaty.v1.UpdateIntegrationRequest.integration:type_name -> treaty.v1.Integration
+	82,  // 48: treaty.v1.UpdateIntegrationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,   // 49: treaty.v1.UpdateIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	6,   // 50: treaty.v1.RecertifyIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	6,   // 51: treaty.v1.CreateIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	6,   // 52: treaty.v1.GetIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	80,  // 53: treaty.v1.ListIntegrationsRequest.state:type_name -> treaty.v1.IntegrationState
+	6,   // 54: treaty.v1.ListIntegrationsResponse.integrations:type_name -> treaty.v1.Integration
+	9,   // 55: treaty.v1.CreateWorkloadRequest.tls_client_auth:type_name -> treaty.v1.TlsClientAuth
+	8,   // 56: treaty.v1.AddWorkloadKeyResponse.workload:type_name -> treaty.v1.Workload
+	8,   // 57: treaty.v1.RemoveWorkloadKeyResponse.workload:type_name -> treaty.v1.Workload
+	8,   // 58: treaty.v1.CreateWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	8,   // 59: treaty.v1.GetWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	8,   // 60: treaty.v1.ListWorkloadsResponse.workloads:type_name -> treaty.v1.Workload
+	83,  // 61: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
+	77,  // 62: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
+	83,  // 63: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
+	60,  // 64: treaty.v1.PutPolicyResponse.policy:type_name -> treaty.v1.Policy
+	60,  // 65: treaty.v1.GetPolicyResponse.policy:type_name -> treaty.v1.Policy
+	60,  // 66: treaty.v1.ListPoliciesResponse.policies:type_name -> treaty.v1.Policy
+	77,  // 67: treaty.v1.ClientSecret.create_time:type_name -> google.protobuf.Timestamp
+	77,  // 68: treaty.v1.ClientSecret.expire_time:type_name -> google.protobuf.Timestamp
+	77,  // 69: treaty.v1.ClientSecret.revoke_time:type_name -> google.protobuf.Timestamp
+	79,  // 70: treaty.v1.CreateClientSecretRequest.ttl:type_name -> google.protobuf.Duration
+	67,  // 71: treaty.v1.CreateClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
+	67,  // 72: treaty.v1.ListClientSecretsResponse.client_secrets:type_name -> treaty.v1.ClientSecret
+	67,  // 73: treaty.v1.RevokeClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
+	77,  // 74: treaty.v1.ClientSecretVerifier.expire_time:type_name -> google.protobuf.Timestamp
+	75,  // 75: treaty.v1.ListClientSecretVerifiersResponse.verifiers:type_name -> treaty.v1.ClientSecretVerifier
+	10,  // 76: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
+	11,  // 77: treaty.v1.RegistryService.ApprovePartner:input_type -> treaty.v1.ApprovePartnerRequest
+	13,  // 78: treaty.v1.RegistryService.ActivatePartner:input_type -> treaty.v1.ActivatePartnerRequest
+	15,  // 79: treaty.v1.RegistryService.ReactivatePartner:input_type -> treaty.v1.ReactivatePartnerRequest
+	17,  // 80: treaty.v1.RegistryService.UpdatePartner:input_type -> treaty.v1.UpdatePartnerRequest
+	20,  // 81: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
+	22,  // 82: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
+	24,  // 83: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
+	26,  // 84: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
+	32,  // 85: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
+	33,  // 86: treaty.v1.RegistryService.ApproveIntegration:input_type -> treaty.v1.ApproveIntegrationRequest
+	35,  // 87: treaty.v1.RegistryService.ActivateIntegration:input_type -> treaty.v1.ActivateIntegrationRequest
+	37,  // 88: treaty.v1.RegistryService.SuspendIntegration:input_type -> treaty.v1.SuspendIntegrationRequest
+	39,  // 89: treaty.v1.RegistryService.ReactivateIntegration:input_type -> treaty.v1.ReactivateIntegrationRequest
+	41,  // 90: treaty.v1.RegistryService.UpdateIntegration:input_type -> treaty.v1.UpdateIntegrationRequest
+	43,  // 91: treaty.v1.RegistryService.RecertifyIntegration:input_type -> treaty.v1.RecertifyIntegrationRequest
+	28,  // 92: treaty.v1.RegistryService.RetireIntegration:input_type -> treaty.v1.RetireIntegrationRequest
+	46,  // 93: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
+	48,  // 94: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
+	50,  // 95: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
+	30,  // 96: treaty.v1.RegistryService.RetireWorkload:input_type -> treaty.v1.RetireWorkloadRequest
+	56,  // 97: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
+	58,  // 98: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
+	51,  // 99: treaty.v1.RegistryService.AddWorkloadKey:input_type -> treaty.v1.AddWorkloadKeyRequest
+	53,  // 100: treaty.v1.RegistryService.RemoveWorkloadKey:input_type -> treaty.v1.RemoveWorkloadKeyRequest
+	68,  // 101: treaty.v1.RegistryService.CreateClientSecret:input_type -> treaty.v1.CreateClientSecretRequest
+	70,  // 102: treaty.v1.RegistryService.ListClientSecrets:input_type -> treaty.v1.ListClientSecretsRequest
+	72,  // 103: treaty.v1.RegistryService.RevokeClientSecret:input_type -> treaty.v1.RevokeClientSecretRequest
+	74,  // 104: treaty.v1.RegistryService.ListClientSecretVerifiers:input_type -> treaty.v1.ListClientSecretVerifiersRequest
+	61,  // 105: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
+	63,  // 106: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
+	65,  // 107: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
+	19,  // 108: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
+	12,  // 109: treaty.v1.RegistryService.ApprovePartner:output_type -> treaty.v1.ApprovePartnerResponse
+	14,  // 110: treaty.v1.RegistryService.ActivatePartner:output_type -> treaty.v1.ActivatePartnerResponse
+	16,  // 111: treaty.v1.RegistryService.ReactivatePartner:output_type -> treaty.v1.ReactivatePartnerResponse
+	18,  // 112: treaty.v1.RegistryService.UpdatePartner:output_type -> treaty.v1.UpdatePartnerResponse
+	21,  // 113: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
+	23,  // 114: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
+	25,  // 115: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
+	27,  // 116: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
+	45,  // 117: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
+	34,  // 118: treaty.v1.RegistryService.ApproveIntegration:output_type -> treaty.v1.ApproveIntegrationResponse
+	36,  // 119: treaty.v1.RegistryService.ActivateIntegration:output_type -> treaty.v1.ActivateIntegrationResponse
+	38,  // 120: treaty.v1.RegistryService.SuspendIntegration:output_type -> treaty.v1.SuspendIntegrationResponse
+	40,  // 121: treaty.v1.RegistryService.ReactivateIntegration:output_type -> treaty.v1.ReactivateIntegrationResponse
+	42,  // 122: treaty.v1.RegistryService.UpdateIntegration:output_type -> treaty.v1.UpdateIntegrationResponse
+	44,  // 123: treaty.v1.RegistryService.RecertifyIntegration:output_type -> treaty.v1.RecertifyIntegrationResponse
+	29,  // 124: treaty.v1.RegistryService.RetireIntegration:output_type -> treaty.v1.RetireIntegrationResponse
+	47,  // 125: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
+	49,  // 126: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
+	55,  // 127: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
+	31,  // 128: treaty.v1.RegistryService.RetireWorkload:output_type -> treaty.v1.RetireWorkloadResponse
+	57,  // 129: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
+	59,  // 130: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
+	52,  // 131: treaty.v1.RegistryService.AddWorkloadKey:output_type -> treaty.v1.AddWorkloadKeyResponse
+	54,  // 132: treaty.v1.RegistryService.RemoveWorkloadKey:output_type -> treaty.v1.RemoveWorkloadKeyResponse
+	69,  // 133: treaty.v1.RegistryService.CreateClientSecret:output_type -> treaty.v1.CreateClientSecretResponse
+	71,  // 134: treaty.v1.RegistryService.ListClientSecrets:output_type -> treaty.v1.ListClientSecretsResponse
+	73,  // 135: treaty.v1.RegistryService.RevokeClientSecret:output_type -> treaty.v1.RevokeClientSecretResponse
+	76,  // 136: treaty.v1.RegistryService.ListClientSecretVerifiers:output_type -> treaty.v1.ListClientSecretVerifiersResponse
+	62,  // 137: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
+	64,  // 138: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
+	66,  // 139: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
+	108, // [108:140] is the sub-list for method output_type
+	76,  // [76:108] is the sub-list for method input_type
+	76,  // [76:76] is the sub-list for extension type_name
+	76,  // [76:76] is the sub-list for extension extendee
+	0,   // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_registry_proto_init() }
@@ -3899,8 +5732,8 @@ func file_treaty_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_registry_proto_rawDesc), len(file_treaty_v1_registry_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   52,
+			NumEnums:      5,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

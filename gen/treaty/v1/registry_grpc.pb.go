@@ -20,11 +20,21 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	RegistryService_CreatePartner_FullMethodName             = "/treaty.v1.RegistryService/CreatePartner"
+	RegistryService_ApprovePartner_FullMethodName            = "/treaty.v1.RegistryService/ApprovePartner"
+	RegistryService_ActivatePartner_FullMethodName           = "/treaty.v1.RegistryService/ActivatePartner"
+	RegistryService_ReactivatePartner_FullMethodName         = "/treaty.v1.RegistryService/ReactivatePartner"
+	RegistryService_UpdatePartner_FullMethodName             = "/treaty.v1.RegistryService/UpdatePartner"
 	RegistryService_GetPartner_FullMethodName                = "/treaty.v1.RegistryService/GetPartner"
 	RegistryService_ListPartners_FullMethodName              = "/treaty.v1.RegistryService/ListPartners"
 	RegistryService_SuspendPartner_FullMethodName            = "/treaty.v1.RegistryService/SuspendPartner"
 	RegistryService_OffboardPartner_FullMethodName           = "/treaty.v1.RegistryService/OffboardPartner"
 	RegistryService_CreateIntegration_FullMethodName         = "/treaty.v1.RegistryService/CreateIntegration"
+	RegistryService_ApproveIntegration_FullMethodName        = "/treaty.v1.RegistryService/ApproveIntegration"
+	RegistryService_ActivateIntegration_FullMethodName       = "/treaty.v1.RegistryService/ActivateIntegration"
+	RegistryService_SuspendIntegration_FullMethodName        = "/treaty.v1.RegistryService/SuspendIntegration"
+	RegistryService_ReactivateIntegration_FullMethodName     = "/treaty.v1.RegistryService/ReactivateIntegration"
+	RegistryService_UpdateIntegration_FullMethodName         = "/treaty.v1.RegistryService/UpdateIntegration"
+	RegistryService_RecertifyIntegration_FullMethodName      = "/treaty.v1.RegistryService/RecertifyIntegration"
 	RegistryService_RetireIntegration_FullMethodName         = "/treaty.v1.RegistryService/RetireIntegration"
 	RegistryService_GetIntegration_FullMethodName            = "/treaty.v1.RegistryService/GetIntegration"
 	RegistryService_ListIntegrations_FullMethodName          = "/treaty.v1.RegistryService/ListIntegrations"
@@ -51,23 +61,50 @@ const (
 // act for them. Every change that affects enforcement is published into the revoker's feed through
 // an outbox, and the reply carries the feed sequence it landed at.
 type RegistryServiceClient interface {
-	// CreatePartner registers a partner.
+	// CreatePartner registers a partner, PROPOSED; with `activate` it is also approved and activated
+	// in the same transaction (the one-step shortcut for small deployments).
 	CreatePartner(ctx context.Context, in *CreatePartnerRequest, opts ...grpc.CallOption) (*CreatePartnerResponse, error)
+	// ApprovePartner approves a PROPOSED partner and records who approved it and when.
+	ApprovePartner(ctx context.Context, in *ApprovePartnerRequest, opts ...grpc.CallOption) (*ApprovePartnerResponse, error)
+	// ActivatePartner activates an APPROVED partner: from then on its workloads may obtain
+	// credentials.
+	ActivatePartner(ctx context.Context, in *ActivatePartnerRequest, opts ...grpc.CallOption) (*ActivatePartnerResponse, error)
+	// ReactivatePartner lifts a suspension: the partner is ACTIVE again and its block is restored, so
+	// credentials issued before the restore stay dead.
+	ReactivatePartner(ctx context.Context, in *ReactivatePartnerRequest, opts ...grpc.CallOption) (*ReactivatePartnerResponse, error)
+	// UpdatePartner changes a partner's descriptive fields (never its state). The partner's etag is
+	// required; a stale one is ABORTED.
+	UpdatePartner(ctx context.Context, in *UpdatePartnerRequest, opts ...grpc.CallOption) (*UpdatePartnerResponse, error)
 	// GetPartner returns one partner.
 	GetPartner(ctx context.Context, in *GetPartnerRequest, opts ...grpc.CallOption) (*GetPartnerResponse, error)
-	// ListPartners pages through partners in id order.
+	// ListPartners pages through partners in id order, optionally filtered.
 	ListPartners(ctx context.Context, in *ListPartnersRequest, opts ...grpc.CallOption) (*ListPartnersResponse, error)
 	// SuspendPartner suspends an active partner and blocks every credential under it.
 	SuspendPartner(ctx context.Context, in *SuspendPartnerRequest, opts ...grpc.CallOption) (*SuspendPartnerResponse, error)
 	// OffboardPartner ends a partner permanently: it blocks every credential under it for good.
 	OffboardPartner(ctx context.Context, in *OffboardPartnerRequest, opts ...grpc.CallOption) (*OffboardPartnerResponse, error)
-	// CreateIntegration registers an integration under a partner.
+	// CreateIntegration registers an integration under a partner, REQUESTED; with `activate` it is
+	// also approved and activated in the same transaction.
 	CreateIntegration(ctx context.Context, in *CreateIntegrationRequest, opts ...grpc.CallOption) (*CreateIntegrationResponse, error)
+	// ApproveIntegration approves a REQUESTED integration and records who approved it, when, and
+	// under which ticket.
+	ApproveIntegration(ctx context.Context, in *ApproveIntegrationRequest, opts ...grpc.CallOption) (*ApproveIntegrationResponse, error)
+	// ActivateIntegration activates an APPROVED integration of an ACTIVE partner.
+	ActivateIntegration(ctx context.Context, in *ActivateIntegrationRequest, opts ...grpc.CallOption) (*ActivateIntegrationResponse, error)
+	// SuspendIntegration suspends an ACTIVE integration and blocks every credential under it.
+	SuspendIntegration(ctx context.Context, in *SuspendIntegrationRequest, opts ...grpc.CallOption) (*SuspendIntegrationResponse, error)
+	// ReactivateIntegration lifts an integration's suspension and restores its block.
+	ReactivateIntegration(ctx context.Context, in *ReactivateIntegrationRequest, opts ...grpc.CallOption) (*ReactivateIntegrationResponse, error)
+	// UpdateIntegration changes an integration's fields (never its state or partner). The
+	// integration's etag is required; a stale one is ABORTED.
+	UpdateIntegration(ctx context.Context, in *UpdateIntegrationRequest, opts ...grpc.CallOption) (*UpdateIntegrationResponse, error)
+	// RecertifyIntegration records that the integration's access was reviewed and is still needed.
+	RecertifyIntegration(ctx context.Context, in *RecertifyIntegrationRequest, opts ...grpc.CallOption) (*RecertifyIntegrationResponse, error)
 	// RetireIntegration retires an integration for good and blocks every credential under it.
 	RetireIntegration(ctx context.Context, in *RetireIntegrationRequest, opts ...grpc.CallOption) (*RetireIntegrationResponse, error)
 	// GetIntegration returns one integration.
 	GetIntegration(ctx context.Context, in *GetIntegrationRequest, opts ...grpc.CallOption) (*GetIntegrationResponse, error)
-	// ListIntegrations pages through integrations in id order.
+	// ListIntegrations pages through integrations in id order, optionally filtered.
 	ListIntegrations(ctx context.Context, in *ListIntegrationsRequest, opts ...grpc.CallOption) (*ListIntegrationsResponse, error)
 	// CreateWorkload registers a workload and its public key under an integration.
 	CreateWorkload(ctx context.Context, in *CreateWorkloadRequest, opts ...grpc.CallOption) (*CreateWorkloadResponse, error)
@@ -123,6 +160,46 @@ func (c *registryServiceClient) CreatePartner(ctx context.Context, in *CreatePar
 	return out, nil
 }
 
+func (c *registryServiceClient) ApprovePartner(ctx context.Context, in *ApprovePartnerRequest, opts ...grpc.CallOption) (*ApprovePartnerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApprovePartnerResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ApprovePartner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ActivatePartner(ctx context.Context, in *ActivatePartnerRequest, opts ...grpc.CallOption) (*ActivatePartnerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ActivatePartnerResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ActivatePartner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ReactivatePartner(ctx context.Context, in *ReactivatePartnerRequest, opts ...grpc.CallOption) (*ReactivatePartnerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReactivatePartnerResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ReactivatePartner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) UpdatePartner(ctx context.Context, in *UpdatePartnerRequest, opts ...grpc.CallOption) (*UpdatePartnerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdatePartnerResponse)
+	err := c.cc.Invoke(ctx, RegistryService_UpdatePartner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *registryServiceClient) GetPartner(ctx context.Context, in *GetPartnerRequest, opts ...grpc.CallOption) (*GetPartnerResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetPartnerResponse)
@@ -167,6 +244,66 @@ func (c *registryServiceClient) CreateIntegration(ctx context.Context, in *Creat
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateIntegrationResponse)
 	err := c.cc.Invoke(ctx, RegistryService_CreateIntegration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ApproveIntegration(ctx context.Context, in *ApproveIntegrationRequest, opts ...grpc.CallOption) (*ApproveIntegrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveIntegrationResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ApproveIntegration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ActivateIntegration(ctx context.Context, in *ActivateIntegrationRequest, opts ...grpc.CallOption) (*ActivateIntegrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ActivateIntegrationResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ActivateIntegration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) SuspendIntegration(ctx context.Context, in *SuspendIntegrationRequest, opts ...grpc.CallOption) (*SuspendIntegrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SuspendIntegrationResponse)
+	err := c.cc.Invoke(ctx, RegistryService_SuspendIntegration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) ReactivateIntegration(ctx context.Context, in *ReactivateIntegrationRequest, opts ...grpc.CallOption) (*ReactivateIntegrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReactivateIntegrationResponse)
+	err := c.cc.Invoke(ctx, RegistryService_ReactivateIntegration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) UpdateIntegration(ctx context.Context, in *UpdateIntegrationRequest, opts ...grpc.CallOption) (*UpdateIntegrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateIntegrationResponse)
+	err := c.cc.Invoke(ctx, RegistryService_UpdateIntegration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) RecertifyIntegration(ctx context.Context, in *RecertifyIntegrationRequest, opts ...grpc.CallOption) (*RecertifyIntegrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecertifyIntegrationResponse)
+	err := c.cc.Invoke(ctx, RegistryService_RecertifyIntegration_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -341,23 +478,50 @@ func (c *registryServiceClient) ListPolicies(ctx context.Context, in *ListPolici
 // act for them. Every change that affects enforcement is published into the revoker's feed through
 // an outbox, and the reply carries the feed sequence it landed at.
 type RegistryServiceServer interface {
-	// CreatePartner registers a partner.
+	// CreatePartner registers a partner, PROPOSED; with `activate` it is also approved and activated
+	// in the same transaction (the one-step shortcut for small deployments).
 	CreatePartner(context.Context, *CreatePartnerRequest) (*CreatePartnerResponse, error)
+	// ApprovePartner approves a PROPOSED partner and records who approved it and when.
+	ApprovePartner(context.Context, *ApprovePartnerRequest) (*ApprovePartnerResponse, error)
+	// ActivatePartner activates an APPROVED partner: from then on its workloads may obtain
+	// credentials.
+	ActivatePartner(context.Context, *ActivatePartnerRequest) (*ActivatePartnerResponse, error)
+	// ReactivatePartner lifts a suspension: the partner is ACTIVE again and its block is restored, so
+	// credentials issued before the restore stay dead.
+	ReactivatePartner(context.Context, *ReactivatePartnerRequest) (*ReactivatePartnerResponse, error)
+	// UpdatePartner changes a partner's descriptive fields (never its state). The partner's etag is
+	// required; a stale one is ABORTED.
+	UpdatePartner(context.Context, *UpdatePartnerRequest) (*UpdatePartnerResponse, error)
 	// GetPartner returns one partner.
 	GetPartner(context.Context, *GetPartnerRequest) (*GetPartnerResponse, error)
-	// ListPartners pages through partners in id order.
+	// ListPartners pages through partners in id order, optionally filtered.
 	ListPartners(context.Context, *ListPartnersRequest) (*ListPartnersResponse, error)
 	// SuspendPartner suspends an active partner and blocks every credential under it.
 	SuspendPartner(context.Context, *SuspendPartnerRequest) (*SuspendPartnerResponse, error)
 	// OffboardPartner ends a partner permanently: it blocks every credential under it for good.
 	OffboardPartner(context.Context, *OffboardPartnerRequest) (*OffboardPartnerResponse, error)
-	// CreateIntegration registers an integration under a partner.
+	// CreateIntegration registers an integration under a partner, REQUESTED; with `activate` it is
+	// also approved and activated in the same transaction.
 	CreateIntegration(context.Context, *CreateIntegrationRequest) (*CreateIntegrationResponse, error)
+	// ApproveIntegration approves a REQUESTED integration and records who approved it, when, and
+	// under which ticket.
+	ApproveIntegration(context.Context, *ApproveIntegrationRequest) (*ApproveIntegrationResponse, error)
+	// ActivateIntegration activates an APPROVED integration of an ACTIVE partner.
+	ActivateIntegration(context.Context, *ActivateIntegrationRequest) (*ActivateIntegrationResponse, error)
+	// SuspendIntegration suspends an ACTIVE integration and blocks every credential under it.
+	SuspendIntegration(context.Context, *SuspendIntegrationRequest) (*SuspendIntegrationResponse, error)
+	// ReactivateIntegration lifts an integration's suspension and restores its block.
+	ReactivateIntegration(context.Context, *ReactivateIntegrationRequest) (*ReactivateIntegrationResponse, error)
+	// UpdateIntegration changes an integration's fields (never its state or partner). The
+	// integration's etag is required; a stale one is ABORTED.
+	UpdateIntegration(context.Context, *UpdateIntegrationRequest) (*UpdateIntegrationResponse, error)
+	// RecertifyIntegration records that the integration's access was reviewed and is still needed.
+	RecertifyIntegration(context.Context, *RecertifyIntegrationRequest) (*RecertifyIntegrationResponse, error)
 	// RetireIntegration retires an integration for good and blocks every credential under it.
 	RetireIntegration(context.Context, *RetireIntegrationRequest) (*RetireIntegrationResponse, error)
 	// GetIntegration returns one integration.
 	GetIntegration(context.Context, *GetIntegrationRequest) (*GetIntegrationResponse, error)
-	// ListIntegrations pages through integrations in id order.
+	// ListIntegrations pages through integrations in id order, optionally filtered.
 	ListIntegrations(context.Context, *ListIntegrationsRequest) (*ListIntegrationsResponse, error)
 	// CreateWorkload registers a workload and its public key under an integration.
 	CreateWorkload(context.Context, *CreateWorkloadRequest) (*CreateWorkloadResponse, error)
@@ -406,6 +570,18 @@ type UnimplementedRegistryServiceServer struct{}
 func (UnimplementedRegistryServiceServer) CreatePartner(context.Context, *CreatePartnerRequest) (*CreatePartnerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreatePartner not implemented")
 }
+func (UnimplementedRegistryServiceServer) ApprovePartner(context.Context, *ApprovePartnerRequest) (*ApprovePartnerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApprovePartner not implemented")
+}
+func (UnimplementedRegistryServiceServer) ActivatePartner(context.Context, *ActivatePartnerRequest) (*ActivatePartnerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ActivatePartner not implemented")
+}
+func (UnimplementedRegistryServiceServer) ReactivatePartner(context.Context, *ReactivatePartnerRequest) (*ReactivatePartnerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReactivatePartner not implemented")
+}
+func (UnimplementedRegistryServiceServer) UpdatePartner(context.Context, *UpdatePartnerRequest) (*UpdatePartnerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdatePartner not implemented")
+}
 func (UnimplementedRegistryServiceServer) GetPartner(context.Context, *GetPartnerRequest) (*GetPartnerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPartner not implemented")
 }
@@ -420,6 +596,24 @@ func (UnimplementedRegistryServiceServer) OffboardPartner(context.Context, *Offb
 }
 func (UnimplementedRegistryServiceServer) CreateIntegration(context.Context, *CreateIntegrationRequest) (*CreateIntegrationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateIntegration not implemented")
+}
+func (UnimplementedRegistryServiceServer) ApproveIntegration(context.Context, *ApproveIntegrationRequest) (*ApproveIntegrationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveIntegration not implemented")
+}
+func (UnimplementedRegistryServiceServer) ActivateIntegration(context.Context, *ActivateIntegrationRequest) (*ActivateIntegrationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ActivateIntegration not implemented")
+}
+func (UnimplementedRegistryServiceServer) SuspendIntegration(context.Context, *SuspendIntegrationRequest) (*SuspendIntegrationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SuspendIntegration not implemented")
+}
+func (UnimplementedRegistryServiceServer) ReactivateIntegration(context.Context, *ReactivateIntegrationRequest) (*ReactivateIntegrationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReactivateIntegration not implemented")
+}
+func (UnimplementedRegistryServiceServer) UpdateIntegration(context.Context, *UpdateIntegrationRequest) (*UpdateIntegrationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateIntegration not implemented")
+}
+func (UnimplementedRegistryServiceServer) RecertifyIntegration(context.Context, *RecertifyIntegrationRequest) (*RecertifyIntegrationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecertifyIntegration not implemented")
 }
 func (UnimplementedRegistryServiceServer) RetireIntegration(context.Context, *RetireIntegrationRequest) (*RetireIntegrationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetireIntegration not implemented")
@@ -504,6 +698,78 @@ func _RegistryService_CreatePartner_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RegistryServiceServer).CreatePartner(ctx, req.(*CreatePartnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ApprovePartner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApprovePartnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ApprovePartner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ApprovePartner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ApprovePartner(ctx, req.(*ApprovePartnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ActivatePartner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ActivatePartnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ActivatePartner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ActivatePartner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ActivatePartner(ctx, req.(*ActivatePartnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ReactivatePartner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReactivatePartnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ReactivatePartner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ReactivatePartner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ReactivatePartner(ctx, req.(*ReactivatePartnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_UpdatePartner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdatePartnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).UpdatePartner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_UpdatePartner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).UpdatePartner(ctx, req.(*UpdatePartnerRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -594,6 +860,114 @@ func _RegistryService_CreateIntegration_Handler(srv interface{}, ctx context.Con
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RegistryServiceServer).CreateIntegration(ctx, req.(*CreateIntegrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ApproveIntegration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveIntegrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ApproveIntegration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ApproveIntegration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ApproveIntegration(ctx, req.(*ApproveIntegrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ActivateIntegration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ActivateIntegrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ActivateIntegration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ActivateIntegration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ActivateIntegration(ctx, req.(*ActivateIntegrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_SuspendIntegration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SuspendIntegrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).SuspendIntegration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_SuspendIntegration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).SuspendIntegration(ctx, req.(*SuspendIntegrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_ReactivateIntegration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReactivateIntegrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).ReactivateIntegration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_ReactivateIntegration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).ReactivateIntegration(ctx, req.(*ReactivateIntegrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_UpdateIntegration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateIntegrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).UpdateIntegration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_UpdateIntegration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).UpdateIntegration(ctx, req.(*UpdateIntegrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_RecertifyIntegration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecertifyIntegrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).RecertifyIntegration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_RecertifyIntegration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).RecertifyIntegration(ctx, req.(*RecertifyIntegrationRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -898,6 +1272,22 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _RegistryService_CreatePartner_Handler,
 		},
 		{
+			MethodName: "ApprovePartner",
+			Handler:    _RegistryService_ApprovePartner_Handler,
+		},
+		{
+			MethodName: "ActivatePartner",
+			Handler:    _RegistryService_ActivatePartner_Handler,
+		},
+		{
+			MethodName: "ReactivatePartner",
+			Handler:    _RegistryService_ReactivatePartner_Handler,
+		},
+		{
+			MethodName: "UpdatePartner",
+			Handler:    _RegistryService_UpdatePartner_Handler,
+		},
+		{
 			MethodName: "GetPartner",
 			Handler:    _RegistryService_GetPartner_Handler,
 		},
@@ -916,6 +1306,30 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateIntegration",
 			Handler:    _RegistryService_CreateIntegration_Handler,
+		},
+		{
+			MethodName: "ApproveIntegration",
+			Handler:    _RegistryService_ApproveIntegration_Handler,
+		},
+		{
+			MethodName: "ActivateIntegration",
+			Handler:    _RegistryService_ActivateIntegration_Handler,
+		},
+		{
+			MethodName: "SuspendIntegration",
+			Handler:    _RegistryService_SuspendIntegration_Handler,
+		},
+		{
+			MethodName: "ReactivateIntegration",
+			Handler:    _RegistryService_ReactivateIntegration_Handler,
+		},
+		{
+			MethodName: "UpdateIntegration",
+			Handler:    _RegistryService_UpdateIntegration_Handler,
+		},
+		{
+			MethodName: "RecertifyIntegration",
+			Handler:    _RegistryService_RecertifyIntegration_Handler,
 		},
 		{
 			MethodName: "RetireIntegration",
