@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/issuer/issuertest"
+	"github.com/treaty-dev/treaty/registry"
 )
 
 // offboardCredentials is how many live credentials the acceptance test offboards: 10,000 (issue
@@ -235,5 +237,40 @@ func TestOffboardRefused(t *testing.T) {
 	}
 	if _, err := e.client.GetOffboarding(ctx, &treatyv1.GetOffboardingRequest{PartnerId: "-"}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("GetOffboarding with a bad id: %v, want INVALID_ARGUMENT", err)
+	}
+}
+
+// TestContractEndOffboards: when a partner's contract end passes, the registry's scheduler moves
+// it to OFFBOARDING and runs the whole workflow on its own, to TERMINATED with a confirmed record.
+func TestContractEndOffboards(t *testing.T) {
+	e := newEnv(t)
+	end := time.Now().Add(3 * time.Second)
+	e.world.CreatePartner("acme", end)
+	e.world.CreateIntegration(issuertest.Integration{
+		ID: "acme-api", PartnerID: "acme", MaxTTL: time.Hour, Scopes: []string{"orders:read"}, Audiences: []string{audience},
+	})
+	e.mint([]issuertest.Workload{e.world.CreateWorkload("acme-bot", "acme-api")}, 20)
+	if time.Now().After(end) {
+		t.Skip("the machine is too slow to issue before the contract ends")
+	}
+	var rec *treatyv1.Offboarding
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got, err := e.client.GetOffboarding(context.Background(), &treatyv1.GetOffboardingRequest{PartnerId: "acme"})
+		if err == nil && got.GetOffboarding().GetStep() == treatyv1.OffboardingStep_OFFBOARDING_STEP_TERMINATED {
+			rec = got.GetOffboarding()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the contract ended but the offboarding did not finish: %v, %v", got, err)
+		}
+	}
+	// The issuer caps every credential's lifetime at the contract end, so at the contract end
+	// none is left to revoke: the record confirms zero live with nothing revoked.
+	if rec.GetActor() != registry.ContractActor || rec.GetRevokedCredentials() != 0 || rec.GetLiveCredentials() != 0 ||
+		rec.GetConfirmTime() == nil || rec.GetRetiredWorkloads() != 1 {
+		t.Errorf("offboarding at contract end: %v", rec)
+	}
+	if got := e.live("acme"); got != 0 {
+		t.Errorf("%d live credentials after the contract-end offboarding", got)
 	}
 }
