@@ -19,3 +19,14 @@ func validateRunOffboarding(req *treatyv1.RunOffboardingRequest) error {
 func validateGetOffboarding(req *treatyv1.GetOffboardingRequest) error {
 	return fail.CheckID("partner_id", req.GetPartnerId())
 }
+
+func validateImportSize(req *importRequest) error {
+	if n := len(req.partners) + len(req.integrations) + len(req.workloads); n > registry.MaxImportItems {
+		return fail.Invalidf("partners", "the import holds more than %d items; split it", registry.MaxImportItems)
+	}
+	return nil
+}
+
+func validateImport(req *importRequest) error {
+	return registry.CheckActor("actor", req.actor)
+}
