@@ -77,11 +77,11 @@ func importFromProto(req *importRequest) (registry.Import, []registry.ImportErro
 	in.Workloads = make([]registry.WorkloadSpec, len(req.workloads))
 	for i, m := range req.workloads {
 		spec := registry.WorkloadSpec{ID: m.GetId(), IntegrationID: m.GetIntegrationId(), TLS: registrysvc.TLSFromProto(m.GetTlsClientAuth())}
-		switch keys := m.GetPublicKeys(); {
-		case len(keys) > 1:
-			bad(registry.ImportWorkloads, i, fail.Invalidf("workload.public_keys", "workload.public_keys has %d keys; import one and add more with AddWorkloadKey", len(keys)))
-		case len(keys) == 1:
-			spec.PublicKeyPEM = keys[0].GetPublicKeyPem()
+		if keys := m.GetPublicKeys(); len(keys) > 0 {
+			spec.PublicKeyPEM = keys[0].GetPublicKeyPem() // the registry checks the first
+			if len(keys) > 1 {
+				bad(registry.ImportWorkloads, i, fail.Invalidf("workload.public_keys", "workload.public_keys has %d keys; import one and add more with AddWorkloadKey", len(keys)))
+			}
 		}
 		in.Workloads[i] = spec
 	}
