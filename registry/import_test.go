@@ -20,7 +20,14 @@ func activePartner(id string) registry.Partner {
 
 func activeIntegration(id, partnerID string) registry.Integration {
 	i := integration(id, partnerID)
+	i.Environment = "production"
 	i.State, i.ApprovedBy = treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, "carol"
+	return i
+}
+
+func requested(id, partnerID string) registry.Integration {
+	i := integration(id, partnerID)
+	i.Environment = "production"
 	return i
 }
 
@@ -32,7 +39,7 @@ func TestImportCommits(t *testing.T) {
 	e.mustPartner(t, "existing")
 	in := registry.Import{
 		Partners:     []registry.Partner{activePartner("acme"), partner("globex")},
-		Integrations: []registry.Integration{activeIntegration("acme-api", "acme"), activeIntegration("existing-api", "existing"), integration("globex-api", "globex")},
+		Integrations: []registry.Integration{activeIntegration("acme-api", "acme"), activeIntegration("existing-api", "existing"), requested("globex-api", "globex")},
 		Workloads: []registry.WorkloadSpec{
 			{ID: "acme-bot", IntegrationID: "acme-api", PublicKeyPEM: publicKeyPEM(t)},
 			{ID: "existing-bot", IntegrationID: "existing-api", PublicKeyPEM: publicKeyPEM(t)},

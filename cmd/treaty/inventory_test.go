@@ -69,6 +69,7 @@ integrations:
     allowed_scopes: [orders:read]
     audiences: [https://api.example.com]
     max_credential_ttl: 900s
+    environment: production
     state: INTEGRATION_STATE_ACTIVE
     approved_by: carol
 workloads:
@@ -106,7 +107,7 @@ func TestImportExportRoundTrip(t *testing.T) {
 		`inventory.yaml:line 3: partners[0] (acme): partner "acme" already exists`,
 		`inventory.yaml:line 10: partners[1] (globex)`,
 		`inventory.yaml:line 15: integrations[0] (acme-orders)`,
-		`inventory.yaml:line 23: workloads[0] (acme-bot)`,
+		`inventory.yaml:line 24: workloads[0] (acme-bot)`,
 		"4 errors; nothing was written",
 	} {
 		if !strings.Contains(errOut, want) {

@@ -45,13 +45,13 @@ func TestPartnerOffboard(t *testing.T) {
 	defer conn.Close()
 	ctx := context.Background()
 	reg, iss := treatyv1.NewRegistryServiceClient(conn), treatyv1.NewIssuerServiceClient(conn)
-	if _, err := reg.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: "alice", Partner: &treatyv1.Partner{
+	if _, err := reg.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: "alice", Activate: true, ApprovedBy: "carol", Partner: &treatyv1.Partner{
 		Id: "acme", DisplayName: "Acme", OwnerTeam: "payments", ContractEndTime: timestamppb.New(time.Now().Add(24 * time.Hour)),
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.CreateIntegration(ctx, &treatyv1.CreateIntegrationRequest{Actor: "alice", Integration: &treatyv1.Integration{
-		Id: "acme-api", PartnerId: "acme", AllowedScopes: []string{"orders:read"}, Audiences: []string{"api"},
+	if _, err := reg.CreateIntegration(ctx, &treatyv1.CreateIntegrationRequest{Actor: "alice", Activate: true, ApprovedBy: "carol", Integration: &treatyv1.Integration{
+		Id: "acme-api", PartnerId: "acme", AllowedScopes: []string{"orders:read"}, Audiences: []string{"api"}, Environment: "production",
 		MaxCredentialTtl: durationpb.New(time.Hour),
 	}}); err != nil {
 		t.Fatal(err)
@@ -75,7 +75,9 @@ func TestPartnerOffboard(t *testing.T) {
 		}
 	}
 
-	cli := func(args ...string) (int, string, string) { return treaty(t, append(args, "--server", srv.Addr(), "--actor", "alice")...) }
+	cli := func(args ...string) (int, string, string) {
+		return treaty(t, append(args, "--server", srv.Addr(), "--actor", "alice")...)
+	}
 	if code, _, errOut := cli("partner", "offboard", "acme"); code != exitUsage || !strings.Contains(errOut, "--reason") {
 		t.Fatalf("offboard without a reason: exit %d, %q", code, errOut)
 	}

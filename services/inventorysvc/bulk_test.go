@@ -84,13 +84,14 @@ func TestImportInventory(t *testing.T) {
 			State: treatyv1.PartnerState_PARTNER_STATE_ACTIVE, ApprovedBy: "carol"}
 	}
 	integ := &treatyv1.Integration{Id: "a-api", PartnerId: "a", AllowedScopes: []string{"x:read"}, Audiences: []string{"api"},
-		MaxCredentialTtl: durationpb.New(time.Minute), State: treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, ApprovedBy: "carol"}
+		MaxCredentialTtl: durationpb.New(time.Minute), State: treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, ApprovedBy: "carol",
+		Environment: "production"}
 
 	// Bad items, over two chunks.
 	noEnd := p("c")
 	noEnd.ContractEndTime = nil
 	badRanges := &treatyv1.Integration{Id: "b-api", PartnerId: "a", AllowedScopes: []string{"x:read"}, Audiences: []string{"api"},
-		MaxCredentialTtl: durationpb.New(time.Minute), SourceRanges: []string{"not a cidr"}}
+		MaxCredentialTtl: durationpb.New(time.Minute), SourceRanges: []string{"not a cidr"}, Environment: "production"}
 	twoKeys := &treatyv1.Workload{Id: "w2", IntegrationId: "a-api", PublicKeys: []*treatyv1.WorkloadKey{{PublicKeyPem: pemKey(t)}, {PublicKeyPem: pemKey(t)}}}
 	resp, err := importChunks(t, c,
 		&treatyv1.ImportInventoryRequest{Actor: "importer", Partners: []*treatyv1.Partner{p("a")}, Integrations: []*treatyv1.Integration{integ}},
