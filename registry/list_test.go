@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/registry"
@@ -180,7 +181,8 @@ func TestAuditTrailRecordsEveryChange(t *testing.T) {
 			Before: map[string]string{"state": "suspended", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium"},
 			After:  map[string]string{"state": "terminated", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium"}},
 	}
-	if diff := cmp.Diff(want, recs); diff != "" {
+	// The hashes are checked by the chain's own tests (audit_test.go).
+	if diff := cmp.Diff(want, recs, cmpopts.IgnoreFields(registry.AuditRecord{}, "Prev", "Hash")); diff != "" {
 		t.Errorf("audit trail (-want +got):\n%s", diff)
 	}
 	page, err := e.reg.ListAudit(ctx, 2, 2)

@@ -42,10 +42,12 @@ const (
 	bucketOffboardings = "offboardings"
 )
 
-// Schema is the layout of the registry's store.
+// Schema is the layout of the registry's store. Layout 2 hash-chains the audit trail; opening a
+// layout 1 store chains its existing records (chainAudit).
 var Schema = store.Schema{
-	Name:    "registry",
-	Version: 1,
+	Name:       "registry",
+	Version:    2,
+	Migrations: map[uint64]func(store.Tx) error{1: chainAudit},
 	Buckets: []string{
 		bucketPartners, bucketIntegrations, bucketWorkloads,
 		bucketIntegrationsByPartner, bucketWorkloadsByIntegration, bucketWorkloadKeys,

@@ -36,6 +36,7 @@ import (
 	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/services/adminsvc"
+	"github.com/treaty-dev/treaty/services/auditsvc"
 	"github.com/treaty-dev/treaty/services/authzen"
 	"github.com/treaty-dev/treaty/services/decisionlogsvc"
 	"github.com/treaty-dev/treaty/services/extauthz"
@@ -61,6 +62,7 @@ type Server struct {
 	pdp        *pdp.PDP
 	decisions  *decisionlog.Log
 	decLogSvc  *decisionlogsvc.Service
+	auditSvc   *auditsvc.Service
 	http       *http.Server // the AuthZEN and SSF APIs, when HTTPListen is set
 	httpPDP    *pdp.PDP     // the PDP AuthZEN serves, when it runs here
 	httpTrust  *Trust
@@ -228,6 +230,8 @@ func (s *Server) assemble(ctx context.Context) error {
 		s.goLoop(func() { reg.Run(ctx) }) // the contract-end scheduler, which also resumes offboardings
 		registrysvc.New(registrysvc.Config{Registry: reg, Logger: s.log}).Register(s.grpc)
 		inventorysvc.New(inventorysvc.Config{Registry: reg, Logger: s.log}).Register(s.grpc)
+		s.auditSvc = auditsvc.New(auditsvc.Config{Registry: reg, Logger: s.log})
+		s.auditSvc.Register(s.grpc)
 	}
 	if cfg.runs(PDP) {
 		st, err := open(PDP, pdp.Schema)
@@ -561,6 +565,9 @@ func (s *Server) Shutdown() {
 		}
 		if s.decLogSvc != nil {
 			s.decLogSvc.Close() // ends the tails, which would otherwise never finish
+		}
+		if s.auditSvc != nil {
+			s.auditSvc.Close() // ends the following exports
 		}
 		if s.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)

@@ -164,6 +164,7 @@ short-lived and instantly revocable.
 	root.AddCommand(c.serveCmd(), c.keygenCmd(), c.partnerCmd(), c.integrationCmd(), c.workloadCmd(),
 		c.tokenCmd(), c.checkCmd(), c.revokeCmd(), c.restoreCmd(), c.watchCmd(), c.policyCmd(), c.decisionsCmd(),
 		c.backupCmd(), c.restoreBackupCmd(), c.credentialsCmd(), c.importCmd(), c.exportCmd())
+	root.AddCommand(c.auditCmd())
 	return root
 }
 
