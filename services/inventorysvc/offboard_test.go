@@ -115,6 +115,32 @@ func TestOffboardLiveCredentials(t *testing.T) {
 		t.Errorf("%d credential revocations in the feed, want %d", revocations, n)
 	}
 
+	// The audit trail has each step, in order, with the evidence.
+	audit, err := treatyv1.NewAuditServiceClient(e.world.Conn()).ListAuditRecords(context.Background(),
+		&treatyv1.ListAuditRecordsRequest{Target: "partner/" + partner, PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, r := range audit.GetRecords() {
+		switch r.GetAction() {
+		case "partner.offboard.start", "partner.offboard.revoked", "partner.offboard.confirmed", "partner.terminate":
+			actions = append(actions, r.GetAction())
+		}
+		if r.GetAction() == "partner.offboard.revoked" && r.GetAfter()["revoked_credentials"] != strconv.Itoa(n) {
+			t.Errorf("partner.offboard.revoked records %q credentials, want %d", r.GetAfter()["revoked_credentials"], n)
+		}
+		if r.GetAction() == "partner.offboard.confirmed" && r.GetAfter()["live_credentials"] != "0" {
+			t.Errorf("partner.offboard.confirmed records %q live", r.GetAfter()["live_credentials"])
+		}
+	}
+	if diff := cmp.Diff([]string{"partner.offboard.start", "partner.offboard.revoked", "partner.offboard.confirmed", "partner.terminate"}, actions); diff != "" {
+		t.Errorf("audit actions (-want +got):\n%s", diff)
+	}
+	if v, err := treatyv1.NewAuditServiceClient(e.world.Conn()).VerifyAudit(context.Background(), &treatyv1.VerifyAuditRequest{}); err != nil || v.GetBroken() != nil {
+		t.Errorf("VerifyAudit after offboarding = %v, %v", v, err)
+	}
+
 	got, err := e.client.GetOffboarding(context.Background(), &treatyv1.GetOffboardingRequest{PartnerId: partner})
 	if err != nil {
 		t.Fatal(err)
