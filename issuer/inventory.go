@@ -27,7 +27,8 @@ type Filter struct {
 	PartnerID     string
 	IntegrationID string
 	WorkloadID    string
-	// LiveOnly keeps only credentials that have not expired.
+	// LiveOnly keeps only live credentials: not expired, and not revoked as far as the issuer has
+	// applied the feed.
 	LiveOnly bool
 	// ExpiredOnly keeps only credentials that have expired; not with LiveOnly.
 	ExpiredOnly bool
@@ -128,6 +129,7 @@ func (i *Issuer) Credential(jti string) (Credential, error) {
 		var err error
 		ok, err = getJSON(tx, bucketCreds, []byte(jti), &rec)
 		seen = lastSeen(tx, []byte(jti))
+		rec.revoked = revokedSequence(tx, []byte(jti))
 		return err
 	})
 	if err != nil {
@@ -192,9 +194,11 @@ func (i *Issuer) ListCredentials(f Filter, pageSize int, pageToken string) ([]Cr
 			if err != nil {
 				return false, err
 			}
-			live := rec.ExpireTime.After(now)
+			rec.revoked = revokedSequence(tx, jti)
+			expired := !rec.ExpireTime.After(now)
+			live := !expired && rec.revoked == 0
 			if (f.PartnerID != "" && rec.PartnerID != f.PartnerID) || (f.IntegrationID != "" && rec.IntegrationID != f.IntegrationID) ||
-				(f.LiveOnly && !live) || (f.ExpiredOnly && live) {
+				(f.LiveOnly && !live) || (f.ExpiredOnly && !expired) {
 				return true, nil
 			}
 			if len(out) == pageSize {
@@ -220,7 +224,7 @@ const MaxLiveIDs = 100
 // that stepped between issuances.
 const liveMargin = 5 * time.Minute
 
-// LiveQuery selects live (unexpired) credentials, for a revocation's dry run. Every field that is
+// LiveQuery selects live (unexpired and not revoked) credentials, for a revocation's dry run. Every field that is
 // set must match; at least one of the ids or BelowSequence must be set.
 type LiveQuery struct {
 	PartnerID, IntegrationID, WorkloadID string
@@ -248,6 +252,7 @@ type liveQuery struct {
 func (q liveQuery) matches(rec *credentialRecord, now time.Time) bool {
 	switch {
 	case !rec.ExpireTime.After(now),
+		rec.revoked != 0,
 		q.PartnerID != "" && rec.PartnerID != q.PartnerID,
 		q.IntegrationID != "" && rec.IntegrationID != q.IntegrationID,
 		q.WorkloadID != "" && rec.WorkloadID != q.WorkloadID,
@@ -261,7 +266,8 @@ func (q liveQuery) matches(rec *credentialRecord, now time.Time) bool {
 	return true
 }
 
-// CountLive counts the live credentials q selects and returns up to q.MaxIDs of their ids,
+// CountLive counts the live credentials q selects (unexpired, and not revoked as far as the issuer
+// has applied the feed: see WaitApplied) and returns up to q.MaxIDs of their ids,
 // soonest-expiring last.
 //
 // It never reads the whole inventory: a credential issued longer ago than the maximum credential
@@ -309,6 +315,7 @@ func (i *Issuer) CountLive(q LiveQuery) (uint64, []string, error) {
 		if q.CredentialID != "" {
 			var rec credentialRecord
 			ok, err := getJSON(tx, bucketCreds, []byte(q.CredentialID), &rec)
+			rec.revoked = revokedSequence(tx, []byte(q.CredentialID))
 			if ok {
 				visit(&rec)
 			}
@@ -331,6 +338,7 @@ func (i *Issuer) CountLive(q LiveQuery) (uint64, []string, error) {
 			if rec.IssueTime.Before(cutoff) {
 				return false, nil // everything older has expired
 			}
+			rec.revoked = revokedSequence(tx, jti)
 			visit(rec)
 			return true, nil
 		})

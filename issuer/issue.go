@@ -114,6 +114,10 @@ type Credential struct {
 	// LastSeen is when a PDP last allowed a request with the credential, as PDPs report it in
 	// batches (see ReportUsage); zero if none has. Only the inventory's reads set it.
 	LastSeen time.Time
+	// RevokedSequence is the feed sequence of the credential's revocation, once the issuer has
+	// applied it from the feed (see WaitApplied); zero otherwise. Only the inventory's reads set
+	// it. A revoked credential is not live.
+	RevokedSequence uint64
 }
 
 // Issued is a minted credential.

@@ -134,6 +134,7 @@ type Issuer struct {
 	next     atomic.Pointer[signer] // the key published ahead of its turn, if any
 	due      atomic.Int64           // when the key schedule next has a step to take (Unix nanos)
 	rotateMu sync.Mutex             // serializes key changes
+	applied  appliedFeed            // how far the inventory has applied the feed's revocations (revoked.go)
 
 	// Background work (key publication waits, the key watcher) lives as long as the Issuer.
 	ctx    context.Context

@@ -22,6 +22,7 @@ const (
 	bucketByWorkload = "credentials_by_workload"    // workload NUL ^n -> jti
 	bucketByInteg    = "credentials_by_integration" // integration NUL ^n -> jti (layout 2)
 	bucketLastSeen   = "credentials_last_seen"      // jti -> unix nanos, as PDPs report it
+	bucketRevoked    = "credentials_revoked"        // jti -> feed sequence of its revocation (revoked.go)
 	bucketReplay     = "replay"                     // workload NUL jti -> expiry (unix nanos)
 	bucketReplayExp  = "replay_expiry"              // expiry (unix nanos) workload NUL jti -> empty
 )
@@ -36,13 +37,14 @@ var (
 // 0600.
 //
 // Layout 2 added the integration index of the inventory (built from the records at open) and
-// the last-seen times PDPs report.
+// the last-seen times PDPs report. The revoked marks (bucketRevoked) need no migration: the issuer
+// fills them from the feed's snapshot whenever it starts following the feed.
 var Schema = store.Schema{
 	Name:    "issuer",
 	Version: 2,
 	Buckets: []string{
 		bucketState, bucketKeys, bucketCreds, bucketByOrder, bucketByPartner, bucketByWorkload,
-		bucketByInteg, bucketLastSeen, bucketReplay, bucketReplayExp, outbox.Bucket,
+		bucketByInteg, bucketLastSeen, bucketReplay, bucketReplayExp, outbox.Bucket, bucketRevoked,
 	},
 	Migrations: map[uint64]func(store.Tx) error{1: indexIntegrations},
 }
@@ -115,6 +117,10 @@ type credentialRecord struct {
 	BindingThumbprint string `json:"binding_thumbprint,omitempty"`
 	// Order is the inventory counter the record is indexed under.
 	Order uint64 `json:"order"`
+
+	// revoked is the sequence of its revocation, kept apart in bucketRevoked (so marking a
+	// revocation rewrites no record); readers fill it in.
+	revoked uint64
 }
 
 func newCredentialRecord(c Credential, order uint64) credentialRecord {
@@ -131,7 +137,7 @@ func (r *credentialRecord) credential() Credential {
 		ID: r.ID, WorkloadID: r.WorkloadID, IntegrationID: r.IntegrationID, PartnerID: r.PartnerID,
 		Scopes: r.Scopes, Audience: r.Audience, IssueTime: r.IssueTime, ExpireTime: r.ExpireTime,
 		Kid: r.Kid, Sequence: r.Sequence, Binding: r.Binding, AuthMethod: r.AuthMethod, ParentID: r.ParentID,
-		BindingThumbprint: r.BindingThumbprint,
+		BindingThumbprint: r.BindingThumbprint, RevokedSequence: r.revoked,
 	}
 }
 

@@ -83,7 +83,7 @@ func (i *Issuer) CountLiveByPartner() ([]PartnerCount, error) {
 			if rec.IssueTime.Before(cutoff) {
 				return false, nil // everything older has expired
 			}
-			if rec.ExpireTime.After(now) {
+			if rec.ExpireTime.After(now) && revokedSequence(tx, jti) == 0 {
 				counts[rec.PartnerID]++
 			}
 			return true, nil

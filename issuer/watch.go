@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/store"
 )
 
@@ -38,8 +39,9 @@ func (i *Issuer) watchKeys() {
 
 var errEpochChanged = errors.New("the feed's epoch changed")
 
-// followKeys checks the feed's current state for revocations of the issuer's keys (some may have
-// happened while the issuer was away), then follows the feed from there.
+// followKeys checks the feed's current state for revocations of the issuer's keys and of the
+// inventory's credentials (some may have happened while the issuer was away), then follows the
+// feed from there, applying what arrives in batches (see applyFeed).
 func (i *Issuer) followKeys(ctx context.Context) error {
 	snap, err := i.cfg.Feed.Snapshot(ctx)
 	if err != nil {
@@ -56,22 +58,30 @@ func (i *Issuer) followKeys(ctx context.Context) error {
 			}
 		}
 	}
-	stream, err := i.cfg.Feed.Subscribe(ctx, snap.Sequence())
-	if err != nil {
+	if err := i.markSnapshot(snap); err != nil {
 		return err
 	}
+	i.applied.set(snap.Sequence())
+	sctx, cancel := context.WithCancel(ctx)
+	stream, err := i.cfg.Feed.Subscribe(sctx, snap.Sequence())
+	if err != nil {
+		cancel()
+		return err
+	}
+	// One goroutine receives while this one writes, so that what arrives during a write is
+	// applied by the next one, together.
+	msgs := make(chan *treatyv1.SubscribeResponse, maxApplyBatch)
+	errc := make(chan error, 1)
+	done := make(chan struct{})
+	go func() { defer close(done); receive(sctx, stream, msgs, errc) }()
+	defer func() { cancel(); <-done }()
 	for {
-		m, err := stream.Recv()
+		batch, err := nextBatch(sctx, msgs, errc)
 		if err != nil {
 			return err
 		}
-		if hb := m.GetHeartbeat(); hb != nil && hb.GetEpoch() != snap.Epoch() {
-			return errEpochChanged // start over from a snapshot of the new log
-		}
-		if r := m.GetEvent().GetSigningKeyRevoked(); r != nil {
-			if err := i.revokeKey(r.GetKid()); err != nil { // a no-op for a kid that is not ours
-				return err
-			}
+		if err := i.applyFeed(batch, snap.Epoch()); err != nil {
+			return err
 		}
 	}
 }

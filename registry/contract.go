@@ -35,6 +35,11 @@ var contractEndable = []treatyv1.PartnerState{
 func (r *Registry) Run(ctx context.Context) {
 	for {
 		_, next, err := r.EndContracts(ctx)
+		if err == nil {
+			// Partners left OFFBOARDING (by this pass, or an offboarding that stopped) are
+			// taken on to TERMINATED, when the registry can reach the revoker and inventory.
+			_, err = r.ResumeOffboardings(ctx)
+		}
 		wait := r.cfg.ContractCheckInterval
 		switch {
 		case ctx.Err() != nil:
@@ -76,8 +81,8 @@ func (r *Registry) wakeContracts() {
 // wait for the revoker: the relay publishes the entries when it can.
 //
 // OFFBOARDING rather than SUSPENDED, and a permanent block, because a contract that ended does not
-// come back by a restore: a renewed contract is a new onboarding. The offboarding workflow (issue
-// 6) takes the partner on to TERMINATED; until then OffboardPartner does it in one step.
+// come back by a restore: a renewed contract is a new onboarding. The offboarding workflow
+// (Offboard, which Run resumes after each pass) takes the partner on to TERMINATED.
 func (r *Registry) EndContracts(ctx context.Context) (ended int, next time.Time, err error) {
 	now := r.now()
 	var due []string

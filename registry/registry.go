@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/treaty-dev/treaty/fail"
@@ -37,6 +38,8 @@ const (
 	// bucketClientSecrets holds client secret records (hashes, never secrets) under
 	// "workload id/secret id".
 	bucketClientSecrets = "client_secrets"
+	// bucketOffboardings holds each partner's offboarding record (offboard.go) under its id.
+	bucketOffboardings = "offboardings"
 )
 
 // Schema is the layout of the registry's store. Layout 2 hash-chains the audit trail; opening a
@@ -49,6 +52,7 @@ var Schema = store.Schema{
 		bucketPartners, bucketIntegrations, bucketWorkloads,
 		bucketIntegrationsByPartner, bucketWorkloadsByIntegration, bucketWorkloadKeys,
 		bucketAudit, outbox.Bucket, bucketPolicies, bucketPolicyHeads, bucketClientSecrets,
+		bucketOffboardings,
 	},
 }
 
@@ -76,6 +80,15 @@ type Config struct {
 	// checks, besides waking at the next contract end it knows of. Defaults to
 	// DefaultContractCheckInterval.
 	ContractCheckInterval time.Duration
+	// Revoker and Inventory let Offboard revoke a partner's credentials one by one and confirm
+	// from the issuer's inventory that none is left (revokersvc.NewCredentialRevoker,
+	// issuersvc.NewCredentialInventory). Without them Offboard is refused and the contract-end
+	// scheduler leaves ended partners OFFBOARDING.
+	Revoker   CredentialRevoker
+	Inventory CredentialInventory
+	// OffboardConcurrency is how many revocations an offboarding keeps in flight; defaults to
+	// DefaultOffboardConcurrency.
+	OffboardConcurrency int
 	// Now returns the current time; defaults to time.Now. The contract-end scheduler reads it too,
 	// so tests can move time.
 	Now func() time.Time
@@ -89,6 +102,8 @@ type Registry struct {
 	cfg Config
 	// wake asks the contract-end scheduler to look again (a partner was created).
 	wake chan struct{}
+	// offboardMu runs offboardings one at a time (offboard.go).
+	offboardMu sync.Mutex
 }
 
 // New returns a Registry over cfg.Store.
@@ -116,6 +131,9 @@ func New(cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("registry: ContractCheckInterval %s is negative", cfg.ContractCheckInterval)
 	case cfg.ContractCheckInterval == 0:
 		cfg.ContractCheckInterval = DefaultContractCheckInterval
+	}
+	if cfg.OffboardConcurrency <= 0 {
+		cfg.OffboardConcurrency = DefaultOffboardConcurrency
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

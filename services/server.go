@@ -42,6 +42,7 @@ import (
 	"github.com/treaty-dev/treaty/services/authzen"
 	"github.com/treaty-dev/treaty/services/decisionlogsvc"
 	"github.com/treaty-dev/treaty/services/extauthz"
+	"github.com/treaty-dev/treaty/services/inventorysvc"
 	"github.com/treaty-dev/treaty/services/issuersvc"
 	"github.com/treaty-dev/treaty/services/notifysvc"
 	"github.com/treaty-dev/treaty/services/oauthhttp"
@@ -218,12 +219,26 @@ func (s *Server) assemble(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		reg, err := registry.New(registry.Config{Store: st, Relay: r, MaxCredentialTTL: cfg.MaxCredentialTTL, Logger: s.log})
+		rcfg := registry.Config{Store: st, Relay: r, MaxCredentialTTL: cfg.MaxCredentialTTL, Logger: s.log}
+		if cfg.runs(Issuer) || cfg.Peers[Issuer] != "" {
+			// Offboarding revokes credentials one by one and confirms none is left in the inventory.
+			revConn, err := peer(Revoker)
+			if err != nil {
+				return err
+			}
+			issConn, err := peer(Issuer)
+			if err != nil {
+				return err
+			}
+			rcfg.Revoker, rcfg.Inventory = revokersvc.NewCredentialRevoker(revConn), issuersvc.NewCredentialInventory(issConn)
+		}
+		reg, err := registry.New(rcfg)
 		if err != nil {
 			return err
 		}
-		s.goLoop(func() { reg.Run(ctx) }) // the contract-end scheduler
+		s.goLoop(func() { reg.Run(ctx) }) // the contract-end scheduler, which also resumes offboardings
 		registrysvc.New(registrysvc.Config{Registry: reg, Logger: s.log}).Register(s.grpc)
+		inventorysvc.New(inventorysvc.Config{Registry: reg, Logger: s.log}).Register(s.grpc)
 		s.auditSvc = auditsvc.New(auditsvc.Config{Registry: reg, Logger: s.log})
 		s.auditSvc.Register(s.grpc)
 		if len(cfg.Notify.WebhookURLs) > 0 {

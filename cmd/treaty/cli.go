@@ -171,7 +171,7 @@ short-lived and instantly revocable.
 	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
 	root.AddCommand(c.serveCmd(), c.keygenCmd(), c.partnerCmd(), c.integrationCmd(), c.workloadCmd(),
 		c.tokenCmd(), c.checkCmd(), c.revokeCmd(), c.restoreCmd(), c.watchCmd(), c.policyCmd(), c.decisionsCmd(),
-		c.backupCmd(), c.restoreBackupCmd(), c.credentialsCmd())
+		c.backupCmd(), c.restoreBackupCmd(), c.credentialsCmd(), c.importCmd(), c.exportCmd())
 	root.AddCommand(c.auditCmd())
 	root.AddCommand(c.notifyCmd())
 	root.AddCommand(c.reportCmd())

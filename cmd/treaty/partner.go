@@ -19,7 +19,7 @@ func (c *cli) partnerCmd() *cobra.Command {
 		registryGetCmd(c, "partner", func(ctx context.Context, rc treatyv1.RegistryServiceClient, id string) (*treatyv1.GetPartnerResponse, error) {
 			return rc.GetPartner(ctx, &treatyv1.GetPartnerRequest{Id: id})
 		}, func(r *treatyv1.GetPartnerResponse) { c.showPartner(r.GetPartner(), 0) }),
-		c.partnerListCmd(), c.partnerSuspendCmd(), c.partnerOffboardCmd())
+		c.partnerListCmd(), c.partnerSuspendCmd(), c.partnerOffboardCmd(), c.offboardingCmd())
 	return cmd
 }
 
@@ -144,9 +144,5 @@ func (c *cli) partnerSuspendCmd() *cobra.Command {
 		})
 }
 
-func (c *cli) partnerOffboardCmd() *cobra.Command {
-	return partnerTransitionCmd(c, "offboard", "Offboard a partner for good: every credential under it is blocked permanently",
-		func(ctx context.Context, rc treatyv1.RegistryServiceClient, id, reason string) (*treatyv1.OffboardPartnerResponse, error) {
-			return rc.OffboardPartner(ctx, &treatyv1.OffboardPartnerRequest{Id: id, Reason: reason, Actor: c.actor})
-		})
-}
+// partnerOffboardCmd runs the offboarding workflow (offboard.go).
+func (c *cli) partnerOffboardCmd() *cobra.Command { return c.offboardCmd() }

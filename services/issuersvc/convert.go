@@ -28,7 +28,7 @@ func credentialProto(c issuer.Credential) *treatyv1.Credential {
 		ExpireTime: timestamppb.New(c.ExpireTime), Kid: c.Kid, Sequence: c.Sequence,
 		AuthMethod: c.AuthMethod, Binding: c.Binding, BindingThumbprint: c.BindingThumbprint,
 		LastSeenTime: optionalTime(c.LastSeen),
-		ParentId:     c.ParentID,
+		ParentId:     c.ParentID, RevokedSequence: c.RevokedSequence,
 	}
 }
 

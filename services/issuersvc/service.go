@@ -104,15 +104,21 @@ func (s *Service) ListCredentials(_ context.Context, req *treatyv1.ListCredentia
 }
 
 // CountLiveCredentials implements treatyv1.IssuerServiceServer.
-func (s *Service) CountLiveCredentials(_ context.Context, req *treatyv1.CountLiveCredentialsRequest) (*treatyv1.CountLiveCredentialsResponse, error) {
+func (s *Service) CountLiveCredentials(ctx context.Context, req *treatyv1.CountLiveCredentialsRequest) (*treatyv1.CountLiveCredentialsResponse, error) {
 	if err := validateCountLiveCredentials(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	// Read the applied sequence before counting: the marks it covers are committed, so the count
+	// reflects at least that much of the feed.
+	applied, err := s.iss.WaitApplied(ctx, req.GetAppliedSequence())
+	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
 	n, ids, err := s.iss.CountLive(liveQuery(req))
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	return &treatyv1.CountLiveCredentialsResponse{Count: n, CredentialIds: ids}, nil
+	return &treatyv1.CountLiveCredentialsResponse{Count: n, CredentialIds: ids, AppliedSequence: applied}, nil
 }
 
 // CountLiveCredentialsByPartner implements treatyv1.IssuerServiceServer.

@@ -10,6 +10,7 @@ import (
 	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/outbox"
+	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/services/edge"
 )
 
@@ -84,4 +85,25 @@ func FeedDialOptions() []grpc.DialOption {
 		grpc.WithInitialWindowSize(feedWindow),
 		grpc.WithInitialConnWindowSize(feedWindow),
 	}
+}
+
+// NewCredentialRevoker returns a registry.CredentialRevoker that revokes credentials through the
+// revoker at conn, for the registry's offboarding workflow. Concurrent calls share the revoker's
+// group commit.
+func NewCredentialRevoker(conn grpc.ClientConnInterface) registry.CredentialRevoker {
+	return credentialRevoker{treatyv1.NewRevocationServiceClient(conn)}
+}
+
+type credentialRevoker struct {
+	c treatyv1.RevocationServiceClient
+}
+
+func (r credentialRevoker) RevokeCredential(ctx context.Context, jti, reason, actor, requestID string) (uint64, bool, error) {
+	resp, err := r.c.Revoke(ctx, &treatyv1.RevokeRequest{
+		TargetKind: treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, TargetId: jti, Reason: reason, Actor: actor, RequestId: requestID,
+	})
+	if err != nil {
+		return 0, false, edge.FromStatus(err)
+	}
+	return resp.GetSequence(), resp.GetAlreadyApplied(), nil
 }

@@ -284,9 +284,12 @@ type Credential struct {
 	BindingThumbprint string `protobuf:"bytes,13,opt,name=binding_thumbprint,json=bindingThumbprint,proto3" json:"binding_thumbprint,omitempty"`
 	// When a decision point last allowed a request with the credential, as PDPs report it in
 	// batches (so up to a report interval late); unset if none has.
-	LastSeenTime  *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=last_seen_time,json=lastSeenTime,proto3" json:"last_seen_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastSeenTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=last_seen_time,json=lastSeenTime,proto3" json:"last_seen_time,omitempty"`
+	// The feed sequence of the credential's revocation, once the issuer has applied it from the
+	// feed; zero while the issuer knows of no revocation. A revoked credential is not live.
+	RevokedSequence uint64 `protobuf:"varint,16,opt,name=revoked_sequence,json=revokedSequence,proto3" json:"revoked_sequence,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Credential) Reset() {
@@ -422,6 +425,13 @@ func (x *Credential) GetLastSeenTime() *timestamppb.Timestamp {
 		return x.LastSeenTime
 	}
 	return nil
+}
+
+func (x *Credential) GetRevokedSequence() uint64 {
+	if x != nil {
+		return x.RevokedSequence
+	}
+	return 0
 }
 
 // GetIssuerRequest asks for the issuer's description.
@@ -835,7 +845,8 @@ type ListCredentialsRequest struct {
 	PartnerId string `protobuf:"bytes,1,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
 	// Only credentials of this workload, if set.
 	WorkloadId string `protobuf:"bytes,2,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
-	// Only credentials not yet expired, if true.
+	// Only live credentials, if true: not yet expired and not revoked in the feed as far as the
+	// issuer has applied it.
 	LiveOnly bool `protobuf:"varint,3,opt,name=live_only,json=liveOnly,proto3" json:"live_only,omitempty"`
 	// The most records to return (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -1008,9 +1019,13 @@ type CountLiveCredentialsRequest struct {
 	// Only credentials of one of these workloads, if any are listed (at most 10,000): a dry run
 	// names the workloads a block would cut off, so credentials already dead under a blocked or
 	// inactive workload are not counted.
-	WorkloadIds   []string `protobuf:"bytes,9,rep,name=workload_ids,json=workloadIds,proto3" json:"workload_ids,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WorkloadIds []string `protobuf:"bytes,9,rep,name=workload_ids,json=workloadIds,proto3" json:"workload_ids,omitempty"`
+	// If non-zero, the count waits (a few seconds at most, else UNAVAILABLE) until the issuer has
+	// applied the feed up to this sequence, so credentials revoked at or before it are not counted:
+	// read-your-revocations for an offboarding's confirmation.
+	AppliedSequence uint64 `protobuf:"varint,10,opt,name=applied_sequence,json=appliedSequence,proto3" json:"applied_sequence,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CountLiveCredentialsRequest) Reset() {
@@ -1106,15 +1121,25 @@ func (x *CountLiveCredentialsRequest) GetWorkloadIds() []string {
 	return nil
 }
 
+func (x *CountLiveCredentialsRequest) GetAppliedSequence() uint64 {
+	if x != nil {
+		return x.AppliedSequence
+	}
+	return 0
+}
+
 // CountLiveCredentialsResponse counts the matching live credentials.
 type CountLiveCredentialsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// How many live credentials match.
+	// How many live credentials match: unexpired, and not revoked in the feed as far as the issuer
+	// has applied it.
 	Count uint64 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
 	// Up to max_ids of their ids, soonest-expiring last.
 	CredentialIds []string `protobuf:"bytes,2,rep,name=credential_ids,json=credentialIds,proto3" json:"credential_ids,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The feed sequence up to which the issuer had applied revocations when it counted.
+	AppliedSequence uint64 `protobuf:"varint,3,opt,name=applied_sequence,json=appliedSequence,proto3" json:"applied_sequence,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CountLiveCredentialsResponse) Reset() {
@@ -1159,6 +1184,13 @@ func (x *CountLiveCredentialsResponse) GetCredentialIds() []string {
 		return x.CredentialIds
 	}
 	return nil
+}
+
+func (x *CountLiveCredentialsResponse) GetAppliedSequence() uint64 {
+	if x != nil {
+		return x.AppliedSequence
+	}
+	return 0
 }
 
 // ExchangeTokenRequest asks to exchange an access token for a narrower one (RFC 8693).
@@ -1893,7 +1925,7 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x125\n" +
 	"\n" +
 	"credential\x18\x03 \x01(\v2\x15.treaty.v1.CredentialR\n" +
-	"credential\"\xa6\x04\n" +
+	"credential\"\xd1\x04\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
@@ -1916,7 +1948,8 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"authMethod\x12\x18\n" +
 	"\abinding\x18\f \x01(\tR\abinding\x12-\n" +
 	"\x12binding_thumbprint\x18\r \x01(\tR\x11bindingThumbprint\x12@\n" +
-	"\x0elast_seen_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime\"\x12\n" +
+	"\x0elast_seen_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime\x12)\n" +
+	"\x10revoked_sequence\x18\x10 \x01(\x04R\x0frevokedSequence\"\x12\n" +
 	"\x10GetIssuerRequest\"t\n" +
 	"\x11GetIssuerResponse\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12G\n" +
@@ -1960,7 +1993,7 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\fexpired_only\x18\a \x01(\bR\vexpiredOnly\"z\n" +
 	"\x17ListCredentialsResponse\x127\n" +
 	"\vcredentials\x18\x01 \x03(\v2\x15.treaty.v1.CredentialR\vcredentials\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc1\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xec\x02\n" +
 	"\x1bCountLiveCredentialsRequest\x12\x1d\n" +
 	"\n" +
 	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12%\n" +
@@ -1972,10 +2005,13 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\x0ebelow_sequence\x18\x06 \x01(\x04R\rbelowSequence\x12!\n" +
 	"\fmin_sequence\x18\a \x01(\x04R\vminSequence\x12\x17\n" +
 	"\amax_ids\x18\b \x01(\x05R\x06maxIds\x12!\n" +
-	"\fworkload_ids\x18\t \x03(\tR\vworkloadIds\"[\n" +
+	"\fworkload_ids\x18\t \x03(\tR\vworkloadIds\x12)\n" +
+	"\x10applied_sequence\x18\n" +
+	" \x01(\x04R\x0fappliedSequence\"\x86\x01\n" +
 	"\x1cCountLiveCredentialsResponse\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x12%\n" +
-	"\x0ecredential_ids\x18\x02 \x03(\tR\rcredentialIds\"\x88\x02\n" +
+	"\x0ecredential_ids\x18\x02 \x03(\tR\rcredentialIds\x12)\n" +
+	"\x10applied_sequence\x18\x03 \x01(\x04R\x0fappliedSequence\"\x88\x02\n" +
 	"\x14ExchangeTokenRequest\x126\n" +
 	"\arequest\x18\x01 \x01(\v2\x1c.treaty.v1.IssueTokenRequestR\arequest\x12#\n" +
 	"\rsubject_token\x18\x02 \x01(\tR\fsubjectToken\x12,\n" +
