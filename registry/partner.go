@@ -171,18 +171,27 @@ func (rec *partnerRecord) changed(actor, reason string) *treatyv1.Event {
 	}}
 }
 
-// CreatePartner registers a partner, active at once (the approval steps of the full lifecycle come
-// later), and returns it with the feed sequence of its PartnerChanged event.
+// CreatePartner registers a partner, PROPOSED: it must be approved (ApprovePartner) and activated
+// (ActivatePartner) before any credential is issued under it. With CreateOptions{Activate: true,
+// ApprovedBy: ...} it is created, approved and activated in one transaction with one audit record
+// (the one-step shortcut for small deployments). It returns the partner and the feed sequence of
+// its PartnerChanged event.
 func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string, opts ...CreateOptions) (Partner, uint64, error) {
 	now := r.now()
 	if err := checkNewPartner(p, actor, now); err != nil {
 		return Partner{}, 0, err
 	}
-	if err := createOptions(opts).check(); err != nil {
+	o := createOptions(opts)
+	if err := o.check(); err != nil {
 		return Partner{}, 0, err
 	}
-	rec := partnerRecord{ID: p.ID, State: treatyv1.PartnerState_PARTNER_STATE_ACTIVE, Created: now, Updated: now, Revision: 1}
+	rec := partnerRecord{ID: p.ID, State: partnerProposed, Created: now, Updated: now, Revision: 1}
 	rec.setDescriptive(p)
+	reason := ""
+	if o.Activate {
+		rec.State, rec.ApprovedBy, rec.Approved = partnerActive, o.ApprovedBy, now
+		reason = approvalSummary(o.ApprovedBy)
+	}
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if partners.exists(tx, rec.ID) {
 			return change{}, fail.AlreadyExistsf("partner %q already exists", rec.ID)
@@ -191,7 +200,8 @@ func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string, o
 			return change{}, err
 		}
 		return change{
-			audit:  AuditRecord{Time: now, Actor: actor, Action: "partner.create", Target: "partner/" + rec.ID, After: rec.summary()},
+			audit: AuditRecord{Time: now, Actor: actor, Action: "partner.create", Target: "partner/" + rec.ID, Reason: reason,
+				After: rec.summary()},
 			events: []*treatyv1.Event{rec.changed(actor, "partner created")},
 		}, nil
 	})
