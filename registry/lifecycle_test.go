@@ -56,13 +56,19 @@ func TestPartnerTransitions(t *testing.T) {
 	ctx := context.Background()
 	steps := []step{
 		{name: "approve", to: partnerApproved,
-			do: func(e *env, id string) (registry.Partner, error) { p, _, err := e.reg.ApprovePartner(ctx, id, "", "dana"); return p, err },
+			do: func(e *env, id string) (registry.Partner, error) {
+				p, _, err := e.reg.ApprovePartner(ctx, id, "", "dana")
+				return p, err
+			},
 			refusals: map[treatyv1.PartnerState]string{
 				partnerApproved: "is already approved", partnerActive: "only a proposed partner can be approved",
 				partnerSuspended: "only a proposed partner can be approved", partnerTerminated: "ended for good",
 			}},
 		{name: "activate", to: partnerActive,
-			do: func(e *env, id string) (registry.Partner, error) { p, _, err := e.reg.ActivatePartner(ctx, id, "dana"); return p, err },
+			do: func(e *env, id string) (registry.Partner, error) {
+				p, _, err := e.reg.ActivatePartner(ctx, id, "dana")
+				return p, err
+			},
 			refusals: map[treatyv1.PartnerState]string{
 				partnerProposed: "is proposed; approve it first (treaty partner approve ", partnerActive: "is already active",
 				partnerSuspended: "treaty partner reactivate", partnerTerminated: "ended for good",
