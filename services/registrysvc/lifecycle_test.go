@@ -133,11 +133,26 @@ func TestLifecycleStatusCodes(t *testing.T) {
 	noEnv.Environment = ""
 	call := func(f func() error) error { return f() }
 	tests := []statusCase{
-		{"approve: bad id", call(func() error { _, err := c.ApprovePartner(ctx, &treatyv1.ApprovePartnerRequest{Id: "A!", Actor: "a"}); return err }), codes.InvalidArgument, "id", ""},
-		{"approve: nobody named", call(func() error { _, err := c.ApprovePartner(ctx, &treatyv1.ApprovePartnerRequest{Id: "fresh"}); return err }), codes.InvalidArgument, "approved_by", ""},
-		{"approve: unknown", call(func() error { _, err := c.ApprovePartner(ctx, &treatyv1.ApprovePartnerRequest{Id: "nobody", Actor: "a"}); return err }), codes.NotFound, "", ""},
-		{"approve: active", call(func() error { _, err := c.ApprovePartner(ctx, &treatyv1.ApprovePartnerRequest{Id: "acme", Actor: "a"}); return err }), codes.FailedPrecondition, "", "only a proposed partner"},
-		{"activate: proposed", call(func() error { _, err := c.ActivatePartner(ctx, &treatyv1.ActivatePartnerRequest{Id: "fresh"}); return err }), codes.FailedPrecondition, "", "approve it first"},
+		{"approve: bad id", call(func() error {
+			_, err := c.ApprovePartner(ctx, &treatyv1.ApprovePartnerRequest{Id: "A!", Actor: "a"})
+			return err
+		}), codes.InvalidArgument, "id", ""},
+		{"approve: nobody named", call(func() error {
+			_, err := c.ApprovePartner(ctx, &treatyv1.ApprovePartnerRequest{Id: "fresh"})
+			return err
+		}), codes.InvalidArgument, "approved_by", ""},
+		{"approve: unknown", call(func() error {
+			_, err := c.ApprovePartner(ctx, &treatyv1.ApprovePartnerRequest{Id: "nobody", Actor: "a"})
+			return err
+		}), codes.NotFound, "", ""},
+		{"approve: active", call(func() error {
+			_, err := c.ApprovePartner(ctx, &treatyv1.ApprovePartnerRequest{Id: "acme", Actor: "a"})
+			return err
+		}), codes.FailedPrecondition, "", "only a proposed partner"},
+		{"activate: proposed", call(func() error {
+			_, err := c.ActivatePartner(ctx, &treatyv1.ActivatePartnerRequest{Id: "fresh"})
+			return err
+		}), codes.FailedPrecondition, "", "approve it first"},
 		{"reactivate: no reason", call(func() error {
 			_, err := c.ReactivatePartner(ctx, &treatyv1.ReactivatePartnerRequest{Id: "acme"})
 			return err
