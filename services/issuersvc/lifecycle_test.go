@@ -93,4 +93,3 @@ func TestNoCredentialBeforeActive(t *testing.T) {
 	}
 	e.issue(req())
 }
-
