@@ -143,10 +143,7 @@ short-lived and instantly revocable.
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if c.output != "text" && c.output != "json" {
-				return usagef("-o must be text or json, not %q", c.output)
-			}
-			return nil
+			return c.checkOutput(cmd)
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitErr{code: exitUsage, err: err} })
@@ -158,7 +155,7 @@ short-lived and instantly revocable.
 		env := "TREATY_" + strings.ToUpper(name)
 		pf.StringVar(v, name, os.Getenv(env), fmt.Sprintf("address of the %s service, overriding --server (env %s)", name, env))
 	}
-	pf.StringVarP(&c.output, "output", "o", "text", "output format: text or json")
+	pf.StringVarP(&c.output, "output", "o", "text", "output format: text or json; yaml and csv for registry records (get, list)")
 	pf.StringVar(&c.actor, "actor", envOr("TREATY_ACTOR", defaultActor()), "who you are, recorded in the audit trail (env TREATY_ACTOR)")
 	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
 	root.AddCommand(c.serveCmd(), c.keygenCmd(), c.partnerCmd(), c.integrationCmd(), c.workloadCmd(),
