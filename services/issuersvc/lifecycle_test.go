@@ -63,33 +63,42 @@ func TestNoCredentialBeforeActive(t *testing.T) {
 	}
 
 	// Active at last: a workload, and a credential.
-	e.addWorkload("initech-bot", "initech-api")
+	after := e.addWorkload("initech-bot", "initech-api") // the last registry write, which each issuance must see
 	req := func() *treatyv1.IssueTokenRequest {
-		return &treatyv1.IssueTokenRequest{ClientAssertion: e.assertion("initech-bot"), Scopes: []string{"invoices:read"}, Audience: audience}
+		return &treatyv1.IssueTokenRequest{ClientAssertion: e.assertion("initech-bot"), Scopes: []string{"invoices:read"}, Audience: audience,
+			MinSequence: after}
 	}
 	e.issue(req())
 
 	// Suspended integration: nothing; reactivated: again.
-	if _, err := reg.SuspendIntegration(ctx, &treatyv1.SuspendIntegrationRequest{Id: "initech-api", Reason: "review", Actor: "bob"}); err != nil {
+	si, err := reg.SuspendIntegration(ctx, &treatyv1.SuspendIntegrationRequest{Id: "initech-api", Reason: "review", Actor: "bob"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	after = si.GetSequence()
 	if _, err := e.client.IssueToken(ctx, req()); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("issued under a suspended integration: %v", err)
 	}
-	if _, err := reg.ReactivateIntegration(ctx, &treatyv1.ReactivateIntegrationRequest{Id: "initech-api", Reason: "ok", Actor: "bob"}); err != nil {
+	ri, err := reg.ReactivateIntegration(ctx, &treatyv1.ReactivateIntegrationRequest{Id: "initech-api", Reason: "ok", Actor: "bob"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	after = ri.GetSequence()
 	e.issue(req())
 
 	// Suspended partner: nothing; reactivated: again.
-	if _, err := reg.SuspendPartner(ctx, &treatyv1.SuspendPartnerRequest{Id: "initech", Reason: "review", Actor: "bob"}); err != nil {
+	sp, err := reg.SuspendPartner(ctx, &treatyv1.SuspendPartnerRequest{Id: "initech", Reason: "review", Actor: "bob"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	after = sp.GetSequence()
 	if _, err := e.client.IssueToken(ctx, req()); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("issued under a suspended partner: %v", err)
 	}
-	if _, err := reg.ReactivatePartner(ctx, &treatyv1.ReactivatePartnerRequest{Id: "initech", Reason: "ok", Actor: "bob"}); err != nil {
+	rp, err := reg.ReactivatePartner(ctx, &treatyv1.ReactivatePartnerRequest{Id: "initech", Reason: "ok", Actor: "bob"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	after = rp.GetSequence()
 	e.issue(req())
 }
