@@ -35,7 +35,7 @@ func TestIntegrationEnvironmentAndSourceRanges(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		integration, addr string
-		want               bool
+		want              bool
 	}{
 		{"acme-api", "203.0.113.200", true},
 		{"acme-api", "::ffff:203.0.113.9", true}, // IPv4-mapped, as dual-stack listeners report it
