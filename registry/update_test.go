@@ -153,3 +153,34 @@ func TestUpdateIntegration(t *testing.T) {
 	_, _, err = e.reg.UpdateIntegration(ctx, registry.Integration{ID: "orders", Etag: cur.Etag, Owner: "x"}, []string{"owner"}, "bob")
 	checkErr(t, err, fail.Precondition, "")
 }
+
+// Two updates from the same read race: exactly one wins, the other is Aborted and changes nothing.
+func TestConcurrentUpdatesOneWins(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p := e.mustPartner(t, "acme")
+	owners := []string{"team-a", "team-b", "team-c", "team-d"}
+	errs := make(chan error, len(owners))
+	for _, o := range owners {
+		go func() {
+			_, _, err := e.reg.UpdatePartner(ctx, registry.Partner{ID: "acme", Etag: p.Etag, OwnerTeam: o}, []string{"owner_team"}, "bob")
+			errs <- err
+		}()
+	}
+	won := 0
+	for range owners {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case fail.KindOf(err) != fail.Aborted:
+			t.Errorf("a losing update failed with %v, want Aborted", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d updates won, want exactly 1", won)
+	}
+	got, _ := e.reg.GetPartner(ctx, "acme")
+	if got.Etag == p.Etag || !slices.Contains(owners, got.OwnerTeam) {
+		t.Errorf("partner after the race: %+v", got)
+	}
+}
