@@ -255,3 +255,30 @@ func TestFilteredListsOverGRPC(t *testing.T) {
 		t.Errorf("contracts ending before now: %v, %v", soon, err)
 	}
 }
+
+// The governance fields are checked at the edge: a malformed one is INVALID_ARGUMENT naming it.
+func TestGovernanceFieldsBadRequests(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	with := func(edit func(*treatyv1.Partner)) error {
+		p := partnerProto("acme")
+		edit(p)
+		_, err := f.client.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Partner: p})
+		return err
+	}
+	tests := []struct {
+		name  string
+		edit  func(*treatyv1.Partner)
+		field string
+	}{
+		{"bad contract start", func(p *treatyv1.Partner) { p.ContractStartTime = &timestamppb.Timestamp{Nanos: -1} }, "partner.contract_start_time"},
+		{"start after end", func(p *treatyv1.Partner) { p.ContractStartTime = timestamppb.New(contractEnd.Add(time.Hour)) }, "partner.contract_start_time"},
+		{"unknown relationship", func(p *treatyv1.Partner) { p.RelationshipType = 42 }, "partner.relationship_type"},
+		{"unknown classification", func(p *treatyv1.Partner) { p.DataClassification = 42 }, "partner.data_classification"},
+		{"negative breach notice", func(p *treatyv1.Partner) { p.BreachNoticeHours = -3 }, "partner.breach_notice_hours"},
+		{"control character in a contact", func(p *treatyv1.Partner) { p.SecurityContact = "soc\n@x" }, "partner.security_contact"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { checkStatus(t, with(tc.edit), codes.InvalidArgument, tc.field) })
+	}
+}

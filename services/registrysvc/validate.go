@@ -57,10 +57,29 @@ func validateCreatePartner(req *treatyv1.CreatePartnerRequest) error {
 	case end.CheckValid() != nil:
 		return fail.Invalidf("partner.contract_end_time", "partner.contract_end_time is not a valid timestamp")
 	}
+	if err := validatePartnerTimes(p); err != nil {
+		return err
+	}
 	if err := validateCreateOptions(req.GetActivate(), req.GetApprovedBy()); err != nil {
 		return err
 	}
 	return registry.CheckActor("actor", req.GetActor())
+}
+
+// validatePartnerTimes checks that the partner's timestamps, where set, are valid.
+func validatePartnerTimes(p *treatyv1.Partner) error {
+	for _, ts := range []struct {
+		field string
+		t     *timestamppb.Timestamp
+	}{
+		{"partner.contract_end_time", p.GetContractEndTime()}, {"partner.contract_start_time", p.GetContractStartTime()},
+		{"partner.last_assessment_time", p.GetLastAssessmentTime()}, {"partner.next_review_time", p.GetNextReviewTime()},
+	} {
+		if ts.t != nil && ts.t.CheckValid() != nil {
+			return fail.Invalidf(ts.field, "%s is not a valid timestamp", ts.field)
+		}
+	}
+	return nil
 }
 
 func validateEndPartner(id, reason, actor string) error {
@@ -275,16 +294,8 @@ func validateUpdatePartner(req *treatyv1.UpdatePartnerRequest) error {
 	if err := validateMask(req.GetUpdateMask(), registry.PartnerUpdateFields); err != nil {
 		return err
 	}
-	for _, ts := range []struct {
-		field string
-		t     *timestamppb.Timestamp
-	}{
-		{"partner.contract_end_time", p.GetContractEndTime()}, {"partner.contract_start_time", p.GetContractStartTime()},
-		{"partner.last_assessment_time", p.GetLastAssessmentTime()}, {"partner.next_review_time", p.GetNextReviewTime()},
-	} {
-		if ts.t != nil && ts.t.CheckValid() != nil {
-			return fail.Invalidf(ts.field, "%s is not a valid timestamp", ts.field)
-		}
+	if err := validatePartnerTimes(p); err != nil {
+		return err
 	}
 	return registry.CheckActor("actor", req.GetActor())
 }
