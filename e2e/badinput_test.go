@@ -17,7 +17,8 @@ func TestUsageErrors(t *testing.T) {
 	tests := [][]string{
 		{"nosuchcommand"},
 		{"partner", "list", "--nosuchflag"},
-		{"-o", "yaml", "partner", "list"},
+		{"-o", "xml", "partner", "list"},
+		{"-o", "yaml", "revoke", "partner", "acme", "--reason", "x"},
 		{"partner", "create", "--id", "acme"},
 		{"partner", "create", "--id", "Bad_ID", "--name", "x", "--owner", "y", "--contract-end", "2030-01-01"},
 		{"partner", "create", "--id", "acme", "--name", "x", "--owner", "y", "--contract-end", "31/12/2030"},
@@ -25,8 +26,8 @@ func TestUsageErrors(t *testing.T) {
 		{"partner", "get", "a", "b"},
 		{"partner", "get", "NOT-AN-ID"},
 		{"partner", "suspend", "acme", "--reason", ""},
-		{"integration", "create", "--partner", "p", "--id", "i", "--scopes", "a", "--audiences", "x", "--max-ttl", "0s"},
-		{"integration", "create", "--partner", "p", "--id", "i", "--scopes", "a", "--audiences", "x", "--max-ttl", "ten"},
+		{"integration", "create", "--partner", "p", "--id", "i", "--environment", "production", "--scopes", "a", "--audiences", "x", "--max-ttl", "0s"},
+		{"integration", "create", "--partner", "p", "--id", "i", "--environment", "production", "--scopes", "a", "--audiences", "x", "--max-ttl", "ten"},
 		{"workload", "create", "--integration", "i", "--id", "w"},
 		{"token", "--workload", "w", "--key", "k", "--scopes", "s", "--audience", "a", "--ttl", "-1m"},
 		{"token", "--workload", "w", "--scopes", "s", "--audience", "a"},
@@ -70,7 +71,9 @@ func TestServerErrors(t *testing.T) {
 	o := &operator{t: t, d: deployment{env: []string{"TREATY_SERVER=" + addr}}, dir: t.TempDir()}
 	key := o.onboard("acme")
 	otherKey := o.onboard("globex")
-	o.run(0, "partner", "create", "--id", "gone", "--name", "Gone", "--owner", "t", "--contract-end", "2099-01-01")
+	o.run(0, "partner", "create", "--id", "gone", "--name", "Gone", "--owner", "t", "--contract-end", "2099-01-01",
+		"--activate", "--approved-by", "vendor-risk")
+	o.run(0, "partner", "create", "--id", "fresh", "--name", "Fresh", "--owner", "t", "--contract-end", "2099-01-01")
 	o.run(0, "partner", "offboard", "gone", "--reason", "contract terminated")
 	past := time.Now().AddDate(0, 0, -2).Format(time.DateOnly)
 
@@ -82,10 +85,16 @@ func TestServerErrors(t *testing.T) {
 		{[]string{"partner", "create", "--id", "acme", "--name", "x", "--owner", "y", "--contract-end", "2099-01-01"}, "ALREADY_EXISTS"},
 		{[]string{"partner", "create", "--id", "late", "--name", "x", "--owner", "y", "--contract-end", past}, "INVALID_ARGUMENT"},
 		{[]string{"partner", "suspend", "gone"}, "FAILED_PRECONDITION"},
-		{[]string{"integration", "create", "--partner", "nobody", "--id", "i1", "--scopes", "a", "--audiences", "x", "--max-ttl", "5m"}, "NOT_FOUND"},
-		{[]string{"integration", "create", "--partner", "acme", "--id", "i2", "--scopes", "a", "--audiences", "x", "--max-ttl", "48h"}, "INVALID_ARGUMENT"},
-		{[]string{"integration", "create", "--partner", "acme", "--id", "i3", "--scopes", `bad\scope`, "--audiences", "x", "--max-ttl", "5m"}, "INVALID_ARGUMENT"},
-		{[]string{"integration", "create", "--partner", "gone", "--id", "i4", "--scopes", "a", "--audiences", "x", "--max-ttl", "5m"}, "FAILED_PRECONDITION"},
+		{[]string{"partner", "activate", "fresh"}, "FAILED_PRECONDITION"},
+		{[]string{"partner", "reactivate", "acme", "--reason", "x"}, "FAILED_PRECONDITION"},
+		{[]string{"partner", "update", "acme", "--owner", "x", "--etag", "r1"}, "ABORTED"},
+		{[]string{"integration", "activate", "acme-api"}, "FAILED_PRECONDITION"},
+		{[]string{"integration", "create", "--partner", "fresh", "--id", "i5", "--environment", "production", "--scopes", "a", "--audiences", "x", "--max-ttl", "5m",
+			"--activate", "--approved-by", "x"}, "FAILED_PRECONDITION"},
+		{[]string{"integration", "create", "--partner", "nobody", "--id", "i1", "--environment", "production", "--scopes", "a", "--audiences", "x", "--max-ttl", "5m"}, "NOT_FOUND"},
+		{[]string{"integration", "create", "--partner", "acme", "--id", "i2", "--environment", "production", "--scopes", "a", "--audiences", "x", "--max-ttl", "48h"}, "INVALID_ARGUMENT"},
+		{[]string{"integration", "create", "--partner", "acme", "--id", "i3", "--environment", "production", "--scopes", `bad\scope`, "--audiences", "x", "--max-ttl", "5m"}, "INVALID_ARGUMENT"},
+		{[]string{"integration", "create", "--partner", "gone", "--id", "i4", "--environment", "production", "--scopes", "a", "--audiences", "x", "--max-ttl", "5m"}, "FAILED_PRECONDITION"},
 		{[]string{"workload", "create", "--integration", "acme-api", "--id", "w1", "--public-key", key}, "INVALID_ARGUMENT"},
 		{[]string{"workload", "create", "--integration", "nobody", "--id", "w2", "--public-key", key + ".pub"}, "NOT_FOUND"},
 		{[]string{"token", "--workload", "acme-bot", "--key", otherKey, "--scopes", "orders.read", "--audience", "orders-api"}, "UNAUTHENTICATED"},

@@ -37,7 +37,7 @@ func (o *operator) run(want int, args ...string) result {
 // json runs a command with -o json, expecting exit want, and decodes its output.
 func (o *operator) json(want int, args ...string) map[string]any {
 	o.t.Helper()
-	r := o.run(want, append(args, "-o", "json")...)
+	r := o.run(want, append([]string{"-o", "json"}, args...)...) // first: args may end with "--" ID
 	var out map[string]any
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		o.t.Fatalf("treaty %s -o json printed %q: %v", strings.Join(args, " "), r.stdout, err)
@@ -45,15 +45,20 @@ func (o *operator) json(want int, args ...string) map[string]any {
 	return out
 }
 
-// onboard registers a partner with one integration and one workload, returning the workload's key.
+// onboard registers a partner with one integration and one workload through the full lifecycle
+// (propose, approve, activate; request, approve, activate), returning the workload's key.
 func (o *operator) onboard(partner string) string {
 	o.t.Helper()
 	key := filepath.Join(o.dir, partner+".key")
 	o.run(0, "keygen", "--out", key)
 	end := time.Now().AddDate(1, 0, 0).Format(time.DateOnly)
 	o.run(0, "partner", "create", "--id", partner, "--name", strings.ToUpper(partner)+" Inc", "--owner", "team-"+partner, "--contract-end", end)
-	o.run(0, "integration", "create", "--partner", partner, "--id", partner+"-api", "--scopes", "orders.read,orders.write",
-		"--audiences", "orders-api,billing-api", "--max-ttl", "10m")
+	o.run(0, "partner", "approve", partner, "--approved-by", "vendor-risk")
+	o.run(0, "partner", "activate", partner)
+	o.run(0, "integration", "create", "--partner", partner, "--id", partner+"-api", "--environment", "production",
+		"--scopes", "orders.read,orders.write", "--audiences", "orders-api,billing-api", "--max-ttl", "10m")
+	o.run(0, "integration", "approve", partner+"-api", "--ticket", "SEC-1")
+	o.run(0, "integration", "activate", partner+"-api")
 	o.run(0, "workload", "create", "--integration", partner+"-api", "--id", partner+"-bot", "--public-key", key+".pub")
 	return key
 }
@@ -243,7 +248,7 @@ func TestSigningKeyRevocation(t *testing.T) {
 	old := o.token("acme", key)
 	oldKid := kidOf(t, old)
 
-	seq := sequenceOf(t, o.json(0, "revoke", "key", oldKid, "--reason", "issuer host compromised"))
+	seq := sequenceOf(t, o.json(0, "revoke", "key", "--reason", "issuer host compromised", "--", oldKid)) // a kid may begin with '-'
 	o.wantReason(o.check(old, "orders.read", "orders-api", false, seq), "key_revoked")
 
 	fresh := o.token("acme", key, "--min-sequence", strconv.FormatUint(seq, 10))

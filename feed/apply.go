@@ -127,6 +127,8 @@ func (e *Editor) Apply(ev *treatyv1.Event) error {
 		i.AllowedScopes = ic.GetAllowedScopes()
 		i.Audiences = ic.GetAudiences()
 		i.MaxTTL = ic.GetMaxCredentialTtl().AsDuration()
+		i.Environment = ic.GetEnvironment()
+		i.SourceRanges = parseRanges(ic.GetSourceRanges())
 		e.setIntegration(i)
 	case *treatyv1.Event_WorkloadChanged:
 		wc := c.WorkloadChanged

@@ -240,7 +240,8 @@ func FromProto(p *treatyv1.EnforcementState) *State {
 		e.integrations.set(ic.GetIntegrationId(), &Integration{
 			ID: ic.GetIntegrationId(), PartnerID: ic.GetPartnerId(), State: ic.GetState(),
 			AllowedScopes: ic.GetAllowedScopes(), Audiences: ic.GetAudiences(),
-			MaxTTL:  ic.GetMaxCredentialTtl().AsDuration(),
+			MaxTTL:      ic.GetMaxCredentialTtl().AsDuration(),
+			Environment: ic.GetEnvironment(), SourceRanges: parseRanges(ic.GetSourceRanges()),
 			Control: controlOf(r.GetBlock(), r.GetWatermark()),
 		})
 	}
@@ -314,6 +315,7 @@ func integrationRecord(i *Integration) *treatyv1.IntegrationRecord {
 		Integration: &treatyv1.IntegrationChanged{
 			IntegrationId: i.ID, PartnerId: i.PartnerID, State: i.State,
 			AllowedScopes: i.AllowedScopes, Audiences: i.Audiences, MaxCredentialTtl: durationpb.New(i.MaxTTL),
+			Environment: i.Environment, SourceRanges: rangeStrings(i.SourceRanges),
 		},
 		Block:     blockProto(i.Block),
 		Watermark: i.Watermark,

@@ -8,6 +8,7 @@
 package feed
 
 import (
+	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -51,7 +52,57 @@ type Integration struct {
 	AllowedScopes []string
 	Audiences     []string
 	MaxTTL        time.Duration
+	// Environment is the one environment its credentials are valid in; "" (an integration from
+	// before environments) matches any.
+	Environment string
+	// SourceRanges, if not empty, are the only source addresses its credentials may be used from.
+	SourceRanges []netip.Prefix
 	Control
+}
+
+// AllowsSource reports whether a request from addr may use the integration's credentials: any
+// address when it has no source ranges, else only an address inside one (an unknown address is
+// outside every range).
+func (i *Integration) AllowsSource(addr netip.Addr) bool {
+	if len(i.SourceRanges) == 0 {
+		return true
+	}
+	addr = addr.Unmap()
+	for _, p := range i.SourceRanges {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseRanges parses the CIDR source ranges of an IntegrationChanged event; one that does not
+// parse (the registry never publishes one) becomes an empty prefix that contains nothing, so the
+// integration fails closed.
+func parseRanges(ranges []string) []netip.Prefix {
+	if len(ranges) == 0 {
+		return nil
+	}
+	out := make([]netip.Prefix, len(ranges))
+	for n, r := range ranges {
+		p, err := netip.ParsePrefix(r)
+		if err == nil {
+			out[n] = p.Masked()
+		}
+	}
+	return out
+}
+
+// rangeStrings renders source ranges as CIDR strings.
+func rangeStrings(ranges []netip.Prefix) []string {
+	if len(ranges) == 0 {
+		return nil
+	}
+	out := make([]string, len(ranges))
+	for n, p := range ranges {
+		out[n] = p.String()
+	}
+	return out
 }
 
 // AllowsScope reports whether scope is inside the integration's ceiling.

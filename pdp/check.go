@@ -140,7 +140,7 @@ func (p *PDP) checkToken(s *feed.State, req *CheckRequest, d *Decision) string {
 	}
 	r = p.checkCredential(s, req, d, c, key, now)
 	if r == ReasonGranted && e != nil && m.stateID != s.ID() {
-		memoize(s, e)
+		memoize(s, e, p.cfg.Environment)
 	}
 	if r == ReasonGranted {
 		p.markSeen(e, req.Token, now.Unix())
@@ -235,6 +235,9 @@ func (p *PDP) checkCredential(s *feed.State, req *CheckRequest, d *Decision, c *
 	if r := actorsReason(s, c, tsq); r != "" {
 		return r
 	}
+	if r := p.environmentReason(integration, &req.Context); r != "" {
+		return r
+	}
 
 	if !c.HasScope(req.Action) {
 		return ReasonScopeMissing
@@ -263,6 +266,9 @@ func (p *PDP) checkWorkload(s *feed.State, req *CheckRequest, d *Decision) strin
 		d.Subject, d.Partner = workload.ID, workload.PartnerID
 	}
 	if r != "" {
+		return r
+	}
+	if r := p.environmentReason(integration, &req.Context); r != "" {
 		return r
 	}
 	if !integration.AllowsScope(req.Action) {
@@ -375,6 +381,9 @@ func (p *PDP) checkIssuance(s *feed.State, req *IssuanceRequest) string {
 	}
 	if integration.PartnerID != workload.PartnerID {
 		return ReasonSubjectMismatch
+	}
+	if r := p.issuanceEnvironmentReason(integration); r != "" {
+		return r
 	}
 	if len(req.Scopes) == 0 {
 		return ReasonScopeMissing

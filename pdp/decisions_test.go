@@ -33,9 +33,11 @@ type decisionFile struct {
 	Description string    `json:"description"`
 	Now         time.Time `json:"now"`
 	// StalenessBound is the PDP's staleness bound, for files that stall the feed.
-	StalenessBound string         `json:"staleness_bound"`
-	Setup          []step         `json:"setup"`
-	Cases          []decisionCase `json:"cases"`
+	StalenessBound string `json:"staleness_bound"`
+	// Environment is the PDP's configured environment (pdp.Config.Environment); default none.
+	Environment string         `json:"environment"`
+	Setup       []step         `json:"setup"`
+	Cases       []decisionCase `json:"cases"`
 }
 
 // step changes the world through the revoker; exactly one field is set.
@@ -76,6 +78,9 @@ type integrationStep struct {
 	State     string   `json:"state"`
 	Scopes    []string `json:"scopes"`
 	Audiences []string `json:"audiences"`
+	// Environment and SourceRanges (CIDR) are the integration's, as the registry publishes them.
+	Environment  string   `json:"environment"`
+	SourceRanges []string `json:"source_ranges"`
 }
 
 type workloadStep struct {
@@ -248,7 +253,7 @@ func runDecisionFile(t *testing.T, f *decisionFile) {
 			t.Fatalf("staleness_bound: %v", err)
 		}
 	}
-	w.env = newEnv(t, pdp.Config{Now: func() time.Time { return now }, StalenessBound: bound})
+	w.env = newEnv(t, pdp.Config{Now: func() time.Time { return now }, StalenessBound: bound, Environment: f.Environment})
 	w.keys["k1"] = w.key
 	for _, s := range f.Setup {
 		w.apply(t, s)
@@ -286,7 +291,9 @@ func (w *world) apply(t *testing.T, s step) {
 		pdptest.Publish(t, w.log, pdptest.Partner(s.Partner.ID, enumValue[treatyv1.PartnerState](t, "PARTNER_STATE_", s.Partner.State), end))
 	case s.Integration != nil:
 		i := s.Integration
-		pdptest.Publish(t, w.log, pdptest.Integration(i.ID, i.Partner, enumValue[treatyv1.IntegrationState](t, "INTEGRATION_STATE_", i.State), i.Scopes, i.Audiences))
+		ev := pdptest.Integration(i.ID, i.Partner, enumValue[treatyv1.IntegrationState](t, "INTEGRATION_STATE_", i.State), i.Scopes, i.Audiences)
+		ev.GetIntegrationChanged().Environment, ev.GetIntegrationChanged().SourceRanges = i.Environment, i.SourceRanges
+		pdptest.Publish(t, w.log, ev)
 	case s.Workload != nil:
 		wl := s.Workload
 		pdptest.Publish(t, w.log, pdptest.Workload(wl.ID, wl.Integration, wl.Partner, enumValue[treatyv1.WorkloadState](t, "WORKLOAD_STATE_", wl.State)))

@@ -69,8 +69,14 @@ func (e *verified) storeMemo(m grantMemo) {
 	e.memoSeq.Store(v + 2)
 }
 
-// maxMemoScopes is how many of a token's scopes a memo records.
-const maxMemoScopes = 64
+// maxMemoScopes is how many of a token's scopes a memo records; the scopes word's top bit is
+// memoEnvironment.
+const maxMemoScopes = 63
+
+// memoEnvironment, in a memo's scopes word, says that the integration names an environment and the
+// PDP has none configured: the request context's environment then decides per request, so a
+// request that carries one takes the full path.
+const memoEnvironment = 1 << 63
 
 // memoGrant reports whether the memo m, made for cached entry e on the state the decision is
 // made on, grants req at now. It returns false for anything else; the full path then decides, and
@@ -81,19 +87,26 @@ func memoGrant(m grantMemo, e *verified, req *CheckRequest, now time.Time) bool 
 		!e.audienceIs(req.Resource) || (req.WorkloadID != "" && req.WorkloadID != c.Presenter()) {
 		return false
 	}
+	if m.scopes&memoEnvironment != 0 && req.Context.Environment != "" {
+		return false
+	}
 	i := e.scopeIndex(req.Action)
 	return i >= 0 && i < maxMemoScopes && m.scopes&(1<<i) != 0
 }
 
 // memoize writes, after the full path granted cached entry e on state s, what that grant
-// established (see grantMemo).
-func memoize(s *feed.State, e *verified) {
+// established (see grantMemo); env is the PDP's configured environment. An integration with
+// source ranges gets no memo that grants: the source address is the request's.
+func memoize(s *feed.State, e *verified, env string) {
 	c := &e.claims
 	m := grantMemo{stateID: s.ID()}
 	partner, hasPartner := s.Partner(c.Partner)
 	integration, hasIntegration := s.Integration(c.Integration)
 	_, hasPolicies := s.Policies(c.Partner)
-	if hasPartner && hasIntegration && !hasPolicies && c.Confirmation == nil {
+	if hasPartner && hasIntegration && !hasPolicies && c.Confirmation == nil && len(integration.SourceRanges) == 0 {
+		if env == "" && integration.Environment != "" {
+			m.scopes |= memoEnvironment
+		}
 		m.contractEnd = unixNanos(partner.ContractEnd)
 		rest := c.Scope
 		for i := 0; rest != "" && i < maxMemoScopes; i++ {

@@ -47,6 +47,11 @@ type Config struct {
 	// TokenCacheSize bounds the verified-token cache, in tokens; zero means
 	// DefaultTokenCacheSize, negative turns the cache off (every check verifies the signature).
 	TokenCacheSize int
+	// Environment, if set, is the environment this PDP serves (for example "production"): it
+	// denies credentials of an integration of another environment (environment_mismatch),
+	// whatever the request context says, and refuses issuance for one. Unset, the request
+	// context's environment is compared instead, when the enforcement point sends one.
+	Environment string
 }
 
 // Status is where the PDP stands with respect to the feed.

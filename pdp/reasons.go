@@ -114,6 +114,13 @@ const (
 	// names a workload that is not the presenter, or an actor of an exchanged token is not in the
 	// token's partner and integration.
 	ReasonSubjectMismatch = "subject_mismatch"
+	// ReasonEnvironmentMismatch: the integration's environment is not the one the request is
+	// served in: the PDP's configured environment, or else the request context's (a test
+	// integration's credentials on production). For an issuance, only the PDP's applies.
+	ReasonEnvironmentMismatch = "environment_mismatch"
+	// ReasonSourceIPNotAllowed: the integration admits requests from its source ranges only, and
+	// the request's source IP is outside them, or the enforcement point did not report one.
+	ReasonSourceIPNotAllowed = "source_ip_not_allowed"
 
 	// ReasonScopeMissing: the action is not among the token's scopes (or an issuance request asks
 	// for no scope at all).
@@ -138,6 +145,7 @@ var allReasons = []string{
 	ReasonWorkloadBlocked, ReasonWorkloadRevoked, ReasonPartnerUnknown, ReasonPartnerInactive,
 	ReasonPartnerSuspended, ReasonPartnerTerminated, ReasonContractEnded, ReasonIntegrationUnknown,
 	ReasonIntegrationInactive, ReasonWorkloadUnknown, ReasonWorkloadInactive, ReasonSubjectMismatch,
+	ReasonEnvironmentMismatch, ReasonSourceIPNotAllowed,
 	ReasonScopeMissing, ReasonScopeNotAllowed, ReasonAudienceMismatch, ReasonAudienceNotAllowed,
 }
 

@@ -51,12 +51,12 @@ func TestIntegrationAuthMethodsFollowTheRiskTier(t *testing.T) {
 			e := newEnv(t)
 			p := partner("acme")
 			p.RiskTier = tc.tier
-			if _, _, err := e.reg.CreatePartner(context.Background(), p, "alice"); err != nil {
+			if _, _, err := e.reg.CreatePartner(context.Background(), p, "alice", active); err != nil {
 				t.Fatal(err)
 			}
 			in := integration("orders", "acme")
 			in.ClientAuthMethods = tc.requested
-			got, _, err := e.reg.CreateIntegration(context.Background(), in, "alice")
+			got, _, err := e.reg.CreateIntegration(context.Background(), in, "alice", active)
 			if tc.wantKind != 0 {
 				field := ""
 				if tc.wantKind == fail.Invalid {
@@ -90,7 +90,7 @@ func TestIntegrationSenderConstraintIsStored(t *testing.T) {
 	e.mustPartner(t, "acme")
 	in := integration("orders", "acme")
 	in.SenderConstraint = treatyv1.SenderConstraint_SENDER_CONSTRAINT_DPOP_OR_MTLS
-	if _, _, err := e.reg.CreateIntegration(context.Background(), in, "alice"); err != nil {
+	if _, _, err := e.reg.CreateIntegration(context.Background(), in, "alice", active); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.reg.GetIntegration(context.Background(), "orders")
@@ -98,7 +98,7 @@ func TestIntegrationSenderConstraintIsStored(t *testing.T) {
 		t.Fatalf("got %v, %v", got.SenderConstraint, err)
 	}
 	in.ID, in.SenderConstraint = "bad", 99
-	_, _, err = e.reg.CreateIntegration(context.Background(), in, "alice")
+	_, _, err = e.reg.CreateIntegration(context.Background(), in, "alice", active)
 	checkErr(t, err, fail.Invalid, "integration.sender_constraint")
 }
 
@@ -106,12 +106,12 @@ func TestPartnerRiskTier(t *testing.T) {
 	e := newEnv(t)
 	p := partner("acme")
 	p.RiskTier = tierCritical
-	got, _, err := e.reg.CreatePartner(context.Background(), p, "alice")
+	got, _, err := e.reg.CreatePartner(context.Background(), p, "alice", active)
 	if err != nil || got.RiskTier != tierCritical {
 		t.Fatalf("got %v, %v", got.RiskTier, err)
 	}
 	p.ID, p.RiskTier = "bad", 9
-	_, _, err = e.reg.CreatePartner(context.Background(), p, "alice")
+	_, _, err = e.reg.CreatePartner(context.Background(), p, "alice", active)
 	checkErr(t, err, fail.Invalid, "partner.risk_tier")
 	for name, want := range map[string]treatyv1.RiskTier{"low": tierLow, "high": tierHigh, "critical": tierCritical} {
 		if got, ok := registry.ParseTier(name); !ok || got != want || registry.TierName(got) != name {

@@ -71,7 +71,7 @@ func TestEndContractsEndsEachPartnerOnce(t *testing.T) {
 	e.node = startNode(t, filepath.Join(t.TempDir(), "registry.db"), e.pub, c.option)
 	ctx := context.Background()
 	for id, d := range map[string]time.Duration{"acme": time.Hour, "globex": 3 * time.Hour, "initech": time.Hour, "umbrella": time.Hour} {
-		if _, _, err := e.reg.CreatePartner(ctx, partnerEnding(id, c, d), "alice"); err != nil {
+		if _, _, err := e.reg.CreatePartner(ctx, partnerEnding(id, c, d), "alice", active); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -150,7 +150,7 @@ func TestSchedulerWakesAtTheContractEnd(t *testing.T) {
 		func(cfg *registry.Config) { cfg.ContractCheckInterval = time.Hour })
 	e.runScheduler()
 	// The scheduler sleeps with nothing to wait for; creating the partner wakes it to set a timer.
-	_, seq, err := e.reg.CreatePartner(context.Background(), partnerEnding("acme", c, 300*time.Millisecond), "alice")
+	_, seq, err := e.reg.CreatePartner(context.Background(), partnerEnding("acme", c, 300*time.Millisecond), "alice", active)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,10 +60,10 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatalf("after restart (-before +after):\n%s", diff)
 	}
 	// Ids stay unique and writes keep publishing, with sequences that are theirs.
-	_, _, err := e.reg.CreatePartner(context.Background(), partner("acme"), "alice")
+	_, _, err := e.reg.CreatePartner(context.Background(), partner("acme"), "alice", active)
 	checkErr(t, err, fail.AlreadyExists, "")
 	head := e.rev.Head()
-	_, seq, err := e.reg.CreatePartner(context.Background(), partner("initech"), "alice")
+	_, seq, err := e.reg.CreatePartner(context.Background(), partner("initech"), "alice", active)
 	if err != nil || seq != head+1 || e.event(t, seq).GetPartnerChanged().GetPartnerId() != "initech" {
 		t.Fatalf("create after restart: sequence %d, %v; want %d", seq, err, head+1)
 	}
@@ -79,7 +79,7 @@ func TestWriteWhileRevokerDownIsDurableAndPublishedLater(t *testing.T) {
 	head := e.rev.Head()
 
 	e.pub.down.Store(true)
-	p, seq, err := e.reg.CreatePartner(ctx, partner("globex"), "alice")
+	p, seq, err := e.reg.CreatePartner(ctx, partner("globex"), "alice", active)
 	checkErr(t, err, fail.Unavailable, "")
 	if seq != 0 || p.ID != "globex" || p.State != partnerActive {
 		t.Errorf("unconfirmed create returned %+v at %d", p, seq)
@@ -121,7 +121,7 @@ func TestWriteWhileRevokerDownIsDurableAndPublishedLater(t *testing.T) {
 		t.Errorf("revoker's acme = %+v (block %+v)", fp, fp.Block)
 	}
 	// The next write gets its own sequence, not one of the late entries'.
-	_, seq, err = e.reg.CreatePartner(ctx, partner("initech"), "alice")
+	_, seq, err = e.reg.CreatePartner(ctx, partner("initech"), "alice", active)
 	if err != nil || seq != head+4 {
 		t.Errorf("next create: %d, %v; want %d", seq, err, head+4)
 	}
@@ -135,7 +135,7 @@ func TestQueuedChangesSurviveRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "registry.db")
 	e.pub.down.Store(true)
 	e.node = startNode(t, path, e.pub)
-	_, _, err := e.reg.CreatePartner(context.Background(), partner("acme"), "alice")
+	_, _, err := e.reg.CreatePartner(context.Background(), partner("acme"), "alice", active)
 	checkErr(t, err, fail.Unavailable, "")
 	e.stop()
 
@@ -145,7 +145,7 @@ func TestQueuedChangesSurviveRestart(t *testing.T) {
 	if got := describe(e.event(t, 1)); got != "partner_changed partner/acme" {
 		t.Errorf("event 1 is %q", got)
 	}
-	_, seq, err := e.reg.CreatePartner(context.Background(), partner("globex"), "alice")
+	_, seq, err := e.reg.CreatePartner(context.Background(), partner("globex"), "alice", active)
 	if err != nil || seq != 2 {
 		t.Errorf("next create: %d, %v; want 2", seq, err)
 	}

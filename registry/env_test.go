@@ -8,12 +8,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
 	"github.com/treaty-dev/treaty/fail"
@@ -176,12 +178,19 @@ func partner(id string) registry.Partner {
 
 func integration(id, partnerID string) registry.Integration {
 	return registry.Integration{ID: id, PartnerID: partnerID, AllowedScopes: []string{"orders:read", "orders:write"},
-		Audiences: []string{"https://api.example.com"}, MaxTTL: 15 * time.Minute}
+		Audiences: []string{"https://api.example.com"}, MaxTTL: 15 * time.Minute, Environment: "production"}
 }
+
+// prefixes compares netip.Prefix values (whose fields are unexported) by value.
+var prefixes = cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
+
+// active is the one-step shortcut: tests that need a usable partner or integration create it
+// approved and active.
+var active = registry.CreateOptions{Activate: true, ApprovedBy: "test"}
 
 func (e *env) mustPartner(t *testing.T, id string) registry.Partner {
 	t.Helper()
-	p, _, err := e.reg.CreatePartner(context.Background(), partner(id), "alice")
+	p, _, err := e.reg.CreatePartner(context.Background(), partner(id), "alice", active)
 	if err != nil {
 		t.Fatalf("create partner %s: %v", id, err)
 	}
@@ -190,7 +199,7 @@ func (e *env) mustPartner(t *testing.T, id string) registry.Partner {
 
 func (e *env) mustIntegration(t *testing.T, id, partnerID string) registry.Integration {
 	t.Helper()
-	i, _, err := e.reg.CreateIntegration(context.Background(), integration(id, partnerID), "alice")
+	i, _, err := e.reg.CreateIntegration(context.Background(), integration(id, partnerID), "alice", active)
 	if err != nil {
 		t.Fatalf("create integration %s: %v", id, err)
 	}

@@ -118,7 +118,7 @@ func TestPublishedButNotDequeuedIsNotPublishedAgain(t *testing.T) {
 	e.waitDrained(t)
 	checkRetiredOnce(t, e, head)
 	// And the next write lands right after them.
-	_, seq, err := e.reg.CreatePartner(context.Background(), partner("globex"), "alice")
+	_, seq, err := e.reg.CreatePartner(context.Background(), partner("globex"), "alice", active)
 	if err != nil || seq != head+3 {
 		t.Errorf("next write at %d, %v; want %d", seq, err, head+3)
 	}
@@ -129,7 +129,7 @@ func TestContractEndWhileDownBlocksOnceAcrossRestarts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "registry.db")
 	c := frozenClock()
 	e.node = startNode(t, path, e.pub, c.option)
-	if _, _, err := e.reg.CreatePartner(context.Background(), partnerEnding("acme", c, time.Hour), "alice"); err != nil {
+	if _, _, err := e.reg.CreatePartner(context.Background(), partnerEnding("acme", c, time.Hour), "alice", active); err != nil {
 		t.Fatal(err)
 	}
 	head := e.rev.Head()

@@ -138,13 +138,19 @@ func (rec *integrationRecord) changed(actor, reason string) *treatyv1.Event {
 	}}
 }
 
-// CreateIntegration registers an integration under an active partner, active at once, and returns
-// it with the feed sequence of its IntegrationChanged event.
+// CreateIntegration registers an integration, REQUESTED: it must be approved
+// (ApproveIntegration) and activated (ActivateIntegration, under an active partner) before
+// credentials are issued under it. It may be requested while its partner is still being approved,
+// not once the partner is offboarding or terminated. With CreateOptions{Activate: true,
+// ApprovedBy: ...} it is created, approved and activated in one transaction with one audit record;
+// its partner must then be active. It returns the integration and the feed sequence of its
+// IntegrationChanged event.
 func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor string, opts ...CreateOptions) (Integration, uint64, error) {
 	if err := r.checkNewIntegration(i, actor); err != nil {
 		return Integration{}, 0, err
 	}
-	if err := createOptions(opts).check(); err != nil {
+	o := createOptions(opts)
+	if err := o.check(); err != nil {
 		return Integration{}, 0, err
 	}
 	now := r.now()
@@ -152,10 +158,11 @@ func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor s
 		ID: i.ID, PartnerID: i.PartnerID,
 		AllowedScopes: slices.Clone(i.AllowedScopes), Audiences: slices.Clone(i.Audiences), MaxTTL: i.MaxTTL,
 		SenderConstraint: constraintOrDefault(i.SenderConstraint),
-		State:            treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
+		State:            integrationRequested, Created: now, Updated: now, Revision: 1,
 		Purpose: i.Purpose, Environment: i.Environment, SourceRanges: slices.Clone(i.SourceRanges),
 		ApprovalTicket: i.ApprovalTicket, Owner: i.Owner,
 	}
+	reason := ""
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if integrations.exists(tx, rec.ID) {
 			return change{}, fail.AlreadyExistsf("integration %q already exists", rec.ID)
@@ -164,8 +171,14 @@ func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor s
 		if err := partners.load(tx, rec.PartnerID, &p); err != nil {
 			return change{}, err
 		}
-		if p.State != treatyv1.PartnerState_PARTNER_STATE_ACTIVE {
-			return change{}, fail.Preconditionf("partner %q is %s; integrations can only be created under an active partner", p.ID, feed.StateName(p.State))
+		if o.Activate {
+			if err := partnerActiveFor(tx, rec.PartnerID, "create integration "+rec.ID+" active"); err != nil {
+				return change{}, err
+			}
+			rec.State, rec.ApprovedBy, rec.Approved = integrationActive, o.ApprovedBy, now
+			reason = approvalSummary(o.ApprovedBy)
+		} else if err := partnerOpen(tx, rec.PartnerID, "integration", rec.ID); err != nil {
+			return change{}, err
 		}
 		methods, err := methodsForTier(p.ID, tierOrDefault(p.RiskTier), i.ClientAuthMethods)
 		if err != nil {
@@ -177,7 +190,7 @@ func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor s
 		}
 		return change{
 			audit: AuditRecord{Time: now, Actor: actor, Action: "integration.create", Target: "integration/" + rec.ID,
-				After: rec.summary()},
+				Reason: reason, After: rec.summary()},
 			events: []*treatyv1.Event{rec.changed(actor, "integration created")},
 		}, nil
 	})
@@ -194,6 +207,14 @@ func (r *Registry) checkNewIntegration(i Integration, actor string) error {
 	if err := fail.CheckID("integration.partner_id", i.PartnerID); err != nil {
 		return err
 	}
+	if err := r.checkIntegrationFields(i); err != nil {
+		return err
+	}
+	return CheckActor("actor", actor)
+}
+
+// checkIntegrationFields validates the fields of an integration a create or an update sets.
+func (r *Registry) checkIntegrationFields(i Integration) error {
 	if err := CheckScopes("integration.allowed_scopes", i.AllowedScopes); err != nil {
 		return err
 	}
@@ -206,10 +227,8 @@ func (r *Registry) checkNewIntegration(i Integration, actor string) error {
 	if err := CheckConstraint("integration.sender_constraint", i.SenderConstraint); err != nil {
 		return err
 	}
-	if i.Environment != "" { // required once every caller names one (the lifecycle change)
-		if err := CheckEnvironment("integration.environment", i.Environment); err != nil {
-			return err
-		}
+	if err := CheckEnvironment("integration.environment", i.Environment); err != nil {
+		return err
 	}
 	if err := checkIntegrationDescriptive(i); err != nil {
 		return err
@@ -221,7 +240,7 @@ func (r *Registry) checkNewIntegration(i Integration, actor string) error {
 		return fail.Invalidf("integration.max_credential_ttl", "integration.max_credential_ttl %s exceeds the deployment's maximum credential lifetime %s",
 			i.MaxTTL, r.cfg.MaxCredentialTTL)
 	}
-	return CheckActor("actor", actor)
+	return nil
 }
 
 // activePartner returns an error unless the partner exists and is active; rule ends the message

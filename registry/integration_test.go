@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -69,7 +70,7 @@ func TestCreateIntegrationRejectsBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := integration("orders", "acme")
 			tc.edit(&in)
-			_, _, err := e.reg.CreateIntegration(context.Background(), in, "alice")
+			_, _, err := e.reg.CreateIntegration(context.Background(), in, "alice", active)
 			checkErr(t, err, tc.kind, tc.field)
 		})
 	}
@@ -90,31 +91,37 @@ func TestCreateIntegrationPublishesAndStores(t *testing.T) {
 		AllowedScopes: []string{"orders:read", "!#[]~", "https://api.example.com/orders"},
 		Audiences:     []string{"https://api.example.com", "urn:example:billing"},
 		MaxTTL:        24 * time.Hour,
+		Purpose:       "order sync", Environment: "staging", Owner: "orders-team",
+		SourceRanges:   []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")},
+		ApprovalTicket: "SEC-42",
 	}
-	got, seq, err := e.reg.CreateIntegration(context.Background(), in, "alice")
+	got, seq, err := e.reg.CreateIntegration(context.Background(), in, "alice", active)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := in
 	want.State, want.Created, want.Updated, want.Etag = treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE, now, now, got.Etag
+	want.ApprovedBy, want.Approved = "test", now
 	want.ClientAuthMethods = registry.DefaultMethods(registry.DefaultRiskTier)
 	want.SenderConstraint = treatyv1.SenderConstraint_SENDER_CONSTRAINT_NONE
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, prefixes); diff != "" {
 		t.Errorf("created integration (-want +got):\n%s", diff)
 	}
 	read, err := e.reg.GetIntegration(context.Background(), "orders")
-	if err != nil || !cmp.Equal(got, read) {
+	if err != nil || !cmp.Equal(got, read, prefixes) {
 		t.Errorf("GetIntegration = %+v, %v; want %+v", read, err, got)
 	}
 	ev := e.event(t, seq)
 	ic := ev.GetIntegrationChanged()
 	if ic.GetIntegrationId() != "orders" || ic.GetPartnerId() != "acme" || ic.GetState() != treatyv1.IntegrationState_INTEGRATION_STATE_ACTIVE ||
 		!slices.Equal(ic.GetAllowedScopes(), in.AllowedScopes) || !slices.Equal(ic.GetAudiences(), in.Audiences) ||
-		ic.GetMaxCredentialTtl().AsDuration() != in.MaxTTL || ev.GetActor() != "alice" {
+		ic.GetMaxCredentialTtl().AsDuration() != in.MaxTTL || ev.GetActor() != "alice" ||
+		ic.GetEnvironment() != "staging" || !slices.Equal(ic.GetSourceRanges(), []string{"203.0.113.0/24"}) {
 		t.Errorf("event %d = %v", seq, ev)
 	}
 	fi, ok := e.rev.State().Integration("orders")
-	if !ok || fi.PartnerID != "acme" || !fi.AllowsScope("!#[]~") || fi.MaxTTL != in.MaxTTL {
+	if !ok || fi.PartnerID != "acme" || !fi.AllowsScope("!#[]~") || fi.MaxTTL != in.MaxTTL || fi.Environment != "staging" ||
+		!fi.AllowsSource(netip.MustParseAddr("203.0.113.9")) || fi.AllowsSource(netip.MustParseAddr("198.51.100.1")) {
 		t.Errorf("revoker's integration = %+v, %v", fi, ok)
 	}
 	// The caller's slices are not shared with the stored integration.
@@ -140,15 +147,15 @@ func TestMaxCredentialTTLIsConfigurable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := reg.CreatePartner(context.Background(), partner("acme"), "alice"); err != nil {
+	if _, _, err := reg.CreatePartner(context.Background(), partner("acme"), "alice", active); err != nil {
 		t.Fatal(err)
 	}
 	in := integration("orders", "acme")
 	in.MaxTTL = time.Hour + time.Nanosecond
-	_, _, err = reg.CreateIntegration(context.Background(), in, "alice")
+	_, _, err = reg.CreateIntegration(context.Background(), in, "alice", active)
 	checkErr(t, err, fail.Invalid, "integration.max_credential_ttl")
 	in.MaxTTL = time.Hour
-	if _, _, err := reg.CreateIntegration(context.Background(), in, "alice"); err != nil {
+	if _, _, err := reg.CreateIntegration(context.Background(), in, "alice", active); err != nil {
 		t.Fatalf("a TTL equal to the global maximum is refused: %v", err)
 	}
 }

@@ -49,7 +49,7 @@ func TestCreateWorkloadNeedsActiveIntegration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := reg.CreatePartner(ctx, Partner{ID: "acme", DisplayName: "Acme", OwnerTeam: "sec", ContractEnd: time.Now().Add(time.Hour)}, ""); err != nil {
+	if _, _, err := reg.CreatePartner(ctx, Partner{ID: "acme", DisplayName: "Acme", OwnerTeam: "sec", ContractEnd: time.Now().Add(time.Hour)}, "", CreateOptions{Activate: true, ApprovedBy: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	// Until integrations can be suspended through the API, store a suspended one directly.

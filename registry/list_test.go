@@ -166,20 +166,22 @@ func TestAuditTrailRecordsEveryChange(t *testing.T) {
 	}
 	p := partner("acme")
 	want := []registry.AuditRecord{
-		{Sequence: 1, Time: now, Actor: "alice", Action: "partner.create", Target: "partner/acme",
-			After: map[string]string{"state": "active", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium"}},
-		{Sequence: 2, Time: now, Actor: "alice", Action: "integration.create", Target: "integration/orders",
+		{Sequence: 1, Time: now, Actor: "alice", Action: "partner.create", Target: "partner/acme", Reason: "created, approved by test and activated in one step",
+			After: map[string]string{"state": "active", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium",
+				"approved_by": "test", "approved": "2030-06-01T12:00:00Z"}},
+		{Sequence: 2, Time: now, Actor: "alice", Action: "integration.create", Target: "integration/orders", Reason: "created, approved by test and activated in one step",
 			After: map[string]string{"state": "active", "partner_id": "acme", "allowed_scopes": "orders:read orders:write",
-				"audiences": "https://api.example.com", "max_ttl": "15m0s",
+				"audiences": "https://api.example.com", "max_ttl": "15m0s", "environment": "production",
+				"approved_by": "test", "approved": "2030-06-01T12:00:00Z",
 				"client_auth_methods": "private_key_jwt tls_client_auth self_signed_tls_client_auth client_secret_basic client_secret_post", "sender_constraint": "none"}},
 		{Sequence: 3, Time: now, Actor: "alice", Action: "workload.create", Target: "workload/bot",
 			After: map[string]string{"state": "active", "integration_id": "orders", "partner_id": "acme", "key_ids": w.Keys[0].KeyID}},
 		{Sequence: 4, Time: now, Actor: "bob", Action: "partner.suspend", Target: "partner/acme", Reason: "incident 7",
-			Before: map[string]string{"state": "active", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium"},
-			After:  map[string]string{"state": "suspended", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium"}},
+			Before: map[string]string{"state": "active", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium", "approved_by": "test", "approved": "2030-06-01T12:00:00Z"},
+			After:  map[string]string{"state": "suspended", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium", "approved_by": "test", "approved": "2030-06-01T12:00:00Z"}},
 		{Sequence: 5, Time: now, Actor: "carol", Action: "partner.offboard", Target: "partner/acme", Reason: "contract over",
-			Before: map[string]string{"state": "suspended", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium"},
-			After:  map[string]string{"state": "terminated", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium"}},
+			Before: map[string]string{"state": "suspended", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium", "approved_by": "test", "approved": "2030-06-01T12:00:00Z"},
+			After:  map[string]string{"state": "terminated", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium", "approved_by": "test", "approved": "2030-06-01T12:00:00Z"}},
 	}
 	// The hashes are checked by the chain's own tests (audit_test.go).
 	if diff := cmp.Diff(want, recs, cmpopts.IgnoreFields(registry.AuditRecord{}, "Prev", "Hash")); diff != "" {

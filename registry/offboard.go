@@ -82,6 +82,9 @@ type Offboarding struct {
 	ConfirmedAtSequence uint64    `json:"confirmed_at_sequence,omitempty"`
 	LiveCredentials     uint64    `json:"live_credentials"`
 	Terminated          time.Time `json:"terminated,omitzero"`
+
+	// terminatedSeq is the feed sequence of the termination, when this call made it.
+	terminatedSeq uint64
 }
 
 // OffboardProgress reports a step under way: Done out of Total (zero: not known).
@@ -478,7 +481,7 @@ func (r *Registry) confirmNoneLive(ctx context.Context, o *Offboarding, progress
 // terminate is step 5: the partner becomes TERMINATED (final), audited as partner.terminate.
 func (r *Registry) terminate(ctx context.Context, o *Offboarding) error {
 	now := r.now()
-	_, err := r.commit(ctx, func(tx store.Tx) (change, error) {
+	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		var rec partnerRecord
 		if err := partners.load(tx, o.PartnerID, &rec); err != nil {
 			return change{}, err
@@ -505,7 +508,8 @@ func (r *Registry) terminate(ctx context.Context, o *Offboarding) error {
 		o.Step, o.Terminated = treatyv1.OffboardingStep_OFFBOARDING_STEP_CONFIRMED, time.Time{}
 		return err
 	}
-	return nil
+	o.terminatedSeq = seq
+	return err
 }
 
 // ResumeOffboardings runs the offboarding of every partner that is OFFBOARDING (a contract end

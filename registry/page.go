@@ -79,3 +79,32 @@ func (q *query) scan(tx store.Tx, bucket, prefix string, fn func(id string) erro
 		return true, fn(last)
 	})
 }
+
+// scanWhere is scan with a filter: visit(id, take) reports whether entity id matches, and keeps
+// it when take is set. A page holds up to q.size matches; q.next is set only when another match
+// follows, so a filtered list never ends with an empty page behind a token.
+func (q *query) scanWhere(tx store.Tx, bucket, prefix string, visit func(id string, take bool) (bool, error)) error {
+	var start []byte
+	if q.after != "" {
+		start = []byte(prefix + q.after + "\x00")
+	}
+	n := 0
+	var last string
+	return tx.Scan(bucket, []byte(prefix), start, func(k, _ []byte) (bool, error) {
+		id := string(k[len(prefix):])
+		take := n < q.size
+		ok, err := visit(id, take)
+		switch {
+		case err != nil:
+			return false, err
+		case !ok:
+			return true, nil
+		case !take:
+			q.next = q.token(last)
+			return false, nil
+		}
+		last = id
+		n++
+		return true, nil
+	})
+}

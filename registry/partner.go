@@ -171,18 +171,27 @@ func (rec *partnerRecord) changed(actor, reason string) *treatyv1.Event {
 	}}
 }
 
-// CreatePartner registers a partner, active at once (the approval steps of the full lifecycle come
-// later), and returns it with the feed sequence of its PartnerChanged event.
+// CreatePartner registers a partner, PROPOSED: it must be approved (ApprovePartner) and activated
+// (ActivatePartner) before any credential is issued under it. With CreateOptions{Activate: true,
+// ApprovedBy: ...} it is created, approved and activated in one transaction with one audit record
+// (the one-step shortcut for small deployments). It returns the partner and the feed sequence of
+// its PartnerChanged event.
 func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string, opts ...CreateOptions) (Partner, uint64, error) {
 	now := r.now()
 	if err := checkNewPartner(p, actor, now); err != nil {
 		return Partner{}, 0, err
 	}
-	if err := createOptions(opts).check(); err != nil {
+	o := createOptions(opts)
+	if err := o.check(); err != nil {
 		return Partner{}, 0, err
 	}
-	rec := partnerRecord{ID: p.ID, State: treatyv1.PartnerState_PARTNER_STATE_ACTIVE, Created: now, Updated: now, Revision: 1}
+	rec := partnerRecord{ID: p.ID, State: partnerProposed, Created: now, Updated: now, Revision: 1}
 	rec.setDescriptive(p)
+	reason := ""
+	if o.Activate {
+		rec.State, rec.ApprovedBy, rec.Approved = partnerActive, o.ApprovedBy, now
+		reason = approvalSummary(o.ApprovedBy)
+	}
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if partners.exists(tx, rec.ID) {
 			return change{}, fail.AlreadyExistsf("partner %q already exists", rec.ID)
@@ -191,7 +200,8 @@ func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string, o
 			return change{}, err
 		}
 		return change{
-			audit:  AuditRecord{Time: now, Actor: actor, Action: "partner.create", Target: "partner/" + rec.ID, After: rec.summary()},
+			audit: AuditRecord{Time: now, Actor: actor, Action: "partner.create", Target: "partner/" + rec.ID, Reason: reason,
+				After: rec.summary()},
 			events: []*treatyv1.Event{rec.changed(actor, "partner created")},
 		}, nil
 	})
@@ -271,15 +281,29 @@ func (r *Registry) SuspendPartner(ctx context.Context, id, reason, actor string)
 	return r.endPartner(ctx, id, reason, actor, suspend)
 }
 
-// OffboardPartner terminates an active, suspended or offboarding partner and blocks every
-// credential under it permanently. It returns the partner and the feed sequence of the permanent
-// block. TERMINATED is final.
-//
-// This is the foundation's one-step offboarding; the full workflow (the OFFBOARDING state,
-// cascading to integrations and workloads, revoking their credentials) comes with the registry
-// lifecycle issue.
+// OffboardPartner offboards a partner for good and returns it (TERMINATED, final) with the feed
+// sequence of its termination. Where the registry has a revoker and a credential inventory it runs
+// the whole offboarding workflow (Offboard): a permanent block, every live credential revoked,
+// integrations and workloads retired, zero live credentials confirmed and recorded. A registry
+// without them can only block and terminate the partner at once; the posture finding for an
+// ex-partner's live credentials then tells whether anything was left behind.
 func (r *Registry) OffboardPartner(ctx context.Context, id, reason, actor string) (Partner, uint64, error) {
-	return r.endPartner(ctx, id, reason, actor, offboard)
+	if r.cfg.Revoker == nil || r.cfg.Inventory == nil {
+		return r.endPartner(ctx, id, reason, actor, offboard)
+	}
+	o, err := r.Offboard(ctx, id, reason, actor, nil)
+	if err != nil {
+		return Partner{}, 0, err
+	}
+	p, err := r.GetPartner(ctx, id)
+	if err != nil {
+		return Partner{}, 0, err
+	}
+	seq := o.terminatedSeq
+	if seq == 0 { // terminated by an earlier call: its confirmation is at or after the block
+		seq = o.ConfirmedAtSequence
+	}
+	return p, seq, nil
 }
 
 // endPartner applies t to a partner and publishes the change followed by a block on the partner,

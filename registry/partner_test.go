@@ -15,6 +15,8 @@ import (
 
 const (
 	partnerActive     = treatyv1.PartnerState_PARTNER_STATE_ACTIVE
+	partnerProposed   = treatyv1.PartnerState_PARTNER_STATE_PROPOSED
+	partnerApproved   = treatyv1.PartnerState_PARTNER_STATE_APPROVED
 	partnerSuspended  = treatyv1.PartnerState_PARTNER_STATE_SUSPENDED
 	partnerTerminated = treatyv1.PartnerState_PARTNER_STATE_TERMINATED
 )
@@ -49,7 +51,7 @@ func TestCreatePartnerRejectsBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := partner("acme")
 			tc.edit(&p)
-			_, seq, err := e.reg.CreatePartner(context.Background(), p, tc.actor)
+			_, seq, err := e.reg.CreatePartner(context.Background(), p, tc.actor, active)
 			checkErr(t, err, tc.kind, tc.field)
 			if seq != 0 {
 				t.Errorf("a refused write returned sequence %d", seq)
@@ -72,14 +74,21 @@ func TestCreatePartnerPublishesAndStores(t *testing.T) {
 	e := newEnv(t)
 	in := partner("acme")
 	in.ContractEnd = time.Date(2031, 1, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600))
+	// Every governance field is stored as given, times in UTC.
+	in.LegalName, in.RelationshipType = "Acme Corporation Ltd", treatyv1.RelationshipType_RELATIONSHIP_TYPE_SAAS
+	in.AccountableOwner, in.BackupOwner, in.SecurityContact = "ana@example.com", "ben@example.com", "security@acme.example"
+	in.BreachNoticeHours, in.ContractID = 72, "C-2030-17"
+	in.ContractStart = time.Date(2030, 1, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600))
+	in.DataClassification = treatyv1.DataClassification_DATA_CLASSIFICATION_CONFIDENTIAL
+	in.LastAssessment, in.LastAssessmentResult = time.Date(2030, 3, 1, 0, 0, 0, 0, time.UTC), "passed with two findings"
+	in.NextReview = time.Date(2031, 3, 1, 0, 0, 0, 0, time.UTC)
 	p, seq, err := e.reg.CreatePartner(context.Background(), in, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := registry.Partner{
-		ID: "acme", DisplayName: in.DisplayName, OwnerTeam: in.OwnerTeam, ContractEnd: in.ContractEnd.UTC(),
-		State: partnerActive, RiskTier: registry.DefaultRiskTier, Created: now, Updated: now, Etag: p.Etag,
-	}
+	want := in
+	want.ContractEnd, want.ContractStart = in.ContractEnd.UTC(), in.ContractStart.UTC()
+	want.State, want.RiskTier, want.Created, want.Updated, want.Etag = partnerProposed, registry.DefaultRiskTier, now, now, p.Etag
 	if diff := cmp.Diff(want, p); diff != "" {
 		t.Errorf("created partner (-want +got):\n%s", diff)
 	}
@@ -97,11 +106,11 @@ func TestCreatePartnerPublishesAndStores(t *testing.T) {
 	// The sequence is that of the PartnerChanged event, which the revoker applied.
 	ev := e.event(t, seq)
 	pc := ev.GetPartnerChanged()
-	if pc.GetPartnerId() != "acme" || pc.GetState() != partnerActive || !pc.GetContractEndTime().AsTime().Equal(in.ContractEnd) || ev.GetActor() != "alice" {
+	if pc.GetPartnerId() != "acme" || pc.GetState() != partnerProposed || !pc.GetContractEndTime().AsTime().Equal(in.ContractEnd) || ev.GetActor() != "alice" {
 		t.Errorf("event %d = %v", seq, ev)
 	}
 	fp, ok := e.rev.State().Partner("acme")
-	if !ok || fp.State != partnerActive || !fp.ContractEnd.Equal(in.ContractEnd) || fp.Block != nil {
+	if !ok || fp.State != partnerProposed || !fp.ContractEnd.Equal(in.ContractEnd) || fp.Block != nil {
 		t.Errorf("revoker's partner = %+v, %v", fp, ok)
 	}
 }

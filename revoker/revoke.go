@@ -266,17 +266,22 @@ func checkKeyUnchanged(s *feed.State, ev *treatyv1.Event) error {
 	return nil
 }
 
-// checkPublishable admits the changes a registry or issuer publishes. Revocations and restores go
-// through Revoke and Restore, which check them against the state.
+// checkPublishable admits the changes a registry or issuer publishes. Revocations go through
+// Revoke, which checks them against the state and the inventory.
 func checkPublishable(ev *treatyv1.Event) error {
 	switch ev.GetChange().(type) {
 	case *treatyv1.Event_PartnerChanged, *treatyv1.Event_IntegrationChanged, *treatyv1.Event_WorkloadChanged,
-		*treatyv1.Event_SigningKeyPublished, *treatyv1.Event_Blocked, *treatyv1.Event_PolicyChanged:
+		*treatyv1.Event_SigningKeyPublished, *treatyv1.Event_Blocked, *treatyv1.Event_PolicyChanged,
+		// The registry lifts the block its own suspension placed when it reactivates a partner or
+		// integration, in outbox order after the entity's change. A restore of a permanent block
+		// changes nothing (the feed never lifts one), so it is accepted rather than refused: a
+		// refused entry would hold back every later change of the publisher's outbox.
+		*treatyv1.Event_Restored:
 		return feed.CheckChange(ev)
 	case nil:
 		return fail.Invalidf("entries.event", "an entry carries no change")
 	}
-	return fail.Invalidf("entries.event", "revocations and restores cannot be published; use Revoke or Restore")
+	return fail.Invalidf("entries.event", "revocations cannot be published; use Revoke")
 }
 
 func notKnown(kind treatyv1.TargetKind, id string) error {

@@ -227,7 +227,8 @@ func TestPublishValidationAndIdempotency(t *testing.T) {
 	bad := [][]*treatyv1.PublishEntry{
 		{entry("", partnerEv("x", treatyv1.PartnerState_PARTNER_STATE_ACTIVE))},
 		{entry("a", &treatyv1.Event{})},
-		{entry("b", &treatyv1.Event{Change: &treatyv1.Event_Restored{Restored: &treatyv1.Restored{TargetKind: partnerK, TargetId: "acme"}}})},
+		{entry("b", &treatyv1.Event{Change: &treatyv1.Event_CredentialRevoked{CredentialRevoked: &treatyv1.CredentialRevoked{Jti: "j1"}}})},
+		{entry("e", &treatyv1.Event{Change: &treatyv1.Event_Restored{Restored: &treatyv1.Restored{TargetKind: partnerK, TargetId: "Not An Id"}}})},
 		{entry("c", partnerEv("ok", treatyv1.PartnerState_PARTNER_STATE_ACTIVE)), entry("d", partnerEv("BAD", treatyv1.PartnerState_PARTNER_STATE_ACTIVE))},
 	}
 	for i, entries := range bad {
@@ -396,5 +397,33 @@ func TestReepochKeepsEventsAndState(t *testing.T) {
 	}
 	if evs, err := l.Read(0, 100); err != nil || uint64(len(evs)) != head {
 		t.Fatalf("Read = %d events, %v; want all %d", len(evs), err, head)
+	}
+}
+
+// A publisher (the registry reactivating a suspended partner) may lift a block it placed: the
+// restore's sequence becomes the watermark. A permanent block stays, whoever publishes the restore.
+func TestPublishedRestoreLiftsOnlyTemporaryBlocks(t *testing.T) {
+	ctx := context.Background()
+	l := newLog(t)
+	block := func(id string, permanent bool) *treatyv1.PublishEntry {
+		return entry("block-"+id, &treatyv1.Event{Change: &treatyv1.Event_Blocked{Blocked: &treatyv1.Blocked{TargetKind: partnerK, TargetId: id, Permanent: permanent}}})
+	}
+	restore := func(id string) *treatyv1.PublishEntry {
+		return entry("restore-"+id, &treatyv1.Event{Change: &treatyv1.Event_Restored{Restored: &treatyv1.Restored{TargetKind: partnerK, TargetId: id}}})
+	}
+	if _, err := l.Publish(ctx, []*treatyv1.PublishEntry{entry("p2", partnerEv("globex", treatyv1.PartnerState_PARTNER_STATE_ACTIVE)), block("acme", false), block("globex", true)}); err != nil {
+		t.Fatal(err)
+	}
+	seqs, err := l.Publish(ctx, []*treatyv1.PublishEntry{restore("acme"), restore("globex")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme, _ := l.State().Partner("acme")
+	if acme.Block != nil || acme.Watermark != seqs[0] {
+		t.Errorf("acme after a published restore: %+v, want no block and watermark %d", acme.Control, seqs[0])
+	}
+	globex, _ := l.State().Partner("globex")
+	if globex.Block == nil || !globex.Block.Permanent {
+		t.Errorf("globex's permanent block was lifted: %+v", globex.Control)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/treaty-dev/treaty/notify"
 	"github.com/treaty-dev/treaty/posture"
+	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/token"
 )
 
@@ -66,8 +67,9 @@ type Config struct {
 	// ExtAuthzRoutes, if set, is a route file (JSON) mapping HTTP method and path to action and
 	// resource: the gRPC server then also serves Envoy's external authorization API.
 	ExtAuthzRoutes string
-	// Environment is the environment this deployment serves (for example "production"), given to
-	// policy conditions for requests that arrive through ext_authz.
+	// Environment is the environment this deployment serves (for example "production"): the PDP
+	// denies credentials of integrations of any other environment (pdp.Config.Environment), and
+	// policy conditions see it for requests that arrive through ext_authz.
 	Environment string
 	// TrustSubjectsFrom lists the caller addresses allowed to send the PDP verified claims or a
 	// bare workload id instead of a credential; empty trusts nobody.
@@ -172,6 +174,9 @@ func (c Config) Validate() error {
 				return fmt.Errorf("the %s service needs the %s: run it here (--services) or give its address with --%s", s, dep, dep)
 			}
 		}
+	}
+	if c.Environment != "" && !registry.ValidEnvironment(c.Environment) {
+		return fmt.Errorf("--environment %q must match ^[a-z][a-z0-9-]{0,31}$, for example production", c.Environment)
 	}
 	if c.ExtAuthzRoutes != "" || len(c.TrustSubjectsFrom) > 0 {
 		if !c.runs(PDP) {

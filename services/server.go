@@ -276,6 +276,7 @@ func (s *Server) assemble(ctx context.Context) error {
 		s.decLogSvc.Register(s.grpc)
 		p, err := pdp.New(pdp.Config{
 			Store: st, Source: revokersvc.NewSource(conn), StalenessBound: cfg.StalenessBound, Recorder: s.decisions, Logger: s.log,
+			Environment: cfg.Environment,
 		})
 		if err != nil {
 			return err

@@ -119,21 +119,21 @@ type workloadKey struct {
 	key ed25519.PrivateKey
 }
 
-// onboard creates a partner, an integration allowing scope read for issueAudience, and n
-// workloads with fresh keys, all under a random prefix so runs against one server do not collide.
+// onboard creates a partner and an integration allowing scope read for issueAudience, each approved
+// and active in one step (the registry's shortcut), and n workloads with fresh keys, all under a random prefix so runs against one server do not collide.
 func onboard(ctx context.Context, reg treatyv1.RegistryServiceClient, n int) ([]workloadKey, error) {
 	const actor = "bench-load"
 	prefix := "load-" + randomHex(3)
 	partner, integ := prefix, prefix+"-integ"
 	if _, err := reg.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: actor, Partner: &treatyv1.Partner{
 		Id: partner, DisplayName: "Load " + partner, OwnerTeam: "bench", ContractEndTime: timestamppb.New(time.Now().Add(30 * 24 * time.Hour)),
-	}}); err != nil {
+	}, Activate: true, ApprovedBy: actor}); err != nil {
 		return nil, fmt.Errorf("issue: create partner: %w", err)
 	}
 	if _, err := reg.CreateIntegration(ctx, &treatyv1.CreateIntegrationRequest{Actor: actor, Integration: &treatyv1.Integration{
 		Id: integ, PartnerId: partner, AllowedScopes: []string{"read", "write"}, Audiences: []string{issueAudience},
-		MaxCredentialTtl: durationpb.New(5 * time.Minute),
-	}}); err != nil {
+		MaxCredentialTtl: durationpb.New(5 * time.Minute), Environment: "production",
+	}, Activate: true, ApprovedBy: actor}); err != nil {
 		return nil, fmt.Errorf("issue: create integration: %w", err)
 	}
 	out := make([]workloadKey, n)

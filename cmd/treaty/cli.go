@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -144,20 +143,16 @@ short-lived and instantly revocable.
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			allowed := []string{"text", "table", "json"}
-			if a := cmd.Annotations[outputsAnnotation]; a != "" {
-				allowed = strings.Split(a, ",")
-			}
-			if !slices.Contains(allowed, c.output) {
-				return usagef("-o must be %s, not %q", strings.Join(allowed, ", "), c.output)
-			}
-			if c.output == "table" {
-				c.output = "text" // the same readable form
-			}
-			return nil
+			return c.checkOutput(cmd)
 		},
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitErr{code: exitUsage, err: err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		if strings.Contains(err.Error(), "unknown shorthand flag") {
+			// Key ids are base64url thumbprints and may begin with '-'.
+			err = fmt.Errorf("%w; an argument that begins with '-' (a key id, say) goes after '--'", err)
+		}
+		return &exitErr{code: exitUsage, err: err}
+	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.server, "server", envOr("TREATY_SERVER", services.DefaultListen), "address of the Treaty server (env TREATY_SERVER)")
 	for _, name := range services.All {
@@ -166,7 +161,7 @@ short-lived and instantly revocable.
 		env := "TREATY_" + strings.ToUpper(name)
 		pf.StringVar(v, name, os.Getenv(env), fmt.Sprintf("address of the %s service, overriding --server (env %s)", name, env))
 	}
-	pf.StringVarP(&c.output, "output", "o", "text", "output format: text (or table) or json; reports also yaml and csv")
+	pf.StringVarP(&c.output, "output", "o", "text", "output format: text (or table) or json; yaml and csv for registry records (get, list) and reports")
 	pf.StringVar(&c.actor, "actor", envOr("TREATY_ACTOR", defaultActor()), "who you are, recorded in the audit trail (env TREATY_ACTOR)")
 	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
 	root.AddCommand(c.serveCmd(), c.keygenCmd(), c.partnerCmd(), c.integrationCmd(), c.workloadCmd(),

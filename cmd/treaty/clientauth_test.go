@@ -35,10 +35,10 @@ func TestRiskTierAuthMethodsAndWorkloadKeys(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"partner", "create", "--id", "fort", "--name", "Fort", "--owner", "sec", "--contract-end", "2099-01-01", "--risk-tier", "high"}, "high"},
-		{[]string{"integration", "create", "--partner", "fort", "--id", "vault", "--scopes", "a", "--audiences", "api", "--max-ttl", "10m",
+		{[]string{"partner", "create", "--activate", "--approved-by", "ciso", "--id", "fort", "--name", "Fort", "--owner", "sec", "--contract-end", "2099-01-01", "--risk-tier", "high"}, "high"},
+		{[]string{"integration", "create", "--environment", "production", "--activate", "--approved-by", "ciso", "--partner", "fort", "--id", "vault", "--scopes", "a", "--audiences", "api", "--max-ttl", "10m",
 			"--sender-constraint", "dpop"}, "private_key_jwt,tls_client_auth,self_signed_tls_client_auth"},
-		{[]string{"integration", "create", "--partner", "acme", "--id", "orders", "--scopes", "a", "--audiences", "api", "--max-ttl", "10m",
+		{[]string{"integration", "create", "--environment", "production", "--activate", "--approved-by", "ciso", "--partner", "acme", "--id", "orders", "--scopes", "a", "--audiences", "api", "--max-ttl", "10m",
 			"--auth-methods", "client_secret_basic,private_key_jwt"}, "client_secret_basic,private_key_jwt"},
 		{[]string{"workload", "create", "--integration", "vault", "--id", "bot", "--public-key", first}, "EdDSA:"},
 		{[]string{"workload", "create", "--integration", "vault", "--id", "cert-bot", "--tls-subject-dn", "CN=cert-bot,O=Fort"}, "subject_dn=CN=cert-bot,O=Fort"},
@@ -58,10 +58,10 @@ func TestRiskTierAuthMethodsAndWorkloadKeys(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"bad tier", []string{"partner", "create", "--id", "x", "--name", "X", "--owner", "o", "--contract-end", "2099-01-01", "--risk-tier", "extreme"}, exitUsage, "--risk-tier"},
-		{"bad method", []string{"integration", "create", "--partner", "acme", "--id", "x", "--scopes", "a", "--audiences", "api", "--max-ttl", "1m", "--auth-methods", "password"}, exitUsage, "--auth-methods"},
-		{"bad constraint", []string{"integration", "create", "--partner", "acme", "--id", "x", "--scopes", "a", "--audiences", "api", "--max-ttl", "1m", "--sender-constraint", "maybe"}, exitUsage, "--sender-constraint"},
-		{"secret on a high-tier partner", []string{"integration", "create", "--partner", "fort", "--id", "x", "--scopes", "a", "--audiences", "api", "--max-ttl", "1m", "--auth-methods", "client_secret_post"}, exitError, "risk tier high"},
+		{"bad tier", []string{"partner", "create", "--activate", "--approved-by", "ciso", "--id", "x", "--name", "X", "--owner", "o", "--contract-end", "2099-01-01", "--risk-tier", "extreme"}, exitUsage, "--risk-tier"},
+		{"bad method", []string{"integration", "create", "--environment", "production", "--activate", "--approved-by", "ciso", "--partner", "acme", "--id", "x", "--scopes", "a", "--audiences", "api", "--max-ttl", "1m", "--auth-methods", "password"}, exitUsage, "--auth-methods"},
+		{"bad constraint", []string{"integration", "create", "--environment", "production", "--activate", "--approved-by", "ciso", "--partner", "acme", "--id", "x", "--scopes", "a", "--audiences", "api", "--max-ttl", "1m", "--sender-constraint", "maybe"}, exitUsage, "--sender-constraint"},
+		{"secret on a high-tier partner", []string{"integration", "create", "--environment", "production", "--activate", "--approved-by", "ciso", "--partner", "fort", "--id", "x", "--scopes", "a", "--audiences", "api", "--max-ttl", "1m", "--auth-methods", "client_secret_post"}, exitError, "risk tier high"},
 		{"no key and no subject", []string{"workload", "create", "--integration", "vault", "--id", "x"}, exitUsage, "--public-key is required"},
 		{"third key", []string{"workload", "add-key", "--id", "bot", "--public-key", third}, exitError, "FAILED_PRECONDITION"},
 	}

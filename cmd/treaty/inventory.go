@@ -195,12 +195,8 @@ func (c *cli) exportCmd() *cobra.Command {
 		Use:   "export [-o yaml|json]",
 		Short: "Export every partner, integration and workload as YAML (the default) or JSON, in the import's format",
 		Args:  args(0, ""),
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if c.output != "text" && c.output != "json" && c.output != "yaml" {
-				return usagef("-o must be yaml or json, not %q", c.output)
-			}
-			return nil
-		},
+		// text (the default) is YAML here: an export is for files, not for reading in a terminal.
+		Annotations: map[string]string{outputsAnnotation: "text,yaml,json"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn, err := c.conn("registry")
 			if err != nil {

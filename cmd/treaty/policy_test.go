@@ -121,7 +121,7 @@ func registryServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	if _, _, err := reg.CreatePartner(context.Background(), registry.Partner{ID: "acme", DisplayName: "Acme", OwnerTeam: "security",
-		ContractEnd: time.Now().Add(24 * time.Hour)}, "alice"); err != nil {
+		ContractEnd: time.Now().Add(24 * time.Hour)}, "alice", registry.CreateOptions{Activate: true, ApprovedBy: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	conn := grpctest.Serve(t, registrysvc.New(registrysvc.Config{Registry: reg, Logger: quiet}).Register)

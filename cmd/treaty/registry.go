@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
@@ -12,8 +13,15 @@ import (
 )
 
 // registryCall makes one registry call with the command's deadline and prints the response: as
-// JSON with -o json, otherwise with show.
+// JSON with -o json, YAML with -o yaml, otherwise with show.
 func registryCall[R proto.Message](c *cli, cmd *cobra.Command, call func(context.Context, treatyv1.RegistryServiceClient) (R, error), show func(R)) error {
+	return registryView(c, cmd, call, nil, show)
+}
+
+// registryView is registryCall for commands that render records: toView, if set, gives the rows
+// for -o csv and the default table (when show is nil).
+func registryView[R proto.Message](c *cli, cmd *cobra.Command, call func(context.Context, treatyv1.RegistryServiceClient) (R, error),
+	toView func(R) view, show func(R)) error {
 	conn, err := c.conn("registry")
 	if err != nil {
 		return err
@@ -24,15 +32,22 @@ func registryCall[R proto.Message](c *cli, cmd *cobra.Command, call func(context
 	if err != nil {
 		return err
 	}
-	if c.output == "json" {
-		return c.printProto(resp)
+	var v view
+	if toView != nil {
+		v = toView(resp)
+	} else if c.output == outputCSV {
+		return usagef("-o csv is for get and list commands")
 	}
-	show(resp)
-	return nil
+	var text func()
+	if show != nil {
+		text = func() { show(resp) }
+	}
+	return c.render(resp, v, text)
 }
 
-// registryGetCmd builds `KIND get ID`.
-func registryGetCmd[R proto.Message](c *cli, kind string, get func(context.Context, treatyv1.RegistryServiceClient, string) (R, error), show func(R)) *cobra.Command {
+// registryGetCmd builds `KIND get ID`; toView, if set, renders the record for -o csv.
+func registryGetCmd[R proto.Message](c *cli, kind string, get func(context.Context, treatyv1.RegistryServiceClient, string) (R, error),
+	toView func(R) view, show func(R)) *cobra.Command {
 	return &cobra.Command{
 		Use:   "get ID",
 		Short: "Show a " + kind,
@@ -41,9 +56,9 @@ func registryGetCmd[R proto.Message](c *cli, kind string, get func(context.Conte
 			if err := checkIDArg(kind, a[0]); err != nil {
 				return err
 			}
-			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (R, error) {
+			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (R, error) {
 				return get(ctx, rc, a[0])
-			}, show)
+			}, toView, show)
 		},
 	}
 }
@@ -69,3 +84,6 @@ func withSequence(kv []string, seq uint64) []string {
 	}
 	return kv
 }
+
+// upper spells a lower-case flag value as its enum suffix: "offboarding" → "OFFBOARDING".
+func upper(s string) string { return strings.ToUpper(strings.ReplaceAll(s, "-", "_")) }

@@ -25,8 +25,8 @@ func TestRetireIntegrationAndWorkload(t *testing.T) {
 		return treaty(t, append(args, "--registry", addr, "--actor", "alice")...)
 	}
 	for _, a := range [][]string{
-		{"integration", "create", "--partner", "acme", "--id", "orders", "--scopes", "orders:read", "--audiences", "api", "--max-ttl", "10m"},
-		{"integration", "create", "--partner", "acme", "--id", "billing", "--scopes", "bills:read", "--audiences", "api", "--max-ttl", "10m"},
+		{"integration", "create", "--environment", "production", "--activate", "--approved-by", "ciso", "--partner", "acme", "--id", "orders", "--scopes", "orders:read", "--audiences", "api", "--max-ttl", "10m"},
+		{"integration", "create", "--environment", "production", "--activate", "--approved-by", "ciso", "--partner", "acme", "--id", "billing", "--scopes", "bills:read", "--audiences", "api", "--max-ttl", "10m"},
 		{"workload", "create", "--integration", "orders", "--id", "bot", "--public-key", keyFile},
 	} {
 		if code, out, errOut := cli(a...); code != exitOK {

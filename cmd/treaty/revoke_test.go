@@ -44,6 +44,9 @@ func TestRevokeAll(t *testing.T) {
 			t.Errorf("%q: exit %d, want %d\n%s%s", bad, code, exitUsage, out, errOut)
 		}
 	}
+	if code, _, errOut := cli("revoke", "key", "-YE8DmLy", "--reason", "x"); code != exitUsage || !strings.Contains(errOut, "goes after '--'") {
+		t.Errorf("a key id beginning with '-': exit %d, want %d with advice to use '--'\n%s", code, exitUsage, errOut)
+	}
 	if code, out, errOut := cli("revoke", "all", "--reason", "issuer key leaked", "--head"); code != exitOK || strings.TrimSpace(out) != "2" {
 		t.Fatalf("--head: exit %d\n%s%s", code, out, errOut)
 	}

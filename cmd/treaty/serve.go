@@ -98,7 +98,7 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.StringVar(&cfg.SSFReceiverTokenFile, "ssf-receiver-token-file", "", "run the Shared Signals (SSF/CAEP) transmitter on --http-listen; receivers authenticate with the bearer token in this file")
 	f.StringVar(&cfg.SSFAudience, "ssf-audience", "", "aud of Security Event Tokens for streams that name none")
 	f.StringVar(&cfg.ExtAuthzRoutes, "extauthz-routes", "", "serve Envoy ext_authz on the gRPC port, mapping requests to action and resource by this route file (JSON)")
-	f.StringVar(&cfg.Environment, "environment", "", "the environment this deployment serves (policy conditions see it for ext_authz requests)")
+	f.StringVar(&cfg.Environment, "environment", "", "the environment this deployment serves: the PDP denies credentials of integrations of another environment, and policy conditions see it for ext_authz requests")
 	f.StringSliceVar(&trustFrom, "trust-subjects-from", nil, "caller address ranges (CIDR) that may send the PDP verified claims or a bare workload id")
 	f.Float64Var(&cfg.DecisionLog.AllowSample, "decision-log-allow-sample", 1, "share of allows the decision log keeps, 0 to 1 (every deny is always kept)")
 	f.DurationVar(&cfg.DecisionLog.MaxAge, "decision-log-max-age", 7*24*time.Hour, "how long the decision log keeps decisions")

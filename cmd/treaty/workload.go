@@ -59,7 +59,7 @@ func (c *cli) workloadCmd() *cobra.Command {
 	cmd.AddCommand(create, c.workloadRetireCmd(), c.workloadAddKeyCmd(), c.workloadRemoveKeyCmd(), c.workloadSecretCmd(), registryGetCmd(c, "workload",
 		func(ctx context.Context, rc treatyv1.RegistryServiceClient, id string) (*treatyv1.GetWorkloadResponse, error) {
 			return rc.GetWorkload(ctx, &treatyv1.GetWorkloadRequest{Id: id})
-		}, func(r *treatyv1.GetWorkloadResponse) { c.showWorkload(r.GetWorkload(), 0) }))
+		}, nil, func(r *treatyv1.GetWorkloadResponse) { c.showWorkload(r.GetWorkload(), 0) }))
 	return cmd
 }
 
@@ -70,7 +70,7 @@ func (c *cli) showWorkload(w *treatyv1.Workload, seq uint64) {
 	}
 	fields(c.stdout, withSequence([]string{"id", w.GetId(), "integration", w.GetIntegrationId(), "partner", w.GetPartnerId(),
 		"state", stateName(w.GetState()), "keys", strings.Join(keys, ","), "tls subject", tlsName(w.GetTlsClientAuth()),
-		"created", ts(w.GetCreateTime())}, seq)...)
+		"created", ts(w.GetCreateTime()), "created by", orDash(w.GetCreatedBy()), "last used", ts(w.GetLastUseTime())}, seq)...)
 }
 
 func tlsName(t *treatyv1.TlsClientAuth) string {

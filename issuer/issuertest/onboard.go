@@ -29,6 +29,10 @@ type Integration struct {
 	ClientAuthMethods []treatyv1.ClientAuthMethod
 	// SenderConstraint is the proof of possession its tokens require (unset: none).
 	SenderConstraint treatyv1.SenderConstraint
+	// Environment is the one environment its credentials are valid in (unset: production).
+	Environment string
+	// SourceRanges, if set, are the CIDR ranges its credentials may be used from.
+	SourceRanges []string
 }
 
 // Workload is an onboarded workload and the private key it signs its client assertions with.
@@ -43,7 +47,8 @@ type Workload struct {
 }
 
 // CreatePartner registers an active partner whose contract ends at contractEnd (which the registry
-// requires to be in the future) and returns the feed sequence of the change.
+// requires to be in the future), approved and activated in the same step (the registry's one-step
+// shortcut), and returns the feed sequence of the change.
 func (w *World) CreatePartner(id string, contractEnd time.Time) uint64 {
 	w.tb.Helper()
 	resp, err := w.Registry.CreatePartner(context.Background(), &treatyv1.CreatePartnerRequest{
@@ -51,7 +56,7 @@ func (w *World) CreatePartner(id string, contractEnd time.Time) uint64 {
 			Id: id, DisplayName: "Partner " + id, OwnerTeam: "partnerships",
 			ContractEndTime: timestamppb.New(contractEnd),
 		},
-		Actor: Actor,
+		Actor: Actor, Activate: true, ApprovedBy: Actor,
 	})
 	if err != nil {
 		w.tb.Fatalf("CreatePartner %q: %v", id, err)
@@ -59,16 +64,20 @@ func (w *World) CreatePartner(id string, contractEnd time.Time) uint64 {
 	return resp.GetSequence()
 }
 
-// CreateIntegration registers an active integration and returns the feed sequence of the change.
+// CreateIntegration registers an integration, approved and active at once, and returns the feed
+// sequence of the change.
 func (w *World) CreateIntegration(in Integration) uint64 {
 	w.tb.Helper()
+	if in.Environment == "" {
+		in.Environment = "production"
+	}
 	resp, err := w.Registry.CreateIntegration(context.Background(), &treatyv1.CreateIntegrationRequest{
 		Integration: &treatyv1.Integration{
 			Id: in.ID, PartnerId: in.PartnerID, AllowedScopes: in.Scopes, Audiences: in.Audiences,
 			MaxCredentialTtl: durationpb.New(in.MaxTTL), AllowedClientAuthMethods: in.ClientAuthMethods,
-			SenderConstraint: in.SenderConstraint,
+			SenderConstraint: in.SenderConstraint, Environment: in.Environment, SourceRanges: in.SourceRanges,
 		},
-		Actor: Actor,
+		Actor: Actor, Activate: true, ApprovedBy: Actor,
 	})
 	if err != nil {
 		w.tb.Fatalf("CreateIntegration %q: %v", in.ID, err)

@@ -69,6 +69,19 @@ func integrationToProto(i registry.Integration) *treatyv1.Integration {
 	}
 }
 
+func partnerFilterFromProto(req *treatyv1.ListPartnersRequest) registry.PartnerFilter {
+	return registry.PartnerFilter{
+		State: req.GetState(), Owner: req.GetOwner(), RiskTier: req.GetRiskTier(),
+		ContractEndBefore: optionalTime(req.GetContractEndBefore()),
+	}
+}
+
+func integrationFilterFromProto(req *treatyv1.ListIntegrationsRequest) registry.IntegrationFilter {
+	return registry.IntegrationFilter{
+		PartnerID: req.GetPartnerId(), State: req.GetState(), Owner: req.GetOwner(), Environment: req.GetEnvironment(),
+	}
+}
+
 // optionalTime reads an optional timestamp: unset is the zero time.
 func optionalTime(t *timestamppb.Timestamp) time.Time {
 	if t == nil {

@@ -47,7 +47,8 @@ func (s *Service) CreatePartner(ctx context.Context, req *treatyv1.CreatePartner
 	if err := validateCreatePartner(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	p, seq, err := s.reg.CreatePartner(ctx, partnerFromProto(req.GetPartner()), req.GetActor())
+	p, seq, err := s.reg.CreatePartner(ctx, partnerFromProto(req.GetPartner()), req.GetActor(),
+		registry.CreateOptions{Activate: req.GetActivate(), ApprovedBy: req.GetApprovedBy()})
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -68,10 +69,10 @@ func (s *Service) GetPartner(ctx context.Context, req *treatyv1.GetPartnerReques
 
 // ListPartners implements treatyv1.RegistryServiceServer.
 func (s *Service) ListPartners(ctx context.Context, req *treatyv1.ListPartnersRequest) (*treatyv1.ListPartnersResponse, error) {
-	if err := validatePage(req.GetPageSize()); err != nil {
+	if err := validateListPartners(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	ps, next, err := s.reg.ListPartners(ctx, int(req.GetPageSize()), req.GetPageToken())
+	ps, next, err := s.reg.ListPartnersBy(ctx, partnerFilterFromProto(req), int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -107,7 +108,8 @@ func (s *Service) CreateIntegration(ctx context.Context, req *treatyv1.CreateInt
 	if err := validateCreateIntegration(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	i, seq, err := s.reg.CreateIntegration(ctx, integrationFromProto(req.GetIntegration()), req.GetActor())
+	i, seq, err := s.reg.CreateIntegration(ctx, integrationFromProto(req.GetIntegration()), req.GetActor(),
+		registry.CreateOptions{Activate: req.GetActivate(), ApprovedBy: req.GetApprovedBy()})
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -140,10 +142,10 @@ func (s *Service) GetIntegration(ctx context.Context, req *treatyv1.GetIntegrati
 
 // ListIntegrations implements treatyv1.RegistryServiceServer.
 func (s *Service) ListIntegrations(ctx context.Context, req *treatyv1.ListIntegrationsRequest) (*treatyv1.ListIntegrationsResponse, error) {
-	if err := validateFilteredPage("partner_id", req.GetPartnerId(), req.GetPageSize()); err != nil {
+	if err := validateListIntegrations(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	is, next, err := s.reg.ListIntegrations(ctx, req.GetPartnerId(), int(req.GetPageSize()), req.GetPageToken())
+	is, next, err := s.reg.ListIntegrationsBy(ctx, integrationFilterFromProto(req), int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}

@@ -90,7 +90,7 @@ func partnerProto(id string) *treatyv1.Partner {
 
 func integrationProto(id, partnerID string) *treatyv1.Integration {
 	return &treatyv1.Integration{Id: id, PartnerId: partnerID, AllowedScopes: []string{"orders:read", "orders:write"},
-		Audiences: []string{"https://api.example.com"}, MaxCredentialTtl: durationpb.New(15 * time.Minute)}
+		Audiences: []string{"https://api.example.com"}, MaxCredentialTtl: durationpb.New(15 * time.Minute), Environment: "production"}
 }
 
 func publicKey(t *testing.T) (ed25519.PublicKey, string) {
@@ -113,7 +113,7 @@ func pemOf(t *testing.T, pub any) string {
 
 func (f *fixture) mustPartner(t *testing.T, id string) *treatyv1.CreatePartnerResponse {
 	t.Helper()
-	resp, err := f.client.CreatePartner(context.Background(), &treatyv1.CreatePartnerRequest{Partner: partnerProto(id), Actor: "alice"})
+	resp, err := f.client.CreatePartner(context.Background(), &treatyv1.CreatePartnerRequest{Partner: partnerProto(id), Actor: "alice", Activate: true, ApprovedBy: "test"})
 	if err != nil {
 		t.Fatalf("create partner %s: %v", id, err)
 	}
@@ -122,7 +122,7 @@ func (f *fixture) mustPartner(t *testing.T, id string) *treatyv1.CreatePartnerRe
 
 func (f *fixture) mustIntegration(t *testing.T, id, partnerID string) *treatyv1.CreateIntegrationResponse {
 	t.Helper()
-	resp, err := f.client.CreateIntegration(context.Background(), &treatyv1.CreateIntegrationRequest{Integration: integrationProto(id, partnerID), Actor: "alice"})
+	resp, err := f.client.CreateIntegration(context.Background(), &treatyv1.CreateIntegrationRequest{Integration: integrationProto(id, partnerID), Actor: "alice", Activate: true, ApprovedBy: "test"})
 	if err != nil {
 		t.Fatalf("create integration %s: %v", id, err)
 	}
@@ -182,7 +182,7 @@ func TestBadRequestsGetExactCodes(t *testing.T) {
 	_, freshPEM := publicKey(t)
 	high := partnerProto("fort")
 	high.RiskTier = treatyv1.RiskTier_RISK_TIER_HIGH
-	if _, err := f.client.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Partner: high}); err != nil {
+	if _, err := f.client.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Partner: high, Activate: true, ApprovedBy: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	_, secondPEM := publicKey(t)

@@ -1,7 +1,11 @@
 package registrysvc
 
 import (
+	"slices"
 	"strings"
+
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/treaty-dev/treaty/fail"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -53,7 +57,29 @@ func validateCreatePartner(req *treatyv1.CreatePartnerRequest) error {
 	case end.CheckValid() != nil:
 		return fail.Invalidf("partner.contract_end_time", "partner.contract_end_time is not a valid timestamp")
 	}
+	if err := validatePartnerTimes(p); err != nil {
+		return err
+	}
+	if err := validateCreateOptions(req.GetActivate(), req.GetApprovedBy()); err != nil {
+		return err
+	}
 	return registry.CheckActor("actor", req.GetActor())
+}
+
+// validatePartnerTimes checks that the partner's timestamps, where set, are valid.
+func validatePartnerTimes(p *treatyv1.Partner) error {
+	for _, ts := range []struct {
+		field string
+		t     *timestamppb.Timestamp
+	}{
+		{"partner.contract_end_time", p.GetContractEndTime()}, {"partner.contract_start_time", p.GetContractStartTime()},
+		{"partner.last_assessment_time", p.GetLastAssessmentTime()}, {"partner.next_review_time", p.GetNextReviewTime()},
+	} {
+		if ts.t != nil && ts.t.CheckValid() != nil {
+			return fail.Invalidf(ts.field, "%s is not a valid timestamp", ts.field)
+		}
+	}
+	return nil
 }
 
 func validateEndPartner(id, reason, actor string) error {
@@ -101,10 +127,11 @@ func validateCreateIntegration(req *treatyv1.CreateIntegrationRequest) error {
 	case ttl.AsDuration() <= 0:
 		return fail.Invalidf("integration.max_credential_ttl", "integration.max_credential_ttl must be positive")
 	}
-	if env := i.GetEnvironment(); env != "" {
-		if err := registry.CheckEnvironment("integration.environment", env); err != nil {
-			return err
-		}
+	if err := registry.CheckEnvironment("integration.environment", i.GetEnvironment()); err != nil {
+		return err
+	}
+	if err := validateCreateOptions(req.GetActivate(), req.GetApprovedBy()); err != nil {
+		return err
 	}
 	if _, err := registry.ParseSourceRanges("integration.source_ranges", i.GetSourceRanges()); err != nil {
 		return err
@@ -191,4 +218,129 @@ func validateRevokeClientSecret(req *treatyv1.RevokeClientSecretRequest) error {
 		return err
 	}
 	return registry.CheckActor("actor", req.GetActor())
+}
+
+// validateCreateOptions checks the one-step shortcut's fields of a create request.
+func validateCreateOptions(activate bool, approvedBy string) error {
+	switch {
+	case activate && approvedBy == "":
+		return fail.Invalidf("approved_by", "approved_by is required with activate: who approved it, for the audit trail")
+	case !activate && approvedBy != "":
+		return fail.Invalidf("approved_by", "approved_by is only taken with activate; approve separately otherwise")
+	case approvedBy != "":
+		return registry.CheckName("approved_by", approvedBy)
+	}
+	return nil
+}
+
+func validateStep(id, actor string) error {
+	if err := fail.CheckID("id", id); err != nil {
+		return err
+	}
+	return registry.CheckActor("actor", actor)
+}
+
+func validateApprove(id, approvedBy, ticket, actor string) error {
+	if err := validateStep(id, actor); err != nil {
+		return err
+	}
+	if approvedBy == "" && actor == "" {
+		return fail.Invalidf("approved_by", "approved_by is required (or an actor): an approval records who approved")
+	}
+	if approvedBy != "" {
+		if err := registry.CheckName("approved_by", approvedBy); err != nil {
+			return err
+		}
+	}
+	if ticket != "" {
+		return registry.CheckName("approval_ticket", ticket)
+	}
+	return nil
+}
+
+func validateRecertify(req *treatyv1.RecertifyIntegrationRequest) error {
+	if err := validateStep(req.GetId(), req.GetActor()); err != nil {
+		return err
+	}
+	if req.GetReason() != "" {
+		return registry.CheckReason("reason", req.GetReason())
+	}
+	return nil
+}
+
+func validateMask(mask *fieldmaskpb.FieldMask, allowed []string) error {
+	if len(mask.GetPaths()) == 0 {
+		return fail.Invalidf("update_mask", "update_mask is required: name the fields to change, from %s", strings.Join(allowed, ", "))
+	}
+	for _, p := range mask.GetPaths() {
+		if !slices.Contains(allowed, p) {
+			return fail.Invalidf("update_mask", "update_mask names %q, which an update cannot change; choose from %s", p, strings.Join(allowed, ", "))
+		}
+	}
+	return nil
+}
+
+func validateUpdatePartner(req *treatyv1.UpdatePartnerRequest) error {
+	p := req.GetPartner()
+	if p == nil {
+		return fail.Invalidf("partner", "partner is required")
+	}
+	if err := fail.CheckID("partner.id", p.GetId()); err != nil {
+		return err
+	}
+	if p.GetEtag() == "" {
+		return fail.Invalidf("partner.etag", "partner.etag is required: pass the etag of the partner as you read it, so that a concurrent change is not overwritten")
+	}
+	if err := validateMask(req.GetUpdateMask(), registry.PartnerUpdateFields); err != nil {
+		return err
+	}
+	if err := validatePartnerTimes(p); err != nil {
+		return err
+	}
+	return registry.CheckActor("actor", req.GetActor())
+}
+
+func validateUpdateIntegration(req *treatyv1.UpdateIntegrationRequest) error {
+	i := req.GetIntegration()
+	if i == nil {
+		return fail.Invalidf("integration", "integration is required")
+	}
+	if err := fail.CheckID("integration.id", i.GetId()); err != nil {
+		return err
+	}
+	if i.GetEtag() == "" {
+		return fail.Invalidf("integration.etag", "integration.etag is required: pass the etag of the integration as you read it, so that a concurrent change is not overwritten")
+	}
+	if err := validateMask(req.GetUpdateMask(), registry.IntegrationUpdateFields); err != nil {
+		return err
+	}
+	if slices.Contains(req.GetUpdateMask().GetPaths(), "max_credential_ttl") {
+		if ttl := i.GetMaxCredentialTtl(); ttl == nil || ttl.CheckValid() != nil {
+			return fail.Invalidf("integration.max_credential_ttl", "integration.max_credential_ttl must be a valid positive duration")
+		}
+	}
+	if _, err := registry.ParseSourceRanges("integration.source_ranges", i.GetSourceRanges()); err != nil {
+		return err
+	}
+	return registry.CheckActor("actor", req.GetActor())
+}
+
+func validateListPartners(req *treatyv1.ListPartnersRequest) error {
+	if err := validatePage(req.GetPageSize()); err != nil {
+		return err
+	}
+	if t := req.GetContractEndBefore(); t != nil && t.CheckValid() != nil {
+		return fail.Invalidf("contract_end_before", "contract_end_before is not a valid timestamp")
+	}
+	return nil // state, owner and tier are the domain's to check, which names the same fields
+}
+
+func validateListIntegrations(req *treatyv1.ListIntegrationsRequest) error {
+	if err := validateFilteredPage("partner_id", req.GetPartnerId(), req.GetPageSize()); err != nil {
+		return err
+	}
+	if env := req.GetEnvironment(); env != "" && !registry.ValidEnvironment(env) {
+		return fail.Invalidf("environment", "environment %q must match ^[a-z][a-z0-9-]{0,31}$", env)
+	}
+	return nil
 }

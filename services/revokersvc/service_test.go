@@ -91,9 +91,9 @@ func TestStatusCodes(t *testing.T) {
 			_, err := e.client.Publish(ctx, &treatyv1.PublishRequest{})
 			return err
 		}, codes.InvalidArgument},
-		{"publish a restore", func() error {
+		{"publish a revocation", func() error {
 			_, err := e.client.Publish(ctx, &treatyv1.PublishRequest{Entries: []*treatyv1.PublishEntry{{RequestId: "x",
-				Event: &treatyv1.Event{Change: &treatyv1.Event_Restored{Restored: &treatyv1.Restored{TargetKind: partner, TargetId: "acme"}}}}}})
+				Event: &treatyv1.Event{Change: &treatyv1.Event_CredentialRevoked{CredentialRevoked: &treatyv1.CredentialRevoked{Jti: "j1"}}}}}})
 			return err
 		}, codes.InvalidArgument},
 	}
