@@ -4,7 +4,7 @@ TOOL     := $(GO) tool -modfile=tools/go.mod
 BENCH    ?= .
 COUNT    ?= 6
 
-.PHONY: help build generate lint test bench ci
+.PHONY: help build generate lint test bench fuzz vulncheck ci
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,12 @@ test: ## run every test with the race detector (the README's test command)
 
 bench: ## run the benchmarks COUNT times (compare runs with benchstat)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./...
+
+fuzz: ## run every fuzz target briefly (FUZZTIME=2m make fuzz for longer)
+	.ci/fuzz
+
+vulncheck: ## govulncheck against a local database built from golang.org/x/vulndb
+	.ci/vulncheck
 
 ci: ## run what CI runs
 	./.ci/run

@@ -164,6 +164,9 @@ func checkRequest(req Request) error {
 	}
 	for _, s := range req.Scopes {
 		if !token.ValidScope(s) {
+			if len(s) > token.MaxScopeLen {
+				s = s[:token.MaxScopeLen] + "..." // quoted, not echoed in full: a request may hold megabytes here
+			}
 			return fail.Invalidf("scopes", "scopes: %q is not a valid scope token (1-%d printable ASCII characters, no spaces, quotes or backslashes)", s, token.MaxScopeLen)
 		}
 	}

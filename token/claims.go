@@ -135,8 +135,17 @@ type Confirmation struct {
 	X5TS256 string `json:"x5t#S256,omitempty"`
 }
 
-// Scopes returns the granted scopes.
-func (c *Claims) Scopes() []string { return strings.Fields(c.Scope) }
+// Scopes returns the granted scopes: the scope claim split at single spaces (RFC 6749 section
+// 3.3), as HasScope reads it, so that the two never disagree on a claim holding other whitespace.
+func (c *Claims) Scopes() []string {
+	var out []string
+	for s := range strings.SplitSeq(c.Scope, " ") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // HasScope reports whether scope was granted, without allocating.
 func (c *Claims) HasScope(scope string) bool {

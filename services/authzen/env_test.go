@@ -47,7 +47,7 @@ type env struct {
 	untrusted string // base URL of the server that trusts nobody
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	log, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{})
 	if err != nil {
@@ -82,7 +82,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) serve(t *testing.T, trusted func(*http.Request) bool, logger *slog.Logger) string {
+func (e *env) serve(t testing.TB, trusted func(*http.Request) bool, logger *slog.Logger) string {
 	h, err := authzen.New(authzen.Config{PDP: e.pdp, BaseURL: "https://pdp.example.com/", Trusted: trusted, MaxBodyBytes: 64 << 10, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func (e *env) serve(t *testing.T, trusted func(*http.Request) bool, logger *slog
 }
 
 // caughtUp waits until the PDP has applied everything in the log.
-func (e *env) caughtUp(t *testing.T) {
+func (e *env) caughtUp(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
