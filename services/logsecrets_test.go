@@ -92,11 +92,11 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(reg.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: "test", Partner: &treatyv1.Partner{
+	must(reg.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: "test", Activate: true, ApprovedBy: "test", Partner: &treatyv1.Partner{
 		Id: "acme", DisplayName: "Acme", OwnerTeam: "partnerships", ContractEndTime: timestamppb.New(time.Now().Add(90 * 24 * time.Hour)),
 	}}))
-	must(reg.CreateIntegration(ctx, &treatyv1.CreateIntegrationRequest{Actor: "test", Integration: &treatyv1.Integration{
-		Id: "acme-api", PartnerId: "acme", AllowedScopes: []string{"orders.read", "orders.write"},
+	must(reg.CreateIntegration(ctx, &treatyv1.CreateIntegrationRequest{Actor: "test", Activate: true, ApprovedBy: "test", Integration: &treatyv1.Integration{
+		Id: "acme-api", PartnerId: "acme", Environment: "production", AllowedScopes: []string{"orders.read", "orders.write"},
 		Audiences: []string{"orders-api", "billing-api"}, MaxCredentialTtl: durationpb.New(time.Hour),
 		AllowedClientAuthMethods: []treatyv1.ClientAuthMethod{
 			treatyv1.ClientAuthMethod_CLIENT_AUTH_METHOD_PRIVATE_KEY_JWT,
