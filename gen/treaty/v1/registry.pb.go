@@ -1077,7 +1077,10 @@ type CreatePartnerRequest struct {
 	// approved_by.
 	Activate bool `protobuf:"varint,3,opt,name=activate,proto3" json:"activate,omitempty"`
 	// Who approved the partner, with `activate`.
-	ApprovedBy    string `protobuf:"bytes,4,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	ApprovedBy string `protobuf:"bytes,4,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	// Why, recorded in the audit trail; optional (the record then says the partner was created).
+	// At most 1024 bytes of printable text when given.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1136,6 +1139,13 @@ func (x *CreatePartnerRequest) GetActivate() bool {
 func (x *CreatePartnerRequest) GetApprovedBy() string {
 	if x != nil {
 		return x.ApprovedBy
+	}
+	return ""
+}
+
+func (x *CreatePartnerRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -1497,7 +1507,10 @@ type UpdatePartnerRequest struct {
 	// etag and approval cannot be changed this way.
 	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	// Who asks; recorded in the audit trail.
-	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Why, recorded in the audit trail; optional (the record then names the changed fields). At most
+	// 1024 bytes of printable text when given.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1549,6 +1562,13 @@ func (x *UpdatePartnerRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 func (x *UpdatePartnerRequest) GetActor() string {
 	if x != nil {
 		return x.Actor
+	}
+	return ""
+}
+
+func (x *UpdatePartnerRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -2390,7 +2410,10 @@ type CreateIntegrationRequest struct {
 	// approved_by.
 	Activate bool `protobuf:"varint,3,opt,name=activate,proto3" json:"activate,omitempty"`
 	// Who approved the integration, with `activate`.
-	ApprovedBy    string `protobuf:"bytes,4,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	ApprovedBy string `protobuf:"bytes,4,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	// Why, recorded in the audit trail; optional (the record then says the integration was
+	// created). At most 1024 bytes of printable text when given.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2449,6 +2472,13 @@ func (x *CreateIntegrationRequest) GetActivate() bool {
 func (x *CreateIntegrationRequest) GetApprovedBy() string {
 	if x != nil {
 		return x.ApprovedBy
+	}
+	return ""
+}
+
+func (x *CreateIntegrationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -2938,7 +2968,10 @@ type UpdateIntegrationRequest struct {
 	// partner, times, etag and approval cannot be changed this way.
 	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	// Who asks; recorded in the audit trail.
-	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Why, recorded in the audit trail; optional (the record then names the changed fields). At most
+	// 1024 bytes of printable text when given.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2990,6 +3023,13 @@ func (x *UpdateIntegrationRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 func (x *UpdateIntegrationRequest) GetActor() string {
 	if x != nil {
 		return x.Actor
+	}
+	return ""
+}
+
+func (x *UpdateIntegrationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -3467,6 +3507,9 @@ type CreateWorkloadRequest struct {
 	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
 	// The certificate subject it authenticates with by `tls_client_auth`, if any.
 	TlsClientAuth *TlsClientAuth `protobuf:"bytes,5,opt,name=tls_client_auth,json=tlsClientAuth,proto3" json:"tls_client_auth,omitempty"`
+	// Why, recorded in the audit trail; optional (the record then says the workload was created).
+	// At most 1024 bytes of printable text when given.
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3536,6 +3579,13 @@ func (x *CreateWorkloadRequest) GetTlsClientAuth() *TlsClientAuth {
 	return nil
 }
 
+func (x *CreateWorkloadRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // AddWorkloadKeyRequest registers another public key for a workload.
 type AddWorkloadKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3545,7 +3595,10 @@ type AddWorkloadKeyRequest struct {
 	// bits.
 	PublicKeyPem string `protobuf:"bytes,2,opt,name=public_key_pem,json=publicKeyPem,proto3" json:"public_key_pem,omitempty"`
 	// Who asks; recorded in the audit trail.
-	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Why, recorded in the audit trail; optional (the record then says a key was added). At most
+	// 1024 bytes of printable text when given.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3597,6 +3650,13 @@ func (x *AddWorkloadKeyRequest) GetPublicKeyPem() string {
 func (x *AddWorkloadKeyRequest) GetActor() string {
 	if x != nil {
 		return x.Actor
+	}
+	return ""
+}
+
+func (x *AddWorkloadKeyRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -3664,7 +3724,9 @@ type RemoveWorkloadKeyRequest struct {
 	// The key's id (its RFC 7638 thumbprint).
 	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	// Who asks; recorded in the audit trail.
-	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Why, recorded in the audit trail; required: removing a key is a security action.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3716,6 +3778,13 @@ func (x *RemoveWorkloadKeyRequest) GetKeyId() string {
 func (x *RemoveWorkloadKeyRequest) GetActor() string {
 	if x != nil {
 		return x.Actor
+	}
+	return ""
+}
+
+func (x *RemoveWorkloadKeyRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -4162,7 +4231,10 @@ type PutPolicyRequest struct {
 	// promotes it and clears the shadow.
 	Mode PolicyMode `protobuf:"varint,3,opt,name=mode,proto3,enum=treaty.v1.PolicyMode" json:"mode,omitempty"`
 	// Who asks; recorded in the audit trail.
-	Actor         string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Why, recorded in the audit trail and the feed; optional (the record then says a version was
+	// put). At most 1024 bytes of printable text when given.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4221,6 +4293,13 @@ func (x *PutPolicyRequest) GetMode() PolicyMode {
 func (x *PutPolicyRequest) GetActor() string {
 	if x != nil {
 		return x.Actor
+	}
+	return ""
+}
+
+func (x *PutPolicyRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -4590,7 +4669,10 @@ type CreateClientSecretRequest struct {
 	// How long the secret authenticates; unset means 30 days, at most 90 days.
 	Ttl *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// Who asks; recorded in the audit trail.
-	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Why, recorded in the audit trail; optional (the record then says a secret was created). At
+	// most 1024 bytes of printable text when given.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4642,6 +4724,13 @@ func (x *CreateClientSecretRequest) GetTtl() *durationpb.Duration {
 func (x *CreateClientSecretRequest) GetActor() string {
 	if x != nil {
 		return x.Actor
+	}
+	return ""
+}
+
+func (x *CreateClientSecretRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -4802,7 +4891,9 @@ type RevokeClientSecretRequest struct {
 	// The secret's id.
 	SecretId string `protobuf:"bytes,2,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
 	// Who asks; recorded in the audit trail.
-	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Why, recorded in the audit trail; required: revoking a secret is a security action.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4854,6 +4945,13 @@ func (x *RevokeClientSecretRequest) GetSecretId() string {
 func (x *RevokeClientSecretRequest) GetActor() string {
 	if x != nil {
 		return x.Actor
+	}
+	return ""
+}
+
+func (x *RevokeClientSecretRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -5147,13 +5245,14 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\n" +
 	"subject_dn\x18\x01 \x01(\tR\tsubjectDn\x12\x17\n" +
 	"\asan_dns\x18\x02 \x01(\tR\x06sanDns\x12\x17\n" +
-	"\asan_uri\x18\x03 \x01(\tR\x06sanUri\"\x97\x01\n" +
+	"\asan_uri\x18\x03 \x01(\tR\x06sanUri\"\xaf\x01\n" +
 	"\x14CreatePartnerRequest\x12,\n" +
 	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1a\n" +
 	"\bactivate\x18\x03 \x01(\bR\bactivate\x12\x1f\n" +
 	"\vapproved_by\x18\x04 \x01(\tR\n" +
-	"approvedBy\"^\n" +
+	"approvedBy\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"^\n" +
 	"\x15ApprovePartnerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vapproved_by\x18\x02 \x01(\tR\n" +
@@ -5174,12 +5273,13 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\"e\n" +
 	"\x19ReactivatePartnerResponse\x12,\n" +
 	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\x97\x01\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\xaf\x01\n" +
 	"\x14UpdatePartnerRequest\x12,\n" +
 	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"a\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"a\n" +
 	"\x15UpdatePartnerResponse\x12,\n" +
 	"\apartner\x18\x01 \x01(\v2\x12.treaty.v1.PartnerR\apartner\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\"a\n" +
@@ -5228,13 +5328,14 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\"e\n" +
 	"\x16RetireWorkloadResponse\x12/\n" +
 	"\bworkload\x18\x01 \x01(\v2\x13.treaty.v1.WorkloadR\bworkload\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\xa7\x01\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\xbf\x01\n" +
 	"\x18CreateIntegrationRequest\x128\n" +
 	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x1a\n" +
 	"\bactivate\x18\x03 \x01(\bR\bactivate\x12\x1f\n" +
 	"\vapproved_by\x18\x04 \x01(\tR\n" +
-	"approvedBy\"\x8b\x01\n" +
+	"approvedBy\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x8b\x01\n" +
 	"\x19ApproveIntegrationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vapproved_by\x18\x02 \x01(\tR\n" +
@@ -5263,12 +5364,13 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\"u\n" +
 	"\x1dReactivateIntegrationResponse\x128\n" +
 	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\xa7\x01\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\xbf\x01\n" +
 	"\x18UpdateIntegrationRequest\x128\n" +
 	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"q\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"q\n" +
 	"\x19UpdateIntegrationResponse\x128\n" +
 	"\vintegration\x18\x01 \x01(\v2\x16.treaty.v1.IntegrationR\vintegration\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\"[\n" +
@@ -5296,24 +5398,27 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\venvironment\x18\x06 \x01(\tR\venvironment\"~\n" +
 	"\x18ListIntegrationsResponse\x12:\n" +
 	"\fintegrations\x18\x01 \x03(\v2\x16.treaty.v1.IntegrationR\fintegrations\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcc\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe4\x01\n" +
 	"\x15CreateWorkloadRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0eintegration_id\x18\x02 \x01(\tR\rintegrationId\x12$\n" +
 	"\x0epublic_key_pem\x18\x03 \x01(\tR\fpublicKeyPem\x12\x14\n" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12@\n" +
-	"\x0ftls_client_auth\x18\x05 \x01(\v2\x18.treaty.v1.TlsClientAuthR\rtlsClientAuth\"c\n" +
+	"\x0ftls_client_auth\x18\x05 \x01(\v2\x18.treaty.v1.TlsClientAuthR\rtlsClientAuth\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"{\n" +
 	"\x15AddWorkloadKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12$\n" +
 	"\x0epublic_key_pem\x18\x02 \x01(\tR\fpublicKeyPem\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"e\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"e\n" +
 	"\x16AddWorkloadKeyResponse\x12/\n" +
 	"\bworkload\x18\x01 \x01(\v2\x13.treaty.v1.WorkloadR\bworkload\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\"W\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"o\n" +
 	"\x18RemoveWorkloadKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"h\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"h\n" +
 	"\x19RemoveWorkloadKeyResponse\x12/\n" +
 	"\bworkload\x18\x01 \x01(\v2\x13.treaty.v1.WorkloadR\bworkload\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\"e\n" +
@@ -5342,13 +5447,14 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\acurrent\x18\x06 \x01(\bR\acurrent\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x14\n" +
-	"\x05actor\x18\b \x01(\tR\x05actor\"\x86\x01\n" +
+	"\x05actor\x18\b \x01(\tR\x05actor\"\x9e\x01\n" +
 	"\x10PutPolicyRequest\x12\x1d\n" +
 	"\n" +
 	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12)\n" +
 	"\x04mode\x18\x03 \x01(\x0e2\x15.treaty.v1.PolicyModeR\x04mode\x12\x14\n" +
-	"\x05actor\x18\x04 \x01(\tR\x05actor\"Z\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"Z\n" +
 	"\x11PutPolicyResponse\x12)\n" +
 	"\x06policy\x18\x01 \x01(\v2\x11.treaty.v1.PolicyR\x06policy\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\"\"\n" +
@@ -5375,12 +5481,13 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"expireTime\x12\x18\n" +
 	"\acreator\x18\x05 \x01(\tR\acreator\x12;\n" +
 	"\vrevoke_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime\"\x7f\n" +
+	"revokeTime\"\x97\x01\n" +
 	"\x19CreateClientSecretRequest\x12\x1f\n" +
 	"\vworkload_id\x18\x01 \x01(\tR\n" +
 	"workloadId\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"r\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"r\n" +
 	"\x1aCreateClientSecretResponse\x12<\n" +
 	"\rclient_secret\x18\x01 \x01(\v2\x17.treaty.v1.ClientSecretR\fclientSecret\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\";\n" +
@@ -5388,12 +5495,13 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\vworkload_id\x18\x01 \x01(\tR\n" +
 	"workloadId\"[\n" +
 	"\x19ListClientSecretsResponse\x12>\n" +
-	"\x0eclient_secrets\x18\x01 \x03(\v2\x17.treaty.v1.ClientSecretR\rclientSecrets\"o\n" +
+	"\x0eclient_secrets\x18\x01 \x03(\v2\x17.treaty.v1.ClientSecretR\rclientSecrets\"\x87\x01\n" +
 	"\x19RevokeClientSecretRequest\x12\x1f\n" +
 	"\vworkload_id\x18\x01 \x01(\tR\n" +
 	"workloadId\x12\x1b\n" +
 	"\tsecret_id\x18\x02 \x01(\tR\bsecretId\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"Z\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"Z\n" +
 	"\x1aRevokeClientSecretResponse\x12<\n" +
 	"\rclient_secret\x18\x01 \x01(\v2\x17.treaty.v1.ClientSecretR\fclientSecret\"C\n" +
 	" ListClientSecretVerifiersRequest\x12\x1f\n" +
