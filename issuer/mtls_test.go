@@ -381,7 +381,7 @@ func TestWorkloadKeyRotation(t *testing.T) {
 
 	// Removing the older key ends the rotation: it no longer authenticates.
 	oldKid, _ := issuer.KeyID(old.Public())
-	if _, err := e.world.Registry.RemoveWorkloadKey(ctx, &treatyv1.RemoveWorkloadKeyRequest{Id: workload, KeyId: oldKid, Actor: "test"}); err != nil {
+	if _, err := e.world.Registry.RemoveWorkloadKey(ctx, &treatyv1.RemoveWorkloadKeyRequest{Id: workload, KeyId: oldKid, Reason: "rotation done", Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.iss.Issue(ctx, sign(old))
@@ -389,7 +389,7 @@ func TestWorkloadKeyRotation(t *testing.T) {
 	e.issue(sign(next))
 	// The last key stays.
 	nextKid, _ := issuer.KeyID(next.Public())
-	_, err = e.world.Registry.RemoveWorkloadKey(ctx, &treatyv1.RemoveWorkloadKeyRequest{Id: workload, KeyId: nextKid, Actor: "test"})
+	_, err = e.world.Registry.RemoveWorkloadKey(ctx, &treatyv1.RemoveWorkloadKeyRequest{Id: workload, KeyId: nextKid, Reason: "rotation done", Actor: "test"})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("removing the last key: %v, want FailedPrecondition", err)
 	}

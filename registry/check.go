@@ -100,3 +100,23 @@ func checkList(field, what string, items []string, maxLen int, ok func(string) b
 	}
 	return nil
 }
+
+// optionalReason checks the reason given to a write that does not require one (by CheckReason's
+// rules, naming the field "reason") and returns it, or def when none is given, so that every audit
+// record says why.
+func optionalReason(reason, def string) (string, error) {
+	if strings.TrimSpace(reason) == "" {
+		return def, nil
+	}
+	if err := CheckReason("reason", reason); err != nil {
+		return "", err
+	}
+	return reason, nil
+}
+
+// checkOptionalReason checks a reason that may be empty, for writes whose default reason is only
+// known inside their transaction.
+func checkOptionalReason(reason string) error {
+	_, err := optionalReason(reason, "")
+	return err
+}

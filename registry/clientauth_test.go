@@ -134,7 +134,7 @@ func TestWorkloadKeysRotate(t *testing.T) {
 	ctx := context.Background()
 
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	w, seq, err := e.reg.AddWorkloadKey(ctx, "bot", pemOf(t, "PUBLIC KEY", &ec.PublicKey), "alice")
+	w, seq, err := e.reg.AddWorkloadKey(ctx, "bot", pemOf(t, "PUBLIC KEY", &ec.PublicKey), "", "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,28 +145,28 @@ func TestWorkloadKeysRotate(t *testing.T) {
 
 	// A third key is refused, and so is the same key twice or another workload's key.
 	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
-	_, _, err = e.reg.AddWorkloadKey(ctx, "bot", pemOf(t, "PUBLIC KEY", &rk.PublicKey), "alice")
+	_, _, err = e.reg.AddWorkloadKey(ctx, "bot", pemOf(t, "PUBLIC KEY", &rk.PublicKey), "", "alice")
 	checkErr(t, err, fail.Precondition, "")
 	other := e.mustWorkload(t, "other", "orders")
-	_, _, err = e.reg.AddWorkloadKey(ctx, "other", second.PublicKeyPEM, "alice")
+	_, _, err = e.reg.AddWorkloadKey(ctx, "other", second.PublicKeyPEM, "", "alice")
 	checkErr(t, err, fail.AlreadyExists, "")
 
 	// Rotation ends by removing the older key; the last key cannot be removed.
-	w, _, err = e.reg.RemoveWorkloadKey(ctx, "bot", first.KeyID, "alice")
+	w, _, err = e.reg.RemoveWorkloadKey(ctx, "bot", first.KeyID, "key rotation", "alice")
 	if err != nil || len(w.Keys) != 1 || w.Keys[0].KeyID != second.KeyID {
 		t.Fatalf("after remove: %+v, %v", w.Keys, err)
 	}
-	_, _, err = e.reg.RemoveWorkloadKey(ctx, "bot", second.KeyID, "alice")
+	_, _, err = e.reg.RemoveWorkloadKey(ctx, "bot", second.KeyID, "key rotation", "alice")
 	checkErr(t, err, fail.Precondition, "")
-	_, _, err = e.reg.RemoveWorkloadKey(ctx, "bot", first.KeyID, "alice")
+	_, _, err = e.reg.RemoveWorkloadKey(ctx, "bot", first.KeyID, "key rotation", "alice")
 	checkErr(t, err, fail.NotFound, "")
 
 	// An RSA key of 2048 bits is accepted as RS256; the removed key is free again.
-	w, _, err = e.reg.AddWorkloadKey(ctx, "bot", pemOf(t, "PUBLIC KEY", &rk.PublicKey), "alice")
+	w, _, err = e.reg.AddWorkloadKey(ctx, "bot", pemOf(t, "PUBLIC KEY", &rk.PublicKey), "", "alice")
 	if err != nil || w.Keys[1].Algorithm != registry.AlgorithmRS256 {
 		t.Fatalf("rsa key: %+v, %v", w.Keys, err)
 	}
-	if _, _, err := e.reg.AddWorkloadKey(ctx, "other", first.PublicKeyPEM, "alice"); err != nil {
+	if _, _, err := e.reg.AddWorkloadKey(ctx, "other", first.PublicKeyPEM, "", "alice"); err != nil {
 		t.Errorf("a removed key could not be registered again: %v", err)
 	}
 	got, err := e.reg.GetWorkload(ctx, "bot")
@@ -191,7 +191,7 @@ func TestWorkloadTLSSubject(t *testing.T) {
 	e.mustIntegration(t, "orders", "acme")
 	ctx := context.Background()
 	spec := registry.WorkloadSpec{ID: "mtls-bot", IntegrationID: "orders", TLS: &registry.TLSSubject{SubjectDN: "CN=orders-bot,O=Acme"}}
-	w, _, err := e.reg.CreateWorkloadFrom(ctx, spec, "alice")
+	w, _, err := e.reg.CreateWorkloadFrom(ctx, spec, "", "alice")
 	if err != nil || len(w.Keys) != 0 || w.TLS == nil || w.TLS.SubjectDN != "CN=orders-bot,O=Acme" {
 		t.Fatalf("created %+v, %v", w, err)
 	}
@@ -202,7 +202,7 @@ func TestWorkloadTLSSubject(t *testing.T) {
 		"control":  {SANDNS: "a\x00b"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, _, err := e.reg.CreateWorkloadFrom(ctx, registry.WorkloadSpec{ID: "x", IntegrationID: "orders", TLS: bad}, "alice")
+			_, _, err := e.reg.CreateWorkloadFrom(ctx, registry.WorkloadSpec{ID: "x", IntegrationID: "orders", TLS: bad}, "", "alice")
 			if fail.KindOf(err) != fail.Invalid {
 				t.Fatalf("got %v, want Invalid", err)
 			}

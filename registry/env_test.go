@@ -208,7 +208,7 @@ func (e *env) mustIntegration(t *testing.T, id, partnerID string) registry.Integ
 
 func (e *env) mustWorkload(t *testing.T, id, integrationID string) registry.Workload {
 	t.Helper()
-	w, _, err := e.reg.CreateWorkload(context.Background(), id, integrationID, publicKeyPEM(t), "alice")
+	w, _, err := e.reg.CreateWorkload(context.Background(), id, integrationID, publicKeyPEM(t), "", "alice")
 	if err != nil {
 		t.Fatalf("create workload %s: %v", id, err)
 	}

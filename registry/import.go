@@ -123,7 +123,7 @@ func (r *Registry) Import(ctx context.Context, in Import, actor string, dryRun b
 		if len(errs) > 0 || dryRun {
 			return errRollback
 		}
-		c.audits = append(c.audits, AuditRecord{Time: now, Actor: actor, Action: "inventory.import", Target: "inventory",
+		c.audits = append(c.audits, AuditRecord{Time: now, Actor: actor, Action: "inventory.import", Target: "inventory", Reason: "inventory imported",
 			After: map[string]string{
 				"partners":     strconv.Itoa(len(in.Partners)),
 				"integrations": strconv.Itoa(len(in.Integrations)),

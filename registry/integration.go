@@ -162,7 +162,7 @@ func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor s
 		Purpose: i.Purpose, Environment: i.Environment, SourceRanges: slices.Clone(i.SourceRanges),
 		ApprovalTicket: i.ApprovalTicket, Owner: i.Owner,
 	}
-	reason := ""
+	reason := o.reason("integration created")
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if integrations.exists(tx, rec.ID) {
 			return change{}, fail.AlreadyExistsf("integration %q already exists", rec.ID)
@@ -176,7 +176,6 @@ func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor s
 				return change{}, err
 			}
 			rec.State, rec.ApprovedBy, rec.Approved = integrationActive, o.ApprovedBy, now
-			reason = approvalSummary(o.ApprovedBy)
 		} else if err := partnerOpen(tx, rec.PartnerID, "integration", rec.ID); err != nil {
 			return change{}, err
 		}

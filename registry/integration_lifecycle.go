@@ -68,7 +68,7 @@ func (r *Registry) ApproveIntegration(ctx context.Context, id, approvedBy, ticke
 	if err := checkOptionalText("approval_ticket", ticket); err != nil {
 		return Integration{}, 0, err
 	}
-	return r.stepIntegration(ctx, id, "", actor, approveIntegration, func(tx store.Tx, rec *integrationRecord, now time.Time) ([]*treatyv1.Event, error) {
+	return r.stepIntegration(ctx, id, "approved by "+approver, actor, approveIntegration, func(tx store.Tx, rec *integrationRecord, now time.Time) ([]*treatyv1.Event, error) {
 		if err := partnerOpen(tx, rec.PartnerID, "integration", id); err != nil {
 			return nil, err
 		}
@@ -85,7 +85,7 @@ func (r *Registry) ActivateIntegration(ctx context.Context, id, actor string) (I
 	if err := checkStep(id, "", actor, false); err != nil {
 		return Integration{}, 0, err
 	}
-	return r.stepIntegration(ctx, id, "", actor, activateIntegration, func(tx store.Tx, rec *integrationRecord, _ time.Time) ([]*treatyv1.Event, error) {
+	return r.stepIntegration(ctx, id, "integration activated", actor, activateIntegration, func(tx store.Tx, rec *integrationRecord, _ time.Time) ([]*treatyv1.Event, error) {
 		if err := partnerActiveFor(tx, rec.PartnerID, "activate integration "+id); err != nil {
 			return nil, err
 		}
@@ -132,10 +132,9 @@ func (r *Registry) RecertifyIntegration(ctx context.Context, id, reason, actor s
 	if err := checkStep(id, "", actor, false); err != nil {
 		return Integration{}, err
 	}
-	if reason != "" {
-		if err := CheckReason("reason", reason); err != nil {
-			return Integration{}, err
-		}
+	reason, err := optionalReason(reason, "integration recertified")
+	if err != nil {
+		return Integration{}, err
 	}
 	i, _, err := r.stepIntegration(ctx, id, reason, actor, recertifyIntegration, func(_ store.Tx, rec *integrationRecord, now time.Time) ([]*treatyv1.Event, error) {
 		rec.LastRecertified = now

@@ -60,7 +60,7 @@ func TestCreateWorkloadNeedsActiveIntegration(t *testing.T) {
 	}
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	der, _ := x509.MarshalPKIXPublicKey(pub)
-	_, _, err = reg.CreateWorkload(ctx, "bot", "orders", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), "")
+	_, _, err = reg.CreateWorkload(ctx, "bot", "orders", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), "", "")
 	if fail.KindOf(err) != fail.Precondition || !strings.Contains(err.Error(), "suspended") {
 		t.Errorf("CreateWorkload under a suspended integration: %v, want a precondition error naming the state", err)
 	}

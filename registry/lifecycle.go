@@ -65,7 +65,7 @@ func (r *Registry) ApprovePartner(ctx context.Context, id, approvedBy, actor str
 	if err != nil {
 		return Partner{}, 0, err
 	}
-	return r.stepPartner(ctx, id, "", actor, approvePartner, func(rec *partnerRecord, now time.Time) ([]*treatyv1.Event, error) {
+	return r.stepPartner(ctx, id, "approved by "+approver, actor, approvePartner, func(rec *partnerRecord, now time.Time) ([]*treatyv1.Event, error) {
 		rec.ApprovedBy, rec.Approved = approver, now
 		return []*treatyv1.Event{rec.changed(actor, "partner approved by "+approver)}, nil
 	})
@@ -78,7 +78,7 @@ func (r *Registry) ActivatePartner(ctx context.Context, id, actor string) (Partn
 	if err := checkStep(id, "", actor, false); err != nil {
 		return Partner{}, 0, err
 	}
-	return r.stepPartner(ctx, id, "", actor, activatePartner, func(rec *partnerRecord, now time.Time) ([]*treatyv1.Event, error) {
+	return r.stepPartner(ctx, id, "partner activated", actor, activatePartner, func(rec *partnerRecord, now time.Time) ([]*treatyv1.Event, error) {
 		if err := contractRunning(rec, now); err != nil {
 			return nil, err
 		}

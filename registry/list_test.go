@@ -174,7 +174,7 @@ func TestAuditTrailRecordsEveryChange(t *testing.T) {
 				"audiences": "https://api.example.com", "max_ttl": "15m0s", "environment": "production",
 				"approved_by": "test", "approved": "2030-06-01T12:00:00Z",
 				"client_auth_methods": "private_key_jwt tls_client_auth self_signed_tls_client_auth client_secret_basic client_secret_post", "sender_constraint": "none"}},
-		{Sequence: 3, Time: now, Actor: "alice", Action: "workload.create", Target: "workload/bot",
+		{Sequence: 3, Time: now, Actor: "alice", Action: "workload.create", Target: "workload/bot", Reason: "workload created",
 			After: map[string]string{"state": "active", "integration_id": "orders", "partner_id": "acme", "key_ids": w.Keys[0].KeyID}},
 		{Sequence: 4, Time: now, Actor: "bob", Action: "partner.suspend", Target: "partner/acme", Reason: "incident 7",
 			Before: map[string]string{"state": "active", "display_name": p.DisplayName, "owner_team": p.OwnerTeam, "contract_end": "2031-06-01T12:00:00Z", "risk_tier": "medium", "approved_by": "test", "approved": "2030-06-01T12:00:00Z"},

@@ -20,6 +20,9 @@ type CreateOptions struct {
 	Activate bool
 	// ApprovedBy is who approved the entity, with Activate.
 	ApprovedBy string
+	// Reason is why the entity is created, for the audit trail; optional (checked like any reason
+	// when given). Without it the record says what happened.
+	Reason string
 }
 
 // createOptions folds the variadic options of a create into one; the last one given wins.
@@ -32,6 +35,9 @@ func createOptions(opts []CreateOptions) CreateOptions {
 
 // check validates the options: with Activate, ApprovedBy is required.
 func (o CreateOptions) check() error {
+	if err := checkOptionalReason(o.Reason); err != nil {
+		return err
+	}
 	if !o.Activate {
 		if o.ApprovedBy != "" {
 			return fail.Invalidf("approved_by", "approved_by is only taken with activate; approve separately otherwise")
@@ -204,4 +210,17 @@ func checkIntegrationDescriptive(i Integration) error {
 		}
 	}
 	return nil
+}
+
+// reason is the audit reason of a create: the caller's reason, the one-step approval (or both), or
+// def when there is neither.
+func (o CreateOptions) reason(def string) string {
+	switch {
+	case o.Activate && o.Reason != "":
+		return o.Reason + "; " + approvalSummary(o.ApprovedBy)
+	case o.Activate:
+		return approvalSummary(o.ApprovedBy)
+	}
+	r, _ := optionalReason(o.Reason, def) // checked by check
+	return r
 }

@@ -187,10 +187,9 @@ func (r *Registry) CreatePartner(ctx context.Context, p Partner, actor string, o
 	}
 	rec := partnerRecord{ID: p.ID, State: partnerProposed, Created: now, Updated: now, Revision: 1}
 	rec.setDescriptive(p)
-	reason := ""
+	reason := o.reason("partner created")
 	if o.Activate {
 		rec.State, rec.ApprovedBy, rec.Approved = partnerActive, o.ApprovedBy, now
-		reason = approvalSummary(o.ApprovedBy)
 	}
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if partners.exists(tx, rec.ID) {

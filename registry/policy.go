@@ -115,8 +115,8 @@ func policyEvent(actor, reason, partnerID string, mode treatyv1.PolicyMode, vers
 // publishes it to the decision points. The text must parse and validate (see package policy); the
 // error names the line. Putting a live version whose text equals the current shadow's promotes
 // it: the shadow is cleared in the same write. It returns the version and the feed sequence of its
-// last event.
-func (r *Registry) PutPolicy(ctx context.Context, partnerID, text string, mode treatyv1.PolicyMode, actor string) (Policy, uint64, error) {
+// last event. The reason is optional; the audit record says the version was put without one.
+func (r *Registry) PutPolicy(ctx context.Context, partnerID, text string, mode treatyv1.PolicyMode, reason, actor string) (Policy, uint64, error) {
 	if err := fail.CheckID("partner_id", partnerID); err != nil {
 		return Policy{}, 0, err
 	}
@@ -134,6 +134,9 @@ func (r *Registry) PutPolicy(ctx context.Context, partnerID, text string, mode t
 		return Policy{}, 0, err
 	}
 	if err := CheckActor("actor", actor); err != nil {
+		return Policy{}, 0, err
+	}
+	if err := checkOptionalReason(reason); err != nil {
 		return Policy{}, 0, err
 	}
 	now := r.now()
@@ -156,6 +159,7 @@ func (r *Registry) PutPolicy(ctx context.Context, partnerID, text string, mode t
 		rec.Version = heads.Latest
 		id := feed.PolicyID(partnerID, rec.Version)
 		action := "policy.put"
+		why, _ := optionalReason(reason, "policy "+id+" put")
 		events := []*treatyv1.Event{policyEvent(actor, "policy "+id+" put", partnerID, mode, rec.Version, text)}
 		if mode == treatyv1.PolicyMode_POLICY_MODE_SHADOW {
 			heads.Shadow = rec.Version
@@ -181,7 +185,7 @@ func (r *Registry) PutPolicy(ctx context.Context, partnerID, text string, mode t
 		}
 		return change{
 			audit: AuditRecord{Time: now, Actor: actor, Action: action, Target: "policy/" + id,
-				Before: before, After: heads.summary(partnerID)},
+				Reason: why, Before: before, After: heads.summary(partnerID)},
 			events: events,
 		}, nil
 	})

@@ -27,7 +27,7 @@ func TestPutPolicy(t *testing.T) {
 	ctx := context.Background()
 	e.mustPartner(t, "acme")
 
-	p, seq, err := e.reg.PutPolicy(ctx, "acme", noWrites, treatyv1.PolicyMode_POLICY_MODE_UNSPECIFIED, "alice")
+	p, seq, err := e.reg.PutPolicy(ctx, "acme", noWrites, treatyv1.PolicyMode_POLICY_MODE_UNSPECIFIED, "", "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,13 +41,13 @@ func TestPutPolicy(t *testing.T) {
 	}
 
 	// A shadow beside it, then a live put of the shadow's text promotes it and clears the shadow.
-	if _, _, err := e.reg.PutPolicy(ctx, "acme", noReads, shadow, "alice"); err != nil {
+	if _, _, err := e.reg.PutPolicy(ctx, "acme", noReads, shadow, "", "alice"); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := e.reg.GetPolicy(ctx, "acme@2"); !got.Current || got.Mode != shadow {
 		t.Fatalf("shadow: %+v", got)
 	}
-	p, seq, err = e.reg.PutPolicy(ctx, "acme", noReads, live, "bob")
+	p, seq, err = e.reg.PutPolicy(ctx, "acme", noReads, live, "", "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestPutPolicyErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := e.reg.PutPolicy(ctx, tt.partner, tt.text, tt.mode, "alice")
+			_, _, err := e.reg.PutPolicy(ctx, tt.partner, tt.text, tt.mode, "", "alice")
 			checkErr(t, err, tt.kind, tt.field)
 			if !strings.Contains(err.Error(), tt.msg) {
 				t.Errorf("error %q does not contain %q", err, tt.msg)
@@ -128,7 +128,7 @@ func TestListPolicies(t *testing.T) {
 	for _, id := range []string{"acme", "acme-x", "globex"} {
 		e.mustPartner(t, id)
 		for range 3 {
-			if _, _, err := e.reg.PutPolicy(ctx, id, noWrites, live, "alice"); err != nil {
+			if _, _, err := e.reg.PutPolicy(ctx, id, noWrites, live, "", "alice"); err != nil {
 				t.Fatal(err)
 			}
 		}

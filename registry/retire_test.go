@@ -112,7 +112,7 @@ func TestRetireIntegrationRetiresItsWorkloads(t *testing.T) {
 		t.Errorf("audit record = %+v", last)
 	}
 	// Workloads can no longer be created under it.
-	_, _, err = e.reg.CreateWorkload(ctx, "late", "orders", publicKeyPEM(t), "alice")
+	_, _, err = e.reg.CreateWorkload(ctx, "late", "orders", publicKeyPEM(t), "", "alice")
 	checkErr(t, err, fail.Precondition, "")
 }
 

@@ -96,8 +96,9 @@ func secretKey(workloadID, secretID string) []byte { return []byte(workloadID + 
 // CreateClientSecret generates a client secret for a workload and returns its metadata with the
 // secret itself, the only time it is ever available: only its hash is stored. ttl zero means
 // DefaultClientSecretTTL; longer than MaxClientSecretTTL is refused. A workload may hold at most
-// MaxLiveClientSecrets live secrets; revoke one (or let it expire) before creating another.
-func (r *Registry) CreateClientSecret(ctx context.Context, workloadID string, ttl time.Duration, actor string) (ClientSecret, string, error) {
+// MaxLiveClientSecrets live secrets; revoke one (or let it expire) before creating another. The
+// reason is optional; the audit record says "client secret created" without one.
+func (r *Registry) CreateClientSecret(ctx context.Context, workloadID string, ttl time.Duration, reason, actor string) (ClientSecret, string, error) {
 	if err := fail.CheckID("workload_id", workloadID); err != nil {
 		return ClientSecret{}, "", err
 	}
@@ -114,6 +115,10 @@ func (r *Registry) CreateClientSecret(ctx context.Context, workloadID string, tt
 	if err := CheckActor("actor", actor); err != nil {
 		return ClientSecret{}, "", err
 	}
+	reason, err := optionalReason(reason, "client secret created")
+	if err != nil {
+		return ClientSecret{}, "", err
+	}
 	raw := make([]byte, clientSecretBytes+6)
 	if _, err := rand.Read(raw); err != nil {
 		return ClientSecret{}, "", fmt.Errorf("registry: generate client secret: %w", err)
@@ -125,7 +130,7 @@ func (r *Registry) CreateClientSecret(ctx context.Context, workloadID string, tt
 		ID: "cs-" + hex.EncodeToString(raw[clientSecretBytes:]), WorkloadID: workloadID, Hash: hex.EncodeToString(hash[:]),
 		Created: now, Expires: now.Add(ttl), Creator: actor,
 	}
-	_, err := r.commit(ctx, func(tx store.Tx) (change, error) {
+	_, err = r.commit(ctx, func(tx store.Tx) (change, error) {
 		var w workloadRecord
 		if err := workloads.load(tx, workloadID, &w); err != nil {
 			return change{}, err
@@ -153,7 +158,7 @@ func (r *Registry) CreateClientSecret(ctx context.Context, workloadID string, tt
 			return change{}, err
 		}
 		return change{audit: AuditRecord{Time: now, Actor: actor, Action: "workload.client_secret.create",
-			Target: "workload/" + workloadID, After: rec.summary()}}, nil
+			Target: "workload/" + workloadID, Reason: reason, After: rec.summary()}}, nil
 	})
 	if err != nil {
 		return ClientSecret{}, "", err
@@ -198,12 +203,16 @@ func (r *Registry) ClientSecretVerifiers(ctx context.Context, workloadID string)
 
 // RevokeClientSecret revokes one client secret of a workload at once and returns its metadata.
 // Revoking a revoked secret changes nothing. Credentials already issued with it stay valid until
-// they expire; revoke those through the revoker if the secret leaked.
-func (r *Registry) RevokeClientSecret(ctx context.Context, workloadID, secretID, actor string) (ClientSecret, error) {
+// they expire; revoke those through the revoker if the secret leaked. Revoking a secret is a
+// security action: the reason is required.
+func (r *Registry) RevokeClientSecret(ctx context.Context, workloadID, secretID, reason, actor string) (ClientSecret, error) {
 	if err := fail.CheckID("workload_id", workloadID); err != nil {
 		return ClientSecret{}, err
 	}
 	if err := fail.CheckID("secret_id", secretID); err != nil {
+		return ClientSecret{}, err
+	}
+	if err := CheckReason("reason", reason); err != nil {
 		return ClientSecret{}, err
 	}
 	if err := CheckActor("actor", actor); err != nil {
@@ -228,7 +237,7 @@ func (r *Registry) RevokeClientSecret(ctx context.Context, workloadID, secretID,
 			return change{}, err
 		}
 		return change{audit: AuditRecord{Time: now, Actor: actor, Action: "workload.client_secret.revoke",
-			Target: "workload/" + workloadID, Before: before, After: rec.summary()}}, nil
+			Target: "workload/" + workloadID, Reason: reason, Before: before, After: rec.summary()}}, nil
 	})
 	if err != nil {
 		return ClientSecret{}, err

@@ -29,7 +29,7 @@ func TestClientSecretLifecycle(t *testing.T) {
 	e.mustIntegration(t, "orders", "acme")
 	e.mustWorkload(t, "bot", "orders")
 
-	first, secret, err := e.reg.CreateClientSecret(ctx, "bot", 0, "alice")
+	first, secret, err := e.reg.CreateClientSecret(ctx, "bot", 0, "", "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,11 +41,11 @@ func TestClientSecretLifecycle(t *testing.T) {
 		t.Errorf("created %+v, want creator alice, expiry 30 days on, not revoked", first)
 	}
 	clock.Add(int64(time.Minute))
-	second, secret2, err := e.reg.CreateClientSecret(ctx, "bot", 24*time.Hour, "alice")
+	second, secret2, err := e.reg.CreateClientSecret(ctx, "bot", 24*time.Hour, "", "alice")
 	if err != nil || secret2 == secret || second.ID == first.ID {
 		t.Fatalf("second secret: %v (distinct: %v)", err, secret2 != secret)
 	}
-	if _, _, err := e.reg.CreateClientSecret(ctx, "bot", 0, "alice"); fail.KindOf(err) != fail.Precondition {
+	if _, _, err := e.reg.CreateClientSecret(ctx, "bot", 0, "", "alice"); fail.KindOf(err) != fail.Precondition {
 		t.Fatalf("third live secret: %v, want a precondition error", err)
 	}
 
@@ -56,15 +56,15 @@ func TestClientSecretLifecycle(t *testing.T) {
 	}
 
 	// Revoking the first makes room for a third; revoking again changes nothing.
-	rev, err := e.reg.RevokeClientSecret(ctx, "bot", first.ID, "bob")
+	rev, err := e.reg.RevokeClientSecret(ctx, "bot", first.ID, "secret rotated", "bob")
 	if err != nil || rev.Revoked.IsZero() {
 		t.Fatalf("revoke: %+v, %v", rev, err)
 	}
-	if again, err := e.reg.RevokeClientSecret(ctx, "bot", first.ID, "bob"); err != nil || !again.Revoked.Equal(rev.Revoked) {
+	if again, err := e.reg.RevokeClientSecret(ctx, "bot", first.ID, "secret rotated", "bob"); err != nil || !again.Revoked.Equal(rev.Revoked) {
 		t.Fatalf("revoke again: %+v, %v", again, err)
 	}
 	clock.Add(int64(time.Minute))
-	if _, _, err := e.reg.CreateClientSecret(ctx, "bot", 0, "alice"); err != nil {
+	if _, _, err := e.reg.CreateClientSecret(ctx, "bot", 0, "", "alice"); err != nil {
 		t.Fatalf("secret after a revocation: %v", err)
 	}
 	// An expired secret no longer counts or verifies.
@@ -135,11 +135,11 @@ func TestClientSecretRefusals(t *testing.T) {
 		{"ttl over 90 days", "bot", registry.MaxClientSecretTTL + time.Hour, fail.Invalid, "ttl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := e.reg.CreateClientSecret(ctx, tc.workload, tc.ttl, "alice")
+			_, _, err := e.reg.CreateClientSecret(ctx, tc.workload, tc.ttl, "", "alice")
 			checkErr(t, err, tc.kind, tc.field)
 		})
 	}
-	if _, err := e.reg.RevokeClientSecret(ctx, "bot", "cs-unknown", "bob"); fail.KindOf(err) != fail.NotFound {
+	if _, err := e.reg.RevokeClientSecret(ctx, "bot", "cs-unknown", "secret rotated", "bob"); fail.KindOf(err) != fail.NotFound {
 		t.Errorf("revoke unknown secret: %v", err)
 	}
 	if _, err := e.reg.ListClientSecrets(ctx, "nobody"); fail.KindOf(err) != fail.NotFound {

@@ -51,7 +51,9 @@ func checkMask(fields, allowed []string, kind string) error {
 // past. A new risk tier must allow the client authentication methods of its integrations. It
 // returns the partner and the feed sequence of its PartnerChanged event, or 0 when no enforcement
 // field (state, contract end) changed.
-func (r *Registry) UpdatePartner(ctx context.Context, p Partner, fields []string, actor string) (Partner, uint64, error) {
+//
+// The reason is optional; without one the audit record names the changed fields.
+func (r *Registry) UpdatePartner(ctx context.Context, p Partner, fields []string, reason, actor string) (Partner, uint64, error) {
 	if err := fail.CheckID("partner.id", p.ID); err != nil {
 		return Partner{}, 0, err
 	}
@@ -59,6 +61,10 @@ func (r *Registry) UpdatePartner(ctx context.Context, p Partner, fields []string
 		return Partner{}, 0, err
 	}
 	if err := CheckActor("actor", actor); err != nil {
+		return Partner{}, 0, err
+	}
+	reason, err := optionalReason(reason, "updated "+strings.Join(fields, ", "))
+	if err != nil {
 		return Partner{}, 0, err
 	}
 	now := r.now()
@@ -97,7 +103,7 @@ func (r *Registry) UpdatePartner(ctx context.Context, p Partner, fields []string
 			return change{}, err
 		}
 		c := change{audit: AuditRecord{Time: now, Actor: actor, Action: "partner.update", Target: "partner/" + p.ID,
-			Before: before, After: rec.summary()}}
+			Reason: reason, Before: before, After: rec.summary()}}
 		if endMoved {
 			c.events = []*treatyv1.Event{rec.changed(actor, "contract end changed")}
 		}
@@ -214,7 +220,9 @@ func tierFitsIntegrations(tx store.Tx, partnerID string, tier treatyv1.RiskTier)
 // change. Client authentication methods must be allowed by the partner's risk tier. It returns the
 // integration and the feed sequence of its IntegrationChanged event, or 0 when no field the feed
 // carries changed.
-func (r *Registry) UpdateIntegration(ctx context.Context, i Integration, fields []string, actor string) (Integration, uint64, error) {
+//
+// The reason is optional; without one the audit record names the changed fields.
+func (r *Registry) UpdateIntegration(ctx context.Context, i Integration, fields []string, reason, actor string) (Integration, uint64, error) {
 	if err := fail.CheckID("integration.id", i.ID); err != nil {
 		return Integration{}, 0, err
 	}
@@ -222,6 +230,10 @@ func (r *Registry) UpdateIntegration(ctx context.Context, i Integration, fields 
 		return Integration{}, 0, err
 	}
 	if err := CheckActor("actor", actor); err != nil {
+		return Integration{}, 0, err
+	}
+	reason, err := optionalReason(reason, "updated "+strings.Join(fields, ", "))
+	if err != nil {
 		return Integration{}, 0, err
 	}
 	now := r.now()
@@ -267,7 +279,7 @@ func (r *Registry) UpdateIntegration(ctx context.Context, i Integration, fields 
 			return change{}, err
 		}
 		c := change{audit: AuditRecord{Time: now, Actor: actor, Action: "integration.update", Target: "integration/" + i.ID,
-			Before: before, After: rec.summary()}}
+			Reason: reason, Before: before, After: rec.summary()}}
 		if ev := rec.changed(actor, "integration updated"); !proto.Equal(ev.GetIntegrationChanged(), feedBefore) {
 			c.events = []*treatyv1.Event{ev}
 		}

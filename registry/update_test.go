@@ -20,7 +20,7 @@ func TestUpdatePartner(t *testing.T) {
 	// Descriptive fields only: a new etag, an audit record, nothing published.
 	head := e.rev.Head()
 	change := registry.Partner{ID: "acme", Etag: p.Etag, OwnerTeam: "vendor-risk", AccountableOwner: "ana@example.com", DisplayName: "ignored"}
-	got, seq, err := e.reg.UpdatePartner(ctx, change, []string{"owner_team", "accountable_owner"}, "bob")
+	got, seq, err := e.reg.UpdatePartner(ctx, change, []string{"owner_team", "accountable_owner"}, "", "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestUpdatePartner(t *testing.T) {
 
 	// The contract end is enforcement: published, the feed sees it.
 	newEnd := now.Add(30 * 24 * time.Hour)
-	got2, seq, err := e.reg.UpdatePartner(ctx, registry.Partner{ID: "acme", Etag: got.Etag, ContractEnd: newEnd}, []string{"contract_end_time"}, "bob")
+	got2, seq, err := e.reg.UpdatePartner(ctx, registry.Partner{ID: "acme", Etag: got.Etag, ContractEnd: newEnd}, []string{"contract_end_time"}, "", "bob")
 	if err != nil || seq == 0 || !got2.ContractEnd.Equal(newEnd) {
 		t.Fatalf("contract end update = %+v, %d, %v", got2, seq, err)
 	}
@@ -64,7 +64,7 @@ func TestUpdatePartner(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := e.reg.UpdatePartner(ctx, tc.p, tc.fields, "bob")
+			_, _, err := e.reg.UpdatePartner(ctx, tc.p, tc.fields, "", "bob")
 			checkErr(t, err, tc.kind, tc.field)
 		})
 	}
@@ -72,7 +72,7 @@ func TestUpdatePartner(t *testing.T) {
 	// A tier that forbids what an integration allows is refused, naming the integration.
 	e.mustIntegration(t, "orders", "acme") // medium tier: client secrets allowed by default
 	cur, _ := e.reg.GetPartner(ctx, "acme")
-	_, _, err = e.reg.UpdatePartner(ctx, registry.Partner{ID: "acme", Etag: cur.Etag, RiskTier: treatyv1.RiskTier_RISK_TIER_HIGH}, []string{"risk_tier"}, "bob")
+	_, _, err = e.reg.UpdatePartner(ctx, registry.Partner{ID: "acme", Etag: cur.Etag, RiskTier: treatyv1.RiskTier_RISK_TIER_HIGH}, []string{"risk_tier"}, "", "bob")
 	checkErr(t, err, fail.Precondition, "")
 
 	// A terminated partner's record is final.
@@ -80,7 +80,7 @@ func TestUpdatePartner(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur, _ = e.reg.GetPartner(ctx, "acme")
-	_, _, err = e.reg.UpdatePartner(ctx, registry.Partner{ID: "acme", Etag: cur.Etag, OwnerTeam: "x"}, []string{"owner_team"}, "bob")
+	_, _, err = e.reg.UpdatePartner(ctx, registry.Partner{ID: "acme", Etag: cur.Etag, OwnerTeam: "x"}, []string{"owner_team"}, "", "bob")
 	checkErr(t, err, fail.Precondition, "")
 }
 
@@ -93,7 +93,7 @@ func TestUpdateIntegration(t *testing.T) {
 	// Narrowing the ceiling and fencing the sources is enforcement: published.
 	ranges := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	got, seq, err := e.reg.UpdateIntegration(ctx, registry.Integration{ID: "orders", Etag: i.Etag, AllowedScopes: []string{"orders:read"}, SourceRanges: ranges},
-		[]string{"allowed_scopes", "source_ranges"}, "bob")
+		[]string{"allowed_scopes", "source_ranges"}, "", "bob")
 	if err != nil || seq == 0 {
 		t.Fatalf("update = %+v, %d, %v", got, seq, err)
 	}
@@ -107,7 +107,7 @@ func TestUpdateIntegration(t *testing.T) {
 
 	// Owner and purpose are not: nothing published.
 	head := e.rev.Head()
-	got, seq, err = e.reg.UpdateIntegration(ctx, registry.Integration{ID: "orders", Etag: got.Etag, Owner: "orders-team", Purpose: "sync"}, []string{"owner", "purpose"}, "bob")
+	got, seq, err = e.reg.UpdateIntegration(ctx, registry.Integration{ID: "orders", Etag: got.Etag, Owner: "orders-team", Purpose: "sync"}, []string{"owner", "purpose"}, "", "bob")
 	if err != nil || seq != 0 || e.rev.Head() != head || got.Owner != "orders-team" || got.Purpose != "sync" {
 		t.Errorf("descriptive update = %+v, %d, %v", got, seq, err)
 	}
@@ -128,7 +128,7 @@ func TestUpdateIntegration(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := e.reg.UpdateIntegration(ctx, tc.i, tc.fields, "bob")
+			_, _, err := e.reg.UpdateIntegration(ctx, tc.i, tc.fields, "", "bob")
 			checkErr(t, err, tc.kind, tc.field)
 		})
 	}
@@ -142,7 +142,8 @@ func TestUpdateIntegration(t *testing.T) {
 	fort := e.mustIntegration(t, "fort-api", "fort")
 	_, _, err = e.reg.UpdateIntegration(ctx, registry.Integration{ID: "fort-api", Etag: fort.Etag,
 		ClientAuthMethods: []treatyv1.ClientAuthMethod{treatyv1.ClientAuthMethod_CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC}},
-		[]string{"allowed_client_auth_methods"}, "bob")
+		[]string{"allowed_client_auth_methods"}, "", "bob")
+
 	checkErr(t, err, fail.Precondition, "")
 
 	// A retired integration is final.
@@ -150,7 +151,7 @@ func TestUpdateIntegration(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur, _ := e.reg.GetIntegration(ctx, "orders")
-	_, _, err = e.reg.UpdateIntegration(ctx, registry.Integration{ID: "orders", Etag: cur.Etag, Owner: "x"}, []string{"owner"}, "bob")
+	_, _, err = e.reg.UpdateIntegration(ctx, registry.Integration{ID: "orders", Etag: cur.Etag, Owner: "x"}, []string{"owner"}, "", "bob")
 	checkErr(t, err, fail.Precondition, "")
 }
 
@@ -163,7 +164,7 @@ func TestConcurrentUpdatesOneWins(t *testing.T) {
 	errs := make(chan error, len(owners))
 	for _, o := range owners {
 		go func() {
-			_, _, err := e.reg.UpdatePartner(ctx, registry.Partner{ID: "acme", Etag: p.Etag, OwnerTeam: o}, []string{"owner_team"}, "bob")
+			_, _, err := e.reg.UpdatePartner(ctx, registry.Partner{ID: "acme", Etag: p.Etag, OwnerTeam: o}, []string{"owner_team"}, "", "bob")
 			errs <- err
 		}()
 	}

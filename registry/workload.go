@@ -86,8 +86,8 @@ func (rec *workloadRecord) changed(actor, reason string) *treatyv1.Event {
 
 // CreateWorkload registers a workload with one public key (PKIX "PUBLIC KEY" PEM); see
 // CreateWorkloadFrom.
-func (r *Registry) CreateWorkload(ctx context.Context, id, integrationID, publicKeyPEM, actor string) (Workload, uint64, error) {
-	return r.CreateWorkloadFrom(ctx, WorkloadSpec{ID: id, IntegrationID: integrationID, PublicKeyPEM: publicKeyPEM}, actor)
+func (r *Registry) CreateWorkload(ctx context.Context, id, integrationID, publicKeyPEM, reason, actor string) (Workload, uint64, error) {
+	return r.CreateWorkloadFrom(ctx, WorkloadSpec{ID: id, IntegrationID: integrationID, PublicKeyPEM: publicKeyPEM}, reason, actor)
 }
 
 // WorkloadSpec is what creating a workload takes.
@@ -102,8 +102,9 @@ type WorkloadSpec struct {
 // CreateWorkloadFrom registers a workload with its public key, its TLS client certificate subject
 // or both, under an active integration of an active partner, active at once, and returns it with
 // the feed sequence of its WorkloadChanged event. A key registered for another workload is
-// refused, so that one key never authenticates two workloads.
-func (r *Registry) CreateWorkloadFrom(ctx context.Context, spec WorkloadSpec, actor string) (Workload, uint64, error) {
+// refused, so that one key never authenticates two workloads. The reason is optional; the audit
+// record says "workload created" without one.
+func (r *Registry) CreateWorkloadFrom(ctx context.Context, spec WorkloadSpec, reason, actor string) (Workload, uint64, error) {
 	id, integrationID := spec.ID, spec.IntegrationID
 	if err := fail.CheckID("id", id); err != nil {
 		return Workload{}, 0, err
@@ -123,6 +124,10 @@ func (r *Registry) CreateWorkloadFrom(ctx context.Context, spec WorkloadSpec, ac
 		return Workload{}, 0, err
 	}
 	if err := CheckActor("actor", actor); err != nil {
+		return Workload{}, 0, err
+	}
+	reason, err := optionalReason(reason, "workload created")
+	if err != nil {
 		return Workload{}, 0, err
 	}
 	now := r.now()
@@ -157,7 +162,7 @@ func (r *Registry) CreateWorkloadFrom(ctx context.Context, spec WorkloadSpec, ac
 		}
 		return change{
 			audit: AuditRecord{Time: now, Actor: actor, Action: "workload.create", Target: "workload/" + id,
-				After: rec.summary()},
+				Reason: reason, After: rec.summary()},
 			events: []*treatyv1.Event{rec.changed(actor, "workload created")},
 		}, nil
 	})

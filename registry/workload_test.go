@@ -54,7 +54,7 @@ func TestCreateWorkloadRejectsBadKeys(t *testing.T) {
 	e.mustIntegration(t, "orders", "acme")
 	for name, bad := range badKeys(t) {
 		t.Run(name, func(t *testing.T) {
-			_, _, err := e.reg.CreateWorkload(context.Background(), "bot", "orders", bad.pem, "alice")
+			_, _, err := e.reg.CreateWorkload(context.Background(), "bot", "orders", bad.pem, "", "alice")
 			checkErr(t, err, fail.Invalid, "public_key_pem")
 			if !strings.Contains(err.Error(), bad.mention) || !strings.Contains(err.Error(), "openssl") {
 				t.Errorf("message %q should mention %q and how to make a key", err, bad.mention)
@@ -80,7 +80,7 @@ func TestCreateWorkloadRejectsBadInput(t *testing.T) {
 	}
 	e.mustWorkload(t, "taken", "orders")
 	reused := publicKeyPEM(t)
-	if _, _, err := e.reg.CreateWorkload(context.Background(), "first", "orders", reused, "alice"); err != nil {
+	if _, _, err := e.reg.CreateWorkload(context.Background(), "first", "orders", reused, "", "alice"); err != nil {
 		t.Fatal(err)
 	}
 	head := e.rev.Head()
@@ -100,7 +100,7 @@ func TestCreateWorkloadRejectsBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := e.reg.CreateWorkload(context.Background(), tc.id, tc.integration, tc.pem, tc.actor)
+			_, _, err := e.reg.CreateWorkload(context.Background(), tc.id, tc.integration, tc.pem, "", tc.actor)
 			checkErr(t, err, tc.kind, tc.field)
 		})
 	}
@@ -115,7 +115,7 @@ func TestCreateWorkloadPublishesAndStores(t *testing.T) {
 	e.mustIntegration(t, "orders", "acme")
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	// Surrounding whitespace is tolerated; the stored PEM is canonical.
-	w, seq, err := e.reg.CreateWorkload(context.Background(), "bot", "orders", "\n"+pemOf(t, "PUBLIC KEY", pub)+"\n\n", "alice")
+	w, seq, err := e.reg.CreateWorkload(context.Background(), "bot", "orders", "\n"+pemOf(t, "PUBLIC KEY", pub)+"\n\n", "", "alice")
 	if err != nil {
 		t.Fatal(err)
 	}

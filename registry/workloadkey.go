@@ -88,8 +88,9 @@ func (t *TLSSubject) clone() *TLSSubject {
 // AddWorkloadKey registers another public key for a workload that is not retired, so it can
 // rotate its key without a gap: sign with the new key once it is added, then remove the old one.
 // A third key is a FailedPrecondition error. Keys are not part of the feed (the issuer reads them
-// from the registry), so the returned sequence is 0.
-func (r *Registry) AddWorkloadKey(ctx context.Context, id, publicKeyPEM, actor string) (Workload, uint64, error) {
+// from the registry), so the returned sequence is 0. The reason is optional; the audit record
+// says "key added" without one.
+func (r *Registry) AddWorkloadKey(ctx context.Context, id, publicKeyPEM, reason, actor string) (Workload, uint64, error) {
 	if err := fail.CheckID("id", id); err != nil {
 		return Workload{}, 0, err
 	}
@@ -100,7 +101,11 @@ func (r *Registry) AddWorkloadKey(ctx context.Context, id, publicKeyPEM, actor s
 	if err := CheckActor("actor", actor); err != nil {
 		return Workload{}, 0, err
 	}
-	return r.changeKeys(ctx, id, actor, "workload.key.add", func(tx store.Tx, rec *workloadRecord) error {
+	reason, err = optionalReason(reason, "key "+key.KeyID+" added")
+	if err != nil {
+		return Workload{}, 0, err
+	}
+	return r.changeKeys(ctx, id, reason, actor, "workload.key.add", func(tx store.Tx, rec *workloadRecord) error {
 		if len(rec.Keys) >= MaxWorkloadKeys {
 			return fail.Preconditionf("workload %q already has %d keys, the most it may hold; remove the older key (RemoveWorkloadKey) before adding another", id, len(rec.Keys))
 		}
@@ -114,18 +119,22 @@ func (r *Registry) AddWorkloadKey(ctx context.Context, id, publicKeyPEM, actor s
 
 // RemoveWorkloadKey removes the key keyID from a workload that is not retired, ending a rotation.
 // Removing its last key is a FailedPrecondition error unless the workload authenticates by a
-// registered certificate subject (TLS). The returned sequence is 0, as for AddWorkloadKey.
-func (r *Registry) RemoveWorkloadKey(ctx context.Context, id, keyID, actor string) (Workload, uint64, error) {
+// registered certificate subject (TLS). The returned sequence is 0, as for AddWorkloadKey. Removing
+// a key is a security action: the reason is required.
+func (r *Registry) RemoveWorkloadKey(ctx context.Context, id, keyID, reason, actor string) (Workload, uint64, error) {
 	if err := fail.CheckID("id", id); err != nil {
 		return Workload{}, 0, err
 	}
 	if err := fail.CheckOpaqueID("key_id", keyID); err != nil {
 		return Workload{}, 0, err
 	}
+	if err := CheckReason("reason", reason); err != nil {
+		return Workload{}, 0, err
+	}
 	if err := CheckActor("actor", actor); err != nil {
 		return Workload{}, 0, err
 	}
-	return r.changeKeys(ctx, id, actor, "workload.key.remove", func(tx store.Tx, rec *workloadRecord) error {
+	return r.changeKeys(ctx, id, reason, actor, "workload.key.remove", func(tx store.Tx, rec *workloadRecord) error {
 		n := slices.IndexFunc(rec.Keys, func(k Key) bool { return k.KeyID == keyID })
 		switch {
 		case n < 0:
@@ -139,7 +148,7 @@ func (r *Registry) RemoveWorkloadKey(ctx context.Context, id, keyID, actor strin
 }
 
 // changeKeys applies edit to a workload's record that is not retired, in one audited transaction.
-func (r *Registry) changeKeys(ctx context.Context, id, actor, action string, edit func(store.Tx, *workloadRecord) error) (Workload, uint64, error) {
+func (r *Registry) changeKeys(ctx context.Context, id, reason, actor, action string, edit func(store.Tx, *workloadRecord) error) (Workload, uint64, error) {
 	now := r.now()
 	var rec workloadRecord
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
@@ -158,7 +167,7 @@ func (r *Registry) changeKeys(ctx context.Context, id, actor, action string, edi
 			return change{}, err
 		}
 		return change{audit: AuditRecord{Time: now, Actor: actor, Action: action, Target: "workload/" + id,
-			Before: before, After: rec.summary()}}, nil
+			Reason: reason, Before: before, After: rec.summary()}}, nil
 	})
 	if !committed(err) {
 		return Workload{}, 0, err

@@ -28,7 +28,7 @@ func (w *World) CreateClientSecret(workloadID string, ttl time.Duration) (id, se
 func (w *World) RevokeClientSecret(workloadID, secretID string) {
 	w.tb.Helper()
 	_, err := w.Registry.RevokeClientSecret(context.Background(), &treatyv1.RevokeClientSecretRequest{
-		WorkloadId: workloadID, SecretId: secretID, Actor: Actor,
+		WorkloadId: workloadID, SecretId: secretID, Reason: "revoked in a test", Actor: Actor,
 	})
 	if err != nil {
 		w.tb.Fatalf("RevokeClientSecret %q %q: %v", workloadID, secretID, err)

@@ -50,7 +50,7 @@ func (s *Service) UpdatePartner(ctx context.Context, req *treatyv1.UpdatePartner
 	if err := validateUpdatePartner(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	p, seq, err := s.reg.UpdatePartner(ctx, partnerFromProto(req.GetPartner()), req.GetUpdateMask().GetPaths(), req.GetActor())
+	p, seq, err := s.reg.UpdatePartner(ctx, partnerFromProto(req.GetPartner()), req.GetUpdateMask().GetPaths(), req.GetReason(), req.GetActor())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -110,7 +110,7 @@ func (s *Service) UpdateIntegration(ctx context.Context, req *treatyv1.UpdateInt
 	if err := validateUpdateIntegration(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	i, seq, err := s.reg.UpdateIntegration(ctx, integrationFromProto(req.GetIntegration()), req.GetUpdateMask().GetPaths(), req.GetActor())
+	i, seq, err := s.reg.UpdateIntegration(ctx, integrationFromProto(req.GetIntegration()), req.GetUpdateMask().GetPaths(), req.GetReason(), req.GetActor())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}

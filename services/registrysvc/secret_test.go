@@ -43,7 +43,7 @@ func TestClientSecretsOverGRPC(t *testing.T) {
 	if err != nil || len(list.GetClientSecrets()) != 1 || strings.Contains(list.String(), created.GetSecret()) {
 		t.Fatalf("List = %v, %v", list, err)
 	}
-	rev, err := f.client.RevokeClientSecret(ctx, &treatyv1.RevokeClientSecretRequest{WorkloadId: "bot", SecretId: cs.GetId(), Actor: "bob"})
+	rev, err := f.client.RevokeClientSecret(ctx, &treatyv1.RevokeClientSecretRequest{WorkloadId: "bot", SecretId: cs.GetId(), Reason: "rotated", Actor: "bob"})
 	if err != nil || rev.GetClientSecret().GetRevokeTime() == nil {
 		t.Fatalf("Revoke = %v, %v", rev, err)
 	}
@@ -78,7 +78,7 @@ func TestClientSecretsOverGRPC(t *testing.T) {
 			return err
 		}, codes.InvalidArgument, "secret_id"},
 		{"revoke: unknown secret", func() error {
-			_, err := f.client.RevokeClientSecret(ctx, &treatyv1.RevokeClientSecretRequest{WorkloadId: "bot", SecretId: "cs-0"})
+			_, err := f.client.RevokeClientSecret(ctx, &treatyv1.RevokeClientSecretRequest{WorkloadId: "bot", SecretId: "cs-0", Reason: "rotated", Actor: "bob"})
 			return err
 		}, codes.NotFound, ""},
 		{"list: bad workload id", func() error {

@@ -48,7 +48,7 @@ func (s *Service) CreatePartner(ctx context.Context, req *treatyv1.CreatePartner
 		return nil, edge.Status(s.log, err)
 	}
 	p, seq, err := s.reg.CreatePartner(ctx, partnerFromProto(req.GetPartner()), req.GetActor(),
-		registry.CreateOptions{Activate: req.GetActivate(), ApprovedBy: req.GetApprovedBy()})
+		registry.CreateOptions{Activate: req.GetActivate(), ApprovedBy: req.GetApprovedBy(), Reason: req.GetReason()})
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -109,7 +109,7 @@ func (s *Service) CreateIntegration(ctx context.Context, req *treatyv1.CreateInt
 		return nil, edge.Status(s.log, err)
 	}
 	i, seq, err := s.reg.CreateIntegration(ctx, integrationFromProto(req.GetIntegration()), req.GetActor(),
-		registry.CreateOptions{Activate: req.GetActivate(), ApprovedBy: req.GetApprovedBy()})
+		registry.CreateOptions{Activate: req.GetActivate(), ApprovedBy: req.GetApprovedBy(), Reason: req.GetReason()})
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -159,7 +159,7 @@ func (s *Service) CreateWorkload(ctx context.Context, req *treatyv1.CreateWorklo
 	}
 	spec := registry.WorkloadSpec{ID: req.GetId(), IntegrationID: req.GetIntegrationId(), PublicKeyPEM: req.GetPublicKeyPem(),
 		TLS: tlsFromProto(req.GetTlsClientAuth())}
-	w, seq, err := s.reg.CreateWorkloadFrom(ctx, spec, req.GetActor())
+	w, seq, err := s.reg.CreateWorkloadFrom(ctx, spec, req.GetReason(), req.GetActor())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -183,7 +183,7 @@ func (s *Service) AddWorkloadKey(ctx context.Context, req *treatyv1.AddWorkloadK
 	if err := validateAddWorkloadKey(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	w, seq, err := s.reg.AddWorkloadKey(ctx, req.GetId(), req.GetPublicKeyPem(), req.GetActor())
+	w, seq, err := s.reg.AddWorkloadKey(ctx, req.GetId(), req.GetPublicKeyPem(), req.GetReason(), req.GetActor())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -195,7 +195,7 @@ func (s *Service) RemoveWorkloadKey(ctx context.Context, req *treatyv1.RemoveWor
 	if err := validateRemoveWorkloadKey(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	w, seq, err := s.reg.RemoveWorkloadKey(ctx, req.GetId(), req.GetKeyId(), req.GetActor())
+	w, seq, err := s.reg.RemoveWorkloadKey(ctx, req.GetId(), req.GetKeyId(), req.GetReason(), req.GetActor())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -220,7 +220,7 @@ func (s *Service) CreateClientSecret(ctx context.Context, req *treatyv1.CreateCl
 	if err := validateCreateClientSecret(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	cs, secret, err := s.reg.CreateClientSecret(ctx, req.GetWorkloadId(), req.GetTtl().AsDuration(), req.GetActor())
+	cs, secret, err := s.reg.CreateClientSecret(ctx, req.GetWorkloadId(), req.GetTtl().AsDuration(), req.GetReason(), req.GetActor())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -244,7 +244,7 @@ func (s *Service) RevokeClientSecret(ctx context.Context, req *treatyv1.RevokeCl
 	if err := validateRevokeClientSecret(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	cs, err := s.reg.RevokeClientSecret(ctx, req.GetWorkloadId(), req.GetSecretId(), req.GetActor())
+	cs, err := s.reg.RevokeClientSecret(ctx, req.GetWorkloadId(), req.GetSecretId(), req.GetReason(), req.GetActor())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}
@@ -280,7 +280,7 @@ func (s *Service) PutPolicy(ctx context.Context, req *treatyv1.PutPolicyRequest)
 	if err := validatePutPolicy(req); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	p, seq, err := s.reg.PutPolicy(ctx, req.GetPartnerId(), req.GetText(), req.GetMode(), req.GetActor())
+	p, seq, err := s.reg.PutPolicy(ctx, req.GetPartnerId(), req.GetText(), req.GetMode(), req.GetReason(), req.GetActor())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}

@@ -199,7 +199,7 @@ func TestBadRequestsGetExactCodes(t *testing.T) {
 	}
 	removeKey := func(id, kid string) func() error {
 		return func() error {
-			_, err := f.client.RemoveWorkloadKey(ctx, &treatyv1.RemoveWorkloadKeyRequest{Id: id, KeyId: kid})
+			_, err := f.client.RemoveWorkloadKey(ctx, &treatyv1.RemoveWorkloadKeyRequest{Id: id, KeyId: kid, Reason: "rotation"})
 			return err
 		}
 	}

@@ -63,6 +63,9 @@ func validateCreatePartner(req *treatyv1.CreatePartnerRequest) error {
 	if err := validateCreateOptions(req.GetActivate(), req.GetApprovedBy()); err != nil {
 		return err
 	}
+	if err := validateOptionalReason(req.GetReason()); err != nil {
+		return err
+	}
 	return registry.CheckActor("actor", req.GetActor())
 }
 
@@ -136,6 +139,9 @@ func validateCreateIntegration(req *treatyv1.CreateIntegrationRequest) error {
 	if _, err := registry.ParseSourceRanges("integration.source_ranges", i.GetSourceRanges()); err != nil {
 		return err
 	}
+	if err := validateOptionalReason(req.GetReason()); err != nil {
+		return err
+	}
 	return registry.CheckActor("actor", req.GetActor())
 }
 
@@ -152,6 +158,9 @@ func validateCreateWorkload(req *treatyv1.CreateWorkloadRequest) error {
 	if strings.TrimSpace(req.GetPublicKeyPem()) == "" && req.GetTlsClientAuth() == nil {
 		return fail.Invalidf("public_key_pem", "public_key_pem is required (unless tls_client_auth names the workload's client certificate): the workload's public key as PKIX PEM (-----BEGIN PUBLIC KEY-----)")
 	}
+	if err := validateOptionalReason(req.GetReason()); err != nil {
+		return err
+	}
 	return registry.CheckActor("actor", req.GetActor())
 }
 
@@ -162,6 +171,9 @@ func validateAddWorkloadKey(req *treatyv1.AddWorkloadKeyRequest) error {
 	if strings.TrimSpace(req.GetPublicKeyPem()) == "" {
 		return fail.Invalidf("public_key_pem", "public_key_pem is required: the workload's new public key as PKIX PEM (-----BEGIN PUBLIC KEY-----)")
 	}
+	if err := validateOptionalReason(req.GetReason()); err != nil {
+		return err
+	}
 	return registry.CheckActor("actor", req.GetActor())
 }
 
@@ -170,6 +182,9 @@ func validateRemoveWorkloadKey(req *treatyv1.RemoveWorkloadKeyRequest) error {
 		return err
 	}
 	if err := fail.CheckOpaqueID("key_id", req.GetKeyId()); err != nil {
+		return err
+	}
+	if err := registry.CheckReason("reason", req.GetReason()); err != nil {
 		return err
 	}
 	return registry.CheckActor("actor", req.GetActor())
@@ -188,6 +203,9 @@ func validatePutPolicy(req *treatyv1.PutPolicyRequest) error {
 		return fail.Invalidf("text", "text is required: the policy set in the Cedar language")
 	}
 	// The text's syntax and validation are the domain's (package policy), which names the line.
+	if err := validateOptionalReason(req.GetReason()); err != nil {
+		return err
+	}
 	return registry.CheckActor("actor", req.GetActor())
 }
 
@@ -207,6 +225,9 @@ func validateCreateClientSecret(req *treatyv1.CreateClientSecretRequest) error {
 	if ttl := req.GetTtl(); ttl != nil && (ttl.CheckValid() != nil || ttl.AsDuration() <= 0) {
 		return fail.Invalidf("ttl", "ttl must be a positive duration (at most 90 days), or unset for 30 days")
 	}
+	if err := validateOptionalReason(req.GetReason()); err != nil {
+		return err
+	}
 	return registry.CheckActor("actor", req.GetActor())
 }
 
@@ -215,6 +236,9 @@ func validateRevokeClientSecret(req *treatyv1.RevokeClientSecretRequest) error {
 		return err
 	}
 	if err := fail.CheckID("secret_id", req.GetSecretId()); err != nil {
+		return err
+	}
+	if err := registry.CheckReason("reason", req.GetReason()); err != nil {
 		return err
 	}
 	return registry.CheckActor("actor", req.GetActor())
@@ -258,6 +282,15 @@ func validateApprove(id, approvedBy, ticket, actor string) error {
 	return nil
 }
 
+// validateOptionalReason checks a reason a request may leave empty: when given, it follows the
+// rules of a required one.
+func validateOptionalReason(reason string) error {
+	if reason == "" {
+		return nil
+	}
+	return registry.CheckReason("reason", reason)
+}
+
 func validateRecertify(req *treatyv1.RecertifyIntegrationRequest) error {
 	if err := validateStep(req.GetId(), req.GetActor()); err != nil {
 		return err
@@ -297,6 +330,9 @@ func validateUpdatePartner(req *treatyv1.UpdatePartnerRequest) error {
 	if err := validatePartnerTimes(p); err != nil {
 		return err
 	}
+	if err := validateOptionalReason(req.GetReason()); err != nil {
+		return err
+	}
 	return registry.CheckActor("actor", req.GetActor())
 }
 
@@ -320,6 +356,9 @@ func validateUpdateIntegration(req *treatyv1.UpdateIntegrationRequest) error {
 		}
 	}
 	if _, err := registry.ParseSourceRanges("integration.source_ranges", i.GetSourceRanges()); err != nil {
+		return err
+	}
+	if err := validateOptionalReason(req.GetReason()); err != nil {
 		return err
 	}
 	return registry.CheckActor("actor", req.GetActor())

@@ -159,7 +159,7 @@ func (e *env) workload(id, integration string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	_, seq, err := e.reg.CreateWorkload(e.ctx, id, integration, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), "alice")
+	_, seq, err := e.reg.CreateWorkload(e.ctx, id, integration, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), "", "alice")
 	if err != nil {
 		e.t.Fatalf("create workload %s: %v", id, err)
 	}
