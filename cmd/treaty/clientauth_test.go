@@ -75,14 +75,14 @@ func TestRiskTierAuthMethodsAndWorkloadKeys(t *testing.T) {
 	}
 
 	// Rotation ends by removing the older key; the last one stays.
-	if code, out, errOut := cli("workload", "remove-key", "--id", "bot", "--key-id", kid); code != exitOK || strings.Contains(out, kid) {
+	if code, out, errOut := cli("workload", "remove-key", "--id", "bot", "--key-id", kid, "--reason", "rotation done"); code != exitOK || strings.Contains(out, kid) {
 		t.Fatalf("remove-key: exit %d\n%s%s", code, out, errOut)
 	}
 	last := keyIDs(t, cli)
 	if len(last) != 1 {
 		t.Fatalf("keys after remove-key: %v", last)
 	}
-	if code, _, errOut := cli("workload", "remove-key", "--id", "bot", "--key-id", last[0]); code != exitError || !strings.Contains(errOut, "last key") {
+	if code, _, errOut := cli("workload", "remove-key", "--id", "bot", "--key-id", last[0], "--reason", "rotation done"); code != exitError || !strings.Contains(errOut, "last key") {
 		t.Errorf("removing the last key: exit %d, %s", code, errOut)
 	}
 }

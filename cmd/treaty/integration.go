@@ -107,7 +107,7 @@ func (fl *integrationFlags) integration(cmd *cobra.Command) (*treatyv1.Integrati
 }
 
 func (c *cli) integrationCreateCmd() *cobra.Command {
-	var partner, id, approvedBy string
+	var partner, id, approvedBy, reason string
 	var activate bool
 	var fl integrationFlags
 	cmd := &cobra.Command{
@@ -132,7 +132,7 @@ func (c *cli) integrationCreateCmd() *cobra.Command {
 			}
 			in.Id, in.PartnerId = id, partner
 			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.CreateIntegrationResponse, error) {
-				return rc.CreateIntegration(ctx, &treatyv1.CreateIntegrationRequest{Actor: c.actor, Integration: in, Activate: activate, ApprovedBy: approvedBy})
+				return rc.CreateIntegration(ctx, &treatyv1.CreateIntegrationRequest{Actor: c.actor, Integration: in, Activate: activate, ApprovedBy: approvedBy, Reason: reason})
 			}, func(r *treatyv1.CreateIntegrationResponse) view { return integrationView(r.GetIntegration()) },
 				func(r *treatyv1.CreateIntegrationResponse) { c.showIntegration(r.GetIntegration(), r.GetSequence()) })
 		},
@@ -140,6 +140,7 @@ func (c *cli) integrationCreateCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&partner, "partner", "", "the partner's id")
 	f.StringVar(&id, "id", "", "integration id")
+	f.StringVar(&reason, "reason", "", "why, for the audit trail (optional)")
 	fl.register(f, true)
 	f.BoolVar(&activate, "activate", false, "approve and activate it at once (needs --approved-by; the partner must be active)")
 	f.StringVar(&approvedBy, "approved-by", "", "who approved the integration, with --activate")
@@ -322,7 +323,7 @@ func (c *cli) integrationRecertifyCmd() *cobra.Command {
 }
 
 func (c *cli) integrationUpdateCmd() *cobra.Command {
-	var etag string
+	var etag, reason string
 	var fl integrationFlags
 	cmd := &cobra.Command{
 		Use:   "update ID [--scopes a,b] [--environment ENV] [--source-ranges CIDR,...] [...] [--etag ETAG]",
@@ -351,13 +352,14 @@ ABORTED; read it again and retry. --source-ranges "" clears the ranges.`,
 					}
 					in.Etag = cur.GetIntegration().GetEtag()
 				}
-				return rc.UpdateIntegration(ctx, &treatyv1.UpdateIntegrationRequest{Integration: in, UpdateMask: &fieldmaskpb.FieldMask{Paths: mask}, Actor: c.actor})
+				return rc.UpdateIntegration(ctx, &treatyv1.UpdateIntegrationRequest{Integration: in, UpdateMask: &fieldmaskpb.FieldMask{Paths: mask}, Reason: reason, Actor: c.actor})
 			}, func(r *treatyv1.UpdateIntegrationResponse) view { return integrationView(r.GetIntegration()) },
 				func(r *treatyv1.UpdateIntegrationResponse) { c.showIntegration(r.GetIntegration(), r.GetSequence()) })
 		},
 	}
 	fl.register(cmd.Flags(), false)
 	cmd.Flags().StringVar(&etag, "etag", "", "the etag the change is based on (default: the integration's current one)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail (optional)")
 	return recordFormats(cmd)
 }
 

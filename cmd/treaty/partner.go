@@ -152,7 +152,7 @@ func (pf *partnerFlags) partner(cmd *cobra.Command) (*treatyv1.Partner, []string
 }
 
 func (c *cli) partnerCreateCmd() *cobra.Command {
-	var id, approvedBy string
+	var id, approvedBy, reason string
 	var activate bool
 	var pf partnerFlags
 	cmd := &cobra.Command{
@@ -178,7 +178,7 @@ func (c *cli) partnerCreateCmd() *cobra.Command {
 			}
 			p.Id = id
 			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.CreatePartnerResponse, error) {
-				return rc.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: c.actor, Partner: p, Activate: activate, ApprovedBy: approvedBy})
+				return rc.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: c.actor, Partner: p, Activate: activate, ApprovedBy: approvedBy, Reason: reason})
 			}, func(r *treatyv1.CreatePartnerResponse) view { return partnerView(r.GetPartner()) },
 				func(r *treatyv1.CreatePartnerResponse) { c.showPartner(r.GetPartner(), r.GetSequence()) })
 		},
@@ -390,7 +390,7 @@ func (c *cli) partnerSuspendCmd() *cobra.Command {
 func (c *cli) partnerOffboardCmd() *cobra.Command { return c.offboardCmd() }
 
 func (c *cli) partnerUpdateCmd() *cobra.Command {
-	var etag string
+	var etag, reason string
 	var pf partnerFlags
 	cmd := &cobra.Command{
 		Use:   "update ID [--owner TEAM] [--contract-end YYYY-MM-DD] [...] [--etag ETAG]",
@@ -419,12 +419,13 @@ as ABORTED; read it again and retry.`,
 					}
 					p.Etag = cur.GetPartner().GetEtag()
 				}
-				return rc.UpdatePartner(ctx, &treatyv1.UpdatePartnerRequest{Partner: p, UpdateMask: &fieldmaskpb.FieldMask{Paths: mask}, Actor: c.actor})
+				return rc.UpdatePartner(ctx, &treatyv1.UpdatePartnerRequest{Partner: p, UpdateMask: &fieldmaskpb.FieldMask{Paths: mask}, Reason: reason, Actor: c.actor})
 			}, func(r *treatyv1.UpdatePartnerResponse) view { return partnerView(r.GetPartner()) },
 				func(r *treatyv1.UpdatePartnerResponse) { c.showPartner(r.GetPartner(), r.GetSequence()) })
 		},
 	}
 	pf.register(cmd.Flags(), false)
 	cmd.Flags().StringVar(&etag, "etag", "", "the etag the change is based on (default: the partner's current one)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail (optional)")
 	return recordFormats(cmd)
 }

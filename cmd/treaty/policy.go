@@ -31,7 +31,7 @@ func (c *cli) readFile(name string) ([]byte, error) {
 }
 
 func (c *cli) policyPutCmd() *cobra.Command {
-	var partner string
+	var partner, reason string
 	var shadow bool
 	cmd := &cobra.Command{
 		Use:   "put --partner ID FILE.cedar [--shadow]",
@@ -57,11 +57,12 @@ changing any answer; putting the same text live later promotes it and clears the
 				mode = treatyv1.PolicyMode_POLICY_MODE_SHADOW
 			}
 			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.PutPolicyResponse, error) {
-				return rc.PutPolicy(ctx, &treatyv1.PutPolicyRequest{PartnerId: partner, Text: string(text), Mode: mode, Actor: c.actor})
+				return rc.PutPolicy(ctx, &treatyv1.PutPolicyRequest{PartnerId: partner, Text: string(text), Mode: mode, Reason: reason, Actor: c.actor})
 			}, func(r *treatyv1.PutPolicyResponse) { c.showPolicy(r.GetPolicy(), r.GetSequence(), false) })
 		},
 	}
 	cmd.Flags().StringVar(&partner, "partner", "", "the partner the policy set applies to")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail (optional)")
 	cmd.Flags().BoolVar(&shadow, "shadow", false, "store it as the shadow set: evaluated and compared, never deciding")
 	return cmd
 }

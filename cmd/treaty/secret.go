@@ -17,7 +17,7 @@ import (
 // client assertions.
 func (c *cli) workloadSecretCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "secret", Short: "Create, list and revoke a workload's client secrets (weaker than keys: prefer private_key_jwt)"}
-	var ttl string
+	var ttl, createReason, revokeReason string
 	create := &cobra.Command{
 		Use:   "create ID [--ttl 30d]",
 		Short: "Generate a client secret; it is printed once and never shown again",
@@ -30,7 +30,7 @@ func (c *cli) workloadSecretCmd() *cobra.Command {
 			if err != nil {
 				return usagef("--ttl %q: %v", ttl, err)
 			}
-			req := &treatyv1.CreateClientSecretRequest{WorkloadId: a[0], Actor: c.actor}
+			req := &treatyv1.CreateClientSecretRequest{WorkloadId: a[0], Reason: createReason, Actor: c.actor}
 			if d != 0 {
 				req.Ttl = durationpb.New(d)
 			}
@@ -43,6 +43,7 @@ func (c *cli) workloadSecretCmd() *cobra.Command {
 			})
 		},
 	}
+	create.Flags().StringVar(&createReason, "reason", "", "why, for the audit trail (optional)")
 	create.Flags().StringVar(&ttl, "ttl", "", "how long the secret authenticates, e.g. 30d or 720h (default 30d, at most 90d)")
 	list := &cobra.Command{
 		Use:   "list ID",
@@ -64,7 +65,7 @@ func (c *cli) workloadSecretCmd() *cobra.Command {
 		},
 	}
 	revoke := &cobra.Command{
-		Use:   "revoke ID SECRET_ID",
+		Use:   "revoke ID SECRET_ID --reason TEXT",
 		Short: "Revoke a client secret at once (tokens already issued with it live until they expire)",
 		Args:  args(2, "ID SECRET_ID"),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -74,11 +75,15 @@ func (c *cli) workloadSecretCmd() *cobra.Command {
 			if err := checkIDArg("secret", a[1]); err != nil {
 				return err
 			}
+			if err := need(cmd, "reason"); err != nil {
+				return err
+			}
 			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.RevokeClientSecretResponse, error) {
-				return rc.RevokeClientSecret(ctx, &treatyv1.RevokeClientSecretRequest{WorkloadId: a[0], SecretId: a[1], Actor: c.actor})
+				return rc.RevokeClientSecret(ctx, &treatyv1.RevokeClientSecretRequest{WorkloadId: a[0], SecretId: a[1], Reason: revokeReason, Actor: c.actor})
 			}, func(r *treatyv1.RevokeClientSecretResponse) { c.showSecret(r.GetClientSecret()) })
 		},
 	}
+	revoke.Flags().StringVar(&revokeReason, "reason", "", "why, for the audit trail (required: revoking a secret is a security action)")
 	cmd.AddCommand(create, list, revoke)
 	return cmd
 }

@@ -43,7 +43,7 @@ func TestWorkloadSecrets(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, id[1]) || strings.Contains(out, secret[1]) || strings.Contains(out, "treaty_cs_") {
 		t.Fatalf("secret list: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, errOut = cli("workload", "secret", "revoke", "bot", id[1], "-o", "json")
+	code, out, errOut = cli("workload", "secret", "revoke", "bot", id[1], "--reason", "rotated", "-o", "json")
 	if code != exitOK || !strings.Contains(out, `"revoke_time"`) {
 		t.Fatalf("secret revoke: exit %d\n%s%s", code, out, errOut)
 	}
@@ -57,7 +57,9 @@ func TestWorkloadSecrets(t *testing.T) {
 		{"bad ttl", []string{"workload", "secret", "create", "bot", "--ttl", "soon"}, exitUsage, "--ttl"},
 		{"ttl over 90 days", []string{"workload", "secret", "create", "bot", "--ttl", "91d"}, exitError, "at most 90 days"},
 		{"unknown workload", []string{"workload", "secret", "create", "nobody"}, exitError, "NOT_FOUND"},
-		{"unknown secret", []string{"workload", "secret", "revoke", "bot", "cs-0"}, exitError, "NOT_FOUND"},
+		{"unknown secret", []string{"workload", "secret", "revoke", "bot", "cs-0", "--reason", "rotated"}, exitError, "NOT_FOUND"},
+		{"revoke without a reason", []string{"workload", "secret", "revoke", "bot", "cs-0"}, exitUsage, "--reason is required"},
+		{"remove-key without a reason", []string{"workload", "remove-key", "--id", "bot", "--key-id", "x"}, exitUsage, "--reason is required"},
 		{"bad workload id", []string{"workload", "secret", "list", "Bot"}, exitUsage, "not valid"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

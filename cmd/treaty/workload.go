@@ -13,7 +13,7 @@ import (
 
 func (c *cli) workloadCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "workload", Short: "Register, inspect and retire workloads (the identities acting for an integration)"}
-	var integration, id, keyFile string
+	var integration, id, keyFile, reason string
 	var tlsSub treatyv1.TlsClientAuth
 	create := &cobra.Command{
 		Use:   "create --integration ID --id ID (--public-key FILE.pub | --tls-subject-dn DN | --tls-san-dns NAME | --tls-san-uri URI)",
@@ -44,11 +44,12 @@ func (c *cli) workloadCmd() *cobra.Command {
 			}
 			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.CreateWorkloadResponse, error) {
 				return rc.CreateWorkload(ctx, &treatyv1.CreateWorkloadRequest{Id: id, IntegrationId: integration, PublicKeyPem: string(pemBytes),
-					TlsClientAuth: sub, Actor: c.actor})
+					TlsClientAuth: sub, Reason: reason, Actor: c.actor})
 			}, func(r *treatyv1.CreateWorkloadResponse) { c.showWorkload(r.GetWorkload(), r.GetSequence()) })
 		},
 	}
 	f := create.Flags()
+	f.StringVar(&reason, "reason", "", "why, for the audit trail (optional)")
 	f.StringVar(&integration, "integration", "", "the integration's id")
 	f.StringVar(&id, "id", "", "workload id (also its OAuth client id)")
 	f.StringVar(&keyFile, "public-key", "", "PEM file with the workload's public key (from 'treaty keygen')")
