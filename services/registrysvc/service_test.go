@@ -58,6 +58,7 @@ type fixture struct {
 	conn   *grpc.ClientConn
 	rev    *revoker.Log
 	pub    *switchPublisher
+	reg    *registry.Registry // to read what the calls recorded (the audit trail)
 }
 
 func start(t *testing.T) *fixture {
@@ -79,7 +80,7 @@ func start(t *testing.T) *fixture {
 	}
 
 	conn := grpctest.Serve(t, registrysvc.New(registrysvc.Config{Registry: reg, Logger: quiet}).Register)
-	return &fixture{client: treatyv1.NewRegistryServiceClient(conn), conn: conn, rev: rev, pub: pub}
+	return &fixture{client: treatyv1.NewRegistryServiceClient(conn), conn: conn, rev: rev, pub: pub, reg: reg}
 }
 
 var contractEnd = time.Now().Add(365 * 24 * time.Hour).UTC().Truncate(time.Second)
