@@ -12,7 +12,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -195,8 +194,8 @@ func (c *cli) exportCmd() *cobra.Command {
 		Use:   "export [-o yaml|json]",
 		Short: "Export every partner, integration and workload as YAML (the default) or JSON, in the import's format",
 		Args:  args(0, ""),
-		// text (the default) is YAML here: an export is for files, not for reading in a terminal.
-		Annotations: map[string]string{outputsAnnotation: "text,yaml,json"},
+		// YAML by default: an export is for files, not for reading in a terminal.
+		Annotations: map[string]string{outputsAnnotation: "yaml,json"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn, err := c.conn("registry")
 			if err != nil {
@@ -238,26 +237,4 @@ func (c *cli) exportCmd() *cobra.Command {
 			return writeYAML(c.stdout, raw)
 		},
 	}
-}
-
-// writeYAML re-renders JSON as block-style YAML (JSON is YAML; only the style changes).
-func writeYAML(w io.Writer, jsonText []byte) error {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(jsonText, &doc); err != nil {
-		return err
-	}
-	var plain func(n *yaml.Node)
-	plain = func(n *yaml.Node) {
-		n.Style = 0
-		for _, c := range n.Content {
-			plain(c)
-		}
-	}
-	plain(&doc)
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return err
-	}
-	return enc.Close()
 }
