@@ -85,9 +85,10 @@ func (c *cli) killSwitchCmd(verb string, kinds []string, short string) *cobra.Co
 	var reason, requestID string
 	var dryRun bool
 	cmd := &cobra.Command{
-		Use:   verb + " " + strings.Join(kinds, "|") + " ID --reason TEXT [--request-id ID]",
-		Short: short,
-		Args:  args(2, strings.Join(kinds, "|")+" ID"),
+		Use:               verb + " " + strings.Join(kinds, "|") + " ID --reason TEXT [--request-id ID]",
+		Short:             short,
+		Args:              args(2, strings.Join(kinds, "|")+" ID"),
+		ValidArgsFunction: c.killSwitchArgs(kinds),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			kind, ok := feed.ParseKind(a[0])
 			if !ok || !contains(kinds, a[0]) {
