@@ -10,7 +10,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -19,18 +18,6 @@ import (
 
 // importChunk is how many items one message of an import carries.
 const importChunk = 250
-
-// newBar returns a progress bar on stderr for total steps of what.
-func (c *cli) newBar(total int64, what string) *progressbar.ProgressBar {
-	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(c.stderr),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.stderr) }),
-	)
-}
 
 func (c *cli) importCmd() *cobra.Command {
 	var dryRun bool
@@ -106,7 +93,7 @@ func (c *cli) sendImport(cmd *cobra.Command, f *inventoryFile, dryRun bool) (*tr
 	if err != nil {
 		return nil, err
 	}
-	bar := c.newBar(int64(f.items()), "importing")
+	bar := c.newProgress(int64(f.items()), "importing")
 	first := true
 	next := func() *treatyv1.ImportInventoryRequest {
 		req := &treatyv1.ImportInventoryRequest{}
@@ -117,9 +104,11 @@ func (c *cli) sendImport(cmd *cobra.Command, f *inventoryFile, dryRun bool) (*tr
 	}
 	send := func(req *treatyv1.ImportInventoryRequest, n int) error {
 		if err := stream.Send(req); err != nil {
+			bar.stop()
 			return err
 		}
-		return bar.Add(n)
+		bar.add(n)
+		return nil
 	}
 	for i := 0; i < len(f.partners); i += importChunk {
 		req := next()
@@ -147,7 +136,7 @@ func (c *cli) sendImport(cmd *cobra.Command, f *inventoryFile, dryRun bool) (*tr
 			return nil, closeStream(stream, err)
 		}
 	}
-	_ = bar.Finish()
+	bar.finish()
 	return stream.CloseAndRecv()
 }
 

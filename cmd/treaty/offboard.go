@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -45,7 +44,7 @@ Each step is recorded; if the command is interrupted, run it again to continue w
 				return err
 			}
 			var (
-				bar  *progressbar.ProgressBar
+				bar  *progress
 				step treatyv1.OffboardingStep
 			)
 			for {
@@ -55,25 +54,23 @@ Each step is recorded; if the command is interrupted, run it again to continue w
 				}
 				if err != nil {
 					if bar != nil {
-						_ = bar.Exit()
-						fmt.Fprintln(c.stderr)
+						bar.stop()
 					}
 					return err
 				}
 				if p := m.GetProgress(); p != nil && c.output != "json" {
 					if p.GetStep() != step || bar == nil {
 						if bar != nil {
-							_ = bar.Finish()
+							bar.finish()
 						}
 						step = p.GetStep()
-						bar = c.newBar(int64(max(p.GetTotal(), 1)), stepVerb(step))
+						bar = c.newProgress(int64(p.GetTotal()), stepVerb(step))
 					}
-					bar.ChangeMax64(int64(max(p.GetTotal(), p.GetDone(), 1)))
-					_ = bar.Set64(int64(p.GetDone()))
+					bar.set(int64(p.GetDone()), int64(max(p.GetTotal(), p.GetDone())))
 				}
 				if o := m.GetOffboarding(); o != nil {
 					if bar != nil {
-						_ = bar.Finish()
+						bar.finish()
 					}
 					return c.renderOffboarding(o)
 				}
