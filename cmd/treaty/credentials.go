@@ -87,18 +87,12 @@ func (c *cli) credentialsListCmd() *cobra.Command {
 	return recordFormats(cmd)
 }
 
+// credentialRow is a credential's cells; binding and auth method are empty for credentials
+// recorded before they were.
 func credentialRow(cr *treatyv1.Credential) []string {
-	binding := cr.GetBinding()
-	if binding == "" {
-		binding = "-" // recorded before bindings were
-	}
-	auth := cr.GetAuthMethod()
-	if auth == "" {
-		auth = "-"
-	}
 	return []string{
 		cr.GetId(), cr.GetPartnerId(), cr.GetIntegrationId(), cr.GetWorkloadId(), strings.Join(cr.GetScopes(), " "),
-		cr.GetAudience(), ts(cr.GetIssueTime()), ts(cr.GetExpireTime()), auth, binding, ts(cr.GetLastSeenTime()),
+		cr.GetAudience(), instant(cr.GetIssueTime()), instant(cr.GetExpireTime()), cr.GetAuthMethod(), cr.GetBinding(), instant(cr.GetLastSeenTime()),
 	}
 }
 

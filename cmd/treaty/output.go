@@ -163,7 +163,7 @@ type lines []any
 // render prints doc in the chosen format: json and yaml print doc (a proto message as indented
 // JSON with the proto field names, lines one a line, any other value as one line of JSON), csv
 // prints v, and table calls text when it is set (a single record's fields, a report), or prints
-// v as an aligned table.
+// v as an aligned table (an empty cell shows as "-").
 func (c *cli) render(doc any, v view, text func()) error {
 	switch c.output {
 	case outputJSON:
@@ -236,7 +236,14 @@ func (c *cli) render(doc any, v view, text func()) error {
 	for n, h := range header {
 		upper[n] = strings.ToUpper(strings.ReplaceAll(h, "_", " "))
 	}
-	table(c.stdout, upper, rows)
+	shown := make([][]string, len(rows))
+	for r, row := range rows {
+		shown[r] = make([]string, len(row))
+		for n, cell := range row {
+			shown[r][n] = orDash(cell)
+		}
+	}
+	table(c.stdout, upper, shown)
 	return nil
 }
 
