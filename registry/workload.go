@@ -179,13 +179,26 @@ func claimKey(tx store.Tx, key Key, id string) error {
 	return tx.Put(bucketWorkloadKeys, []byte(key.KeyID), []byte(id))
 }
 
-// GetWorkload returns the workload with the given id.
+// GetWorkload returns the workload with the given id, with its last use when the inventory can
+// tell (see WorkloadUsage).
 func (r *Registry) GetWorkload(ctx context.Context, id string) (Workload, error) {
-	return get(r.cfg.Store, workloads, id, (*workloadRecord).workload)
+	w, err := get(r.cfg.Store, workloads, id, (*workloadRecord).workload)
+	if err != nil {
+		return Workload{}, err
+	}
+	ws := []Workload{w}
+	r.fillLastUsed(ctx, ws)
+	return ws[0], nil
 }
 
 // ListWorkloads returns one page of workloads in id order, only those of integrationID if it is
-// set, and the token of the next page ("" on the last). Page sizes are as for ListPartners.
+// set, and the token of the next page ("" on the last). Page sizes are as for ListPartners. Their
+// last use is filled in when the inventory can tell (see WorkloadUsage).
 func (r *Registry) ListWorkloads(ctx context.Context, integrationID string, pageSize int, pageToken string) ([]Workload, string, error) {
-	return list(r.cfg.Store, workloads, integrationID, pageSize, pageToken, (*workloadRecord).workload)
+	ws, next, err := list(r.cfg.Store, workloads, integrationID, pageSize, pageToken, (*workloadRecord).workload)
+	if err != nil {
+		return nil, "", err
+	}
+	r.fillLastUsed(ctx, ws)
+	return ws, next, nil
 }
