@@ -178,3 +178,15 @@ func validateSummarizeCredentials(req *treatyv1.SummarizeCredentialsRequest) err
 	}
 	return nil
 }
+
+func validateGetWorkloadUsage(req *treatyv1.GetWorkloadUsageRequest) error {
+	if n := len(req.GetWorkloadIds()); n > issuer.MaxWorkloadUsageQuery {
+		return fail.Invalidf("workload_ids", "at most %d workload_ids, got %d", issuer.MaxWorkloadUsageQuery, n)
+	}
+	for _, id := range req.GetWorkloadIds() {
+		if err := fail.CheckID("workload_ids", id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
