@@ -30,7 +30,9 @@ type Workload struct {
 	State treatyv1.WorkloadState
 	// CreatedBy is who created it.
 	CreatedBy string
-	// LastUsed is when it last obtained a credential, when known; zero otherwise.
+	// LastUsed is the last time a decision point reported allowing a request with one of its
+	// credentials, as the issuer's inventory knows it (see WorkloadUsage); zero if never, or
+	// unknown. It is not stored in the registry.
 	LastUsed time.Time
 	// Created and Updated are when it was created and last changed.
 	Created, Updated time.Time
