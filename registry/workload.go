@@ -184,13 +184,20 @@ func claimKey(tx store.Tx, key Key, id string) error {
 // GetWorkload returns the workload with the given id, with its last use when the inventory can
 // tell (see WorkloadUsage).
 func (r *Registry) GetWorkload(ctx context.Context, id string) (Workload, error) {
-	w, err := get(r.cfg.Store, workloads, id, (*workloadRecord).workload)
+	w, err := r.GetWorkloadRecord(ctx, id)
 	if err != nil {
 		return Workload{}, err
 	}
 	ws := []Workload{w}
 	r.fillLastUsed(ctx, ws)
 	return ws[0], nil
+}
+
+// GetWorkloadRecord returns the workload with the given id as the registry stores it, without
+// asking the inventory for its last use: the issuer reads workloads this way on its issuance path,
+// which must not wait on the issuer's own usage marks.
+func (r *Registry) GetWorkloadRecord(ctx context.Context, id string) (Workload, error) {
+	return get(r.cfg.Store, workloads, id, (*workloadRecord).workload)
 }
 
 // ListWorkloads returns one page of workloads in id order, only those of integrationID if it is

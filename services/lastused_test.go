@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -125,6 +127,14 @@ func TestServeWorkloadLastUsed(t *testing.T) {
 	list, err := reg.ListWorkloads(ctx, &treatyv1.ListWorkloadsRequest{IntegrationId: "acme-crm"})
 	if err != nil || len(list.GetWorkloads()) != 1 || !list.GetWorkloads()[0].GetLastUseTime().AsTime().Equal(last.AsTime()) {
 		t.Fatalf("ListWorkloads = %v, %v; want acme-crm-sync last used at %v", list.GetWorkloads(), err, last.AsTime())
+	}
+	// The issuer's own reads (the basic view) never ask it for last use.
+	basic, err := reg.GetWorkload(ctx, &treatyv1.GetWorkloadRequest{Id: "acme-crm-sync", View: treatyv1.WorkloadView_WORKLOAD_VIEW_BASIC})
+	if err != nil || basic.GetWorkload().GetId() != "acme-crm-sync" || basic.GetWorkload().GetLastUseTime() != nil {
+		t.Errorf("GetWorkload(BASIC) = %v, %v; want the record without last_use_time", basic.GetWorkload(), err)
+	}
+	if _, err := reg.GetWorkload(ctx, &treatyv1.GetWorkloadRequest{Id: "acme-crm-sync", View: 99}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("GetWorkload(view 99) = %v, want INVALID_ARGUMENT", err)
 	}
 }
 
