@@ -25,6 +25,7 @@ const (
 	bucketRevoked    = "credentials_revoked"        // jti -> feed sequence of its revocation (revoked.go)
 	bucketReplay     = "replay"                     // workload NUL jti -> expiry (unix nanos)
 	bucketReplayExp  = "replay_expiry"              // expiry (unix nanos) workload NUL jti -> empty
+	// bucketWorkloadLastUsed (lastused.go): workload id -> unix nanos, the latest last seen of its credentials.
 )
 
 var (
@@ -39,14 +40,17 @@ var (
 // Layout 2 added the integration index of the inventory (built from the records at open) and
 // the last-seen times PDPs report. The revoked marks (bucketRevoked) need no migration: the issuer
 // fills them from the feed's snapshot whenever it starts following the feed.
+//
+// Layout 3 added the workloads' last-used marks, set at open from the last-seen times on record.
 var Schema = store.Schema{
 	Name:    "issuer",
-	Version: 2,
+	Version: 3,
 	Buckets: []string{
 		bucketState, bucketKeys, bucketCreds, bucketByOrder, bucketByPartner, bucketByWorkload,
 		bucketByInteg, bucketLastSeen, bucketReplay, bucketReplayExp, outbox.Bucket, bucketRevoked,
+		bucketWorkloadLastUsed,
 	},
-	Migrations: map[uint64]func(store.Tx) error{1: indexIntegrations},
+	Migrations: map[uint64]func(store.Tx) error{1: indexIntegrations, 2: markWorkloadsLastUsed},
 }
 
 // indexIntegrations builds the integration index from the inventory's records.

@@ -59,3 +59,43 @@ func TestCredentialIDsSortByTime(t *testing.T) {
 		prev = id
 	}
 }
+
+// A layout-2 store gains its workloads' last-used marks from the last-seen times on record.
+func TestMigrateMarksWorkloadsLastUsed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "issuer.db")
+	v2 := store.Schema{Name: Schema.Name, Version: 2, Buckets: []string{bucketState, bucketCreds, bucketByOrder, bucketLastSeen}}
+	old, err := store.OpenBolt(path, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second)
+	err = old.Update(func(tx store.Tx) error {
+		for n, c := range []struct {
+			id, workload string
+			seen         time.Time
+		}{{"jti-a", "w", now.Add(-time.Hour)}, {"jti-b", "w", now}, {"jti-c", "v", time.Time{}}} {
+			rec := credentialRecord{ID: c.id, WorkloadID: c.workload, IntegrationID: "integ", PartnerID: "p", IssueTime: now, ExpireTime: now.Add(time.Hour), Order: uint64(n + 1)}
+			if err := putJSON(tx, bucketCreds, []byte(c.id), &rec); err != nil {
+				return err
+			}
+			if !c.seen.IsZero() {
+				if err := tx.Put(bucketLastSeen, []byte(c.id), store.Uint64Key(uint64(c.seen.UnixNano()))); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || old.Close() != nil {
+		t.Fatal(err)
+	}
+	st := storetest.OpenBoltAt(t, path, Schema)
+	var w, v time.Time
+	st.View(func(tx store.Tx) error {
+		w, v = workloadLastUsed(tx, "w"), workloadLastUsed(tx, "v")
+		return nil
+	})
+	if !w.Equal(now) || !v.IsZero() {
+		t.Fatalf("marks after migration: w %v, v %v; want w at %v, v none", w, v, now)
+	}
+}

@@ -24,7 +24,8 @@ type Usage struct {
 // ReportUsage records when credentials were last seen, as PDPs report it in batches, in one
 // durable transaction, and returns how many credentials' last-seen time moved forward. A time
 // earlier than the one on record, and an id the inventory does not hold, are ignored; a time in
-// the future (a PDP's clock ahead of the issuer's) is recorded as now.
+// the future (a PDP's clock ahead of the issuer's) is recorded as now. The same transaction moves
+// the last-used mark of each credential's workload forward (see WorkloadsLastUsed).
 func (i *Issuer) ReportUsage(usages []Usage) (int, error) {
 	if len(usages) > MaxUsageReport {
 		return 0, fail.Invalidf("usages", "usages: at most %d entries per report", MaxUsageReport)
@@ -33,18 +34,23 @@ func (i *Issuer) ReportUsage(usages []Usage) (int, error) {
 	var updated int
 	err := i.cfg.Store.Update(func(tx store.Tx) error {
 		updated = 0
+		marks := lastUsedMarks{}
 		for _, u := range usages {
 			jti := []byte(u.CredentialID)
 			seen := min(u.LastSeen.UnixNano(), now.UnixNano())
-			if tx.Get(bucketCreds, jti) == nil || seen <= lastSeen(tx, jti).UnixNano() {
+			raw := tx.Get(bucketCreds, jti)
+			if raw == nil || seen <= lastSeen(tx, jti).UnixNano() {
 				continue
 			}
 			if err := tx.Put(bucketLastSeen, jti, store.Uint64Key(uint64(seen))); err != nil {
 				return err
 			}
+			if err := marks.note(raw, seen); err != nil {
+				return fmt.Errorf("credential %s: %w", u.CredentialID, err)
+			}
 			updated++
 		}
-		return nil
+		return marks.save(tx)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("issuer: record credential usage: %w", err)

@@ -30,7 +30,9 @@ type Workload struct {
 	State treatyv1.WorkloadState
 	// CreatedBy is who created it.
 	CreatedBy string
-	// LastUsed is when it last obtained a credential, when known; zero otherwise.
+	// LastUsed is the last time a decision point reported allowing a request with one of its
+	// credentials, as the issuer's inventory knows it (see WorkloadUsage); zero if never, or
+	// unknown. It is not stored in the registry.
 	LastUsed time.Time
 	// Created and Updated are when it was created and last changed.
 	Created, Updated time.Time
@@ -184,13 +186,33 @@ func claimKey(tx store.Tx, key Key, id string) error {
 	return tx.Put(bucketWorkloadKeys, []byte(key.KeyID), []byte(id))
 }
 
-// GetWorkload returns the workload with the given id.
+// GetWorkload returns the workload with the given id, with its last use when the inventory can
+// tell (see WorkloadUsage).
 func (r *Registry) GetWorkload(ctx context.Context, id string) (Workload, error) {
+	w, err := r.GetWorkloadRecord(ctx, id)
+	if err != nil {
+		return Workload{}, err
+	}
+	ws := []Workload{w}
+	r.fillLastUsed(ctx, ws)
+	return ws[0], nil
+}
+
+// GetWorkloadRecord returns the workload with the given id as the registry stores it, without
+// asking the inventory for its last use: the issuer reads workloads this way on its issuance path,
+// which must not wait on the issuer's own usage marks.
+func (r *Registry) GetWorkloadRecord(ctx context.Context, id string) (Workload, error) {
 	return get(r.cfg.Store, workloads, id, (*workloadRecord).workload)
 }
 
 // ListWorkloads returns one page of workloads in id order, only those of integrationID if it is
-// set, and the token of the next page ("" on the last). Page sizes are as for ListPartners.
+// set, and the token of the next page ("" on the last). Page sizes are as for ListPartners. Their
+// last use is filled in when the inventory can tell (see WorkloadUsage).
 func (r *Registry) ListWorkloads(ctx context.Context, integrationID string, pageSize int, pageToken string) ([]Workload, string, error) {
-	return list(r.cfg.Store, workloads, integrationID, pageSize, pageToken, (*workloadRecord).workload)
+	ws, next, err := list(r.cfg.Store, workloads, integrationID, pageSize, pageToken, (*workloadRecord).workload)
+	if err != nil {
+		return nil, "", err
+	}
+	r.fillLastUsed(ctx, ws)
+	return ws, next, nil
 }

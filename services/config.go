@@ -54,6 +54,9 @@ type Config struct {
 	Heartbeat time.Duration
 	// StalenessBound is how long the PDP may go without being caught up before it denies as stale.
 	StalenessBound time.Duration
+	// UsageInterval is how often the PDP reports credential usage to the issuer (which keeps
+	// credentials' last seen and workloads' last use); zero means pdp.DefaultUsageInterval.
+	UsageInterval time.Duration
 	// HTTPListen, if set, serves the HTTP APIs on this address: AuthZEN (the PDP run here), OAuth
 	// (the issuer run here) and Shared Signals (SSFReceiverTokenFile).
 	HTTPListen string
@@ -218,6 +221,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Posture.Rules.Validate(); err != nil || c.Posture.Interval < 0 {
 		return fmt.Errorf("--posture-interval, --posture-max-secret-age, --posture-max-key-age and --posture-usage-window must not be negative")
+	}
+	if c.UsageInterval < 0 {
+		return fmt.Errorf("--usage-interval must not be negative")
 	}
 	if c.MaxCredentialTTL < time.Minute {
 		return fmt.Errorf("--max-credential-ttl must be at least 1m")

@@ -289,7 +289,7 @@ func (s *Server) assemble(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			rep, err := pdp.NewUsageReporter(pdp.UsageReporterConfig{PDP: p, Sink: issuersvc.NewUsageSink(issConn), Logger: s.log})
+			rep, err := pdp.NewUsageReporter(pdp.UsageReporterConfig{PDP: p, Sink: issuersvc.NewUsageSink(issConn), Interval: cfg.UsageInterval, Logger: s.log})
 			if err != nil {
 				return err
 			}

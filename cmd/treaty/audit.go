@@ -55,7 +55,8 @@ func (c *cli) auditListCmd() *cobra.Command {
 			ctx, cancel := c.ctx(cmd)
 			defer cancel()
 			req := &treatyv1.ListAuditRecordsRequest{AfterSequence: after, Target: target}
-			var rows [][]string
+			var docs lines
+			v := view{header: []string{"seq", "time", "actor", "action", "target", "reason", "changes", "hash"}}
 			for n := 0; limit == 0 || n < limit; {
 				req.PageSize = 1000
 				if limit > 0 {
@@ -67,14 +68,9 @@ func (c *cli) auditListCmd() *cobra.Command {
 				}
 				for _, m := range resp.GetRecords() {
 					rec := auditsvc.RecordFromProto(m)
-					if c.output == "json" {
-						if err := c.printJSON(rec); err != nil {
-							return err
-						}
-						continue
-					}
-					rows = append(rows, []string{strconv.FormatUint(rec.Sequence, 10), rec.Time.UTC().Format(time.RFC3339),
-						rec.Actor, rec.Action, rec.Target, orDash(rec.Reason), changes(rec), rec.Hash[:min(12, len(rec.Hash))]})
+					docs = append(docs, rec)
+					v.rows = append(v.rows, []string{strconv.FormatUint(rec.Sequence, 10), rec.Time.UTC().Format(time.RFC3339),
+						rec.Actor, rec.Action, rec.Target, rec.Reason, changes(rec, c.output != outputCSV), rec.Hash})
 				}
 				n += len(resp.GetRecords())
 				req.AfterSequence = 0
@@ -82,22 +78,27 @@ func (c *cli) auditListCmd() *cobra.Command {
 					break
 				}
 			}
-			if c.output != "json" {
+			return c.render(docs, v, func() {
+				rows := make([][]string, len(v.rows))
+				for i, r := range v.rows {
+					rows[i] = slices.Clone(r)
+					rows[i][5] = orDash(r[5])
+					rows[i][7] = r[7][:min(12, len(r[7]))]
+				}
 				table(c.stdout, []string{"SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "REASON", "CHANGES", "HASH"}, rows)
-			}
-			return nil
+			})
 		},
 	}
 	f := cmd.Flags()
 	f.Uint64Var(&after, "after", 0, "start after this sequence")
 	f.StringVar(&target, "target", "", "only records about this entity, as kind/id (partner/acme, workload/bot)")
 	f.IntVar(&limit, "limit", 100, "print at most N records (0 for all)")
-	return cmd
+	return recordFormats(cmd)
 }
 
 // changes summarises what a record changed: the fields whose values differ between before and
-// after, or "created" for a record with nothing before.
-func changes(rec registry.AuditRecord) string {
+// after, or "created" for a record with nothing before; brief cuts it to fit a table.
+func changes(rec registry.AuditRecord, brief bool) string {
 	if len(rec.Before) == 0 {
 		if len(rec.After) == 0 {
 			return "-"
@@ -124,7 +125,7 @@ func changes(rec registry.AuditRecord) string {
 		return "-"
 	}
 	s := strings.Join(out, ", ")
-	if r := []rune(s); len(r) > 80 {
+	if r := []rune(s); brief && len(r) > 80 {
 		s = string(r[:79]) + "…"
 	}
 	return s
@@ -174,7 +175,7 @@ encoding in registry/auditchain.go), and a SIEM that keeps the lines holds an an
 	f := cmd.Flags()
 	f.Uint64Var(&after, "after", 0, "start after this sequence (the last one a previous export wrote)")
 	f.BoolVar(&follow, "follow", false, "keep the export open and write each new record as it is made")
-	return cmd
+	return withOutputs(cmd, outputJSON) // JSON lines, always: the SIEM's format
 }
 
 func (c *cli) auditVerifyCmd() *cobra.Command {
@@ -231,7 +232,7 @@ an earlier verification's head), can: the chain must still hold it.`,
 	f := cmd.Flags()
 	f.StringVar(&db, "db", "", "verify this copy of a registry database offline instead of asking the server")
 	f.StringVar(&anchorFlag, "anchor", "", "a record the chain must still hold, as SEQ:HASH (from an export or an earlier verify)")
-	return cmd
+	return recordFormats(cmd)
 }
 
 // parseAnchor reads --anchor SEQ:HASH.
@@ -280,16 +281,23 @@ func verifyFile(path string, anchor registry.AuditAnchor) (registry.AuditVerific
 }
 
 func (c *cli) showVerification(v registry.AuditVerification) error {
-	if c.output == "json" {
-		return c.printJSON(v)
+	status, row := "intact", []string{"", "", ""}
+	if b := v.Broken; b != nil {
+		status, row = "broken", []string{strconv.FormatUint(b.Sequence, 10), string(b.Problem), b.Detail}
 	}
+	return c.render(v, view{
+		header: []string{"status", "records", "head_sequence", "head_hash", "broken_sequence", "problem", "detail"},
+		rows:   [][]string{append([]string{status, strconv.FormatUint(v.Records, 10), strconv.FormatUint(v.HeadSequence, 10), v.HeadHash}, row...)},
+	}, func() { c.showVerificationText(v) })
+}
+
+func (c *cli) showVerificationText(v registry.AuditVerification) {
 	if b := v.Broken; b != nil {
 		fields(c.stdout, "status", "BROKEN", "first broken record", strconv.FormatUint(b.Sequence, 10),
 			"problem", string(b.Problem), "detail", b.Detail,
 			"intact records", strconv.FormatUint(v.Records, 10), "last intact", fmt.Sprintf("%d %s", v.HeadSequence, v.HeadHash))
-		return nil
+		return
 	}
 	fields(c.stdout, "status", "intact", "records", strconv.FormatUint(v.Records, 10),
 		"head sequence", strconv.FormatUint(v.HeadSequence, 10), "head hash", v.HeadHash)
-	return nil
 }

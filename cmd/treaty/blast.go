@@ -9,11 +9,16 @@ import (
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
 
-// showBlastRadius prints a dry run's answer: resp as JSON with -o json, otherwise br readably.
+// showBlastRadius prints a dry run's answer: resp with -o json or yaml, br as one row with -o csv,
+// otherwise br readably.
 func (c *cli) showBlastRadius(resp proto.Message, br *treatyv1.BlastRadius) error {
-	if c.output == "json" {
-		return c.printProto(resp)
-	}
+	v := view{header: []string{"partners", "integrations", "workloads", "live_credentials", "inventory_unavailable", "credential_ids"},
+		rows: [][]string{{strings.Join(br.GetPartnerIds(), " "), strings.Join(br.GetIntegrationIds(), " "), strings.Join(br.GetWorkloadIds(), " "),
+			fmt.Sprint(br.GetLiveCredentials()), fmt.Sprint(br.GetInventoryUnavailable()), strings.Join(br.GetCredentialIds(), " ")}}}
+	return c.render(resp, v, func() { c.showBlastRadiusText(br) })
+}
+
+func (c *cli) showBlastRadiusText(br *treatyv1.BlastRadius) {
 	list := func(ids []string) string {
 		if len(ids) == 0 {
 			return "none"
@@ -35,5 +40,4 @@ func (c *cli) showBlastRadius(resp proto.Message, br *treatyv1.BlastRadius) erro
 			fmt.Fprintln(c.stdout, "  "+id)
 		}
 	}
-	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -69,6 +70,11 @@ func TestRevokeDryRun(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); code != exitOK || err != nil || got.BlastRadius.LiveCredentials != "2" ||
 		len(got.BlastRadius.WorkloadIDs) != 1 {
 		t.Errorf("-o json: exit %d, %v\n%s", code, err, out)
+	}
+	code, out, _ = treaty(t, "revoke", "partner", "acme", "--dry-run", "-o", "csv", "--revoker", addr)
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if code != exitOK || err != nil || len(rows) != 2 || rows[0][3] != "live_credentials" || rows[1][0] != "acme" || rows[1][3] != "2" || rows[1][5] != "jti-2 jti-1" {
+		t.Errorf("-o csv: exit %d, %v, %q", code, err, rows)
 	}
 	if log.Head() != head {
 		t.Errorf("a dry run appended: head %d, want %d", log.Head(), head)

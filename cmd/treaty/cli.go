@@ -161,7 +161,7 @@ short-lived and instantly revocable.
 		env := "TREATY_" + strings.ToUpper(name)
 		pf.StringVar(v, name, os.Getenv(env), fmt.Sprintf("address of the %s service, overriding --server (env %s)", name, env))
 	}
-	pf.StringVarP(&c.output, "output", "o", "text", "output format: text (or table) or json; yaml and csv for registry records (get, list) and reports")
+	pf.StringVarP(&c.output, "output", "o", outputTable, "output format: table (or text), json, yaml or csv for records and lists; table or json for single values and streams")
 	pf.StringVar(&c.actor, "actor", envOr("TREATY_ACTOR", defaultActor()), "who you are, recorded in the audit trail (env TREATY_ACTOR)")
 	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
 	root.AddCommand(c.serveCmd(), c.keygenCmd(), c.partnerCmd(), c.integrationCmd(), c.workloadCmd(),
@@ -170,6 +170,7 @@ short-lived and instantly revocable.
 	root.AddCommand(c.auditCmd())
 	root.AddCommand(c.notifyCmd())
 	root.AddCommand(c.reportCmd())
+	c.addCompletions(root)
 	return root
 }
 

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
@@ -55,7 +54,8 @@ func (c *cli) credentialsListCmd() *cobra.Command {
 			req := &treatyv1.ListCredentialsRequest{
 				PartnerId: partner, IntegrationId: integration, WorkloadId: workload, LiveOnly: live, ExpiredOnly: expired,
 			}
-			var rows [][]string
+			var docs lines
+			v := view{header: []string{"id", "partner", "integration", "workload", "scopes", "audience", "issued", "expires", "auth", "binding", "last_seen"}}
 			for n := 0; limit == 0 || n < limit; {
 				req.PageSize = 1000
 				if limit > 0 {
@@ -66,25 +66,15 @@ func (c *cli) credentialsListCmd() *cobra.Command {
 					return err
 				}
 				for _, cr := range resp.GetCredentials() {
-					if c.output == "json" {
-						raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(cr)
-						if err != nil {
-							return err
-						}
-						c.stdout.Write(append(raw, '\n'))
-						continue
-					}
-					rows = append(rows, credentialRow(cr))
+					docs = append(docs, cr)
+					v.rows = append(v.rows, credentialRow(cr))
 				}
 				n += len(resp.GetCredentials())
 				if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
 					break
 				}
 			}
-			if c.output != "json" {
-				table(c.stdout, []string{"ID", "PARTNER", "INTEGRATION", "WORKLOAD", "SCOPES", "AUDIENCE", "ISSUED", "EXPIRES", "AUTH", "BINDING", "LAST SEEN"}, rows)
-			}
-			return nil
+			return c.render(docs, v, nil)
 		},
 	}
 	f := cmd.Flags()
@@ -94,26 +84,20 @@ func (c *cli) credentialsListCmd() *cobra.Command {
 	f.BoolVar(&live, "live", false, "only credentials that have not expired")
 	f.BoolVar(&expired, "expired", false, "only credentials that have expired")
 	f.IntVar(&limit, "limit", 100, "print at most N credentials (0 for every match)")
-	return cmd
+	return recordFormats(cmd)
 }
 
+// credentialRow is a credential's cells; binding and auth method are empty for credentials
+// recorded before they were.
 func credentialRow(cr *treatyv1.Credential) []string {
-	binding := cr.GetBinding()
-	if binding == "" {
-		binding = "-" // recorded before bindings were
-	}
-	auth := cr.GetAuthMethod()
-	if auth == "" {
-		auth = "-"
-	}
 	return []string{
 		cr.GetId(), cr.GetPartnerId(), cr.GetIntegrationId(), cr.GetWorkloadId(), strings.Join(cr.GetScopes(), " "),
-		cr.GetAudience(), ts(cr.GetIssueTime()), ts(cr.GetExpireTime()), auth, binding, ts(cr.GetLastSeenTime()),
+		cr.GetAudience(), instant(cr.GetIssueTime()), instant(cr.GetExpireTime()), cr.GetAuthMethod(), cr.GetBinding(), instant(cr.GetLastSeenTime()),
 	}
 }
 
 func (c *cli) credentialsCountCmd() *cobra.Command {
-	return &cobra.Command{
+	return recordFormats(&cobra.Command{
 		Use:   "count",
 		Short: "Count live credentials per partner",
 		Args:  args(0, ""),
@@ -128,15 +112,11 @@ func (c *cli) credentialsCountCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if c.output == "json" {
-				return c.printProto(resp)
+			v := view{header: []string{"partner", "live"}}
+			for _, n := range resp.GetCounts() {
+				v.rows = append(v.rows, []string{n.GetPartnerId(), strconv.FormatUint(n.GetLiveCount(), 10)})
 			}
-			rows := make([][]string, len(resp.GetCounts()))
-			for i, n := range resp.GetCounts() {
-				rows[i] = []string{n.GetPartnerId(), strconv.FormatUint(n.GetLiveCount(), 10)}
-			}
-			table(c.stdout, []string{"PARTNER", "LIVE"}, rows)
-			return nil
+			return c.render(resp, v, nil)
 		},
-	}
+	})
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 	"time"
 
 	"github.com/treaty-dev/treaty/issuer/issuertest"
@@ -60,6 +63,21 @@ func TestCredentialsListAndCount(t *testing.T) {
 	}
 	if code != exitOK || json.Unmarshal([]byte(out), &rec) != nil || rec.ID != bill.ID || rec.AuthMethod != "private_key_jwt" {
 		t.Fatalf("list -o json: exit %d, %+v\n%s%s", code, rec, out, errOut)
+	}
+	code, out, errOut = cli("credentials", "list", "--workload", "payer", "-o", "csv")
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if code != exitOK || err != nil || len(rows) != 2 || rows[0][0] != "id" || rows[1][0] != bill.ID || rows[1][8] != "private_key_jwt" {
+		t.Fatalf("list -o csv: exit %d, %v, %q%s", code, err, rows, errOut)
+	}
+	code, out, errOut = cli("credentials", "count", "-o", "yaml")
+	var counts struct {
+		Counts []struct {
+			PartnerID string `yaml:"partner_id"`
+			LiveCount string `yaml:"live_count"`
+		} `yaml:"counts"`
+	}
+	if code != exitOK || yaml.Unmarshal([]byte(out), &counts) != nil || len(counts.Counts) != 1 || counts.Counts[0].LiveCount != "2" {
+		t.Fatalf("count -o yaml: exit %d, %+v\n%s%s", code, counts, out, errOut)
 	}
 	for _, bad := range [][]string{
 		{"credentials", "list", "--live", "--expired"},

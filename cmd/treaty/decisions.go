@@ -105,7 +105,11 @@ func (c *cli) decisionsListCmd() *cobra.Command {
 			client := treatyv1.NewDecisionLogServiceClient(conn)
 			ctx, cancel := c.ctx(cmd)
 			defer cancel()
-			var sampledOut uint64
+			var (
+				sampledOut uint64
+				docs       lines
+				v          = view{header: decisionColumns}
+			)
 			for n := 0; limit == 0 || n < limit; {
 				req.PageSize = 1000
 				if limit > 0 {
@@ -116,15 +120,22 @@ func (c *cli) decisionsListCmd() *cobra.Command {
 					return err
 				}
 				for _, d := range resp.GetDecisions() {
-					if err := c.printDecision(d); err != nil {
-						return err
-					}
+					docs = append(docs, d)
+					v.rows = append(v.rows, decisionRow(d))
 				}
 				n += len(resp.GetDecisions())
 				sampledOut = resp.GetSampledOut()
 				if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
 					break
 				}
+			}
+			err = c.render(docs, v, func() {
+				for _, d := range docs {
+					c.printDecision(d.(*treatyv1.DecisionRecord))
+				}
+			})
+			if err != nil {
+				return err
 			}
 			if sampledOut > 0 {
 				fmt.Fprintf(c.stderr, "treaty: the log left out %d decisions since the PDP started (sampled or shed allows)\n", sampledOut)
@@ -137,7 +148,7 @@ func (c *cli) decisionsListCmd() *cobra.Command {
 	f.StringVar(&since, "since", "", "only decisions at or after this time (RFC 3339 like 2026-03-01T12:00:00Z, or a date) or this long ago (15m, 2h)")
 	f.StringVar(&until, "until", "", "only decisions before this time (RFC 3339, or a date) or this long ago")
 	f.IntVar(&limit, "limit", 100, "print at most N decisions (0 for every match)")
-	return cmd
+	return recordFormats(cmd)
 }
 
 // parseWhen reads a time as RFC 3339, or as a duration before now. A date alone (YYYY-MM-DD) is
@@ -188,6 +199,16 @@ func (c *cli) printDecision(d *treatyv1.DecisionRecord) error {
 	}
 	_, err := fmt.Fprintln(c.stdout, strings.Join(line, "\t"))
 	return err
+}
+
+// decisionColumns are a logged decision's columns for -o csv.
+var decisionColumns = []string{"time", "decision", "subject", "action", "resource", "reasons", "partner", "sequence", "latency",
+	"decision_id", "request_id", "credential_id", "policy_id"}
+
+func decisionRow(d *treatyv1.DecisionRecord) []string {
+	return []string{d.GetTime().AsTime().UTC().Format(time.RFC3339Nano), decisionWord(d.GetDecision() == treatyv1.Decision_DECISION_ALLOW),
+		d.GetSubject(), d.GetAction(), d.GetResource(), strings.Join(d.GetReasons(), " "), d.GetPartnerId(), fmt.Sprint(d.GetSequence()),
+		d.GetLatency().AsDuration().String(), d.GetDecisionId(), d.GetRequestId(), d.GetCredentialId(), d.GetPolicyId()}
 }
 
 func orDash(s string) string {

@@ -10,9 +10,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -20,18 +18,6 @@ import (
 
 // importChunk is how many items one message of an import carries.
 const importChunk = 250
-
-// newBar returns a progress bar on stderr for total steps of what.
-func (c *cli) newBar(total int64, what string) *progressbar.ProgressBar {
-	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(c.stderr),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(c.stderr) }),
-	)
-}
 
 func (c *cli) importCmd() *cobra.Command {
 	var dryRun bool
@@ -107,7 +93,7 @@ func (c *cli) sendImport(cmd *cobra.Command, f *inventoryFile, dryRun bool) (*tr
 	if err != nil {
 		return nil, err
 	}
-	bar := c.newBar(int64(f.items()), "importing")
+	bar := c.newProgress(int64(f.items()), "importing")
 	first := true
 	next := func() *treatyv1.ImportInventoryRequest {
 		req := &treatyv1.ImportInventoryRequest{}
@@ -118,9 +104,11 @@ func (c *cli) sendImport(cmd *cobra.Command, f *inventoryFile, dryRun bool) (*tr
 	}
 	send := func(req *treatyv1.ImportInventoryRequest, n int) error {
 		if err := stream.Send(req); err != nil {
+			bar.stop()
 			return err
 		}
-		return bar.Add(n)
+		bar.add(n)
+		return nil
 	}
 	for i := 0; i < len(f.partners); i += importChunk {
 		req := next()
@@ -148,7 +136,7 @@ func (c *cli) sendImport(cmd *cobra.Command, f *inventoryFile, dryRun bool) (*tr
 			return nil, closeStream(stream, err)
 		}
 	}
-	_ = bar.Finish()
+	bar.finish()
 	return stream.CloseAndRecv()
 }
 
@@ -195,8 +183,8 @@ func (c *cli) exportCmd() *cobra.Command {
 		Use:   "export [-o yaml|json]",
 		Short: "Export every partner, integration and workload as YAML (the default) or JSON, in the import's format",
 		Args:  args(0, ""),
-		// text (the default) is YAML here: an export is for files, not for reading in a terminal.
-		Annotations: map[string]string{outputsAnnotation: "text,yaml,json"},
+		// YAML by default: an export is for files, not for reading in a terminal.
+		Annotations: map[string]string{outputsAnnotation: "yaml,json"},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn, err := c.conn("registry")
 			if err != nil {
@@ -238,26 +226,4 @@ func (c *cli) exportCmd() *cobra.Command {
 			return writeYAML(c.stdout, raw)
 		},
 	}
-}
-
-// writeYAML re-renders JSON as block-style YAML (JSON is YAML; only the style changes).
-func writeYAML(w io.Writer, jsonText []byte) error {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(jsonText, &doc); err != nil {
-		return err
-	}
-	var plain func(n *yaml.Node)
-	plain = func(n *yaml.Node) {
-		n.Style = 0
-		for _, c := range n.Content {
-			plain(c)
-		}
-	}
-	plain(&doc)
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return err
-	}
-	return enc.Close()
 }

@@ -95,7 +95,7 @@ func TestLifecycleCommands(t *testing.T) {
 		{[]string{"integration", "create", "--partner", "globex", "--id", "x", "--scopes", "a", "--audiences", "b", "--max-ttl", "1m", "--environment", "Prod"}, "--environment"},
 		{[]string{"integration", "update", "globex-api", "--source-ranges", "nowhere"}, "--source-ranges"},
 		{[]string{"integration", "suspend", "globex-api", "--reason", ""}, "--reason"},
-		{[]string{"revoke", "credential", "x", "-o", "yaml"}, "-o yaml"},
+		{[]string{"revoke", "credential", "x", "-o", "yaml"}, `-o must be table or json, not "yaml"`},
 		{[]string{"partner", "list", "-o", "xml"}, "-o must be"},
 	}
 	for _, u := range usage {

@@ -79,26 +79,23 @@ func (c *cli) notifyDeliveriesCmd() *cobra.Command {
 				}
 				req.PageToken = resp.GetNextPageToken()
 			}
-			if c.output == "json" {
-				return c.printProto(&treatyv1.ListDeliveriesResponse{Deliveries: all})
-			}
-			rows := make([][]string, 0, len(all))
+			v := view{header: []string{"queued", "type", "partner", "endpoint", "state", "attempts", "last", "delivery", "notification"},
+				brief: []string{"queued", "type", "partner", "endpoint", "state", "attempts", "last", "delivery"}}
 			for _, d := range all {
-				rows = append(rows, []string{
+				v.rows = append(v.rows, []string{
 					ts(d.GetCreateTime()), d.GetType(), orDash(d.GetPartnerId()), d.GetEndpoint(),
 					strings.TrimPrefix(strings.ToLower(d.GetState().String()), "delivery_state_"),
-					fmt.Sprint(len(d.GetAttempts())), lastAttempt(d), d.GetDeliveryId(),
+					fmt.Sprint(len(d.GetAttempts())), lastAttempt(d), d.GetDeliveryId(), d.GetNotificationId(),
 				})
 			}
-			table(c.stdout, []string{"QUEUED", "TYPE", "PARTNER", "ENDPOINT", "STATE", "ATTEMPTS", "LAST", "DELIVERY"}, rows)
-			return nil
+			return c.render(&treatyv1.ListDeliveriesResponse{Deliveries: all}, v, nil)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&state, "state", "", "only deliveries in this state: pending, delivered or dead")
 	f.StringVar(&partner, "partner", "", "only deliveries of notifications about this partner")
 	f.IntVar(&limit, "limit", 100, "the most deliveries to list (0 lists every one)")
-	return cmd
+	return recordFormats(cmd)
 }
 
 // lastAttempt sums up a delivery's last attempt: its status code or error, and for a pending

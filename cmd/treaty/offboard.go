@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -45,7 +44,7 @@ Each step is recorded; if the command is interrupted, run it again to continue w
 				return err
 			}
 			var (
-				bar  *progressbar.ProgressBar
+				bar  *progress
 				step treatyv1.OffboardingStep
 			)
 			for {
@@ -55,37 +54,31 @@ Each step is recorded; if the command is interrupted, run it again to continue w
 				}
 				if err != nil {
 					if bar != nil {
-						_ = bar.Exit()
-						fmt.Fprintln(c.stderr)
+						bar.stop()
 					}
 					return err
 				}
 				if p := m.GetProgress(); p != nil && c.output != "json" {
 					if p.GetStep() != step || bar == nil {
 						if bar != nil {
-							_ = bar.Finish()
+							bar.finish()
 						}
 						step = p.GetStep()
-						bar = c.newBar(int64(max(p.GetTotal(), 1)), stepVerb(step))
+						bar = c.newProgress(int64(p.GetTotal()), stepVerb(step))
 					}
-					bar.ChangeMax64(int64(max(p.GetTotal(), p.GetDone(), 1)))
-					_ = bar.Set64(int64(p.GetDone()))
+					bar.set(int64(p.GetDone()), int64(max(p.GetTotal(), p.GetDone())))
 				}
 				if o := m.GetOffboarding(); o != nil {
 					if bar != nil {
-						_ = bar.Finish()
+						bar.finish()
 					}
-					if c.output == "json" {
-						return c.printProto(o)
-					}
-					c.showOffboarding(o)
-					return nil
+					return c.renderOffboarding(o)
 				}
 			}
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail and the feed (required)")
-	return cmd
+	return recordFormats(cmd)
 }
 
 func stepVerb(s treatyv1.OffboardingStep) string {
@@ -102,7 +95,7 @@ func stepVerb(s treatyv1.OffboardingStep) string {
 
 // offboardingCmd is `treaty partner offboarding ID`: the offboarding record.
 func (c *cli) offboardingCmd() *cobra.Command {
-	return &cobra.Command{
+	return recordFormats(&cobra.Command{
 		Use:   "offboarding ID",
 		Short: "Show a partner's offboarding record: what was revoked and retired, and when none was left live",
 		Args:  args(1, "ID"),
@@ -120,13 +113,20 @@ func (c *cli) offboardingCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if c.output == "json" {
-				return c.printProto(resp.GetOffboarding())
-			}
-			c.showOffboarding(resp.GetOffboarding())
-			return nil
+			return c.renderOffboarding(resp.GetOffboarding())
 		},
-	}
+	})
+}
+
+// renderOffboarding prints an offboarding record: the message itself with -o json or yaml.
+func (c *cli) renderOffboarding(o *treatyv1.Offboarding) error {
+	v := view{header: []string{"partner", "step", "reason", "actor", "started", "revoked_credentials", "last_revocation_sequence", "revoked",
+		"retired_integrations", "retired_workloads", "retired", "live_credentials", "confirmed_at_sequence", "confirmed", "terminated"}}
+	v.rows = [][]string{{o.GetPartnerId(), strings.ToLower(strings.TrimPrefix(o.GetStep().String(), "OFFBOARDING_STEP_")), o.GetReason(), o.GetActor(),
+		instant(o.GetStartTime()), fmt.Sprint(o.GetRevokedCredentials()), fmt.Sprint(o.GetLastRevocationSequence()), instant(o.GetRevokeTime()),
+		fmt.Sprint(o.GetRetiredIntegrations()), fmt.Sprint(o.GetRetiredWorkloads()), instant(o.GetRetireTime()), fmt.Sprint(o.GetLiveCredentials()),
+		fmt.Sprint(o.GetConfirmedAtSequence()), instant(o.GetConfirmTime()), instant(o.GetTerminateTime())}}
+	return c.render(o, v, func() { c.showOffboarding(o) })
 }
 
 func (c *cli) showOffboarding(o *treatyv1.Offboarding) {

@@ -72,49 +72,80 @@ func contractEndDate(t *timestamppb.Timestamp) string {
 
 func stateName(s fmt.Stringer) string { return feed.StateName(s) }
 
-// The output formats of -o: text (aligned tables and fields, the default) and json for every
-// command; yaml and csv for the commands that show registry records (annotated with
-// outputAnnotation), so that scripts get the same records in the format they parse.
+// The output formats of -o. table (the default; "text" is the same) is for people: aligned tables
+// and fields. json and yaml are for scripts: yaml is always the json output re-rendered, document
+// for document. csv is the records as rows with every column, a header row first.
 const (
-	outputText = "text"
-	outputJSON = "json"
-	outputYAML = "yaml"
-	outputCSV  = "csv"
+	outputTable = "table"
+	outputJSON  = "json"
+	outputYAML  = "yaml"
+	outputCSV   = "csv"
 )
 
-// outputAnnotation marks a command that renders yaml and csv too.
-const outputAnnotation = "treaty/output"
+// outputsAnnotation lists, on a command, the -o values it takes, its default first. Commands
+// without it take table and json: they print a single value or a stream (a feed sequence, a
+// token, a live tail), which has no sensible csv form.
+const outputsAnnotation = "treaty.outputs"
 
-// recordFormats annotates cmd as rendering every output format, and returns it.
-func recordFormats(cmd *cobra.Command) *cobra.Command {
+// Common -o lists.
+const (
+	recordOutputs = "table,json,yaml,csv" // records and lists
+	valueOutputs  = "table,json"          // a single value or a stream
+)
+
+// recordFormats annotates cmd as printing records or a list, in every format, and returns it.
+func recordFormats(cmd *cobra.Command) *cobra.Command { return withOutputs(cmd, recordOutputs) }
+
+// withOutputs annotates cmd with the -o values it takes, its default first, and returns it.
+func withOutputs(cmd *cobra.Command, formats string) *cobra.Command {
 	if cmd.Annotations == nil {
 		cmd.Annotations = map[string]string{}
 	}
-	cmd.Annotations[outputAnnotation] = "all"
+	cmd.Annotations[outputsAnnotation] = formats
 	return cmd
 }
 
-// checkOutput validates -o for cmd.
+// outputs returns the -o values cmd takes, its default first.
+func outputs(cmd *cobra.Command) []string {
+	if a := cmd.Annotations[outputsAnnotation]; a != "" {
+		return strings.Split(a, ",")
+	}
+	return strings.Split(valueOutputs, ",")
+}
+
+// checkOutput validates -o for cmd (the root's PersistentPreRunE, before any command runs), and
+// sets the command's default when -o is not given.
 func (c *cli) checkOutput(cmd *cobra.Command) error {
-	if c.output == "table" {
-		c.output = outputText // the same readable form
-	}
-	if a := cmd.Annotations[outputsAnnotation]; a != "" { // a command that lists its own formats
-		if allowed := strings.Split(a, ","); !slices.Contains(allowed, c.output) && !(c.output == outputText && slices.Contains(allowed, "table")) {
-			return usagef("-o must be %s, not %q", strings.Join(allowed, ", "), c.output)
-		}
+	formats := outputs(cmd)
+	if f := cmd.Flags().Lookup("output"); f == nil || !f.Changed {
+		c.output = formats[0]
 		return nil
 	}
-	switch c.output {
-	case outputText, outputJSON:
-		return nil
-	case outputYAML, outputCSV:
-		if cmd.Annotations[outputAnnotation] == "" {
-			return usagef("-o %s is for the commands that show registry records (get, list and the lifecycle commands); use text or json here", c.output)
-		}
+	if c.output == "text" {
+		c.output = outputTable // the same readable form
+	}
+	return c.onlyOutputs(cmd, "", formats...)
+}
+
+// onlyOutputs is a usage error unless -o is one of formats, with a note on why if note is set:
+// for a command whose formats depend on its flags (revoke prints a feed sequence, revoke
+// --dry-run records).
+func (c *cli) onlyOutputs(cmd *cobra.Command, note string, formats ...string) error {
+	if slices.Contains(formats, c.output) {
 		return nil
 	}
-	return usagef("-o must be text, json, yaml or csv, not %q", c.output)
+	if note != "" {
+		note = " (" + note + ")"
+	}
+	return usagef("%s: -o must be %s, not %q%s", strings.TrimPrefix(cmd.CommandPath(), "treaty "), orList(formats), c.output, note)
+}
+
+// orList spells a list as "a, b or c".
+func orList(s []string) string {
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
 // view is records as rows: every column for CSV, and the columns an aligned table shows.
@@ -125,14 +156,51 @@ type view struct {
 	brief []string
 }
 
-// render prints m in the chosen format: json and yaml print the message, csv prints v, text
-// prints v as an aligned table, or calls text when it is set (a single record's fields).
-func (c *cli) render(m proto.Message, v view, text func()) error {
+// lines is a list of documents printed as JSON lines with -o json (one record a line, for
+// streaming and for tools like jq -c), and as one YAML document each with -o yaml.
+type lines []any
+
+// render prints doc in the chosen format: json and yaml print doc (a proto message as indented
+// JSON with the proto field names, lines one a line, any other value as one line of JSON), csv
+// prints v, and table calls text when it is set (a single record's fields, a report), or prints
+// v as an aligned table (an empty cell shows as "-").
+func (c *cli) render(doc any, v view, text func()) error {
 	switch c.output {
 	case outputJSON:
-		return c.printProto(m)
+		if docs, ok := doc.(lines); ok {
+			for _, d := range docs {
+				if err := c.printLine(d); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if m, ok := doc.(proto.Message); ok {
+			return c.printProto(m)
+		}
+		return c.printJSON(doc)
 	case outputYAML:
-		return c.printYAML(m)
+		docs, ok := doc.(lines)
+		if !ok {
+			docs = lines{doc}
+		}
+		enc := yaml.NewEncoder(c.stdout)
+		enc.SetIndent(2)
+		for _, d := range docs {
+			raw, err := jsonOf(d)
+			if err != nil {
+				return err
+			}
+			var node yaml.Node
+			if err := yaml.Unmarshal(raw, &node); err != nil {
+				return err
+			}
+			blockStyle(&node)
+			if err := enc.Encode(&node); err != nil {
+				return err
+			}
+		}
+		return enc.Close()
 	case outputCSV:
 		w := csv.NewWriter(c.stdout)
 		if err := w.Write(v.header); err != nil {
@@ -155,7 +223,7 @@ func (c *cli) render(m proto.Message, v view, text func()) error {
 		}
 		header, rows = make([]string, len(idx)), make([][]string, len(v.rows))
 		for n, i := range idx {
-			header[n] = strings.ToUpper(strings.ReplaceAll(v.header[i], "_", " "))
+			header[n] = v.header[i]
 		}
 		for r, row := range v.rows {
 			rows[r] = make([]string, len(idx))
@@ -163,33 +231,65 @@ func (c *cli) render(m proto.Message, v view, text func()) error {
 				rows[r][n] = row[i]
 			}
 		}
-	} else {
-		header = make([]string, len(v.header))
-		for n, h := range v.header {
-			header[n] = strings.ToUpper(strings.ReplaceAll(h, "_", " "))
+	}
+	upper := make([]string, len(header))
+	for n, h := range header {
+		upper[n] = strings.ToUpper(strings.ReplaceAll(h, "_", " "))
+	}
+	shown := make([][]string, len(rows))
+	for r, row := range rows {
+		shown[r] = make([]string, len(row))
+		for n, cell := range row {
+			shown[r][n] = orDash(cell)
 		}
 	}
-	table(c.stdout, header, rows)
+	table(c.stdout, upper, shown)
 	return nil
 }
 
-// printYAML writes a message as YAML with the proto field names (through its JSON form, so the
-// two formats always agree).
-func (c *cli) printYAML(m proto.Message) error {
-	raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
-	if err != nil {
+// jsonOf is a document's JSON: a proto message with the proto field names, anything else by
+// encoding/json.
+func jsonOf(d any) ([]byte, error) {
+	if m, ok := d.(proto.Message); ok {
+		return protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	}
+	return json.Marshal(d)
+}
+
+// printLine writes a document as one line of JSON.
+func (c *cli) printLine(d any) error {
+	if m, ok := d.(proto.Message); ok {
+		raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+		if err != nil {
+			return err
+		}
+		_, err = c.stdout.Write(append(raw, '\n'))
 		return err
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	return c.printJSON(d)
+}
+
+// writeYAML re-renders JSON as block-style YAML, keeping the fields' order (JSON is YAML; only the
+// style changes).
+func writeYAML(w io.Writer, jsonText []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(jsonText, &doc); err != nil {
 		return err
 	}
-	enc := yaml.NewEncoder(c.stdout)
+	blockStyle(&doc)
+	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
-	if err := enc.Encode(v); err != nil {
+	if err := enc.Encode(&doc); err != nil {
 		return err
 	}
 	return enc.Close()
+}
+
+func blockStyle(n *yaml.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
 }
 
 // day shows an optional timestamp as a date, "" when unset (for CSV cells and tables).

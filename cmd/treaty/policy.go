@@ -56,15 +56,15 @@ changing any answer; putting the same text live later promotes it and clears the
 			if shadow {
 				mode = treatyv1.PolicyMode_POLICY_MODE_SHADOW
 			}
-			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.PutPolicyResponse, error) {
+			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.PutPolicyResponse, error) {
 				return rc.PutPolicy(ctx, &treatyv1.PutPolicyRequest{PartnerId: partner, Text: string(text), Mode: mode, Reason: reason, Actor: c.actor})
-			}, func(r *treatyv1.PutPolicyResponse) { c.showPolicy(r.GetPolicy(), r.GetSequence(), false) })
+			}, func(r *treatyv1.PutPolicyResponse) view { return policyView(r.GetPolicy()) }, func(r *treatyv1.PutPolicyResponse) { c.showPolicy(r.GetPolicy(), r.GetSequence(), false) })
 		},
 	}
 	cmd.Flags().StringVar(&partner, "partner", "", "the partner the policy set applies to")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail (optional)")
 	cmd.Flags().BoolVar(&shadow, "shadow", false, "store it as the shadow set: evaluated and compared, never deciding")
-	return cmd
+	return recordFormats(cmd)
 }
 
 func (c *cli) showPolicy(p *treatyv1.Policy, seq uint64, withText bool) {
@@ -90,7 +90,7 @@ func (c *cli) policyListCmd() *cobra.Command {
 					return err
 				}
 			}
-			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.ListPoliciesResponse, error) {
+			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.ListPoliciesResponse, error) {
 				all := &treatyv1.ListPoliciesResponse{}
 				for token := ""; ; {
 					resp, err := rc.ListPolicies(ctx, &treatyv1.ListPoliciesRequest{PartnerId: partner, PageSize: 1000, PageToken: token})
@@ -102,25 +102,15 @@ func (c *cli) policyListCmd() *cobra.Command {
 						return all, nil
 					}
 				}
-			}, func(all *treatyv1.ListPoliciesResponse) {
-				var rows [][]string
-				for _, p := range all.GetPolicies() {
-					current := ""
-					if p.GetCurrent() {
-						current = "yes"
-					}
-					rows = append(rows, []string{p.GetId(), p.GetPartnerId(), stateName(p.GetMode()), current, ts(p.GetCreateTime()), p.GetActor()})
-				}
-				table(c.stdout, []string{"ID", "PARTNER", "MODE", "CURRENT", "CREATED", "ACTOR"}, rows)
-			})
+			}, func(all *treatyv1.ListPoliciesResponse) view { return policyView(all.GetPolicies()...) }, nil)
 		},
 	}
 	cmd.Flags().StringVar(&partner, "partner", "", "only this partner's versions")
-	return cmd
+	return recordFormats(cmd)
 }
 
 func (c *cli) policyGetCmd() *cobra.Command {
-	return &cobra.Command{
+	return recordFormats(&cobra.Command{
 		Use:   "get ID",
 		Short: "Show a policy version (PARTNER@VERSION) with its text, or a partner's live one (PARTNER)",
 		Args:  args(1, "ID"),
@@ -129,9 +119,33 @@ func (c *cli) policyGetCmd() *cobra.Command {
 			if err := checkIDArg("partner", partner); err != nil {
 				return err
 			}
-			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.GetPolicyResponse, error) {
+			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.GetPolicyResponse, error) {
 				return rc.GetPolicy(ctx, &treatyv1.GetPolicyRequest{Id: a[0]})
+			}, func(r *treatyv1.GetPolicyResponse) view {
+				v := policyView(r.GetPolicy())
+				v.header = append(v.header, "text")
+				v.rows[0] = append(v.rows[0], r.GetPolicy().GetText())
+				return v
 			}, func(r *treatyv1.GetPolicyResponse) { c.showPolicy(r.GetPolicy(), 0, true) })
 		},
+	})
+}
+
+// policyColumns are a policy version's columns; a table of them shows policyBrief.
+var (
+	policyColumns = []string{"id", "partner", "version", "mode", "current", "created", "actor"}
+	policyBrief   = []string{"id", "partner", "mode", "current", "created", "actor"}
+)
+
+func policyView(ps ...*treatyv1.Policy) view {
+	v := view{header: policyColumns, brief: policyBrief}
+	for _, p := range ps {
+		current := ""
+		if p.GetCurrent() {
+			current = "yes"
+		}
+		v.rows = append(v.rows, []string{p.GetId(), p.GetPartnerId(), fmt.Sprint(p.GetVersion()), stateName(p.GetMode()), current,
+			instant(p.GetCreateTime()), p.GetActor()})
 	}
+	return v
 }

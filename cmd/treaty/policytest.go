@@ -162,11 +162,11 @@ first (scope ceiling, audiences, credential) are not part of a case.`,
 				return &exitErr{code: exitError, err: fmt.Errorf("%s: %v", policyFile, err)}
 			}
 			results, failed := runCases(set, &cf)
-			if c.output == "json" {
-				if err := c.printJSON(results); err != nil {
-					return err
-				}
-			} else {
+			v := view{header: []string{"name", "pass", "decision", "reason", "error"}}
+			for _, r := range results {
+				v.rows = append(v.rows, []string{r.Name, fmt.Sprint(r.Pass), decisionWord(r.Allow), r.Reason, r.Error})
+			}
+			if err := c.render(results, v, func() {
 				for _, r := range results {
 					switch {
 					case r.Error != "":
@@ -178,6 +178,8 @@ first (scope ceiling, audiences, credential) are not part of a case.`,
 					}
 				}
 				fmt.Fprintf(c.stdout, "%d passed, %d failed\n", len(results)-failed, failed)
+			}); err != nil {
+				return err
 			}
 			if failed > 0 {
 				return &exitErr{code: exitError}
@@ -186,7 +188,7 @@ first (scope ceiling, audiences, credential) are not part of a case.`,
 		},
 	}
 	cmd.Flags().StringVar(&policyFile, "policy", "", "the policy file, instead of the one the case file names")
-	return cmd
+	return recordFormats(cmd)
 }
 
 // runCases decides every case and returns the results and how many failed.

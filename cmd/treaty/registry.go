@@ -12,14 +12,8 @@ import (
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
 
-// registryCall makes one registry call with the command's deadline and prints the response: as
-// JSON with -o json, YAML with -o yaml, otherwise with show.
-func registryCall[R proto.Message](c *cli, cmd *cobra.Command, call func(context.Context, treatyv1.RegistryServiceClient) (R, error), show func(R)) error {
-	return registryView(c, cmd, call, nil, show)
-}
-
-// registryView is registryCall for commands that render records: toView, if set, gives the rows
-// for -o csv and the default table (when show is nil).
+// registryView makes one registry call with the command's deadline and renders the response:
+// toView gives its records' rows for -o csv, and for the default table when show is nil.
 func registryView[R proto.Message](c *cli, cmd *cobra.Command, call func(context.Context, treatyv1.RegistryServiceClient) (R, error),
 	toView func(R) view, show func(R)) error {
 	conn, err := c.conn("registry")
@@ -32,12 +26,7 @@ func registryView[R proto.Message](c *cli, cmd *cobra.Command, call func(context
 	if err != nil {
 		return err
 	}
-	var v view
-	if toView != nil {
-		v = toView(resp)
-	} else if c.output == outputCSV {
-		return usagef("-o csv is for get and list commands")
-	}
+	v := toView(resp)
 	var text func()
 	if show != nil {
 		text = func() { show(resp) }
@@ -45,10 +34,10 @@ func registryView[R proto.Message](c *cli, cmd *cobra.Command, call func(context
 	return c.render(resp, v, text)
 }
 
-// registryGetCmd builds `KIND get ID`; toView, if set, renders the record for -o csv.
+// registryGetCmd builds `KIND get ID`.
 func registryGetCmd[R proto.Message](c *cli, kind string, get func(context.Context, treatyv1.RegistryServiceClient, string) (R, error),
 	toView func(R) view, show func(R)) *cobra.Command {
-	return &cobra.Command{
+	return recordFormats(&cobra.Command{
 		Use:   "get ID",
 		Short: "Show a " + kind,
 		Args:  args(1, "ID"),
@@ -60,7 +49,7 @@ func registryGetCmd[R proto.Message](c *cli, kind string, get func(context.Conte
 				return get(ctx, rc, a[0])
 			}, toView, show)
 		},
-	}
+	})
 }
 
 func checkIDFlag(flag, id string) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/csv"
 	"fmt"
 	"io"
 	"slices"
@@ -11,8 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"go.yaml.in/yaml/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -21,13 +18,6 @@ import (
 	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/services"
 )
-
-// outputsAnnotation lists, on a command, the -o values it takes (the default is text, table and
-// json).
-const outputsAnnotation = "treaty.outputs"
-
-// reportOutputs are the -o values of the report commands.
-const reportOutputs = "table,text,json,yaml,csv"
 
 func (c *cli) reportCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -68,7 +58,7 @@ They are computed now; --latest shows the service's latest scheduled computation
 on a large inventory). Exit status 0 even with findings; use -o json and a severity filter to gate
 on them.`,
 		Args:        args(0, ""),
-		Annotations: map[string]string{outputsAnnotation: reportOutputs},
+		Annotations: map[string]string{outputsAnnotation: recordOutputs},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if partner != "" {
 				if err := checkIDFlag("partner", partner); err != nil {
@@ -109,7 +99,7 @@ func (c *cli) reportInventoryCmd() *cobra.Command {
 		Use:         "inventory",
 		Short:       "Every partner with owners, contract, review dates and live credentials (or --integrations)",
 		Args:        args(0, ""),
-		Annotations: map[string]string{outputsAnnotation: reportOutputs},
+		Annotations: map[string]string{outputsAnnotation: recordOutputs},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if partner != "" {
 				if err := checkIDFlag("partner", partner); err != nil {
@@ -154,7 +144,7 @@ GV.SC-10) and NIST SP 800-207 zero trust tenet (1 to 7): the controls Treaty enf
 evidence that they operate (counts of partners by state, live credentials, lifetimes, revocations
 and blocks, the last confirmed offboardings from the audit trail, open findings).`,
 		Args:        args(0, ""),
-		Annotations: map[string]string{outputsAnnotation: reportOutputs},
+		Annotations: map[string]string{outputsAnnotation: recordOutputs},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			only := ""
 			if framework != "" {
@@ -183,50 +173,10 @@ and blocks, the last confirmed offboardings from the audit trail, open findings)
 	return cmd
 }
 
-// printReport prints a report in the -o format: the message as JSON or YAML, rows as CSV, or
-// the readable form text writes.
+// printReport prints a report in the -o format: the message as JSON or YAML, rows (a header
+// first) as CSV, or the readable form text writes.
 func (c *cli) printReport(m proto.Message, rows [][]string, text func(io.Writer)) error {
-	switch c.output {
-	case "json":
-		return c.printProto(m)
-	case "yaml":
-		return printYAML(c.stdout, m)
-	case "csv":
-		w := csv.NewWriter(c.stdout)
-		if err := w.WriteAll(rows); err != nil {
-			return err
-		}
-		return w.Error()
-	}
-	text(c.stdout)
-	return nil
-}
-
-// printYAML writes m as YAML with the proto field names, in the order JSON has them.
-func printYAML(w io.Writer, m proto.Message) error {
-	raw, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
-	if err != nil {
-		return err
-	}
-	// JSON is YAML: decoding it into a node keeps the fields' order; block style reads better.
-	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return err
-	}
-	blockStyle(&doc)
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return err
-	}
-	return enc.Close()
-}
-
-func blockStyle(n *yaml.Node) {
-	n.Style = 0
-	for _, c := range n.Content {
-		blockStyle(c)
-	}
+	return c.render(m, view{header: rows[0], rows: rows[1:]}, func() { text(c.stdout) })
 }
 
 func severityName(s treatyv1.Severity) string {

@@ -129,8 +129,8 @@ func TestReportCommands(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"unknown output", []string{"report", "posture", "-o", "xml"}, exitUsage, "-o must be table, text, json, yaml, csv"},
-		{"yaml not for every command", []string{"audit", "list", "-o", "yaml"}, exitUsage, "-o yaml is for the commands that show registry records"},
+		{"unknown output", []string{"report", "posture", "-o", "xml"}, exitUsage, `-o must be table, json, yaml or csv, not "xml"`},
+		{"no csv for a stream", []string{"decisions", "tail", "-o", "csv"}, exitUsage, `decisions tail: -o must be table or json, not "csv"`},
 		{"bad severity", []string{"report", "posture", "--min-severity", "urgent"}, exitUsage, "--min-severity"},
 		{"bad framework", []string{"report", "compliance", "--framework", "iso"}, exitUsage, "--framework"},
 		{"unknown partner", []string{"report", "inventory", "--partner", "nobody"}, exitError, "NOT_FOUND"},

@@ -30,6 +30,11 @@ func (c *cli) revokeAllCmd() *cobra.Command {
 			"only rises: a lower one than in force changes nothing.",
 		Args: args(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !dryRun {
+				if err := c.onlyOutputs(cmd, "it prints a feed sequence; a dry run takes yaml and csv too", outputTable, outputJSON); err != nil {
+					return err
+				}
+			}
 			if err := need(cmd, "reason"); err != nil && !dryRun {
 				return err
 			}
@@ -68,7 +73,7 @@ func (c *cli) revokeAllCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&head, "head", false, "revoke every credential issued so far (the head plus one)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, recorded in the feed and the audit trail")
 	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key: a retry with the same id returns the original sequence")
-	return cmd
+	return recordFormats(cmd)
 }
 
 func (c *cli) restoreCmd() *cobra.Command {
@@ -80,13 +85,19 @@ func (c *cli) killSwitchCmd(verb string, kinds []string, short string) *cobra.Co
 	var reason, requestID string
 	var dryRun bool
 	cmd := &cobra.Command{
-		Use:   verb + " " + strings.Join(kinds, "|") + " ID --reason TEXT [--request-id ID]",
-		Short: short,
-		Args:  args(2, strings.Join(kinds, "|")+" ID"),
+		Use:               verb + " " + strings.Join(kinds, "|") + " ID --reason TEXT [--request-id ID]",
+		Short:             short,
+		Args:              args(2, strings.Join(kinds, "|")+" ID"),
+		ValidArgsFunction: c.killSwitchArgs(kinds),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			kind, ok := feed.ParseKind(a[0])
 			if !ok || !contains(kinds, a[0]) {
 				return usagef("cannot %s %q: choose one of %s", verb, a[0], strings.Join(kinds, ", "))
+			}
+			if !dryRun && verb == "revoke" {
+				if err := c.onlyOutputs(cmd, "it prints a feed sequence; --dry-run takes yaml and csv too", outputTable, outputJSON); err != nil {
+					return err
+				}
 			}
 			if err := need(cmd, "reason"); err != nil && !dryRun {
 				return err
@@ -134,6 +145,7 @@ func (c *cli) killSwitchCmd(verb string, kinds []string, short string) *cobra.Co
 	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key: a retry with the same id returns the original sequence")
 	if verb == "revoke" {
 		cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what it would hit (live credentials, integrations, workloads) without doing it; --reason is then optional")
+		recordFormats(cmd) // with --dry-run; without it, it prints a feed sequence (table or json)
 	}
 	return cmd
 }

@@ -34,8 +34,13 @@ func (c *cli) workloadSecretCmd() *cobra.Command {
 			if d != 0 {
 				req.Ttl = durationpb.New(d)
 			}
-			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.CreateClientSecretResponse, error) {
+			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.CreateClientSecretResponse, error) {
 				return rc.CreateClientSecret(ctx, req)
+			}, func(r *treatyv1.CreateClientSecretResponse) view {
+				v := secretView(r.GetClientSecret())
+				v.header = append(v.header, "secret")
+				v.rows[0] = append(v.rows[0], r.GetSecret())
+				return v
 			}, func(r *treatyv1.CreateClientSecretResponse) {
 				c.showSecret(r.GetClientSecret())
 				fields(c.stdout, "secret", r.GetSecret())
@@ -53,15 +58,9 @@ func (c *cli) workloadSecretCmd() *cobra.Command {
 			if err := checkIDArg("workload", a[0]); err != nil {
 				return err
 			}
-			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.ListClientSecretsResponse, error) {
+			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.ListClientSecretsResponse, error) {
 				return rc.ListClientSecrets(ctx, &treatyv1.ListClientSecretsRequest{WorkloadId: a[0]})
-			}, func(r *treatyv1.ListClientSecretsResponse) {
-				rows := make([][]string, 0, len(r.GetClientSecrets()))
-				for _, s := range r.GetClientSecrets() {
-					rows = append(rows, []string{s.GetId(), ts(s.GetCreateTime()), ts(s.GetExpireTime()), ts(s.GetRevokeTime()), s.GetCreator()})
-				}
-				table(c.stdout, []string{"ID", "CREATED", "EXPIRES", "REVOKED", "CREATOR"}, rows)
-			})
+			}, func(r *treatyv1.ListClientSecretsResponse) view { return secretView(r.GetClientSecrets()...) }, nil)
 		},
 	}
 	revoke := &cobra.Command{
@@ -78,19 +77,32 @@ func (c *cli) workloadSecretCmd() *cobra.Command {
 			if err := need(cmd, "reason"); err != nil {
 				return err
 			}
-			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.RevokeClientSecretResponse, error) {
+			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.RevokeClientSecretResponse, error) {
 				return rc.RevokeClientSecret(ctx, &treatyv1.RevokeClientSecretRequest{WorkloadId: a[0], SecretId: a[1], Reason: revokeReason, Actor: c.actor})
-			}, func(r *treatyv1.RevokeClientSecretResponse) { c.showSecret(r.GetClientSecret()) })
+			}, func(r *treatyv1.RevokeClientSecretResponse) view { return secretView(r.GetClientSecret()) },
+				func(r *treatyv1.RevokeClientSecretResponse) { c.showSecret(r.GetClientSecret()) })
 		},
 	}
 	revoke.Flags().StringVar(&revokeReason, "reason", "", "why, for the audit trail (required: revoking a secret is a security action)")
-	cmd.AddCommand(create, list, revoke)
+	cmd.AddCommand(recordFormats(create), recordFormats(list), recordFormats(revoke))
 	return cmd
 }
 
 func (c *cli) showSecret(s *treatyv1.ClientSecret) {
 	fields(c.stdout, "id", s.GetId(), "workload", s.GetWorkloadId(), "created", ts(s.GetCreateTime()),
 		"expires", ts(s.GetExpireTime()), "revoked", ts(s.GetRevokeTime()), "creator", s.GetCreator())
+}
+
+// secretColumns are a client secret's columns (never the secret itself, which only create shows).
+var secretColumns = []string{"id", "workload", "created", "expires", "revoked", "creator"}
+
+func secretView(ss ...*treatyv1.ClientSecret) view {
+	v := view{header: secretColumns}
+	for _, s := range ss {
+		v.rows = append(v.rows, []string{s.GetId(), s.GetWorkloadId(), instant(s.GetCreateTime()), instant(s.GetExpireTime()),
+			instant(s.GetRevokeTime()), s.GetCreator()})
+	}
+	return v
 }
 
 // parseDays parses a Go duration or a whole number of days ("30d"); "" is zero (the default).

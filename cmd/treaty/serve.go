@@ -13,6 +13,7 @@ import (
 
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/notify"
+	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/posture"
 	"github.com/treaty-dev/treaty/services"
 	"github.com/treaty-dev/treaty/token"
@@ -93,6 +94,7 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.StringVar(&cfg.KEKFile, "kek-file", "", "file (mode 0600) holding the key-encryption key for the issuer's private keys; default $"+issuer.KEKEnv+", else DATA/"+issuer.KEKFileName+" generated at first start")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", time.Second, "how often the revoker sends heartbeats")
 	f.DurationVar(&cfg.StalenessBound, "staleness-bound", services.DefaultStalenessBound, "how long the PDP may lag before it denies as stale")
+	f.DurationVar(&cfg.UsageInterval, "usage-interval", pdp.DefaultUsageInterval, "how often the PDP reports credential usage to the issuer (last seen, last used)")
 	f.StringVar(&cfg.HTTPListen, "http-listen", "", "serve the HTTP APIs on this address: AuthZEN, OAuth (token, revoke, introspect, JWKS, metadata), Shared Signals (off unless given; loopback only without TLS)")
 	f.StringVar(&cfg.HTTPBaseURL, "http-base-url", "", "base URL the AuthZEN and Shared Signals metadata name (default http://HTTP-LISTEN)")
 	f.StringVar(&cfg.SSFReceiverTokenFile, "ssf-receiver-token-file", "", "run the Shared Signals (SSF/CAEP) transmitter on --http-listen; receivers authenticate with the bearer token in this file")

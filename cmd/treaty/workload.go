@@ -42,10 +42,11 @@ func (c *cli) workloadCmd() *cobra.Command {
 					return fmt.Errorf("read public key: %w", err)
 				}
 			}
-			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.CreateWorkloadResponse, error) {
+			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.CreateWorkloadResponse, error) {
 				return rc.CreateWorkload(ctx, &treatyv1.CreateWorkloadRequest{Id: id, IntegrationId: integration, PublicKeyPem: string(pemBytes),
 					TlsClientAuth: sub, Reason: reason, Actor: c.actor})
-			}, func(r *treatyv1.CreateWorkloadResponse) { c.showWorkload(r.GetWorkload(), r.GetSequence()) })
+			}, func(r *treatyv1.CreateWorkloadResponse) view { return workloadView(r.GetWorkload()) },
+				func(r *treatyv1.CreateWorkloadResponse) { c.showWorkload(r.GetWorkload(), r.GetSequence()) })
 		},
 	}
 	f := create.Flags()
@@ -57,10 +58,12 @@ func (c *cli) workloadCmd() *cobra.Command {
 	f.StringVar(&tlsSub.SanDns, "tls-san-dns", "", "tls_client_auth: a DNS name in the client certificate's SANs")
 	f.StringVar(&tlsSub.SanUri, "tls-san-uri", "", "tls_client_auth: a URI in the client certificate's SANs, e.g. a SPIFFE id")
 
-	cmd.AddCommand(create, c.workloadRetireCmd(), c.workloadAddKeyCmd(), c.workloadRemoveKeyCmd(), c.workloadSecretCmd(), registryGetCmd(c, "workload",
+	recordFormats(create)
+	cmd.AddCommand(create, c.workloadListCmd(), c.workloadRetireCmd(), c.workloadAddKeyCmd(), c.workloadRemoveKeyCmd(), c.workloadSecretCmd(), registryGetCmd(c, "workload",
 		func(ctx context.Context, rc treatyv1.RegistryServiceClient, id string) (*treatyv1.GetWorkloadResponse, error) {
 			return rc.GetWorkload(ctx, &treatyv1.GetWorkloadRequest{Id: id})
-		}, nil, func(r *treatyv1.GetWorkloadResponse) { c.showWorkload(r.GetWorkload(), 0) }))
+		}, func(r *treatyv1.GetWorkloadResponse) view { return workloadView(r.GetWorkload()) },
+		func(r *treatyv1.GetWorkloadResponse) { c.showWorkload(r.GetWorkload(), 0) }))
 	return cmd
 }
 
@@ -84,4 +87,58 @@ func tlsName(t *treatyv1.TlsClientAuth) string {
 		return "san_uri=" + t.GetSanUri()
 	}
 	return "-"
+}
+
+var (
+	workloadColumns = []string{"id", "integration", "partner", "state", "keys", "tls_subject", "created", "created_by", "last_used"}
+	workloadBrief   = []string{"id", "integration", "partner", "state", "keys", "last_used"}
+)
+
+func workloadView(ws ...*treatyv1.Workload) view {
+	v := view{header: workloadColumns, brief: workloadBrief}
+	for _, w := range ws {
+		var keys []string
+		for _, k := range w.GetPublicKeys() {
+			keys = append(keys, k.GetAlgorithm()+":"+k.GetKeyId())
+		}
+		tls := tlsName(w.GetTlsClientAuth())
+		if tls == "-" {
+			tls = ""
+		}
+		v.rows = append(v.rows, []string{w.GetId(), w.GetIntegrationId(), w.GetPartnerId(), stateName(w.GetState()), strings.Join(keys, " "),
+			tls, instant(w.GetCreateTime()), w.GetCreatedBy(), instant(w.GetLastUseTime())})
+	}
+	return v
+}
+
+func (c *cli) workloadListCmd() *cobra.Command {
+	var integration string
+	cmd := &cobra.Command{
+		Use:   "list [--integration ID]",
+		Short: "List workloads, optionally of one integration",
+		Args:  args(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if integration != "" {
+				if err := checkIDFlag("integration", integration); err != nil {
+					return err
+				}
+			}
+			req := &treatyv1.ListWorkloadsRequest{IntegrationId: integration, PageSize: 1000}
+			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.ListWorkloadsResponse, error) {
+				all := &treatyv1.ListWorkloadsResponse{}
+				for {
+					resp, err := rc.ListWorkloads(ctx, req)
+					if err != nil {
+						return nil, err
+					}
+					all.Workloads = append(all.Workloads, resp.GetWorkloads()...)
+					if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+						return all, nil
+					}
+				}
+			}, func(all *treatyv1.ListWorkloadsResponse) view { return workloadView(all.GetWorkloads()...) }, nil)
+		},
+	}
+	cmd.Flags().StringVar(&integration, "integration", "", "only this integration's workloads")
+	return recordFormats(cmd)
 }

@@ -28,15 +28,16 @@ func (c *cli) workloadAddKeyCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("read public key: %w", err)
 			}
-			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.AddWorkloadKeyResponse, error) {
+			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.AddWorkloadKeyResponse, error) {
 				return rc.AddWorkloadKey(ctx, &treatyv1.AddWorkloadKeyRequest{Id: id, PublicKeyPem: string(pemBytes), Reason: reason, Actor: c.actor})
-			}, func(r *treatyv1.AddWorkloadKeyResponse) { c.showWorkload(r.GetWorkload(), 0) })
+			}, func(r *treatyv1.AddWorkloadKeyResponse) view { return workloadView(r.GetWorkload()) },
+				func(r *treatyv1.AddWorkloadKeyResponse) { c.showWorkload(r.GetWorkload(), 0) })
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "the workload's id")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail (optional)")
 	cmd.Flags().StringVar(&keyFile, "public-key", "", "PEM file with the new public key (Ed25519, ECDSA P-256 or RSA of at least 2048 bits)")
-	return cmd
+	return recordFormats(cmd)
 }
 
 // workloadRemoveKeyCmd removes one of a workload's keys, the last step of a key rotation.
@@ -53,13 +54,14 @@ func (c *cli) workloadRemoveKeyCmd() *cobra.Command {
 			if err := checkIDFlag("id", id); err != nil {
 				return err
 			}
-			return registryCall(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.RemoveWorkloadKeyResponse, error) {
+			return registryView(c, cmd, func(ctx context.Context, rc treatyv1.RegistryServiceClient) (*treatyv1.RemoveWorkloadKeyResponse, error) {
 				return rc.RemoveWorkloadKey(ctx, &treatyv1.RemoveWorkloadKeyRequest{Id: id, KeyId: kid, Reason: reason, Actor: c.actor})
-			}, func(r *treatyv1.RemoveWorkloadKeyResponse) { c.showWorkload(r.GetWorkload(), 0) })
+			}, func(r *treatyv1.RemoveWorkloadKeyResponse) view { return workloadView(r.GetWorkload()) },
+				func(r *treatyv1.RemoveWorkloadKeyResponse) { c.showWorkload(r.GetWorkload(), 0) })
 		},
 	}
 	cmd.Flags().StringVar(&id, "id", "", "the workload's id")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail (required: removing a key is a security action)")
 	cmd.Flags().StringVar(&kid, "key-id", "", "the key's id (its thumbprint, as 'treaty workload get' shows)")
-	return cmd
+	return recordFormats(cmd)
 }

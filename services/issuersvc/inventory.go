@@ -37,7 +37,8 @@ func (inv inventory) LiveCredentials(ctx context.Context, q revoker.InventoryQue
 
 // NewCredentialInventory returns a registry.CredentialInventory over the issuer's inventory at
 // conn, for the registry's offboarding workflow: it lists a partner's live credentials and counts
-// them once the issuer has applied the feed up to a sequence.
+// them once the issuer has applied the feed up to a sequence. It also implements
+// registry.WorkloadUsage, so the registry fills workloads' last use from the issuer.
 func NewCredentialInventory(conn grpc.ClientConnInterface) registry.CredentialInventory {
 	return credentialInventory{client: treatyv1.NewIssuerServiceClient(conn)}
 }

@@ -190,3 +190,15 @@ func truncate(s string) string {
 	}
 	return s[:maxQuoted] + "..."
 }
+
+func validateGetWorkloadUsage(req *treatyv1.GetWorkloadUsageRequest) error {
+	if n := len(req.GetWorkloadIds()); n > issuer.MaxWorkloadUsageQuery {
+		return fail.Invalidf("workload_ids", "at most %d workload_ids, got %d", issuer.MaxWorkloadUsageQuery, n)
+	}
+	for _, id := range req.GetWorkloadIds() {
+		if err := fail.CheckID("workload_ids", id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -24,7 +24,7 @@ func NewDirectory(conn grpc.ClientConnInterface) issuer.Directory {
 
 // Workload implements issuer.Directory.
 func (d directory) Workload(ctx context.Context, id string) (issuer.Workload, error) {
-	resp, err := d.client.GetWorkload(ctx, &treatyv1.GetWorkloadRequest{Id: id})
+	resp, err := d.client.GetWorkload(ctx, &treatyv1.GetWorkloadRequest{Id: id, View: treatyv1.WorkloadView_WORKLOAD_VIEW_BASIC})
 	if err != nil {
 		return issuer.Workload{}, edge.FromStatus(err)
 	}

@@ -207,7 +207,15 @@ func (s *Service) GetWorkload(ctx context.Context, req *treatyv1.GetWorkloadRequ
 	if err := validateID("id", req.GetId()); err != nil {
 		return nil, edge.Status(s.log, err)
 	}
-	w, err := s.reg.GetWorkload(ctx, req.GetId())
+	basic, err := basicView(req.GetView())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	get := s.reg.GetWorkload
+	if basic {
+		get = s.reg.GetWorkloadRecord
+	}
+	w, err := get(ctx, req.GetId())
 	if err != nil {
 		return nil, edge.Status(s.log, err)
 	}

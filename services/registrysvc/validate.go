@@ -383,3 +383,14 @@ func validateListIntegrations(req *treatyv1.ListIntegrationsRequest) error {
 	}
 	return nil
 }
+
+// basicView reports whether a workload read asks for the record only (WORKLOAD_VIEW_BASIC).
+func basicView(v treatyv1.WorkloadView) (bool, error) {
+	switch v {
+	case treatyv1.WorkloadView_WORKLOAD_VIEW_UNSPECIFIED, treatyv1.WorkloadView_WORKLOAD_VIEW_FULL:
+		return false, nil
+	case treatyv1.WorkloadView_WORKLOAD_VIEW_BASIC:
+		return true, nil
+	}
+	return false, fail.Invalidf("view", "view %d is not a WorkloadView (BASIC or FULL)", v)
+}

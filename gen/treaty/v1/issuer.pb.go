@@ -1907,6 +1907,154 @@ func (x *SummarizeCredentialsResponse) GetTruncated() bool {
 	return false
 }
 
+// GetWorkloadUsageRequest names the workloads to answer for.
+type GetWorkloadUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1,000 workload ids.
+	WorkloadIds   []string `protobuf:"bytes,1,rep,name=workload_ids,json=workloadIds,proto3" json:"workload_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWorkloadUsageRequest) Reset() {
+	*x = GetWorkloadUsageRequest{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWorkloadUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWorkloadUsageRequest) ProtoMessage() {}
+
+func (x *GetWorkloadUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWorkloadUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetWorkloadUsageRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetWorkloadUsageRequest) GetWorkloadIds() []string {
+	if x != nil {
+		return x.WorkloadIds
+	}
+	return nil
+}
+
+// WorkloadUsage is when a workload last used a credential.
+type WorkloadUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload.
+	WorkloadId string `protobuf:"bytes,1,opt,name=workload_id,json=workloadId,proto3" json:"workload_id,omitempty"`
+	// The latest time a decision point reported allowing a request with one of its credentials.
+	LastUseTime   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_use_time,json=lastUseTime,proto3" json:"last_use_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkloadUsage) Reset() {
+	*x = WorkloadUsage{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkloadUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkloadUsage) ProtoMessage() {}
+
+func (x *WorkloadUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkloadUsage.ProtoReflect.Descriptor instead.
+func (*WorkloadUsage) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *WorkloadUsage) GetWorkloadId() string {
+	if x != nil {
+		return x.WorkloadId
+	}
+	return ""
+}
+
+func (x *WorkloadUsage) GetLastUseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUseTime
+	}
+	return nil
+}
+
+// GetWorkloadUsageResponse holds one entry per requested workload with usage on record, in the
+// order of the request; a workload never reported used is absent.
+type GetWorkloadUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workloads with usage on record.
+	Usages        []*WorkloadUsage `protobuf:"bytes,1,rep,name=usages,proto3" json:"usages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWorkloadUsageResponse) Reset() {
+	*x = GetWorkloadUsageResponse{}
+	mi := &file_treaty_v1_issuer_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWorkloadUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWorkloadUsageResponse) ProtoMessage() {}
+
+func (x *GetWorkloadUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_issuer_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWorkloadUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetWorkloadUsageResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_issuer_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetWorkloadUsageResponse) GetUsages() []*WorkloadUsage {
+	if x != nil {
+		return x.Usages
+	}
+	return nil
+}
+
 var File_treaty_v1_issuer_proto protoreflect.FileDescriptor
 
 const file_treaty_v1_issuer_proto_rawDesc = "" +
@@ -2068,14 +2216,22 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\n" +
 	"since_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tsinceTime\x12B\n" +
 	"\tsummaries\x18\x02 \x03(\v2$.treaty.v1.WorkloadCredentialSummaryR\tsummaries\x12\x1c\n" +
-	"\ttruncated\x18\x03 \x01(\bR\ttruncated*\xcb\x01\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"<\n" +
+	"\x17GetWorkloadUsageRequest\x12!\n" +
+	"\fworkload_ids\x18\x01 \x03(\tR\vworkloadIds\"p\n" +
+	"\rWorkloadUsage\x12\x1f\n" +
+	"\vworkload_id\x18\x01 \x01(\tR\n" +
+	"workloadId\x12>\n" +
+	"\rlast_use_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vlastUseTime\"L\n" +
+	"\x18GetWorkloadUsageResponse\x120\n" +
+	"\x06usages\x18\x01 \x03(\v2\x18.treaty.v1.WorkloadUsageR\x06usages*\xcb\x01\n" +
 	"\x0fSigningKeyState\x12!\n" +
 	"\x1dSIGNING_KEY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SIGNING_KEY_STATE_NEXT\x10\x01\x12\x1c\n" +
 	"\x18SIGNING_KEY_STATE_ACTIVE\x10\x02\x12\x1d\n" +
 	"\x19SIGNING_KEY_STATE_RETIRED\x10\x03\x12\x1d\n" +
 	"\x19SIGNING_KEY_STATE_EXPIRED\x10\x04\x12\x1d\n" +
-	"\x19SIGNING_KEY_STATE_REVOKED\x10\x052\xa3\a\n" +
+	"\x19SIGNING_KEY_STATE_REVOKED\x10\x052\x80\b\n" +
 	"\rIssuerService\x12I\n" +
 	"\n" +
 	"IssueToken\x12\x1c.treaty.v1.IssueTokenRequest\x1a\x1d.treaty.v1.IssueTokenResponse\x12F\n" +
@@ -2087,7 +2243,8 @@ const file_treaty_v1_issuer_proto_rawDesc = "" +
 	"\rExchangeToken\x12\x1f.treaty.v1.ExchangeTokenRequest\x1a .treaty.v1.ExchangeTokenResponse\x12\x82\x01\n" +
 	"\x1dCountLiveCredentialsByPartner\x12/.treaty.v1.CountLiveCredentialsByPartnerRequest\x1a0.treaty.v1.CountLiveCredentialsByPartnerResponse\x12L\n" +
 	"\vReportUsage\x12\x1d.treaty.v1.ReportUsageRequest\x1a\x1e.treaty.v1.ReportUsageResponse\x12g\n" +
-	"\x14SummarizeCredentials\x12&.treaty.v1.SummarizeCredentialsRequest\x1a'.treaty.v1.SummarizeCredentialsResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
+	"\x14SummarizeCredentials\x12&.treaty.v1.SummarizeCredentialsRequest\x1a'.treaty.v1.SummarizeCredentialsResponse\x12[\n" +
+	"\x10GetWorkloadUsage\x12\".treaty.v1.GetWorkloadUsageRequest\x1a#.treaty.v1.GetWorkloadUsageResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
 
 var (
 	file_treaty_v1_issuer_proto_rawDescOnce sync.Once
@@ -2102,7 +2259,7 @@ func file_treaty_v1_issuer_proto_rawDescGZIP() []byte {
 }
 
 var file_treaty_v1_issuer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_treaty_v1_issuer_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_treaty_v1_issuer_proto_goTypes = []any{
 	(SigningKeyState)(0),                          // 0: treaty.v1.SigningKeyState
 	(*IssueTokenRequest)(nil),                     // 1: treaty.v1.IssueTokenRequest
@@ -2130,60 +2287,67 @@ var file_treaty_v1_issuer_proto_goTypes = []any{
 	(*SummarizeCredentialsRequest)(nil),           // 23: treaty.v1.SummarizeCredentialsRequest
 	(*WorkloadCredentialSummary)(nil),             // 24: treaty.v1.WorkloadCredentialSummary
 	(*SummarizeCredentialsResponse)(nil),          // 25: treaty.v1.SummarizeCredentialsResponse
-	(*durationpb.Duration)(nil),                   // 26: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),                 // 27: google.protobuf.Timestamp
+	(*GetWorkloadUsageRequest)(nil),               // 26: treaty.v1.GetWorkloadUsageRequest
+	(*WorkloadUsage)(nil),                         // 27: treaty.v1.WorkloadUsage
+	(*GetWorkloadUsageResponse)(nil),              // 28: treaty.v1.GetWorkloadUsageResponse
+	(*durationpb.Duration)(nil),                   // 29: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),                 // 30: google.protobuf.Timestamp
 }
 var file_treaty_v1_issuer_proto_depIdxs = []int32{
-	26, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
+	29, // 0: treaty.v1.IssueTokenRequest.ttl:type_name -> google.protobuf.Duration
 	3,  // 1: treaty.v1.IssueTokenResponse.credential:type_name -> treaty.v1.Credential
-	27, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
-	27, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
-	27, // 4: treaty.v1.Credential.last_seen_time:type_name -> google.protobuf.Timestamp
-	26, // 5: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
-	27, // 6: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	30, // 2: treaty.v1.Credential.issue_time:type_name -> google.protobuf.Timestamp
+	30, // 3: treaty.v1.Credential.expire_time:type_name -> google.protobuf.Timestamp
+	30, // 4: treaty.v1.Credential.last_seen_time:type_name -> google.protobuf.Timestamp
+	29, // 5: treaty.v1.GetIssuerResponse.max_credential_ttl:type_name -> google.protobuf.Duration
+	30, // 6: treaty.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 7: treaty.v1.SigningKey.state:type_name -> treaty.v1.SigningKeyState
-	27, // 8: treaty.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
-	27, // 9: treaty.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
-	27, // 10: treaty.v1.SigningKey.unpublish_time:type_name -> google.protobuf.Timestamp
+	30, // 8: treaty.v1.SigningKey.activate_time:type_name -> google.protobuf.Timestamp
+	30, // 9: treaty.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	30, // 10: treaty.v1.SigningKey.unpublish_time:type_name -> google.protobuf.Timestamp
 	6,  // 11: treaty.v1.ListSigningKeysResponse.keys:type_name -> treaty.v1.SigningKey
 	3,  // 12: treaty.v1.GetCredentialResponse.credential:type_name -> treaty.v1.Credential
 	3,  // 13: treaty.v1.ListCredentialsResponse.credentials:type_name -> treaty.v1.Credential
 	1,  // 14: treaty.v1.ExchangeTokenRequest.request:type_name -> treaty.v1.IssueTokenRequest
 	3,  // 15: treaty.v1.ExchangeTokenResponse.credential:type_name -> treaty.v1.Credential
 	18, // 16: treaty.v1.CountLiveCredentialsByPartnerResponse.counts:type_name -> treaty.v1.PartnerCredentialCount
-	27, // 17: treaty.v1.CredentialUsage.last_seen_time:type_name -> google.protobuf.Timestamp
+	30, // 17: treaty.v1.CredentialUsage.last_seen_time:type_name -> google.protobuf.Timestamp
 	20, // 18: treaty.v1.ReportUsageRequest.usages:type_name -> treaty.v1.CredentialUsage
-	27, // 19: treaty.v1.SummarizeCredentialsRequest.since_time:type_name -> google.protobuf.Timestamp
-	27, // 20: treaty.v1.WorkloadCredentialSummary.oldest_live_issue_time:type_name -> google.protobuf.Timestamp
-	27, // 21: treaty.v1.WorkloadCredentialSummary.last_issue_time:type_name -> google.protobuf.Timestamp
-	27, // 22: treaty.v1.WorkloadCredentialSummary.last_seen_time:type_name -> google.protobuf.Timestamp
-	27, // 23: treaty.v1.SummarizeCredentialsResponse.since_time:type_name -> google.protobuf.Timestamp
+	30, // 19: treaty.v1.SummarizeCredentialsRequest.since_time:type_name -> google.protobuf.Timestamp
+	30, // 20: treaty.v1.WorkloadCredentialSummary.oldest_live_issue_time:type_name -> google.protobuf.Timestamp
+	30, // 21: treaty.v1.WorkloadCredentialSummary.last_issue_time:type_name -> google.protobuf.Timestamp
+	30, // 22: treaty.v1.WorkloadCredentialSummary.last_seen_time:type_name -> google.protobuf.Timestamp
+	30, // 23: treaty.v1.SummarizeCredentialsResponse.since_time:type_name -> google.protobuf.Timestamp
 	24, // 24: treaty.v1.SummarizeCredentialsResponse.summaries:type_name -> treaty.v1.WorkloadCredentialSummary
-	1,  // 25: treaty.v1.IssuerService.IssueToken:input_type -> treaty.v1.IssueTokenRequest
-	4,  // 26: treaty.v1.IssuerService.GetIssuer:input_type -> treaty.v1.GetIssuerRequest
-	7,  // 27: treaty.v1.IssuerService.ListSigningKeys:input_type -> treaty.v1.ListSigningKeysRequest
-	9,  // 28: treaty.v1.IssuerService.GetCredential:input_type -> treaty.v1.GetCredentialRequest
-	11, // 29: treaty.v1.IssuerService.ListCredentials:input_type -> treaty.v1.ListCredentialsRequest
-	13, // 30: treaty.v1.IssuerService.CountLiveCredentials:input_type -> treaty.v1.CountLiveCredentialsRequest
-	15, // 31: treaty.v1.IssuerService.ExchangeToken:input_type -> treaty.v1.ExchangeTokenRequest
-	17, // 32: treaty.v1.IssuerService.CountLiveCredentialsByPartner:input_type -> treaty.v1.CountLiveCredentialsByPartnerRequest
-	21, // 33: treaty.v1.IssuerService.ReportUsage:input_type -> treaty.v1.ReportUsageRequest
-	23, // 34: treaty.v1.IssuerService.SummarizeCredentials:input_type -> treaty.v1.SummarizeCredentialsRequest
-	2,  // 35: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
-	5,  // 36: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
-	8,  // 37: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
-	10, // 38: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
-	12, // 39: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
-	14, // 40: treaty.v1.IssuerService.CountLiveCredentials:output_type -> treaty.v1.CountLiveCredentialsResponse
-	16, // 41: treaty.v1.IssuerService.ExchangeToken:output_type -> treaty.v1.ExchangeTokenResponse
-	19, // 42: treaty.v1.IssuerService.CountLiveCredentialsByPartner:output_type -> treaty.v1.CountLiveCredentialsByPartnerResponse
-	22, // 43: treaty.v1.IssuerService.ReportUsage:output_type -> treaty.v1.ReportUsageResponse
-	25, // 44: treaty.v1.IssuerService.SummarizeCredentials:output_type -> treaty.v1.SummarizeCredentialsResponse
-	35, // [35:45] is the sub-list for method output_type
-	25, // [25:35] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	30, // 25: treaty.v1.WorkloadUsage.last_use_time:type_name -> google.protobuf.Timestamp
+	27, // 26: treaty.v1.GetWorkloadUsageResponse.usages:type_name -> treaty.v1.WorkloadUsage
+	1,  // 27: treaty.v1.IssuerService.IssueToken:input_type -> treaty.v1.IssueTokenRequest
+	4,  // 28: treaty.v1.IssuerService.GetIssuer:input_type -> treaty.v1.GetIssuerRequest
+	7,  // 29: treaty.v1.IssuerService.ListSigningKeys:input_type -> treaty.v1.ListSigningKeysRequest
+	9,  // 30: treaty.v1.IssuerService.GetCredential:input_type -> treaty.v1.GetCredentialRequest
+	11, // 31: treaty.v1.IssuerService.ListCredentials:input_type -> treaty.v1.ListCredentialsRequest
+	13, // 32: treaty.v1.IssuerService.CountLiveCredentials:input_type -> treaty.v1.CountLiveCredentialsRequest
+	15, // 33: treaty.v1.IssuerService.ExchangeToken:input_type -> treaty.v1.ExchangeTokenRequest
+	17, // 34: treaty.v1.IssuerService.CountLiveCredentialsByPartner:input_type -> treaty.v1.CountLiveCredentialsByPartnerRequest
+	21, // 35: treaty.v1.IssuerService.ReportUsage:input_type -> treaty.v1.ReportUsageRequest
+	23, // 36: treaty.v1.IssuerService.SummarizeCredentials:input_type -> treaty.v1.SummarizeCredentialsRequest
+	26, // 37: treaty.v1.IssuerService.GetWorkloadUsage:input_type -> treaty.v1.GetWorkloadUsageRequest
+	2,  // 38: treaty.v1.IssuerService.IssueToken:output_type -> treaty.v1.IssueTokenResponse
+	5,  // 39: treaty.v1.IssuerService.GetIssuer:output_type -> treaty.v1.GetIssuerResponse
+	8,  // 40: treaty.v1.IssuerService.ListSigningKeys:output_type -> treaty.v1.ListSigningKeysResponse
+	10, // 41: treaty.v1.IssuerService.GetCredential:output_type -> treaty.v1.GetCredentialResponse
+	12, // 42: treaty.v1.IssuerService.ListCredentials:output_type -> treaty.v1.ListCredentialsResponse
+	14, // 43: treaty.v1.IssuerService.CountLiveCredentials:output_type -> treaty.v1.CountLiveCredentialsResponse
+	16, // 44: treaty.v1.IssuerService.ExchangeToken:output_type -> treaty.v1.ExchangeTokenResponse
+	19, // 45: treaty.v1.IssuerService.CountLiveCredentialsByPartner:output_type -> treaty.v1.CountLiveCredentialsByPartnerResponse
+	22, // 46: treaty.v1.IssuerService.ReportUsage:output_type -> treaty.v1.ReportUsageResponse
+	25, // 47: treaty.v1.IssuerService.SummarizeCredentials:output_type -> treaty.v1.SummarizeCredentialsResponse
+	28, // 48: treaty.v1.IssuerService.GetWorkloadUsage:output_type -> treaty.v1.GetWorkloadUsageResponse
+	38, // [38:49] is the sub-list for method output_type
+	27, // [27:38] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_issuer_proto_init() }
@@ -2197,7 +2361,7 @@ func file_treaty_v1_issuer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_issuer_proto_rawDesc), len(file_treaty_v1_issuer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	IssuerService_CountLiveCredentialsByPartner_FullMethodName = "/treaty.v1.IssuerService/CountLiveCredentialsByPartner"
 	IssuerService_ReportUsage_FullMethodName                   = "/treaty.v1.IssuerService/ReportUsage"
 	IssuerService_SummarizeCredentials_FullMethodName          = "/treaty.v1.IssuerService/SummarizeCredentials"
+	IssuerService_GetWorkloadUsage_FullMethodName              = "/treaty.v1.IssuerService/GetWorkloadUsage"
 )
 
 // IssuerServiceClient is the client API for IssuerService service.
@@ -71,6 +72,10 @@ type IssuerServiceClient interface {
 	// the scopes, client authentication methods and bindings seen. It reads only the credentials
 	// issued within the window plus the maximum credential lifetime.
 	SummarizeCredentials(ctx context.Context, in *SummarizeCredentialsRequest, opts ...grpc.CallOption) (*SummarizeCredentialsResponse, error)
+	// GetWorkloadUsage answers when each of the given workloads last used a credential: the latest
+	// time a decision point reported allowing a request with any of its credentials. The registry
+	// asks it to fill Workload.last_use_time.
+	GetWorkloadUsage(ctx context.Context, in *GetWorkloadUsageRequest, opts ...grpc.CallOption) (*GetWorkloadUsageResponse, error)
 }
 
 type issuerServiceClient struct {
@@ -181,6 +186,16 @@ func (c *issuerServiceClient) SummarizeCredentials(ctx context.Context, in *Summ
 	return out, nil
 }
 
+func (c *issuerServiceClient) GetWorkloadUsage(ctx context.Context, in *GetWorkloadUsageRequest, opts ...grpc.CallOption) (*GetWorkloadUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetWorkloadUsageResponse)
+	err := c.cc.Invoke(ctx, IssuerService_GetWorkloadUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IssuerServiceServer is the server API for IssuerService service.
 // All implementations must embed UnimplementedIssuerServiceServer
 // for forward compatibility.
@@ -221,6 +236,10 @@ type IssuerServiceServer interface {
 	// the scopes, client authentication methods and bindings seen. It reads only the credentials
 	// issued within the window plus the maximum credential lifetime.
 	SummarizeCredentials(context.Context, *SummarizeCredentialsRequest) (*SummarizeCredentialsResponse, error)
+	// GetWorkloadUsage answers when each of the given workloads last used a credential: the latest
+	// time a decision point reported allowing a request with any of its credentials. The registry
+	// asks it to fill Workload.last_use_time.
+	GetWorkloadUsage(context.Context, *GetWorkloadUsageRequest) (*GetWorkloadUsageResponse, error)
 	mustEmbedUnimplementedIssuerServiceServer()
 }
 
@@ -260,6 +279,9 @@ func (UnimplementedIssuerServiceServer) ReportUsage(context.Context, *ReportUsag
 }
 func (UnimplementedIssuerServiceServer) SummarizeCredentials(context.Context, *SummarizeCredentialsRequest) (*SummarizeCredentialsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SummarizeCredentials not implemented")
+}
+func (UnimplementedIssuerServiceServer) GetWorkloadUsage(context.Context, *GetWorkloadUsageRequest) (*GetWorkloadUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWorkloadUsage not implemented")
 }
 func (UnimplementedIssuerServiceServer) mustEmbedUnimplementedIssuerServiceServer() {}
 func (UnimplementedIssuerServiceServer) testEmbeddedByValue()                       {}
@@ -462,6 +484,24 @@ func _IssuerService_SummarizeCredentials_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IssuerService_GetWorkloadUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetWorkloadUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuerServiceServer).GetWorkloadUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssuerService_GetWorkloadUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuerServiceServer).GetWorkloadUsage(ctx, req.(*GetWorkloadUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IssuerService_ServiceDesc is the grpc.ServiceDesc for IssuerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -508,6 +548,10 @@ var IssuerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SummarizeCredentials",
 			Handler:    _IssuerService_SummarizeCredentials_Handler,
+		},
+		{
+			MethodName: "GetWorkloadUsage",
+			Handler:    _IssuerService_GetWorkloadUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -340,6 +340,60 @@ func (SenderConstraint) EnumDescriptor() ([]byte, []int) {
 	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{4}
 }
 
+// WorkloadView says how much of a workload a read returns.
+type WorkloadView int32
+
+const (
+	// Not set: WORKLOAD_VIEW_FULL.
+	WorkloadView_WORKLOAD_VIEW_UNSPECIFIED WorkloadView = 0
+	// The registry's record only, without last_use_time: what the issuer reads on its issuance
+	// path, which must not wait on the issuer's own usage marks.
+	WorkloadView_WORKLOAD_VIEW_BASIC WorkloadView = 1
+	// The record and last_use_time, when the issuer's inventory can tell.
+	WorkloadView_WORKLOAD_VIEW_FULL WorkloadView = 2
+)
+
+// Enum value maps for WorkloadView.
+var (
+	WorkloadView_name = map[int32]string{
+		0: "WORKLOAD_VIEW_UNSPECIFIED",
+		1: "WORKLOAD_VIEW_BASIC",
+		2: "WORKLOAD_VIEW_FULL",
+	}
+	WorkloadView_value = map[string]int32{
+		"WORKLOAD_VIEW_UNSPECIFIED": 0,
+		"WORKLOAD_VIEW_BASIC":       1,
+		"WORKLOAD_VIEW_FULL":        2,
+	}
+)
+
+func (x WorkloadView) Enum() *WorkloadView {
+	p := new(WorkloadView)
+	*p = x
+	return p
+}
+
+func (x WorkloadView) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WorkloadView) Descriptor() protoreflect.EnumDescriptor {
+	return file_treaty_v1_registry_proto_enumTypes[5].Descriptor()
+}
+
+func (WorkloadView) Type() protoreflect.EnumType {
+	return &file_treaty_v1_registry_proto_enumTypes[5]
+}
+
+func (x WorkloadView) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WorkloadView.Descriptor instead.
+func (WorkloadView) EnumDescriptor() ([]byte, []int) {
+	return file_treaty_v1_registry_proto_rawDescGZIP(), []int{5}
+}
+
 // Partner is an external organisation that holds machine credentials into the platform.
 type Partner struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -885,7 +939,8 @@ type Workload struct {
 	TlsClientAuth *TlsClientAuth `protobuf:"bytes,9,opt,name=tls_client_auth,json=tlsClientAuth,proto3" json:"tls_client_auth,omitempty"`
 	// Who created the workload (output only).
 	CreatedBy string `protobuf:"bytes,10,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	// When the workload last obtained a credential, when known (output only).
+	// The last time a decision point reported allowing a request with one of its credentials, when
+	// known (output only).
 	LastUseTime   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_use_time,json=lastUseTime,proto3" json:"last_use_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3903,7 +3958,9 @@ func (x *CreateWorkloadResponse) GetSequence() uint64 {
 type GetWorkloadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The workload's id.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How much to return; unspecified means WORKLOAD_VIEW_FULL.
+	View          WorkloadView `protobuf:"varint,2,opt,name=view,proto3,enum=treaty.v1.WorkloadView" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3943,6 +4000,13 @@ func (x *GetWorkloadRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *GetWorkloadRequest) GetView() WorkloadView {
+	if x != nil {
+		return x.View
+	}
+	return WorkloadView_WORKLOAD_VIEW_UNSPECIFIED
 }
 
 // GetWorkloadResponse carries one workload.
@@ -5424,9 +5488,10 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\"e\n" +
 	"\x16CreateWorkloadResponse\x12/\n" +
 	"\bworkload\x18\x01 \x01(\v2\x13.treaty.v1.WorkloadR\bworkload\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x04R\bsequence\"$\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\"Q\n" +
 	"\x12GetWorkloadRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
+	"\x04view\x18\x02 \x01(\x0e2\x17.treaty.v1.WorkloadViewR\x04view\"F\n" +
 	"\x13GetWorkloadResponse\x12/\n" +
 	"\bworkload\x18\x01 \x01(\v2\x13.treaty.v1.WorkloadR\bworkload\"y\n" +
 	"\x14ListWorkloadsRequest\x12%\n" +
@@ -5545,7 +5610,11 @@ const file_treaty_v1_registry_proto_rawDesc = "" +
 	"\x16SENDER_CONSTRAINT_NONE\x10\x01\x12\x1a\n" +
 	"\x16SENDER_CONSTRAINT_DPOP\x10\x02\x12\x1a\n" +
 	"\x16SENDER_CONSTRAINT_MTLS\x10\x03\x12\"\n" +
-	"\x1eSENDER_CONSTRAINT_DPOP_OR_MTLS\x10\x042\xf2\x16\n" +
+	"\x1eSENDER_CONSTRAINT_DPOP_OR_MTLS\x10\x04*^\n" +
+	"\fWorkloadView\x12\x1d\n" +
+	"\x19WORKLOAD_VIEW_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13WORKLOAD_VIEW_BASIC\x10\x01\x12\x16\n" +
+	"\x12WORKLOAD_VIEW_FULL\x10\x022\xf2\x16\n" +
 	"\x0fRegistryService\x12R\n" +
 	"\rCreatePartner\x12\x1f.treaty.v1.CreatePartnerRequest\x1a .treaty.v1.CreatePartnerResponse\x12U\n" +
 	"\x0eApprovePartner\x12 .treaty.v1.ApprovePartnerRequest\x1a!.treaty.v1.ApprovePartnerResponse\x12X\n" +
@@ -5593,7 +5662,7 @@ func file_treaty_v1_registry_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_registry_proto_rawDescData
 }
 
-var file_treaty_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_treaty_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_treaty_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_treaty_v1_registry_proto_goTypes = []any{
 	(RelationshipType)(0),                     // 0: treaty.v1.RelationshipType
@@ -5601,232 +5670,234 @@ var file_treaty_v1_registry_proto_goTypes = []any{
 	(RiskTier)(0),                             // 2: treaty.v1.RiskTier
 	(ClientAuthMethod)(0),                     // 3: treaty.v1.ClientAuthMethod
 	(SenderConstraint)(0),                     // 4: treaty.v1.SenderConstraint
-	(*Partner)(nil),                           // 5: treaty.v1.Partner
-	(*Integration)(nil),                       // 6: treaty.v1.Integration
-	(*WorkloadKey)(nil),                       // 7: treaty.v1.WorkloadKey
-	(*Workload)(nil),                          // 8: treaty.v1.Workload
-	(*TlsClientAuth)(nil),                     // 9: treaty.v1.TlsClientAuth
-	(*CreatePartnerRequest)(nil),              // 10: treaty.v1.CreatePartnerRequest
-	(*ApprovePartnerRequest)(nil),             // 11: treaty.v1.ApprovePartnerRequest
-	(*ApprovePartnerResponse)(nil),            // 12: treaty.v1.ApprovePartnerResponse
-	(*ActivatePartnerRequest)(nil),            // 13: treaty.v1.ActivatePartnerRequest
-	(*ActivatePartnerResponse)(nil),           // 14: treaty.v1.ActivatePartnerResponse
-	(*ReactivatePartnerRequest)(nil),          // 15: treaty.v1.ReactivatePartnerRequest
-	(*ReactivatePartnerResponse)(nil),         // 16: treaty.v1.ReactivatePartnerResponse
-	(*UpdatePartnerRequest)(nil),              // 17: treaty.v1.UpdatePartnerRequest
-	(*UpdatePartnerResponse)(nil),             // 18: treaty.v1.UpdatePartnerResponse
-	(*CreatePartnerResponse)(nil),             // 19: treaty.v1.CreatePartnerResponse
-	(*GetPartnerRequest)(nil),                 // 20: treaty.v1.GetPartnerRequest
-	(*GetPartnerResponse)(nil),                // 21: treaty.v1.GetPartnerResponse
-	(*ListPartnersRequest)(nil),               // 22: treaty.v1.ListPartnersRequest
-	(*ListPartnersResponse)(nil),              // 23: treaty.v1.ListPartnersResponse
-	(*SuspendPartnerRequest)(nil),             // 24: treaty.v1.SuspendPartnerRequest
-	(*SuspendPartnerResponse)(nil),            // 25: treaty.v1.SuspendPartnerResponse
-	(*OffboardPartnerRequest)(nil),            // 26: treaty.v1.OffboardPartnerRequest
-	(*OffboardPartnerResponse)(nil),           // 27: treaty.v1.OffboardPartnerResponse
-	(*RetireIntegrationRequest)(nil),          // 28: treaty.v1.RetireIntegrationRequest
-	(*RetireIntegrationResponse)(nil),         // 29: treaty.v1.RetireIntegrationResponse
-	(*RetireWorkloadRequest)(nil),             // 30: treaty.v1.RetireWorkloadRequest
-	(*RetireWorkloadResponse)(nil),            // 31: treaty.v1.RetireWorkloadResponse
-	(*CreateIntegrationRequest)(nil),          // 32: treaty.v1.CreateIntegrationRequest
-	(*ApproveIntegrationRequest)(nil),         // 33: treaty.v1.ApproveIntegrationRequest
-	(*ApproveIntegrationResponse)(nil),        // 34: treaty.v1.ApproveIntegrationResponse
-	(*ActivateIntegrationRequest)(nil),        // 35: treaty.v1.ActivateIntegrationRequest
-	(*ActivateIntegrationResponse)(nil),       // 36: treaty.v1.ActivateIntegrationResponse
-	(*SuspendIntegrationRequest)(nil),         // 37: treaty.v1.SuspendIntegrationRequest
-	(*SuspendIntegrationResponse)(nil),        // 38: treaty.v1.SuspendIntegrationResponse
-	(*ReactivateIntegrationRequest)(nil),      // 39: treaty.v1.ReactivateIntegrationRequest
-	(*ReactivateIntegrationResponse)(nil),     // 40: treaty.v1.ReactivateIntegrationResponse
-	(*UpdateIntegrationRequest)(nil),          // 41: treaty.v1.UpdateIntegrationRequest
-	(*UpdateIntegrationResponse)(nil),         // 42: treaty.v1.UpdateIntegrationResponse
-	(*RecertifyIntegrationRequest)(nil),       // 43: treaty.v1.RecertifyIntegrationRequest
-	(*RecertifyIntegrationResponse)(nil),      // 44: treaty.v1.RecertifyIntegrationResponse
-	(*CreateIntegrationResponse)(nil),         // 45: treaty.v1.CreateIntegrationResponse
-	(*GetIntegrationRequest)(nil),             // 46: treaty.v1.GetIntegrationRequest
-	(*GetIntegrationResponse)(nil),            // 47: treaty.v1.GetIntegrationResponse
-	(*ListIntegrationsRequest)(nil),           // 48: treaty.v1.ListIntegrationsRequest
-	(*ListIntegrationsResponse)(nil),          // 49: treaty.v1.ListIntegrationsResponse
-	(*CreateWorkloadRequest)(nil),             // 50: treaty.v1.CreateWorkloadRequest
-	(*AddWorkloadKeyRequest)(nil),             // 51: treaty.v1.AddWorkloadKeyRequest
-	(*AddWorkloadKeyResponse)(nil),            // 52: treaty.v1.AddWorkloadKeyResponse
-	(*RemoveWorkloadKeyRequest)(nil),          // 53: treaty.v1.RemoveWorkloadKeyRequest
-	(*RemoveWorkloadKeyResponse)(nil),         // 54: treaty.v1.RemoveWorkloadKeyResponse
-	(*CreateWorkloadResponse)(nil),            // 55: treaty.v1.CreateWorkloadResponse
-	(*GetWorkloadRequest)(nil),                // 56: treaty.v1.GetWorkloadRequest
-	(*GetWorkloadResponse)(nil),               // 57: treaty.v1.GetWorkloadResponse
-	(*ListWorkloadsRequest)(nil),              // 58: treaty.v1.ListWorkloadsRequest
-	(*ListWorkloadsResponse)(nil),             // 59: treaty.v1.ListWorkloadsResponse
-	(*Policy)(nil),                            // 60: treaty.v1.Policy
-	(*PutPolicyRequest)(nil),                  // 61: treaty.v1.PutPolicyRequest
-	(*PutPolicyResponse)(nil),                 // 62: treaty.v1.PutPolicyResponse
-	(*GetPolicyRequest)(nil),                  // 63: treaty.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),                 // 64: treaty.v1.GetPolicyResponse
-	(*ListPoliciesRequest)(nil),               // 65: treaty.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),              // 66: treaty.v1.ListPoliciesResponse
-	(*ClientSecret)(nil),                      // 67: treaty.v1.ClientSecret
-	(*CreateClientSecretRequest)(nil),         // 68: treaty.v1.CreateClientSecretRequest
-	(*CreateClientSecretResponse)(nil),        // 69: treaty.v1.CreateClientSecretResponse
-	(*ListClientSecretsRequest)(nil),          // 70: treaty.v1.ListClientSecretsRequest
-	(*ListClientSecretsResponse)(nil),         // 71: treaty.v1.ListClientSecretsResponse
-	(*RevokeClientSecretRequest)(nil),         // 72: treaty.v1.RevokeClientSecretRequest
-	(*RevokeClientSecretResponse)(nil),        // 73: treaty.v1.RevokeClientSecretResponse
-	(*ListClientSecretVerifiersRequest)(nil),  // 74: treaty.v1.ListClientSecretVerifiersRequest
-	(*ClientSecretVerifier)(nil),              // 75: treaty.v1.ClientSecretVerifier
-	(*ListClientSecretVerifiersResponse)(nil), // 76: treaty.v1.ListClientSecretVerifiersResponse
-	(*timestamppb.Timestamp)(nil),             // 77: google.protobuf.Timestamp
-	(PartnerState)(0),                         // 78: treaty.v1.PartnerState
-	(*durationpb.Duration)(nil),               // 79: google.protobuf.Duration
-	(IntegrationState)(0),                     // 80: treaty.v1.IntegrationState
-	(WorkloadState)(0),                        // 81: treaty.v1.WorkloadState
-	(*fieldmaskpb.FieldMask)(nil),             // 82: google.protobuf.FieldMask
-	(PolicyMode)(0),                           // 83: treaty.v1.PolicyMode
+	(WorkloadView)(0),                         // 5: treaty.v1.WorkloadView
+	(*Partner)(nil),                           // 6: treaty.v1.Partner
+	(*Integration)(nil),                       // 7: treaty.v1.Integration
+	(*WorkloadKey)(nil),                       // 8: treaty.v1.WorkloadKey
+	(*Workload)(nil),                          // 9: treaty.v1.Workload
+	(*TlsClientAuth)(nil),                     // 10: treaty.v1.TlsClientAuth
+	(*CreatePartnerRequest)(nil),              // 11: treaty.v1.CreatePartnerRequest
+	(*ApprovePartnerRequest)(nil),             // 12: treaty.v1.ApprovePartnerRequest
+	(*ApprovePartnerResponse)(nil),            // 13: treaty.v1.ApprovePartnerResponse
+	(*ActivatePartnerRequest)(nil),            // 14: treaty.v1.ActivatePartnerRequest
+	(*ActivatePartnerResponse)(nil),           // 15: treaty.v1.ActivatePartnerResponse
+	(*ReactivatePartnerRequest)(nil),          // 16: treaty.v1.ReactivatePartnerRequest
+	(*ReactivatePartnerResponse)(nil),         // 17: treaty.v1.ReactivatePartnerResponse
+	(*UpdatePartnerRequest)(nil),              // 18: treaty.v1.UpdatePartnerRequest
+	(*UpdatePartnerResponse)(nil),             // 19: treaty.v1.UpdatePartnerResponse
+	(*CreatePartnerResponse)(nil),             // 20: treaty.v1.CreatePartnerResponse
+	(*GetPartnerRequest)(nil),                 // 21: treaty.v1.GetPartnerRequest
+	(*GetPartnerResponse)(nil),                // 22: treaty.v1.GetPartnerResponse
+	(*ListPartnersRequest)(nil),               // 23: treaty.v1.ListPartnersRequest
+	(*ListPartnersResponse)(nil),              // 24: treaty.v1.ListPartnersResponse
+	(*SuspendPartnerRequest)(nil),             // 25: treaty.v1.SuspendPartnerRequest
+	(*SuspendPartnerResponse)(nil),            // 26: treaty.v1.SuspendPartnerResponse
+	(*OffboardPartnerRequest)(nil),            // 27: treaty.v1.OffboardPartnerRequest
+	(*OffboardPartnerResponse)(nil),           // 28: treaty.v1.OffboardPartnerResponse
+	(*RetireIntegrationRequest)(nil),          // 29: treaty.v1.RetireIntegrationRequest
+	(*RetireIntegrationResponse)(nil),         // 30: treaty.v1.RetireIntegrationResponse
+	(*RetireWorkloadRequest)(nil),             // 31: treaty.v1.RetireWorkloadRequest
+	(*RetireWorkloadResponse)(nil),            // 32: treaty.v1.RetireWorkloadResponse
+	(*CreateIntegrationRequest)(nil),          // 33: treaty.v1.CreateIntegrationRequest
+	(*ApproveIntegrationRequest)(nil),         // 34: treaty.v1.ApproveIntegrationRequest
+	(*ApproveIntegrationResponse)(nil),        // 35: treaty.v1.ApproveIntegrationResponse
+	(*ActivateIntegrationRequest)(nil),        // 36: treaty.v1.ActivateIntegrationRequest
+	(*ActivateIntegrationResponse)(nil),       // 37: treaty.v1.ActivateIntegrationResponse
+	(*SuspendIntegrationRequest)(nil),         // 38: treaty.v1.SuspendIntegrationRequest
+	(*SuspendIntegrationResponse)(nil),        // 39: treaty.v1.SuspendIntegrationResponse
+	(*ReactivateIntegrationRequest)(nil),      // 40: treaty.v1.ReactivateIntegrationRequest
+	(*ReactivateIntegrationResponse)(nil),     // 41: treaty.v1.ReactivateIntegrationResponse
+	(*UpdateIntegrationRequest)(nil),          // 42: treaty.v1.UpdateIntegrationRequest
+	(*UpdateIntegrationResponse)(nil),         // 43: treaty.v1.UpdateIntegrationResponse
+	(*RecertifyIntegrationRequest)(nil),       // 44: treaty.v1.RecertifyIntegrationRequest
+	(*RecertifyIntegrationResponse)(nil),      // 45: treaty.v1.RecertifyIntegrationResponse
+	(*CreateIntegrationResponse)(nil),         // 46: treaty.v1.CreateIntegrationResponse
+	(*GetIntegrationRequest)(nil),             // 47: treaty.v1.GetIntegrationRequest
+	(*GetIntegrationResponse)(nil),            // 48: treaty.v1.GetIntegrationResponse
+	(*ListIntegrationsRequest)(nil),           // 49: treaty.v1.ListIntegrationsRequest
+	(*ListIntegrationsResponse)(nil),          // 50: treaty.v1.ListIntegrationsResponse
+	(*CreateWorkloadRequest)(nil),             // 51: treaty.v1.CreateWorkloadRequest
+	(*AddWorkloadKeyRequest)(nil),             // 52: treaty.v1.AddWorkloadKeyRequest
+	(*AddWorkloadKeyResponse)(nil),            // 53: treaty.v1.AddWorkloadKeyResponse
+	(*RemoveWorkloadKeyRequest)(nil),          // 54: treaty.v1.RemoveWorkloadKeyRequest
+	(*RemoveWorkloadKeyResponse)(nil),         // 55: treaty.v1.RemoveWorkloadKeyResponse
+	(*CreateWorkloadResponse)(nil),            // 56: treaty.v1.CreateWorkloadResponse
+	(*GetWorkloadRequest)(nil),                // 57: treaty.v1.GetWorkloadRequest
+	(*GetWorkloadResponse)(nil),               // 58: treaty.v1.GetWorkloadResponse
+	(*ListWorkloadsRequest)(nil),              // 59: treaty.v1.ListWorkloadsRequest
+	(*ListWorkloadsResponse)(nil),             // 60: treaty.v1.ListWorkloadsResponse
+	(*Policy)(nil),                            // 61: treaty.v1.Policy
+	(*PutPolicyRequest)(nil),                  // 62: treaty.v1.PutPolicyRequest
+	(*PutPolicyResponse)(nil),                 // 63: treaty.v1.PutPolicyResponse
+	(*GetPolicyRequest)(nil),                  // 64: treaty.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),                 // 65: treaty.v1.GetPolicyResponse
+	(*ListPoliciesRequest)(nil),               // 66: treaty.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),              // 67: treaty.v1.ListPoliciesResponse
+	(*ClientSecret)(nil),                      // 68: treaty.v1.ClientSecret
+	(*CreateClientSecretRequest)(nil),         // 69: treaty.v1.CreateClientSecretRequest
+	(*CreateClientSecretResponse)(nil),        // 70: treaty.v1.CreateClientSecretResponse
+	(*ListClientSecretsRequest)(nil),          // 71: treaty.v1.ListClientSecretsRequest
+	(*ListClientSecretsResponse)(nil),         // 72: treaty.v1.ListClientSecretsResponse
+	(*RevokeClientSecretRequest)(nil),         // 73: treaty.v1.RevokeClientSecretRequest
+	(*RevokeClientSecretResponse)(nil),        // 74: treaty.v1.RevokeClientSecretResponse
+	(*ListClientSecretVerifiersRequest)(nil),  // 75: treaty.v1.ListClientSecretVerifiersRequest
+	(*ClientSecretVerifier)(nil),              // 76: treaty.v1.ClientSecretVerifier
+	(*ListClientSecretVerifiersResponse)(nil), // 77: treaty.v1.ListClientSecretVerifiersResponse
+	(*timestamppb.Timestamp)(nil),             // 78: google.protobuf.Timestamp
+	(PartnerState)(0),                         // 79: treaty.v1.PartnerState
+	(*durationpb.Duration)(nil),               // 80: google.protobuf.Duration
+	(IntegrationState)(0),                     // 81: treaty.v1.IntegrationState
+	(WorkloadState)(0),                        // 82: treaty.v1.WorkloadState
+	(*fieldmaskpb.FieldMask)(nil),             // 83: google.protobuf.FieldMask
+	(PolicyMode)(0),                           // 84: treaty.v1.PolicyMode
 }
 var file_treaty_v1_registry_proto_depIdxs = []int32{
-	77,  // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
-	78,  // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
-	77,  // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
-	77,  // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
+	78,  // 0: treaty.v1.Partner.contract_end_time:type_name -> google.protobuf.Timestamp
+	79,  // 1: treaty.v1.Partner.state:type_name -> treaty.v1.PartnerState
+	78,  // 2: treaty.v1.Partner.create_time:type_name -> google.protobuf.Timestamp
+	78,  // 3: treaty.v1.Partner.update_time:type_name -> google.protobuf.Timestamp
 	2,   // 4: treaty.v1.Partner.risk_tier:type_name -> treaty.v1.RiskTier
 	0,   // 5: treaty.v1.Partner.relationship_type:type_name -> treaty.v1.RelationshipType
-	77,  // 6: treaty.v1.Partner.contract_start_time:type_name -> google.protobuf.Timestamp
+	78,  // 6: treaty.v1.Partner.contract_start_time:type_name -> google.protobuf.Timestamp
 	1,   // 7: treaty.v1.Partner.data_classification:type_name -> treaty.v1.DataClassification
-	77,  // 8: treaty.v1.Partner.last_assessment_time:type_name -> google.protobuf.Timestamp
-	77,  // 9: treaty.v1.Partner.next_review_time:type_name -> google.protobuf.Timestamp
-	77,  // 10: treaty.v1.Partner.approve_time:type_name -> google.protobuf.Timestamp
-	79,  // 11: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
-	80,  // 12: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
-	77,  // 13: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
-	77,  // 14: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
+	78,  // 8: treaty.v1.Partner.last_assessment_time:type_name -> google.protobuf.Timestamp
+	78,  // 9: treaty.v1.Partner.next_review_time:type_name -> google.protobuf.Timestamp
+	78,  // 10: treaty.v1.Partner.approve_time:type_name -> google.protobuf.Timestamp
+	80,  // 11: treaty.v1.Integration.max_credential_ttl:type_name -> google.protobuf.Duration
+	81,  // 12: treaty.v1.Integration.state:type_name -> treaty.v1.IntegrationState
+	78,  // 13: treaty.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
+	78,  // 14: treaty.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
 	3,   // 15: treaty.v1.Integration.allowed_client_auth_methods:type_name -> treaty.v1.ClientAuthMethod
 	4,   // 16: treaty.v1.Integration.sender_constraint:type_name -> treaty.v1.SenderConstraint
-	77,  // 17: treaty.v1.Integration.approve_time:type_name -> google.protobuf.Timestamp
-	77,  // 18: treaty.v1.Integration.last_recertify_time:type_name -> google.protobuf.Timestamp
-	7,   // 19: treaty.v1.Workload.public_keys:type_name -> treaty.v1.WorkloadKey
-	81,  // 20: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
-	77,  // 21: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
-	77,  // 22: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
-	9,   // 23: treaty.v1.Workload.tls_client_auth:type_name -> treaty.v1.TlsClientAuth
-	77,  // 24: treaty.v1.Workload.last_use_time:type_name -> google.protobuf.Timestamp
-	5,   // 25: treaty.v1.CreatePartnerRequest.partner:type_name -> treaty.v1.Partner
-	5,   // 26: treaty.v1.ApprovePartnerResponse.partner:type_name -> treaty.v1.Partner
-	5,   // 27: treaty.v1.ActivatePartnerResponse.partner:type_name -> treaty.v1.Partner
-	5,   // 28: treaty.v1.ReactivatePartnerResponse.partner:type_name -> treaty.v1.Partner
-	5,   // 29: treaty.v1.UpdatePartnerRequest.partner:type_name -> treaty.v1.Partner
-	82,  // 30: treaty.v1.UpdatePartnerRequest.update_mask:type_name -> google.protobuf.FieldMask
-	5,   // 31: treaty.v1.UpdatePartnerResponse.partner:type_name -> treaty.v1.Partner
-	5,   // 32: treaty.v1.CreatePartnerResponse.partner:type_name -> treaty.v1.Partner
-	5,   // 33: treaty.v1.GetPartnerResponse.partner:type_name -> treaty.v1.Partner
-	78,  // 34: treaty.v1.ListPartnersRequest.state:type_name -> treaty.v1.PartnerState
+	78,  // 17: treaty.v1.Integration.approve_time:type_name -> google.protobuf.Timestamp
+	78,  // 18: treaty.v1.Integration.last_recertify_time:type_name -> google.protobuf.Timestamp
+	8,   // 19: treaty.v1.Workload.public_keys:type_name -> treaty.v1.WorkloadKey
+	82,  // 20: treaty.v1.Workload.state:type_name -> treaty.v1.WorkloadState
+	78,  // 21: treaty.v1.Workload.create_time:type_name -> google.protobuf.Timestamp
+	78,  // 22: treaty.v1.Workload.update_time:type_name -> google.protobuf.Timestamp
+	10,  // 23: treaty.v1.Workload.tls_client_auth:type_name -> treaty.v1.TlsClientAuth
+	78,  // 24: treaty.v1.Workload.last_use_time:type_name -> google.protobuf.Timestamp
+	6,   // 25: treaty.v1.CreatePartnerRequest.partner:type_name -> treaty.v1.Partner
+	6,   // 26: treaty.v1.ApprovePartnerResponse.partner:type_name -> treaty.v1.Partner
+	6,   // 27: treaty.v1.ActivatePartnerResponse.partner:type_name -> treaty.v1.Partner
+	6,   // 28: treaty.v1.ReactivatePartnerResponse.partner:type_name -> treaty.v1.Partner
+	6,   // 29: treaty.v1.UpdatePartnerRequest.partner:type_name -> treaty.v1.Partner
+	83,  // 30: treaty.v1.UpdatePartnerRequest.update_mask:type_name -> google.protobuf.FieldMask
+	6,   // 31: treaty.v1.UpdatePartnerResponse.partner:type_name -> treaty.v1.Partner
+	6,   // 32: treaty.v1.CreatePartnerResponse.partner:type_name -> treaty.v1.Partner
+	6,   // 33: treaty.v1.GetPartnerResponse.partner:type_name -> treaty.v1.Partner
+	79,  // 34: treaty.v1.ListPartnersRequest.state:type_name -> treaty.v1.PartnerState
 	2,   // 35: treaty.v1.ListPartnersRequest.risk_tier:type_name -> treaty.v1.RiskTier
-	77,  // 36: treaty.v1.ListPartnersRequest.contract_end_before:type_name -> google.protobuf.Timestamp
-	5,   // 37: treaty.v1.ListPartnersResponse.partners:type_name -> treaty.v1.Partner
-	5,   // 38: treaty.v1.SuspendPartnerResponse.partner:type_name -> treaty.v1.Partner
-	5,   // 39: treaty.v1.OffboardPartnerResponse.partner:type_name -> treaty.v1.Partner
-	6,   // 40: treaty.v1.RetireIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	8,   // 41: treaty.v1.RetireWorkloadResponse.workload:type_name -> treaty.v1.Workload
-	6,   // 42: treaty.v1.CreateIntegrationRequest.integration:type_name -> treaty.v1.Integration
-	6,   // 43: treaty.v1.ApproveIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	6,   // 44: treaty.v1.ActivateIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	6,   // 45: treaty.v1.SuspendIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	6,   // 46: treaty.v1.ReactivateIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	6,   // 47: treaty.v1.UpdateIntegrationRequest.integration:type_name -> treaty.v1.Integration
-	82,  // 48: treaty.v1.UpdateIntegrationRequest.update_mask:type_name -> google.protobuf.FieldMask
-	6,   // 49: treaty.v1.UpdateIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	6,   // 50: treaty.v1.RecertifyIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	6,   // 51: treaty.v1.CreateIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	6,   // 52: treaty.v1.GetIntegrationResponse.integration:type_name -> treaty.v1.Integration
-	80,  // 53: treaty.v1.ListIntegrationsRequest.state:type_name -> treaty.v1.IntegrationState
-	6,   // 54: treaty.v1.ListIntegrationsResponse.integrations:type_name -> treaty.v1.Integration
-	9,   // 55: treaty.v1.CreateWorkloadRequest.tls_client_auth:type_name -> treaty.v1.TlsClientAuth
-	8,   // 56: treaty.v1.AddWorkloadKeyResponse.workload:type_name -> treaty.v1.Workload
-	8,   // 57: treaty.v1.RemoveWorkloadKeyResponse.workload:type_name -> treaty.v1.Workload
-	8,   // 58: treaty.v1.CreateWorkloadResponse.workload:type_name -> treaty.v1.Workload
-	8,   // 59: treaty.v1.GetWorkloadResponse.workload:type_name -> treaty.v1.Workload
-	8,   // 60: treaty.v1.ListWorkloadsResponse.workloads:type_name -> treaty.v1.Workload
-	83,  // 61: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
-	77,  // 62: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 63: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
-	60,  // 64: treaty.v1.PutPolicyResponse.policy:type_name -> treaty.v1.Policy
-	60,  // 65: treaty.v1.GetPolicyResponse.policy:type_name -> treaty.v1.Policy
-	60,  // 66: treaty.v1.ListPoliciesResponse.policies:type_name -> treaty.v1.Policy
-	77,  // 67: treaty.v1.ClientSecret.create_time:type_name -> google.protobuf.Timestamp
-	77,  // 68: treaty.v1.ClientSecret.expire_time:type_name -> google.protobuf.Timestamp
-	77,  // 69: treaty.v1.ClientSecret.revoke_time:type_name -> google.protobuf.Timestamp
-	79,  // 70: treaty.v1.CreateClientSecretRequest.ttl:type_name -> google.protobuf.Duration
-	67,  // 71: treaty.v1.CreateClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
-	67,  // 72: treaty.v1.ListClientSecretsResponse.client_secrets:type_name -> treaty.v1.ClientSecret
-	67,  // 73: treaty.v1.RevokeClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
-	77,  // 74: treaty.v1.ClientSecretVerifier.expire_time:type_name -> google.protobuf.Timestamp
-	75,  // 75: treaty.v1.ListClientSecretVerifiersResponse.verifiers:type_name -> treaty.v1.ClientSecretVerifier
-	10,  // 76: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
-	11,  // 77: treaty.v1.RegistryService.ApprovePartner:input_type -> treaty.v1.ApprovePartnerRequest
-	13,  // 78: treaty.v1.RegistryService.ActivatePartner:input_type -> treaty.v1.ActivatePartnerRequest
-	15,  // 79: treaty.v1.RegistryService.ReactivatePartner:input_type -> treaty.v1.ReactivatePartnerRequest
-	17,  // 80: treaty.v1.RegistryService.UpdatePartner:input_type -> treaty.v1.UpdatePartnerRequest
-	20,  // 81: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
-	22,  // 82: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
-	24,  // 83: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
-	26,  // 84: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
-	32,  // 85: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
-	33,  // 86: treaty.v1.RegistryService.ApproveIntegration:input_type -> treaty.v1.ApproveIntegrationRequest
-	35,  // 87: treaty.v1.RegistryService.ActivateIntegration:input_type -> treaty.v1.ActivateIntegrationRequest
-	37,  // 88: treaty.v1.RegistryService.SuspendIntegration:input_type -> treaty.v1.SuspendIntegrationRequest
-	39,  // 89: treaty.v1.RegistryService.ReactivateIntegration:input_type -> treaty.v1.ReactivateIntegrationRequest
-	41,  // 90: treaty.v1.RegistryService.UpdateIntegration:input_type -> treaty.v1.UpdateIntegrationRequest
-	43,  // 91: treaty.v1.RegistryService.RecertifyIntegration:input_type -> treaty.v1.RecertifyIntegrationRequest
-	28,  // 92: treaty.v1.RegistryService.RetireIntegration:input_type -> treaty.v1.RetireIntegrationRequest
-	46,  // 93: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
-	48,  // 94: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
-	50,  // 95: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
-	30,  // 96: treaty.v1.RegistryService.RetireWorkload:input_type -> treaty.v1.RetireWorkloadRequest
-	56,  // 97: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
-	58,  // 98: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
-	51,  // 99: treaty.v1.RegistryService.AddWorkloadKey:input_type -> treaty.v1.AddWorkloadKeyRequest
-	53,  // 100: treaty.v1.RegistryService.RemoveWorkloadKey:input_type -> treaty.v1.RemoveWorkloadKeyRequest
-	68,  // 101: treaty.v1.RegistryService.CreateClientSecret:input_type -> treaty.v1.CreateClientSecretRequest
-	70,  // 102: treaty.v1.RegistryService.ListClientSecrets:input_type -> treaty.v1.ListClientSecretsRequest
-	72,  // 103: treaty.v1.RegistryService.RevokeClientSecret:input_type -> treaty.v1.RevokeClientSecretRequest
-	74,  // 104: treaty.v1.RegistryService.ListClientSecretVerifiers:input_type -> treaty.v1.ListClientSecretVerifiersRequest
-	61,  // 105: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
-	63,  // 106: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
-	65,  // 107: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
-	19,  // 108: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
-	12,  // 109: treaty.v1.RegistryService.ApprovePartner:output_type -> treaty.v1.ApprovePartnerResponse
-	14,  // 110: treaty.v1.RegistryService.ActivatePartner:output_type -> treaty.v1.ActivatePartnerResponse
-	16,  // 111: treaty.v1.RegistryService.ReactivatePartner:output_type -> treaty.v1.ReactivatePartnerResponse
-	18,  // 112: treaty.v1.RegistryService.UpdatePartner:output_type -> treaty.v1.UpdatePartnerResponse
-	21,  // 113: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
-	23,  // 114: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
-	25,  // 115: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
-	27,  // 116: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
-	45,  // 117: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
-	34,  // 118: treaty.v1.RegistryService.ApproveIntegration:output_type -> treaty.v1.ApproveIntegrationResponse
-	36,  // 119: treaty.v1.RegistryService.ActivateIntegration:output_type -> treaty.v1.ActivateIntegrationResponse
-	38,  // 120: treaty.v1.RegistryService.SuspendIntegration:output_type -> treaty.v1.SuspendIntegrationResponse
-	40,  // 121: treaty.v1.RegistryService.ReactivateIntegration:output_type -> treaty.v1.ReactivateIntegrationResponse
-	42,  // 122: treaty.v1.RegistryService.UpdateIntegration:output_type -> treaty.v1.UpdateIntegrationResponse
-	44,  // 123: treaty.v1.RegistryService.RecertifyIntegration:output_type -> treaty.v1.RecertifyIntegrationResponse
-	29,  // 124: treaty.v1.RegistryService.RetireIntegration:output_type -> treaty.v1.RetireIntegrationResponse
-	47,  // 125: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
-	49,  // 126: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
-	55,  // 127: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
-	31,  // 128: treaty.v1.RegistryService.RetireWorkload:output_type -> treaty.v1.RetireWorkloadResponse
-	57,  // 129: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
-	59,  // 130: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
-	52,  // 131: treaty.v1.RegistryService.AddWorkloadKey:output_type -> treaty.v1.AddWorkloadKeyResponse
-	54,  // 132: treaty.v1.RegistryService.RemoveWorkloadKey:output_type -> treaty.v1.RemoveWorkloadKeyResponse
-	69,  // 133: treaty.v1.RegistryService.CreateClientSecret:output_type -> treaty.v1.CreateClientSecretResponse
-	71,  // 134: treaty.v1.RegistryService.ListClientSecrets:output_type -> treaty.v1.ListClientSecretsResponse
-	73,  // 135: treaty.v1.RegistryService.RevokeClientSecret:output_type -> treaty.v1.RevokeClientSecretResponse
-	76,  // 136: treaty.v1.RegistryService.ListClientSecretVerifiers:output_type -> treaty.v1.ListClientSecretVerifiersResponse
-	62,  // 137: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
-	64,  // 138: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
-	66,  // 139: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
-	108, // [108:140] is the sub-list for method output_type
-	76,  // [76:108] is the sub-list for method input_type
-	76,  // [76:76] is the sub-list for extension type_name
-	76,  // [76:76] is the sub-list for extension extendee
-	0,   // [0:76] is the sub-list for field type_name
+	78,  // 36: treaty.v1.ListPartnersRequest.contract_end_before:type_name -> google.protobuf.Timestamp
+	6,   // 37: treaty.v1.ListPartnersResponse.partners:type_name -> treaty.v1.Partner
+	6,   // 38: treaty.v1.SuspendPartnerResponse.partner:type_name -> treaty.v1.Partner
+	6,   // 39: treaty.v1.OffboardPartnerResponse.partner:type_name -> treaty.v1.Partner
+	7,   // 40: treaty.v1.RetireIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	9,   // 41: treaty.v1.RetireWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	7,   // 42: treaty.v1.CreateIntegrationRequest.integration:type_name -> treaty.v1.Integration
+	7,   // 43: treaty.v1.ApproveIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	7,   // 44: treaty.v1.ActivateIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	7,   // 45: treaty.v1.SuspendIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	7,   // 46: treaty.v1.ReactivateIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	7,   // 47: treaty.v1.UpdateIntegrationRequest.integration:type_name -> treaty.v1.Integration
+	83,  // 48: treaty.v1.UpdateIntegrationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	7,   // 49: treaty.v1.UpdateIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	7,   // 50: treaty.v1.RecertifyIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	7,   // 51: treaty.v1.CreateIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	7,   // 52: treaty.v1.GetIntegrationResponse.integration:type_name -> treaty.v1.Integration
+	81,  // 53: treaty.v1.ListIntegrationsRequest.state:type_name -> treaty.v1.IntegrationState
+	7,   // 54: treaty.v1.ListIntegrationsResponse.integrations:type_name -> treaty.v1.Integration
+	10,  // 55: treaty.v1.CreateWorkloadRequest.tls_client_auth:type_name -> treaty.v1.TlsClientAuth
+	9,   // 56: treaty.v1.AddWorkloadKeyResponse.workload:type_name -> treaty.v1.Workload
+	9,   // 57: treaty.v1.RemoveWorkloadKeyResponse.workload:type_name -> treaty.v1.Workload
+	9,   // 58: treaty.v1.CreateWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	5,   // 59: treaty.v1.GetWorkloadRequest.view:type_name -> treaty.v1.WorkloadView
+	9,   // 60: treaty.v1.GetWorkloadResponse.workload:type_name -> treaty.v1.Workload
+	9,   // 61: treaty.v1.ListWorkloadsResponse.workloads:type_name -> treaty.v1.Workload
+	84,  // 62: treaty.v1.Policy.mode:type_name -> treaty.v1.PolicyMode
+	78,  // 63: treaty.v1.Policy.create_time:type_name -> google.protobuf.Timestamp
+	84,  // 64: treaty.v1.PutPolicyRequest.mode:type_name -> treaty.v1.PolicyMode
+	61,  // 65: treaty.v1.PutPolicyResponse.policy:type_name -> treaty.v1.Policy
+	61,  // 66: treaty.v1.GetPolicyResponse.policy:type_name -> treaty.v1.Policy
+	61,  // 67: treaty.v1.ListPoliciesResponse.policies:type_name -> treaty.v1.Policy
+	78,  // 68: treaty.v1.ClientSecret.create_time:type_name -> google.protobuf.Timestamp
+	78,  // 69: treaty.v1.ClientSecret.expire_time:type_name -> google.protobuf.Timestamp
+	78,  // 70: treaty.v1.ClientSecret.revoke_time:type_name -> google.protobuf.Timestamp
+	80,  // 71: treaty.v1.CreateClientSecretRequest.ttl:type_name -> google.protobuf.Duration
+	68,  // 72: treaty.v1.CreateClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
+	68,  // 73: treaty.v1.ListClientSecretsResponse.client_secrets:type_name -> treaty.v1.ClientSecret
+	68,  // 74: treaty.v1.RevokeClientSecretResponse.client_secret:type_name -> treaty.v1.ClientSecret
+	78,  // 75: treaty.v1.ClientSecretVerifier.expire_time:type_name -> google.protobuf.Timestamp
+	76,  // 76: treaty.v1.ListClientSecretVerifiersResponse.verifiers:type_name -> treaty.v1.ClientSecretVerifier
+	11,  // 77: treaty.v1.RegistryService.CreatePartner:input_type -> treaty.v1.CreatePartnerRequest
+	12,  // 78: treaty.v1.RegistryService.ApprovePartner:input_type -> treaty.v1.ApprovePartnerRequest
+	14,  // 79: treaty.v1.RegistryService.ActivatePartner:input_type -> treaty.v1.ActivatePartnerRequest
+	16,  // 80: treaty.v1.RegistryService.ReactivatePartner:input_type -> treaty.v1.ReactivatePartnerRequest
+	18,  // 81: treaty.v1.RegistryService.UpdatePartner:input_type -> treaty.v1.UpdatePartnerRequest
+	21,  // 82: treaty.v1.RegistryService.GetPartner:input_type -> treaty.v1.GetPartnerRequest
+	23,  // 83: treaty.v1.RegistryService.ListPartners:input_type -> treaty.v1.ListPartnersRequest
+	25,  // 84: treaty.v1.RegistryService.SuspendPartner:input_type -> treaty.v1.SuspendPartnerRequest
+	27,  // 85: treaty.v1.RegistryService.OffboardPartner:input_type -> treaty.v1.OffboardPartnerRequest
+	33,  // 86: treaty.v1.RegistryService.CreateIntegration:input_type -> treaty.v1.CreateIntegrationRequest
+	34,  // 87: treaty.v1.RegistryService.ApproveIntegration:input_type -> treaty.v1.ApproveIntegrationRequest
+	36,  // 88: treaty.v1.RegistryService.ActivateIntegration:input_type -> treaty.v1.ActivateIntegrationRequest
+	38,  // 89: treaty.v1.RegistryService.SuspendIntegration:input_type -> treaty.v1.SuspendIntegrationRequest
+	40,  // 90: treaty.v1.RegistryService.ReactivateIntegration:input_type -> treaty.v1.ReactivateIntegrationRequest
+	42,  // 91: treaty.v1.RegistryService.UpdateIntegration:input_type -> treaty.v1.UpdateIntegrationRequest
+	44,  // 92: treaty.v1.RegistryService.RecertifyIntegration:input_type -> treaty.v1.RecertifyIntegrationRequest
+	29,  // 93: treaty.v1.RegistryService.RetireIntegration:input_type -> treaty.v1.RetireIntegrationRequest
+	47,  // 94: treaty.v1.RegistryService.GetIntegration:input_type -> treaty.v1.GetIntegrationRequest
+	49,  // 95: treaty.v1.RegistryService.ListIntegrations:input_type -> treaty.v1.ListIntegrationsRequest
+	51,  // 96: treaty.v1.RegistryService.CreateWorkload:input_type -> treaty.v1.CreateWorkloadRequest
+	31,  // 97: treaty.v1.RegistryService.RetireWorkload:input_type -> treaty.v1.RetireWorkloadRequest
+	57,  // 98: treaty.v1.RegistryService.GetWorkload:input_type -> treaty.v1.GetWorkloadRequest
+	59,  // 99: treaty.v1.RegistryService.ListWorkloads:input_type -> treaty.v1.ListWorkloadsRequest
+	52,  // 100: treaty.v1.RegistryService.AddWorkloadKey:input_type -> treaty.v1.AddWorkloadKeyRequest
+	54,  // 101: treaty.v1.RegistryService.RemoveWorkloadKey:input_type -> treaty.v1.RemoveWorkloadKeyRequest
+	69,  // 102: treaty.v1.RegistryService.CreateClientSecret:input_type -> treaty.v1.CreateClientSecretRequest
+	71,  // 103: treaty.v1.RegistryService.ListClientSecrets:input_type -> treaty.v1.ListClientSecretsRequest
+	73,  // 104: treaty.v1.RegistryService.RevokeClientSecret:input_type -> treaty.v1.RevokeClientSecretRequest
+	75,  // 105: treaty.v1.RegistryService.ListClientSecretVerifiers:input_type -> treaty.v1.ListClientSecretVerifiersRequest
+	62,  // 106: treaty.v1.RegistryService.PutPolicy:input_type -> treaty.v1.PutPolicyRequest
+	64,  // 107: treaty.v1.RegistryService.GetPolicy:input_type -> treaty.v1.GetPolicyRequest
+	66,  // 108: treaty.v1.RegistryService.ListPolicies:input_type -> treaty.v1.ListPoliciesRequest
+	20,  // 109: treaty.v1.RegistryService.CreatePartner:output_type -> treaty.v1.CreatePartnerResponse
+	13,  // 110: treaty.v1.RegistryService.ApprovePartner:output_type -> treaty.v1.ApprovePartnerResponse
+	15,  // 111: treaty.v1.RegistryService.ActivatePartner:output_type -> treaty.v1.ActivatePartnerResponse
+	17,  // 112: treaty.v1.RegistryService.ReactivatePartner:output_type -> treaty.v1.ReactivatePartnerResponse
+	19,  // 113: treaty.v1.RegistryService.UpdatePartner:output_type -> treaty.v1.UpdatePartnerResponse
+	22,  // 114: treaty.v1.RegistryService.GetPartner:output_type -> treaty.v1.GetPartnerResponse
+	24,  // 115: treaty.v1.RegistryService.ListPartners:output_type -> treaty.v1.ListPartnersResponse
+	26,  // 116: treaty.v1.RegistryService.SuspendPartner:output_type -> treaty.v1.SuspendPartnerResponse
+	28,  // 117: treaty.v1.RegistryService.OffboardPartner:output_type -> treaty.v1.OffboardPartnerResponse
+	46,  // 118: treaty.v1.RegistryService.CreateIntegration:output_type -> treaty.v1.CreateIntegrationResponse
+	35,  // 119: treaty.v1.RegistryService.ApproveIntegration:output_type -> treaty.v1.ApproveIntegrationResponse
+	37,  // 120: treaty.v1.RegistryService.ActivateIntegration:output_type -> treaty.v1.ActivateIntegrationResponse
+	39,  // 121: treaty.v1.RegistryService.SuspendIntegration:output_type -> treaty.v1.SuspendIntegrationResponse
+	41,  // 122: treaty.v1.RegistryService.ReactivateIntegration:output_type -> treaty.v1.ReactivateIntegrationResponse
+	43,  // 123: treaty.v1.RegistryService.UpdateIntegration:output_type -> treaty.v1.UpdateIntegrationResponse
+	45,  // 124: treaty.v1.RegistryService.RecertifyIntegration:output_type -> treaty.v1.RecertifyIntegrationResponse
+	30,  // 125: treaty.v1.RegistryService.RetireIntegration:output_type -> treaty.v1.RetireIntegrationResponse
+	48,  // 126: treaty.v1.RegistryService.GetIntegration:output_type -> treaty.v1.GetIntegrationResponse
+	50,  // 127: treaty.v1.RegistryService.ListIntegrations:output_type -> treaty.v1.ListIntegrationsResponse
+	56,  // 128: treaty.v1.RegistryService.CreateWorkload:output_type -> treaty.v1.CreateWorkloadResponse
+	32,  // 129: treaty.v1.RegistryService.RetireWorkload:output_type -> treaty.v1.RetireWorkloadResponse
+	58,  // 130: treaty.v1.RegistryService.GetWorkload:output_type -> treaty.v1.GetWorkloadResponse
+	60,  // 131: treaty.v1.RegistryService.ListWorkloads:output_type -> treaty.v1.ListWorkloadsResponse
+	53,  // 132: treaty.v1.RegistryService.AddWorkloadKey:output_type -> treaty.v1.AddWorkloadKeyResponse
+	55,  // 133: treaty.v1.RegistryService.RemoveWorkloadKey:output_type -> treaty.v1.RemoveWorkloadKeyResponse
+	70,  // 134: treaty.v1.RegistryService.CreateClientSecret:output_type -> treaty.v1.CreateClientSecretResponse
+	72,  // 135: treaty.v1.RegistryService.ListClientSecrets:output_type -> treaty.v1.ListClientSecretsResponse
+	74,  // 136: treaty.v1.RegistryService.RevokeClientSecret:output_type -> treaty.v1.RevokeClientSecretResponse
+	77,  // 137: treaty.v1.RegistryService.ListClientSecretVerifiers:output_type -> treaty.v1.ListClientSecretVerifiersResponse
+	63,  // 138: treaty.v1.RegistryService.PutPolicy:output_type -> treaty.v1.PutPolicyResponse
+	65,  // 139: treaty.v1.RegistryService.GetPolicy:output_type -> treaty.v1.GetPolicyResponse
+	67,  // 140: treaty.v1.RegistryService.ListPolicies:output_type -> treaty.v1.ListPoliciesResponse
+	109, // [109:141] is the sub-list for method output_type
+	77,  // [77:109] is the sub-list for method input_type
+	77,  // [77:77] is the sub-list for extension type_name
+	77,  // [77:77] is the sub-list for extension extendee
+	0,   // [0:77] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_registry_proto_init() }
@@ -5840,7 +5911,7 @@ func file_treaty_v1_registry_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_registry_proto_rawDesc), len(file_treaty_v1_registry_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   1,
