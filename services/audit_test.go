@@ -2,14 +2,11 @@ package services
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -18,17 +15,7 @@ import (
 // TestAuditServiceRunsWithTheRegistry checks the wiring: the audit service answers where the
 // registry runs, and a following export does not hold up shutdown.
 func TestAuditServiceRunsWithTheRegistry(t *testing.T) {
-	srv, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Services: []string{Registry, Revoker},
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	srv, conn := serve(t, Config{Services: []string{Registry, Revoker}})
 	client := treatyv1.NewAuditServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -6,14 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -56,17 +53,7 @@ func onboardWorkload(ctx context.Context, t *testing.T, reg treatyv1.RegistrySer
 // usage batch to the issuer, as the workload's last use in the registry's GetWorkload and
 // ListWorkloads.
 func TestServeWorkloadLastUsed(t *testing.T) {
-	srv, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", UsageInterval: 200 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	srv, conn := serve(t, Config{UsageInterval: 200 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for !srv.Ready() {
@@ -147,17 +134,8 @@ func TestServeWorkloadLastUsedIssuerDown(t *testing.T) {
 	}
 	dead := l.Addr().String()
 	l.Close() // nothing listens there now
-	srv, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Services: []string{Registry, Revoker},
-		Peers: map[string]string{Issuer: dead}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	_, conn := serve(t, Config{Services: []string{Registry, Revoker},
+		Peers: map[string]string{Issuer: dead}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reg := treatyv1.NewRegistryServiceClient(conn)

@@ -22,8 +22,6 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -67,19 +65,10 @@ func (s secrets) add(name, v string) {
 func TestLogsHoldNoSecrets(t *testing.T) {
 	logs := &logBuffer{}
 	dataDir := t.TempDir()
-	srv, err := Start(Config{
-		DataDir: dataDir, Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0",
+	srv, conn := serve(t, Config{
+		DataDir: dataDir, HTTPListen: "127.0.0.1:0",
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	waitServing(ctx, t, srv)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -73,17 +70,8 @@ func TestServeNotify(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer rcv.Close()
-	srv, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+	srv, conn := serve(t, Config{
 		Notify: NotifyConfig{WebhookURLs: []string{rcv.URL + "/hook"}, SecretFile: secretFile}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := treatyv1.NewNotifyServiceClient(conn).SendTest(ctx, &treatyv1.SendTestRequest{Actor: "alice"}); err != nil {
@@ -140,17 +128,8 @@ func TestServePostureFindingNotified(t *testing.T) {
 		}
 	}))
 	defer rcv.Close()
-	srv, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+	_, conn := serve(t, Config{
 		Notify: NotifyConfig{WebhookURLs: []string{rcv.URL + "/hook"}, SecretFile: secretFile}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reports := treatyv1.NewReportServiceClient(conn)

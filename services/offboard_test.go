@@ -2,12 +2,9 @@ package services
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -18,16 +15,7 @@ import (
 // the workflow, not a flag, wherever treaty serve gives the registry a revoker and an inventory:
 // the partner ends TERMINATED with a confirmed offboarding record and its integration retired.
 func TestServeOffboardPartnerRunsTheWorkflow(t *testing.T) {
-	srv, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	_, conn := serve(t, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reg := treatyv1.NewRegistryServiceClient(conn)

@@ -2,12 +2,8 @@ package services
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/posture"
@@ -15,17 +11,8 @@ import (
 
 func TestReportServiceBesideTheRegistry(t *testing.T) {
 	notified := make(chan []posture.Finding, 1)
-	srv, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+	srv, conn := serve(t, Config{
 		Posture: PostureConfig{Interval: time.Hour, OnNew: func(_ context.Context, fs []posture.Finding) { notified <- fs }}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for !srv.Ready() {
