@@ -82,7 +82,16 @@ func (e *Editor) Apply(ev *treatyv1.Event) error {
 			case ctl.Block == nil:
 				ctl.Block = &Block{Sequence: seq, Permanent: b.GetPermanent(), Reason: ev.GetReason()}
 			case b.GetPermanent() && !ctl.Block.Permanent:
-				ctl.Block = &Block{Sequence: ctl.Block.Sequence, Permanent: true, Reason: ev.GetReason()}
+				ctl.Block = &Block{Sequence: ctl.Block.Sequence, Permanent: true, Reason: ev.GetReason(),
+					Lifecycle: ctl.Block.Lifecycle, Operator: ctl.Block.Operator}
+			default:
+				blk := *ctl.Block // states are immutable: copy before changing the holds
+				ctl.Block = &blk
+			}
+			if b.GetLifecycle() {
+				ctl.Block.Lifecycle = true
+			} else {
+				ctl.Block.Operator = true
 			}
 		})
 	case *treatyv1.Event_Restored:
@@ -90,6 +99,14 @@ func (e *Editor) Apply(ev *treatyv1.Event) error {
 		e.control(r.GetTargetKind(), r.GetTargetId(), func(ctl *Control) {
 			if ctl.Block != nil && ctl.Block.Permanent {
 				return // never lifted; the revoker refuses such restores anyway
+			}
+			if r.GetLifecycle() && ctl.Block != nil && ctl.Block.Operator {
+				// A reactivation releases the lifecycle's hold only: the operator's block stays,
+				// and so do the credentials it killed, until an operator restores it.
+				blk := *ctl.Block
+				blk.Lifecycle = false
+				ctl.Block = &blk
+				return
 			}
 			ctl.Block = nil
 			ctl.Watermark = max(ctl.Watermark, seq)

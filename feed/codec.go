@@ -290,7 +290,8 @@ func tsOf(t time.Time) *timestamppb.Timestamp {
 func controlOf(b *treatyv1.Block, watermark uint64) Control {
 	c := Control{Watermark: watermark}
 	if b != nil {
-		c.Block = &Block{Sequence: b.GetSequence(), Permanent: b.GetPermanent(), Reason: b.GetReason()}
+		c.Block = &Block{Sequence: b.GetSequence(), Permanent: b.GetPermanent(), Reason: b.GetReason(),
+			Lifecycle: b.GetLifecycle(), Operator: b.GetOperator() || !b.GetLifecycle()}
 	}
 	return c
 }
@@ -299,7 +300,7 @@ func blockProto(b *Block) *treatyv1.Block {
 	if b == nil {
 		return nil
 	}
-	return &treatyv1.Block{Sequence: b.Sequence, Permanent: b.Permanent, Reason: b.Reason}
+	return &treatyv1.Block{Sequence: b.Sequence, Permanent: b.Permanent, Reason: b.Reason, Lifecycle: b.Lifecycle, Operator: b.Operator}
 }
 
 func partnerRecord(p *Partner) *treatyv1.PartnerRecord {

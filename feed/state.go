@@ -24,6 +24,10 @@ type Block struct {
 	Permanent bool
 	// Reason is the reason recorded with the block.
 	Reason string
+	// Lifecycle and Operator say who holds the block: the registry's lifecycle (a suspension) or
+	// an operator's kill switch. A reactivation releases only the lifecycle's hold, so it never
+	// undoes an operator's block; the block stays in force while either holds it.
+	Lifecycle, Operator bool
 }
 
 // Control is the kill-switch state of a workload, integration or partner.

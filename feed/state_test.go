@@ -46,6 +46,16 @@ func block(k treatyv1.TargetKind, id string, permanent bool) *treatyv1.Event {
 	return &treatyv1.Event{Reason: "why", Change: &treatyv1.Event_Blocked{Blocked: &treatyv1.Blocked{TargetKind: k, TargetId: id, Permanent: permanent}}}
 }
 
+// lifecycleBlock and lifecycleRestore are what the registry publishes for a suspension and a
+// reactivation.
+func lifecycleBlock(k treatyv1.TargetKind, id string) *treatyv1.Event {
+	return &treatyv1.Event{Reason: "suspended", Change: &treatyv1.Event_Blocked{Blocked: &treatyv1.Blocked{TargetKind: k, TargetId: id, Lifecycle: true}}}
+}
+
+func lifecycleRestore(k treatyv1.TargetKind, id string) *treatyv1.Event {
+	return &treatyv1.Event{Change: &treatyv1.Event_Restored{Restored: &treatyv1.Restored{TargetKind: k, TargetId: id, Lifecycle: true}}}
+}
+
 func restore(k treatyv1.TargetKind, id string) *treatyv1.Event {
 	return &treatyv1.Event{Change: &treatyv1.Event_Restored{Restored: &treatyv1.Restored{TargetKind: k, TargetId: id}}}
 }
@@ -107,7 +117,7 @@ func TestControl(t *testing.T) {
 			name:   "blocked",
 			events: []*treatyv1.Event{block(partnerK, "acme", false)},
 			kind:   partnerK, id: "acme",
-			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why"}},
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why", Operator: true}},
 		},
 		{
 			name:   "restore turns the block into a watermark",
@@ -119,19 +129,19 @@ func TestControl(t *testing.T) {
 			name:   "second block keeps the first",
 			events: []*treatyv1.Event{block(integrationK, "acme-api", false), block(integrationK, "acme-api", false)},
 			kind:   integrationK, id: "acme-api",
-			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why"}},
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why", Operator: true}},
 		},
 		{
 			name:   "permanent block ignores restore",
 			events: []*treatyv1.Event{block(partnerK, "acme", true), restore(partnerK, "acme")},
 			kind:   partnerK, id: "acme",
-			want: feed.Control{Block: &feed.Block{Sequence: 5, Permanent: true, Reason: "why"}},
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Permanent: true, Reason: "why", Operator: true}},
 		},
 		{
 			name:   "a later permanent block upgrades",
 			events: []*treatyv1.Event{block(partnerK, "acme", false), block(partnerK, "acme", true), restore(partnerK, "acme")},
 			kind:   partnerK, id: "acme",
-			want: feed.Control{Block: &feed.Block{Sequence: 5, Permanent: true, Reason: "why"}},
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Permanent: true, Reason: "why", Operator: true}},
 		},
 		{
 			name:   "watermark only grows",
@@ -140,16 +150,34 @@ func TestControl(t *testing.T) {
 			want: feed.Control{Watermark: 7},
 		},
 		{
+			name:   "a reactivation lifts the lifecycle's block",
+			events: []*treatyv1.Event{lifecycleBlock(partnerK, "acme"), lifecycleRestore(partnerK, "acme")},
+			kind:   partnerK, id: "acme",
+			want: feed.Control{Watermark: 6},
+		},
+		{
+			name:   "a reactivation keeps an operator's block",
+			events: []*treatyv1.Event{lifecycleBlock(partnerK, "acme"), block(partnerK, "acme", false), lifecycleRestore(partnerK, "acme")},
+			kind:   partnerK, id: "acme",
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "suspended", Operator: true}},
+		},
+		{
+			name:   "an operator's restore lifts both holds",
+			events: []*treatyv1.Event{lifecycleBlock(partnerK, "acme"), block(partnerK, "acme", false), restore(partnerK, "acme")},
+			kind:   partnerK, id: "acme",
+			want: feed.Control{Watermark: 7},
+		},
+		{
 			name:   "block before the entity is known still applies",
 			events: []*treatyv1.Event{block(partnerK, "ghost", false), partner("ghost", treatyv1.PartnerState_PARTNER_STATE_ACTIVE)},
 			kind:   partnerK, id: "ghost",
-			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why"}},
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why", Operator: true}},
 		},
 		{
 			name:   "registry change keeps the block",
 			events: []*treatyv1.Event{block(workloadK, "acme-bot", false), workload("acme-bot", "acme-api", "acme")},
 			kind:   workloadK, id: "acme-bot",
-			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why"}},
+			want: feed.Control{Block: &feed.Block{Sequence: 5, Reason: "why", Operator: true}},
 		},
 	}
 	for _, tc := range tests {

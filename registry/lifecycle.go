@@ -186,7 +186,7 @@ func checkStep(id, reason, actor string, withReason bool) error {
 // restore).
 func restoreEvent(kind treatyv1.TargetKind, id, actor, reason string) *treatyv1.Event {
 	return &treatyv1.Event{Actor: actor, Reason: reason, Change: &treatyv1.Event_Restored{Restored: &treatyv1.Restored{
-		TargetKind: kind, TargetId: id,
+		TargetKind: kind, TargetId: id, Lifecycle: true, // never lifts an operator's block
 	}}}
 }
 
@@ -194,7 +194,7 @@ func restoreEvent(kind treatyv1.TargetKind, id, actor, reason string) *treatyv1.
 // entity's change.
 func blockEvent(kind treatyv1.TargetKind, id, actor, reason string) *treatyv1.Event {
 	return &treatyv1.Event{Actor: actor, Reason: reason, Change: &treatyv1.Event_Blocked{Blocked: &treatyv1.Blocked{
-		TargetKind: kind, TargetId: id,
+		TargetKind: kind, TargetId: id, Lifecycle: true,
 	}}}
 }
 

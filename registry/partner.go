@@ -333,7 +333,7 @@ func (r *Registry) endPartner(ctx context.Context, id, reason, actor string, t p
 			return change{}, err
 		}
 		block := &treatyv1.Event{Actor: actor, Reason: reason, Change: &treatyv1.Event_Blocked{Blocked: &treatyv1.Blocked{
-			TargetKind: treatyv1.TargetKind_TARGET_KIND_PARTNER, TargetId: id, Permanent: t.permanent,
+			TargetKind: treatyv1.TargetKind_TARGET_KIND_PARTNER, TargetId: id, Permanent: t.permanent, Lifecycle: true,
 		}}}
 		return change{
 			audit: AuditRecord{Time: now, Actor: actor, Action: t.action, Target: "partner/" + id, Reason: reason,

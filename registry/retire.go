@@ -176,6 +176,6 @@ func workloadIDs(events []*treatyv1.Event) string {
 // permanentBlock is the event that ends access under an entity for good.
 func permanentBlock(kind treatyv1.TargetKind, id, actor, reason string) *treatyv1.Event {
 	return &treatyv1.Event{Actor: actor, Reason: reason, Change: &treatyv1.Event_Blocked{Blocked: &treatyv1.Blocked{
-		TargetKind: kind, TargetId: id, Permanent: true,
+		TargetKind: kind, TargetId: id, Permanent: true, Lifecycle: true,
 	}}}
 }

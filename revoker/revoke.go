@@ -105,9 +105,11 @@ func (l *Log) Revoke(ctx context.Context, r Request) (Outcome, error) {
 			if !ok {
 				return nil, notKnown(r.Kind, r.Target)
 			}
-			if ctl.Block != nil {
+			if ctl.Block != nil && (ctl.Block.Operator || ctl.Block.Permanent) {
 				return nil, alreadyInForce{ctl.Block.Sequence}
 			}
+			// A block the registry's lifecycle holds (a suspension) gains the operator's hold, so
+			// that a reactivation cannot lift it.
 			ev := r.event()
 			ev.Change = &treatyv1.Event_Blocked{Blocked: &treatyv1.Blocked{TargetKind: r.Kind, TargetId: r.Target}}
 			return ev, nil
@@ -277,6 +279,10 @@ func checkPublishable(ev *treatyv1.Event) error {
 		// changes nothing (the feed never lifts one), so it is accepted rather than refused: a
 		// refused entry would hold back every later change of the publisher's outbox.
 		*treatyv1.Event_Restored:
+		if r := ev.GetRestored(); r != nil && !r.GetLifecycle() {
+			// Only an operator lifts an operator's block, through Restore.
+			return fail.Invalidf("entries.event", "a published restore must be a lifecycle restore (a reactivation); use Restore")
+		}
 		return feed.CheckChange(ev)
 	case nil:
 		return fail.Invalidf("entries.event", "an entry carries no change")

@@ -401,20 +401,26 @@ func TestReepochKeepsEventsAndState(t *testing.T) {
 }
 
 // A publisher (the registry reactivating a suspended partner) may lift a block it placed: the
-// restore's sequence becomes the watermark. A permanent block stays, whoever publishes the restore.
+// restore's sequence becomes the watermark. A permanent block stays, whoever publishes the restore,
+// and so does an operator's block: a reactivation never undoes the kill switch.
 func TestPublishedRestoreLiftsOnlyTemporaryBlocks(t *testing.T) {
 	ctx := context.Background()
 	l := newLog(t)
 	block := func(id string, permanent bool) *treatyv1.PublishEntry {
-		return entry("block-"+id, &treatyv1.Event{Change: &treatyv1.Event_Blocked{Blocked: &treatyv1.Blocked{TargetKind: partnerK, TargetId: id, Permanent: permanent}}})
+		return entry("block-"+id, &treatyv1.Event{Change: &treatyv1.Event_Blocked{Blocked: &treatyv1.Blocked{TargetKind: partnerK, TargetId: id, Permanent: permanent, Lifecycle: true}}})
 	}
 	restore := func(id string) *treatyv1.PublishEntry {
-		return entry("restore-"+id, &treatyv1.Event{Change: &treatyv1.Event_Restored{Restored: &treatyv1.Restored{TargetKind: partnerK, TargetId: id}}})
+		return entry("restore-"+id, &treatyv1.Event{Change: &treatyv1.Event_Restored{Restored: &treatyv1.Restored{TargetKind: partnerK, TargetId: id, Lifecycle: true}}})
 	}
-	if _, err := l.Publish(ctx, []*treatyv1.PublishEntry{entry("p2", partnerEv("globex", treatyv1.PartnerState_PARTNER_STATE_ACTIVE)), block("acme", false), block("globex", true)}); err != nil {
+	if _, err := l.Publish(ctx, []*treatyv1.PublishEntry{entry("p2", partnerEv("globex", treatyv1.PartnerState_PARTNER_STATE_ACTIVE)),
+		entry("p3", partnerEv("initech", treatyv1.PartnerState_PARTNER_STATE_ACTIVE)), block("acme", false), block("globex", true), block("initech", false)}); err != nil {
 		t.Fatal(err)
 	}
-	seqs, err := l.Publish(ctx, []*treatyv1.PublishEntry{restore("acme"), restore("globex")})
+	// An operator also pulls the kill switch on initech, which the registry had suspended.
+	if _, err := l.Revoke(ctx, revoker.Request{Kind: partnerK, Target: "initech", Reason: "incident", Actor: "soc"}); err != nil {
+		t.Fatal(err)
+	}
+	seqs, err := l.Publish(ctx, []*treatyv1.PublishEntry{restore("acme"), restore("globex"), restore("initech")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,5 +431,21 @@ func TestPublishedRestoreLiftsOnlyTemporaryBlocks(t *testing.T) {
 	globex, _ := l.State().Partner("globex")
 	if globex.Block == nil || !globex.Block.Permanent {
 		t.Errorf("globex's permanent block was lifted: %+v", globex.Control)
+	}
+	initech, _ := l.State().Partner("initech")
+	if initech.Block == nil || !initech.Block.Operator || initech.Block.Lifecycle {
+		t.Fatalf("initech after the reactivation: %+v, want the operator's block kept", initech.Control)
+	}
+	// Only an operator's restore lifts it.
+	if _, err := l.Restore(ctx, revoker.Request{Kind: partnerK, Target: "initech", Reason: "investigated", Actor: "soc"}); err != nil {
+		t.Fatal(err)
+	}
+	if initech, _ := l.State().Partner("initech"); initech.Block != nil {
+		t.Errorf("initech after the operator's restore: %+v, want no block", initech.Control)
+	}
+	// A publisher cannot send an operator's restore.
+	if _, err := l.Publish(ctx, []*treatyv1.PublishEntry{entry("r-op", &treatyv1.Event{Change: &treatyv1.Event_Restored{
+		Restored: &treatyv1.Restored{TargetKind: partnerK, TargetId: "acme"}}})}); fail.KindOf(err) != fail.Invalid {
+		t.Errorf("published operator restore: %v, want Invalid", err)
 	}
 }

@@ -722,7 +722,10 @@ type Blocked struct {
 	// The blocked entity's id.
 	TargetId string `protobuf:"bytes,2,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
 	// A permanent block (offboarding) can never be restored.
-	Permanent     bool `protobuf:"varint,3,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	Permanent bool `protobuf:"varint,3,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	// Placed by the registry's lifecycle (a suspension) rather than by an operator's kill switch. A
+	// lifecycle restore (a reactivation) lifts only a lifecycle block: it never undoes an operator's.
+	Lifecycle     bool `protobuf:"varint,4,opt,name=lifecycle,proto3" json:"lifecycle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -778,6 +781,13 @@ func (x *Blocked) GetPermanent() bool {
 	return false
 }
 
+func (x *Blocked) GetLifecycle() bool {
+	if x != nil {
+		return x.Lifecycle
+	}
+	return false
+}
+
 // Restored lifts a block. The event's sequence becomes the target's watermark: a credential under it
 // is valid only if its `tsq` is at or after that sequence.
 type Restored struct {
@@ -785,7 +795,10 @@ type Restored struct {
 	// What is restored: workload, integration or partner.
 	TargetKind TargetKind `protobuf:"varint,1,opt,name=target_kind,json=targetKind,proto3,enum=treaty.v1.TargetKind" json:"target_kind,omitempty"`
 	// The restored entity's id.
-	TargetId      string `protobuf:"bytes,2,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	TargetId string `protobuf:"bytes,2,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// Published by the registry's lifecycle (a reactivation): it lifts the lifecycle's hold only, so
+	// an operator's block stays until an operator restores it. An operator's restore lifts both.
+	Lifecycle     bool `protobuf:"varint,3,opt,name=lifecycle,proto3" json:"lifecycle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -832,6 +845,13 @@ func (x *Restored) GetTargetId() string {
 		return x.TargetId
 	}
 	return ""
+}
+
+func (x *Restored) GetLifecycle() bool {
+	if x != nil {
+		return x.Lifecycle
+	}
+	return false
 }
 
 // SigningKeyPublished announces a public key the issuer signs credentials with.
@@ -1208,7 +1228,12 @@ type Block struct {
 	// A permanent block can never be restored.
 	Permanent bool `protobuf:"varint,2,opt,name=permanent,proto3" json:"permanent,omitempty"`
 	// The reason recorded with the block.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The registry's lifecycle holds the block (a suspension).
+	Lifecycle bool `protobuf:"varint,4,opt,name=lifecycle,proto3" json:"lifecycle,omitempty"`
+	// An operator's kill switch holds the block. A block with neither hold set (written before holds
+	// were recorded) counts as an operator's, so a reactivation never lifts it.
+	Operator      bool `protobuf:"varint,5,opt,name=operator,proto3" json:"operator,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1262,6 +1287,20 @@ func (x *Block) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Block) GetLifecycle() bool {
+	if x != nil {
+		return x.Lifecycle
+	}
+	return false
+}
+
+func (x *Block) GetOperator() bool {
+	if x != nil {
+		return x.Operator
+	}
+	return false
 }
 
 // PartnerRecord is a partner as enforcement sees it.
@@ -1816,16 +1855,18 @@ const file_treaty_v1_feed_proto_rawDesc = "" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x1d\n" +
 	"\n" +
-	"partner_id\x18\x03 \x01(\tR\tpartnerId\"|\n" +
+	"partner_id\x18\x03 \x01(\tR\tpartnerId\"\x9a\x01\n" +
 	"\aBlocked\x126\n" +
 	"\vtarget_kind\x18\x01 \x01(\x0e2\x15.treaty.v1.TargetKindR\n" +
 	"targetKind\x12\x1b\n" +
 	"\ttarget_id\x18\x02 \x01(\tR\btargetId\x12\x1c\n" +
-	"\tpermanent\x18\x03 \x01(\bR\tpermanent\"_\n" +
+	"\tpermanent\x18\x03 \x01(\bR\tpermanent\x12\x1c\n" +
+	"\tlifecycle\x18\x04 \x01(\bR\tlifecycle\"}\n" +
 	"\bRestored\x126\n" +
 	"\vtarget_kind\x18\x01 \x01(\x0e2\x15.treaty.v1.TargetKindR\n" +
 	"targetKind\x12\x1b\n" +
-	"\ttarget_id\x18\x02 \x01(\tR\btargetId\"|\n" +
+	"\ttarget_id\x18\x02 \x01(\tR\btargetId\x12\x1c\n" +
+	"\tlifecycle\x18\x03 \x01(\bR\tlifecycle\"|\n" +
 	"\x13SigningKeyPublished\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x1c\n" +
 	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12\x1d\n" +
@@ -1855,11 +1896,13 @@ const file_treaty_v1_feed_proto_rawDesc = "" +
 	"\x0eintegration_id\x18\x02 \x01(\tR\rintegrationId\x12\x1d\n" +
 	"\n" +
 	"partner_id\x18\x03 \x01(\tR\tpartnerId\x12.\n" +
-	"\x05state\x18\x04 \x01(\x0e2\x18.treaty.v1.WorkloadStateR\x05state\"Y\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x18.treaty.v1.WorkloadStateR\x05state\"\x93\x01\n" +
 	"\x05Block\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x1c\n" +
 	"\tpermanent\x18\x02 \x01(\bR\tpermanent\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x8a\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1c\n" +
+	"\tlifecycle\x18\x04 \x01(\bR\tlifecycle\x12\x1a\n" +
+	"\boperator\x18\x05 \x01(\bR\boperator\"\x8a\x01\n" +
 	"\rPartnerRecord\x123\n" +
 	"\apartner\x18\x01 \x01(\v2\x19.treaty.v1.PartnerChangedR\apartner\x12&\n" +
 	"\x05block\x18\x02 \x01(\v2\x10.treaty.v1.BlockR\x05block\x12\x1c\n" +
