@@ -233,7 +233,12 @@ func (i *Issuer) exchange(ctx context.Context, checker TokenChecker, w Workload,
 	// The PDP checks the parent as a gateway would, for the first scope the child asks for on the
 	// parent's audience: so a partner's policy that forbids that use forbids exchanging it too.
 	dec, err := checker.CheckToken(ctx, TokenCheck{Token: parent.raw, Action: req.Scopes[0], Resource: p.Audience, MinSequence: req.MinSequence})
-	if err != nil {
+	switch {
+	case fail.KindOf(err) == fail.Invalid:
+		// The token carries something no check can be asked about (its audience, say): it is
+		// not a live subject token, whatever signed it. Retrying would not help.
+		return Issued{}, Mark(fail.Invalidf("subject_token", "subject_token cannot be checked: its audience or scope is malformed"), ErrInvalidGrant)
+	case err != nil:
 		return Issued{}, unavailable(err, "the decision point could not check the subject token; retry shortly")
 	}
 	if !dec.Allow {
