@@ -17,21 +17,21 @@ func CheckID(field, id string) error {
 		return Invalidf(field, "%s is required", field)
 	}
 	if !ValidID(id) {
-		return Invalidf(field, "%s %q is not a valid id: use 1-63 lower-case letters, digits and dashes, starting with a letter or digit", field, clip(id))
+		return Invalidf(field, "%s %q is not a valid id: use 1-63 lower-case letters, digits and dashes, starting with a letter or digit", field, Clip(id))
 	}
 	return nil
 }
 
-// maxQuoted bounds how much of a rejected id an error quotes: enough to recognize it, while a
-// request's megabyte-long id field does not end up in full in the answer and in every log line.
+// maxQuoted bounds how much of a rejected value an error quotes: enough to recognize it, while a
+// request's megabyte-long field does not end up in full in the answer and in every log line.
 const maxQuoted = 64
 
-// clip returns id cut to maxQuoted bytes, marked as cut.
-func clip(id string) string {
-	if len(id) <= maxQuoted {
-		return id
+// Clip returns s cut to 64 bytes, marked as cut, for quoting a rejected value in an error.
+func Clip(s string) string {
+	if len(s) <= maxQuoted {
+		return s
 	}
-	return id[:maxQuoted] + "..."
+	return s[:maxQuoted] + "..."
 }
 
 // MaxOpaqueID bounds ids Treaty does not choose itself: credential ids (jti) and key ids (kid).

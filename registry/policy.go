@@ -212,7 +212,7 @@ func (h policyHeads) summary(partnerID string) map[string]string {
 func (r *Registry) GetPolicy(ctx context.Context, id string) (Policy, error) {
 	partnerID, versionText, versioned := strings.Cut(id, "@")
 	if err := fail.CheckID("id", partnerID); err != nil {
-		return Policy{}, fail.Invalidf("id", "id must be PARTNER@VERSION or a partner id, not %q", id)
+		return Policy{}, fail.Invalidf("id", "id must be PARTNER@VERSION or a partner id, not %q", fail.Clip(id))
 	}
 	var version uint64
 	if versioned {

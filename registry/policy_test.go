@@ -174,3 +174,14 @@ func TestListPolicies(t *testing.T) {
 		t.Errorf("bad filter: %v", err)
 	}
 }
+
+// A rejected policy id is quoted clipped: a megabyte-long id does not come back in full in the
+// error (and so in every log line that records it).
+func TestGetPolicyClipsABadID(t *testing.T) {
+	e := newEnv(t)
+	long := "Bad" + strings.Repeat("x", 10000)
+	_, err := e.reg.GetPolicy(context.Background(), long)
+	if fail.KindOf(err) != fail.Invalid || len(err.Error()) > 300 || !strings.Contains(err.Error(), "Badxxx") {
+		t.Errorf("GetPolicy(10 KB id) = %d bytes of %v; want a short Invalid error quoting its start", len(err.Error()), err)
+	}
+}

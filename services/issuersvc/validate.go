@@ -32,7 +32,7 @@ func validateIssueToken(req *treatyv1.IssueTokenRequest) error {
 	}
 	for _, s := range req.GetScopes() {
 		if !token.ValidScope(s) {
-			return fail.Invalidf("scopes", "scopes: %q is not a valid scope token (printable ASCII, no spaces, quotes or backslashes)", truncate(s))
+			return fail.Invalidf("scopes", "scopes: %q is not a valid scope token (printable ASCII, no spaces, quotes or backslashes)", fail.Clip(s))
 		}
 	}
 	if req.GetAudience() == "" {
@@ -177,18 +177,6 @@ func validateSummarizeCredentials(req *treatyv1.SummarizeCredentialsRequest) err
 		}
 	}
 	return nil
-}
-
-// maxQuoted bounds how much of a rejected value an error message quotes: a request may carry
-// megabytes in one field, and the message reaches the caller and the logs.
-const maxQuoted = 64
-
-// truncate shortens s for an error message.
-func truncate(s string) string {
-	if len(s) <= maxQuoted {
-		return s
-	}
-	return s[:maxQuoted] + "..."
 }
 
 func validateGetWorkloadUsage(req *treatyv1.GetWorkloadUsageRequest) error {

@@ -53,7 +53,7 @@ func validateCheck(prefix string, req *treatyv1.CheckRequest) error {
 	if c := req.GetContext(); c != nil {
 		if ip := c.GetSourceIp(); ip != "" {
 			if _, err := netip.ParseAddr(ip); err != nil {
-				return fail.Invalidf(prefix+"context.source_ip", "context.source_ip %q is not an IPv4 or IPv6 address", truncate(ip, 64))
+				return fail.Invalidf(prefix+"context.source_ip", "context.source_ip %q is not an IPv4 or IPv6 address", fail.Clip(ip))
 			}
 		}
 		if env := c.GetEnvironment(); env != "" {
