@@ -244,14 +244,8 @@ func (r *Registry) importIntegration(tx store.Tx, i Integration, actor string, n
 	if err != nil {
 		return err
 	}
-	rec := integrationRecord{
-		ID: i.ID, PartnerID: i.PartnerID,
-		AllowedScopes: slices.Clone(i.AllowedScopes), Audiences: slices.Clone(i.Audiences), MaxTTL: i.MaxTTL,
-		AuthMethods: methods, SenderConstraint: constraintOrDefault(i.SenderConstraint),
-		State: state, Created: now, Updated: now, Revision: 1,
-		Purpose: i.Purpose, Environment: i.Environment, SourceRanges: slices.Clone(i.SourceRanges),
-		ApprovalTicket: i.ApprovalTicket, Owner: i.Owner,
-	}
+	rec := newIntegrationRecord(i, state, now)
+	rec.AuthMethods = methods
 	if approved {
 		rec.ApprovedBy, rec.Approved = i.ApprovedBy, now
 	}
@@ -301,10 +295,8 @@ func (r *Registry) importWorkload(tx store.Tx, spec WorkloadSpec, actor string, 
 			return err
 		}
 	}
-	rec := workloadRecord{
-		ID: spec.ID, IntegrationID: spec.IntegrationID, PartnerID: in.PartnerID, Keys: keys, TLS: spec.TLS.clone(),
-		State: treatyv1.WorkloadState_WORKLOAD_STATE_ACTIVE, Created: now, Updated: now, Revision: 1, CreatedBy: actor,
-	}
+	rec := newWorkloadRecord(spec, keys, now, actor)
+	rec.PartnerID = in.PartnerID
 	if err := workloads.put(tx, rec.ID, rec.IntegrationID, &rec); err != nil {
 		return err
 	}

@@ -154,14 +154,7 @@ func (r *Registry) CreateIntegration(ctx context.Context, i Integration, actor s
 		return Integration{}, 0, err
 	}
 	now := r.now()
-	rec := integrationRecord{
-		ID: i.ID, PartnerID: i.PartnerID,
-		AllowedScopes: slices.Clone(i.AllowedScopes), Audiences: slices.Clone(i.Audiences), MaxTTL: i.MaxTTL,
-		SenderConstraint: constraintOrDefault(i.SenderConstraint),
-		State:            integrationRequested, Created: now, Updated: now, Revision: 1,
-		Purpose: i.Purpose, Environment: i.Environment, SourceRanges: slices.Clone(i.SourceRanges),
-		ApprovalTicket: i.ApprovalTicket, Owner: i.Owner,
-	}
+	rec := newIntegrationRecord(i, integrationRequested, now)
 	reason := o.reason("integration created")
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if integrations.exists(tx, rec.ID) {
@@ -253,6 +246,19 @@ func activePartner(tx store.Tx, id, rule string) error {
 		return fail.Preconditionf("partner %q is %s; %s", id, feed.StateName(p.State), rule)
 	}
 	return nil
+}
+
+// newIntegrationRecord is a new integration's first revision in state, created now; its
+// client authentication methods are set by the caller, who knows the partner's tier.
+func newIntegrationRecord(i Integration, state treatyv1.IntegrationState, now time.Time) integrationRecord {
+	return integrationRecord{
+		ID: i.ID, PartnerID: i.PartnerID,
+		AllowedScopes: slices.Clone(i.AllowedScopes), Audiences: slices.Clone(i.Audiences), MaxTTL: i.MaxTTL,
+		SenderConstraint: constraintOrDefault(i.SenderConstraint),
+		State:            state, Created: now, Updated: now, Revision: 1,
+		Purpose: i.Purpose, Environment: i.Environment, SourceRanges: slices.Clone(i.SourceRanges),
+		ApprovalTicket: i.ApprovalTicket, Owner: i.Owner,
+	}
 }
 
 // GetIntegration returns the integration with the given id.

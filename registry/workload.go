@@ -133,11 +133,7 @@ func (r *Registry) CreateWorkloadFrom(ctx context.Context, spec WorkloadSpec, re
 		return Workload{}, 0, err
 	}
 	now := r.now()
-	rec := workloadRecord{
-		ID: id, IntegrationID: integrationID, Keys: keys, TLS: spec.TLS.clone(),
-		State: treatyv1.WorkloadState_WORKLOAD_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
-		CreatedBy: actor,
-	}
+	rec := newWorkloadRecord(spec, keys, now, actor)
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		if workloads.exists(tx, id) {
 			return change{}, fail.AlreadyExistsf("workload %q already exists", id)
@@ -196,6 +192,16 @@ func (r *Registry) GetWorkload(ctx context.Context, id string) (Workload, error)
 	ws := []Workload{w}
 	r.fillLastUsed(ctx, ws)
 	return ws[0], nil
+}
+
+// newWorkloadRecord is a new workload's first revision, active, created now by actor; its partner
+// is set by the caller from the integration.
+func newWorkloadRecord(spec WorkloadSpec, keys []Key, now time.Time, actor string) workloadRecord {
+	return workloadRecord{
+		ID: spec.ID, IntegrationID: spec.IntegrationID, Keys: keys, TLS: spec.TLS.clone(),
+		State: treatyv1.WorkloadState_WORKLOAD_STATE_ACTIVE, Created: now, Updated: now, Revision: 1,
+		CreatedBy: actor,
+	}
 }
 
 // GetWorkloadRecord returns the workload with the given id as the registry stores it, without
