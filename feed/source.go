@@ -21,3 +21,22 @@ type Source interface {
 type Stream interface {
 	Recv() (*treatyv1.SubscribeResponse, error)
 }
+
+// Receive reads stream into msgs until the stream fails or ctx ends, then reports why on errc
+// (give it room for one error). Run in its own goroutine, it lets a follower apply one batch while
+// the next arrives: whatever has queued by then becomes the next batch.
+func Receive(ctx context.Context, stream Stream, msgs chan<- *treatyv1.SubscribeResponse, errc chan<- error) {
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			errc <- err
+			return
+		}
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+			errc <- ctx.Err()
+			return
+		}
+	}
+}

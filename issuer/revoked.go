@@ -195,23 +195,6 @@ func (i *Issuer) applyFeed(msgs []*treatyv1.SubscribeResponse, epoch string) err
 	return stop
 }
 
-// receive reads stream into msgs until it fails or ctx ends, then reports the error on errc.
-func receive(ctx context.Context, stream feed.Stream, msgs chan<- *treatyv1.SubscribeResponse, errc chan<- error) {
-	for {
-		m, err := stream.Recv()
-		if err != nil {
-			errc <- err
-			return
-		}
-		select {
-		case msgs <- m:
-		case <-ctx.Done():
-			errc <- ctx.Err()
-			return
-		}
-	}
-}
-
 // nextBatch waits for a message and takes up to maxApplyBatch that are already queued.
 func nextBatch(ctx context.Context, msgs <-chan *treatyv1.SubscribeResponse, errc <-chan error) ([]*treatyv1.SubscribeResponse, error) {
 	var batch []*treatyv1.SubscribeResponse

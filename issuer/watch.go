@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/store"
 )
@@ -73,7 +74,7 @@ func (i *Issuer) followKeys(ctx context.Context) error {
 	msgs := make(chan *treatyv1.SubscribeResponse, maxApplyBatch)
 	errc := make(chan error, 1)
 	done := make(chan struct{})
-	go func() { defer close(done); receive(sctx, stream, msgs, errc) }()
+	go func() { defer close(done); feed.Receive(sctx, stream, msgs, errc) }()
 	defer func() { cancel(); <-done }()
 	for {
 		batch, err := nextBatch(sctx, msgs, errc)

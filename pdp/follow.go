@@ -124,21 +124,7 @@ func (p *PDP) follow(ctx context.Context) (progressed bool, err error) {
 	msgs := make(chan *treatyv1.SubscribeResponse, maxBatch)
 	recvErr := make(chan error, 1)
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-sctx.Done():
-				return
-			}
-		}
-	}()
+	go func() { defer close(done); feed.Receive(sctx, stream, msgs, recvErr) }()
 	defer func() { cancel(); <-done }()
 
 	// A stream that makes no progress for a whole staleness bound (no event applied, and no
