@@ -65,7 +65,10 @@ func wantInvalid(t *testing.T, err error, secret string) {
 	if len(fe.Msg) > maxMessage {
 		t.Fatalf("error message of %d bytes on %s", len(fe.Msg), fe.Field)
 	}
-	if len(secret) >= 8 && strings.Contains(fe.Msg, secret) {
+	// A "credential" equal to one of the protocol's public constants, which messages name on
+	// purpose (the token type an exchange requires), is no secret.
+	public := secret == issuer.TokenTypeAccessToken || secret == issuer.AssertionType
+	if len(secret) >= 8 && !public && strings.Contains(fe.Msg, secret) {
 		t.Fatalf("error %q repeats a credential", fe.Msg)
 	}
 }
