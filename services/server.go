@@ -515,7 +515,8 @@ func (s *Server) HTTPAddr() string {
 // newGRPCServer builds the server with Treaty's interceptor chain. The order is deliberate:
 // recovery outermost, so a panic anywhere (including in logging) becomes INTERNAL; then logging,
 // which records method, code and duration but never payloads, because requests carry tokens and
-// assertions. Validation happens in each service's handlers, at the edge of its domain code.
+// assertions; innermost, the bound on how long a stream may wait for its request. Validation
+// happens in each service's handlers, at the edge of its domain code.
 func newGRPCServer(log *slog.Logger) *grpc.Server {
 	onPanic := recovery.WithRecoveryHandler(func(p any) error {
 		log.Error("panic in handler", "panic", p, "stack", string(debug.Stack()))
@@ -526,6 +527,8 @@ func newGRPCServer(log *slog.Logger) *grpc.Server {
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
 	return grpc.NewServer(
+		grpc.MaxRecvMsgSize(MaxRequestBytes),
+		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.ChainUnaryInterceptor(
 			recovery.UnaryServerInterceptor(onPanic),
 			logging.UnaryServerInterceptor(logger, logOpts...),
@@ -533,6 +536,7 @@ func newGRPCServer(log *slog.Logger) *grpc.Server {
 		grpc.ChainStreamInterceptor(
 			recovery.StreamServerInterceptor(onPanic),
 			logging.StreamServerInterceptor(logger, logOpts...),
+			streamDeadlines(StreamSetupTimeout),
 		),
 	)
 }

@@ -15,11 +15,17 @@ import (
 // registered earlier (stores, relays) run after that.
 func Serve(t testing.TB, register func(grpc.ServiceRegistrar)) *grpc.ClientConn {
 	t.Helper()
+	return ServeWith(t, nil, register)
+}
+
+// ServeWith is Serve with server options, such as interceptors under test.
+func ServeWith(t testing.TB, opts []grpc.ServerOption, register func(grpc.ServiceRegistrar)) *grpc.ClientConn {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(opts...)
 	register(srv)
 	served := make(chan struct{})
 	go func() { defer close(served); srv.Serve(lis) }()
