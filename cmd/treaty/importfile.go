@@ -210,12 +210,24 @@ func checkIDs(f *inventoryFile) []fileError {
 
 // splitYAML cuts a YAML inventory into its items, with their lines.
 func splitYAML(data []byte) (map[string][]itemSource, []fileError) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, []fileError{{Line: yamlErrLine(err), Message: yamlLineRE.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")}}
+	yamlErr := func(err error) []fileError {
+		return []fileError{{Line: yamlErrLine(err), Message: yamlLineRE.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")}}
 	}
-	if len(doc.Content) == 0 {
-		return map[string][]itemSource{}, nil // an empty file imports nothing
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlErr(err)
+	}
+	// A second document would otherwise be ignored without a word: its items never imported.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		return nil, []fileError{{Line: next.Line, Message: "a second YAML document (after ---); put every list in one document"}}
+	case !errors.Is(err, io.EOF):
+		return nil, yamlErr(err)
+	}
+	if len(doc.Content) == 0 || (doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null") {
+		return map[string][]itemSource{}, nil // an empty file (or document) imports nothing
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
