@@ -83,11 +83,38 @@ type Config struct {
 	Notify NotifyConfig
 	// Posture configures the posture findings the report service computes beside the registry.
 	Posture PostureConfig
+	// TLS configures certificates for every listener; without them the listeners speak plaintext
+	// and (unless Insecure) only on loopback.
+	TLS TLSConfig
+	// Insecure lets plaintext listeners bind to non-loopback addresses. Callers still
+	// authenticate, but their tokens cross the network in the clear: for a network that is
+	// encrypted below Treaty, or a lab.
+	Insecure bool
+	// PeerCredentialFile holds the token this process presents to services it reaches at another
+	// address (Peers); without it, it presents its TLS certificate, if any.
+	PeerCredentialFile string
+	// RateLimits bounds what one caller may ask of the server per second.
+	RateLimits RateLimits
 	// ShutdownGrace bounds how long a graceful stop waits for in-flight calls.
 	ShutdownGrace time.Duration
 	// Logger receives the server's logs.
 	Logger *slog.Logger
 }
+
+// TLSConfig names the certificate files of the listeners and of calls to peers. They are
+// reloaded when they change on disk, without a restart.
+type TLSConfig struct {
+	// CertFile and KeyFile are the server's certificate chain and private key (PEM); the server
+	// also presents them as its client certificate to peers.
+	CertFile, KeyFile string
+	// ClientCAFile verifies client certificates (mTLS); a client may present a token instead.
+	ClientCAFile string
+	// CAFile verifies the certificates of peers this process calls; empty means the system's.
+	CAFile string
+}
+
+// Enabled reports whether the listeners use TLS.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" }
 
 // DecisionLogConfig says what the PDP's decision log keeps. Every deny is always kept.
 type DecisionLogConfig struct {
@@ -148,6 +175,9 @@ func (c Config) withDefaults() Config {
 	if c.StalenessBound == 0 {
 		c.StalenessBound = DefaultStalenessBound
 	}
+	if c.RateLimits == (RateLimits{}) {
+		c.RateLimits = RateLimits{Issuance: DefaultIssuanceRate, IssuanceBurst: DefaultIssuanceBurst, Admin: DefaultAdminRate, AdminBurst: DefaultAdminBurst}
+	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
 	}
@@ -168,7 +198,13 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--services: unknown service %q (choose from %s)", s, strings.Join(All, ", "))
 		}
 	}
-	if err := checkLoopback("--listen", c.Listen); err != nil {
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together: the certificate and its private key")
+	}
+	if c.TLS.ClientCAFile != "" && !c.TLS.Enabled() {
+		return fmt.Errorf("--client-ca verifies client certificates over TLS: give --tls-cert and --tls-key too")
+	}
+	if err := c.checkLoopback("--listen", c.Listen); err != nil {
 		return err
 	}
 	for _, s := range c.Services {
@@ -198,7 +234,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.HTTPListen != "" {
-		if err := checkLoopback("--http-listen", c.HTTPListen); err != nil {
+		if err := c.checkLoopback("--http-listen", c.HTTPListen); err != nil {
 			return err
 		}
 	}
@@ -268,18 +304,18 @@ var needs = map[string][]string{
 
 func (c Config) runs(service string) bool { return slices.Contains(c.Services, service) }
 
-// checkLoopback refuses listen addresses reachable from other machines: without TLS (a later
-// release adds it) Treaty must not accept connections from the network.
-func checkLoopback(flag, addr string) error {
+// checkLoopback refuses plaintext listen addresses reachable from other machines: without TLS,
+// tokens would cross the network in the clear. TLS, or an explicit Insecure, lifts the rule.
+func (c Config) checkLoopback(flag, addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%s %q: %v", flag, addr, err)
 	}
-	if host == "localhost" {
+	if host == "localhost" || c.TLS.Enabled() || c.Insecure {
 		return nil
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("%s %q is not a loopback address; without TLS Treaty only listens on loopback (for example 127.0.0.1:7433)", flag, addr)
+	return fmt.Errorf("%s %q is not a loopback address; without TLS Treaty only listens on loopback (for example 127.0.0.1:7433): give --tls-cert and --tls-key (treaty dev-certs makes a test set), or --insecure", flag, addr)
 }
