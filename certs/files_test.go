@@ -110,7 +110,7 @@ func peerName(st tls.ConnectionState) string {
 
 func TestHandshake(t *testing.T) {
 	dir, dev := devDir(t)
-	otherDir, other := devDir(t)
+	_, other := devDir(t)
 	var log bytes.Buffer
 	server := load(t, dir, &log)
 	peer := load(t, dir, &log)
@@ -148,7 +148,6 @@ func TestHandshake(t *testing.T) {
 			}
 		})
 	}
-	_ = otherDir
 	if log.Len() != 0 {
 		t.Errorf("unexpected log:\n%s", log.String())
 	}
