@@ -234,3 +234,45 @@ func TestExpiryWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadClientCAEndsResumedSessions checks that a client certificate's identity does not
+// outlive the client CA that vouched for it through TLS session resumption (crypto/tls checks a
+// resumed session's chains against the config's current ClientCAs).
+func TestReloadClientCAEndsResumedSessions(t *testing.T) {
+	dir, dev := devDir(t)
+	_, other := devDir(t)
+	clientCA := filepath.Join(dir, "client-ca.pem")
+	raw, err := os.ReadFile(dev.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewrite(t, clientCA, raw)
+	var log bytes.Buffer
+	server, err := Load(dev.Server, dev.ServerKey, clientCA, "", WithCheckInterval(0), WithLogger(slogTo(&log)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverCfg := server.ServerConfig()
+	client := cliConfig(t, dev.Clients[0].Cert, dev.Clients[0].Key, dev.CA)
+	client.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+
+	for i, wantResumed := range []bool{false, true} {
+		srv, cli, err := handshake(t, serverCfg, client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cli.DidResume != wantResumed || peerName(srv) != "admin" {
+			t.Fatalf("handshake %d: resumed %v (want %v), client %q", i, cli.DidResume, wantResumed, peerName(srv))
+		}
+	}
+
+	otherCA, err := os.ReadFile(other.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewrite(t, clientCA, otherCA)
+	srv, cli, err := handshake(t, serverCfg, client)
+	if err == nil && (cli.DidResume || peerName(srv) == "admin") {
+		t.Errorf("after the client CA changed: resumed %v as %q", cli.DidResume, peerName(srv))
+	}
+}
