@@ -142,10 +142,12 @@ func (f *Files) ServerConfig() *tls.Config {
 
 // ClientConfig returns the configuration for dialing peers: it verifies the peer's certificate
 // with the CA file (system roots without one) and host name, and presents the certificate, if
-// Load was given one, as the client certificate, reloaded like the server's.
+// Load was given one, as the client certificate, whenever the server asks (see the package's
+// ClientConfig), reloaded like the server's.
 //
-// The CA bundle is the one current when ClientConfig is called; connections made from this
-// config keep it. Reloading it under a live config would mean skipping Go's verification and
+// The CA bundle is the one current when ClientConfig is called (a changed file is read again
+// then); connections made from this config keep it, so a new peer CA takes a new ClientConfig
+// (a re-dial) or a restart. Reloading it under a live config would mean skipping Go's verification and
 // redoing it in VerifyConnection, where the TLS stack does not say which IP address was dialled
 // (ConnectionState.ServerName is empty for IP targets), so the IP SAN check would be lost.
 func (f *Files) ClientConfig() *tls.Config {

@@ -102,6 +102,22 @@ func TestReloadPeerClientCertificate(t *testing.T) {
 	if peerName(srv) != ServiceName {
 		t.Errorf("server saw peer %q, want %q", peerName(srv), ServiceName)
 	}
+
+	// A new CA: a live config keeps the CA bundle it was made with (see ClientConfig), so it no
+	// longer trusts the server; a new one reads the new bundle.
+	if _, err := WriteDev(dir, DevOptions{Identities: []string{"admin", "bob"}, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := handshake(t, server.ServerConfig(), peerCfg); err == nil {
+		t.Error("a live client config took up a new CA bundle")
+	}
+	srv, _, err = handshake(t, server.ServerConfig(), peer.ClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peerName(srv) != ServiceName {
+		t.Errorf("server saw peer %q, want %q", peerName(srv), ServiceName)
+	}
 }
 
 func TestReloadFailureKeepsPrevious(t *testing.T) {
