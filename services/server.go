@@ -21,6 +21,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -28,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/treaty-dev/treaty/backup"
+	"github.com/treaty-dev/treaty/certs"
 	"github.com/treaty-dev/treaty/decisionlog"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
@@ -70,6 +72,7 @@ type Server struct {
 	httpPDP    *pdp.PDP     // the PDP AuthZEN serves, when it runs here
 	httpTrust  *Trust
 	httpLis    net.Listener
+	tls        *certs.Files // the listeners' and peer calls' certificates, with TLS
 	revokerSvc *revokersvc.Service
 	issuer     *issuer.Issuer
 	notifier   *notify.Notifier // the webhook notifier, when --webhook-url is given
@@ -106,6 +109,19 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.closeResources()
 		}
 	}()
+	if cfg.TLS.Enabled() {
+		ca := cfg.TLS.CAFile
+		if ca == "" {
+			// This server's own services call one another through its listener: the CA that
+			// vouches for clients is, in the usual deployment, the one that signed this server.
+			ca = cfg.TLS.ClientCAFile
+		}
+		if s.tls, err = certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile, ca, certs.WithLogger(s.log)); err != nil {
+			return nil, err
+		}
+	} else if cfg.Insecure {
+		s.log.Warn("--insecure: listening without TLS beyond loopback; tokens cross the network in the clear", "listen", cfg.Listen, "http_listen", cfg.HTTPListen)
+	}
 	if s.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
@@ -114,20 +130,24 @@ func Start(cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("listen on %s (--http-listen): %w", cfg.HTTPListen, err)
 		}
 		if cfg.HTTPBaseURL == "" {
-			cfg.HTTPBaseURL = "http://" + s.httpLis.Addr().String()
+			cfg.HTTPBaseURL = s.scheme() + s.httpLis.Addr().String()
 			s.cfg.HTTPBaseURL = cfg.HTTPBaseURL
 		}
 	}
 	if cfg.IssuerURL == "" {
 		// The issuer identifier is where its OAuth metadata lives (RFC 8414): the HTTP listener
 		// when there is one, else the gRPC address.
-		cfg.IssuerURL = "http://" + s.lis.Addr().String()
+		cfg.IssuerURL = s.scheme() + s.lis.Addr().String()
 		if cfg.HTTPListen != "" && cfg.runs(Issuer) {
 			cfg.IssuerURL = strings.TrimRight(cfg.HTTPBaseURL, "/")
 		}
 		s.cfg.IssuerURL = cfg.IssuerURL
 	}
-	s.grpc = newGRPCServer(s.log)
+	var serverOpts []grpc.ServerOption
+	if s.tls != nil {
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(s.tls.ServerConfig())))
+	}
+	s.grpc = newGRPCServer(s.log, serverOpts...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -144,7 +164,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		s.goLoop(func() { s.posture.Run(ctx) })
 	}
 	s.goLoop(func() { s.watchReadiness(ctx) })
-	s.log.Info("treaty serving", "addr", s.Addr(), "http_addr", s.HTTPAddr(), "services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir,
+	s.log.Info("treaty serving", "addr", s.Addr(), "http_addr", s.HTTPAddr(), "tls", s.tls != nil, "services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir,
 		"issuer_url", cfg.IssuerURL)
 	return s, nil
 }
@@ -157,7 +177,7 @@ func (s *Server) assemble(ctx context.Context) error {
 		if addr == "" {
 			addr = s.lis.Addr().String()
 		}
-		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(s.peerCredentials())}
 		if name == Revoker {
 			// Feed followers: static flow-control windows, so no BDP ping rides on every event.
 			opts = append(opts, revokersvc.FeedDialOptions()...)
@@ -408,8 +428,13 @@ func (s *Server) startHTTP(ctx context.Context, open func(string, store.Schema) 
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	serve := s.http.Serve
+	if s.tls != nil {
+		s.http.TLSConfig = s.tls.ServerConfig()
+		serve = func(l net.Listener) error { return s.http.ServeTLS(l, "", "") }
+	}
 	go func() {
-		if err := s.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
@@ -517,7 +542,7 @@ func (s *Server) HTTPAddr() string {
 // which records method, code and duration but never payloads, because requests carry tokens and
 // assertions; innermost, the bound on how long a stream may wait for its request. Validation
 // happens in each service's handlers, at the edge of its domain code.
-func newGRPCServer(log *slog.Logger) *grpc.Server {
+func newGRPCServer(log *slog.Logger, opts ...grpc.ServerOption) *grpc.Server {
 	onPanic := recovery.WithRecoveryHandler(func(p any) error {
 		log.Error("panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error; the server log has the details")
@@ -526,7 +551,7 @@ func newGRPCServer(log *slog.Logger) *grpc.Server {
 		log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
-	return grpc.NewServer(
+	return grpc.NewServer(append(opts,
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.ChainUnaryInterceptor(
@@ -538,7 +563,24 @@ func newGRPCServer(log *slog.Logger) *grpc.Server {
 			logging.StreamServerInterceptor(logger, logOpts...),
 			streamDeadlines(StreamSetupTimeout),
 		),
-	)
+	)...)
+}
+
+// scheme is the URL scheme of this server's listeners.
+func (s *Server) scheme() string {
+	if s.tls != nil {
+		return "https://"
+	}
+	return "http://"
+}
+
+// peerCredentials secures calls to peers (this process's own services included) the way the
+// listeners are secured: TLS presenting this server's certificate when it has one.
+func (s *Server) peerCredentials() credentials.TransportCredentials {
+	if s.tls != nil {
+		return credentials.NewTLS(s.tls.ClientConfig())
+	}
+	return insecure.NewCredentials()
 }
 
 func (s *Server) goLoop(fn func()) {

@@ -28,8 +28,8 @@ func (c *cli) serveCmd() *cobra.Command {
 		Short: "Run Treaty's services (all four in one process by default)",
 		Long: `Runs the registry, issuer, decision point (pdp) and revoker on one gRPC port, each keeping
 its bbolt file in the data folder. --services runs a subset; --registry, --issuer, --pdp and
---revoker give the addresses of services run elsewhere. Without TLS, only loopback addresses are
-accepted. The health service reports SERVING once the decision point has caught up with the feed.`,
+--revoker give the addresses of services run elsewhere. Without TLS (--tls-cert, --tls-key),
+only loopback addresses are accepted unless --insecure. The health service reports SERVING once the decision point has caught up with the feed.`,
 		Args: args(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -112,6 +112,11 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.Var(days(&cfg.Posture.Rules.MaxSecretAge, posture.DefaultMaxSecretAge), "posture-max-secret-age", "age past which a live client secret is a finding (30d or 720h)")
 	f.Var(days(&cfg.Posture.Rules.MaxKeyAge, posture.DefaultMaxKeyAge), "posture-max-key-age", "age past which a workload key is a finding")
 	f.Var(days(&cfg.Posture.Rules.UsageWindow, posture.DefaultUsageWindow), "posture-usage-window", "window granted scopes and workloads must have been used in")
+	f.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "serve TLS on every listener with this certificate chain (PEM; reloaded when it changes); also presented to peers as this server's client certificate")
+	f.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "private key of --tls-cert (PEM, mode 0600)")
+	f.StringVar(&cfg.TLS.ClientCAFile, "client-ca", "", "verify client certificates with these CA certificates (mTLS): a certificate authenticates as the identity its URI SAN, else its CN, names")
+	f.StringVar(&cfg.TLS.CAFile, "ca", "", "verify peers' certificates (--registry, --revoker, ...) with these CA certificates (default the system's)")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext listeners on non-loopback addresses: tokens then cross the network in the clear")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
