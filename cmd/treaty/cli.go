@@ -170,6 +170,7 @@ short-lived and instantly revocable.
 	root.AddCommand(c.auditCmd())
 	root.AddCommand(c.notifyCmd())
 	root.AddCommand(c.reportCmd())
+	root.AddCommand(c.accessCmd())
 	c.addCompletions(root)
 	return root
 }
