@@ -537,6 +537,125 @@ func (*DeleteIdentityResponse) Descriptor() ([]byte, []int) {
 	return file_treaty_v1_access_proto_rawDescGZIP(), []int{8}
 }
 
+// RotateTokenRequest names the identity whose token to replace.
+type RotateTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The identity's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Why, for the record. Required.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who asks; the server records the authenticated caller.
+	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTokenRequest) Reset() {
+	*x = RotateTokenRequest{}
+	mi := &file_treaty_v1_access_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTokenRequest) ProtoMessage() {}
+
+func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_access_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTokenRequest.ProtoReflect.Descriptor instead.
+func (*RotateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_access_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RotateTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RotateTokenRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RotateTokenRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+// RotateTokenResponse is the identity and its new token.
+type RotateTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The identity.
+	Identity *Identity `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`
+	// The new token: store it now, it is never shown again.
+	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTokenResponse) Reset() {
+	*x = RotateTokenResponse{}
+	mi := &file_treaty_v1_access_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTokenResponse) ProtoMessage() {}
+
+func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_treaty_v1_access_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTokenResponse.ProtoReflect.Descriptor instead.
+func (*RotateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_treaty_v1_access_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RotateTokenResponse) GetIdentity() *Identity {
+	if x != nil {
+		return x.Identity
+	}
+	return nil
+}
+
+func (x *RotateTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 // WhoAmIRequest asks who the caller is.
 type WhoAmIRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -546,7 +665,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_treaty_v1_access_proto_msgTypes[9]
+	mi := &file_treaty_v1_access_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +677,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_access_proto_msgTypes[9]
+	mi := &file_treaty_v1_access_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +690,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_access_proto_rawDescGZIP(), []int{9}
+	return file_treaty_v1_access_proto_rawDescGZIP(), []int{11}
 }
 
 // WhoAmIResponse describes the caller.
@@ -589,7 +708,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_treaty_v1_access_proto_msgTypes[10]
+	mi := &file_treaty_v1_access_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +720,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_access_proto_msgTypes[10]
+	mi := &file_treaty_v1_access_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +733,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_access_proto_rawDescGZIP(), []int{10}
+	return file_treaty_v1_access_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WhoAmIResponse) GetName() string {
@@ -663,7 +782,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_treaty_v1_access_proto_msgTypes[11]
+	mi := &file_treaty_v1_access_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +794,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_access_proto_msgTypes[11]
+	mi := &file_treaty_v1_access_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +807,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_access_proto_rawDescGZIP(), []int{11}
+	return file_treaty_v1_access_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Refusal) GetSequence() uint64 {
@@ -760,7 +879,7 @@ type ListRefusalsRequest struct {
 
 func (x *ListRefusalsRequest) Reset() {
 	*x = ListRefusalsRequest{}
-	mi := &file_treaty_v1_access_proto_msgTypes[12]
+	mi := &file_treaty_v1_access_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +891,7 @@ func (x *ListRefusalsRequest) String() string {
 func (*ListRefusalsRequest) ProtoMessage() {}
 
 func (x *ListRefusalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_access_proto_msgTypes[12]
+	mi := &file_treaty_v1_access_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +904,7 @@ func (x *ListRefusalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRefusalsRequest.ProtoReflect.Descriptor instead.
 func (*ListRefusalsRequest) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_access_proto_rawDescGZIP(), []int{12}
+	return file_treaty_v1_access_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListRefusalsRequest) GetAfterSequence() uint64 {
@@ -815,7 +934,7 @@ type ListRefusalsResponse struct {
 
 func (x *ListRefusalsResponse) Reset() {
 	*x = ListRefusalsResponse{}
-	mi := &file_treaty_v1_access_proto_msgTypes[13]
+	mi := &file_treaty_v1_access_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +946,7 @@ func (x *ListRefusalsResponse) String() string {
 func (*ListRefusalsResponse) ProtoMessage() {}
 
 func (x *ListRefusalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_treaty_v1_access_proto_msgTypes[13]
+	mi := &file_treaty_v1_access_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +959,7 @@ func (x *ListRefusalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRefusalsResponse.ProtoReflect.Descriptor instead.
 func (*ListRefusalsResponse) Descriptor() ([]byte, []int) {
-	return file_treaty_v1_access_proto_rawDescGZIP(), []int{13}
+	return file_treaty_v1_access_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListRefusalsResponse) GetRefusals() []*Refusal {
@@ -895,7 +1014,14 @@ const file_treaty_v1_access_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\"\x18\n" +
-	"\x16DeleteIdentityResponse\"\x0f\n" +
+	"\x16DeleteIdentityResponse\"V\n" +
+	"\x12RotateTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\"\\\n" +
+	"\x13RotateTokenResponse\x12/\n" +
+	"\bidentity\x18\x01 \x01(\v2\x13.treaty.v1.IdentityR\bidentity\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"\x0f\n" +
 	"\rWhoAmIRequest\"L\n" +
 	"\x0eWhoAmIResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -915,12 +1041,13 @@ const file_treaty_v1_access_proto_rawDesc = "" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"`\n" +
 	"\x14ListRefusalsResponse\x12.\n" +
 	"\brefusals\x18\x01 \x03(\v2\x12.treaty.v1.RefusalR\brefusals\x12\x18\n" +
-	"\adropped\x18\x02 \x01(\x04R\adropped2\xf2\x03\n" +
+	"\adropped\x18\x02 \x01(\x04R\adropped2\xc0\x04\n" +
 	"\rAccessService\x12U\n" +
 	"\x0eCreateIdentity\x12 .treaty.v1.CreateIdentityRequest\x1a!.treaty.v1.CreateIdentityResponse\x12L\n" +
 	"\vGetIdentity\x12\x1d.treaty.v1.GetIdentityRequest\x1a\x1e.treaty.v1.GetIdentityResponse\x12U\n" +
 	"\x0eListIdentities\x12 .treaty.v1.ListIdentitiesRequest\x1a!.treaty.v1.ListIdentitiesResponse\x12U\n" +
-	"\x0eDeleteIdentity\x12 .treaty.v1.DeleteIdentityRequest\x1a!.treaty.v1.DeleteIdentityResponse\x12=\n" +
+	"\x0eDeleteIdentity\x12 .treaty.v1.DeleteIdentityRequest\x1a!.treaty.v1.DeleteIdentityResponse\x12L\n" +
+	"\vRotateToken\x12\x1d.treaty.v1.RotateTokenRequest\x1a\x1e.treaty.v1.RotateTokenResponse\x12=\n" +
 	"\x06WhoAmI\x12\x18.treaty.v1.WhoAmIRequest\x1a\x19.treaty.v1.WhoAmIResponse\x12O\n" +
 	"\fListRefusals\x12\x1e.treaty.v1.ListRefusalsRequest\x1a\x1f.treaty.v1.ListRefusalsResponseB5Z3github.com/treaty-dev/treaty/gen/treaty/v1;treatyv1b\x06proto3"
 
@@ -936,7 +1063,7 @@ func file_treaty_v1_access_proto_rawDescGZIP() []byte {
 	return file_treaty_v1_access_proto_rawDescData
 }
 
-var file_treaty_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_treaty_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_treaty_v1_access_proto_goTypes = []any{
 	(*Identity)(nil),               // 0: treaty.v1.Identity
 	(*CreateIdentityRequest)(nil),  // 1: treaty.v1.CreateIdentityRequest
@@ -947,38 +1074,43 @@ var file_treaty_v1_access_proto_goTypes = []any{
 	(*ListIdentitiesResponse)(nil), // 6: treaty.v1.ListIdentitiesResponse
 	(*DeleteIdentityRequest)(nil),  // 7: treaty.v1.DeleteIdentityRequest
 	(*DeleteIdentityResponse)(nil), // 8: treaty.v1.DeleteIdentityResponse
-	(*WhoAmIRequest)(nil),          // 9: treaty.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),         // 10: treaty.v1.WhoAmIResponse
-	(*Refusal)(nil),                // 11: treaty.v1.Refusal
-	(*ListRefusalsRequest)(nil),    // 12: treaty.v1.ListRefusalsRequest
-	(*ListRefusalsResponse)(nil),   // 13: treaty.v1.ListRefusalsResponse
-	(*timestamppb.Timestamp)(nil),  // 14: google.protobuf.Timestamp
+	(*RotateTokenRequest)(nil),     // 9: treaty.v1.RotateTokenRequest
+	(*RotateTokenResponse)(nil),    // 10: treaty.v1.RotateTokenResponse
+	(*WhoAmIRequest)(nil),          // 11: treaty.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),         // 12: treaty.v1.WhoAmIResponse
+	(*Refusal)(nil),                // 13: treaty.v1.Refusal
+	(*ListRefusalsRequest)(nil),    // 14: treaty.v1.ListRefusalsRequest
+	(*ListRefusalsResponse)(nil),   // 15: treaty.v1.ListRefusalsResponse
+	(*timestamppb.Timestamp)(nil),  // 16: google.protobuf.Timestamp
 }
 var file_treaty_v1_access_proto_depIdxs = []int32{
-	14, // 0: treaty.v1.Identity.create_time:type_name -> google.protobuf.Timestamp
-	14, // 1: treaty.v1.Identity.token_issue_time:type_name -> google.protobuf.Timestamp
+	16, // 0: treaty.v1.Identity.create_time:type_name -> google.protobuf.Timestamp
+	16, // 1: treaty.v1.Identity.token_issue_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: treaty.v1.CreateIdentityResponse.identity:type_name -> treaty.v1.Identity
 	0,  // 3: treaty.v1.GetIdentityResponse.identity:type_name -> treaty.v1.Identity
 	0,  // 4: treaty.v1.ListIdentitiesResponse.identities:type_name -> treaty.v1.Identity
-	14, // 5: treaty.v1.Refusal.time:type_name -> google.protobuf.Timestamp
-	11, // 6: treaty.v1.ListRefusalsResponse.refusals:type_name -> treaty.v1.Refusal
-	1,  // 7: treaty.v1.AccessService.CreateIdentity:input_type -> treaty.v1.CreateIdentityRequest
-	3,  // 8: treaty.v1.AccessService.GetIdentity:input_type -> treaty.v1.GetIdentityRequest
-	5,  // 9: treaty.v1.AccessService.ListIdentities:input_type -> treaty.v1.ListIdentitiesRequest
-	7,  // 10: treaty.v1.AccessService.DeleteIdentity:input_type -> treaty.v1.DeleteIdentityRequest
-	9,  // 11: treaty.v1.AccessService.WhoAmI:input_type -> treaty.v1.WhoAmIRequest
-	12, // 12: treaty.v1.AccessService.ListRefusals:input_type -> treaty.v1.ListRefusalsRequest
-	2,  // 13: treaty.v1.AccessService.CreateIdentity:output_type -> treaty.v1.CreateIdentityResponse
-	4,  // 14: treaty.v1.AccessService.GetIdentity:output_type -> treaty.v1.GetIdentityResponse
-	6,  // 15: treaty.v1.AccessService.ListIdentities:output_type -> treaty.v1.ListIdentitiesResponse
-	8,  // 16: treaty.v1.AccessService.DeleteIdentity:output_type -> treaty.v1.DeleteIdentityResponse
-	10, // 17: treaty.v1.AccessService.WhoAmI:output_type -> treaty.v1.WhoAmIResponse
-	13, // 18: treaty.v1.AccessService.ListRefusals:output_type -> treaty.v1.ListRefusalsResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	0,  // 5: treaty.v1.RotateTokenResponse.identity:type_name -> treaty.v1.Identity
+	16, // 6: treaty.v1.Refusal.time:type_name -> google.protobuf.Timestamp
+	13, // 7: treaty.v1.ListRefusalsResponse.refusals:type_name -> treaty.v1.Refusal
+	1,  // 8: treaty.v1.AccessService.CreateIdentity:input_type -> treaty.v1.CreateIdentityRequest
+	3,  // 9: treaty.v1.AccessService.GetIdentity:input_type -> treaty.v1.GetIdentityRequest
+	5,  // 10: treaty.v1.AccessService.ListIdentities:input_type -> treaty.v1.ListIdentitiesRequest
+	7,  // 11: treaty.v1.AccessService.DeleteIdentity:input_type -> treaty.v1.DeleteIdentityRequest
+	9,  // 12: treaty.v1.AccessService.RotateToken:input_type -> treaty.v1.RotateTokenRequest
+	11, // 13: treaty.v1.AccessService.WhoAmI:input_type -> treaty.v1.WhoAmIRequest
+	14, // 14: treaty.v1.AccessService.ListRefusals:input_type -> treaty.v1.ListRefusalsRequest
+	2,  // 15: treaty.v1.AccessService.CreateIdentity:output_type -> treaty.v1.CreateIdentityResponse
+	4,  // 16: treaty.v1.AccessService.GetIdentity:output_type -> treaty.v1.GetIdentityResponse
+	6,  // 17: treaty.v1.AccessService.ListIdentities:output_type -> treaty.v1.ListIdentitiesResponse
+	8,  // 18: treaty.v1.AccessService.DeleteIdentity:output_type -> treaty.v1.DeleteIdentityResponse
+	10, // 19: treaty.v1.AccessService.RotateToken:output_type -> treaty.v1.RotateTokenResponse
+	12, // 20: treaty.v1.AccessService.WhoAmI:output_type -> treaty.v1.WhoAmIResponse
+	15, // 21: treaty.v1.AccessService.ListRefusals:output_type -> treaty.v1.ListRefusalsResponse
+	15, // [15:22] is the sub-list for method output_type
+	8,  // [8:15] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_treaty_v1_access_proto_init() }
@@ -992,7 +1124,7 @@ func file_treaty_v1_access_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_treaty_v1_access_proto_rawDesc), len(file_treaty_v1_access_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

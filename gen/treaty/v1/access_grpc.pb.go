@@ -23,6 +23,7 @@ const (
 	AccessService_GetIdentity_FullMethodName    = "/treaty.v1.AccessService/GetIdentity"
 	AccessService_ListIdentities_FullMethodName = "/treaty.v1.AccessService/ListIdentities"
 	AccessService_DeleteIdentity_FullMethodName = "/treaty.v1.AccessService/DeleteIdentity"
+	AccessService_RotateToken_FullMethodName    = "/treaty.v1.AccessService/RotateToken"
 	AccessService_WhoAmI_FullMethodName         = "/treaty.v1.AccessService/WhoAmI"
 	AccessService_ListRefusals_FullMethodName   = "/treaty.v1.AccessService/ListRefusals"
 )
@@ -46,6 +47,9 @@ type AccessServiceClient interface {
 	// DeleteIdentity deletes an identity; its token and certificate stop working at once. The last
 	// admin cannot be deleted.
 	DeleteIdentity(ctx context.Context, in *DeleteIdentityRequest, opts ...grpc.CallOption) (*DeleteIdentityResponse, error)
+	// RotateToken issues an identity a new token (shown once, here); its previous token stops
+	// working at once. An identity created without a token gets its first one.
+	RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error)
 	// WhoAmI describes the caller as Treaty authenticated it.
 	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
 	// ListRefusals reads the log of refused calls, oldest first.
@@ -100,6 +104,16 @@ func (c *accessServiceClient) DeleteIdentity(ctx context.Context, in *DeleteIden
 	return out, nil
 }
 
+func (c *accessServiceClient) RotateToken(ctx context.Context, in *RotateTokenRequest, opts ...grpc.CallOption) (*RotateTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateTokenResponse)
+	err := c.cc.Invoke(ctx, AccessService_RotateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *accessServiceClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(WhoAmIResponse)
@@ -139,6 +153,9 @@ type AccessServiceServer interface {
 	// DeleteIdentity deletes an identity; its token and certificate stop working at once. The last
 	// admin cannot be deleted.
 	DeleteIdentity(context.Context, *DeleteIdentityRequest) (*DeleteIdentityResponse, error)
+	// RotateToken issues an identity a new token (shown once, here); its previous token stops
+	// working at once. An identity created without a token gets its first one.
+	RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error)
 	// WhoAmI describes the caller as Treaty authenticated it.
 	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
 	// ListRefusals reads the log of refused calls, oldest first.
@@ -164,6 +181,9 @@ func (UnimplementedAccessServiceServer) ListIdentities(context.Context, *ListIde
 }
 func (UnimplementedAccessServiceServer) DeleteIdentity(context.Context, *DeleteIdentityRequest) (*DeleteIdentityResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteIdentity not implemented")
+}
+func (UnimplementedAccessServiceServer) RotateToken(context.Context, *RotateTokenRequest) (*RotateTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateToken not implemented")
 }
 func (UnimplementedAccessServiceServer) WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method WhoAmI not implemented")
@@ -264,6 +284,24 @@ func _AccessService_DeleteIdentity_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccessService_RotateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccessServiceServer).RotateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccessService_RotateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccessServiceServer).RotateToken(ctx, req.(*RotateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AccessService_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(WhoAmIRequest)
 	if err := dec(in); err != nil {
@@ -322,6 +360,10 @@ var AccessService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteIdentity",
 			Handler:    _AccessService_DeleteIdentity_Handler,
+		},
+		{
+			MethodName: "RotateToken",
+			Handler:    _AccessService_RotateToken_Handler,
 		},
 		{
 			MethodName: "WhoAmI",
