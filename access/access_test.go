@@ -118,9 +118,9 @@ func TestRotateToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := a.RotateToken(ctx, "ci", "", "leaked in a build log")
-	if err != nil {
-		t.Fatal(err)
+	id, tok, err := a.RotateToken(ctx, "ci", "", "leaked in a build log")
+	if err != nil || !id.HasToken || id.TokenIssued.IsZero() {
+		t.Fatalf("RotateToken = %+v, %v", id, err)
 	}
 	if _, err := a.AuthenticateToken(old); err == nil {
 		t.Error("the old token still works")
@@ -150,7 +150,7 @@ func TestBadInput(t *testing.T) {
 		{"duplicate", second(a.CreateIdentity(ctx, "ops", roles, false, "", "x")), fail.AlreadyExists},
 		{"delete unknown", a.DeleteIdentity(ctx, "nobody", "", "x"), fail.NotFound},
 		{"delete without reason", a.DeleteIdentity(ctx, "ops", "", ""), fail.Invalid},
-		{"rotate unknown", func() error { _, err := a.RotateToken(ctx, "nobody", "", "x"); return err }(), fail.NotFound},
+		{"rotate unknown", second(a.RotateToken(ctx, "nobody", "", "x")), fail.NotFound},
 	} {
 		if fail.KindOf(tc.err) != tc.kind {
 			t.Errorf("%s: err = %v, want kind %v", tc.name, tc.err, tc.kind)

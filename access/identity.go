@@ -103,23 +103,24 @@ func (a *Access) CreateIdentity(_ context.Context, name string, roles []Role, wi
 	return rec.identity(), tok, nil
 }
 
-// RotateToken issues the identity name a new token, returned here and never again; its old
-// token, if any, stops working at once.
-func (a *Access) RotateToken(_ context.Context, name, actor, reason string) (string, error) {
+// RotateToken issues the identity name a new token, returned here and never again, and returns
+// the identity as it now is; its old token, if any, stops working at once.
+func (a *Access) RotateToken(_ context.Context, name, actor, reason string) (Identity, string, error) {
 	if err := CheckName("name", name); err != nil {
-		return "", err
+		return Identity{}, "", err
 	}
 	if err := checkWho(actor, reason); err != nil {
-		return "", err
+		return Identity{}, "", err
 	}
 	tok, err := newToken()
 	if err != nil {
-		return "", err
+		return Identity{}, "", err
 	}
 	h := hashToken(tok)
+	var rec identityRecord
 	err = a.write(func(tx store.Tx) error {
-		rec, err := getIdentity(tx, name)
-		if err != nil {
+		var err error
+		if rec, err = getIdentity(tx, name); err != nil {
 			return err
 		}
 		if len(rec.TokenHash) > 0 {
@@ -131,10 +132,10 @@ func (a *Access) RotateToken(_ context.Context, name, actor, reason string) (str
 		return putIdentity(tx, rec)
 	})
 	if err != nil {
-		return "", err
+		return Identity{}, "", err
 	}
 	a.log.Info("identity token rotated", "name", name, "actor", actor, "reason", reason)
-	return tok, nil
+	return rec.identity(), tok, nil
 }
 
 // GetIdentity returns the identity name.

@@ -62,6 +62,7 @@ var methods = map[string]rule{
 	"/treaty.v1.AccessService/GetIdentity":    adminOnly,
 	"/treaty.v1.AccessService/ListIdentities": adminOnly,
 	"/treaty.v1.AccessService/DeleteIdentity": adminOnly,
+	"/treaty.v1.AccessService/RotateToken":    adminOnly,
 	"/treaty.v1.AccessService/WhoAmI":         anyCaller,
 	"/treaty.v1.AccessService/ListRefusals":   auditors,
 
