@@ -93,6 +93,18 @@ func (s *Service) DeleteIdentity(ctx context.Context, req *treatyv1.DeleteIdenti
 	return &treatyv1.DeleteIdentityResponse{}, nil
 }
 
+// RotateToken implements treatyv1.AccessServiceServer.
+func (s *Service) RotateToken(ctx context.Context, req *treatyv1.RotateTokenRequest) (*treatyv1.RotateTokenResponse, error) {
+	if err := validateRotate(req); err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	id, tok, err := s.a.RotateToken(ctx, req.GetName(), req.GetActor(), req.GetReason())
+	if err != nil {
+		return nil, edge.Status(s.log, err)
+	}
+	return &treatyv1.RotateTokenResponse{Identity: identityProto(id), Token: tok}, nil
+}
+
 // WhoAmI implements treatyv1.AccessServiceServer: the caller as the interceptors authenticated
 // it.
 func (s *Service) WhoAmI(ctx context.Context, _ *treatyv1.WhoAmIRequest) (*treatyv1.WhoAmIResponse, error) {

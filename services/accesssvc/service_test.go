@@ -113,6 +113,17 @@ func TestIdentityLifecycle(t *testing.T) {
 	if got, err := admin.GetIdentity(ctx, &treatyv1.GetIdentityRequest{Name: "ci"}); err != nil || got.GetIdentity().GetName() != "ci" {
 		t.Errorf("GetIdentity = %v, %v", got, err)
 	}
+	rotated, err := admin.RotateToken(ctx, &treatyv1.RotateTokenRequest{Name: "ci", Reason: "leaked in a build log"})
+	if err != nil || rotated.GetToken() == created.GetToken() || !rotated.GetIdentity().GetHasToken() {
+		t.Fatalf("RotateToken = %v, %v", rotated.GetIdentity(), err)
+	}
+	if _, err := ci.WhoAmI(ctx, &treatyv1.WhoAmIRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("the rotated-out token's WhoAmI: %v, want Unauthenticated", err)
+	}
+	ci = client(rotated.GetToken())
+	if _, err := ci.WhoAmI(ctx, &treatyv1.WhoAmIRequest{}); err != nil {
+		t.Errorf("the new token's WhoAmI: %v", err)
+	}
 	if _, err := admin.DeleteIdentity(ctx, &treatyv1.DeleteIdentityRequest{Name: "ci", Reason: "report moved"}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,6 +189,14 @@ func TestErrors(t *testing.T) {
 		}, codes.FailedPrecondition, ""},
 		{"delete unknown", func() error {
 			_, err := admin.DeleteIdentity(ctx, &treatyv1.DeleteIdentityRequest{Name: "nobody", Reason: "x"})
+			return err
+		}, codes.NotFound, ""},
+		{"rotate without reason", func() error {
+			_, err := admin.RotateToken(ctx, &treatyv1.RotateTokenRequest{Name: "ops"})
+			return err
+		}, codes.InvalidArgument, "reason"},
+		{"rotate unknown", func() error {
+			_, err := admin.RotateToken(ctx, &treatyv1.RotateTokenRequest{Name: "nobody", Reason: "x"})
 			return err
 		}, codes.NotFound, ""},
 		{"oversized page", func() error {

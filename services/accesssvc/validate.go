@@ -38,6 +38,16 @@ func validateDelete(req *treatyv1.DeleteIdentityRequest) error {
 	return registry.CheckActor("actor", req.GetActor())
 }
 
+func validateRotate(req *treatyv1.RotateTokenRequest) error {
+	if err := access.CheckName("name", req.GetName()); err != nil {
+		return err
+	}
+	if err := registry.CheckReason("reason", req.GetReason()); err != nil {
+		return err
+	}
+	return registry.CheckActor("actor", req.GetActor())
+}
+
 func validateRefusals(req *treatyv1.ListRefusalsRequest) error {
 	if n := req.GetPageSize(); n < 0 || n > access.MaxRefusalPage {
 		return fail.Invalidf("page_size", "page_size must be 0-%d (0 means 100)", access.MaxRefusalPage)
