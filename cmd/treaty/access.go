@@ -30,7 +30,7 @@ on an empty data folder creates the identity admin and writes its token to
 <data>/admin.credential.`,
 		Args: args(0, ""),
 	}
-	cmd.AddCommand(c.accessCreateCmd(), c.accessListCmd(), c.accessGetCmd(), c.accessDeleteCmd(), c.accessWhoAmICmd(),
+	cmd.AddCommand(c.accessCreateCmd(), c.accessListCmd(), c.accessGetCmd(), c.accessDeleteCmd(), c.accessRotateCmd(), c.accessWhoAmICmd(),
 		c.accessRefusalsCmd())
 	return cmd
 }
@@ -123,10 +123,7 @@ func (c *cli) accessCreateCmd() *cobra.Command {
 				return v
 			}, func(r *treatyv1.CreateIdentityResponse) {
 				c.showIdentity(r.GetIdentity())
-				if r.GetToken() != "" {
-					fields(c.stdout, "token value", r.GetToken())
-					fmt.Fprintln(c.stderr, "treaty: store this token now (a file with mode 0600, for --credential-file): Treaty keeps only its hash and does not show it again")
-				}
+				c.showToken(r.GetToken())
 			})
 		},
 	}
@@ -189,6 +186,45 @@ func (c *cli) accessDeleteCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record (required)")
 	return cmd
+}
+
+func (c *cli) accessRotateCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "rotate NAME --reason TEXT",
+		Short: "Issue an identity a new token, printed once; its previous token stops working at once",
+		Args:  args(1, "NAME --reason TEXT"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := checkNameArg(a[0]); err != nil {
+				return err
+			}
+			if err := need(cmd, "reason"); err != nil {
+				return err
+			}
+			return accessCall(c, cmd, func(ctx context.Context, ac treatyv1.AccessServiceClient) (*treatyv1.RotateTokenResponse, error) {
+				return ac.RotateToken(ctx, &treatyv1.RotateTokenRequest{Name: a[0], Reason: reason, Actor: c.actor})
+			}, func(r *treatyv1.RotateTokenResponse) view {
+				v := identitiesView(r.GetIdentity())
+				v.header = append(v.header, "token_value")
+				v.rows[0] = append(v.rows[0], r.GetToken())
+				return v
+			}, func(r *treatyv1.RotateTokenResponse) {
+				c.showIdentity(r.GetIdentity())
+				c.showToken(r.GetToken())
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record (required)")
+	return recordFormats(cmd)
+}
+
+// showToken prints a token shown once, and says so on stderr.
+func (c *cli) showToken(tok string) {
+	if tok == "" {
+		return
+	}
+	fields(c.stdout, "token value", tok)
+	fmt.Fprintln(c.stderr, "treaty: store this token now (a file with mode 0600, for --credential-file): Treaty keeps only its hash and does not show it again")
 }
 
 func (c *cli) accessWhoAmICmd() *cobra.Command {

@@ -93,6 +93,10 @@ func TestAccessCommands(t *testing.T) {
 	if code != exitOK || !strings.HasPrefix(out, "name,roles,token,created,created_by,reason,token_issued\nops,operator,no,") {
 		t.Errorf("get -o csv = %d\n%s", code, out)
 	}
+	code, out, errOut = cli("access", "rotate", "ops", "--reason", "first token")
+	if code != exitOK || !strings.Contains(out, "token value:") || !strings.Contains(errOut, "store this token now") {
+		t.Errorf("rotate = %d %q %q", code, out, errOut)
+	}
 	// The new identity, as the caller: refused, and the refusal is listed.
 	token = created.Token
 	code, _, errOut = cli("access", "list")
@@ -118,6 +122,7 @@ func TestAccessCommands(t *testing.T) {
 		{[]string{"access", "create", "x", "--role", "root", "--reason", "x"}, "not a role"},
 		{[]string{"access", "create", "x", "--role", "auditor"}, "--reason is required"},
 		{[]string{"access", "delete", "ops"}, "--reason is required"},
+		{[]string{"access", "rotate", "ops"}, "--reason is required"},
 		{[]string{"access", "refusals", "--limit", "-1"}, "--limit"},
 	} {
 		if code, _, errOut := cli(tc.args...); code != exitUsage || !strings.Contains(errOut, tc.want) {
