@@ -325,3 +325,25 @@ func BenchmarkAuthenticateToken(b *testing.B) {
 		}
 	}
 }
+
+// TestRefusalRetention keeps the newest refusals only, with their sequences.
+func TestRefusalRetention(t *testing.T) {
+	defer access.SetMaxRefusals(10)()
+	st := storetest.OpenBolt(t, access.Schema)
+	a, err := access.Open(access.Config{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 25; i++ {
+		a.RecordRefusal(access.Refusal{Method: "/x", Code: "UNAUTHENTICATED"})
+	}
+	a.Close()
+	got, err := a.Refusals(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 25 refusals fit in the queue: none is dropped, the oldest 15 are trimmed.
+	if len(got) != 10 || got[0].Sequence != 16 || got[9].Sequence != 25 {
+		t.Errorf("kept %d refusals: %+v", len(got), got)
+	}
+}

@@ -48,6 +48,9 @@ const (
 	maxRefusalText = 512
 )
 
+// maxRefusals is MaxRefusals, lowered by tests.
+var maxRefusals uint64 = MaxRefusals
+
 type refusalRecord struct {
 	Time   time.Time `json:"time"`
 	Caller string    `json:"caller,omitempty"`
@@ -170,11 +173,11 @@ func (a *Access) storeRefusals(batch []Refusal) {
 			next++
 		}
 		last := next - 1
-		if last <= MaxRefusals {
+		if last <= maxRefusals {
 			return nil
 		}
 		var old [][]byte
-		keepFrom := last - MaxRefusals + 1
+		keepFrom := last - maxRefusals + 1
 		if err := tx.Scan(bucketRefusals, nil, nil, func(k, _ []byte) (bool, error) {
 			if store.KeyUint64(k) >= keepFrom {
 				return false, nil
