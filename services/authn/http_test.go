@@ -1,10 +1,14 @@
 package authn_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,5 +135,55 @@ func TestTokenCredentials(t *testing.T) {
 	md, err := c.GetRequestMetadata(ctx)
 	if err != nil || md["authorization"] != "Bearer trt_x" || c.RequireTransportSecurity() {
 		t.Errorf("Token = %v, %v, TLS %v", md, err, c.RequireTransportSecurity())
+	}
+}
+
+// TestHTTPClientCertificate authenticates an HTTP caller by its verified client certificate.
+func TestHTTPClientCertificate(t *testing.T) {
+	acc, err := access.Open(access.Config{Store: storetest.OpenBolt(t, access.Schema), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acc.Close()
+	if _, _, err := acc.CreateIdentity(ctx, "spiffe://example.org/gw", []access.Role{access.RolePDPClient}, false, "", "gateway"); err != nil {
+		t.Fatal(err)
+	}
+	ca := newCA(t)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	a := authn.New(authn.Config{Access: acc})
+	srv := httptest.NewUnstartedServer(a.HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := authn.CallerFrom(r.Context())
+		w.Write([]byte(c.Name + " " + c.Via))
+	}), access.RolePDPClient))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "localhost", nil, true)}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
+	srv.StartTLS()
+	defer srv.Close()
+	for _, tc := range []struct {
+		cn, uri string
+		want    int
+		body    string
+	}{
+		{"x", "spiffe://example.org/gw", 200, "spiffe://example.org/gw certificate"},
+		{"stranger", "", 401, ""},
+	} {
+		var u *url.URL
+		if tc.uri != "" {
+			u = mustURL(t, tc.uri)
+		}
+		cert := ca.issue(t, tc.cn, u, false)
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: pool, ServerName: "localhost", Certificates: []tls.Certificate{cert},
+		}}}
+		resp, err := client.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		client.CloseIdleConnections()
+		if resp.StatusCode != tc.want || (tc.want == 200 && string(body) != tc.body) {
+			t.Errorf("%s: %d %q, want %d %q", tc.cn, resp.StatusCode, body, tc.want, tc.body)
+		}
 	}
 }
