@@ -171,6 +171,7 @@ short-lived and instantly revocable.
 	root.AddCommand(c.notifyCmd())
 	root.AddCommand(c.reportCmd())
 	root.AddCommand(c.devCertsCmd())
+	root.AddCommand(c.accessCmd())
 	c.addCompletions(root)
 	return root
 }

@@ -1,0 +1,187 @@
+// Package access knows who may call Treaty: the identities of callers, the roles they hold, the
+// tokens they authenticate with, and the refusals of callers that failed. It knows nothing of
+// gRPC; services/authn checks every call against it.
+//
+// Identities live in their own bbolt file (access.db, Schema), one per process. A caller
+// authenticates with a Treaty-issued token (opaque, "trt_" and 43 base64url characters of 32
+// random bytes; only its SHA-256 is stored) or, over mutual TLS, with a verified client
+// certificate whose name (first URI SAN, else subject CN) is an identity's name.
+//
+// Authentication is on the path of every decision (a PDP's Check goes through it at ~100k/s), so
+// it reads an immutable in-memory view of the identities, keyed by token hash and by name, that
+// every write replaces atomically after its fsync'd commit: no disk read, no lock, and no
+// allocation beyond hashing the token. A deleted identity's token stops working as soon as
+// DeleteIdentity returns.
+//
+// Refusals (no or bad credential, missing role) are queued without blocking and written in
+// batches, one fsync per batch, by a background writer; when the queue is full they are counted
+// and dropped, with a warning at most once a minute, so a flood of bad calls cannot slow the
+// refusals down or fill the disk (at most MaxRefusals are kept).
+package access
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/treaty-dev/treaty/store"
+)
+
+// Role is what an identity may do. An identity may hold several roles.
+type Role string
+
+// The roles. Which methods each allows is the method table of services/authn.
+const (
+	// RoleAdmin may call everything.
+	RoleAdmin Role = "admin"
+	// RoleOperator runs the kill switch and lifecycle holds (revoke, restore, suspend, resume)
+	// and may read everything.
+	RoleOperator Role = "operator"
+	// RoleAuditor reads: the inventory, reports, the audit trail, decisions. It writes nothing.
+	RoleAuditor Role = "auditor"
+	// RolePDPClient asks for decisions: Check, CheckBatch, Envoy's ext_authz Check, AuthZEN.
+	RolePDPClient Role = "pdp-client"
+	// RoleSubscriber follows the revocation feed (RevocationService.Subscribe) and nothing else.
+	RoleSubscriber Role = "subscriber"
+	// RoleService is what Treaty's own services hold when they call one another.
+	RoleService Role = "service"
+)
+
+// Roles lists every role, in the order they are shown.
+var Roles = []Role{RoleAdmin, RoleOperator, RoleAuditor, RolePDPClient, RoleSubscriber, RoleService}
+
+// ParseRole returns the role named s, or an Invalid error naming "role".
+func ParseRole(s string) (Role, error) {
+	for _, r := range Roles {
+		if string(r) == s {
+			return r, nil
+		}
+	}
+	names := make([]string, len(Roles))
+	for i, r := range Roles {
+		names[i] = string(r)
+	}
+	return "", invalidf("role", "role %q is not one of %s", clip(s), strings.Join(names, ", "))
+}
+
+const (
+	bucketIdentities = "identities" // name -> identityRecord (JSON)
+	bucketTokens     = "tokens"     // SHA-256 of a token -> name
+	bucketRefusals   = "refusals"   // big-endian sequence -> refusalRecord (JSON)
+)
+
+// Schema is the layout of the access store: its own file (access.db), so that identities stay
+// apart from the registry's inventory and a service's store can be restored without touching
+// who may call it.
+var Schema = store.Schema{
+	Name:    "access",
+	Version: 1,
+	Buckets: []string{bucketIdentities, bucketTokens, bucketRefusals},
+}
+
+// Config configures Access.
+type Config struct {
+	// Store keeps identities and refusals; open it with Schema. Required. Close does not close
+	// it: whoever opened it does.
+	Store store.Store
+	// Logger receives identity changes and warnings (never a token); defaults to slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time for records; defaults to time.Now.
+	Now func() time.Time
+}
+
+// Caller is an authenticated caller: the identity's name, its roles, and how it authenticated.
+// Roles is shared with Access's view: do not modify it.
+type Caller struct {
+	Name  string
+	Roles []Role
+	// Via is how the caller authenticated: ViaToken, ViaCertificate or ViaInternal.
+	Via string
+}
+
+// How a caller authenticated.
+const (
+	ViaToken       = "token"
+	ViaCertificate = "certificate"
+	ViaInternal    = "internal"
+)
+
+// Has reports whether the caller holds one of roles. An admin holds every role.
+func (c Caller) Has(roles ...Role) bool {
+	for _, held := range c.Roles {
+		if held == RoleAdmin {
+			return true
+		}
+		for _, r := range roles {
+			if held == r {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// InternalName is the name of the in-process caller that InternalToken authenticates. No
+// identity may take it.
+const InternalName = "treaty-internal"
+
+// Access holds the identities and records refusals.
+type Access struct {
+	st  store.Store
+	log *slog.Logger
+	now func() time.Time
+
+	view atomic.Pointer[view] // what authentication reads; replaced after every write
+
+	writeMu  sync.Mutex // orders writes and their view swaps
+	internal string     // the in-memory token of InternalName
+	intHash  [32]byte
+
+	refusals refusalQueue
+}
+
+// Open reads the identities from cfg.Store and starts the refusal writer; Close stops it.
+func Open(cfg Config) (*Access, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("access: Config.Store is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &Access{st: cfg.Store, log: cfg.Logger.With("component", "access"), now: cfg.Now}
+	tok, err := newToken()
+	if err != nil {
+		return nil, err
+	}
+	a.internal, a.intHash = tok, hashToken(tok)
+	if err := a.st.View(func(tx store.Tx) error {
+		v, err := loadView(tx, a.intHash)
+		if err != nil {
+			return err
+		}
+		a.view.Store(v)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("access: read identities: %w", err)
+	}
+	a.refusals.start(a)
+	return a, nil
+}
+
+// Close writes the refusals still queued and stops the writer. It does not close the store.
+func (a *Access) Close() error {
+	a.refusals.stop()
+	return nil
+}
+
+// InternalToken returns a token valid only in this process's memory, for role service: the
+// services of one process calling each other through its own listener use it. It changes with
+// every Open.
+func (a *Access) InternalToken() string { return a.internal }

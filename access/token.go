@@ -1,0 +1,103 @@
+package access
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unsafe"
+
+	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/store"
+)
+
+// TokenPrefix starts every Treaty-issued token, so that one found in a file or a log is
+// recognizable (and secret scanners can match it).
+const TokenPrefix = "trt_"
+
+// TokenLen is the length of a token: the prefix and 32 random bytes in unpadded base64url.
+var TokenLen = len(TokenPrefix) + base64.RawURLEncoding.EncodedLen(32)
+
+// newToken returns a fresh token. 256 random bits need no slow hash: SHA-256 of the token is
+// what is stored and looked up.
+func newToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("access: random token: %w", err)
+	}
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// ValidTokenShape reports whether s looks like a Treaty token (prefix and length); it says
+// nothing about whether the token is known.
+func ValidTokenShape(s string) bool { return len(s) == TokenLen && strings.HasPrefix(s, TokenPrefix) }
+
+// hashToken returns the SHA-256 of tok, reading the string's bytes in place: the conversion to
+// a slice would copy the token to the heap on every authentication, and Sum256 neither keeps
+// nor changes its input.
+func hashToken(tok string) [32]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(tok), len(tok)))
+}
+
+// The refusals of authentication, made once: the hot path allocates no error. Their messages
+// never hold the credential.
+var (
+	errBadToken = fail.Unauthenticatedf("the token is not valid: it is malformed, unknown or its identity was deleted")
+	errBadName  = fail.Unauthenticatedf("the certificate's name is not a known identity")
+)
+
+// view is an immutable snapshot of the identities, what authentication reads.
+type view struct {
+	byToken map[[32]byte]Caller
+	byName  map[string]Caller
+	count   int // identities in the store (not counting the internal caller)
+	admins  int // identities holding RoleAdmin
+}
+
+// loadView builds the view from the store, with the internal caller's token.
+func loadView(tx store.Tx, internal [32]byte) (*view, error) {
+	v := &view{byToken: map[[32]byte]Caller{}, byName: map[string]Caller{}}
+	v.byToken[internal] = Caller{Name: InternalName, Roles: []Role{RoleService}, Via: ViaInternal}
+	err := tx.Scan(bucketIdentities, nil, nil, func(_, val []byte) (bool, error) {
+		var rec identityRecord
+		if err := json.Unmarshal(val, &rec); err != nil {
+			return false, fmt.Errorf("decode identity: %w", err)
+		}
+		v.count++
+		if (Caller{Roles: rec.Roles}).Has(RoleAdmin) {
+			v.admins++
+		}
+		v.byName[rec.Name] = Caller{Name: rec.Name, Roles: rec.Roles, Via: ViaCertificate}
+		if len(rec.TokenHash) == 32 {
+			v.byToken[[32]byte(rec.TokenHash)] = Caller{Name: rec.Name, Roles: rec.Roles, Via: ViaToken}
+		}
+		return true, nil
+	})
+	return v, err
+}
+
+// AuthenticateToken returns the caller a token belongs to, or an Unauthenticated error. It
+// reads only memory and allocates nothing: it runs on every call.
+func (a *Access) AuthenticateToken(token string) (Caller, error) {
+	if !ValidTokenShape(token) {
+		return Caller{}, errBadToken
+	}
+	c, ok := a.view.Load().byToken[hashToken(token)]
+	if !ok {
+		return Caller{}, errBadToken
+	}
+	return c, nil
+}
+
+// AuthenticateName returns the identity named name as a caller that authenticated by a
+// certificate, or an Unauthenticated error. The caller must have verified the certificate the
+// name comes from. The internal caller has no name to authenticate with.
+func (a *Access) AuthenticateName(name string) (Caller, error) {
+	c, ok := a.view.Load().byName[name]
+	if !ok {
+		return Caller{}, errBadName
+	}
+	return c, nil
+}
