@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/treaty-dev/treaty/access"
+	"github.com/treaty-dev/treaty/certs"
 	"github.com/treaty-dev/treaty/fail"
 )
 
@@ -155,7 +156,7 @@ func (a *Authn) authenticate(ctx context.Context) (access.Caller, string, error)
 	}
 	if p, ok := peer.FromContext(ctx); ok {
 		if cert := verifiedLeaf(p.AuthInfo); cert != nil {
-			name := certName(cert)
+			name := certs.Name(cert)
 			c, err := a.access.AuthenticateName(name)
 			if err != nil {
 				return c, access.ViaCertificate, fail.Unauthenticatedf("the client certificate's name %q is not a known identity", fail.Clip(name))
@@ -174,15 +175,6 @@ func verifiedLeaf(info credentials.AuthInfo) *x509.Certificate {
 		return nil
 	}
 	return ti.State.VerifiedChains[0][0]
-}
-
-// certName is the identity name a certificate authenticates as: its first URI SAN (a SPIFFE ID,
-// for example), else its subject's common name.
-func certName(cert *x509.Certificate) string {
-	if len(cert.URIs) > 0 {
-		return cert.URIs[0].String()
-	}
-	return cert.Subject.CommonName
 }
 
 // bearer returns the token of an "authorization: Bearer <token>" value (the scheme is

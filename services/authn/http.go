@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/treaty-dev/treaty/access"
+	"github.com/treaty-dev/treaty/certs"
 	"github.com/treaty-dev/treaty/fail"
 )
 
@@ -70,7 +71,7 @@ func (a *Authn) authenticateHTTP(r *http.Request) (access.Caller, string, error)
 		return c, access.ViaToken, err
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
-		name := certName(r.TLS.VerifiedChains[0][0])
+		name := certs.Name(r.TLS.VerifiedChains[0][0])
 		c, err := a.access.AuthenticateName(name)
 		if err != nil {
 			return c, access.ViaCertificate, fail.Unauthenticatedf("the client certificate's name %q is not a known identity", fail.Clip(name))
