@@ -156,7 +156,7 @@ func Open(cfg Config) (*Access, error) {
 		cfg.Now = time.Now
 	}
 	a := &Access{st: cfg.Store, log: cfg.Logger.With("component", "access"), now: cfg.Now}
-	tok, err := newToken()
+	tok, err := NewToken()
 	if err != nil {
 		return nil, err
 	}

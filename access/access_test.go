@@ -218,6 +218,58 @@ func TestBootstrap(t *testing.T) {
 	}
 }
 
+// On an empty store, a token an operator placed in the credential file (one admin token for
+// the processes of a split deployment) is adopted; a file others may read, or one without a
+// Treaty token, is refused and nothing is created.
+func TestBootstrapAdoptsProvisionedToken(t *testing.T) {
+	provisioned, err := access.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		content string
+		mode    os.FileMode
+		wantErr string
+	}{
+		{"adopted", provisioned + "\n", 0o600, ""},
+		{"readable by others", provisioned + "\n", 0o644, "chmod 600"},
+		{"not a token", "hunter2\n", 0o600, "does not hold a Treaty token"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := open(t)
+			path := filepath.Join(t.TempDir(), "admin.credential")
+			if err := os.WriteFile(path, []byte(tc.content), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(path, tc.mode) // past the umask
+			tok, created, err := a.Bootstrap(path)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || created {
+					t.Fatalf("Bootstrap = %v, %v; want an error saying %q", created, err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), strings.TrimSpace(tc.content)) {
+					t.Error("the error repeats the file's content")
+				}
+				if ids, _ := a.ListIdentities(context.Background()); len(ids) != 0 {
+					t.Errorf("identities after a refused bootstrap: %v", ids)
+				}
+				return
+			}
+			if err != nil || !created || tok != "" {
+				t.Fatalf("Bootstrap = %q, %v, %v; want created with no new token", tok, created, err)
+			}
+			if c, err := a.AuthenticateToken(provisioned); err != nil || c.Name != access.BootstrapName {
+				t.Errorf("the provisioned token authenticates as %+v, %v", c, err)
+			}
+			if now, _ := os.ReadFile(path); string(now) != tc.content {
+				t.Error("adopting rewrote the credential file")
+			}
+		})
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	st := storetest.OpenBolt(t, access.Schema)
 	now := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)

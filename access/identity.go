@@ -3,10 +3,12 @@ package access
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/treaty-dev/treaty/fail"
@@ -84,7 +86,7 @@ func (a *Access) CreateIdentity(_ context.Context, name string, roles []Role, wi
 	var tok string
 	if withToken {
 		var err error
-		if tok, err = newToken(); err != nil {
+		if tok, err = NewToken(); err != nil {
 			return Identity{}, "", err
 		}
 		h := hashToken(tok)
@@ -112,7 +114,7 @@ func (a *Access) RotateToken(_ context.Context, name, actor, reason string) (Ide
 	if err := checkWho(actor, reason); err != nil {
 		return Identity{}, "", err
 	}
-	tok, err := newToken()
+	tok, err := NewToken()
 	if err != nil {
 		return Identity{}, "", err
 	}
@@ -209,18 +211,28 @@ const BootstrapName = "admin"
 // otherwise, so every start may call it. The file is written (and synced) before the identity
 // is committed: a crash in between leaves a token that does not work, and the next start
 // bootstraps again, never an admin whose token is lost.
+//
+// If path already holds a Treaty token when the store is empty (an operator provisioned one
+// admin token to several processes of a split deployment, or a crash came between the file and
+// the commit), the admin identity adopts it: created is true and token empty, since the token is
+// not new to anyone. A file readable by others than its owner is refused.
 func (a *Access) Bootstrap(path string) (token string, created bool, err error) {
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
 	if a.view.Load().count > 0 {
 		return "", false, nil
 	}
-	tok, err := newToken()
+	tok, adopted, err := provisioned(path)
 	if err != nil {
 		return "", false, err
 	}
-	if err := writeSecretFile(path, tok+"\n"); err != nil {
-		return "", false, fmt.Errorf("access: write the admin credential: %w", err)
+	if !adopted {
+		if tok, err = NewToken(); err != nil {
+			return "", false, err
+		}
+		if err := writeSecretFile(path, tok+"\n"); err != nil {
+			return "", false, fmt.Errorf("access: write the admin credential: %w", err)
+		}
 	}
 	now := a.now().UTC()
 	h := hashToken(tok)
@@ -236,7 +248,35 @@ func (a *Access) Bootstrap(path string) (token string, created bool, err error) 
 	}); err != nil {
 		return "", false, err
 	}
+	if adopted {
+		a.log.Info("bootstrap: created the admin identity with the token already in its credential file", "name", BootstrapName, "credential_file", path)
+		return "", true, nil
+	}
 	a.log.Info("bootstrap: created the admin identity", "name", BootstrapName, "credential_file", path)
+	return tok, true, nil
+}
+
+// provisioned reads the token an operator placed at path for the admin identity to adopt; a
+// missing file is not an error (adopted false).
+func provisioned(path string) (tok string, adopted bool, err error) {
+	info, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("access: the admin credential file: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return "", false, fmt.Errorf("access: the admin credential file %s has mode %04o: others may read the token; chmod 600 it", path, perm)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", false, fmt.Errorf("access: the admin credential file: %w", err)
+	}
+	tok = strings.TrimSpace(string(raw))
+	if !ValidTokenShape(tok) {
+		return "", false, fmt.Errorf("access: the admin credential file %s does not hold a Treaty token (%s followed by %d characters); remove it to have one created", path, TokenPrefix, TokenLen-len(TokenPrefix))
+	}
 	return tok, true, nil
 }
 

@@ -20,9 +20,9 @@ const TokenPrefix = "trt_"
 // TokenLen is the length of a token: the prefix and 32 random bytes in unpadded base64url.
 var TokenLen = len(TokenPrefix) + base64.RawURLEncoding.EncodedLen(32)
 
-// newToken returns a fresh token. 256 random bits need no slow hash: SHA-256 of the token is
+// NewToken returns a fresh token (also for an operator provisioning an admin token, see Bootstrap). 256 random bits need no slow hash: SHA-256 of the token is
 // what is stored and looked up.
-func newToken() (string, error) {
+func NewToken() (string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("access: random token: %w", err)

@@ -2,10 +2,13 @@ package services
 
 import (
 	"log/slog"
+	"path/filepath"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/treaty-dev/treaty/services/authn"
 )
 
 // serve starts the services cfg names (all four when it names none) in this process on a free
@@ -27,10 +30,22 @@ func serve(t *testing.T, cfg Config) (*Server, *grpc.ClientConn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return srv, dialAdmin(t, srv, cfg.DataDir)
+}
+
+// dialAdmin returns a connection to srv that authenticates as the admin identity its first start
+// created in dataDir; it is closed when the test ends.
+func dialAdmin(t testing.TB, srv *Server, dataDir string) *grpc.ClientConn {
+	t.Helper()
+	tok, err := authn.ReadCredentialFile(filepath.Join(dataDir, AdminCredentialFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(authn.Token(tok)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return srv, conn
+	return conn
 }

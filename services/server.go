@@ -13,11 +13,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -28,6 +30,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/treaty-dev/treaty/access"
 	"github.com/treaty-dev/treaty/backup"
 	"github.com/treaty-dev/treaty/certs"
 	"github.com/treaty-dev/treaty/decisionlog"
@@ -39,8 +42,10 @@ import (
 	"github.com/treaty-dev/treaty/posture"
 	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/accesssvc"
 	"github.com/treaty-dev/treaty/services/adminsvc"
 	"github.com/treaty-dev/treaty/services/auditsvc"
+	"github.com/treaty-dev/treaty/services/authn"
 	"github.com/treaty-dev/treaty/services/authzen"
 	"github.com/treaty-dev/treaty/services/decisionlogsvc"
 	"github.com/treaty-dev/treaty/services/extauthz"
@@ -73,6 +78,9 @@ type Server struct {
 	httpTrust  *Trust
 	httpLis    net.Listener
 	tls        *certs.Files // the listeners' and peer calls' certificates, with TLS
+	access     *access.Access
+	authn      *authn.Authn
+	bootstrap  string // the admin token created at this start, if this start created it
 	revokerSvc *revokersvc.Service
 	issuer     *issuer.Issuer
 	notifier   *notify.Notifier // the webhook notifier, when --webhook-url is given
@@ -143,11 +151,14 @@ func Start(cfg Config) (_ *Server, err error) {
 		}
 		s.cfg.IssuerURL = cfg.IssuerURL
 	}
+	if err := s.openAccess(); err != nil {
+		return nil, err
+	}
 	var serverOpts []grpc.ServerOption
 	if s.tls != nil {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(s.tls.ServerConfig())))
 	}
-	s.grpc = newGRPCServer(s.log, serverOpts...)
+	s.grpc = newGRPCServer(s.log, s.guards(), serverOpts...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -178,6 +189,17 @@ func (s *Server) assemble(ctx context.Context) error {
 			addr = s.lis.Addr().String()
 		}
 		opts := []grpc.DialOption{grpc.WithTransportCredentials(s.peerCredentials())}
+		switch {
+		case cfg.Peers[name] == "":
+			// This process's own service: the in-memory token only this process knows.
+			opts = append(opts, grpc.WithPerRPCCredentials(authn.Token(s.access.InternalToken())))
+		case cfg.PeerCredentialFile != "":
+			tok, err := authn.ReadCredentialFile(cfg.PeerCredentialFile)
+			if err != nil {
+				return nil, fmt.Errorf("--peer-credential-file: %w", err)
+			}
+			opts = append(opts, grpc.WithPerRPCCredentials(authn.Token(tok)))
+		}
 		if name == Revoker {
 			// Feed followers: static flow-control windows, so no BDP ping rides on every event.
 			opts = append(opts, revokersvc.FeedDialOptions()...)
@@ -189,15 +211,7 @@ func (s *Server) assemble(ctx context.Context) error {
 		s.conns = append(s.conns, conn)
 		return conn, nil
 	}
-	open := func(name string, schema store.Schema) (store.Store, error) {
-		st, err := store.OpenBolt(filepath.Join(cfg.DataDir, name+".db"), schema)
-		if err != nil {
-			return nil, err
-		}
-		s.stores = append(s.stores, st)
-		s.named = append(s.named, backup.Source{Name: name, Store: st})
-		return st, nil
-	}
+	open := s.open
 	relay := func(st store.Store) (*outbox.Relay, error) {
 		conn, err := peer(Revoker)
 		if err != nil {
@@ -375,7 +389,73 @@ func (s *Server) assemble(ctx context.Context) error {
 		}
 	}
 	adminsvc.New(adminsvc.Config{Stores: backupOrder(s.named), Logger: s.log}).Register(s.grpc)
+	accesssvc.New(accesssvc.Config{Access: s.access, Logger: s.log}).Register(s.grpc)
 	return nil
+}
+
+// open opens the named store in the data folder; it is closed with the server.
+func (s *Server) open(name string, schema store.Schema) (store.Store, error) {
+	st, err := store.OpenBolt(filepath.Join(s.cfg.DataDir, name+".db"), schema)
+	if err != nil {
+		return nil, err
+	}
+	s.stores = append(s.stores, st)
+	s.named = append(s.named, backup.Source{Name: name, Store: st})
+	return st, nil
+}
+
+// AdminCredentialFile is the file, in the data folder, the first start writes the admin token to.
+const AdminCredentialFile = "admin.credential"
+
+// openAccess opens the callers' identities and, on a data folder without any, creates the admin
+// identity and writes its token (mode 0600) for the operator to pick up.
+func (s *Server) openAccess() error {
+	st, err := s.open("access", access.Schema)
+	if err != nil {
+		return err
+	}
+	if s.access, err = access.Open(access.Config{Store: st, Logger: s.log}); err != nil {
+		return err
+	}
+	path := filepath.Join(s.cfg.DataDir, AdminCredentialFile)
+	tok, created, err := s.access.Bootstrap(path)
+	if err != nil {
+		return fmt.Errorf("create the admin credential: %w", err)
+	}
+	if created {
+		s.bootstrap = tok
+		s.log.Info("created the admin identity; its token is in the credential file", "file", path)
+	}
+	s.authn = authn.New(authn.Config{Access: s.access, Logger: s.log})
+	return nil
+}
+
+// BootstrapToken returns the admin token this start created on an empty data folder (to show the
+// operator once), or "".
+func (s *Server) BootstrapToken() string { return s.bootstrap }
+
+// guards are the interceptors that decide whether a call is served at all: who the caller is and
+// whether a role of theirs allows the method, then whether they are within their rate.
+func (s *Server) guards() []guard {
+	lim := newLimiter(s.cfg.RateLimits, func(ctx context.Context) (string, bool) {
+		c, ok := authn.CallerFrom(ctx)
+		if !ok {
+			return "", false
+		}
+		// Treaty's own services calling one another are not throttled: they carry every
+		// partner's traffic.
+		return c.Name, slices.Contains(c.Roles, access.RoleService)
+	})
+	return []guard{
+		{s.authn.Unary(), s.authn.Stream()},
+		{ratelimit.UnaryServerInterceptor(lim), ratelimit.StreamServerInterceptor(lim)},
+	}
+}
+
+// guard is a pair of interceptors, unary and stream, that do one thing.
+type guard struct {
+	unary  grpc.UnaryServerInterceptor
+	stream grpc.StreamServerInterceptor
 }
 
 // directoryCacheTTL is how long the issuer reuses the registry's answers about a workload, its
@@ -420,7 +500,10 @@ func (s *Server) startHTTP(ctx context.Context, open func(string, store.Schema) 
 		if err != nil {
 			return fmt.Errorf("authzen: %w", err)
 		}
-		mux.Handle("/", h)
+		// Evaluations need a caller with the pdp-client role, like the gRPC Check; the metadata
+		// document says only where the endpoints are, and is public.
+		mux.Handle(authzen.PathMetadata, h)
+		mux.Handle("/", s.authn.HTTP(h, access.RolePDPClient))
 	}
 	// Timeouts bound what a slow or idle client can hold: bodies are small and decisions fast.
 	s.http = &http.Server{
@@ -542,7 +625,7 @@ func (s *Server) HTTPAddr() string {
 // which records method, code and duration but never payloads, because requests carry tokens and
 // assertions; innermost, the bound on how long a stream may wait for its request. Validation
 // happens in each service's handlers, at the edge of its domain code.
-func newGRPCServer(log *slog.Logger, opts ...grpc.ServerOption) *grpc.Server {
+func newGRPCServer(log *slog.Logger, guards []guard, opts ...grpc.ServerOption) *grpc.Server {
 	onPanic := recovery.WithRecoveryHandler(func(p any) error {
 		log.Error("panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error; the server log has the details")
@@ -551,18 +634,23 @@ func newGRPCServer(log *slog.Logger, opts ...grpc.ServerOption) *grpc.Server {
 		log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	unary := []grpc.UnaryServerInterceptor{
+		recovery.UnaryServerInterceptor(onPanic),
+		logging.UnaryServerInterceptor(logger, logOpts...),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		recovery.StreamServerInterceptor(onPanic),
+		logging.StreamServerInterceptor(logger, logOpts...),
+	}
+	for _, g := range guards {
+		unary, stream = append(unary, g.unary), append(stream, g.stream)
+	}
+	stream = append(stream, streamDeadlines(StreamSetupTimeout))
 	return grpc.NewServer(append(opts,
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.ConnectionTimeout(handshakeTimeout),
-		grpc.ChainUnaryInterceptor(
-			recovery.UnaryServerInterceptor(onPanic),
-			logging.UnaryServerInterceptor(logger, logOpts...),
-		),
-		grpc.ChainStreamInterceptor(
-			recovery.StreamServerInterceptor(onPanic),
-			logging.StreamServerInterceptor(logger, logOpts...),
-			streamDeadlines(StreamSetupTimeout),
-		),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	)...)
 }
 
@@ -701,6 +789,9 @@ func (s *Server) closeResources() {
 		c.Close()
 	}
 	var errs []error
+	if s.access != nil {
+		errs = append(errs, s.access.Close()) // flushes the queued refusals before its store closes
+	}
 	for _, st := range s.stores {
 		errs = append(errs, st.Close())
 	}

@@ -14,10 +14,13 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/treaty-dev/treaty/certs"
 	"github.com/treaty-dev/treaty/services"
+	"github.com/treaty-dev/treaty/services/authn"
 )
 
 // Exit statuses.
@@ -57,8 +60,11 @@ type cli struct {
 	output  string
 	actor   string
 	timeout time.Duration
+	// How the CLI authenticates: a token file, or a client certificate; ca verifies the server.
+	credentialFile, certFile, keyFile, caFile string
 
 	conns []*grpc.ClientConn
+	creds []grpc.DialOption // built once from the flags above
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -164,6 +170,10 @@ short-lived and instantly revocable.
 	pf.StringVarP(&c.output, "output", "o", outputTable, "output format: table (or text), json, yaml or csv for records and lists; table or json for single values and streams")
 	pf.StringVar(&c.actor, "actor", envOr("TREATY_ACTOR", defaultActor()), "who you are, recorded in the audit trail (env TREATY_ACTOR)")
 	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long to wait for the server")
+	pf.StringVar(&c.credentialFile, "credential-file", os.Getenv("TREATY_CREDENTIAL_FILE"), "file holding your Treaty token, e.g. DATA/admin.credential written at the first 'treaty serve' (env TREATY_CREDENTIAL_FILE)")
+	pf.StringVar(&c.certFile, "cert", os.Getenv("TREATY_CERT"), "client certificate (PEM) to authenticate with over TLS (env TREATY_CERT)")
+	pf.StringVar(&c.keyFile, "key", os.Getenv("TREATY_KEY"), "private key of --cert (env TREATY_KEY)")
+	pf.StringVar(&c.caFile, "ca", os.Getenv("TREATY_CA"), "CA certificates that verify the server's; setting it (or --cert) speaks TLS (env TREATY_CA)")
 	root.AddCommand(c.serveCmd(), c.keygenCmd(), c.partnerCmd(), c.integrationCmd(), c.workloadCmd(),
 		c.tokenCmd(), c.checkCmd(), c.revokeCmd(), c.restoreCmd(), c.watchCmd(), c.policyCmd(), c.decisionsCmd(),
 		c.backupCmd(), c.restoreBackupCmd(), c.credentialsCmd(), c.importCmd(), c.exportCmd())
@@ -182,12 +192,42 @@ func (c *cli) conn(service string) (*grpc.ClientConn, error) {
 	if v, ok := c.peers[service]; ok && *v != "" {
 		addr = *v
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if c.creds == nil {
+		opts, err := c.dialCredentials()
+		if err != nil {
+			return nil, err
+		}
+		c.creds = opts
+	}
+	conn, err := grpc.NewClient(addr, c.creds...)
 	if err != nil {
 		return nil, usagef("bad address for the %s service %q: %v", service, addr, err)
 	}
 	c.conns = append(c.conns, conn)
 	return conn, nil
+}
+
+// dialCredentials builds the transport security and caller credentials the flags ask for: TLS
+// when --ca or --cert is given (plaintext otherwise, which servers accept on loopback only), and
+// a token from --credential-file.
+func (c *cli) dialCredentials() ([]grpc.DialOption, error) {
+	transport := insecure.NewCredentials()
+	if c.caFile != "" || c.certFile != "" || c.keyFile != "" {
+		cfg, err := certs.ClientConfig(c.certFile, c.keyFile, c.caFile)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		transport = credentials.NewTLS(cfg)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
+	if c.credentialFile != "" {
+		tok, err := authn.ReadCredentialFile(c.credentialFile)
+		if err != nil {
+			return nil, usagef("--credential-file: %v", err)
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(authn.Token(tok)))
+	}
+	return opts, nil
 }
 
 // ctx returns the context for one command's calls.

@@ -6,13 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -25,24 +22,7 @@ import (
 // `treaty serve` runs them: the partner's live credentials are revoked one by one, the command
 // shows its progress and ends with the confirmed record, which `partner offboarding` shows again.
 func TestPartnerOffboard(t *testing.T) {
-	srv, err := services.Start(services.Config{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0", IssuerURL: "https://treaty.test",
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	for deadline := time.Now().Add(30 * time.Second); !srv.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the server is not ready")
-		}
-	}
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	_, conn, flags := startServer(t, services.Config{IssuerURL: "https://treaty.test"})
 	ctx := context.Background()
 	reg, iss := treatyv1.NewRegistryServiceClient(conn), treatyv1.NewIssuerServiceClient(conn)
 	if _, err := reg.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: "alice", Activate: true, ApprovedBy: "carol", Partner: &treatyv1.Partner{
@@ -76,7 +56,7 @@ func TestPartnerOffboard(t *testing.T) {
 	}
 
 	cli := func(args ...string) (int, string, string) {
-		return treaty(t, append(args, "--server", srv.Addr(), "--actor", "alice")...)
+		return treaty(t, append(append(args, flags...), "--actor", "alice")...)
 	}
 	if code, _, errOut := cli("partner", "offboard", "acme"); code != exitUsage || !strings.Contains(errOut, "--reason") {
 		t.Fatalf("offboard without a reason: exit %d, %q", code, errOut)

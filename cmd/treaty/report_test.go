@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -20,28 +17,12 @@ import (
 
 // reportServer runs every service (the report service beside the registry) on loopback, with
 // partner bank (critical tier) whose integration pay has no owner and issues bearer tokens, and
-// returns its address.
-func reportServer(t *testing.T) string {
+// returns the CLI flags that reach it as its admin.
+func reportServer(t *testing.T) []string {
 	t.Helper()
-	srv, err := services.Start(services.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
-		Posture: services.PostureConfig{Interval: time.Hour}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	_, conn, flags := startServer(t, services.Config{Posture: services.PostureConfig{Interval: time.Hour}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for !srv.Ready() {
-		if ctx.Err() != nil {
-			t.Fatal("not ready after 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	reg := treatyv1.NewRegistryServiceClient(conn)
 	if _, err := reg.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: "alice", Activate: true, ApprovedBy: "bob", Partner: &treatyv1.Partner{
 		Id: "bank", DisplayName: "Big Bank", OwnerTeam: "treasury", RiskTier: treatyv1.RiskTier_RISK_TIER_CRITICAL,
@@ -55,12 +36,12 @@ func reportServer(t *testing.T) string {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	return srv.Addr()
+	return flags
 }
 
 func TestReportCommands(t *testing.T) {
-	addr := reportServer(t)
-	cli := func(args ...string) (int, string, string) { return treaty(t, append(args, "--server", addr)...) }
+	flags := reportServer(t)
+	cli := func(args ...string) (int, string, string) { return treaty(t, append(args, flags...)...) }
 	ok := func(args ...string) string {
 		t.Helper()
 		code, out, errOut := cli(args...)

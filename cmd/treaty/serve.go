@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -29,7 +30,10 @@ func (c *cli) serveCmd() *cobra.Command {
 		Long: `Runs the registry, issuer, decision point (pdp) and revoker on one gRPC port, each keeping
 its bbolt file in the data folder. --services runs a subset; --registry, --issuer, --pdp and
 --revoker give the addresses of services run elsewhere. Without TLS (--tls-cert, --tls-key),
-only loopback addresses are accepted unless --insecure. The health service reports SERVING once the decision point has caught up with the feed.`,
+only loopback addresses are accepted unless --insecure. Every call but health checks, token
+requests and key publication needs a caller identity: the first start on an empty data folder
+creates the identity admin and writes its token to DATA/admin.credential (mode 0600); use it with
+'treaty --credential-file DATA/admin.credential ...'. The health service reports SERVING once the decision point has caught up with the feed.`,
 		Args: args(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -67,6 +71,11 @@ only loopback addresses are accepted unless --insecure. The health service repor
 			srv, err := services.Start(cfg)
 			if err != nil {
 				return err
+			}
+			if tok := srv.BootstrapToken(); tok != "" {
+				// Shown once, on the terminal, never through the logger: logs are shipped.
+				fmt.Fprintf(c.stdout, "Created the admin identity. Its token, shown only this once, is also in %s (mode 0600):\n\n  %s\n\nUse it with: export TREATY_CREDENTIAL_FILE=%s\n\n",
+					filepath.Join(cfg.DataDir, services.AdminCredentialFile), tok, filepath.Join(cfg.DataDir, services.AdminCredentialFile))
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -117,6 +126,11 @@ only loopback addresses are accepted unless --insecure. The health service repor
 	f.StringVar(&cfg.TLS.ClientCAFile, "client-ca", "", "verify client certificates with these CA certificates (mTLS): a certificate authenticates as the identity its URI SAN, else its CN, names")
 	f.StringVar(&cfg.TLS.CAFile, "ca", "", "verify peers' certificates (--registry, --revoker, ...) with these CA certificates (default the system's)")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext listeners on non-loopback addresses: tokens then cross the network in the clear")
+	f.StringVar(&cfg.PeerCredentialFile, "peer-credential-file", "", "token this server presents to peers it reaches at other addresses (an identity with the service role there)")
+	f.Float64Var(&cfg.RateLimits.Issuance, "issuance-rate-limit", services.DefaultIssuanceRate, "token requests per second one caller may make (0: no limit)")
+	f.IntVar(&cfg.RateLimits.IssuanceBurst, "issuance-rate-burst", services.DefaultIssuanceBurst, "token requests one caller may make at once above the rate")
+	f.Float64Var(&cfg.RateLimits.Admin, "admin-rate-limit", services.DefaultAdminRate, "administrative calls per second one identity may make (0: no limit)")
+	f.IntVar(&cfg.RateLimits.AdminBurst, "admin-rate-burst", services.DefaultAdminBurst, "administrative calls one identity may make at once above the rate")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

@@ -84,11 +84,11 @@ func (w *World) stalledPDP(applied uint64, stalenessBound time.Duration) issuer.
 	dir := w.tb.TempDir()
 	follower := serve(w.tb, services.Config{
 		DataDir: dir, Listen: "127.0.0.1:0", Services: []string{services.PDP},
-		Peers: map[string]string{services.Revoker: w.Addr()}, Logger: Quiet,
+		Peers: map[string]string{services.Revoker: w.Addr()}, PeerCredentialFile: w.credFile, Logger: Quiet,
 	})
 	waitReady(w.tb, follower)
 	// A decision at applied returns once the follower has applied (and cached) that sequence.
-	if _, err := pdpsvc.NewAuthorizer(Dial(w.tb, follower.Addr())).AuthorizeIssuance(context.Background(), probe(applied)); err != nil {
+	if _, err := pdpsvc.NewAuthorizer(DialAdmin(w.tb, follower.Addr(), dir)).AuthorizeIssuance(context.Background(), probe(applied)); err != nil {
 		w.tb.Fatalf("the follower did not apply sequence %d: %v", applied, err)
 	}
 	follower.Shutdown()
@@ -98,7 +98,7 @@ func (w *World) stalledPDP(applied uint64, stalenessBound time.Duration) issuer.
 		Peers:          map[string]string{services.Revoker: DeadAddr(w.tb)},
 		StalenessBound: stalenessBound, Heartbeat: min(time.Second, stalenessBound/2), Logger: Quiet,
 	})
-	return pdpsvc.NewAuthorizer(Dial(w.tb, stalled.Addr()))
+	return pdpsvc.NewAuthorizer(DialAdmin(w.tb, stalled.Addr(), dir))
 }
 
 // awaitReason waits until auth answers a decision at applied with reason.

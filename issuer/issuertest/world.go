@@ -12,6 +12,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/services"
+	"github.com/treaty-dev/treaty/services/authn"
 	"github.com/treaty-dev/treaty/services/pdpsvc"
 	"github.com/treaty-dev/treaty/services/registrysvc"
 	"github.com/treaty-dev/treaty/services/revokersvc"
@@ -53,9 +56,11 @@ type Config struct {
 // the feed sequence the write landed at, so a test can pass it on as a MinSequence and read its
 // own writes in the PDP.
 type World struct {
-	tb   testing.TB
-	srv  *services.Server
-	conn *grpc.ClientConn
+	tb  testing.TB
+	srv *services.Server
+	// credFile holds the token of the world's clients (see worldIdentity).
+	credFile string
+	conn     *grpc.ClientConn
 
 	// Registry, Revocation and Decisions are clients of the world's services.
 	Registry   treatyv1.RegistryServiceClient
@@ -77,9 +82,10 @@ func Start(tb testing.TB, cfg Config) *World {
 	}
 	srv := serve(tb, scfg)
 	waitReady(tb, srv)
-	conn := Dial(tb, srv.Addr())
+	cred := worldIdentity(tb, srv.Addr(), scfg.DataDir)
+	conn := dialToken(tb, srv.Addr(), cred)
 	return &World{
-		tb: tb, srv: srv, conn: conn,
+		tb: tb, srv: srv, conn: conn, credFile: cred,
 		Registry:   treatyv1.NewRegistryServiceClient(conn),
 		Revocation: treatyv1.NewRevocationServiceClient(conn),
 		Decisions:  treatyv1.NewDecisionServiceClient(conn),
@@ -120,6 +126,52 @@ func Dial(tb testing.TB, addr string) *grpc.ClientConn {
 	tb.Cleanup(func() { conn.Close() })
 	return conn
 }
+
+// DialAdmin is Dial authenticating as the admin identity the server's first start created in
+// dataDir.
+func DialAdmin(tb testing.TB, addr, dataDir string) *grpc.ClientConn {
+	tb.Helper()
+	return dialToken(tb, addr, filepath.Join(dataDir, services.AdminCredentialFile))
+}
+
+// dialToken is Dial sending the token in credFile.
+func dialToken(tb testing.TB, addr, credFile string) *grpc.ClientConn {
+	tb.Helper()
+	tok, err := authn.ReadCredentialFile(credFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(authn.Token(tok)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// worldIdentity creates the identity the world's clients use, with the roles admin (everything)
+// and service (what an issuer or a PDP in another process needs, never rate-limited), and returns
+// the file its token is in.
+func worldIdentity(tb testing.TB, addr, dataDir string) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), readyWait)
+	defer cancel()
+	resp, err := treatyv1.NewAccessServiceClient(DialAdmin(tb, addr, dataDir)).CreateIdentity(ctx, &treatyv1.CreateIdentityRequest{
+		Name: "test-world", Roles: []string{"admin", "service"}, IssueToken: true, Reason: "the test world's clients",
+	})
+	if err != nil {
+		tb.Fatalf("create the test world's identity: %v", err)
+	}
+	path := filepath.Join(dataDir, "world.credential")
+	if err := os.WriteFile(path, []byte(resp.GetToken()+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// CredentialFile is the file holding the token of the world's clients: a PDP or an issuer in
+// another process gives it as its PeerCredentialFile.
+func (w *World) CredentialFile() string { return w.credFile }
 
 // Addr returns the address the world's services listen on.
 func (w *World) Addr() string { return w.srv.Addr() }

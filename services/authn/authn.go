@@ -113,7 +113,7 @@ func (s *stream) RecvMsg(m any) error {
 
 // The refusals' messages, made once. None holds a credential.
 const (
-	msgNoCredential = "no credential: send a Treaty token (metadata authorization: Bearer trt_...) or a client certificate"
+	msgNoCredential = "no credential: send a Treaty token (metadata authorization: Bearer trt_...; the CLI sends the one in --credential-file, e.g. DATA/admin.credential) or a client certificate (the CLI's --cert and --key)"
 	msgBadScheme    = "the authorization metadata must be 'Bearer <token>'"
 )
 
