@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/store"
@@ -50,11 +47,7 @@ func TestKillNineWhileRevoking(t *testing.T) {
 	t.Parallel()
 	addr, data := freeAddr(t), t.TempDir()
 	srv := startServer(t, addr, "--data", data, "--services", "revoker")
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dial(t, addr)
 	client := treatyv1.NewRevocationServiceClient(conn)
 
 	// The subscriber: every event it receives, across both streams, with a count per sequence.

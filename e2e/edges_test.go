@@ -13,9 +13,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestEnforcementPoints drives the decision point the way gateways do, through `treaty serve`:
@@ -43,11 +41,7 @@ func TestEnforcementPoints(t *testing.T) {
 			"action": {"name": "` + action + `"}, "resource": {"type": "api", "id": "orders-api"}}`
 	}
 
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dial(t, addr)
 	envoy := authv3.NewAuthorizationClient(conn)
 	gateway := func(method, path string) (codes.Code, string) {
 		t.Helper()
@@ -160,6 +154,7 @@ func evaluate(t *testing.T, httpAddr, body string) map[string]any {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", bearer(t))
 	req.Header.Set("X-Request-ID", "e2e-1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/treaty-dev/treaty/access"
+	"github.com/treaty-dev/treaty/services/authn"
 )
 
 // The treaty binary under test is built once, on first use, with buildFlags.
@@ -89,6 +93,103 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// credentials holds, per top-level test, the file with the admin token every server of that test
+// adopts at its first start (see access.Bootstrap), so that one CLI credential reaches every
+// process of a split deployment and each process reaches its peers with it.
+var credentials sync.Map // test name -> path
+
+// credentialFile returns the test's admin credential file, creating it on first use.
+func credentialFile(t *testing.T) string {
+	t.Helper()
+	name, _, _ := strings.Cut(t.Name(), "/")
+	if path, ok := credentials.Load(name); ok {
+		return path.(string)
+	}
+	tok, err := access.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(buildDir, "credential")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "admin.credential")
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	actual, _ := credentials.LoadOrStore(name, path)
+	return actual.(string)
+}
+
+// provision places the test's admin credential in the data folder args name, before the first
+// start, and has a server with peers present it to them.
+func provision(t *testing.T, args []string) []string {
+	t.Helper()
+	cred := credentialFile(t)
+	for i, a := range args {
+		if a == "--data" && i+1 < len(args) {
+			data := args[i+1]
+			if err := os.MkdirAll(data, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(data, "admin.credential")
+			if _, err := os.Stat(dst); errors.Is(err, fs.ErrNotExist) {
+				raw, err := os.ReadFile(cred)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(dst, raw, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for _, a := range args {
+		switch a {
+		case "--registry", "--issuer", "--pdp", "--revoker":
+			return append(slices.Clip(args), "--peer-credential-file", cred)
+		}
+	}
+	return args
+}
+
+// withCredential adds the test's admin credential to a CLI environment that names none.
+func withCredential(t *testing.T, env []string) []string {
+	t.Helper()
+	for _, e := range env {
+		if strings.HasPrefix(e, "TREATY_CREDENTIAL_FILE=") {
+			return env
+		}
+	}
+	return append(slices.Clip(env), "TREATY_CREDENTIAL_FILE="+credentialFile(t))
+}
+
+// dial returns a gRPC connection to addr authenticated as the test's admin, closed when the test
+// ends.
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	tok, err := authn.ReadCredentialFile(credentialFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(authn.Token(tok)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// bearer returns the Authorization header value of the test's admin token, for the HTTP APIs.
+func bearer(t *testing.T) string {
+	t.Helper()
+	tok, err := authn.ReadCredentialFile(credentialFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "Bearer " + tok
+}
+
 // server is one `treaty serve` process.
 type server struct {
 	t    *testing.T
@@ -110,7 +211,7 @@ func startServer(t *testing.T, addr string, args ...string) *server {
 // startServerEnv is startServer with variables added to the server's environment.
 func startServerEnv(t *testing.T, env []string, addr string, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, env: env, addr: addr, args: args}
+	s := &server{t: t, env: env, addr: addr, args: provision(t, args)}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -197,7 +298,7 @@ func (r result) String() string {
 func treaty(t *testing.T, env []string, stdin string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(treatyBinary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), withCredential(t, env)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -224,7 +325,7 @@ func watch(t *testing.T, env []string, n int, args ...string) []map[string]any {
 func watchDuring(t *testing.T, env []string, n int, during func(), args ...string) []map[string]any {
 	t.Helper()
 	cmd := exec.Command(treatyBinary(t), append([]string{"watch", "-o", "json"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(), withCredential(t, env)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
