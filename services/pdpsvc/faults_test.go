@@ -49,7 +49,7 @@ func TestPDPStoresFail(t *testing.T) {
 	cacheSt := storetest.Faulty(storetest.OpenBolt(t, pdp.Schema))
 	p := pdptest.Start(t, pdp.Config{
 		Store: cacheSt, Source: pdptest.NewSource(rl, 50*time.Millisecond), Recorder: dl,
-		MaxWait: 300 * time.Millisecond, StalenessBound: time.Minute, Logger: logger,
+		MaxWait: 300 * time.Millisecond, StalenessBound: 2 * time.Second, Logger: logger,
 	})
 	pdptest.WaitReady(t, p)
 	client := treatyv1.NewDecisionServiceClient(grpctest.Serve(t, pdpsvc.New(pdpsvc.Config{PDP: p, Logger: logger}).Register))
@@ -86,6 +86,10 @@ func TestPDPStoresFail(t *testing.T) {
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("check at the sequence of a revocation the PDP cannot cache: %v, want UNAVAILABLE (not applied in time)", err)
 	}
+	eventually(t, "the PDP denies as stale once it has lagged past its bound", func() bool {
+		resp := check(tok, 0)
+		return resp.GetDecision() == treatyv1.Decision_DECISION_DENY && equal(resp.GetReasons(), pdp.ReasonStale)
+	})
 	if st := dl.Stats(); st.Written >= st.Kept {
 		t.Fatalf("decision log stats %+v while its disk fails: nothing should be written", st)
 	}
