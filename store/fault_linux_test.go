@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -113,4 +114,92 @@ func breakWrites(t *testing.T, path string) func() {
 		}
 		syscall.Close(saved)
 	}
+}
+
+// A real full filesystem: the store lives on a 2 MiB tmpfs (mounted for the test, so it needs
+// root; skipped otherwise) next to a filler file, and is written until the disk refuses. The
+// refused write is Unavailable saying the disk is full; every write acknowledged before it reads
+// back, while the disk is full and after; once the filler is removed writes succeed again, and the
+// file passes bbolt's consistency check, also reopened.
+func TestBoltOnFullFilesystem(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) }) // after the store's cleanup below
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 512<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "x.db")
+	st, err := store.OpenBolt(path, storetest.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() }) // closing twice is harmless
+	value := func(k string) []byte { return bytes.Repeat([]byte(k), 16<<10/len(k)) }
+	put := func(k string) error {
+		return st.Update(func(tx store.Tx) error { return tx.Put("a", []byte(k), value(k)) })
+	}
+	readBack := func(keys []string) {
+		t.Helper()
+		if err := st.View(func(tx store.Tx) error {
+			for _, k := range keys {
+				if !bytes.Equal(tx.Get("a", []byte(k)), value(k)) {
+					return fmt.Errorf("acknowledged %s reads back wrong", k)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var acked []string
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("k%05d", i)
+		err := put(k)
+		if err == nil {
+			acked = append(acked, k)
+			if i > 1000 {
+				t.Fatal("2 MiB never filled up")
+			}
+			continue
+		}
+		var fe *fail.Error
+		if !errors.As(err, &fe) || fe.Kind != fail.Unavailable || !errors.Is(err, syscall.ENOSPC) ||
+			!strings.Contains(fe.Msg, "no space left on device; free space on the server's data volume, then retry") {
+			t.Fatalf("write %d on a full filesystem: %v, want Unavailable, no space left", i, err)
+		}
+		break
+	}
+	if len(acked) < 10 {
+		t.Fatalf("only %d writes before the disk was full", len(acked))
+	}
+	readBack(acked)
+	// What the failed commit had claimed is free again, so a later write may still fit; if it
+	// does not, it is refused the same way.
+	switch err := put("again"); {
+	case err == nil:
+		acked = append(acked, "again")
+	case fail.KindOf(err) != fail.Unavailable:
+		t.Fatalf("another write on the full filesystem: %v, want Unavailable", err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"after-1", "after-2"} {
+		if err := put(k); err != nil {
+			t.Fatalf("write once space is freed: %v", err)
+		}
+		acked = append(acked, k)
+	}
+	readBack(acked)
+	if err := st.Check(); err != nil {
+		t.Fatalf("consistency check after the disk was full: %v", err)
+	}
+	st.Close()
+	st = storetest.OpenBoltAt(t, path, storetest.Schema) // checked again at cleanup, before the unmount
+	readBack(acked)
+	t.Logf("%d writes acknowledged, the filesystem full in between", len(acked))
 }
