@@ -183,7 +183,8 @@ func drive(conn *grpc.ClientConn, addr string, memPID int, o options) error {
 		case <-warm:
 			start = sampleMemory(memPID)
 		case <-tick.C:
-			fmt.Fprintf(os.Stderr, "soak: %v: %s\n", time.Since(began).Round(time.Second), l.stats.brief())
+			m := sampleMemory(memPID)
+			fmt.Fprintf(os.Stderr, "soak: %v: %s; heap %s, RSS %s\n", time.Since(began).Round(time.Second), l.stats.brief(), mib(m.heap), mib(m.rss))
 		}
 	}
 	wg.Wait()
