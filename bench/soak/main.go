@@ -22,6 +22,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -52,6 +53,7 @@ type options struct {
 	checkRate, issueRate, revRate float64
 	workloads                     int
 	progress                      time.Duration
+	heapProfile                   string
 }
 
 func soak() error {
@@ -65,6 +67,7 @@ func soak() error {
 	flag.Float64Var(&o.revRate, "revoke-rate", 5, "revocations a second (each also issues and checks its token)")
 	flag.IntVar(&o.workloads, "workloads", 16, "workloads to onboard")
 	flag.DurationVar(&o.progress, "progress", 30*time.Second, "how often to print progress to stderr")
+	flag.StringVar(&o.heapProfile, "heap-profile", "", "in-process only: write heap profiles PREFIX.start.pprof (after the warm-up) and PREFIX.end.pprof, to compare with go tool pprof -base")
 	flag.Parse()
 
 	addr := o.server
@@ -182,6 +185,7 @@ func drive(conn *grpc.ClientConn, addr string, memPID int, o options) error {
 			done = true
 		case <-warm:
 			start = sampleMemory(memPID)
+			writeHeapProfile(o.heapProfile, "start")
 		case <-tick.C:
 			m := sampleMemory(memPID)
 			fmt.Fprintf(os.Stderr, "soak: %v: %s; heap %s, RSS %s\n", time.Since(began).Round(time.Second), l.stats.brief(), mib(m.heap), mib(m.rss))
@@ -190,6 +194,7 @@ func drive(conn *grpc.ClientConn, addr string, memPID int, o options) error {
 	wg.Wait()
 	elapsed := time.Since(began)
 	end := sampleMemory(memPID)
+	writeHeapProfile(o.heapProfile, "end")
 	fmt.Printf("memory sampled after a %v warm-up and at the end, each after a garbage collection\n", warmup)
 	failed := l.stats.report(os.Stdout, elapsed, start, end)
 	if failed > 0 {
@@ -331,4 +336,19 @@ func (l *load) revokeOne() error {
 		}
 		return err
 	})
+}
+
+// writeHeapProfile writes the heap profile to prefix.name.pprof, if prefix is set.
+func writeHeapProfile(prefix, name string) {
+	if prefix == "" {
+		return
+	}
+	f, err := os.Create(prefix + "." + name + ".pprof")
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "soak: heap profile:", err)
+	}
 }
