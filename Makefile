@@ -3,8 +3,9 @@ GO       ?= go
 TOOL     := $(GO) tool -modfile=tools/go.mod
 BENCH    ?= .
 COUNT    ?= 6
+SOAK     ?= 3m
 
-.PHONY: help build generate lint test bench fuzz vulncheck ci
+.PHONY: help build generate lint test bench fuzz soak vulncheck ci
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,6 +29,9 @@ bench: ## run the benchmarks COUNT times (compare runs with benchstat)
 
 fuzz: ## run every fuzz target briefly (FUZZTIME=2m make fuzz for longer)
 	.ci/fuzz
+
+soak: ## run checks, issuance and revocations together for SOAK (3m) on loopback; fails on any error (not in CI)
+	$(GO) run ./bench/soak -duration $(SOAK)
 
 vulncheck: ## govulncheck against a local database built from golang.org/x/vulndb
 	.ci/vulncheck

@@ -175,9 +175,17 @@ func (r *Registry) commit(ctx context.Context, fn func(tx store.Tx) (change, err
 	if err != nil {
 		r.cfg.Logger.Warn("registry: change committed, but the revoker has not confirmed it yet; it stays queued",
 			"outbox_id", last, "err", err)
+		return seq, unconfirmed{err}
 	}
-	return seq, err
+	return seq, nil
 }
+
+// unconfirmed marks the relay's error from commit: the write is durable and only its publication
+// is pending. It is Unavailable like a store that cannot write, which is why committed looks for
+// this mark rather than at the kind.
+type unconfirmed struct{ error }
+
+func (u unconfirmed) Unwrap() error { return u.error }
 
 // write runs fn in one store transaction, appends the audit record and queues the events fn
 // returns in that same transaction, and returns the id of the last outbox entry (0 if fn queued
@@ -222,8 +230,9 @@ func addEvents(tx store.Tx, events []*treatyv1.Event) (uint64, error) {
 }
 
 // committed reports whether an error from commit still means the write is durable: only the
-// relay's Unavailable error comes after the transaction committed.
-func committed(err error) bool { return err == nil || fail.KindOf(err) == fail.Unavailable }
+// relay's error (unconfirmed) comes after the transaction committed; a store that cannot write is
+// Unavailable too, but nothing was written.
+func committed(err error) bool { return err == nil || errors.As(err, new(unconfirmed)) }
 
 // etag renders a record's revision as its opaque etag.
 func etag(revision uint64) string { return fmt.Sprintf("r%d", revision) }

@@ -62,6 +62,8 @@ func WithBatchLimits(delay time.Duration, size int) BoltOption {
 type Bolt struct {
 	db      *bolt.DB
 	buckets map[string]bool
+	// name (the schema's) and path say whose store a write error is about.
+	name, path string
 }
 
 var _ Store = (*Bolt)(nil)
@@ -80,7 +82,7 @@ func OpenBolt(path string, schema Schema, opts ...BoltOption) (*Bolt, error) {
 	for _, o := range opts {
 		o(db)
 	}
-	b := &Bolt{db: db, buckets: map[string]bool{metaBucket: true}}
+	b := &Bolt{db: db, buckets: map[string]bool{metaBucket: true}, name: schema.Name, path: path}
 	for _, name := range schema.Buckets {
 		b.buckets[name] = true
 	}
@@ -132,16 +134,29 @@ func (b *Bolt) View(fn func(Tx) error) error {
 	return b.db.View(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, buckets: b.buckets}) })
 }
 
-// Update implements Store. bbolt fsyncs the file on commit, so a nil return means durable.
+// Update implements Store. bbolt fsyncs the file on commit, so a nil return means durable. A
+// write the disk refuses returns a fail.Unavailable error (see writeError).
 func (b *Bolt) Update(fn func(Tx) error) error {
-	return b.db.Update(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, buckets: b.buckets}) })
+	committing := false
+	err := b.db.Update(func(btx *bolt.Tx) error {
+		err := fn(&boltTx{tx: btx, buckets: b.buckets})
+		committing = err == nil
+		return err
+	})
+	return b.writeError(err, committing)
 }
 
 // Batch implements Store with bbolt's DB.Batch, which coalesces concurrent calls into one
 // transaction and, when one call's fn fails, rolls back, reruns the others without it and runs it
-// alone.
+// alone. A write the disk refuses returns a fail.Unavailable error, as from Update.
 func (b *Bolt) Batch(fn func(Tx) error) error {
-	return b.db.Batch(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, buckets: b.buckets}) })
+	committing := false // set by fn's last run; Batch returns after it
+	err := b.db.Batch(func(btx *bolt.Tx) error {
+		err := fn(&boltTx{tx: btx, buckets: b.buckets})
+		committing = err == nil
+		return err
+	})
+	return b.writeError(err, committing)
 }
 
 // Backup implements Store: a read transaction sees one consistent version of every page, so the

@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"strconv"
@@ -15,11 +11,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/treaty-dev/treaty/bench/internal/workload"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
-	"github.com/treaty-dev/treaty/issuer"
 )
 
 // issueAudience is the audience of the integration the issue mode seeds and of the tokens it asks
@@ -58,9 +52,9 @@ func issue(args []string) error {
 	if err != nil {
 		return fmt.Errorf("issue: GetIssuer: %w", err)
 	}
-	keys, err := onboard(ctx, treatyv1.NewRegistryServiceClient(conn), *workloads)
+	keys, err := workload.Onboard(ctx, treatyv1.NewRegistryServiceClient(conn), "load-"+randomHex(3), *workloads, issueAudience)
 	if err != nil {
-		return err
+		return fmt.Errorf("issue: onboard: %w", err)
 	}
 
 	fmt.Printf("server %s, issuer %s, %d workloads, private_key_jwt (EdDSA assertions), %v per phase, median of %d rounds\n",
@@ -75,7 +69,7 @@ func issue(args []string) error {
 		var rs []result
 		for range *rounds {
 			for _, d := range []time.Duration{*warmup, *duration} {
-				pool, err := presign(keys, desc.GetIssuer(), int(float64(*maxRate)*d.Seconds())+1000)
+				pool, err := workload.Presign(keys, desc.GetIssuer(), int(float64(*maxRate)*d.Seconds())+1000)
 				if err != nil {
 					return err
 				}
@@ -111,65 +105,4 @@ func issue(args []string) error {
 		fmt.Printf("first error: %v\n", *e)
 	}
 	return nil
-}
-
-// workloadKey is an onboarded workload and its private key.
-type workloadKey struct {
-	id  string
-	key ed25519.PrivateKey
-}
-
-// onboard creates a partner and an integration allowing scope read for issueAudience, each approved
-// and active in one step (the registry's shortcut), and n workloads with fresh keys, all under a random prefix so runs against one server do not collide.
-func onboard(ctx context.Context, reg treatyv1.RegistryServiceClient, n int) ([]workloadKey, error) {
-	const actor = "bench-load"
-	prefix := "load-" + randomHex(3)
-	partner, integ := prefix, prefix+"-integ"
-	if _, err := reg.CreatePartner(ctx, &treatyv1.CreatePartnerRequest{Actor: actor, Partner: &treatyv1.Partner{
-		Id: partner, DisplayName: "Load " + partner, OwnerTeam: "bench", ContractEndTime: timestamppb.New(time.Now().Add(30 * 24 * time.Hour)),
-	}, Activate: true, ApprovedBy: actor}); err != nil {
-		return nil, fmt.Errorf("issue: create partner: %w", err)
-	}
-	if _, err := reg.CreateIntegration(ctx, &treatyv1.CreateIntegrationRequest{Actor: actor, Integration: &treatyv1.Integration{
-		Id: integ, PartnerId: partner, AllowedScopes: []string{"read", "write"}, Audiences: []string{issueAudience},
-		MaxCredentialTtl: durationpb.New(5 * time.Minute), Environment: "production",
-	}, Activate: true, ApprovedBy: actor}); err != nil {
-		return nil, fmt.Errorf("issue: create integration: %w", err)
-	}
-	out := make([]workloadKey, n)
-	for i := range out {
-		pub, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKIXPublicKey(pub)
-		if err != nil {
-			return nil, err
-		}
-		id := fmt.Sprintf("%s-w%03d", prefix, i)
-		if _, err := reg.CreateWorkload(ctx, &treatyv1.CreateWorkloadRequest{
-			Id: id, IntegrationId: integ, Actor: actor,
-			PublicKeyPem: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
-		}); err != nil {
-			return nil, fmt.Errorf("issue: create workload: %w", err)
-		}
-		out[i] = workloadKey{id: id, key: priv}
-	}
-	return out, nil
-}
-
-// presign signs n client assertions round-robin over the workloads, each with a unique jti and
-// exp five minutes ahead.
-func presign(keys []workloadKey, aud string, n int) ([]string, error) {
-	out := make([]string, n)
-	now := time.Now()
-	for i := range out {
-		k := keys[i%len(keys)]
-		a, err := issuer.SignAssertion(k.id, aud, k.key, now, issuer.MaxAssertionLifetime)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = a
-	}
-	return out, nil
 }
