@@ -43,7 +43,7 @@ func TestKillNineEveryStore(t *testing.T) {
 	t.Parallel()
 	addr, data := freeAddr(t), t.TempDir()
 	srv := startServer(t, addr, "--data", data)
-	conn := dialFaults(t, addr)
+	conn := dial(t, addr)
 	reg := treatyv1.NewRegistryServiceClient(conn)
 	iss := treatyv1.NewIssuerServiceClient(conn)
 	rev := treatyv1.NewRevocationServiceClient(conn)

@@ -33,7 +33,7 @@ func TestDiskFull(t *testing.T) {
 	t.Cleanup(func() { syscall.Unmount(data, syscall.MNT_DETACH) }) // after the server stops
 	addr := freeAddr(t)
 	srv := startServer(t, addr, "--data", data)
-	conn := dialFaults(t, addr)
+	conn := dial(t, addr)
 	reg := treatyv1.NewRegistryServiceClient(conn)
 	iss := treatyv1.NewIssuerServiceClient(conn)
 	rev := treatyv1.NewRevocationServiceClient(conn)

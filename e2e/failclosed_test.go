@@ -11,23 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
-
-// dialFaults is the one place the fault tests dial a server, so that credentials can be added
-// here once.
-func dialFaults(t *testing.T, addr string) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
 
 // checkLog is what a steady load of checks saw: each call's start, decision, reasons or error.
 type checkLog struct {
@@ -75,7 +60,7 @@ func TestPDPFailsClosedWhileRevokerDown(t *testing.T) {
 	tok := o.token("acme", key)
 	o.wantReason(o.check(tok, "orders.read", "orders-api", true, 0), "granted")
 
-	pdp := treatyv1.NewDecisionServiceClient(dialFaults(t, pdpAddr))
+	pdp := treatyv1.NewDecisionServiceClient(dial(t, pdpAddr))
 	var log checkLog
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

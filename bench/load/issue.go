@@ -9,9 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
+	"github.com/treaty-dev/treaty/bench/internal/dial"
 	"github.com/treaty-dev/treaty/bench/internal/workload"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
@@ -41,7 +39,7 @@ func issue(args []string) error {
 	serverPID := fs.Int("server-pid", 0, "the server's process id, if on this machine: reports its CPU time per issuance")
 	fs.Parse(args)
 
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := dial.Server(*addr, "")
 	if err != nil {
 		return err
 	}

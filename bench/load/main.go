@@ -25,10 +25,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/treaty-dev/treaty/bench/internal/dial"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
 
@@ -95,7 +94,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := dial.Server(*addr, "")
 	if err != nil {
 		return err
 	}

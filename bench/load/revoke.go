@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
+	"github.com/treaty-dev/treaty/bench/internal/dial"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
 
@@ -29,7 +27,7 @@ func revoke(args []string) error {
 	serverPID := fs.Int("server-pid", 0, "the server's process id, to report its CPU time per revocation")
 	fs.Parse(args)
 
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := dial.Server(*addr, "")
 	if err != nil {
 		return err
 	}

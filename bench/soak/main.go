@@ -22,15 +22,16 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/treaty-dev/treaty/bench/internal/dial"
 	"github.com/treaty-dev/treaty/bench/internal/workload"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/services"
@@ -72,27 +73,23 @@ func soak() error {
 
 	addr := o.server
 	memPID := o.serverPID
+	cred := "" // with -server, $TREATY_CREDENTIAL_FILE
 	if addr == "" {
-		srv, stop, err := startInProcess(o.data)
+		srv, data, stop, err := startInProcess(o.data)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		addr, memPID = srv.Addr(), os.Getpid()
+		addr, memPID, cred = srv.Addr(), os.Getpid(), filepath.Join(data, services.AdminCredentialFile)
 	} else if err := loopback(addr); err != nil {
 		return err
 	}
-	conn, err := dial(addr)
+	conn, err := dial.Server(addr, cred)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	return drive(conn, addr, memPID, o)
-}
-
-// dial is the one place the soak connects to a server.
-func dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
 
 func loopback(addr string) error {
@@ -106,13 +103,14 @@ func loopback(addr string) error {
 	return nil
 }
 
-// startInProcess starts every service on a loopback port and waits until the PDP is ready.
-func startInProcess(data string) (*services.Server, func(), error) {
+// startInProcess starts every service on a loopback port and waits until the PDP is ready; it
+// returns the server and its data folder.
+func startInProcess(data string) (*services.Server, string, func(), error) {
 	remove := false
 	if data == "" {
 		dir, err := os.MkdirTemp("", "treaty-soak")
 		if err != nil {
-			return nil, nil, err
+			return nil, "", nil, err
 		}
 		data, remove = dir, true
 	}
@@ -124,7 +122,7 @@ func startInProcess(data string) (*services.Server, func(), error) {
 		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
 	stop := func() {
 		level.Set(slog.LevelError) // the peers' warnings about the shutdown itself are expected
@@ -136,10 +134,10 @@ func startInProcess(data string) (*services.Server, func(), error) {
 	for deadline := time.Now().Add(30 * time.Second); !srv.Ready(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			stop()
-			return nil, nil, fmt.Errorf("the in-process services were not ready after 30s")
+			return nil, "", nil, fmt.Errorf("the in-process services were not ready after 30s")
 		}
 	}
-	return srv, stop, nil
+	return srv, data, stop, nil
 }
 
 // drive onboards workloads, runs the three loads together for o.duration and prints the report.
