@@ -11,6 +11,7 @@
 package metrics
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -48,13 +49,25 @@ func New() *Registry {
 	return r
 }
 
-// UnaryServerInterceptor counts and times unary RPCs.
+// UnaryServerInterceptor counts and times unary RPCs. On a nil Registry (metrics off) it passes
+// calls through, so that a server's interceptor chain reads the same either way.
 func (r *Registry) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	if r == nil {
+		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			return handler(ctx, req)
+		}
+	}
 	return r.grpc.UnaryServerInterceptor()
 }
 
-// StreamServerInterceptor counts and times streaming RPCs and their messages.
+// StreamServerInterceptor counts and times streaming RPCs and their messages. On a nil Registry
+// it passes calls through.
 func (r *Registry) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	if r == nil {
+		return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			return handler(srv, ss)
+		}
+	}
 	return r.grpc.StreamServerInterceptor()
 }
 
