@@ -83,6 +83,9 @@ type Config struct {
 	Notify NotifyConfig
 	// Posture configures the posture findings the report service computes beside the registry.
 	Posture PostureConfig
+	// MetricsListen, if set, serves Prometheus metrics at /metrics on this address, a listener of
+	// its own (see services/metrics.go).
+	MetricsListen string
 	// ShutdownGrace bounds how long a graceful stop waits for in-flight calls.
 	ShutdownGrace time.Duration
 	// Logger receives the server's logs.
@@ -199,6 +202,11 @@ func (c Config) Validate() error {
 	}
 	if c.HTTPListen != "" {
 		if err := checkLoopback("--http-listen", c.HTTPListen); err != nil {
+			return err
+		}
+	}
+	if c.MetricsListen != "" {
+		if err := checkLoopback("--metrics-listen", c.MetricsListen); err != nil {
 			return err
 		}
 	}
