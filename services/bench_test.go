@@ -167,7 +167,7 @@ func (n *nullDecisions) Check(context.Context, *treatyv1.CheckRequest) (*treatyv
 // the real size cost beside the health call before any decision, token cache or decision log.
 // Compare its check/health ratio with BenchmarkCheckVsHealth's from the same run.
 func BenchmarkWireFloor(b *testing.B) {
-	srv := newGRPCServer(slog.New(slog.DiscardHandler))
+	srv := newGRPCServer(slog.New(slog.DiscardHandler), nil)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(srv, healthSrv)
 	treatyv1.RegisterDecisionServiceServer(srv, &nullDecisions{resp: &treatyv1.CheckResponse{

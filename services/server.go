@@ -31,6 +31,7 @@ import (
 	"github.com/treaty-dev/treaty/decisionlog"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/metrics"
 	"github.com/treaty-dev/treaty/notify"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/pdp"
@@ -48,6 +49,7 @@ import (
 	"github.com/treaty-dev/treaty/services/oauthhttp"
 	"github.com/treaty-dev/treaty/services/pdpsvc"
 	"github.com/treaty-dev/treaty/services/registrysvc"
+	"github.com/treaty-dev/treaty/services/requestid"
 	"github.com/treaty-dev/treaty/services/revokersvc"
 	"github.com/treaty-dev/treaty/services/ssfhttp"
 	"github.com/treaty-dev/treaty/ssf"
@@ -82,6 +84,8 @@ type Server struct {
 	stores  []store.Store
 	named   []backup.Source // the stores by name, for backups
 	stopped sync.Once
+
+	obs observability // metrics.go: the registry and the /metrics server, with MetricsListen
 }
 
 // serviceNames are the health-check names of each service.
@@ -100,6 +104,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	cfg.Logger = slog.New(requestid.Handler(cfg.Logger.Handler())) // lines logged with a call's context carry its request id
 	s := &Server{cfg: cfg, log: cfg.Logger, served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -118,6 +123,9 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.cfg.HTTPBaseURL = cfg.HTTPBaseURL
 		}
 	}
+	if err := s.listenMetrics(); err != nil {
+		return nil, err
+	}
 	if cfg.IssuerURL == "" {
 		// The issuer identifier is where its OAuth metadata lives (RFC 8414): the HTTP listener
 		// when there is one, else the gRPC address.
@@ -127,7 +135,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		}
 		s.cfg.IssuerURL = cfg.IssuerURL
 	}
-	s.grpc = newGRPCServer(s.log)
+	s.grpc = newGRPCServer(s.log, s.obs.metrics)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -138,13 +146,14 @@ func Start(cfg Config) (_ *Server, err error) {
 	if err := s.assemble(ctx); err != nil {
 		return nil, err
 	}
+	s.serveMetrics()
 	go func() { s.served <- s.grpc.Serve(s.lis) }()
 	if s.posture != nil {
 		// Only now: its first computation asks this process's issuer, which serves from here on.
 		s.goLoop(func() { s.posture.Run(ctx) })
 	}
 	s.goLoop(func() { s.watchReadiness(ctx) })
-	s.log.Info("treaty serving", "addr", s.Addr(), "http_addr", s.HTTPAddr(), "services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir,
+	s.log.Info("treaty serving", "addr", s.Addr(), "http_addr", s.HTTPAddr(), "metrics_addr", s.MetricsAddr(), "services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir,
 		"issuer_url", cfg.IssuerURL)
 	return s, nil
 }
@@ -513,10 +522,12 @@ func (s *Server) HTTPAddr() string {
 }
 
 // newGRPCServer builds the server with Treaty's interceptor chain. The order is deliberate:
-// recovery outermost, so a panic anywhere (including in logging) becomes INTERNAL; then logging,
-// which records method, code and duration but never payloads, because requests carry tokens and
-// assertions. Validation happens in each service's handlers, at the edge of its domain code.
-func newGRPCServer(log *slog.Logger) *grpc.Server {
+// recovery outermost, so a panic anywhere (including in logging) becomes INTERNAL; then the
+// request id, so that everything after it (and the response header) has it; then metrics (when
+// m is not nil: --metrics-listen), which count every call the server handles; then logging,
+// which records method, code, duration and request id but never payloads, because requests carry
+// tokens and assertions. Validation happens in each service's handlers, at the edge of its domain code.
+func newGRPCServer(log *slog.Logger, m *metrics.Registry) *grpc.Server {
 	onPanic := recovery.WithRecoveryHandler(func(p any) error {
 		log.Error("panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error; the server log has the details")
@@ -528,10 +539,14 @@ func newGRPCServer(log *slog.Logger) *grpc.Server {
 	return grpc.NewServer(
 		grpc.ChainUnaryInterceptor(
 			recovery.UnaryServerInterceptor(onPanic),
+			requestid.UnaryServerInterceptor(),
+			m.UnaryServerInterceptor(), // passes through when m is nil
 			logging.UnaryServerInterceptor(logger, logOpts...),
 		),
 		grpc.ChainStreamInterceptor(
 			recovery.StreamServerInterceptor(onPanic),
+			requestid.StreamServerInterceptor(),
+			m.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(logger, logOpts...),
 		),
 	)
@@ -622,6 +637,7 @@ func (s *Server) Shutdown() {
 			}
 			cancel()
 		}
+		s.stopMetrics()
 		done := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(done) }()
 		select {
@@ -664,6 +680,7 @@ func (s *Server) closeResources() {
 	if s.httpLis != nil {
 		s.httpLis.Close()
 	}
+	s.closeMetricsListener()
 	if err := errors.Join(errs...); err != nil {
 		s.log.Error("closing stores", "err", err)
 	}
