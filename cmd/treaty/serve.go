@@ -112,6 +112,7 @@ accepted. The health service reports SERVING once the decision point has caught 
 	f.Var(days(&cfg.Posture.Rules.MaxSecretAge, posture.DefaultMaxSecretAge), "posture-max-secret-age", "age past which a live client secret is a finding (30d or 720h)")
 	f.Var(days(&cfg.Posture.Rules.MaxKeyAge, posture.DefaultMaxKeyAge), "posture-max-key-age", "age past which a workload key is a finding")
 	f.Var(days(&cfg.Posture.Rules.UsageWindow, posture.DefaultUsageWindow), "posture-usage-window", "window granted scopes and workloads must have been used in")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address, a listener of its own (off unless given; loopback only without TLS)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
