@@ -144,7 +144,6 @@ func TestMetricsAndRequestIDs(t *testing.T) {
 		ok     func(float64) bool
 	}{
 		{"grpc_server_handled_total", map[string]string{"grpc_service": "treaty.v1.DecisionService", "grpc_method": "Check", "grpc_code": "OK", "grpc_type": "unary"}, eq(2)},
-		{"grpc_server_handled_total", map[string]string{"grpc_service": "treaty.v1.DecisionService", "grpc_method": "CheckBatch", "grpc_code": "OK"}, eq(0)},
 		{"grpc_server_handling_seconds_count", map[string]string{"grpc_service": "treaty.v1.IssuerService", "grpc_method": "IssueToken"}, eq(1)},
 		{"treaty_pdp_decisions_total", map[string]string{"kind": "check", "result": "allow", "reason": "granted"}, eq(1)},
 		{"treaty_pdp_decisions_total", map[string]string{"kind": "check", "result": "deny", "reason": "scope_missing"}, eq(1)},
