@@ -8,6 +8,20 @@
 //
 // Every metric lives in a Registry of its own, never in Prometheus's global registry, so that two
 // servers in one process (tests) never share or clash.
+//
+// Treaty's own metrics, by collector (labels in braces; every label's values are bounded):
+//
+//	PDP:     treaty_pdp_decisions_total{kind,result,reason}, treaty_pdp_status{status},
+//	         treaty_pdp_feed_applied_sequence, treaty_pdp_feed_head_sequence,
+//	         treaty_pdp_feed_lag_events, treaty_pdp_feed_last_contact_seconds,
+//	         treaty_pdp_snapshot_records{kind}, treaty_pdp_shadow_policy_disagreements_total
+//	Revoker: treaty_revoker_head_sequence, treaty_revoker_subscribers,
+//	         treaty_revoker_subscribers_cut_off_total{reason},
+//	         treaty_revoker_subscriber_lag_events{subscriber} (the 50 furthest behind),
+//	         treaty_revoker_subscriber_streams{subscriber}, treaty_revoker_subscriber_lag_max_events
+//	Issuer:  treaty_issuer_credentials_live{partner} (the 100 partners with the most),
+//	         treaty_issuer_credentials_live_all, treaty_issuer_partners_with_live_credentials,
+//	         treaty_issuer_credentials_live_truncated, treaty_issuer_credentials_live_age_seconds
 package metrics
 
 import (
