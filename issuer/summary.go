@@ -158,3 +158,42 @@ func (i *Issuer) Summarize(since time.Time) (Summary, error) {
 	slices.SortFunc(out.Workloads, func(a, b WorkloadSummary) int { return cmp.Compare(a.WorkloadID, b.WorkloadID) })
 	return out, nil
 }
+
+// MaxLivePerPartnerExamined bounds the credentials one LivePerPartner reads.
+const MaxLivePerPartnerExamined = 1_000_000
+
+// LivePerPartner counts the live credentials (unexpired, and not revoked as far as the issuer has
+// applied the feed) of each partner that has one, for monitoring. Like CountLive it reads only
+// the credentials issued within the maximum credential lifetime (plus a margin), newest first,
+// and at most MaxLivePerPartnerExamined of them: truncated reports that it stopped there, the
+// counts then being lower bounds. Its cost grows with the issuance rate, so callers that poll it
+// (a metrics scrape) should reuse an answer for a while.
+func (i *Issuer) LivePerPartner() (live map[string]uint64, truncated bool, err error) {
+	now := i.cfg.Now()
+	cutoff := now.Add(-i.cfg.MaxCredentialTTL - liveMargin)
+	live = map[string]uint64{}
+	err = i.cfg.Store.View(func(tx store.Tx) error {
+		examined := 0
+		return tx.Scan(bucketByOrder, nil, nil, func(_, jti []byte) (bool, error) {
+			if examined++; examined > MaxLivePerPartnerExamined {
+				truncated = true
+				return false, nil
+			}
+			rec, err := indexedRecord(tx, jti)
+			if err != nil {
+				return false, err
+			}
+			if rec.IssueTime.Before(cutoff) {
+				return false, nil // everything older has expired
+			}
+			if rec.ExpireTime.After(now) && revokedSequence(tx, jti) == 0 {
+				live[rec.PartnerID]++
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("issuer: count live credentials per partner: %w", err)
+	}
+	return live, truncated, nil
+}

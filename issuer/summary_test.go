@@ -65,3 +65,21 @@ func TestSummarize(t *testing.T) {
 	_, err = e.iss.Summarize(e.clock.Now().Add(time.Hour))
 	wantKind(t, err, fail.Invalid)
 }
+
+func TestLivePerPartner(t *testing.T) {
+	e := newEnv(t)
+	e.issue(e.request())
+	e.issue(e.request())
+	e.issue(e.requestAs(sibling))
+	got, truncated, err := e.iss.LivePerPartner()
+	if err != nil || truncated {
+		t.Fatal(err, truncated)
+	}
+	if diff := cmp.Diff(map[string]uint64{partner: 3}, got); diff != "" {
+		t.Errorf("live (-want +got):\n%s", diff)
+	}
+	e.clock.Advance(2 * time.Hour) // every credential expired
+	if got, _, err := e.iss.LivePerPartner(); err != nil || len(got) != 0 {
+		t.Errorf("after expiry: %v, %v", got, err)
+	}
+}

@@ -75,9 +75,13 @@ func (p *PDP) decide(ctx context.Context, s *feed.State, req *CheckRequest) Deci
 	switch reason {
 	case ReasonGranted:
 		d.Reasons = grantedReasons // the common answer, without a map lookup
+		p.stats.checks.add(grantedIndex)
 	case reasonPolicy:
+		p.stats.checks.add(policyIndex)
 	default:
-		d.Reasons = reasons[reason]
+		e, ok := reasons[reason]
+		d.Reasons = e.list
+		p.stats.checks.add(indexOf(e, ok))
 	}
 	return d
 }
@@ -345,7 +349,9 @@ func (p *PDP) CheckIssuance(ctx context.Context, req IssuanceRequest) (Decision,
 	d := Decision{DecisionID: p.ids.next(), Sequence: s.Sequence(), Epoch: s.Epoch(), Subject: req.WorkloadID}
 	reason := p.checkIssuance(s, &req)
 	d.Allow = reason == ReasonGranted
-	d.Reasons = reasons[reason]
+	e, ok := reasons[reason]
+	d.Reasons = e.list
+	p.stats.issuances.add(indexOf(e, ok))
 	return d, nil
 }
 

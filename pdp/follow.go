@@ -180,6 +180,7 @@ func (p *PDP) follow(ctx context.Context) (progressed bool, err error) {
 // apply folds one batch of messages into one new state, saved in one store transaction and swapped
 // in at once, then records whether the PDP has caught up with the announced head.
 func (p *PDP) apply(ctx context.Context, sess *session, batch []*treatyv1.SubscribeResponse) (progressed bool, err error) {
+	p.stats.contact.Store(p.monotonic()) // the revoker spoke: the age of this is the feed's silence
 	cur := p.state.Load()
 	seq := cur.Sequence()
 	var (

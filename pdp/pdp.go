@@ -106,6 +106,7 @@ type PDP struct {
 	ids      idSource
 	tokens   *tokenCache // nil when turned off
 	policies policyStats // policy.go
+	stats    stats       // stats.go
 }
 
 // New loads the cached state from cfg.Store and returns a PDP that reports syncing until Run has
@@ -135,6 +136,7 @@ func New(cfg Config) (*PDP, error) {
 	}
 	p := &PDP{cfg: cfg, log: cfg.Logger.With("component", "pdp"), start: time.Now(), statusChanged: make(chan struct{})}
 	p.ids.init()
+	p.stats.checks, p.stats.issuances = newCounters(), newCounters()
 	p.tokens = newTokenCache(cfg.TokenCacheSize)
 	p.state.Store(s)
 	ch := make(chan struct{})

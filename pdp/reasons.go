@@ -153,15 +153,22 @@ var allReasons = []string{
 // names the policy instead (policy_forbid:..., see package policy).
 func Reasons() []string { return slices.Clone(allReasons) }
 
-// reasons holds one shared, read-only slice per reason, so a decision carries its reason without
-// allocating.
-var reasons = func() map[string][]string {
-	m := make(map[string][]string, len(allReasons))
-	for _, r := range allReasons {
-		m[r] = []string{r}
+// reasonEntry is what a decision needs of its reason: the shared, read-only slice it carries (so
+// that it carries its reason without allocating) and the reason's index among the decision
+// counters (stats.go).
+type reasonEntry struct {
+	list  []string
+	index int
+}
+
+// reasons maps every built-in reason to its entry; the index is its position in allReasons.
+var reasons = func() map[string]reasonEntry {
+	m := make(map[string]reasonEntry, len(allReasons))
+	for i, r := range allReasons {
+		m[r] = reasonEntry{list: []string{r}, index: i}
 	}
 	return m
 }()
 
 // grantedReasons is the reasons of every allow.
-var grantedReasons = reasons[ReasonGranted]
+var grantedReasons = reasons[ReasonGranted].list

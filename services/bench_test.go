@@ -18,10 +18,13 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/treaty-dev/treaty/access"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/pdp/pdptest"
 	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/authn"
 	"github.com/treaty-dev/treaty/store"
+	"github.com/treaty-dev/treaty/store/storetest"
 )
 
 // benchPartners is the fixture size of BenchmarkCheckVsHealth: enough distinct tokens that the
@@ -163,7 +166,17 @@ func (n *nullDecisions) Check(context.Context, *treatyv1.CheckRequest) (*treatyv
 // the real size cost beside the health call before any decision, token cache or decision log.
 // Compare its check/health ratio with BenchmarkCheckVsHealth's from the same run.
 func BenchmarkWireFloor(b *testing.B) {
-	srv := newGRPCServer(slog.New(slog.DiscardHandler), nil)
+	acc, err := access.Open(access.Config{Store: storetest.OpenBolt(b, access.Schema), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer acc.Close()
+	tok, _, err := acc.Bootstrap(filepath.Join(b.TempDir(), AdminCredentialFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := authn.New(authn.Config{Access: acc, Logger: slog.New(slog.DiscardHandler)})
+	srv := newGRPCServer(slog.New(slog.DiscardHandler), nil, guards(a, Config{}.withDefaults().RateLimits))
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(srv, healthSrv)
 	treatyv1.RegisterDecisionServiceServer(srv, &nullDecisions{resp: &treatyv1.CheckResponse{
@@ -176,7 +189,8 @@ func BenchmarkWireFloor(b *testing.B) {
 	}
 	go srv.Serve(lis)
 	defer srv.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(authn.Token(tok)))
 	if err != nil {
 		b.Fatal(err)
 	}

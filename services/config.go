@@ -95,6 +95,9 @@ type Config struct {
 	PeerCredentialFile string
 	// RateLimits bounds what one caller may ask of the server per second.
 	RateLimits RateLimits
+	// MetricsListen, if set, serves Prometheus metrics at /metrics on this address, a listener of
+	// its own (see services/metrics.go).
+	MetricsListen string
 	// ShutdownGrace bounds how long a graceful stop waits for in-flight calls.
 	ShutdownGrace time.Duration
 	// Logger receives the server's logs.
@@ -235,6 +238,11 @@ func (c Config) Validate() error {
 	}
 	if c.HTTPListen != "" {
 		if err := c.checkLoopback("--http-listen", c.HTTPListen); err != nil {
+			return err
+		}
+	}
+	if c.MetricsListen != "" {
+		if err := c.checkLoopback("--metrics-listen", c.MetricsListen); err != nil {
 			return err
 		}
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/treaty-dev/treaty/decisionlog"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/metrics"
 	"github.com/treaty-dev/treaty/notify"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/pdp"
@@ -55,6 +56,7 @@ import (
 	"github.com/treaty-dev/treaty/services/oauthhttp"
 	"github.com/treaty-dev/treaty/services/pdpsvc"
 	"github.com/treaty-dev/treaty/services/registrysvc"
+	"github.com/treaty-dev/treaty/services/requestid"
 	"github.com/treaty-dev/treaty/services/revokersvc"
 	"github.com/treaty-dev/treaty/services/ssfhttp"
 	"github.com/treaty-dev/treaty/ssf"
@@ -93,6 +95,8 @@ type Server struct {
 	stores  []store.Store
 	named   []backup.Source // the stores by name, for backups
 	stopped sync.Once
+
+	obs observability // metrics.go: the registry and the /metrics server, with MetricsListen
 }
 
 // serviceNames are the health-check names of each service.
@@ -111,6 +115,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	cfg.Logger = slog.New(requestid.Handler(cfg.Logger.Handler())) // lines logged with a call's context carry its request id
 	s := &Server{cfg: cfg, log: cfg.Logger, served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -142,6 +147,9 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.cfg.HTTPBaseURL = cfg.HTTPBaseURL
 		}
 	}
+	if err := s.listenMetrics(); err != nil {
+		return nil, err
+	}
 	if cfg.IssuerURL == "" {
 		// The issuer identifier is where its OAuth metadata lives (RFC 8414): the HTTP listener
 		// when there is one, else the gRPC address.
@@ -158,7 +166,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	if s.tls != nil {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(s.tls.ServerConfig())))
 	}
-	s.grpc = newGRPCServer(s.log, s.guards(), serverOpts...)
+	s.grpc = newGRPCServer(s.log, s.obs.metrics, guards(s.authn, s.cfg.RateLimits), serverOpts...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -169,13 +177,15 @@ func Start(cfg Config) (_ *Server, err error) {
 	if err := s.assemble(ctx); err != nil {
 		return nil, err
 	}
+	s.serveMetrics()
 	go func() { s.served <- s.grpc.Serve(s.lis) }()
 	if s.posture != nil {
 		// Only now: its first computation asks this process's issuer, which serves from here on.
 		s.goLoop(func() { s.posture.Run(ctx) })
 	}
 	s.goLoop(func() { s.watchReadiness(ctx) })
-	s.log.Info("treaty serving", "addr", s.Addr(), "http_addr", s.HTTPAddr(), "tls", s.tls != nil, "services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir,
+	s.log.Info("treaty serving", "addr", s.Addr(), "http_addr", s.HTTPAddr(), "metrics_addr", s.MetricsAddr(), "tls", s.tls != nil,
+		"services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir,
 		"issuer_url", cfg.IssuerURL)
 	return s, nil
 }
@@ -241,7 +251,7 @@ func (s *Server) assemble(ctx context.Context) error {
 			return err
 		}
 		s.goLoop(func() { log.RunCompaction(ctx) })
-		s.revokerSvc = revokersvc.New(revokersvc.Config{Log: log, Heartbeat: cfg.Heartbeat, Logger: s.log})
+		s.revokerSvc = revokersvc.New(revokersvc.Config{Log: log, Heartbeat: cfg.Heartbeat, Logger: s.log, Identify: callerName})
 		s.revokerSvc.Register(s.grpc)
 	}
 	if cfg.runs(Registry) {
@@ -436,8 +446,8 @@ func (s *Server) BootstrapToken() string { return s.bootstrap }
 
 // guards are the interceptors that decide whether a call is served at all: who the caller is and
 // whether a role of theirs allows the method, then whether they are within their rate.
-func (s *Server) guards() []guard {
-	lim := newLimiter(s.cfg.RateLimits, func(ctx context.Context) (string, bool) {
+func guards(a *authn.Authn, limits RateLimits) []guard {
+	lim := newLimiter(limits, func(ctx context.Context) (string, bool) {
 		c, ok := authn.CallerFrom(ctx)
 		if !ok {
 			return "", false
@@ -447,9 +457,15 @@ func (s *Server) guards() []guard {
 		return c.Name, slices.Contains(c.Roles, access.RoleService)
 	})
 	return []guard{
-		{s.authn.Unary(), s.authn.Stream()},
+		{a.Unary(), a.Stream()},
 		{ratelimit.UnaryServerInterceptor(lim), ratelimit.StreamServerInterceptor(lim)},
 	}
+}
+
+// callerName names the authenticated caller of ctx, for the revoker's per-subscriber metrics.
+func callerName(ctx context.Context) string {
+	c, _ := authn.CallerFrom(ctx)
+	return c.Name
 }
 
 // guard is a pair of interceptors, unary and stream, that do one thing.
@@ -621,11 +637,14 @@ func (s *Server) HTTPAddr() string {
 }
 
 // newGRPCServer builds the server with Treaty's interceptor chain. The order is deliberate:
-// recovery outermost, so a panic anywhere (including in logging) becomes INTERNAL; then logging,
-// which records method, code and duration but never payloads, because requests carry tokens and
-// assertions; innermost, the bound on how long a stream may wait for its request. Validation
-// happens in each service's handlers, at the edge of its domain code.
-func newGRPCServer(log *slog.Logger, guards []guard, opts ...grpc.ServerOption) *grpc.Server {
+// recovery outermost, so a panic anywhere (including in logging) becomes INTERNAL; then the
+// request id, so that everything after it (and the response header) has it; then metrics (when
+// m is not nil: --metrics-listen), which count every call the server handles, refused ones
+// included; then logging, which records method, code, duration and request id but never
+// payloads, because requests carry tokens and assertions; then the guards (who calls, may they,
+// within their rate); innermost, the bound on how long a stream may wait for its request.
+// Validation happens in each service's handlers, at the edge of its domain code.
+func newGRPCServer(log *slog.Logger, m *metrics.Registry, guards []guard, opts ...grpc.ServerOption) *grpc.Server {
 	onPanic := recovery.WithRecoveryHandler(func(p any) error {
 		log.Error("panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error; the server log has the details")
@@ -636,10 +655,14 @@ func newGRPCServer(log *slog.Logger, guards []guard, opts ...grpc.ServerOption) 
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
 	unary := []grpc.UnaryServerInterceptor{
 		recovery.UnaryServerInterceptor(onPanic),
+		requestid.UnaryServerInterceptor(),
+		m.UnaryServerInterceptor(), // passes through when m is nil
 		logging.UnaryServerInterceptor(logger, logOpts...),
 	}
 	stream := []grpc.StreamServerInterceptor{
 		recovery.StreamServerInterceptor(onPanic),
+		requestid.StreamServerInterceptor(),
+		m.StreamServerInterceptor(),
 		logging.StreamServerInterceptor(logger, logOpts...),
 	}
 	for _, g := range guards {
@@ -756,6 +779,7 @@ func (s *Server) Shutdown() {
 			}
 			cancel()
 		}
+		s.stopMetrics()
 		done := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(done) }()
 		select {
@@ -801,6 +825,7 @@ func (s *Server) closeResources() {
 	if s.httpLis != nil {
 		s.httpLis.Close()
 	}
+	s.closeMetricsListener()
 	if err := errors.Join(errs...); err != nil {
 		s.log.Error("closing stores", "err", err)
 	}

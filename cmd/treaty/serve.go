@@ -131,6 +131,7 @@ creates the identity admin and writes its token to DATA/admin.credential (mode 0
 	f.IntVar(&cfg.RateLimits.IssuanceBurst, "issuance-rate-burst", services.DefaultIssuanceBurst, "token requests one caller may make at once above the rate")
 	f.Float64Var(&cfg.RateLimits.Admin, "admin-rate-limit", services.DefaultAdminRate, "administrative calls per second one identity may make (0: no limit)")
 	f.IntVar(&cfg.RateLimits.AdminBurst, "admin-rate-burst", services.DefaultAdminBurst, "administrative calls one identity may make at once above the rate")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address, a listener of its own (off unless given; loopback only without TLS)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

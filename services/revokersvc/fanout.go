@@ -29,7 +29,10 @@ type outgoing struct {
 	msg  *treatyv1.SubscribeResponse // pre-encoded, see preEncoded
 	seq  uint64                      // the event's sequence; zero for a heartbeat
 	head uint64                      // a heartbeat's head sequence
-	info eventInfo                   // what filters look at
+	// through is, for a heartbeat, the last sequence the pump had broadcast when it made it: every
+	// event up to it was queued (or filtered out) for a subscriber before this heartbeat.
+	through uint64
+	info    eventInfo // what filters look at
 }
 
 // preEncoded marshals m once and returns a message that carries those bytes as its only (unknown)
@@ -193,7 +196,7 @@ func (h *hub) pump() {
 				continue
 			}
 			slot = (slot + 1) % heartbeatSlots
-			if !h.broadcast([]*outgoing{{msg: msg, head: hb.GetHeartbeat().GetHeadSequence()}}, slot) {
+			if !h.broadcast([]*outgoing{{msg: msg, head: hb.GetHeartbeat().GetHeadSequence(), through: next}}, slot) {
 				return
 			}
 		case <-h.idle:

@@ -224,11 +224,22 @@ func TestStuckSubscriberIsCutOff(t *testing.T) {
 	if last >= head {
 		t.Fatalf("the stuck subscriber received everything (%d of %d); it was never cut off", last, head)
 	}
+	if st := s.svc.SubscriberStats(); st.CutOff != 1 || st.Connected != 999 {
+		t.Errorf("after the cut: %+v, want 1 cut off and 999 connected", st)
+	}
 	// The healthy ones keep following after the cut.
 	head = publishPartners(t, s.log, "after", 5, 0)
 	for _, f := range followers {
 		f.waitFor(t, head)
 	}
+	waitSubscribers(t, s.svc, func(subs []revokersvc.SubscriberInfo) bool {
+		for _, sub := range subs {
+			if sub.Sent != head {
+				return false
+			}
+		}
+		return len(subs) == 999
+	})
 }
 
 // TestLateJoinersSeeEverything subscribes from zero at many moments while the log grows: each

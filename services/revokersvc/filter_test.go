@@ -13,6 +13,7 @@ import (
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/revoker"
+	"github.com/treaty-dev/treaty/services/revokersvc"
 )
 
 func TestSubscribeFilters(t *testing.T) {
@@ -103,6 +104,38 @@ func TestSubscribeFilters(t *testing.T) {
 		if diff := cmp.Diff(tc.want, streams[i]()); diff != "" {
 			t.Errorf("%s: events (-want +got):\n%s", tc.name, diff)
 		}
+	}
+	// Monitoring sees every stream at the head, the filtered ones too (their last events were
+	// skipped, which a heartbeat proves), so none looks behind.
+	waitSubscribers(t, e.svc, func(subs []revokersvc.SubscriberInfo) bool {
+		if len(subs) != len(tests) {
+			return false
+		}
+		for _, s := range subs {
+			if s.Sent != 11 || s.Name != "127.0.0.1" || s.Since.IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+	if st := e.svc.SubscriberStats(); st.Connected != len(tests) || st.Head != 11 || st.CutOff != 0 || st.OutOfRange != 0 {
+		t.Errorf("SubscriberStats = %+v", st)
+	}
+}
+
+// waitSubscribers waits (generously) until ok holds for the service's open subscriptions.
+func waitSubscribers(t *testing.T, svc *revokersvc.Service, ok func([]revokersvc.SubscriberInfo) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		subs := svc.Subscribers()
+		if ok(subs) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscribers after 30 s: %+v", subs)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -56,6 +56,9 @@ func TestSubscribeBehindRetention(t *testing.T) {
 	if fail.KindOf(err) != fail.OutOfRange {
 		t.Fatalf("subscribing after a compacted sequence: %v, want out of range", err)
 	}
+	if n := svc.SubscriberStats().OutOfRange; n != 1 {
+		t.Errorf("SubscriberStats().OutOfRange = %d, want 1", n)
+	}
 	// From the retained boundary on, the log replays.
 	stream, err = src.Subscribe(sctx, 2)
 	if err != nil {

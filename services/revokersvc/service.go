@@ -21,6 +21,9 @@ type Config struct {
 	Log *revoker.Log
 	// Heartbeat is how often subscribers hear the epoch and head; default 1 s.
 	Heartbeat time.Duration
+	// Identify, if set, names a subscriber for monitoring (Subscribers), for example by its
+	// authenticated identity; an empty answer, or no Identify, names it by its IP address.
+	Identify func(ctx context.Context) string
 	// Logger receives operational logs.
 	Logger *slog.Logger
 }
@@ -37,6 +40,9 @@ type Service struct {
 	stopOnce  sync.Once
 	stop      chan struct{}
 	hub       *hub
+
+	identifyFn func(context.Context) string
+	subs       subscribers // subscribers.go
 }
 
 var _ treatyv1.RevocationServiceServer = (*Service)(nil)
@@ -49,7 +55,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Service{log: cfg.Log, heartbeat: cfg.Heartbeat, logger: cfg.Logger, stop: make(chan struct{})}
+	s := &Service{log: cfg.Log, heartbeat: cfg.Heartbeat, logger: cfg.Logger, stop: make(chan struct{}), identifyFn: cfg.Identify}
 	s.hub = newHub(cfg.Log, cfg.Heartbeat, cfg.Logger, s.stop)
 	return s
 }

@@ -2,6 +2,7 @@ package revokersvc
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -26,10 +27,14 @@ func (s *Service) Subscribe(req *treatyv1.SubscribeRequest, stream grpc.ServerSt
 	}
 	after := req.GetAfterSequence()
 	if retained := s.log.RetainedAfter(); after < retained {
+		s.subs.outOfRange.Add(1)
 		return edge.Status(s.logger, fail.OutOfRangef(
 			"events after %d were compacted; the log replays after %d: resync from Snapshot, then subscribe after its sequence", after, retained))
 	}
-	sess := &session{s: s, stream: stream, filter: newFilter(req.GetFilter()), next: after}
+	sess := &session{s: s, stream: stream, filter: newFilter(req.GetFilter()), next: after, name: s.identify(stream.Context()), since: time.Now()}
+	sess.pos.Store(after)
+	s.subs.add(sess)
+	defer s.subs.remove(sess)
 	if err := sess.heartbeat(); err != nil {
 		return err
 	}
@@ -81,6 +86,18 @@ type session struct {
 	filter *filter
 	next   uint64    // the last sequence sent or skipped by the filter
 	lastHB time.Time // when the last heartbeat was sent
+
+	// For monitoring (Service.Subscribers): who, since when, and how far the stream has got.
+	name  string
+	since time.Time
+	pos   atomic.Uint64 // next, or further once a heartbeat proves the filter skipped the events in between
+}
+
+// advance records how far the stream has got for monitoring. Only the stream's goroutine writes.
+func (ss *session) advance(seq uint64) {
+	if seq > ss.pos.Load() {
+		ss.pos.Store(seq)
+	}
 }
 
 func (ss *session) heartbeat() error {
@@ -98,7 +115,13 @@ func (ss *session) deliver(m *outgoing) error {
 			return ss.heartbeat()
 		}
 		ss.lastHB = time.Now()
-		return ss.stream.SendMsg(m.msg)
+		if err := ss.stream.SendMsg(m.msg); err != nil {
+			return err
+		}
+		// Every event up to m.through was queued before this heartbeat or filtered out, and the
+		// queue is sent in order: the stream has everything up to there that it will ever get.
+		ss.advance(max(ss.next, m.through))
+		return nil
 	}
 	if m.seq <= ss.next {
 		return nil
@@ -114,9 +137,14 @@ func (ss *session) deliver(m *outgoing) error {
 	}
 	ss.next = m.seq
 	if !ss.filter.match(m.info) {
+		ss.advance(ss.next)
 		return nil
 	}
-	return ss.stream.SendMsg(m.msg)
+	if err := ss.stream.SendMsg(m.msg); err != nil {
+		return err
+	}
+	ss.advance(ss.next)
+	return nil
 }
 
 // catchUp sends the events after the session's position up to upTo from the log, encoding them
@@ -126,6 +154,9 @@ func (ss *session) catchUp(upTo uint64) error {
 	for ss.next < upTo {
 		events, err := ss.s.log.Read(ss.next, int(min(readBatch, upTo-ss.next)))
 		if err != nil {
+			if fail.KindOf(err) == fail.OutOfRange {
+				ss.s.subs.outOfRange.Add(1) // compacted while this stream replayed
+			}
 			return edge.Status(ss.s.logger, err)
 		}
 		if len(events) == 0 {
@@ -138,11 +169,13 @@ func (ss *session) catchUp(upTo uint64) error {
 			}
 			ss.next = ev.GetSequence()
 			if !ss.filter.match(infoOf(ev, state)) {
+				ss.advance(ss.next)
 				continue
 			}
 			if err := ss.stream.Send(&treatyv1.SubscribeResponse{Message: &treatyv1.SubscribeResponse_Event{Event: ev}}); err != nil {
 				return err
 			}
+			ss.advance(ss.next)
 		}
 		// A long replay still tells the subscriber how far the log goes.
 		if time.Since(ss.lastHB) >= ss.s.heartbeat {
@@ -156,6 +189,7 @@ func (ss *session) catchUp(upTo uint64) error {
 
 // cutOff is the status of a subscriber that fell behind the live feed.
 func (ss *session) cutOff(queued int) error {
+	ss.s.subs.cutOff.Add(1)
 	return status.Errorf(codes.ResourceExhausted,
 		"the subscriber fell behind the live feed (%d messages queued unsent) and was cut off; resubscribe after the last sequence it received", queued)
 }
