@@ -6,7 +6,9 @@
 #
 #   bench/ghz.sh ADDR TOKENS_FILE [CALLS]
 #
-# with TOKENS_FILE from `go run ./bench/load seed` (the first token is used for every call).
+# with TOKENS_FILE from `go run ./bench/load seed` (the first token is used for every call), and
+# TREATY_CREDENTIAL_FILE naming the server's credential (for example DATA/admin.credential): Check
+# and reflection need an authenticated caller.
 set -eu
 addr=${1:?usage: bench/ghz.sh ADDR TOKENS_FILE [CALLS]}
 tokens=${2:?usage: bench/ghz.sh ADDR TOKENS_FILE [CALLS]}
@@ -14,6 +16,8 @@ calls=${3:-20000}
 root=$(cd "$(dirname "$0")/.." && pwd)
 ghz() { (cd "$root" && go tool -modfile=tools/ghz/go.mod ghz "$@"); }
 token=$(head -n 1 "$tokens")
+cred=$(cat "${TREATY_CREDENTIAL_FILE:?set TREATY_CREDENTIAL_FILE to the server's admin.credential}")
+auth="{\"authorization\":\"Bearer $cred\"}"
 data=$(mktemp)
 trap 'rm -f "$data"' EXIT
 printf '{"token":"%s","action":"read","resource":"api"}' "$token" >"$data"
@@ -21,7 +25,7 @@ for c in 1 32; do
 	for call in grpc.health.v1.Health/Check treaty.v1.DecisionService/Check; do
 		if [ "$call" = grpc.health.v1.Health/Check ]; then set -- -d '{}'; else set -- -D "$data"; fi
 		echo "== $call c=$c"
-		ghz --insecure --call "$call" "$@" -c "$c" --connections 1 -n "$calls" --format summary "$addr" 2>&1 |
+		ghz --insecure --metadata "$auth" --reflect-metadata "$auth" --call "$call" "$@" -c "$c" --connections 1 -n "$calls" --format summary "$addr" 2>&1 |
 			grep -E 'Requests/sec|50 % in|99 % in|Count|Average' || true
 	done
 done

@@ -433,8 +433,7 @@ func (s *Server) openAccess() error {
 		return fmt.Errorf("create the admin credential: %w", err)
 	}
 	if created {
-		s.bootstrap = tok
-		s.log.Info("created the admin identity; its token is in the credential file", "file", path)
+		s.bootstrap = tok // access logged it, without the token
 	}
 	s.authn = authn.New(authn.Config{Access: s.access, Logger: s.log})
 	return nil
