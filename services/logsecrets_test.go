@@ -225,6 +225,24 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		t.Fatalf("revocation: %d", status)
 	}
 
+	// Callers' tokens: the admin's, one created for a gateway, and a forged and a revoked one
+	// refused (a refusal is logged and recorded, the token never).
+	secret["admin token"] = srv.BootstrapToken()
+	accessAdmin := treatyv1.NewAccessServiceClient(conn)
+	gw, err := accessAdmin.CreateIdentity(ctx, &treatyv1.CreateIdentityRequest{Name: "gateway", Roles: []string{"pdp-client"}, IssueToken: true, Reason: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret["gateway token"] = gw.GetToken()
+	forged := "trt_" + strings.Repeat("Z", 43)
+	secret["forged token"] = forged
+	for _, tk := range []string{gw.GetToken(), forged} {
+		c := dialToken(t, srv, tk)
+		treatyv1.NewRegistryServiceClient(c).ListPartners(ctx, &treatyv1.ListPartnersRequest{}) // refused: no role, or unknown
+	}
+	must(accessAdmin.DeleteIdentity(ctx, &treatyv1.DeleteIdentityRequest{Name: "gateway", Reason: "test"}))
+	treatyv1.NewDecisionServiceClient(dialToken(t, srv, gw.GetToken())).Check(ctx, &treatyv1.CheckRequest{}) // refused: deleted
+
 	srv.Shutdown()
 	// The issuer's key-encryption key, generated in the data folder at the first start.
 	kek, err := os.ReadFile(filepath.Join(dataDir, issuer.KEKFileName))

@@ -16,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/treaty-dev/treaty/certs"
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/services/oauthhttp"
 )
 
@@ -57,6 +58,13 @@ func TestServeTLS(t *testing.T) {
 	}
 	defer conn.Close()
 	waitHealthServing(t, healthpb.NewHealthClient(conn))
+	// The dev admin certificate (CN admin) authenticates as the admin identity, no token needed.
+	ctx0, cancel0 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel0()
+	who, err := treatyv1.NewAccessServiceClient(conn).WhoAmI(ctx0, &treatyv1.WhoAmIRequest{})
+	if err != nil || who.GetName() != "admin" || who.GetVia() != "certificate" {
+		t.Fatalf("WhoAmI with the admin certificate: %v %v, want admin via certificate", who, err)
+	}
 
 	plain, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
