@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -196,7 +197,7 @@ func (s *Server) assemble(ctx context.Context) error {
 	peer := func(name string) (*grpc.ClientConn, error) {
 		addr := cfg.Peers[name]
 		if addr == "" {
-			addr = s.lis.Addr().String()
+			addr = s.selfAddr()
 		}
 		opts := []grpc.DialOption{grpc.WithTransportCredentials(s.peerCredentials())}
 		switch {
@@ -674,6 +675,21 @@ func newGRPCServer(log *slog.Logger, m *metrics.Registry, guards []guard, opts .
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	)...)
+}
+
+// selfAddr is the address this process's services reach one another at: the listener's, with an
+// unspecified host (0.0.0.0, ::) replaced by loopback, which is what a certificate names and what
+// stays on this machine.
+func (s *Server) selfAddr() string {
+	addr := s.lis.Addr().(*net.TCPAddr)
+	if addr.IP.IsUnspecified() {
+		ip := net.IPv6loopback
+		if addr.IP.To4() != nil {
+			ip = net.IPv4(127, 0, 0, 1)
+		}
+		return net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port))
+	}
+	return addr.String()
 }
 
 // scheme is the URL scheme of this server's listeners.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -31,13 +32,14 @@ func devTLS(t *testing.T) (TLSConfig, certs.DevFiles) {
 	return TLSConfig{CertFile: files.Server, KeyFile: files.ServerKey, ClientCAFile: files.CA, CAFile: files.CA}, files
 }
 
-// With TLS, every listener speaks TLS, the services of one process reach one another through it
-// (the decision point catches up with the feed over TLS, so health says SERVING), and a
-// plaintext client is refused.
+// With TLS, every listener speaks TLS and may bind to every interface, the services of one
+// process reach one another through it (at loopback, which the certificate names: the decision
+// point catches up with the feed over TLS, so health says SERVING), and a plaintext client is
+// refused.
 func TestServeTLS(t *testing.T) {
 	tlsCfg, files := devTLS(t)
 	srv, err := Start(Config{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", TLS: tlsCfg,
+		DataDir: t.TempDir(), Listen: "0.0.0.0:0", HTTPListen: "127.0.0.1:0", TLS: tlsCfg,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -52,7 +54,9 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
+	_, port, _ := net.SplitHostPort(srv.Addr())
+	addr := net.JoinHostPort("127.0.0.1", port)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +70,7 @@ func TestServeTLS(t *testing.T) {
 		t.Fatalf("WhoAmI with the admin certificate: %v %v, want admin via certificate", who, err)
 	}
 
-	plain, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	plain, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
