@@ -77,6 +77,8 @@ type Config struct {
 	// TrustSubjectsFrom lists the caller addresses allowed to send the PDP verified claims or a
 	// bare workload id instead of a credential; empty trusts nobody.
 	TrustSubjectsFrom []netip.Prefix
+	// TrustSubjectsIdentities names the authenticated callers (identities) allowed the same.
+	TrustSubjectsIdentities []string
 	// DecisionLog configures the PDP's decision log (its Store is opened here).
 	DecisionLog DecisionLogConfig
 	// Notify configures the webhook notifier, which runs beside the registry.
@@ -220,9 +222,9 @@ func (c Config) Validate() error {
 	if c.Environment != "" && !registry.ValidEnvironment(c.Environment) {
 		return fmt.Errorf("--environment %q must match ^[a-z][a-z0-9-]{0,31}$, for example production", c.Environment)
 	}
-	if c.ExtAuthzRoutes != "" || len(c.TrustSubjectsFrom) > 0 {
+	if c.ExtAuthzRoutes != "" || len(c.TrustSubjectsFrom) > 0 || len(c.TrustSubjectsIdentities) > 0 {
 		if !c.runs(PDP) {
-			return fmt.Errorf("--extauthz-routes and --trust-subjects-from serve the decision point: run the pdp here (--services)")
+			return fmt.Errorf("--extauthz-routes, --trust-subjects-from and --trust-subjects-identity serve the decision point: run the pdp here (--services)")
 		}
 	}
 	if c.HTTPListen != "" && !c.runs(PDP) && !c.runs(Issuer) && c.SSFReceiverTokenFile == "" {

@@ -340,7 +340,7 @@ func (s *Server) assemble(ctx context.Context) error {
 			}
 			s.goLoop(func() { rep.Run(ctx) })
 		}
-		trust := NewTrust(cfg.TrustSubjectsFrom)
+		trust := NewTrust(cfg.TrustSubjectsFrom, cfg.TrustSubjectsIdentities)
 		pdpsvc.New(pdpsvc.Config{PDP: p, Trusted: trust.GRPC, Logger: s.log}).Register(s.grpc)
 		if cfg.ExtAuthzRoutes != "" {
 			routes, err := extauthz.LoadRoutes(cfg.ExtAuthzRoutes)

@@ -5,9 +5,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/peer"
+
+	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/pdp"
 )
 
 func TestTrust(t *testing.T) {
@@ -27,7 +32,7 @@ func TestTrust(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			trust := NewTrust(tt.prefixes)
+			trust := NewTrust(tt.prefixes, nil)
 			if got := trust.HTTP(&http.Request{RemoteAddr: tt.addr}); got != tt.want {
 				t.Errorf("HTTP(%s) = %v, want %v", tt.addr, got, tt.want)
 			}
@@ -41,7 +46,38 @@ func TestTrust(t *testing.T) {
 			}
 		})
 	}
-	if NewTrust(loopback).GRPC(context.Background()) {
+	if NewTrust(loopback, nil).GRPC(context.Background()) {
 		t.Error("a context without a peer is trusted")
+	}
+}
+
+// A trusted identity may ask about a bare workload; another pdp-client on the same address may
+// not (subject_not_trusted): trust follows who calls, not where from.
+func TestTrustByIdentity(t *testing.T) {
+	srv, admin := serve(t, Config{TrustSubjectsIdentities: []string{"gateway"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	waitServing(ctx, t, srv)
+	tokens := map[string]string{}
+	for _, name := range []string{"gateway", "other"} {
+		resp, err := treatyv1.NewAccessServiceClient(admin).CreateIdentity(ctx, &treatyv1.CreateIdentityRequest{
+			Name: name, Roles: []string{"pdp-client"}, IssueToken: true, Reason: "test",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[name] = resp.GetToken()
+	}
+	for name, wantTrusted := range map[string]bool{"gateway": true, "other": false} {
+		resp, err := treatyv1.NewDecisionServiceClient(dialToken(t, srv, tokens[name])).Check(ctx, &treatyv1.CheckRequest{
+			Subject: &treatyv1.CheckRequest_WorkloadId{WorkloadId: "nobody"}, Action: "read", Resource: "api",
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		refused := slices.Contains(resp.GetReasons(), pdp.ReasonSubjectNotTrusted)
+		if refused == wantTrusted || resp.GetDecision() == treatyv1.Decision_DECISION_ALLOW {
+			t.Errorf("%s: %v %v, want trusted=%v (and a deny: the workload does not exist)", name, resp.GetDecision(), resp.GetReasons(), wantTrusted)
+		}
 	}
 }
