@@ -1,5 +1,7 @@
 # Treaty's developer targets; CI (.ci/run) runs the same steps.
 GO       ?= go
+# The toolchain Treaty is built with (see .ci/run); the go command fetches it.
+export GOTOOLCHAIN ?= go1.27.3
 TOOL     := $(GO) tool -modfile=tools/go.mod
 BENCH    ?= .
 COUNT    ?= 6
