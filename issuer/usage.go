@@ -77,11 +77,43 @@ type PartnerCount struct {
 // Like CountLive it reads only the credentials issued within the maximum credential lifetime
 // (plus a margin), newest first.
 func (i *Issuer) CountLiveByPartner() ([]PartnerCount, error) {
+	counts, _, err := i.livePerPartner(0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PartnerCount, 0, len(counts))
+	for p, n := range counts {
+		out = append(out, PartnerCount{PartnerID: p, Live: n})
+	}
+	slices.SortFunc(out, func(a, b PartnerCount) int { return cmp.Compare(a.PartnerID, b.PartnerID) })
+	return out, nil
+}
+
+// MaxLivePerPartnerExamined bounds the credentials one LivePerPartner reads.
+const MaxLivePerPartnerExamined = 1_000_000
+
+// LivePerPartner is CountLiveByPartner for monitoring: a map, and at most
+// MaxLivePerPartnerExamined credentials read; truncated reports that it stopped there, the counts
+// then being lower bounds. Its cost grows with the issuance rate, so callers that poll it (a
+// metrics scrape) should reuse an answer for a while.
+func (i *Issuer) LivePerPartner() (live map[string]uint64, truncated bool, err error) {
+	return i.livePerPartner(MaxLivePerPartnerExamined)
+}
+
+// livePerPartner counts the live credentials (unexpired, and not revoked as far as the issuer has
+// applied the feed) of each partner that has one, reading at most limit credentials (0: no
+// limit) issued within the maximum credential lifetime (plus a margin), newest first.
+func (i *Issuer) livePerPartner(limit int) (live map[string]uint64, truncated bool, err error) {
 	now := i.cfg.Now()
 	cutoff := now.Add(-i.cfg.MaxCredentialTTL - liveMargin)
-	counts := map[string]uint64{}
-	err := i.cfg.Store.View(func(tx store.Tx) error {
+	live = map[string]uint64{}
+	err = i.cfg.Store.View(func(tx store.Tx) error {
+		examined := 0
 		return tx.Scan(bucketByOrder, nil, nil, func(_, jti []byte) (bool, error) {
+			if examined++; limit > 0 && examined > limit {
+				truncated = true
+				return false, nil
+			}
 			rec, err := indexedRecord(tx, jti)
 			if err != nil {
 				return false, err
@@ -90,18 +122,13 @@ func (i *Issuer) CountLiveByPartner() ([]PartnerCount, error) {
 				return false, nil // everything older has expired
 			}
 			if rec.ExpireTime.After(now) && revokedSequence(tx, jti) == 0 {
-				counts[rec.PartnerID]++
+				live[rec.PartnerID]++
 			}
 			return true, nil
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("issuer: count live credentials by partner: %w", err)
+		return nil, false, fmt.Errorf("issuer: count live credentials by partner: %w", err)
 	}
-	out := make([]PartnerCount, 0, len(counts))
-	for p, n := range counts {
-		out = append(out, PartnerCount{PartnerID: p, Live: n})
-	}
-	slices.SortFunc(out, func(a, b PartnerCount) int { return cmp.Compare(a.PartnerID, b.PartnerID) })
-	return out, nil
+	return live, truncated, nil
 }
