@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/treaty-dev/treaty/fail"
@@ -269,13 +268,8 @@ func provisioned(path string) (tok string, adopted bool, err error) {
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
 		return "", false, fmt.Errorf("access: the admin credential file %s has mode %04o: others may read the token; chmod 600 it", path, perm)
 	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", false, fmt.Errorf("access: the admin credential file: %w", err)
-	}
-	tok = strings.TrimSpace(string(raw))
-	if !ValidTokenShape(tok) {
-		return "", false, fmt.Errorf("access: the admin credential file %s does not hold a Treaty token (%s followed by %d characters); remove it to have one created", path, TokenPrefix, TokenLen-len(TokenPrefix))
+	if tok, err = ReadTokenFile(path); err != nil {
+		return "", false, fmt.Errorf("access: the admin credential: %w; remove the file to have one created", err)
 	}
 	return tok, true, nil
 }

@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"unsafe"
 
@@ -100,4 +103,32 @@ func (a *Access) AuthenticateName(name string) (Caller, error) {
 		return Caller{}, errBadName
 	}
 	return c, nil
+}
+
+// maxTokenFile bounds what ReadTokenFile reads: a token is 47 bytes.
+const maxTokenFile = 4 << 10
+
+// ReadTokenFile reads a Treaty token from path (one line, as Bootstrap writes it; spaces and
+// newlines around it are ignored): a credential file. Its errors never quote the file's content.
+func ReadTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("read credential file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", fmt.Errorf("read credential file %s: %w", path, err)
+	}
+	if len(b) > maxTokenFile {
+		return "", fmt.Errorf("credential file %s is larger than a token", path)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("credential file %s is empty", path)
+	}
+	if !ValidTokenShape(tok) {
+		return "", errors.New("credential file " + path + " does not hold a Treaty token (trt_ and 43 characters)")
+	}
+	return tok, nil
 }

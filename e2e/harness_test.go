@@ -168,11 +168,11 @@ func withCredential(t *testing.T, env []string) []string {
 // ends.
 func dial(t *testing.T, addr string) *grpc.ClientConn {
 	t.Helper()
-	tok, err := authn.ReadCredentialFile(credentialFile(t))
+	creds, err := authn.TokenFile(credentialFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(authn.Token(tok)))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 // bearer returns the Authorization header value of the test's admin token, for the HTTP APIs.
 func bearer(t *testing.T) string {
 	t.Helper()
-	tok, err := authn.ReadCredentialFile(credentialFile(t))
+	tok, err := access.ReadTokenFile(credentialFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/treaty-dev/treaty/access"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/services/authn"
 	"github.com/treaty-dev/treaty/services/authzen"
@@ -48,7 +49,7 @@ func TestBootstrapAdminCredential(t *testing.T) {
 	if mode := info.Mode().Perm(); mode != 0o600 {
 		t.Errorf("credential file mode %v, want 0600", mode)
 	}
-	written, _ := authn.ReadCredentialFile(path)
+	written, _ := access.ReadTokenFile(path)
 	if srv.BootstrapToken() == "" || srv.BootstrapToken() != written {
 		t.Error("the first start did not report the token it wrote")
 	}
@@ -64,7 +65,7 @@ func TestBootstrapAdminCredential(t *testing.T) {
 	if again.BootstrapToken() != "" {
 		t.Error("a second start created another admin token")
 	}
-	if now, _ := authn.ReadCredentialFile(path); now != written {
+	if now, _ := access.ReadTokenFile(path); now != written {
 		t.Error("a second start rewrote the credential file")
 	}
 }

@@ -37,12 +37,11 @@ func serve(t *testing.T, cfg Config) (*Server, *grpc.ClientConn) {
 // created in dataDir; it is closed when the test ends.
 func dialAdmin(t testing.TB, srv *Server, dataDir string) *grpc.ClientConn {
 	t.Helper()
-	tok, err := authn.ReadCredentialFile(filepath.Join(dataDir, AdminCredentialFile))
+	creds, err := authn.TokenFile(filepath.Join(dataDir, AdminCredentialFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(authn.Token(tok)))
+	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}

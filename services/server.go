@@ -205,11 +205,11 @@ func (s *Server) assemble(ctx context.Context) error {
 			// This process's own service: the in-memory token only this process knows.
 			opts = append(opts, grpc.WithPerRPCCredentials(authn.Token(s.access.InternalToken())))
 		case cfg.PeerCredentialFile != "":
-			tok, err := authn.ReadCredentialFile(cfg.PeerCredentialFile)
+			creds, err := authn.TokenFile(cfg.PeerCredentialFile)
 			if err != nil {
 				return nil, fmt.Errorf("--peer-credential-file: %w", err)
 			}
-			opts = append(opts, grpc.WithPerRPCCredentials(authn.Token(tok)))
+			opts = append(opts, grpc.WithPerRPCCredentials(creds))
 		}
 		if name == Revoker {
 			// Feed followers: static flow-control windows, so no BDP ping rides on every event.

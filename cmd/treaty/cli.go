@@ -221,11 +221,11 @@ func (c *cli) dialCredentials() ([]grpc.DialOption, error) {
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
 	if c.credentialFile != "" {
-		tok, err := authn.ReadCredentialFile(c.credentialFile)
+		creds, err := authn.TokenFile(c.credentialFile)
 		if err != nil {
 			return nil, usagef("--credential-file: %v", err)
 		}
-		opts = append(opts, grpc.WithPerRPCCredentials(authn.Token(tok)))
+		opts = append(opts, grpc.WithPerRPCCredentials(creds))
 	}
 	return opts, nil
 }

@@ -137,11 +137,11 @@ func DialAdmin(tb testing.TB, addr, dataDir string) *grpc.ClientConn {
 // dialToken is Dial sending the token in credFile.
 func dialToken(tb testing.TB, addr, credFile string) *grpc.ClientConn {
 	tb.Helper()
-	tok, err := authn.ReadCredentialFile(credFile)
+	creds, err := authn.TokenFile(credFile)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(authn.Token(tok)))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(creds))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,11 +2,6 @@ package authn
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"strings"
 
 	"google.golang.org/grpc/credentials"
 
@@ -31,30 +26,11 @@ func (t tokenCredentials) GetRequestMetadata(context.Context, ...string) (map[st
 // RequireTransportSecurity implements credentials.PerRPCCredentials.
 func (tokenCredentials) RequireTransportSecurity() bool { return false }
 
-// maxCredentialFile bounds what ReadCredentialFile reads: a token is 47 bytes.
-const maxCredentialFile = 4 << 10
-
-// ReadCredentialFile reads a Treaty token from path (one line, as Bootstrap writes it; spaces and
-// newlines around it are ignored). Its errors never quote the file's content.
-func ReadCredentialFile(path string) (string, error) {
-	f, err := os.Open(path)
+// TokenFile returns per-RPC credentials sending the token in path (see access.ReadTokenFile).
+func TokenFile(path string) (credentials.PerRPCCredentials, error) {
+	tok, err := access.ReadTokenFile(path)
 	if err != nil {
-		return "", fmt.Errorf("read credential file: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxCredentialFile+1))
-	if err != nil {
-		return "", fmt.Errorf("read credential file %s: %w", path, err)
-	}
-	if len(b) > maxCredentialFile {
-		return "", fmt.Errorf("credential file %s is larger than a token", path)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("credential file %s is empty", path)
-	}
-	if !access.ValidTokenShape(tok) {
-		return "", errors.New("credential file " + path + " does not hold a Treaty token (trt_ and 43 characters)")
-	}
-	return tok, nil
+	return Token(tok), nil
 }

@@ -117,7 +117,7 @@ func TestReadCredentialFile(t *testing.T) {
 		if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		tok, err := authn.ReadCredentialFile(path)
+		tok, err := access.ReadTokenFile(path)
 		if (err == nil) != tc.ok || (tc.ok && tok != good) {
 			t.Errorf("%s: %q, %v", tc.name, tok, err)
 		}
@@ -125,7 +125,7 @@ func TestReadCredentialFile(t *testing.T) {
 			t.Errorf("%s: the error quotes the file: %v", tc.name, err)
 		}
 	}
-	if _, err := authn.ReadCredentialFile(filepath.Join(dir, "missing")); err == nil {
+	if _, err := access.ReadTokenFile(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing file reads")
 	}
 }

@@ -24,11 +24,11 @@ func Server(addr, credentialFile string, opts ...grpc.DialOption) (*grpc.ClientC
 	}
 	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if credentialFile != "" {
-		tok, err := authn.ReadCredentialFile(credentialFile)
+		creds, err := authn.TokenFile(credentialFile)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", CredentialEnv, err)
 		}
-		opts = append(opts, grpc.WithPerRPCCredentials(authn.Token(tok)))
+		opts = append(opts, grpc.WithPerRPCCredentials(creds))
 	}
 	return grpc.NewClient(addr, opts...)
 }
