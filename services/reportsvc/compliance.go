@@ -51,6 +51,7 @@ const (
 	cReviews     = "Risk tier, last assessment and next review date per partner; overdue reviews are posture findings"
 	cPosture     = "Posture findings (this report's rules) computed on a schedule and on demand; new high and critical findings are sent to owners"
 	cAudit       = "Every change is recorded in the audit trail: who, when, what, before and after, why"
+	cCallers     = "Treaty's own listeners speak TLS (client certificates verified for mTLS), or plaintext on loopback only; every call but health, token requests and key publication needs an authenticated identity with a role that allows it, and refusals are recorded"
 	cPDP         = "A decision point checks every request: credential valid, not revoked or blocked, partner, integration and workload active within the contract, scope and policy"
 	cUsage       = "Decision points report credential use to the issuer's inventory (last seen), so unused access shows"
 	cFailClosed  = "Decision points fail closed when they are not caught up with the revocation feed"
@@ -68,7 +69,7 @@ var catalogue = []item{
 		[]string{"integrations_allowing_client_secrets", "integrations_sender_constrained", "live_bearer_credentials"}, posture.NHI4},
 	{FrameworkOWASP, "NHI5", posture.NHI5.Title(), []string{cScopes, cCedar, cUsage},
 		[]string{"integrations_active", "workloads_used_in_window"}, posture.NHI5},
-	{FrameworkOWASP, "NHI6", posture.NHI6.Title(), []string{cKeys + "; certificate subjects (SAN URI, e.g. SPIFFE ids) instead of static cloud keys", cSourceRange, "Without TLS a server listens on loopback only"},
+	{FrameworkOWASP, "NHI6", posture.NHI6.Title(), []string{cKeys + "; certificate subjects (SAN URI, e.g. SPIFFE ids) instead of static cloud keys", cSourceRange, cCallers},
 		[]string{"workloads_with_tls_subject", "integrations_with_source_ranges"}, posture.NHI6},
 	{FrameworkOWASP, "NHI7", posture.NHI7.Title(), []string{cShortLived, cSecrets, "Client secrets and workload keys past their maximum age are posture findings"},
 		[]string{"max_credential_ttl", "longest_integration_ttl", "oldest_live_client_secret_days"}, posture.NHI7},
@@ -103,7 +104,7 @@ var catalogue = []item{
 	{Framework207, "Tenet 1", "All data sources and computing services are considered resources",
 		[]string{"Every partner workload is an inventoried non-human identity; every credential is in the issuer's inventory"}, []string{"workloads_total", "live_credentials"}, ""},
 	{Framework207, "Tenet 2", "All communication is secured regardless of network location",
-		[]string{"Tokens are signed and can be bound to the client's key or certificate (DPoP, mTLS)", cSourceRange + ", never a substitute for authentication"}, []string{"integrations_sender_constrained"}, ""},
+		[]string{"Tokens are signed and can be bound to the client's key or certificate (DPoP, mTLS)", cSourceRange + ", never a substitute for authentication", cCallers}, []string{"integrations_sender_constrained"}, ""},
 	{Framework207, "Tenet 3", "Access to individual enterprise resources is granted on a per-session basis",
 		[]string{cShortLived, "Tokens carry an audience and scopes; exchanged tokens never outlive their parent"}, []string{"max_credential_ttl", "live_credentials"}, ""},
 	{Framework207, "Tenet 4", "Access to resources is determined by dynamic policy, including the observable state of client identity, application/service, and the requesting asset, and may include other behavioral and environmental attributes",
