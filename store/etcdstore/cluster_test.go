@@ -3,12 +3,14 @@ package etcdstore_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/store"
@@ -215,5 +217,29 @@ func TestCounterAcrossReplicas(t *testing.T) {
 	})
 	if seq != uint64(total) || entries != total {
 		t.Fatalf("counter = %d with %d entries, want %d", seq, entries, total)
+	}
+}
+
+// A cluster nobody answers for is reported as unavailable, with what to check, within the
+// request deadline.
+func TestOpenUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + addr}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	start := time.Now()
+	_, err = etcdstore.Open(cli, "/unreachable", storetest.Schema, etcdstore.WithRequestTimeout(time.Second))
+	if fail.KindOf(err) != fail.Unavailable || !strings.Contains(err.Error(), "majority of the etcd members are running and reachable") {
+		t.Fatalf("Open = %v, want fail.Unavailable with advice", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("Open took %v with a 1s request deadline", took)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -43,8 +44,8 @@ func (s *Store) readError(err error) error {
 	case s.ctx.Err() != nil:
 		return fmt.Errorf("the %s store is closed", s.name)
 	case unreachable(err):
-		return fail.Unavailablef(err, "the %s store's etcd cluster did not answer a read within %v (%s); %s",
-			s.name, s.opts.requestTimeout, cause(err), advice)
+		return fail.Unavailablef(err, "the %s store's etcd cluster (%s) did not answer a read within %v (%s); %s",
+			s.name, s.endpoints(), s.opts.requestTimeout, cause(err), advice)
 	}
 	return fmt.Errorf("%s store: etcd read: %w", s.name, err)
 }
@@ -61,11 +62,14 @@ func (s *Store) commitError(err error, cmps, ops int) error {
 	case s.ctx.Err() != nil:
 		return fmt.Errorf("the %s store is closed; the write may or may not have been applied, entirely or not at all", s.name)
 	case unreachable(err):
-		return fail.Unavailablef(err, "the %s store's etcd cluster did not confirm a write within %v (%s), so it may or may not be applied, entirely or not at all; %s",
-			s.name, s.opts.requestTimeout, cause(err), advice)
+		return fail.Unavailablef(err, "the %s store's etcd cluster (%s) did not confirm a write within %v (%s), so it may or may not be applied, entirely or not at all; %s",
+			s.name, s.endpoints(), s.opts.requestTimeout, cause(err), advice)
 	}
 	return fmt.Errorf("%s store: etcd commit: %w", s.name, err)
 }
+
+// endpoints names the cluster in messages: the client's endpoints (URLs, no credentials).
+func (s *Store) endpoints() string { return strings.Join(s.client.Endpoints(), ", ") }
 
 // cause names what went wrong in words an operator recognizes.
 func cause(err error) string {
