@@ -246,13 +246,19 @@ func TestConflictRerunsTransaction(t *testing.T) {
 	// Writes alone, and reads of what nobody changed, do not conflict.
 	s := open(t, cli, "/conflict/none", storetest.Schema)
 	other := open(t, cli, "/conflict/none", storetest.Schema)
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.Put("b", []byte("m"), []byte("v")) })
 	runs := 0
 	mustUpdate(t, s, func(tx store.Tx) error {
 		runs++
 		tx.Get("a", []byte("mine"))
 		scanPrefix(tx, "p/")
+		// A scan that stops early read only up to where it stopped.
+		tx.Scan("b", nil, nil, func(k, v []byte) (bool, error) { return false, nil })
 		if runs == 1 {
-			mustUpdate(t, other, func(tx store.Tx) error { return tx.Put("a", []byte("q/other"), []byte("v")) })
+			mustUpdate(t, other, func(tx store.Tx) error {
+				tx.Put("b", []byte("z"), []byte("v"))
+				return tx.Put("a", []byte("q/other"), []byte("v"))
+			})
 		}
 		return tx.Put("a", []byte("mine"), []byte("v"))
 	})

@@ -204,9 +204,10 @@ func (t *tx) Scan(bucket string, prefix, start []byte, fn func(key, value []byte
 	pending := t.buffered(lo, hi, false)
 	fromEtcd := !t.cleared[bucket]
 	var page []*kv
-	next := lo // where the next etcd page starts
-	seen := "" // the last key passed to fn
-	stopped := false
+	next := lo         // where the next etcd page starts
+	seen := ""         // the last key passed to fn
+	stopped := false   // by fn, or by running out of keys
+	exhausted := false // by running out of keys: fn saw the whole range
 	for !stopped {
 		if fromEtcd && len(page) == 0 && next < hi {
 			resp := t.read(next, clientv3.WithRange(hi), clientv3.WithLimit(pageSize))
@@ -240,7 +241,7 @@ func (t *tx) Scan(bucket string, prefix, start []byte, fn func(key, value []byte
 			}
 			value = bytes.Clone(w.value)
 		default:
-			stopped = true
+			stopped, exhausted = true, true
 			continue
 		}
 		seen = key
@@ -254,7 +255,7 @@ func (t *tx) Scan(bucket string, prefix, start []byte, fn func(key, value []byte
 		// fn saw every etcd key in [lo, seen] (all of [lo, hi) if it read to the end): none may be
 		// added, changed or deleted before the commit.
 		end := hi
-		if !(len(page) == 0 && len(pending) == 0 && next >= hi) && seen != "" {
+		if !exhausted {
 			end = seen + "\x00"
 		}
 		t.ranges = append(t.ranges, keyRange{lo, end})
