@@ -13,7 +13,8 @@ import (
 
 // BenchmarkUpdate measures acknowledged (quorum-durable) Updates on one- and three-member
 // clusters: parallel writers of distinct keys, and parallel writers contending for one counter
-// (each increment read-modify-writes it, so conflicts force reruns), 8 writers per core. Run it with
+// with Update (each increment read-modify-writes it, so conflicts force reruns) and with Batch
+// (group commit), 8 writers per core. Run it with
 // -benchtime=1s -count=3; it starts its clusters once per sub-benchmark.
 func BenchmarkUpdate(b *testing.B) {
 	for _, members := range []int{1, 3} {
@@ -32,21 +33,27 @@ func BenchmarkUpdate(b *testing.B) {
 				}
 			})
 		})
-		b.Run(fmt.Sprintf("members=%d/counter", members), func(b *testing.B) {
-			b.SetParallelism(8)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					err := s.Update(func(tx store.Tx) error {
-						n := store.KeyUint64(tx.Get("a", []byte("seq"))) + 1
-						return tx.Put("a", []byte("seq"), store.Uint64Key(n))
-					})
-					if err != nil {
-						b.Error(err)
-						return
+		for _, mode := range []string{"update", "batch"} {
+			commit := s.Update
+			if mode == "batch" {
+				commit = s.Batch
+			}
+			b.Run(fmt.Sprintf("members=%d/counter-%s", members, mode), func(b *testing.B) {
+				b.SetParallelism(8)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						err := commit(func(tx store.Tx) error {
+							n := store.KeyUint64(tx.Get("a", []byte("seq"))) + 1
+							return tx.Put("a", []byte("seq"), store.Uint64Key(n))
+						})
+						if err != nil {
+							b.Error(err)
+							return
+						}
 					}
-				}
+				})
 			})
-		})
+		}
 	}
 }
 
