@@ -2,6 +2,7 @@ package etcdstore
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/treaty-dev/treaty/store"
@@ -94,7 +95,7 @@ func (s *Store) runBatch(calls []call) {
 		}
 		err := s.Update(func(tx store.Tx) error {
 			for i, c := range calls {
-				if err := c.fn(tx); err != nil {
+				if err := safely(c.fn, tx); err != nil {
 					return &callFailed{i: i, err: err}
 				}
 			}
@@ -114,4 +115,15 @@ func (s *Store) runBatch(calls []call) {
 		}
 		return
 	}
+}
+
+// safely runs fn, turning a panic into an error: the call then runs alone, in its caller's
+// goroutine, where the panic happens again and belongs, instead of killing the batch's.
+func safely(fn func(store.Tx) error, tx store.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return fn(tx)
 }

@@ -13,7 +13,9 @@
 // etcd as their bytes do, so a Scan is one ordered range read. The schema's name and version live
 // in the bucket "meta", as in a bbolt file; the key <prefix>/<PathEscape(b)> (no trailing slash) is
 // the bucket's delete marker (see below). Give each store its own prefix, and never one that
-// starts with another store's prefix followed by "/".
+// starts with another store's prefix followed by "/". Only stores of this package may write under
+// a prefix: a key deleted by anything else (etcdctl, a lease) would not rewrite its bucket's
+// delete marker, and a concurrent Scan would miss the deletion.
 //
 // # Transactions
 //
@@ -54,7 +56,9 @@
 // limit fails with an error wrapping ErrTooLarge and writes nothing; it is never split. Treaty's
 // migrations and some maintenance transactions write a few hundred keys, so run etcd with
 // --max-txn-ops of at least 1024. A range comparison makes etcd read the range on commit, so an
-// Update that scans a large bucket costs that read on every attempt.
+// Update that scans a large bucket costs that read on every attempt, and an Update that scans to
+// the end of a bucket others keep appending to conflicts with every append: scan such buckets in
+// a View, or stop the scan early, where the transaction allows.
 //
 // # Batch and Backup
 //

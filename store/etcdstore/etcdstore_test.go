@@ -413,3 +413,34 @@ func TestBatchGroupsCommits(t *testing.T) {
 		t.Fatalf("counter %d after %d calls in %d commits; want %d in at most %d", n, calls, commits, calls, calls/4)
 	}
 }
+
+// A fn that panics in a shared batch panics in its own caller's goroutine, and the calls batched
+// with it commit.
+func TestBatchPanicStaysWithItsCaller(t *testing.T) {
+	s := open(t, single(t), "/panic", storetest.Schema, etcdstore.WithBatchLimits(20*time.Millisecond, 64))
+	var wg sync.WaitGroup
+	recovered := make([]any, 8)
+	for n := range 8 {
+		wg.Go(func() {
+			defer func() { recovered[n] = recover() }()
+			err := s.Batch(func(tx store.Tx) error {
+				if n == 3 {
+					panic("boom")
+				}
+				return tx.Put("a", store.Uint64Key(uint64(n)), []byte("v"))
+			})
+			if err != nil {
+				t.Errorf("call %d: %v", n, err)
+			}
+		})
+	}
+	wg.Wait()
+	for n, p := range recovered {
+		if (p != nil) != (n == 3) {
+			t.Errorf("call %d recovered %v", n, p)
+		}
+	}
+	if got := scanAll(t, s, "a"); len(got) != 7 {
+		t.Fatalf("stored %v, want the 7 calls that did not panic", got)
+	}
+}
