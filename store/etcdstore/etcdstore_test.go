@@ -216,6 +216,9 @@ func TestConflictRerunsTransaction(t *testing.T) {
 		{"scan change", scanA, func(tx store.Tx) error { return tx.Put("a", []byte("k3"), []byte("changed")) }},
 		{"scan delete", scanA, func(tx store.Tx) error { return tx.Delete("a", []byte("k2")) }},
 		{"scan clear", scanA, func(tx store.Tx) error { return tx.Clear("a") }},
+		{"scan stopped by an ignored error", func(tx store.Tx) {
+			tx.Scan("a", nil, nil, func(k, v []byte) (bool, error) { return false, errors.New("stop") })
+		}, func(tx store.Tx) error { return tx.Delete("a", []byte("k1")) }},
 		{"last insert", func(tx store.Tx) { tx.Last("a") },
 			func(tx store.Tx) error { return tx.Put("a", []byte("k9"), []byte("new")) }},
 		{"last delete", func(tx store.Tx) { tx.Last("a") },
@@ -255,6 +258,8 @@ func TestConflictRerunsTransaction(t *testing.T) {
 		runs++
 		tx.Get("a", []byte("mine"))
 		scanPrefix(tx, "p/")
+		// A scan that starts past its prefix reads nothing.
+		tx.Scan("b", []byte("p/"), []byte("q"), func(k, v []byte) (bool, error) { return true, nil })
 		// A scan that stops early read only up to where it stopped.
 		tx.Scan("b", nil, nil, func(k, v []byte) (bool, error) { return false, nil })
 		if runs == 1 {
@@ -442,5 +447,21 @@ func TestBatchPanicStaysWithItsCaller(t *testing.T) {
 	}
 	if got := scanAll(t, s, "a"); len(got) != 7 {
 		t.Fatalf("stored %v, want the 7 calls that did not panic", got)
+	}
+}
+
+// A transaction whose first read is a scan starting past its prefix (which reads nothing)
+// commits at once, also in a bucket that has seen deletions.
+func TestScanPastPrefixFirst(t *testing.T) {
+	s := open(t, single(t), "/pastprefix", storetest.Schema, etcdstore.WithConflictTimeout(time.Second))
+	mustUpdate(t, s, func(tx store.Tx) error { return tx.Delete("b", []byte("x")) })
+	runs := 0
+	mustUpdate(t, s, func(tx store.Tx) error {
+		runs++
+		tx.Scan("b", []byte("p/"), []byte("q"), func(k, v []byte) (bool, error) { return true, nil })
+		return tx.Put("a", []byte("k"), []byte("v"))
+	})
+	if runs != 1 {
+		t.Fatalf("fn ran %d times", runs)
 	}
 }

@@ -201,6 +201,9 @@ func (t *tx) Scan(bucket string, prefix, start []byte, fn func(key, value []byte
 	if bytes.Compare(start, prefix) > 0 {
 		lo = bp + string(start)
 	}
+	if lo >= hi {
+		return nil // start is past every key with the prefix
+	}
 	pending := t.buffered(lo, hi, false)
 	fromEtcd := !t.cleared[bucket]
 	var page []*kv
@@ -208,6 +211,19 @@ func (t *tx) Scan(bucket string, prefix, start []byte, fn func(key, value []byte
 	seen := ""         // the last key passed to fn
 	stopped := false   // by fn, or by running out of keys
 	exhausted := false // by running out of keys: fn saw the whole range
+	if t.writable && fromEtcd {
+		// However the scan ends (fn's error may be a sentinel the caller ignores), fn saw every
+		// etcd key in [lo, seen], or all of [lo, hi) if it read to the end: none may be added,
+		// changed or deleted before the commit.
+		defer func() {
+			end := hi
+			if !exhausted {
+				end = seen + "\x00"
+			}
+			t.ranges = append(t.ranges, keyRange{lo, end})
+			t.scans[bucket] = true
+		}()
+	}
 	for !stopped {
 		if fromEtcd && len(page) == 0 && next < hi {
 			resp := t.read(next, clientv3.WithRange(hi), clientv3.WithLimit(pageSize))
@@ -250,16 +266,6 @@ func (t *tx) Scan(bucket string, prefix, start []byte, fn func(key, value []byte
 			return err
 		}
 		stopped = !more
-	}
-	if t.writable && fromEtcd {
-		// fn saw every etcd key in [lo, seen] (all of [lo, hi) if it read to the end): none may be
-		// added, changed or deleted before the commit.
-		end := hi
-		if !exhausted {
-			end = seen + "\x00"
-		}
-		t.ranges = append(t.ranges, keyRange{lo, end})
-		t.scans[bucket] = true
 	}
 	return nil
 }
@@ -334,14 +340,16 @@ func (t *tx) commit() (bool, error) {
 		return true, nil
 	}
 	var cmps []clientv3.Cmp
-	for k, mod := range t.reads {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", mod))
-	}
-	for _, r := range t.ranges {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.start), "<", t.rev+1).WithRange(r.end))
-	}
-	for b := range t.scans {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(t.s.marker(b)), "<", t.rev+1))
+	if t.rev > 0 { // else fn read nothing from etcd, and there is nothing to compare
+		for k, mod := range t.reads {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", mod))
+		}
+		for _, r := range t.ranges {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.start), "<", t.rev+1).WithRange(r.end))
+		}
+		for b := range t.scans {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(t.s.marker(b)), "<", t.rev+1))
+		}
 	}
 	var ops []clientv3.Op
 	for b := range t.cleared {
