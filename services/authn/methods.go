@@ -36,6 +36,9 @@ var (
 	peers    = allow(access.RoleService)
 	decide   = allow(access.RolePDPClient)
 	auditors = allow(access.RoleAuditor)
+	// follow is following the revocation feed: PDPs, the issuer, the SSF transmitter and
+	// gateways; operators and auditors may watch it.
+	follow = allow(access.RoleSubscriber, access.RoleService, access.RoleOperator, access.RoleAuditor)
 )
 
 // methods is who may call each method Treaty serves, by full gRPC method name. It is the one
@@ -148,10 +151,10 @@ var methods = map[string]rule{
 	"/treaty.v1.RevocationService/RevokeAll": kill,
 	// The outbox relays of the registry and the issuer publish their changes.
 	"/treaty.v1.RevocationService/Publish": peers,
-	// PDPs, the issuer, the SSF transmitter and gateways follow the feed; operators and
-	// auditors may watch it.
-	"/treaty.v1.RevocationService/Subscribe": allow(access.RoleSubscriber, access.RoleService, access.RoleOperator, access.RoleAuditor),
-	"/treaty.v1.RevocationService/Snapshot":  readsAndPeers,
+	// A follower that fell behind the retained events (OUT_OF_RANGE) or saw a new epoch resyncs
+	// from a Snapshot (see package subscriber): whoever may follow may take one.
+	"/treaty.v1.RevocationService/Subscribe": follow,
+	"/treaty.v1.RevocationService/Snapshot":  follow,
 }
 
 func init() {

@@ -77,6 +77,7 @@ func TestMethodTableShape(t *testing.T) {
 		"/treaty.v1.DecisionService/Check":                     "pdp-client",
 		"/envoy.service.auth.v3.Authorization/Check":           "pdp-client",
 		"/treaty.v1.RevocationService/Subscribe":               "subscriber,service,operator,auditor",
+		"/treaty.v1.RevocationService/Snapshot":                "subscriber,service,operator,auditor", // a follower's resync
 		"/treaty.v1.RevocationService/Publish":                 "service",
 		"/treaty.v1.RevocationService/Revoke":                  "operator,service",
 		"/treaty.v1.AccessService/CreateIdentity":              "",
