@@ -77,13 +77,26 @@ func TestEtcdBackend(t *testing.T) {
 		}
 		expectDecision(ctx, t, pdp, toks[i], treatyv1.Decision_DECISION_DENY, "revoked")
 	}
+	// A registry write, published to the revoker through its outbox: both stores in etcd.
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	if _, err := treatyv1.NewRegistryServiceClient(conn).CreateWorkload(ctx, &treatyv1.CreateWorkloadRequest{
+		Id: "acme-relay", IntegrationId: "acme-api", Actor: "test",
+		PublicKeyPem: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+	}); err != nil {
+		t.Fatalf("CreateWorkload with one etcd member down: %v", err)
+	}
+	waitFeedWorkload(ctx, t, rev, "acme-relay")
 
 	// Two down: no quorum. The revocation fails UNAVAILABLE, bounded by etcdstore's request
 	// timeout rather than the caller's deadline, and the PDP answers from what it has.
 	cluster.Stop(1)
 	start := time.Now()
 	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err := revoke(rctx, 2)
+	_, err = revoke(rctx, 2)
 	rcancel()
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("revoke with two of three etcd members down = %v, want UNAVAILABLE", err)
@@ -96,6 +109,8 @@ func TestEtcdBackend(t *testing.T) {
 	if resp, err := check(ctx, pdp, toks[0]); err != nil || resp.GetDecision() != treatyv1.Decision_DECISION_DENY {
 		t.Fatalf("PDP without etcd quorum: Check = %v, %v; want an answer (deny) from its cache", resp, err)
 	}
+	// The revoker serves the feed from memory, so the PDP stays current and allows live tokens.
+	expectDecision(ctx, t, pdp, toks[3], treatyv1.Decision_DECISION_ALLOW, "granted")
 
 	// Members back: revocations flow again (the one refused above included; its request id makes
 	// it land once if etcd applied it after all).
@@ -109,6 +124,11 @@ func TestEtcdBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	head := snap.GetState().GetSequence()
+	// A backup cannot copy stores kept in etcd; it says how to back them up.
+	_, err = treatyv1.NewAdminServiceClient(conn).Backup(ctx, &treatyv1.BackupRequest{OutPath: filepath.Join(t.TempDir(), "x.backup")})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "etcdctl snapshot save") {
+		t.Fatalf("Backup with etcd-kept stores = %v, want FAILED_PRECONDITION naming etcdctl snapshot save", err)
+	}
 
 	// A new server on the same prefix, with a new data folder (a new PDP cache, decision log and
 	// access.db): the shared state is all in etcd.
@@ -252,4 +272,23 @@ func awaitPeerConnsClosed(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// waitFeedWorkload waits until the revoker's feed holds workload id.
+func waitFeedWorkload(ctx context.Context, t *testing.T, rev treatyv1.RevocationServiceClient, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		snap, err := rev.Snapshot(ctx, &treatyv1.SnapshotRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range snap.GetState().GetWorkloads() {
+			if w.GetWorkload().GetWorkloadId() == id {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("workload %s never reached the feed", id)
 }
