@@ -50,7 +50,7 @@ func TestNotifyConfigValidate(t *testing.T) {
 
 // TestServeNotify runs all services with a webhook: a test notification sent through
 // NotifyService and a break-glass revocation through the revoker both reach the receiver, signed;
-// with the stores in bbolt files, and in etcd (the notifier's store among them).
+// with the stores in bbolt files, and with the registry's and revoker's in etcd.
 func TestServeNotify(t *testing.T) {
 	t.Run("bbolt", func(t *testing.T) { testServeNotify(t, Config{}) })
 	t.Run("etcd", func(t *testing.T) {

@@ -31,11 +31,12 @@ const (
 )
 
 // StoreConfig says where the shared state lives. With the etcd backend, the registry, issuer and
-// revoker (and the notifier and SSF transmitter beside them) keep their stores in the cluster,
+// revoker keep their stores in the cluster,
 // under Prefix + "/" + the store's name, so that replicas share them and they survive the loss of
 // any minority of the cluster's members. The PDP's cache, the decision log and the callers'
 // identities (access.db) stay bbolt files in the data folder: the first two are local by design
-// (a PDP answers from its own copy of the feed), and the identities are this process's own.
+// (a PDP answers from its own copy of the feed), and the identities are this process's own; so
+// do the notifier's and the SSF transmitter's (see clusterStores).
 type StoreConfig struct {
 	// Backend is BackendBolt (the default) or BackendEtcd.
 	Backend string
@@ -112,8 +113,11 @@ func (s StoreConfig) validate(c Config) error {
 }
 
 // clusterStores are the stores the etcd backend keeps in the cluster; every other store stays a
-// bbolt file in the data folder.
-var clusterStores = map[string]bool{Registry: true, Issuer: true, Revoker: true, "notify": true, "ssf": true}
+// bbolt file in the data folder. The notifier's and the SSF transmitter's stay local too for now:
+// some of their transactions are unbounded (deleting an SSF stream's whole queue) or may pass
+// etcd's --max-txn-ops (pruning 500 notifications with a delivery per webhook each), which the
+// etcd backend refuses whole.
+var clusterStores = map[string]bool{Registry: true, Issuer: true, Revoker: true}
 
 // dialEtcd connects to the cluster StoreConfig names. clientv3.New does not wait for a
 // connection, so a Status call to the first reachable member proves the endpoints and

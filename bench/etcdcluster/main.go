@@ -1,7 +1,7 @@
 // Command etcdcluster runs a local etcd cluster of n members in one process, on loopback, for
 // measuring `treaty serve --store etcd` without installing etcd: each member keeps its data (and
 // fsyncs its write-ahead log) in its own folder, with etcd's default heartbeat and election
-// timeouts and the --max-txn-ops Treaty needs (see package store/etcdstore). It prints the client
+// timeouts and the --max-txn-ops Treaty needs (see package store/etcdstore; -max-txn-ops). It prints the client
 // endpoints, comma-separated, and serves until interrupted.
 //
 //	go run ./bench/etcdcluster -n 3 -dir /tmp/treaty-etcd &
@@ -27,11 +27,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// maxTxnOps is what store/etcdstore asks deployments for.
-const maxTxnOps = 1024
-
 func main() {
 	n := flag.Int("n", 3, "members")
+	maxTxnOps := flag.Uint("max-txn-ops", 1024, "the members' --max-txn-ops (store/etcdstore asks for at least 1024)")
 	dir := flag.String("dir", "", "folder for the members' data (required; the endpoints are written to DIR/endpoints)")
 	flag.Parse()
 	if *dir == "" {
@@ -58,7 +56,7 @@ func main() {
 		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
 		cfg.InitialCluster = strings.Join(initial, ",")
 		cfg.InitialClusterToken = "treaty-bench"
-		cfg.MaxTxnOps = maxTxnOps
+		cfg.MaxTxnOps = *maxTxnOps
 		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 		e, err := embed.StartEtcd(cfg)
 		if err != nil {
