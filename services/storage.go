@@ -54,22 +54,22 @@ type StoreConfig struct {
 }
 
 // Etcd reports whether the shared stores live in etcd.
-func (c StoreConfig) Etcd() bool { return c.Backend == BackendEtcd }
+func (s StoreConfig) Etcd() bool { return s.Backend == BackendEtcd }
 
-func (c StoreConfig) withDefaults() StoreConfig {
-	if c.Backend == "" {
-		c.Backend = BackendBolt
+func (s StoreConfig) withDefaults() StoreConfig {
+	if s.Backend == "" {
+		s.Backend = BackendBolt
 	}
-	if c.Prefix == "" {
-		c.Prefix = DefaultEtcdPrefix
+	if s.Prefix == "" {
+		s.Prefix = DefaultEtcdPrefix
 	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultEtcdDialTimeout
+	if s.DialTimeout == 0 {
+		s.DialTimeout = DefaultEtcdDialTimeout
 	}
-	return c
+	return s
 }
 
-func (c StoreConfig) tlsEnabled() bool { return c.CertFile != "" || c.KeyFile != "" || c.CAFile != "" }
+func (s StoreConfig) tlsEnabled() bool { return s.CertFile != "" || s.KeyFile != "" || s.CAFile != "" }
 
 // validate checks the store configuration; c is the whole (defaulted) server configuration.
 func (s StoreConfig) validate(c Config) error {
