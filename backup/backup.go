@@ -39,6 +39,11 @@ type Source struct {
 	// Name is the store's name, which is also its file name in the data folder (NAME.db).
 	Name  string
 	Store store.Store
+	// Elsewhere, when set, says where a store that is not a file of this server lives (for
+	// example "etcd, prefix /treaty/registry"): Write refuses to run, since such a store is
+	// backed up with its cluster (`etcdctl snapshot save`), which a copy taken here could not be
+	// consistent with.
+	Elsewhere string
 }
 
 // Manifest describes a backup.
@@ -70,6 +75,11 @@ func Write(path string, sources []Source, now time.Time) (Manifest, error) {
 	dir := filepath.Dir(path)
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return Manifest{}, fail.Preconditionf("folder %s does not exist on the server", dir)
+	}
+	for _, src := range sources {
+		if src.Elsewhere != "" {
+			return Manifest{}, fail.Preconditionf("the %s store is kept in %s, not in this server's data folder: back up the etcd cluster with `etcdctl snapshot save` (and the data folder's files, such as access.db, with the server stopped)", src.Name, src.Elsewhere)
+		}
 	}
 	// The stores are copied to scratch files first: a tar header needs each size up front.
 	scratch, err := os.MkdirTemp(dir, ".treaty-backup-")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +121,23 @@ func TestWriteRefusals(t *testing.T) {
 		if _, err := backup.Write(tc.path, []backup.Source{{Name: "alpha", Store: s}}, now); fail.KindOf(err) != tc.kind {
 			t.Errorf("Write(%s) = %v, want kind %v", tc.path, err, tc.kind)
 		}
+	}
+}
+
+// A store kept in etcd is backed up with its cluster: Write refuses, naming the way, and writes
+// nothing.
+func TestWriteRefusesStoresElsewhere(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.backup")
+	sources := []backup.Source{
+		{Name: "alpha", Store: storetest.OpenBolt(t, schemaA)},
+		{Name: "beta", Store: storetest.OpenBolt(t, schemaB), Elsewhere: "etcd, prefix /treaty/beta"},
+	}
+	_, err := backup.Write(path, sources, now)
+	if fail.KindOf(err) != fail.Precondition || !strings.Contains(err.Error(), "etcdctl snapshot save") || !strings.Contains(err.Error(), "/treaty/beta") {
+		t.Fatalf("Write = %v, want a precondition failure naming the prefix and etcdctl snapshot save", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("a refused backup left %s: %v", path, err)
 	}
 }
 

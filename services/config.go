@@ -30,8 +30,12 @@ var All = []string{Registry, Issuer, PDP, Revoker}
 
 // Config configures a Treaty server process.
 type Config struct {
-	// DataDir holds one bbolt file per service run here.
+	// DataDir holds one bbolt file per service run here (with Store.Backend etcd, only the
+	// process-local ones: the PDP's cache, the decision log and the callers' identities).
 	DataDir string
+	// Store says where the registry, issuer and revoker keep their state: bbolt files in DataDir
+	// (the default) or an etcd cluster shared by replicas.
+	Store StoreConfig
 	// Listen is the address all services share, for example 127.0.0.1:7433.
 	Listen string
 	// Services lists the services to run here; empty means all.
@@ -189,6 +193,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Store = c.Store.withDefaults()
 	return c
 }
 
@@ -257,6 +262,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("--decision-log-allow-sample must be in [0, 1], and --decision-log-max-age and --decision-log-max-records must not be negative")
 	}
 	if err := c.Notify.validate(c); err != nil {
+		return err
+	}
+	if err := c.Store.validate(c); err != nil {
 		return err
 	}
 	if c.IssuerURL != "" {

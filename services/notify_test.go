@@ -18,6 +18,7 @@ import (
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/notify"
+	"github.com/treaty-dev/treaty/store/etcdstore/etcdtest"
 )
 
 func TestNotifyConfigValidate(t *testing.T) {
@@ -48,8 +49,17 @@ func TestNotifyConfigValidate(t *testing.T) {
 }
 
 // TestServeNotify runs all services with a webhook: a test notification sent through
-// NotifyService and a break-glass revocation through the revoker both reach the receiver, signed.
+// NotifyService and a break-glass revocation through the revoker both reach the receiver, signed;
+// with the stores in bbolt files, and with the registry's and revoker's in etcd.
 func TestServeNotify(t *testing.T) {
+	t.Run("bbolt", func(t *testing.T) { testServeNotify(t, Config{}) })
+	t.Run("etcd", func(t *testing.T) {
+		cluster := etcdtest.Start(t, 1)
+		testServeNotify(t, Config{Store: StoreConfig{Backend: BackendEtcd, Endpoints: cluster.Endpoints()}, KEKFile: writeKEK(t)})
+	})
+}
+
+func testServeNotify(t *testing.T, cfg Config) {
 	secret := "serve-notify-secret-0123456789"
 	secretFile := filepath.Join(t.TempDir(), "webhook.secret")
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
@@ -70,8 +80,8 @@ func TestServeNotify(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer rcv.Close()
-	srv, conn := serve(t, Config{
-		Notify: NotifyConfig{WebhookURLs: []string{rcv.URL + "/hook"}, SecretFile: secretFile}})
+	cfg.Notify = NotifyConfig{WebhookURLs: []string{rcv.URL + "/hook"}, SecretFile: secretFile}
+	srv, conn := serve(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := treatyv1.NewNotifyServiceClient(conn).SendTest(ctx, &treatyv1.SendTestRequest{Actor: "alice"}); err != nil {

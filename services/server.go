@@ -22,6 +22,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -94,7 +95,8 @@ type Server struct {
 	served  chan error
 	conns   []*grpc.ClientConn
 	stores  []store.Store
-	named   []backup.Source // the stores by name, for backups
+	etcd    *clientv3.Client // the cluster the shared stores live in, with Store.Backend etcd
+	named   []backup.Source  // the stores by name, for backups
 	stopped sync.Once
 
 	obs observability // metrics.go: the registry and the /metrics server, with MetricsListen
@@ -160,6 +162,11 @@ func Start(cfg Config) (_ *Server, err error) {
 		}
 		s.cfg.IssuerURL = cfg.IssuerURL
 	}
+	if cfg.Store.Etcd() {
+		if s.etcd, err = dialEtcd(cfg.Store); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.openAccess(); err != nil {
 		return nil, err
 	}
@@ -186,7 +193,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	s.goLoop(func() { s.watchReadiness(ctx) })
 	s.log.Info("treaty serving", "addr", s.Addr(), "http_addr", s.HTTPAddr(), "metrics_addr", s.MetricsAddr(), "tls", s.tls != nil,
-		"services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir,
+		"services", cfg.Services, "peers", cfg.Peers, "data", cfg.DataDir, "store", cfg.Store.Backend,
 		"issuer_url", cfg.IssuerURL)
 	return s, nil
 }
@@ -404,8 +411,18 @@ func (s *Server) assemble(ctx context.Context) error {
 	return nil
 }
 
-// open opens the named store in the data folder; it is closed with the server.
+// open opens the named store, in the etcd cluster for the shared ones with Store.Backend etcd
+// (clusterStores), else in the data folder; it is closed with the server.
 func (s *Server) open(name string, schema store.Schema) (store.Store, error) {
+	if s.etcd != nil && clusterStores[name] {
+		st, err := openEtcd(s.etcd, s.cfg.Store, name, schema)
+		if err != nil {
+			return nil, err
+		}
+		s.stores = append(s.stores, st)
+		s.named = append(s.named, backup.Source{Name: name, Store: st, Elsewhere: "etcd, prefix " + s.cfg.Store.Prefix + "/" + name})
+		return st, nil
+	}
 	st, err := store.OpenBolt(filepath.Join(s.cfg.DataDir, name+".db"), schema)
 	if err != nil {
 		return nil, err
@@ -833,6 +850,9 @@ func (s *Server) closeResources() {
 	}
 	for _, st := range s.stores {
 		errs = append(errs, st.Close())
+	}
+	if s.etcd != nil {
+		errs = append(errs, s.etcd.Close()) // after the stores, whose requests it carries
 	}
 	if s.lis != nil {
 		s.lis.Close()

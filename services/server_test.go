@@ -9,10 +9,14 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+
+	"github.com/treaty-dev/treaty/issuer"
 )
 
 func TestConfigValidate(t *testing.T) {
 	dir := t.TempDir()
+	eps := []string{"http://127.0.0.1:2379"}
+	t.Setenv(issuer.KEKEnv, "") // the etcd backend with the issuer needs a shared KEK
 	tests := []struct {
 		cfg  Config
 		want string // empty: valid
@@ -35,6 +39,17 @@ func TestConfigValidate(t *testing.T) {
 		{Config{DataDir: dir, IssuerURL: "issuer.example"}, "--issuer-url"},
 		{Config{DataDir: dir, MaxCredentialTTL: time.Second}, "--max-credential-ttl"},
 		{Config{DataDir: dir, Heartbeat: 5 * time.Second, StalenessBound: time.Second}, "--staleness-bound"},
+		{Config{DataDir: dir, Store: StoreConfig{Backend: "etcd", Endpoints: eps, Prefix: "/t"}, KEKFile: "kek"}, ""},
+		{Config{DataDir: dir, Store: StoreConfig{Backend: "etcd", Endpoints: eps}, Services: []string{Revoker}}, ""},
+		{Config{DataDir: dir, Store: StoreConfig{Backend: "postgres"}}, `--store "postgres"`},
+		{Config{DataDir: dir, Store: StoreConfig{Endpoints: eps}}, "add --store etcd"},
+		{Config{DataDir: dir, Store: StoreConfig{Backend: "etcd"}, KEKFile: "kek"}, "--store etcd needs --etcd-endpoints"},
+		{Config{DataDir: dir, Store: StoreConfig{Backend: "etcd", Endpoints: []string{"10.0.0.1:2379"}}, KEKFile: "kek"}, "must be an http(s) URL"},
+		{Config{DataDir: dir, Store: StoreConfig{Backend: "etcd", Endpoints: []string{"https://10.0.0.1:2379"}}, KEKFile: "kek"}, "give --etcd-ca"},
+		{Config{DataDir: dir, Store: StoreConfig{Backend: "etcd", Endpoints: []string{"https://10.0.0.1:2379"}, CAFile: "ca.pem"}, KEKFile: "kek"}, ""},
+		{Config{DataDir: dir, Store: StoreConfig{Backend: "etcd", Endpoints: eps, CertFile: "c.pem"}, KEKFile: "kek"}, "--etcd-cert and --etcd-key go together"},
+		{Config{DataDir: dir, Store: StoreConfig{Backend: "etcd", Endpoints: eps, Prefix: "treaty/"}, KEKFile: "kek"}, "--etcd-prefix"},
+		{Config{DataDir: dir, Store: StoreConfig{Backend: "etcd", Endpoints: eps}}, "same --kek-file"},
 	}
 	for _, tc := range tests {
 		err := tc.cfg.Validate()

@@ -28,7 +28,8 @@ func (c *cli) serveCmd() *cobra.Command {
 		Use:   "serve --data DIR [--listen ADDR] [--services registry,issuer,pdp,revoker] [--registry ADDR ...]",
 		Short: "Run Treaty's services (all four in one process by default)",
 		Long: `Runs the registry, issuer, decision point (pdp) and revoker on one gRPC port, each keeping
-its bbolt file in the data folder. --services runs a subset; --registry, --issuer, --pdp and
+its bbolt file in the data folder; with --store etcd, the registry, issuer and revoker keep their
+state in an etcd cluster instead (--etcd-endpoints), which replicas share. --services runs a subset; --registry, --issuer, --pdp and
 --revoker give the addresses of services run elsewhere. Without TLS (--tls-cert, --tls-key),
 only loopback addresses are accepted unless --insecure. Every call but health checks, token
 requests and key publication needs a caller identity: the first start on an empty data folder
@@ -93,6 +94,13 @@ creates the identity admin and writes its token to DATA/admin.credential (mode 0
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "", "folder for the services' bbolt files (created if missing)")
+	f.StringVar(&cfg.Store.Backend, "store", services.BackendBolt, "where the registry, issuer and revoker keep their state: bbolt (files in --data) or etcd (the cluster at --etcd-endpoints, shared by replicas); the PDP's cache, the decision log and access.db stay in --data")
+	f.StringSliceVar(&cfg.Store.Endpoints, "etcd-endpoints", nil, "with --store etcd: the members' client URLs, e.g. https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379")
+	f.StringVar(&cfg.Store.Prefix, "etcd-prefix", services.DefaultEtcdPrefix, "with --store etcd: the key prefix of this deployment's stores (one per deployment sharing a cluster)")
+	f.DurationVar(&cfg.Store.DialTimeout, "etcd-dial-timeout", services.DefaultEtcdDialTimeout, "with --store etcd: how long to wait for the cluster at start")
+	f.StringVar(&cfg.Store.CertFile, "etcd-cert", "", "with --store etcd: client certificate (PEM) presented to the members")
+	f.StringVar(&cfg.Store.KeyFile, "etcd-key", "", "with --store etcd: private key of --etcd-cert (PEM)")
+	f.StringVar(&cfg.Store.CAFile, "etcd-ca", "", "with --store etcd: CA certificates (PEM) that verify the members' certificates")
 	f.StringVar(&cfg.Listen, "listen", services.DefaultListen, "gRPC listen address (loopback only without TLS)")
 	f.StringSliceVar(&cfg.Services, "services", services.All, "services to run here")
 	f.StringVar(&cfg.IssuerURL, "issuer-url", "", "issuer identifier: the iss of tokens and the aud of client assertions (default the HTTP base URL with --http-listen, else http://LISTEN)")
