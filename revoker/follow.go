@@ -34,7 +34,9 @@ import (
 //     with the log's, and once it differs every append is refused until the process restarts
 //     and reloads.
 //
-// With bbolt only this process writes, the head always matches, and the check costs one Last.
+// The commit reads the epoch too, so that a log restored under a new epoch (Reepoch) while a
+// replica runs is never appended to from that replica's old memory. With bbolt only this process
+// writes, both always match, and the check costs one Get and one Last.
 //
 // A replica must also learn of the others' appends while it appends nothing itself, so its
 // subscribers see them within milliseconds: Follow catches up whenever the store's watch says the
@@ -50,10 +52,16 @@ const followEvery = time.Second
 // maxCatchUps bounds how many times one batch catches up with other replicas before it gives up.
 const maxCatchUps = 1000
 
-// checkHead compares the store's head, read in tx, with the memory's.
+// checkHead compares the store's epoch and head, read in tx, with the memory's.
 func (l *Log) checkHead(tx store.Tx, memory uint64) error {
 	if l.replaced.Load() {
 		return errReplaced
+	}
+	if epoch := string(tx.Get(bucketLog, keyEpoch)); epoch != l.epoch {
+		// Restored under a new epoch (Reepoch) while this replica ran: appending now would
+		// save the old epoch into the state. Not remembered here (a failed read also returns
+		// nothing); catchUp remembers it.
+		return fmt.Errorf("%w (the store's epoch is %q, this replica's %q)", errReplaced, epoch, l.epoch)
 	}
 	k, _ := tx.Last(bucketEvents)
 	switch head := store.KeyUint64(k); {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/revoker"
@@ -237,6 +238,19 @@ func TestReplicas(t *testing.T) {
 	if n := len(storedEvents(t, a.st)); n != total+5 {
 		t.Fatalf("the store holds %d events, want %d", n, total+5)
 	}
+
+	// An idle replica's readers see another's appends: b appends nothing and learns of a's
+	// revocation by following.
+	out, err := a.log.Revoke(ctx, revoker.Request{Kind: credentialK, Target: "jti-idle", Reason: "idle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer tcancel()
+	evs, err := tail(tctx, b.log, out.Sequence-1, out.Sequence)
+	if err != nil || evs[0].GetCredentialRevoked().GetJti() != "jti-idle" {
+		t.Fatalf("idle replica b after a's revocation %d: %v, %v", out.Sequence, evs, err)
+	}
 }
 
 // TestReplicaKilled: a replica is killed mid-load; a reader that followed it resumes on the other
@@ -319,5 +333,39 @@ func TestReplicaKilled(t *testing.T) {
 	t.Logf("a killed at head %d; the reader read %d events from a and %d from b; %d acknowledged", killedAt, last, len(after), len(acked))
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("timed out")
+	}
+}
+
+// TestReplicaAfterReepoch: a log restored under a new epoch while a replica runs is never
+// appended to from that replica's old memory: its appends fail as unavailable, and keep failing
+// once it has noticed the new epoch, until it is restarted.
+func TestReplicaAfterReepoch(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := openReplica(t, c, "/treaty/revoker")
+	ctx := context.Background()
+	if _, err := a.log.Revoke(ctx, revoker.Request{Kind: credentialK, Target: "jti-1", Reason: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	restore, err := etcdstore.Open(c.Client(), "/treaty/revoker", revoker.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restore.Close()
+	if _, _, err := revoker.Reepoch(restore); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // before and after it noticed
+		_, err := a.log.Revoke(ctx, revoker.Request{Kind: credentialK, Target: "jti-2", Reason: "after"})
+		if fail.KindOf(err) != fail.Unavailable {
+			t.Fatalf("revoke through the replica of the old epoch: %v, want unavailable", err)
+		}
+		_ = a.log.CatchUp()
+	}
+	if got := storedState(t, restore).Epoch(); got == a.log.Epoch() {
+		t.Fatalf("the stored state went back to the old epoch %s", got)
+	}
+	b := openReplica(t, c, "/treaty/revoker") // a restarted replica
+	if _, err := b.log.Revoke(ctx, revoker.Request{Kind: credentialK, Target: "jti-2", Reason: "after"}); err != nil {
+		t.Fatalf("revoke through a restarted replica: %v", err)
 	}
 }
