@@ -369,3 +369,88 @@ func TestReplicaAfterReepoch(t *testing.T) {
 		t.Fatalf("revoke through a restarted replica: %v", err)
 	}
 }
+
+// TestReplicaBehindCompaction: a replica that fell behind another's compaction (its next events
+// are gone) reloads the state saved beside the log, takes in the new retention, answers
+// OUT_OF_RANGE for what was compacted, and appends after the head.
+func TestReplicaBehindCompaction(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	var mu sync.Mutex
+	clock := now
+	cfg := revoker.Config{MaxCredentialTTL: time.Hour, RetentionMargin: time.Hour, Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return clock
+	}}
+	open := func() (*etcdstore.Store, *revoker.Log) {
+		st, err := etcdstore.Open(c.Client(), "/treaty/revoker", revoker.Schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		l, err := revoker.Open(st, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, l
+	}
+	ctx := context.Background()
+	revoke := func(l *revoker.Log, jti string) uint64 {
+		t.Helper()
+		out, err := l.Revoke(ctx, revoker.Request{Kind: credentialK, Target: jti, Reason: "old"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Sequence
+	}
+	stA, a := open()
+	_, b := open() // not following: it falls behind
+	revoke(b, "jti-b")
+	for i := range 10 {
+		revoke(a, fmt.Sprintf("jti-a-%d", i))
+	}
+	mu.Lock()
+	clock = clock.Add(3 * time.Hour) // everything so far is past retention, and has expired
+	mu.Unlock()
+	head := revoke(a, "jti-new")
+	if n, err := a.Compact(ctx); err != nil || n != 11 {
+		t.Fatalf("compact: %d, %v; want the 11 events before the newest", n, err)
+	}
+	if err := b.CatchUp(); err != nil {
+		t.Fatal(err)
+	}
+	if b.Head() != head || b.RetainedAfter() != a.RetainedAfter() {
+		t.Fatalf("b is at %d retaining after %d; a at %d retaining after %d", b.Head(), b.RetainedAfter(), a.Head(), a.RetainedAfter())
+	}
+	if diff := cmp.Diff(storedState(t, stA).Proto(), b.State().Proto(), protocmp.Transform(), stateOrder); diff != "" {
+		t.Fatalf("b's state after reloading differs from the store's (-store +b):\n%s", diff)
+	}
+	if _, err := b.Read(1, 10); fail.KindOf(err) != fail.OutOfRange {
+		t.Fatalf("b.Read(1) of a compacted event: %v, want OUT_OF_RANGE", err)
+	}
+	if evs, err := b.Read(head-1, 10); err != nil || len(evs) != 1 || evs[0].GetSequence() != head {
+		t.Fatalf("b.Read(%d) = %v, %v; want the newest event", head-1, evs, err)
+	}
+	if seq := revoke(b, "jti-b-2"); seq != head+1 {
+		t.Fatalf("b appended at %d, want %d", seq, head+1)
+	}
+
+	// A compaction that forgets expired credentials saves the state, so it first takes in what
+	// the other replica appended (else it would save b's older state over a's).
+	late := revoke(a, "jti-a-late")
+	mu.Lock()
+	clock = clock.Add(3 * time.Hour)
+	mu.Unlock()
+	if _, err := b.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.Head() != late {
+		t.Fatalf("b compacted at head %d, behind a's %d", b.Head(), late)
+	}
+	if diff := cmp.Diff(storedState(t, stA).Proto(), b.State().Proto(), protocmp.Transform(), stateOrder); diff != "" {
+		t.Fatalf("b's state after compacting differs from the store's (-store +b):\n%s", diff)
+	}
+	if got := storedState(t, stA).Sequence(); got != late {
+		t.Fatalf("the stored state is at %d, want %d", got, late)
+	}
+}
