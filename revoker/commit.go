@@ -187,7 +187,7 @@ func (l *Log) commit(batch []*op) {
 	defer l.mu.Unlock()
 	base := l.state.Load()
 	excluded := map[*op]bool{}
-	for {
+	for catchUps := 0; ; {
 		var (
 			appended []*treatyv1.Event
 			next     *feed.State
@@ -195,6 +195,10 @@ func (l *Log) commit(batch []*op) {
 		)
 		err := l.st.Update(func(tx store.Tx) error {
 			appended, partial = appended[:0], nil
+			// Another replica may have appended since the memory's head (follow.go).
+			if err := l.checkHead(tx, base.Sequence()); err != nil {
+				return err
+			}
 			ed := base.Edit()
 			seen := map[string]uint64{}
 			for _, o := range live {
@@ -232,6 +236,15 @@ func (l *Log) commit(batch []*op) {
 			next = ed.State()
 			return changes.Save(tx)
 		})
+		if errors.Is(err, errBehind) && catchUps < maxCatchUps {
+			// Take in what the other replicas appended, then validate the whole batch anew
+			// against it, the refused request of an earlier attempt included.
+			catchUps++
+			if err = l.catchUp(); err == nil {
+				base, excluded = l.state.Load(), map[*op]bool{}
+				continue
+			}
+		}
 		if errors.Is(err, errPartial) {
 			// Run the batch again without the refused request (its error is set); the others
 			// are validated anew, since what they saw before included its first drafts.

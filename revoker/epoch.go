@@ -21,6 +21,11 @@ func newEpoch() string {
 // reused by new events: the new epoch tells every subscriber that the log was replaced, so it keeps
 // the revocations it holds and resyncs from a snapshot instead of trusting its position. Tokens
 // issued against the old epoch are denied from then on; partners fetch new ones.
+//
+// Stop every replica of the log first. A replica left running on a shared store (etcd) refuses
+// every append from then on (its commits read the epoch), and once it notices the new epoch
+// (within a second) it says so in its log; but until it is restarted its readers keep the old
+// epoch's state and events.
 func Reepoch(st store.Store) (old, epoch string, err error) {
 	epoch = newEpoch()
 	err = st.Update(func(tx store.Tx) error {

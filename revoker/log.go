@@ -84,6 +84,7 @@ type Log struct {
 	mu       sync.Mutex // serializes commits and compaction
 	state    atomic.Pointer[feed.State]
 	retained atomic.Uint64 // see RetainedAfter
+	replaced atomic.Bool   // the store was replaced under the log: appends are refused (follow.go)
 
 	recentMu sync.RWMutex
 	recent   []*treatyv1.Event // the newest events, oldest first, contiguous up to the head

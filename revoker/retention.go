@@ -2,6 +2,7 @@ package revoker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -85,8 +86,16 @@ func (l *Log) compactChunk(forget bool) (removed int, more bool, err error) {
 	head := base.Sequence()
 	retained := l.retained.Load()
 	next := base
-	err = l.st.Update(func(tx store.Tx) error {
+	attempt := func(tx store.Tx) error {
 		removed, more, next, retained = 0, false, base, l.retained.Load()
+		if forget {
+			// Forgetting saves the state, which must then be the store's: another replica may
+			// have appended since (follow.go). Deleting old events alone needs no check: a
+			// stale head only keeps more of them.
+			if err := l.checkHead(tx, head); err != nil {
+				return err
+			}
+		}
 		var gone []*treatyv1.Event
 		err := tx.Scan(bucketEvents, nil, store.Uint64Key(retained+1), func(k, v []byte) (bool, error) {
 			if store.KeyUint64(k) >= head { // the newest event stays
@@ -134,7 +143,18 @@ func (l *Log) compactChunk(forget bool) (removed int, more bool, err error) {
 			}
 		}
 		return nil
-	})
+	}
+	for catchUps := 0; ; catchUps++ {
+		err = l.st.Update(attempt)
+		if !errors.Is(err, errBehind) || catchUps == maxCatchUps {
+			break
+		}
+		if err = l.catchUp(); err != nil {
+			break
+		}
+		base = l.state.Load()
+		head = base.Sequence()
+	}
 	if err != nil {
 		return 0, false, fmt.Errorf("compact revocation log: %w", err)
 	}
@@ -142,7 +162,7 @@ func (l *Log) compactChunk(forget bool) (removed int, more bool, err error) {
 		l.state.Store(next)
 	}
 	if removed > 0 {
-		l.retained.Store(retained)
+		l.retained.Store(max(retained, l.retained.Load()))
 		l.recentMu.Lock()
 		// Readers may hold the old window; trimming copies.
 		if i := len(l.recent) - int(head-retained); i > 0 {
@@ -155,8 +175,18 @@ func (l *Log) compactChunk(forget bool) (removed int, more bool, err error) {
 
 // RunCompaction compacts the log every Config.CompactEvery until ctx ends; the server runs it in
 // a goroutine beside the log. Failures are logged and retried at the next tick: compaction only
-// saves space, and nothing depends on it having run.
+// saves space, and nothing depends on it having run. On a store that other replicas write too (a
+// store.Watcher), it also follows them (Follow) until ctx ends, so the server's one background
+// loop beside the log keeps it current.
 func (l *Log) RunCompaction(ctx context.Context) {
+	if _, ok := l.st.(store.Watcher); ok {
+		followed := make(chan struct{})
+		go func() {
+			defer close(followed)
+			l.Follow(ctx)
+		}()
+		defer func() { <-followed }()
+	}
 	t := time.NewTicker(l.cfg.CompactEvery)
 	defer t.Stop()
 	for {

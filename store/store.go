@@ -5,6 +5,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"io"
 )
@@ -55,3 +56,16 @@ type Tx interface {
 
 // ErrUnknownBucket is returned when a transaction names a bucket the store was not opened with.
 var ErrUnknownBucket = errors.New("store: unknown bucket")
+
+// Watcher is implemented by stores that several processes share (etcd), where a transaction of
+// another process can change a bucket at any time. A process that keeps a bucket's content in
+// memory (the revoker's log) watches it to learn of such changes promptly; an embedded store that
+// only its own process writes (bbolt) needs no Watcher.
+type Watcher interface {
+	// Watch returns a channel that receives a value after the bucket changes. Notifications
+	// coalesce: one value may stand for many changes, so the receiver re-reads what it needs.
+	// When the store cannot tell whether a change was missed (the watch failed and was resumed),
+	// it notifies too, so a receiver that re-reads on every value never misses a change. The
+	// channel is closed when ctx ends or the store is closed.
+	Watch(ctx context.Context, bucket string) <-chan struct{}
+}

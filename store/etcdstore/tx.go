@@ -296,9 +296,13 @@ func (t *tx) Last(bucket string) (key, value []byte) {
 	var etcdMod int64
 	if !t.cleared[bucket] {
 		end := hi
+		// The last key is almost always the answer (the transaction rarely overwrote it), so
+		// the first request reads one key, not a page of values.
+		limit := int64(1)
 		for etcdKey == "" {
-			resp := t.read(bp, clientv3.WithRange(end), clientv3.WithLimit(pageSize),
+			resp := t.read(bp, clientv3.WithRange(end), clientv3.WithLimit(limit),
 				clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
+			limit = pageSize
 			if resp == nil {
 				return nil, nil
 			}
