@@ -190,6 +190,13 @@ func (h *hub) pump() {
 		case <-changed:
 		case <-tick.C:
 			hb := h.heartbeatMessage()
+			// A live heartbeat names the head as of the events this pump has broadcast, never an
+			// append it has not read yet: a subscriber that hears a heartbeat at H has then been
+			// sent every event up to H that passes its filter (a filtered one hears nothing
+			// else to tell it so).
+			if beat := hb.GetHeartbeat(); beat.GetHeadSequence() > next {
+				beat.HeadSequence = next
+			}
 			msg, err := preEncoded(hb)
 			if err != nil {
 				h.logger.Error("fan-out could not encode a heartbeat", "err", err)
