@@ -18,18 +18,14 @@ import (
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/store"
+	"github.com/treaty-dev/treaty/store/etcdstore/etcdtest"
 	"github.com/treaty-dev/treaty/store/storetest"
 	"github.com/treaty-dev/treaty/token"
 )
 
 func TestMain(m *testing.M) {
 	// The embedded etcd members' HTTP connections (replicas_test.go) outlive their tests briefly.
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*connReader).abortPendingRead"),
-		goleak.IgnoreAnyFunction("net/http.(*connReader).backgroundRead"),
-	)
+	goleak.VerifyTestMain(m, etcdtest.LeakOptions()...)
 }
 
 const (

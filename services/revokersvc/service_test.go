@@ -17,17 +17,13 @@ import (
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/services/grpctest"
 	"github.com/treaty-dev/treaty/services/revokersvc"
+	"github.com/treaty-dev/treaty/store/etcdstore/etcdtest"
 	"github.com/treaty-dev/treaty/store/storetest"
 )
 
 func TestMain(m *testing.M) {
 	// The embedded etcd members' HTTP connections (replicas_test.go) outlive their tests briefly.
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*connReader).abortPendingRead"),
-		goleak.IgnoreAnyFunction("net/http.(*connReader).backgroundRead"),
-	)
+	goleak.VerifyTestMain(m, etcdtest.LeakOptions()...)
 }
 
 type env struct {

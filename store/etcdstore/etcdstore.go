@@ -54,8 +54,9 @@
 // the count of keys written, and separately of comparisons, roughly one per key read, range read
 // and deleted-from bucket) and --max-request-bytes (default 1.5 MiB). A transaction over either
 // limit fails with an error wrapping ErrTooLarge and writes nothing; it is never split. Treaty's
-// migrations and some maintenance transactions write a few hundred keys, so run etcd with
-// --max-txn-ops of at least 1024. A range comparison makes etcd read the range on commit, so an
+// migrations write a few hundred keys, and the revoker's group commits (up to 1,024 requests of
+// a few keys each), its compaction and the issuer's inventory batches write more under load, so
+// run etcd with --max-txn-ops=8192 (1,024 callers revoking at once then commit without error). A range comparison makes etcd read the range on commit, so an
 // Update that scans a large bucket costs that read on every attempt, and an Update that scans to
 // the end of a bucket others keep appending to conflicts with every append: scan such buckets in
 // a View, or stop the scan early, where the transaction allows.

@@ -25,12 +25,7 @@ import (
 // keep-alive connection and its server side wait on each other until rafthttp's read timeout.
 // Nothing in this package uses net/http itself.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*connReader).abortPendingRead"),
-		goleak.IgnoreAnyFunction("net/http.(*connReader).backgroundRead"),
-	)
+	goleak.VerifyTestMain(m, etcdtest.LeakOptions()...)
 }
 
 // open opens a store for schema under prefix, closed when the test ends.

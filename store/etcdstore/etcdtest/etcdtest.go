@@ -7,6 +7,7 @@ package etcdtest
 
 import (
 	"fmt"
+	"go.uber.org/goleak"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -168,4 +169,16 @@ func freePorts(t testing.TB, n int) []int {
 		l.Close()
 	}
 	return ports
+}
+
+// LeakOptions are the goleak options a package that starts embedded members needs: after the
+// members close, the HTTP connections between them (etcd's rafthttp peer transport) and their
+// server sides wait on each other until rafthttp's read timeout. Only those are ignored.
+func LeakOptions() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*connReader).abortPendingRead"),
+		goleak.IgnoreAnyFunction("net/http.(*connReader).backgroundRead"),
+	}
 }
