@@ -31,6 +31,25 @@ type Schema struct {
 	Migrations map[uint64]func(Tx) error
 }
 
+// Upgrade brings a store whose layout is at version up to the schema's Version by running its
+// migrations in tx, in order; a layout newer than this binary knows is refused. Every backend
+// calls it when it opens a store.
+func (s Schema) Upgrade(tx Tx, version uint64) error {
+	if version > s.Version {
+		return fmt.Errorf("layout version %d is newer than this binary understands (%d); upgrade treaty", version, s.Version)
+	}
+	for ; version < s.Version; version++ {
+		m := s.Migrations[version]
+		if m == nil {
+			return fmt.Errorf("no migration from layout version %d", version)
+		}
+		if err := m(tx); err != nil {
+			return fmt.Errorf("migrate layout %d to %d: %w", version, version+1, err)
+		}
+	}
+	return nil
+}
+
 // The group-commit limits of Batch. A batch starts when it holds DefaultBatchSize calls or
 // DefaultBatchDelay after its first call, whichever comes first; while one batch commits (its
 // fsync), the next fills. bbolt's own default delay, 10 ms, is the whole latency budget of an
@@ -112,18 +131,8 @@ func (b *Bolt) migrate(schema Schema) error {
 		if raw := meta.Get(schemaKey); raw != nil {
 			version = binary.BigEndian.Uint64(raw)
 		}
-		if version > schema.Version {
-			return fmt.Errorf("layout version %d is newer than this binary understands (%d); upgrade treaty", version, schema.Version)
-		}
-		tx := &boltTx{tx: btx, buckets: b.buckets}
-		for ; version < schema.Version; version++ {
-			m := schema.Migrations[version]
-			if m == nil {
-				return fmt.Errorf("no migration from layout version %d", version)
-			}
-			if err := m(tx); err != nil {
-				return fmt.Errorf("migrate layout %d to %d: %w", version, version+1, err)
-			}
+		if err := schema.Upgrade(&boltTx{tx: btx, buckets: b.buckets}, version); err != nil {
+			return err
 		}
 		return meta.Put(schemaKey, binary.BigEndian.AppendUint64(nil, schema.Version))
 	})

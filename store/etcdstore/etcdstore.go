@@ -203,20 +203,11 @@ func migrate(tx store.Tx, schema store.Schema) error {
 	if raw := tx.Get(metaBucket, schemaKey); len(raw) == 8 {
 		version = binary.BigEndian.Uint64(raw)
 	}
-	if version > schema.Version {
-		return fmt.Errorf("layout version %d is newer than this binary understands (%d); upgrade treaty", version, schema.Version)
-	}
 	if version == schema.Version && tx.Get(metaBucket, nameKey) != nil {
 		return nil // nothing to write: most opens send no Txn
 	}
-	for ; version < schema.Version; version++ {
-		m := schema.Migrations[version]
-		if m == nil {
-			return fmt.Errorf("no migration from layout version %d", version)
-		}
-		if err := m(tx); err != nil {
-			return fmt.Errorf("migrate layout %d to %d: %w", version, version+1, err)
-		}
+	if err := schema.Upgrade(tx, version); err != nil {
+		return err
 	}
 	if err := tx.Put(metaBucket, nameKey, []byte(schema.Name)); err != nil {
 		return err
