@@ -116,15 +116,8 @@ func (c *cli) accessCreateCmd() *cobra.Command {
 			req := &treatyv1.CreateIdentityRequest{Name: a[0], Roles: roles, IssueToken: token, Reason: reason, Actor: c.actor}
 			return accessCall(c, cmd, func(ctx context.Context, ac treatyv1.AccessServiceClient) (*treatyv1.CreateIdentityResponse, error) {
 				return ac.CreateIdentity(ctx, req)
-			}, func(r *treatyv1.CreateIdentityResponse) view {
-				v := identitiesView(r.GetIdentity())
-				v.header = append(v.header, "token_value")
-				v.rows[0] = append(v.rows[0], r.GetToken())
-				return v
-			}, func(r *treatyv1.CreateIdentityResponse) {
-				c.showIdentity(r.GetIdentity())
-				c.showToken(r.GetToken())
-			})
+			}, func(r *treatyv1.CreateIdentityResponse) view { return tokenView(r.GetIdentity(), r.GetToken()) },
+				func(r *treatyv1.CreateIdentityResponse) { c.showIdentityToken(r.GetIdentity(), r.GetToken()) })
 		},
 	}
 	f := cmd.Flags()
@@ -203,23 +196,26 @@ func (c *cli) accessRotateCmd() *cobra.Command {
 			}
 			return accessCall(c, cmd, func(ctx context.Context, ac treatyv1.AccessServiceClient) (*treatyv1.RotateTokenResponse, error) {
 				return ac.RotateToken(ctx, &treatyv1.RotateTokenRequest{Name: a[0], Reason: reason, Actor: c.actor})
-			}, func(r *treatyv1.RotateTokenResponse) view {
-				v := identitiesView(r.GetIdentity())
-				v.header = append(v.header, "token_value")
-				v.rows[0] = append(v.rows[0], r.GetToken())
-				return v
-			}, func(r *treatyv1.RotateTokenResponse) {
-				c.showIdentity(r.GetIdentity())
-				c.showToken(r.GetToken())
-			})
+			}, func(r *treatyv1.RotateTokenResponse) view { return tokenView(r.GetIdentity(), r.GetToken()) },
+				func(r *treatyv1.RotateTokenResponse) { c.showIdentityToken(r.GetIdentity(), r.GetToken()) })
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record (required)")
 	return recordFormats(cmd)
 }
 
-// showToken prints a token shown once, and says so on stderr.
-func (c *cli) showToken(tok string) {
+// tokenView is an identity with the token just issued to it, for -o json|yaml|csv.
+func tokenView(id *treatyv1.Identity, tok string) view {
+	v := identitiesView(id)
+	v.header = append(v.header, "token_value")
+	v.rows[0] = append(v.rows[0], tok)
+	return v
+}
+
+// showIdentityToken prints an identity and the token just issued to it (shown once), and says
+// so on stderr.
+func (c *cli) showIdentityToken(id *treatyv1.Identity, tok string) {
+	c.showIdentity(id)
 	if tok == "" {
 		return
 	}
