@@ -45,7 +45,8 @@ const (
 	RoleAuditor Role = "auditor"
 	// RolePDPClient asks for decisions: Check, CheckBatch, Envoy's ext_authz Check, AuthZEN.
 	RolePDPClient Role = "pdp-client"
-	// RoleSubscriber follows the revocation feed (RevocationService.Subscribe) and nothing else.
+	// RoleSubscriber follows the revocation feed (RevocationService.Subscribe, and Snapshot to
+	// resync) and nothing else.
 	RoleSubscriber Role = "subscriber"
 	// RoleService is what Treaty's own services hold when they call one another.
 	RoleService Role = "service"
