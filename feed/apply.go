@@ -168,17 +168,18 @@ func (e *Editor) Apply(ev *treatyv1.Event) error {
 	return nil
 }
 
-// ForgetExpired drops the revoked credentials whose denylisting ended before t, and returns how
-// many it dropped. A credential past its expiry is denied as expired whatever the denylist says,
-// so its entry only costs memory; t should trail the clock by a margin for the clocks of the
-// deciders. Changes saves the removals.
-func (e *Editor) ForgetExpired(t time.Time) int {
+// ForgetExpired drops up to limit revoked credentials whose denylisting ended before t, and
+// returns how many it dropped. A credential past its expiry is denied as expired whatever the
+// denylist says, so its entry only costs memory; t should trail the clock by a margin for the
+// clocks of the deciders. Changes saves the removals; the limit bounds how many one save writes
+// (a transaction in etcd is bounded), so a caller that gets limit back calls again.
+func (e *Editor) ForgetExpired(t time.Time, limit int) int {
 	var gone []string
 	e.next.revoked.each(func(jti string, r *RevokedCredential) bool {
 		if r.Expires.Before(t) {
 			gone = append(gone, jti)
 		}
-		return true
+		return len(gone) < limit
 	})
 	for _, jti := range gone {
 		e.revoked.delete(jti)

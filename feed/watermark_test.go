@@ -64,7 +64,7 @@ func TestForgetExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := s.Edit()
-	if n := e.ForgetExpired(cut); n != 1 {
+	if n := e.ForgetExpired(cut, 10); n != 1 {
 		t.Fatalf("forgot %d, want 1", n)
 	}
 	if err := st.Update(e.Changes().Save); err != nil {

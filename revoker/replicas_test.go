@@ -454,3 +454,59 @@ func TestReplicaBehindCompaction(t *testing.T) {
 		t.Fatalf("the stored state is at %d, want %d", got, late)
 	}
 }
+
+// TestCompactionWithinEtcdLimits: a compaction of a large backlog (events with request ids, and
+// as many expired denylist entries) runs in transactions etcd accepts at the limit Treaty requires
+// of it (etcdstore.RequiredTxnOps). With chunks of 4,096 events and every expired entry forgotten
+// at once, each transaction was refused whole and the backlog never shrank.
+func TestCompactionWithinEtcdLimits(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	clk := &clock{t: now}
+	st, err := etcdstore.Open(c.Client(), "/treaty/revoker", revoker.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	l, err := revoker.Open(st, revoker.Config{MaxCredentialTTL: time.Hour, RetentionMargin: time.Minute, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 6000
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	work := make(chan int)
+	for range 128 {
+		wg.Go(func() {
+			for i := range work {
+				r := req(credentialK, fmt.Sprintf("jti-%d", i))
+				r.RequestID = fmt.Sprintf("r-%d", i)
+				if _, err := l.Revoke(ctx, r); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	clk.Advance(3 * time.Hour)
+	if _, err := l.Revoke(ctx, req(credentialK, "fresh")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Compact(ctx); err != nil || got != n {
+		t.Fatalf("compacted %d events (%v), want %d", got, err, n)
+	}
+	if _, _, _, _, revoked := storedState(t, st).Counts(); revoked != 1 {
+		t.Fatalf("%d denylist entries stored after compaction, want 1 (the fresh one)", revoked)
+	}
+	if _, _, _, _, revoked := l.State().Counts(); revoked != 1 {
+		t.Fatalf("%d denylist entries in memory after compaction, want 1", revoked)
+	}
+}

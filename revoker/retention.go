@@ -45,9 +45,11 @@ const (
 	DefaultRetentionMargin = time.Hour
 	// DefaultCompactEvery is how often RunCompaction compacts by default.
 	DefaultCompactEvery = 10 * time.Minute
-	// compactChunk bounds the events one compaction transaction deletes, so that appends, which
-	// wait for it, never wait long.
-	compactChunk = 4096
+	// compactChunk bounds the events one compaction transaction deletes, and separately the
+	// expired denylist entries it forgets, so that appends, which wait for it, never wait long,
+	// and so that the transaction stays within etcd's limit (etcdstore.RequiredTxnOps): an event
+	// deleted is up to two writes and a read compared at commit, an entry forgotten one write.
+	compactChunk = 2048
 )
 
 // RetainedAfter returns the lowest sequence the log can replay after: Read(after, ...) with a
@@ -67,7 +69,7 @@ func (l *Log) Compact(ctx context.Context) (removed int, err error) {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
-		n, more, err := l.compactChunk(removed == 0)
+		n, more, err := l.compactChunk()
 		removed += n
 		if err != nil || !more {
 			return removed, err
@@ -75,9 +77,9 @@ func (l *Log) Compact(ctx context.Context) (removed int, err error) {
 	}
 }
 
-// compactChunk deletes up to compactChunk events; more reports whether more may be due. The first
-// chunk also forgets expired denylist entries.
-func (l *Log) compactChunk(forget bool) (removed int, more bool, err error) {
+// compactChunk deletes up to compactChunk events and forgets up to compactChunk expired denylist
+// entries; more reports whether more of either may be due.
+func (l *Log) compactChunk() (removed int, more bool, err error) {
 	now := l.cfg.Now()
 	cutoff := now.Add(-l.cfg.MaxCredentialTTL - l.cfg.RetentionMargin)
 	l.mu.Lock()
@@ -88,13 +90,10 @@ func (l *Log) compactChunk(forget bool) (removed int, more bool, err error) {
 	next := base
 	attempt := func(tx store.Tx) error {
 		removed, more, next, retained = 0, false, base, l.retained.Load()
-		if forget {
-			// Forgetting saves the state, which must then be the store's: another replica may
-			// have appended since (follow.go). Deleting old events alone needs no check: a
-			// stale head only keeps more of them.
-			if err := l.checkHead(tx, head); err != nil {
-				return err
-			}
+		// Forgetting saves the state, which must then be the store's: another replica may have
+		// appended since (follow.go).
+		if err := l.checkHead(tx, head); err != nil {
+			return err
 		}
 		var gone []*treatyv1.Event
 		err := tx.Scan(bucketEvents, nil, store.Uint64Key(retained+1), func(k, v []byte) (bool, error) {
@@ -134,13 +133,12 @@ func (l *Log) compactChunk(forget bool) (removed int, more bool, err error) {
 				return err
 			}
 		}
-		if forget {
-			ed := base.Edit()
-			if ed.ForgetExpired(now.Add(-l.cfg.RetentionMargin)) > 0 {
-				changes := ed.Changes()
-				next = ed.State()
-				return changes.Save(tx)
-			}
+		ed := base.Edit()
+		if n := ed.ForgetExpired(now.Add(-l.cfg.RetentionMargin), compactChunk); n > 0 {
+			more = more || n == compactChunk
+			changes := ed.Changes()
+			next = ed.State()
+			return changes.Save(tx)
 		}
 		return nil
 	}

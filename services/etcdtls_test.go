@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/treaty-dev/treaty/certs"
+	"github.com/treaty-dev/treaty/store/etcdstore"
+	"github.com/treaty-dev/treaty/store/etcdstore/etcdtest"
 )
 
 // TestEtcdTLS runs the registry, issuer and revoker on a one-member etcd cluster that serves
@@ -79,7 +81,7 @@ func startTLSEtcd(t *testing.T, pki certs.DevFiles) string {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.Name + "=" + peer.String()
 	cfg.ClientTLSInfo = transport.TLSInfo{CertFile: pki.Server, KeyFile: pki.ServerKey, TrustedCAFile: pki.CA, ClientCertAuth: true}
-	cfg.MaxTxnOps = 1024
+	cfg.MaxTxnOps = etcdstore.RequiredTxnOps
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
@@ -92,4 +94,20 @@ func startTLSEtcd(t *testing.T, pki certs.DevFiles) string {
 		t.Fatal("etcd not ready after 30s")
 	}
 	return client.String()
+}
+
+// A cluster whose members refuse the transactions Treaty's stores need (etcd's default
+// --max-txn-ops) is refused at start, naming the setting, rather than failing the first burst of
+// revocations.
+func TestEtcdTxnLimit(t *testing.T) {
+	cluster := etcdtest.Start(t, 1, etcdtest.WithMaxTxnOps(128))
+	cfg := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", KEKFile: writeKEK(t), Logger: slog.New(slog.DiscardHandler),
+		Store: StoreConfig{Backend: BackendEtcd, Endpoints: cluster.Endpoints()}}
+	srv, err := Start(cfg)
+	if err == nil {
+		srv.Shutdown()
+	}
+	if err == nil || !strings.Contains(err.Error(), "--max-txn-ops=8192") {
+		t.Fatalf("Start = %v, want an error naming --max-txn-ops=8192", err)
+	}
 }

@@ -120,8 +120,10 @@ func (s StoreConfig) validate(c Config) error {
 var clusterStores = map[string]bool{Registry: true, Issuer: true, Revoker: true}
 
 // dialEtcd connects to the cluster StoreConfig names. clientv3.New does not wait for a
-// connection, so a Status call to the first reachable member proves the endpoints and
-// credentials before any store is opened, with an error that names them.
+// connection, so a read proves the endpoints and credentials before any store is opened, with an
+// error that names them; then the cluster must accept the transactions the stores need
+// (etcdstore.CheckTxnOps), or the server would fail its first burst of revocations instead of
+// refusing to start.
 func dialEtcd(s StoreConfig) (*clientv3.Client, error) {
 	cfg := clientv3.Config{Endpoints: s.Endpoints, DialTimeout: s.DialTimeout, Logger: zap.NewNop()}
 	if s.tlsEnabled() {
@@ -142,6 +144,10 @@ func dialEtcd(s StoreConfig) (*clientv3.Client, error) {
 		cli.Close()
 		return nil, fmt.Errorf("the etcd cluster at %s did not answer a read within %v (is a majority of its members up, and are the endpoints and --etcd-cert/--etcd-key/--etcd-ca right?): %w",
 			strings.Join(s.Endpoints, ","), s.DialTimeout, err)
+	}
+	if err := etcdstore.CheckTxnOps(ctx, cli, s.Prefix); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("etcd at %s: %w", strings.Join(s.Endpoints, ","), err)
 	}
 	return cli, nil
 }

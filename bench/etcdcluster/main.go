@@ -25,11 +25,13 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/treaty-dev/treaty/store/etcdstore"
 )
 
 func main() {
 	n := flag.Int("n", 3, "members")
-	maxTxnOps := flag.Uint("max-txn-ops", 1024, "the members' --max-txn-ops (store/etcdstore asks for at least 1024)")
+	maxTxnOps := flag.Uint("max-txn-ops", etcdstore.RequiredTxnOps, "the members' --max-txn-ops (treaty refuses a cluster with fewer than etcdstore.RequiredTxnOps)")
 	dir := flag.String("dir", "", "folder for the members' data (required; the endpoints are written to DIR/endpoints)")
 	flag.Parse()
 	if *dir == "" {

@@ -55,8 +55,9 @@
 // and deleted-from bucket) and --max-request-bytes (default 1.5 MiB). A transaction over either
 // limit fails with an error wrapping ErrTooLarge and writes nothing; it is never split. Treaty's
 // migrations write a few hundred keys, and the revoker's group commits (up to 1,024 requests of
-// a few keys each), its compaction and the issuer's inventory batches write more under load, so
-// run etcd with --max-txn-ops=8192 (1,024 callers revoking at once then commit without error). A range comparison makes etcd read the range on commit, so an
+// a few keys each), its compaction chunks and the issuer's inventory batches write thousands
+// under load, so Treaty requires --max-txn-ops=8192 (RequiredTxnOps) and refuses to start on a
+// cluster that has less (CheckTxnOps). A range comparison makes etcd read the range on commit, so an
 // Update that scans a large bucket costs that read on every attempt, and an Update that scans to
 // the end of a bucket others keep appending to conflicts with every append: scan such buckets in
 // a View, or stop the scan early, where the transaction allows.

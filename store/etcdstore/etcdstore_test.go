@@ -460,3 +460,32 @@ func TestScanPastPrefixFirst(t *testing.T) {
 		t.Fatalf("fn ran %d times", runs)
 	}
 }
+
+// CheckTxnOps accepts a cluster run with the transaction limit Treaty needs and refuses one run
+// with less (etcd's default among them), naming the setting.
+func TestCheckTxnOps(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []etcdtest.Option
+		want string // "" for no error
+	}{
+		{"required", nil, ""},
+		{"etcd's default", []etcdtest.Option{etcdtest.WithMaxTxnOps(128)}, "--max-txn-ops=8192"},
+		{"one short", []etcdtest.Option{etcdtest.WithMaxTxnOps(etcdstore.RequiredTxnOps - 1)}, "--max-txn-ops=8192"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cli := etcdtest.Start(t, 1, tc.opts...).Client()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := etcdstore.CheckTxnOps(ctx, cli, "/treaty")
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("CheckTxnOps = %v, want an error containing %q", err, tc.want)
+			}
+			resp, err := cli.Get(ctx, "", clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err != nil || resp.Count != 0 {
+				t.Fatalf("the check wrote %v keys (err %v), want none", resp, err)
+			}
+		})
+	}
+}

@@ -19,11 +19,19 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/treaty-dev/treaty/store/etcdstore"
 )
 
-// MaxTxnOps is the --max-txn-ops the members run with: the value the etcdstore package
-// documentation asks deployments for, so tests meet the limits production does.
-const MaxTxnOps = 1024
+// MaxTxnOps is the --max-txn-ops the members run with unless WithMaxTxnOps says otherwise:
+// the value Treaty requires of deployments, so tests meet the limits production does.
+const MaxTxnOps = etcdstore.RequiredTxnOps
+
+// Option changes how the members of a test cluster run.
+type Option func(*embed.Config)
+
+// WithMaxTxnOps runs the members with --max-txn-ops=n, to test a cluster configured too tightly.
+func WithMaxTxnOps(n uint) Option { return func(c *embed.Config) { c.MaxTxnOps = n } }
 
 // Timing of the members: heartbeat and election timeout. Short so that tests are quick; long
 // enough that a loaded machine running -race does not trigger spurious elections.
@@ -37,6 +45,7 @@ const (
 type Cluster struct {
 	t       testing.TB
 	dir     string
+	opts    []Option
 	clients []url.URL
 	peers   []url.URL
 	mu      sync.Mutex
@@ -45,9 +54,9 @@ type Cluster struct {
 
 // Start starts a cluster of n members and waits until it has a leader. The members stop when the
 // test ends.
-func Start(t testing.TB, n int) *Cluster {
+func Start(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, dir: t.TempDir(), members: make([]*embed.Etcd, n)}
+	c := &Cluster{t: t, dir: t.TempDir(), opts: opts, members: make([]*embed.Etcd, n)}
 	ports := freePorts(t, 2*n)
 	for i := range n {
 		c.clients = append(c.clients, url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i])})
@@ -128,6 +137,9 @@ func (c *Cluster) start(i int) {
 	cfg.TickMs, cfg.ElectionMs = uint(tick/time.Millisecond), uint(election/time.Millisecond)
 	cfg.MaxTxnOps = MaxTxnOps
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	for _, o := range c.opts {
+		o(cfg)
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		c.t.Fatalf("start etcd member %d: %v", i, err)
