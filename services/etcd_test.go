@@ -39,6 +39,8 @@ func TestEtcdBackend(t *testing.T) {
 	cfg := Config{
 		Store:   StoreConfig{Backend: BackendEtcd, Endpoints: cluster.Endpoints(), Prefix: "/treaty-test"},
 		KEKFile: writeKEK(t),
+		// Every replica, and this test's restart on a new data folder, names one issuer.
+		IssuerURL: "https://treaty.test",
 	}
 	srv, conn := serve(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -46,7 +46,7 @@ func TestEtcdTLS(t *testing.T) {
 		{"CA file without a certificate", StoreConfig{Backend: BackendEtcd, Endpoints: []string{endpoint}, CAFile: pki.Clients[0].Key}, "--etcd-ca"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Store: tc.store, KEKFile: writeKEK(t), Logger: slog.New(slog.DiscardHandler)}
+			cfg := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Store: tc.store, KEKFile: writeKEK(t), IssuerURL: "https://treaty.test", Logger: slog.New(slog.DiscardHandler)}
 			srv, err := Start(cfg)
 			if err == nil {
 				srv.Shutdown()
@@ -101,7 +101,7 @@ func startTLSEtcd(t *testing.T, pki certs.DevFiles) string {
 // revocations.
 func TestEtcdTxnLimit(t *testing.T) {
 	cluster := etcdtest.Start(t, 1, etcdtest.WithMaxTxnOps(128))
-	cfg := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", KEKFile: writeKEK(t), Logger: slog.New(slog.DiscardHandler),
+	cfg := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", KEKFile: writeKEK(t), IssuerURL: "https://treaty.test", Logger: slog.New(slog.DiscardHandler),
 		Store: StoreConfig{Backend: BackendEtcd, Endpoints: cluster.Endpoints()}}
 	srv, err := Start(cfg)
 	if err == nil {

@@ -55,7 +55,7 @@ func TestServeNotify(t *testing.T) {
 	t.Run("bbolt", func(t *testing.T) { testServeNotify(t, Config{}) })
 	t.Run("etcd", func(t *testing.T) {
 		cluster := etcdtest.Start(t, 1)
-		testServeNotify(t, Config{Store: StoreConfig{Backend: BackendEtcd, Endpoints: cluster.Endpoints()}, KEKFile: writeKEK(t)})
+		testServeNotify(t, Config{Store: StoreConfig{Backend: BackendEtcd, Endpoints: cluster.Endpoints()}, KEKFile: writeKEK(t), IssuerURL: "https://treaty.test"})
 	})
 }
 
