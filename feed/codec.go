@@ -75,6 +75,13 @@ func saveMeta(tx store.Tx, s *State) error {
 	return tx.Put(bucketMeta, metaGlobalSeq, store.Uint64Key(s.globalSeq))
 }
 
+// SaveEpoch gives the state saved in tx a new epoch, leaving its records as they are: a restored
+// log keeps its state under a new epoch with one write, however large the state (a transaction
+// in etcd is bounded).
+func SaveEpoch(tx store.Tx, epoch string) error {
+	return tx.Put(bucketMeta, metaEpoch, []byte(epoch))
+}
+
 // SaveAll replaces whatever state tx holds with s, for a resync from a snapshot.
 func SaveAll(tx store.Tx, s *State) error {
 	for _, b := range Buckets {

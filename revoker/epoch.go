@@ -33,16 +33,10 @@ func Reepoch(st store.Store) (old, epoch string, err error) {
 		if old == "" {
 			return fmt.Errorf("the store holds no revocation log")
 		}
-		s, err := feed.Load(tx)
-		if err != nil {
-			return err
-		}
-		p := s.Proto()
-		p.Epoch = epoch
 		if err := tx.Put(bucketLog, keyEpoch, []byte(epoch)); err != nil {
 			return err
 		}
-		return feed.SaveAll(tx, feed.FromProto(p))
+		return feed.SaveEpoch(tx, epoch)
 	})
 	if err != nil {
 		return "", "", fmt.Errorf("give the restored revocation log a new epoch: %w", err)

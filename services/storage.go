@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/treaty-dev/treaty/issuer"
+	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/store"
 	"github.com/treaty-dev/treaty/store/etcdstore"
 )
@@ -180,6 +181,41 @@ func (s StoreConfig) clientTLS() (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	return tc, nil
+}
+
+// NewEpoch gives the revocation log kept in the etcd cluster s names a new epoch
+// (revoker.Reepoch), after the cluster was restored from a snapshot (etcdutl snapshot restore):
+// the restored log is older than what subscribers have seen, so they must resync. Stop every
+// revoker replica first. It refuses a prefix that holds no revocation log rather than create one.
+func NewEpoch(s StoreConfig) (old, epoch string, err error) {
+	s = s.withDefaults()
+	if !s.Etcd() {
+		return "", "", fmt.Errorf("new-epoch is for logs kept in etcd (--store etcd); a bbolt log gets its new epoch from restore-backup")
+	}
+	if err := s.validate(Config{Services: []string{Revoker}}); err != nil {
+		return "", "", err
+	}
+	cli, err := dialEtcd(s)
+	if err != nil {
+		return "", "", err
+	}
+	defer cli.Close()
+	prefix := s.Prefix + "/" + Revoker
+	ctx, cancel := context.WithTimeout(context.Background(), s.DialTimeout)
+	resp, err := cli.Get(ctx, prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	cancel()
+	if err != nil {
+		return "", "", fmt.Errorf("look for the revocation log under %s: %w", prefix, err)
+	}
+	if resp.Count == 0 {
+		return "", "", fmt.Errorf("the etcd cluster at %s holds no revocation log under %s: check --etcd-prefix", strings.Join(s.Endpoints, ","), prefix)
+	}
+	st, err := openEtcd(cli, s, Revoker, revoker.Schema)
+	if err != nil {
+		return "", "", err
+	}
+	defer st.Close()
+	return revoker.Reepoch(st)
 }
 
 // openEtcd opens the named store under the configured prefix.

@@ -114,3 +114,36 @@ DIR/pre-restore-TIME (never deleted).`,
 	cmd.Flags().BoolVar(&moveAside, "move-aside", false, "move store files already in DIR into DIR/pre-restore-TIME")
 	return cmd
 }
+
+func (c *cli) newEpochCmd() *cobra.Command {
+	sc := services.StoreConfig{Backend: services.BackendEtcd}
+	cmd := &cobra.Command{
+		Use:   "new-epoch --etcd-endpoints URLS [--etcd-prefix P]",
+		Short: "Give the revocation log in etcd a new epoch after the cluster was restored from a snapshot",
+		Long: `Give the revocation log kept in an etcd cluster (serve --store etcd) a new epoch. Run it after
+restoring the cluster from a snapshot (etcdctl snapshot save, etcdutl snapshot restore), with every
+revoker replica stopped, then start them again.
+
+The restored log is older than what its subscribers have seen, so, as after "treaty
+restore-backup", PDPs and other subscribers see the log was replaced, keep every revocation they
+hold, and resync from a snapshot. Tokens issued before the restore are denied (reason
+epoch_mismatch); partners fetch new ones.`,
+		Args: args(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := need(cmd, "etcd-endpoints"); err != nil {
+				return err
+			}
+			old, epoch, err := services.NewEpoch(sc)
+			if err != nil {
+				return err
+			}
+			if c.output == "json" {
+				return c.printJSON(map[string]any{"old_epoch": old, "epoch": epoch})
+			}
+			fmt.Fprintf(c.stdout, "the revocation log's epoch is now %s (was %s): subscribers will resync\n", epoch, old)
+			return nil
+		},
+	}
+	etcdFlags(cmd.Flags(), &sc)
+	return cmd
+}

@@ -176,7 +176,7 @@ short-lived and instantly revocable.
 	pf.StringVar(&c.caFile, "ca", os.Getenv("TREATY_CA"), "CA certificates that verify the server's; setting it (or --cert) speaks TLS (env TREATY_CA)")
 	root.AddCommand(c.serveCmd(), c.keygenCmd(), c.partnerCmd(), c.integrationCmd(), c.workloadCmd(),
 		c.tokenCmd(), c.checkCmd(), c.revokeCmd(), c.restoreCmd(), c.watchCmd(), c.policyCmd(), c.decisionsCmd(),
-		c.backupCmd(), c.restoreBackupCmd(), c.credentialsCmd(), c.importCmd(), c.exportCmd())
+		c.backupCmd(), c.restoreBackupCmd(), c.newEpochCmd(), c.credentialsCmd(), c.importCmd(), c.exportCmd())
 	root.AddCommand(c.auditCmd())
 	root.AddCommand(c.notifyCmd())
 	root.AddCommand(c.reportCmd())

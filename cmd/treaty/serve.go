@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/notify"
@@ -95,12 +96,7 @@ creates the identity admin and writes its token to DATA/admin.credential (mode 0
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "", "folder for the services' bbolt files (created if missing)")
 	f.StringVar(&cfg.Store.Backend, "store", services.BackendBolt, "where the registry, issuer and revoker keep their state: bbolt (files in --data) or etcd (the cluster at --etcd-endpoints, shared by replicas); the PDP's cache, the decision log and access.db stay in --data")
-	f.StringSliceVar(&cfg.Store.Endpoints, "etcd-endpoints", nil, "with --store etcd: the members' client URLs, e.g. https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379")
-	f.StringVar(&cfg.Store.Prefix, "etcd-prefix", services.DefaultEtcdPrefix, "with --store etcd: the key prefix of this deployment's stores (one per deployment sharing a cluster)")
-	f.DurationVar(&cfg.Store.DialTimeout, "etcd-dial-timeout", services.DefaultEtcdDialTimeout, "with --store etcd: how long to wait for the cluster at start")
-	f.StringVar(&cfg.Store.CertFile, "etcd-cert", "", "with --store etcd: client certificate (PEM) presented to the members")
-	f.StringVar(&cfg.Store.KeyFile, "etcd-key", "", "with --store etcd: private key of --etcd-cert (PEM)")
-	f.StringVar(&cfg.Store.CAFile, "etcd-ca", "", "with --store etcd: CA certificates (PEM) that verify the members' certificates")
+	etcdFlags(f, &cfg.Store)
 	f.StringVar(&cfg.Listen, "listen", services.DefaultListen, "gRPC listen address (loopback only without TLS)")
 	f.StringSliceVar(&cfg.Services, "services", services.All, "services to run here")
 	f.StringVar(&cfg.IssuerURL, "issuer-url", "", "issuer identifier: the iss of tokens and the aud of client assertions (default the HTTP base URL with --http-listen, else http://LISTEN)")
@@ -144,4 +140,14 @@ creates the identity admin and writes its token to DATA/admin.credential (mode 0
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// etcdFlags binds the flags that name an etcd cluster (serve --store etcd, new-epoch).
+func etcdFlags(f *pflag.FlagSet, s *services.StoreConfig) {
+	f.StringSliceVar(&s.Endpoints, "etcd-endpoints", nil, "with --store etcd: the members' client URLs, e.g. https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379")
+	f.StringVar(&s.Prefix, "etcd-prefix", services.DefaultEtcdPrefix, "with --store etcd: the key prefix of this deployment's stores (one per deployment sharing a cluster)")
+	f.DurationVar(&s.DialTimeout, "etcd-dial-timeout", services.DefaultEtcdDialTimeout, "with --store etcd: how long to wait for the cluster at start")
+	f.StringVar(&s.CertFile, "etcd-cert", "", "with --store etcd: client certificate (PEM) presented to the members")
+	f.StringVar(&s.KeyFile, "etcd-key", "", "with --store etcd: private key of --etcd-cert (PEM)")
+	f.StringVar(&s.CAFile, "etcd-ca", "", "with --store etcd: CA certificates (PEM) that verify the members' certificates")
 }
