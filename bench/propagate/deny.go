@@ -29,13 +29,18 @@ func (fatalTB) Fatal(args ...any)              { fmt.Fprintln(os.Stderr, args...
 func (fatalTB) Fatalf(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...); os.Exit(1) }
 func (fatalTB) Errorf(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...); os.Exit(1) }
 
-// revokeToDeny runs a PDP that follows a Treaty revoker over gRPC (dialled with
-// revokersvc.FeedDialOptions, as treaty serve should), and measures, for r credentials one at a
+// revokeToDeny runs a PDP that follows a Treaty revoker of the given kind (treaty, etcd or
+// etcd-replica) over gRPC (dialled with revokersvc.FeedDialOptions, as treaty serve should), and
+// measures, for r credentials one at a
 // time: the time from Revoke returning until a Check without min_sequence denies the revoked
 // token; and whether a Check with min_sequence set to the revocation's sequence, made right after
-// Revoke returns, denies it.
-func revokeToDeny(r int) error {
-	srv, err := startServer("treaty")
+// Revoke returns, denies it. With etcd-replica, the revocations go to replica A and the PDP
+// follows replica B, so each crosses etcd's watch before the PDP can deny.
+func revokeToDeny(r int, kind string) error {
+	if kind == "baseline" {
+		return fmt.Errorf("-deny-server baseline: choose treaty, etcd or etcd-replica")
+	}
+	srv, err := startServer(kind)
 	if err != nil {
 		return err
 	}
@@ -73,7 +78,14 @@ func revokeToDeny(r int) error {
 		return fmt.Errorf("pdp not ready: %w", err)
 	}
 
-	client := treatyv1.NewRevocationServiceClient(conn)
+	rconn := conn // Revoke on the PDP's connection, unless it goes to another replica
+	if srv.revokeAddr != srv.addr {
+		if rconn, err = grpc.NewClient(srv.revokeAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+			return err
+		}
+		defer rconn.Close()
+	}
+	client := treatyv1.NewRevocationServiceClient(rconn)
 	check := func(tok string, minSeq uint64) (pdp.Decision, error) {
 		return p.Check(ctx, pdp.CheckRequest{Token: tok, Action: "read", Resource: "api", MinSequence: minSeq})
 	}
@@ -127,11 +139,18 @@ func revokeToDeny(r int) error {
 		time.Sleep(time.Duration(1+i%5) * time.Millisecond)
 	}
 	q := quantiles(toDeny)
-	fmt.Printf("revoke-to-deny, PDP following over gRPC, %d revocations: p50 %s  p90 %s  p99 %s  max %s (target p99 <= 10ms)\n",
-		r, ms(q[0]), ms(q[1]), ms(q[2]), ms(q[3]))
+	fmt.Printf("revoke-to-deny, PDP following %s over gRPC, %d revocations: p50 %s  p90 %s  p99 %s  max %s (target p99 <= 10ms)\n",
+		denyLabel[kind], r, ms(q[0]), ms(q[1]), ms(q[2]), ms(q[3]))
 	fmt.Printf("first Check with min_sequence after Revoke: %d of %d denied (want all)\n", r-minSeqAllows, r)
 	if minSeqAllows > 0 {
 		return fmt.Errorf("%d checks with min_sequence allowed a revoked token", minSeqAllows)
 	}
 	return nil
+}
+
+// denyLabel says what the PDP follows, per -deny-server.
+var denyLabel = map[string]string{
+	"treaty":       "treaty (bbolt)",
+	"etcd":         "etcd (one replica)",
+	"etcd-replica": "etcd-replica (Revoke to A, PDP on B)",
 }

@@ -4,9 +4,12 @@
 // Treaty's revoker (the shared fan-out, subscribers dialled with subscriber.DialOptions) and a
 // baseline (a goroutine per subscriber that marshals and sends each event itself, subscribers on
 // grpc-go's defaults) side by side in the same run, alternating, on the same real bbolt log. It
-// then measures revoke-to-deny through a PDP following the revoker over gRPC.
+// then measures revoke-to-deny through a PDP following the revoker over gRPC. With -etcd, it also
+// runs the revoker with its log in an etcd cluster: one replica (etcd), or two on one prefix with
+// Revoke calls to one and the subscribers (or the PDP) on the other (etcd-replica).
 //
 //	go run ./bench/propagate -n 100,1000,10000 -r 200
+//	go run ./bench/propagate -etcd $(cat DIR/endpoints) -servers treaty,etcd,etcd-replica -deny-server etcd-replica
 //
 // It is a measuring tool, not part of the treaty binary. See README.md beside it.
 package main
@@ -60,7 +63,10 @@ func drive(args []string) error {
 	perProc := fs.Int("per-process", 2500, "subscribers per client process (each holds one file per connection; about 20,000 are allowed here)")
 	denyR := fs.Int("deny", 200, "revocations for the revoke-to-deny measurement; 0 skips it")
 	fs.StringVar(&treatyClient, "treaty-client", "follower", "how Treaty's subscribers read: follower (subscriber.Follower) or raw (streams), both with subscriber.DialOptions; default: raw streams on grpc-go's defaults, as the baseline's")
-	servers := fs.String("servers", "baseline,treaty", "servers to measure, in each round's order")
+	servers := fs.String("servers", "baseline,treaty", "servers to measure, in each round's order: baseline, treaty (bbolt), and with -etcd also etcd (one replica) and etcd-replica (Revoke to replica A, subscribers on replica B)")
+	etcd := fs.String("etcd", "", "comma-separated client URLs of an etcd cluster (run with --max-txn-ops >= 8192, as go run ./bench/etcdcluster does), for the etcd kinds of -servers and -deny-server")
+	fs.IntVar(&etcdPID, "etcd-pid", 0, "process id of the etcd cluster (go run ./bench/etcdcluster runs its members in one process): the etcd kinds' server-cpu then includes the cluster's CPU time")
+	denyServer := fs.String("deny-server", "treaty", "the revoker the revoke-to-deny PDP follows: treaty (bbolt), etcd, or etcd-replica (revocations to replica A, the PDP follows replica B)")
 	cpuprofile := fs.String("cpuprofile", "", "write the driver's (the servers') CPU profile here")
 	fs.Parse(args)
 	if *cpuprofile != "" {
@@ -75,6 +81,21 @@ func drive(args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	kinds := strings.Split(*servers, ",")
+	if *etcd != "" {
+		etcdEndpoints = strings.Split(strings.TrimSpace(*etcd), ",")
+	}
+	check := kinds
+	if *denyR > 0 {
+		check = append(slices.Clone(kinds), *denyServer)
+	}
+	if err := checkKinds(check...); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(check, etcdKind) {
+		if err := checkEtcd(); err != nil {
+			return err
+		}
+	}
 
 	self, err := os.Executable()
 	if err != nil {
@@ -82,7 +103,7 @@ func drive(args []string) error {
 	}
 	fmt.Printf("propagate: %d revocations per server per N, in %d alternating rounds; %d subscribers per client process; GOMAXPROCS from %d CPUs\n\n",
 		*r, *rounds, *perProc, runtime.NumCPU())
-	fmt.Printf("%-8s %-9s %9s %9s %9s %9s %12s\n", "N", "server", "p50", "p90", "p99", "max", "server-cpu")
+	fmt.Printf("%-8s %-14s %9s %9s %9s %9s %12s\n", "N", "server", "p50", "p90", "p99", "max", "server-cpu")
 	for _, field := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(field))
 		if err != nil || n <= 0 {
@@ -107,70 +128,125 @@ func drive(args []string) error {
 		}
 		for _, kind := range kinds {
 			q := quantiles(lat[kind])
-			fmt.Printf("%-8d %-9s %9s %9s %9s %9s %12s\n", n, kind, ms(q[0]), ms(q[1]), ms(q[2]), ms(q[3]), ms(perRev(kind)))
+			fmt.Printf("%-8d %-14s %9s %9s %9s %9s %12s\n", n, kind, ms(q[0]), ms(q[1]), ms(q[2]), ms(q[3]), ms(perRev(kind)))
 		}
-		b, t := quantiles(lat["baseline"]), quantiles(lat["treaty"])
-		fmt.Printf("%-8d %-9s %9.2f %9.2f %9.2f %9.2f %12.2f\n", n, "ratio", ratio(t[0], b[0]), ratio(t[1], b[1]), ratio(t[2], b[2]), ratio(t[3], b[3]),
-			ratio(perRev("treaty"), perRev("baseline")))
+		// Each ratio is of the first kind's numbers to the second's, where both ran.
+		for _, pair := range [][3]string{{"ratio", "treaty", "baseline"}, {"etcd/treaty", "etcd", "treaty"}, {"replica/treaty", "etcd-replica", "treaty"}} {
+			if !slices.Contains(kinds, pair[1]) || !slices.Contains(kinds, pair[2]) {
+				continue
+			}
+			a, b := quantiles(lat[pair[1]]), quantiles(lat[pair[2]])
+			fmt.Printf("%-8d %-14s %9.2f %9.2f %9.2f %9.2f %12.2f\n", n, pair[0], ratio(a[0], b[0]), ratio(a[1], b[1]), ratio(a[2], b[2]), ratio(a[3], b[3]),
+				ratio(perRev(pair[1]), perRev(pair[2])))
+		}
 		for _, kind := range kinds {
 			q := quantiles(fromCall[kind])
-			fmt.Printf("%-8d %-9s %9s %9s %9s %9s   (from calling Revoke)\n", n, kind, ms(q[0]), ms(q[1]), ms(q[2]), ms(q[3]))
+			fmt.Printf("%-8d %-14s %9s %9s %9s %9s   (from calling Revoke)\n", n, kind, ms(q[0]), ms(q[1]), ms(q[2]), ms(q[3]))
 		}
 	}
 	if *denyR > 0 {
 		fmt.Println()
-		return revokeToDeny(*denyR)
+		return revokeToDeny(*denyR, *denyServer)
 	}
 	return nil
 }
 
-// server is a revoker on a fresh bbolt log in a temporary folder, served on loopback.
+// server is a revoker served over gRPC on loopback in the driver process: on a fresh bbolt log
+// in a temporary folder (baseline, treaty), or on a fresh prefix in the etcd cluster (etcd: one
+// replica; etcd-replica: two replicas on one prefix, A taking the Revoke calls and B the
+// subscribers, so that every event reaches B through etcd).
 type server struct {
-	dir  string
-	st   *store.Bolt
-	log  *revoker.Log
-	svc  *revokersvc.Service
-	grpc *grpc.Server
-	addr string
+	dir        string       // a temporary folder (the PDP's cache lives there too)
+	log        *revoker.Log // the log the Revoke calls append to
+	addr       string       // where subscribers, and the PDP, connect
+	revokeAddr string       // where Revoke calls go
+	stops      []func()     // run in reverse order by stop
 }
 
-func startServer(kind string) (*server, error) {
+func startServer(kind string) (_ *server, err error) {
+	if err := checkKinds(kind); err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "treaty-propagate-")
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.OpenBolt(filepath.Join(dir, "revoker.db"), revoker.Schema)
-	if err != nil {
-		return nil, err
-	}
+	s := &server{dir: dir, stops: []func(){func() { os.RemoveAll(dir) }}}
+	defer func() {
+		if err != nil {
+			s.stop()
+		}
+	}()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	log, err := revoker.Open(st, revoker.Config{Logger: quiet})
-	if err != nil {
-		return nil, err
-	}
-	svc := revokersvc.New(revokersvc.Config{Log: log, Logger: quiet})
-	srv := grpc.NewServer()
 	switch kind {
-	case "treaty":
-		svc.Register(srv)
-	case "baseline":
+	case "treaty", "baseline":
+		st, err := store.OpenBolt(filepath.Join(dir, "revoker.db"), revoker.Schema)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, func() { st.Close() })
+		if s.log, err = revoker.Open(st, revoker.Config{Logger: quiet}); err != nil {
+			return nil, err
+		}
+		if s.addr, err = s.serve(kind, s.log, quiet); err != nil {
+			return nil, err
+		}
+		s.revokeAddr = s.addr
+	case "etcd", "etcd-replica":
+		base := newPrefix()
+		s.stops = append(s.stops, func() { dropPrefix(base) }) // after the replicas stop
+		replicas := 1
+		if kind == "etcd-replica" {
+			replicas = 2
+		}
+		var addrs []string
+		for i := range replicas {
+			log, stop, err := openReplica(base+"/revoker", quiet)
+			if err != nil {
+				return nil, err
+			}
+			s.stops = append(s.stops, stop)
+			addr, err := s.serve(kind, log, quiet)
+			if err != nil {
+				return nil, err
+			}
+			if i == 0 {
+				s.log = log
+			}
+			addrs = append(addrs, addr)
+		}
+		s.revokeAddr, s.addr = addrs[0], addrs[len(addrs)-1]
+	}
+	return s, nil
+}
+
+// serve serves log's revocation service on a loopback port: the baseline's Subscribe for
+// baseline, revokersvc as shipped for the others.
+func (s *server) serve(kind string, log *revoker.Log, logger *slog.Logger) (string, error) {
+	svc := revokersvc.New(revokersvc.Config{Log: log, Logger: logger})
+	srv := grpc.NewServer()
+	if kind == "baseline" {
 		treatyv1.RegisterRevocationServiceServer(srv, &baseline{Service: svc, log: log, heartbeat: revokersvc.DefaultHeartbeat})
-	default:
-		return nil, fmt.Errorf("unknown server %q", kind)
+	} else {
+		svc.Register(srv)
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	go srv.Serve(lis)
-	return &server{dir: dir, st: st, log: log, svc: svc, grpc: srv, addr: lis.Addr().String()}, nil
+	s.stops = append(s.stops, func() {
+		svc.Close()
+		srv.Stop()
+	})
+	return lis.Addr().String(), nil
 }
 
 func (s *server) stop() {
-	s.svc.Close()
-	s.grpc.Stop()
-	s.st.Close()
-	os.RemoveAll(s.dir)
+	for _, stop := range slices.Backward(s.stops) {
+		stop()
+	}
+	s.stops = nil
 }
 
 // treatyClient is how Treaty's subscribers read.
@@ -201,7 +277,7 @@ func propagate(self, kind string, n, r, perProc int) ([]time.Duration, error) {
 	}()
 	for left := n; left > 0; left -= perProc {
 		args := []string{"client", "-addr", srv.addr, "-n", strconv.Itoa(min(left, perProc))}
-		if kind == "treaty" && treatyClient != "default" {
+		if kind != "baseline" && treatyClient != "default" {
 			args = append(args, "-tuned", "-follower="+strconv.FormatBool(treatyClient == "follower"))
 		}
 		cmd := exec.Command(self, args...)
@@ -235,7 +311,7 @@ func propagate(self, kind string, n, r, perProc int) ([]time.Duration, error) {
 	}
 	fmt.Fprintf(os.Stderr, "%s: %d subscribers in %d processes ready in %s\n", kind, n, len(procs), time.Since(began).Round(time.Millisecond))
 
-	conn, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(srv.revokeAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +319,8 @@ func propagate(self, kind string, n, r, perProc int) ([]time.Duration, error) {
 	client := treatyv1.NewRevocationServiceClient(conn)
 	ctx := context.Background()
 	out := make([]time.Duration, 0, r)
-	cpu0 := cpuTime()
-	defer func() { serverCPU[kind] += cpuTime() - cpu0; serverRevs[kind] += r }()
+	cpu0 := cpuTime() + etcdCPU(kind)
+	defer func() { serverCPU[kind] += cpuTime() + etcdCPU(kind) - cpu0; serverRevs[kind] += r }()
 	for i := range r {
 		called := time.Now()
 		resp, err := client.Revoke(ctx, &treatyv1.RevokeRequest{
@@ -290,7 +366,8 @@ func nextLine(p *clientProc, timeout time.Duration) (string, error) {
 // serverCPU and serverRevs add up the driver process's CPU time (user and system) during the
 // revocations, per server, and the revocations: the servers' cost per revocation, which a busy
 // machine disturbs far less than it disturbs latency. It includes the driver's own Revoke calls,
-// the same for both servers.
+// the same for both servers. For the etcd kinds it adds the cluster process's CPU time with
+// -etcd-pid (etcdCPU); without it, the etcd members' work is not counted.
 var (
 	serverCPU  = map[string]time.Duration{}
 	serverRevs = map[string]int{}
