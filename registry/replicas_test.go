@@ -2,7 +2,9 @@ package registry_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -147,3 +149,113 @@ func TestReplicasShareOneFeed(t *testing.T) {
 	}
 }
 
+// noCredentials is an issuer inventory in which the partners have no credentials, so an
+// offboarding has nothing to revoke and confirms at once. (The issuer's side runs for real in
+// services/issuersvc and the end-to-end tests.)
+type noCredentials struct{}
+
+func (noCredentials) LiveCredentials(context.Context, string, string) ([]string, string, error) {
+	return nil, "", nil
+}
+
+func (noCredentials) CountLive(_ context.Context, _ string, applied uint64) (uint64, uint64, error) {
+	return 0, applied, nil
+}
+
+func (noCredentials) RevokeCredential(context.Context, string, string, string, string) (uint64, bool, error) {
+	return 0, false, errors.New("no credential to revoke in this test")
+}
+
+// TestReplicasOffboardOnce: both replicas offboard the same partners at once, as their
+// contract-end schedulers do when a contract ends. Each offboarding finishes (a replica that finds
+// the other ahead of it stops, and a retry resumes from the stored record), every step is done and
+// audited once, and the feed holds each change once.
+func TestReplicasOffboardOnce(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	e := newRevoker(t)
+	withInventory := func(cfg *registry.Config) { cfg.Revoker, cfg.Inventory = noCredentials{}, noCredentials{} }
+	replicas := []*node{startReplica(t, c, e.pub, withInventory), startReplica(t, c, e.pub, withInventory)}
+	e.node = replicas[0]
+	const partners, integrations = 3, 3
+	for p := range partners {
+		id := fmt.Sprintf("acme%d", p)
+		e.mustPartner(t, id)
+		for i := range integrations {
+			e.mustIntegration(t, fmt.Sprintf("%s-i%d", id, i), id)
+		}
+	}
+	start := e.rev.Head()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*partners)
+	for i, rep := range replicas {
+		for p := range partners {
+			id := fmt.Sprintf("acme%d", p)
+			wg.Go(func() {
+				for try := 0; ; try++ {
+					o, err := rep.reg.Offboard(ctx, id, "contract over", "bob", nil)
+					if err == nil && o.Step == treatyv1.OffboardingStep_OFFBOARDING_STEP_TERMINATED {
+						return
+					}
+					if try == 20 || ctx.Err() != nil {
+						errs <- fmt.Errorf("replica %d: offboard %s: %v (step %s)", i, id, err, o.Step)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	for p := range partners {
+		id := fmt.Sprintf("acme%d", p)
+		o, err := e.reg.GetOffboarding(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Step != treatyv1.OffboardingStep_OFFBOARDING_STEP_TERMINATED || o.RetiredIntegrations != integrations {
+			t.Errorf("%s: offboarding record at step %s with %d integrations retired; want TERMINATED and %d",
+				id, o.Step, o.RetiredIntegrations, integrations)
+		}
+		recs, _, err := e.reg.QueryAudit(ctx, registry.AuditQuery{Target: "partner/" + id, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actions []string
+		for _, rec := range recs {
+			actions = append(actions, rec.Action)
+		}
+		want := []string{"partner.create", "partner.offboard.start", "partner.offboard.revoked", "partner.offboard.confirmed", "partner.terminate"}
+		if !slices.Equal(actions, want) {
+			t.Errorf("%s: audit trail %q, want %q", id, actions, want)
+		}
+	}
+
+	// Per partner: OFFBOARDING, its block, per integration its retirement and block, TERMINATED.
+	const perPartner = 3 + 2*integrations
+	e.waitHead(t, start+partners*perPartner)
+	evs, err := e.rev.Read(start, 2*partners*perPartner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		d := describe(ev)
+		if ev.GetPartnerChanged() != nil {
+			d += " " + ev.GetPartnerChanged().GetState().String()
+		}
+		if seen[d] {
+			t.Errorf("event %d (%s) is in the feed twice", ev.GetSequence(), d)
+		}
+		seen[d] = true
+	}
+	if len(evs) != partners*perPartner {
+		t.Errorf("the offboardings appended %d events, want %d: %v", len(evs), partners*perPartner, seen)
+	}
+}
