@@ -21,8 +21,11 @@ import (
 	"github.com/treaty-dev/treaty/store"
 )
 
-// Bucket holds the queued entries, keyed by a big-endian counter, and the counter itself (kept
-// apart, so ids are never reused once the queue drains). Services include it in their store schema.
+// Bucket holds the queued entries, keyed by a big-endian counter, the counter itself (kept apart,
+// so ids are never reused once the queue drains), and the sequences of the last keepResults
+// dequeued entries, so that a writer learns its entry's sequence even when another replica's relay
+// published it (several replicas share one store in etcd). Services include it in their store
+// schema.
 const Bucket = "outbox"
 
 var (
@@ -30,7 +33,8 @@ var (
 	counterKey  = []byte("counter")
 )
 
-func entryKey(id uint64) []byte { return append([]byte("e/"), store.Uint64Key(id)...) }
+func entryKey(id uint64) []byte  { return append([]byte("e/"), store.Uint64Key(id)...) }
+func resultKey(id uint64) []byte { return append([]byte("r/"), store.Uint64Key(id)...) }
 
 // batchSize bounds how many entries one publish call carries.
 const batchSize = 256
@@ -63,10 +67,20 @@ type Publisher interface {
 }
 
 // Relay publishes queued entries in order and lets writers wait for theirs.
+//
+// Several relays may share one store (replicas of a service on etcd). Each publishes whatever is
+// queued, whoever queued it; order holds because a relay publishes a batch that starts at the
+// oldest queued entry and dequeues it only once the revoker has appended it, so every entry older
+// than a batch has a sequence before the batch is published, and the revoker gives an entry
+// published twice (by two relays whose batches overlap) its original sequence. Whichever relay
+// dequeues an entry records its sequence in the store; the others' waiters find it there.
 type Relay struct {
 	store store.Store
 	pub   Publisher
 	log   *slog.Logger
+	// shared is set when other processes may write the store (it is a store.Watcher): waiters
+	// then also look for their entry's sequence in the store.
+	shared bool
 
 	kick chan struct{}
 
@@ -77,13 +91,15 @@ type Relay struct {
 	lastErr error             // the last publish failure, until a publish succeeds
 }
 
-// keepResults bounds how many published results are remembered for late waiters.
+// keepResults bounds how many published results are remembered for late waiters, in memory and
+// in the store.
 const keepResults = 4096
 
 // NewRelay returns a relay for the outbox in st. Call Run to start it.
 func NewRelay(st store.Store, pub Publisher, log *slog.Logger) *Relay {
+	_, shared := st.(store.Watcher)
 	return &Relay{
-		store: st, pub: pub, log: log,
+		store: st, pub: pub, log: log, shared: shared,
 		kick:    make(chan struct{}, 1),
 		done:    make(map[uint64]uint64),
 		changed: make(chan struct{}),
@@ -98,8 +114,25 @@ func (r *Relay) Kick() {
 	}
 }
 
-// Run publishes until ctx ends, retrying with backoff while the revoker is unreachable.
+// Run publishes until ctx ends, retrying with backoff while the revoker is unreachable. On a
+// store other processes write, it also watches the outbox: another replica's writer queued an
+// entry (publish it too, in case that replica is gone) or its relay dequeued one (a waiter here
+// may find its sequence).
 func (r *Relay) Run(ctx context.Context) {
+	if w, ok := r.store.(store.Watcher); ok {
+		changes := w.Watch(ctx, Bucket)
+		watching := make(chan struct{})
+		defer func() { <-watching }() // the channel closes once ctx ends
+		go func() {
+			defer close(watching)
+			for range changes {
+				r.mu.Lock()
+				r.wake()
+				r.mu.Unlock()
+				r.Kick()
+			}
+		}()
+	}
 	const minBackoff, maxBackoff = 50 * time.Millisecond, 5 * time.Second
 	backoff := minBackoff
 	for {
@@ -167,14 +200,7 @@ func (r *Relay) publishOnce(ctx context.Context) (int, error) {
 	if len(seqs) != len(entries) {
 		return 0, fmt.Errorf("outbox: revoker returned %d sequences for %d entries", len(seqs), len(entries))
 	}
-	err = r.store.Update(func(tx store.Tx) error {
-		for _, id := range ids {
-			if err := tx.Delete(Bucket, entryKey(id)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = r.store.Update(func(tx store.Tx) error { return dequeue(tx, ids, seqs) })
 	if err != nil {
 		// Published but still queued: the next attempt republishes with the same request ids and
 		// the revoker answers with the original sequences.
@@ -189,10 +215,52 @@ func (r *Relay) publishOnce(ctx context.Context) (int, error) {
 		delete(r.done, r.order[0])
 		r.order = r.order[1:]
 	}
-	close(r.changed)
-	r.changed = make(chan struct{})
+	r.wake()
 	r.mu.Unlock()
 	return len(ids), nil
+}
+
+// dequeue deletes the published entries ids (in id order, with sequences seqs) that are still
+// queued, and records their sequences for waiters elsewhere. Another relay may have dequeued some
+// of them since they were read (it published them too, and recorded the same sequences): those
+// are left alone. Each entry dequeued lets the result keepResults ids older go, which keeps the
+// last keepResults results, as ids are dequeued once each and without gaps.
+func dequeue(tx store.Tx, ids, seqs []uint64) error {
+	// One range read, rather than a read per entry (each an etcd round trip), finds which are
+	// still queued; a concurrent dequeue of any of them makes this transaction retry.
+	queued := make(map[uint64]bool, len(ids))
+	last := ids[len(ids)-1]
+	err := tx.Scan(Bucket, entryPrefix, entryKey(ids[0]), func(k, _ []byte) (bool, error) {
+		id := store.KeyUint64(k[len(entryPrefix):])
+		queued[id] = true
+		return id < last, nil
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: read queued entries: %w", err)
+	}
+	for i, id := range ids {
+		if !queued[id] {
+			continue
+		}
+		if err := tx.Delete(Bucket, entryKey(id)); err != nil {
+			return err
+		}
+		if err := tx.Put(Bucket, resultKey(id), store.Uint64Key(seqs[i])); err != nil {
+			return err
+		}
+		if id > keepResults {
+			if err := tx.Delete(Bucket, resultKey(id-keepResults)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// wake tells waiters to look again. r.mu must be held.
+func (r *Relay) wake() {
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 // Wait kicks the relay and waits until entry id is published, returning its feed sequence. If ctx
@@ -208,6 +276,17 @@ func (r *Relay) Wait(ctx context.Context, id uint64) (uint64, error) {
 		if ok {
 			return seq, nil
 		}
+		if r.shared {
+			// Another replica's relay may have published and dequeued it. Reading after taking
+			// changed means a dequeue this read misses closes changed (Run's watch), so the
+			// wait below cannot sleep through it.
+			seq, err := r.result(id)
+			if err != nil {
+				lastErr = err
+			} else if seq != 0 {
+				return seq, nil
+			}
+		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
@@ -218,6 +297,21 @@ func (r *Relay) Wait(ctx context.Context, id uint64) (uint64, error) {
 			return 0, fail.Unavailablef(cause, "the change is recorded durably, but the revoker has not confirmed it yet; it will be published, in order, as soon as the revoker is reachable")
 		}
 	}
+}
+
+// result returns the sequence a relay recorded for entry id, or 0 if none has (yet).
+func (r *Relay) result(id uint64) (uint64, error) {
+	var seq uint64
+	err := r.store.View(func(tx store.Tx) error {
+		if v := tx.Get(Bucket, resultKey(id)); v != nil {
+			seq = store.KeyUint64(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox: read the result of entry %d: %w", id, err)
+	}
+	return seq, nil
 }
 
 // Pending reports how many entries wait to be published.

@@ -17,10 +17,12 @@ import (
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/store"
+	"github.com/treaty-dev/treaty/store/etcdstore/etcdtest"
 	"github.com/treaty-dev/treaty/store/storetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The embedded etcd members' HTTP connections (replicas_test.go) outlive their tests briefly.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, etcdtest.LeakOptions()...) }
 
 var schema = store.Schema{Name: "outboxtest", Version: 1, Buckets: []string{outbox.Bucket, "data"}}
 
@@ -53,6 +55,15 @@ func partnerEvent(id string) *treatyv1.Event {
 // write queues a partner event alongside a data record, as a service write does.
 func write(t *testing.T, st store.Store, id string) uint64 {
 	t.Helper()
+	entry, err := queue(st, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entry
+}
+
+// queue is write for goroutines other than the test's.
+func queue(st store.Store, id string) (uint64, error) {
 	var entry uint64
 	err := st.Update(func(tx store.Tx) error {
 		if err := tx.Put("data", []byte(id), []byte("x")); err != nil {
@@ -62,10 +73,7 @@ func write(t *testing.T, st store.Store, id string) uint64 {
 		entry, err = outbox.Add(tx, "test", partnerEvent(id))
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return entry
+	return entry, err
 }
 
 func setup(t *testing.T) (store.Store, *revoker.Log, *flaky) {

@@ -24,10 +24,12 @@ import (
 	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/store"
+	"github.com/treaty-dev/treaty/store/etcdstore/etcdtest"
 	"github.com/treaty-dev/treaty/store/storetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The embedded etcd members' HTTP connections (replicas_test.go) outlive their tests briefly.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, etcdtest.LeakOptions()...) }
 
 // now is the registry's clock in these tests; contract ends are set relative to it.
 var now = time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,6 +86,8 @@ type Offboarding struct {
 
 	// terminatedSeq is the feed sequence of the termination, when this call made it.
 	terminatedSeq uint64
+	// stored is the record as this call last read or wrote it (see putOffboarding).
+	stored []byte
 }
 
 // OffboardProgress reports a step under way: Done out of Total (zero: not known).
@@ -131,7 +134,11 @@ func (r *Registry) ListOffboardings(ctx context.Context) ([]Offboarding, error) 
 // Offboard runs a partner's offboarding to the end, or resumes it from the last step done (then
 // reason is ignored: the record keeps the first). progress, if not nil, is called as steps
 // advance. It returns the record of the finished offboarding; on error the steps done so far stay
-// done, and calling Offboard again continues. Offboardings run one at a time per registry.
+// done, and calling Offboard again continues. Offboardings run one at a time per registry. Two
+// replicas sharing a store may run the same partner's offboarding at once (their contract-end
+// schedulers both find it): every step it takes is idempotent (revocations carry request ids,
+// retirements and the termination check the stored state), and the one that finds the record moved
+// on by the other stops with an Aborted error rather than record a step twice (putOffboarding).
 func (r *Registry) Offboard(ctx context.Context, id, reason, actor string, progress func(OffboardProgress)) (Offboarding, error) {
 	if err := fail.CheckID("id", id); err != nil {
 		return Offboarding{}, err
@@ -190,8 +197,11 @@ func stepName(s treatyv1.OffboardingStep) string {
 func (r *Registry) startOffboarding(ctx context.Context, id, reason, actor string) (Offboarding, error) {
 	now := r.now()
 	var o Offboarding
+	var stored []byte
 	_, err := r.commit(ctx, func(tx store.Tx) (change, error) {
+		o = Offboarding{}
 		if err := offboardings.load(tx, id, &o); err == nil {
+			stored = tx.Get(bucketOffboardings, []byte(id))
 			return change{skip: true}, nil // started before: resume
 		} else if fail.KindOf(err) != fail.NotFound {
 			return change{}, err
@@ -219,7 +229,8 @@ func (r *Registry) startOffboarding(ctx context.Context, id, reason, actor strin
 		o = Offboarding{
 			PartnerID: id, Reason: reason, Actor: actor, Step: treatyv1.OffboardingStep_OFFBOARDING_STEP_STARTED, Started: now,
 		}
-		if err := putOffboarding(tx, &o); err != nil {
+		var err error
+		if stored, err = putOffboarding(tx, &o); err != nil {
 			return change{}, err
 		}
 		return change{
@@ -231,26 +242,85 @@ func (r *Registry) startOffboarding(ctx context.Context, id, reason, actor strin
 	if !committed(err) {
 		return Offboarding{}, err
 	}
+	o.stored = stored
 	return o, err
 }
 
-func putOffboarding(tx store.Tx, o *Offboarding) error {
+// putOffboarding stores o and returns what it stored, for o.stored once the transaction commits.
+// It refuses (Aborted) if the stored record is no longer the one this call last read or wrote:
+// another replica runs the same offboarding and is ahead, and overwriting its progress with a
+// stale copy would move the record back and record steps twice. Run again, Offboard resumes from
+// the stored record.
+func putOffboarding(tx store.Tx, o *Offboarding) ([]byte, error) {
+	if cur := tx.Get(bucketOffboardings, []byte(o.PartnerID)); !bytes.Equal(cur, o.stored) {
+		return nil, movedOn(o.PartnerID)
+	}
 	raw, err := json.Marshal(o)
 	if err != nil {
-		return fmt.Errorf("registry: encode offboarding %q: %w", o.PartnerID, err)
+		return nil, fmt.Errorf("registry: encode offboarding %q: %w", o.PartnerID, err)
 	}
-	return tx.Put(bucketOffboardings, []byte(o.PartnerID), raw)
+	return raw, tx.Put(bucketOffboardings, []byte(o.PartnerID), raw)
 }
 
-// saveProgress stores o as it stands, without an audit record: progress within a step.
-func (r *Registry) saveProgress(o *Offboarding) error {
-	return r.cfg.Store.Update(func(tx store.Tx) error { return putOffboarding(tx, o) })
+// movedOn is the error of a replica that finds the other ahead in the same offboarding.
+func movedOn(partnerID string) error {
+	return fail.Abortedf("the offboarding of partner %q moved on in another registry replica; run it again to resume from where it is", partnerID)
+}
+
+// stepProgress is what a step did since its record was stored. It is added to the stored record
+// rather than overwriting it, so that the counts of two replicas running the same step at once add
+// up, each counting only what it appended.
+type stepProgress struct {
+	revoked, lastSequence   uint64
+	integrations, workloads uint32
+	live                    *uint64 // the live credentials counted, if the step counted them
+}
+
+// addProgress adds p to o's stored record, which must still be at o's step (Aborted otherwise:
+// another replica finished the step), and returns the record as it stored it.
+func addProgress(tx store.Tx, o *Offboarding, p stepProgress) (Offboarding, error) {
+	var cur Offboarding
+	raw := tx.Get(bucketOffboardings, []byte(o.PartnerID))
+	if raw != nil {
+		if err := json.Unmarshal(raw, &cur); err != nil {
+			return cur, fmt.Errorf("registry: decode offboarding %q: %w", o.PartnerID, err)
+		}
+	}
+	if raw == nil || cur.Step != o.Step {
+		return cur, movedOn(o.PartnerID)
+	}
+	cur.stored = raw
+	cur.Revoked += p.revoked
+	cur.LastRevocationSequence = max(cur.LastRevocationSequence, p.lastSequence)
+	cur.RetiredIntegrations += p.integrations
+	cur.RetiredWorkloads += p.workloads
+	if p.live != nil {
+		cur.LiveCredentials = *p.live
+	}
+	stored, err := putOffboarding(tx, &cur)
+	cur.stored = stored
+	return cur, err
+}
+
+// saveProgress adds p to o's stored record, without an audit record, and updates o to it.
+func (r *Registry) saveProgress(o *Offboarding, p stepProgress) error {
+	var next Offboarding
+	err := r.cfg.Store.Update(func(tx store.Tx) (err error) {
+		next, err = addProgress(tx, o, p)
+		return err
+	})
+	if err == nil {
+		*o = next
+	}
+	return err
 }
 
 // finishStep stores o at its next step with the step's audit record (none if action is empty).
 func (r *Registry) finishStep(o *Offboarding, action string, after map[string]string) error {
+	var stored []byte
 	_, err := r.write(func(tx store.Tx) (change, error) {
-		if err := putOffboarding(tx, o); err != nil {
+		var err error
+		if stored, err = putOffboarding(tx, o); err != nil {
 			return change{}, err
 		}
 		if action == "" {
@@ -259,6 +329,9 @@ func (r *Registry) finishStep(o *Offboarding, action string, after map[string]st
 		return change{audit: AuditRecord{Time: r.now(), Actor: o.Actor, Action: action, Target: "partner/" + o.PartnerID,
 			Reason: o.Reason, After: after}}, nil
 	})
+	if err == nil {
+		o.stored = stored
+	}
 	return err
 }
 
@@ -296,10 +369,8 @@ func (r *Registry) revokeListed(ctx context.Context, o *Offboarding, step treaty
 		n, last, err := r.revokePage(ctx, o, ids, reason, func(done uint64) {
 			progress(OffboardProgress{Step: step, Done: o.Revoked + done, Total: max(total, o.Revoked+done)})
 		})
-		o.Revoked += n
-		o.LastRevocationSequence = max(o.LastRevocationSequence, last)
 		appended += n
-		if serr := r.saveProgress(o); serr != nil && err == nil {
+		if serr := r.saveProgress(o, stepProgress{revoked: n, lastSequence: last}); serr != nil && err == nil {
 			err = serr
 		}
 		if err != nil {
@@ -370,78 +441,51 @@ feed:
 }
 
 // retireAll is step 3: every integration of the partner not retired yet is retired, with its
-// workloads (RetireIntegration, one audited transaction each).
+// workloads, each in one audited transaction that also counts it in the offboarding record.
 func (r *Registry) retireAll(ctx context.Context, o *Offboarding, progress func(OffboardProgress)) error {
-	type pending struct {
-		id        string
-		workloads uint32
-	}
-	var todo []pending
+	var todo []string
 	err := r.cfg.Store.View(func(tx store.Tx) error {
-		var ids []string
 		prefix := []byte(o.PartnerID + "/")
-		if err := tx.Scan(bucketIntegrationsByPartner, prefix, nil, func(k, _ []byte) (bool, error) {
-			ids = append(ids, string(k[len(prefix):]))
+		return tx.Scan(bucketIntegrationsByPartner, prefix, nil, func(k, _ []byte) (bool, error) {
+			todo = append(todo, string(k[len(prefix):]))
 			return true, nil
-		}); err != nil {
-			return err
-		}
-		for _, id := range ids {
-			var rec integrationRecord
-			if err := integrations.load(tx, id, &rec); err != nil {
-				return err
-			}
-			if rec.State == integrationRetired {
-				continue
-			}
-			n, err := liveWorkloads(tx, id)
-			if err != nil {
-				return err
-			}
-			todo = append(todo, pending{id, n})
-		}
-		return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("registry: offboarding of partner %q: list its integrations: %w", o.PartnerID, err)
 	}
-	for k, p := range todo {
+	for k, id := range todo {
 		progress(OffboardProgress{Step: treatyv1.OffboardingStep_OFFBOARDING_STEP_RETIRED, Done: uint64(k), Total: uint64(len(todo))})
-		if _, _, err := r.RetireIntegration(ctx, p.id, "partner offboarded: "+o.Reason, o.Actor); err != nil && !committed(err) {
-			return fmt.Errorf("registry: offboarding of partner %q: %w", o.PartnerID, err)
+		now := r.now()
+		var next *Offboarding
+		_, err := r.commit(ctx, func(tx store.Tx) (change, error) {
+			next = nil
+			var rec integrationRecord
+			if err := integrations.load(tx, id, &rec); err != nil {
+				return change{}, err
+			}
+			if rec.State == integrationRetired {
+				// Before the offboarding, or by another replica running it too (which counted it).
+				return change{skip: true}, nil
+			}
+			c, workloads, err := retireIntegration(tx, &rec, now, "partner offboarded: "+o.Reason, o.Actor)
+			if err != nil {
+				return c, err
+			}
+			o2, err := addProgress(tx, o, stepProgress{integrations: 1, workloads: uint32(workloads)})
+			next = &o2
+			return c, err
+		})
+		if !committed(err) {
+			return fmt.Errorf("registry: offboarding of partner %q: retire integration %q: %w", o.PartnerID, id, err)
 		}
-		o.RetiredIntegrations++
-		o.RetiredWorkloads += p.workloads
-		if err := r.saveProgress(o); err != nil {
-			return err
+		if next != nil {
+			*o = *next
 		}
 	}
 	progress(OffboardProgress{Step: treatyv1.OffboardingStep_OFFBOARDING_STEP_RETIRED, Done: uint64(len(todo)), Total: uint64(len(todo))})
 	o.Step, o.RetireDone = treatyv1.OffboardingStep_OFFBOARDING_STEP_RETIRED, r.now()
 	return r.finishStep(o, "", nil)
-}
-
-// liveWorkloads counts an integration's workloads that are not retired.
-func liveWorkloads(tx store.Tx, integrationID string) (uint32, error) {
-	var ids []string
-	prefix := []byte(integrationID + "/")
-	if err := tx.Scan(bucketWorkloadsByIntegration, prefix, nil, func(k, _ []byte) (bool, error) {
-		ids = append(ids, string(k[len(prefix):]))
-		return true, nil
-	}); err != nil {
-		return 0, err
-	}
-	var n uint32
-	for _, id := range ids {
-		var w workloadRecord
-		if err := workloads.load(tx, id, &w); err != nil {
-			return 0, err
-		}
-		if w.State != workloadRetired {
-			n++
-		}
-	}
-	return n, nil
 }
 
 // confirmNoneLive is step 4: the inventory, having applied the feed up to the last revocation,
@@ -467,8 +511,7 @@ func (r *Registry) confirmNoneLive(ctx context.Context, o *Offboarding, progress
 			})
 		}
 		if round == maxConfirmRounds {
-			o.LiveCredentials = live
-			_ = r.saveProgress(o)
+			_ = r.saveProgress(o, stepProgress{live: &live})
 			return fail.Unavailablef(nil, "partner %q still has %d live credentials in the inventory after %d rounds of revocation; run the offboarding again",
 				o.PartnerID, live, round)
 		}
@@ -481,13 +524,15 @@ func (r *Registry) confirmNoneLive(ctx context.Context, o *Offboarding, progress
 // terminate is step 5: the partner becomes TERMINATED (final), audited as partner.terminate.
 func (r *Registry) terminate(ctx context.Context, o *Offboarding) error {
 	now := r.now()
+	var stored []byte
 	seq, err := r.commit(ctx, func(tx store.Tx) (change, error) {
 		var rec partnerRecord
 		if err := partners.load(tx, o.PartnerID, &rec); err != nil {
 			return change{}, err
 		}
 		o.Step, o.Terminated = treatyv1.OffboardingStep_OFFBOARDING_STEP_TERMINATED, now
-		if err := putOffboarding(tx, o); err != nil {
+		var err error
+		if stored, err = putOffboarding(tx, o); err != nil {
 			return change{}, err
 		}
 		if rec.State == partnerTerminated {
@@ -508,7 +553,7 @@ func (r *Registry) terminate(ctx context.Context, o *Offboarding) error {
 		o.Step, o.Terminated = treatyv1.OffboardingStep_OFFBOARDING_STEP_CONFIRMED, time.Time{}
 		return err
 	}
-	o.terminatedSeq = seq
+	o.terminatedSeq, o.stored = seq, stored
 	return err
 }
 
@@ -538,7 +583,14 @@ func (r *Registry) ResumeOffboardings(ctx context.Context) (int, error) {
 	}
 	done := 0
 	for _, d := range todo {
-		if _, err := r.Offboard(ctx, d.id, d.reason, ContractActor, nil); err != nil {
+		_, err := r.Offboard(ctx, d.id, d.reason, ContractActor, nil)
+		if fail.KindOf(err) == fail.Aborted {
+			// Another replica's scheduler is offboarding it too and is ahead; it finishes there,
+			// or the next pass here resumes it.
+			r.cfg.Logger.Info("registry: another replica is offboarding the partner", "partner", d.id)
+			continue
+		}
+		if err != nil {
 			return done, err
 		}
 		r.cfg.Logger.Info("registry: partner offboarded", "partner", d.id)

@@ -38,35 +38,43 @@ func (r *Registry) RetireIntegration(ctx context.Context, id, reason, actor stri
 		if rec.State == integrationRetired {
 			return change{}, fail.Preconditionf("integration %q is already retired; retirement is final", id)
 		}
-		if err := partnerNotTerminated(tx, rec.PartnerID, "integration", id); err != nil {
-			return change{}, err
-		}
-		before := rec.summary()
-		rec.State, rec.Updated, rec.Revision = integrationRetired, now, rec.Revision+1
-		if err := integrations.put(tx, rec.ID, rec.PartnerID, &rec); err != nil {
-			return change{}, err
-		}
-		events := []*treatyv1.Event{rec.changed(actor, reason)}
-		retired, err := retireWorkloads(tx, id, now, actor, reason)
-		if err != nil {
-			return change{}, err
-		}
-		events = append(events, retired...)
-		events = append(events, permanentBlock(treatyv1.TargetKind_TARGET_KIND_INTEGRATION, id, actor, reason))
-		after := rec.summary()
-		if len(retired) > 0 {
-			after["retired_workloads"] = workloadIDs(retired)
-		}
-		return change{
-			audit: AuditRecord{Time: now, Actor: actor, Action: "integration.retire", Target: "integration/" + id,
-				Reason: reason, Before: before, After: after},
-			events: events,
-		}, nil
+		c, _, err := retireIntegration(tx, &rec, now, reason, actor)
+		return c, err
 	})
 	if !committed(err) {
 		return Integration{}, 0, err
 	}
 	return rec.integration(), seq, err
+}
+
+// retireIntegration retires rec (loaded in tx, not retired) with its workloads, and returns the
+// change to record and how many workloads it retired.
+func retireIntegration(tx store.Tx, rec *integrationRecord, now time.Time, reason, actor string) (change, int, error) {
+	id := rec.ID
+	if err := partnerNotTerminated(tx, rec.PartnerID, "integration", id); err != nil {
+		return change{}, 0, err
+	}
+	before := rec.summary()
+	rec.State, rec.Updated, rec.Revision = integrationRetired, now, rec.Revision+1
+	if err := integrations.put(tx, rec.ID, rec.PartnerID, rec); err != nil {
+		return change{}, 0, err
+	}
+	events := []*treatyv1.Event{rec.changed(actor, reason)}
+	retired, err := retireWorkloads(tx, id, now, actor, reason)
+	if err != nil {
+		return change{}, 0, err
+	}
+	events = append(events, retired...)
+	events = append(events, permanentBlock(treatyv1.TargetKind_TARGET_KIND_INTEGRATION, id, actor, reason))
+	after := rec.summary()
+	if len(retired) > 0 {
+		after["retired_workloads"] = workloadIDs(retired)
+	}
+	return change{
+		audit: AuditRecord{Time: now, Actor: actor, Action: "integration.retire", Target: "integration/" + id,
+			Reason: reason, Before: before, After: after},
+		events: events,
+	}, len(retired), nil
 }
 
 // RetireWorkload retires a workload for good: its state becomes RETIRED (final) and a permanent
