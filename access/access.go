@@ -2,24 +2,40 @@
 // tokens they authenticate with, and the refusals of callers that failed. It knows nothing of
 // gRPC; services/authn checks every call against it.
 //
-// Identities live in their own bbolt file (access.db, Schema), one per process. A caller
+// Identities live in their own store (Schema): a bbolt file (access.db) that only its process
+// writes, or, with several replicas behind one load balancer, a store they share (etcd), so that
+// an identity created, rotated or deleted through any replica holds on all of them. A caller
 // authenticates with a Treaty-issued token (opaque, "trt_" and 43 base64url characters of 32
 // random bytes; only its SHA-256 is stored) or, over mutual TLS, with a verified client
 // certificate whose name (first URI SAN, else subject CN) is an identity's name.
 //
 // Authentication is on the path of every decision (a PDP's Check goes through it at ~100k/s), so
 // it reads an immutable in-memory view of the identities, keyed by token hash and by name, that
-// every write replaces atomically after its fsync'd commit: no disk read, no lock, and no
-// allocation beyond hashing the token. A deleted identity's token stops working as soon as
+// every write replaces atomically after its durable commit: no store read, no lock, and no
+// allocation beyond hashing the token. A deleted identity's token stops working here as soon as
 // DeleteIdentity returns.
 //
+// # Several replicas
+//
+// When the store is shared (it implements store.Watcher, as etcd does), each Access also watches
+// the identities and reloads its view whenever another replica changes them (and every
+// ReloadEvery in case a watch stalls without failing). So another replica's write takes effect
+// here within the watch's latency, milliseconds, not when the writer's call returns. A replica cut
+// off from the store keeps authenticating with the identities it last saw (a deletion made
+// meanwhile elsewhere does not reach it) until it reconnects: the watch notifies when it resumes,
+// and the view reloads. Writes are transactions that read what they depend on (the last admin,
+// the refusal log's last sequence), so concurrent writers on several replicas never undo one
+// another. With a store only this process writes (bbolt) nothing is watched.
+//
 // Refusals (no or bad credential, missing role) are queued without blocking and written in
-// batches, one fsync per batch, by a background writer; when the queue is full they are counted
-// and dropped, with a warning at most once a minute, so a flood of bad calls cannot slow the
-// refusals down or fill the disk (at most MaxRefusals are kept).
+// batches, one durable transaction per batch, by a background writer; when the queue is full they
+// are counted and dropped, with a warning at most once a minute, so a flood of bad calls cannot
+// slow the refusals down or fill the disk (at most MaxRefusals are kept). Replicas sharing a
+// store share one refusal log.
 package access
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,9 +91,9 @@ const (
 	bucketRefusals   = "refusals"   // big-endian sequence -> refusalRecord (JSON)
 )
 
-// Schema is the layout of the access store: its own file (access.db), so that identities stay
-// apart from the registry's inventory and a service's store can be restored without touching
-// who may call it.
+// Schema is the layout of the access store: its own store (access.db, or its own prefix in
+// etcd), so that identities stay apart from the registry's inventory and a service's store can be
+// restored without touching who may call it.
 var Schema = store.Schema{
 	Name:    "access",
 	Version: 1,
@@ -143,7 +159,17 @@ type Access struct {
 	intHash  [32]byte
 
 	refusals refusalQueue
+
+	stopFollow context.CancelFunc // ends follow; nil when the store is not shared
+	followDone chan struct{}      // closed when follow has ended
 }
+
+// ReloadEvery is how often an Access on a shared store reloads its view without a notification
+// from the store's watch, in case the watch stalls without failing.
+const ReloadEvery = 10 * time.Second
+
+// reloadRetry is how soon a failed reload (the store unreachable) is tried again.
+const reloadRetry = time.Second
 
 // Open reads the identities from cfg.Store and starts the refusal writer; Close stops it.
 func Open(cfg Config) (*Access, error) {
@@ -162,23 +188,92 @@ func Open(cfg Config) (*Access, error) {
 		return nil, err
 	}
 	a.internal, a.intHash = tok, hashToken(tok)
-	if err := a.st.View(func(tx store.Tx) error {
-		v, err := loadView(tx, a.intHash)
-		if err != nil {
-			return err
-		}
-		a.view.Store(v)
-		return nil
-	}); err != nil {
+	if err := a.reloadLocked(); err != nil {
 		return nil, fmt.Errorf("access: read identities: %w", err)
 	}
 	a.refusals.start(a)
+	if w, ok := a.st.(store.Watcher); ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.stopFollow, a.followDone = cancel, make(chan struct{})
+		go a.follow(ctx, w.Watch(ctx, bucketIdentities))
+	}
 	return a, nil
 }
 
-// Close writes the refusals still queued and stops the writer. It does not close the store.
+// Close stops following the shared store's identities, writes the refusals still queued and
+// stops the writer. It does not close the store.
 func (a *Access) Close() error {
+	if a.stopFollow != nil {
+		a.stopFollow()
+		<-a.followDone
+	}
 	a.refusals.stop()
+	return nil
+}
+
+// shared reports whether other processes may write the store (it is a store.Watcher).
+func (a *Access) shared() bool {
+	_, ok := a.st.(store.Watcher)
+	return ok
+}
+
+// follow reloads the view whenever changed says the identities changed (another replica wrote
+// them; the watch also notifies when it starts and when it resumes after a failure, so nothing
+// written meanwhile is missed), every ReloadEvery, and again soon after a reload that failed,
+// until ctx ends or the store is closed.
+func (a *Access) follow(ctx context.Context, changed <-chan struct{}) {
+	defer close(a.followDone)
+	every := time.NewTicker(ReloadEvery)
+	defer every.Stop()
+	retry := time.NewTimer(reloadRetry)
+	retry.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-changed:
+			if !ok {
+				return // ctx ended, or the store was closed
+			}
+		case <-every.C:
+		case <-retry.C:
+		}
+		err := a.reload()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			retry.Reset(reloadRetry)
+			if !failing {
+				failing = true
+				a.log.Warn("cannot reload the identities from the shared store; authenticating with those last read, retrying", "err", err)
+			}
+		case err == nil && failing:
+			failing = false
+			a.log.Info("identities reloaded from the shared store again")
+		}
+	}
+}
+
+// reload replaces the view with the identities as the store now holds them. It holds writeMu,
+// as a local write does from its transaction to its swap, so a reload never replaces a newer
+// view with an older one: whichever of the two takes the lock second reads a state at least as
+// new as the first's.
+func (a *Access) reload() error {
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+	return a.reloadLocked()
+}
+
+func (a *Access) reloadLocked() error {
+	var v *view
+	if err := a.st.View(func(tx store.Tx) error {
+		var err error
+		v, err = loadView(tx, a.intHash)
+		return err
+	}); err != nil {
+		return err // a view from a failed read may be partial: keep the one we have
+	}
+	a.view.Store(v)
 	return nil
 }
 

@@ -13,10 +13,14 @@ import (
 
 	"github.com/treaty-dev/treaty/access"
 	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/store/etcdstore/etcdtest"
 	"github.com/treaty-dev/treaty/store/storetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The embedded etcd members' HTTP connections (replicas_test.go) outlive their tests briefly.
+	goleak.VerifyTestMain(m, etcdtest.LeakOptions()...)
+}
 
 func open(t testing.TB) *access.Access {
 	t.Helper()

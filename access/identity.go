@@ -185,8 +185,16 @@ func (a *Access) DeleteIdentity(_ context.Context, name, actor, reason string) e
 		if err != nil {
 			return err
 		}
-		if (Caller{Roles: rec.Roles}).Has(RoleAdmin) && a.view.Load().admins <= 1 {
-			return fail.Preconditionf("identity %q is the last admin: create another admin before deleting it", name)
+		if (Caller{Roles: rec.Roles}).Has(RoleAdmin) {
+			// Counted in the transaction, not in the view: another replica may be deleting
+			// the other admin at the same time, and one of the two must then fail.
+			admins, err := countAdmins(tx)
+			if err != nil {
+				return err
+			}
+			if admins <= 1 {
+				return fail.Preconditionf("identity %q is the last admin: create another admin before deleting it", name)
+			}
 		}
 		if len(rec.TokenHash) > 0 {
 			if err := tx.Delete(bucketTokens, rec.TokenHash); err != nil {
@@ -205,6 +213,10 @@ func (a *Access) DeleteIdentity(_ context.Context, name, actor, reason string) e
 // BootstrapName is the identity Bootstrap creates.
 const BootstrapName = "admin"
 
+// errBootstrapped abandons a bootstrap that found identities in the store after all: another
+// replica sharing the store bootstrapped first.
+var errBootstrapped = fail.AlreadyExistsf("the access store holds identities already")
+
 // Bootstrap creates the identity "admin" (role admin) with a token and writes the token to path
 // (mode 0600, one line) when the store has no identity yet; created is false (and token empty)
 // otherwise, so every start may call it. The file is written (and synced) before the identity
@@ -215,10 +227,18 @@ const BootstrapName = "admin"
 // admin token to several processes of a split deployment, or a crash came between the file and
 // the commit), the admin identity adopts it: created is true and token empty, since the token is
 // not new to anyone. A file readable by others than its owner is refused.
+//
+// With a store several replicas share, only the first replica's start finds it empty and
+// creates the admin; every later replica (on its own data folder) finds the identities there and
+// creates nothing, and says in its log whether its credential file, if any, holds a valid token,
+// or where to get one. Two replicas bootstrapping at once create one admin: the second's commit
+// finds the first's, and it removes the credential file it had just written, whose token would
+// never work.
 func (a *Access) Bootstrap(path string) (token string, created bool, err error) {
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
 	if a.view.Load().count > 0 {
+		a.bootstrappedElsewhere(path)
 		return "", false, nil
 	}
 	tok, adopted, err := provisioned(path)
@@ -239,12 +259,32 @@ func (a *Access) Bootstrap(path string) (token string, created bool, err error) 
 		Name: BootstrapName, Roles: []Role{RoleAdmin}, Created: now, CreatedBy: InternalName,
 		Reason: "bootstrap: the first start on an empty data folder", TokenHash: h[:], TokenIssued: now,
 	}
-	if err := a.writeLocked(func(tx store.Tx) error {
-		if tx.Get(bucketIdentities, []byte(rec.Name)) != nil {
-			return fail.AlreadyExistsf("identity %q exists already", rec.Name)
+	err = a.writeLocked(func(tx store.Tx) error {
+		// The whole bucket, not just the admin's key: on a shared store another replica may
+		// have bootstrapped (and renamed or added admins) since this one opened it.
+		empty := true
+		if err := tx.Scan(bucketIdentities, nil, nil, func(_, _ []byte) (bool, error) {
+			empty = false
+			return false, nil
+		}); err != nil {
+			return err
+		}
+		if !empty {
+			return errBootstrapped
 		}
 		return putIdentity(tx, rec)
-	}); err != nil {
+	})
+	if errors.Is(err, errBootstrapped) {
+		if !adopted {
+			os.Remove(path) // its token was never committed: leave no credential that cannot work
+		}
+		if err := a.reloadLocked(); err != nil {
+			return "", false, fmt.Errorf("access: read identities: %w", err)
+		}
+		a.bootstrappedElsewhere(path)
+		return "", false, nil
+	}
+	if err != nil {
 		return "", false, err
 	}
 	if adopted {
@@ -253,6 +293,40 @@ func (a *Access) Bootstrap(path string) (token string, created bool, err error) 
 	}
 	a.log.Info("bootstrap: created the admin identity", "name", BootstrapName, "credential_file", path)
 	return tok, true, nil
+}
+
+// bootstrappedElsewhere says, on a shared store that held identities when this process started,
+// what this replica's credential file is worth: another replica created the admin, and its token
+// is in that replica's data folder. A store only this process writes had its identities from an
+// earlier start, and there is nothing new to say.
+func (a *Access) bootstrappedElsewhere(path string) {
+	if !a.shared() {
+		return
+	}
+	v := a.view.Load()
+	_, admin := v.byName[BootstrapName]
+	tok, present, err := provisioned(path)
+	switch {
+	case err != nil:
+		a.log.Warn("bootstrap: the shared access store holds identities already; this replica's admin credential file is not usable",
+			"credential_file", path, "err", err)
+	case !present && admin:
+		a.log.Info("bootstrap: the admin identity exists in the shared access store (another replica created it): none created here; "+
+			"copy admin.credential from the data folder of the replica that created it, or use `treaty access` with an admin's credential",
+			"name", BootstrapName, "credential_file", path)
+	case !present:
+		a.log.Info("bootstrap: the shared access store holds identities already (another replica created them): none created here; "+
+			"use `treaty access` with an admin's credential", "credential_file", path)
+	default:
+		if c, ok := v.byToken[hashToken(tok)]; ok && c.Via == ViaToken {
+			a.log.Info("bootstrap: the shared access store holds identities already; this replica's credential file holds a valid token",
+				"identity", c.Name, "credential_file", path)
+			return
+		}
+		a.log.Warn("bootstrap: the shared access store holds identities already, and this replica's credential file holds a token none of them has "+
+			"(rotated, deleted, or from another deployment): copy admin.credential from the replica that created the admin, or use `treaty access rotate`",
+			"credential_file", path)
+	}
 }
 
 // provisioned reads the token an operator placed at path for the admin identity to adopt; a
@@ -317,8 +391,9 @@ func checkWho(actor, reason string) error {
 	return registry.CheckReason("reason", reason)
 }
 
-// write runs fn in a fsync'd transaction and, once it is committed, swaps in the new view, so
-// that no authentication ever sees a change that is not durable.
+// write runs fn in a durable transaction and, once it is committed, swaps in the new view, so
+// that no authentication ever sees a change that is not durable. The view is read inside the
+// transaction, so it is the state just committed, whatever other replicas wrote before.
 func (a *Access) write(fn func(store.Tx) error) error {
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
@@ -343,6 +418,22 @@ func (a *Access) writeLocked(fn func(store.Tx) error) error {
 	}
 	a.view.Store(v)
 	return nil
+}
+
+// countAdmins counts the identities holding RoleAdmin.
+func countAdmins(tx store.Tx) (int, error) {
+	n := 0
+	err := tx.Scan(bucketIdentities, nil, nil, func(_, val []byte) (bool, error) {
+		var rec identityRecord
+		if err := json.Unmarshal(val, &rec); err != nil {
+			return false, fmt.Errorf("decode identity: %w", err)
+		}
+		if (Caller{Roles: rec.Roles}).Has(RoleAdmin) {
+			n++
+		}
+		return true, nil
+	})
+	return n, err
 }
 
 func getIdentity(tx store.Tx, name string) (identityRecord, error) {

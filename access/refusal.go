@@ -38,6 +38,12 @@ const (
 	RefusalQueue = 4096
 	// refusalBatch is the most refusals written in one transaction (one fsync).
 	refusalBatch = 512
+	// maxRefusalPrune is the most old refusals one transaction deletes.
+	maxRefusalPrune = 2 * refusalBatch
+	// maxRefusalTxnBytes bounds the refusals written in one transaction, well under etcd's
+	// default --max-request-bytes (1.5 MiB): a refusal's fields are bounded (maxRefusalText)
+	// but a batch of the largest would not be.
+	maxRefusalTxnBytes = 512 << 10
 	// MaxRefusals is how many refusals are kept; older ones are deleted as new ones come.
 	MaxRefusals = 100_000
 	// DropWarnInterval is the least time between two warnings about dropped refusals.
@@ -151,52 +157,79 @@ func (a *Access) writeRefusals() {
 	}
 }
 
-// storeRefusals appends batch to the log in one transaction and trims the log to MaxRefusals.
-// A failure is logged: refusals are evidence, but the calls were refused whatever happens here.
+// storeRefusals appends batch to the log and trims the log to MaxRefusals, in one transaction
+// per chunk of at most maxRefusalTxnBytes. A failure is logged: refusals are evidence, but the
+// calls were refused whatever happens here.
 func (a *Access) storeRefusals(batch []Refusal) {
-	err := a.st.Update(func(tx store.Tx) error {
-		var next uint64 = 1
-		if k, _ := tx.Last(bucketRefusals); k != nil {
-			next = store.KeyUint64(k) + 1
+	vals := make([][]byte, 0, len(batch))
+	for _, r := range batch {
+		val, err := json.Marshal(refusalRecord{
+			Time: r.Time.UTC(), Caller: cut(r.Caller), Via: cut(r.Via), Method: cut(r.Method), Code: cut(r.Code),
+			Reason: cut(r.Reason), Peer: cut(r.Peer),
+		})
+		if err != nil {
+			a.log.Error("refusal not recorded", "err", err)
+			continue
 		}
-		for _, r := range batch {
-			val, err := json.Marshal(refusalRecord{
-				Time: r.Time.UTC(), Caller: cut(r.Caller), Via: cut(r.Via), Method: cut(r.Method), Code: cut(r.Code),
-				Reason: cut(r.Reason), Peer: cut(r.Peer),
-			})
-			if err != nil {
-				return err
-			}
-			if err := tx.Put(bucketRefusals, store.Uint64Key(next), val); err != nil {
-				return err
-			}
-			next++
+		vals = append(vals, val)
+	}
+	for len(vals) > 0 {
+		n, size := 0, 0
+		for n < len(vals) && (n == 0 || size+len(vals[n]) <= maxRefusalTxnBytes) {
+			size += len(vals[n])
+			n++
 		}
-		last := next - 1
-		if last <= maxRefusals {
-			return nil
+		if err := a.st.Update(func(tx store.Tx) error { return appendRefusals(tx, vals[:n]) }); err != nil {
+			a.log.Error("refusals not recorded", "count", n, "err", err)
 		}
-		var old [][]byte
-		keepFrom := last - maxRefusals + 1
-		if err := tx.Scan(bucketRefusals, nil, nil, func(k, _ []byte) (bool, error) {
-			if store.KeyUint64(k) >= keepFrom {
-				return false, nil
-			}
-			old = append(old, append([]byte(nil), k...))
-			return true, nil
-		}); err != nil {
+		vals = vals[n:]
+	}
+}
+
+// appendRefusals writes vals after the log's last refusal and deletes the oldest beyond
+// MaxRefusals, at most maxRefusalPrune of them.
+//
+// The next sequence is read from the store in the transaction (Last), never kept in memory:
+// with a store several replicas share, another replica may have appended since, and reading the
+// last key makes this transaction conflict with any append committed before it, so it runs
+// again above it instead of overwriting it.
+//
+// One transaction writes at most refusalBatch puts and maxRefusalPrune deletions (plus the
+// bucket's delete marker in etcd): 1,537 operations, well within etcdstore.RequiredTxnOps. In the
+// steady state each batch deletes as many as it adds; a log left longer than MaxRefusals (the
+// limit lowered) shrinks by up to maxRefusalPrune a batch.
+func appendRefusals(tx store.Tx, vals [][]byte) error {
+	var next uint64 = 1
+	if k, _ := tx.Last(bucketRefusals); k != nil {
+		next = store.KeyUint64(k) + 1
+	}
+	for _, val := range vals {
+		if err := tx.Put(bucketRefusals, store.Uint64Key(next), val); err != nil {
 			return err
 		}
-		for _, k := range old {
-			if err := tx.Delete(bucketRefusals, k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		a.log.Error("refusals not recorded", "count", len(batch), "err", err)
+		next++
 	}
+	last := next - 1
+	if last <= maxRefusals {
+		return nil
+	}
+	var old [][]byte
+	keepFrom := last - maxRefusals + 1
+	if err := tx.Scan(bucketRefusals, nil, nil, func(k, _ []byte) (bool, error) {
+		if store.KeyUint64(k) >= keepFrom || len(old) == maxRefusalPrune {
+			return false, nil
+		}
+		old = append(old, append([]byte(nil), k...))
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := tx.Delete(bucketRefusals, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // cut bounds a refusal's text field, so a caller cannot make one record large.

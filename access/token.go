@@ -56,7 +56,6 @@ type view struct {
 	byToken map[[32]byte]Caller
 	byName  map[string]Caller
 	count   int // identities in the store (not counting the internal caller)
-	admins  int // identities holding RoleAdmin
 }
 
 // loadView builds the view from the store, with the internal caller's token.
@@ -69,9 +68,6 @@ func loadView(tx store.Tx, internal [32]byte) (*view, error) {
 			return false, fmt.Errorf("decode identity: %w", err)
 		}
 		v.count++
-		if (Caller{Roles: rec.Roles}).Has(RoleAdmin) {
-			v.admins++
-		}
 		v.byName[rec.Name] = Caller{Name: rec.Name, Roles: rec.Roles, Via: ViaCertificate}
 		if len(rec.TokenHash) == 32 {
 			v.byToken[[32]byte(rec.TokenHash)] = Caller{Name: rec.Name, Roles: rec.Roles, Via: ViaToken}

@@ -27,12 +27,12 @@ import (
 	"github.com/treaty-dev/treaty/store/etcdstore/etcdtest"
 )
 
-// TestEtcdBackend runs every service with the registry's, issuer's and revoker's state in a real
-// three-member etcd cluster: revocations are acknowledged and enforced while one member is down;
-// with two down (no quorum) a revocation fails UNAVAILABLE within the request timeout while the
-// PDP goes on answering from its own cache; once the members are back, revocations flow again;
-// and a new server on the same prefix, with a new data folder, finds partners, credentials and
-// the feed where they were.
+// TestEtcdBackend runs every service with the registry's, issuer's, revoker's and the callers'
+// identities' state in a real three-member etcd cluster: revocations are acknowledged and
+// enforced while one member is down; with two down (no quorum) a revocation fails UNAVAILABLE
+// within the request timeout while the PDP goes on answering from its own cache; once the members
+// are back, revocations flow again; and a new server on the same prefix, with a new data folder,
+// finds partners, credentials, the feed and the callers' identities where they were.
 func TestEtcdBackend(t *testing.T) {
 	t.Cleanup(func() { awaitPeerConnsClosed(t) }) // registered first, so it runs after the cluster stops
 	cluster := etcdtest.Start(t, 3)
@@ -41,6 +41,7 @@ func TestEtcdBackend(t *testing.T) {
 		KEKFile: writeKEK(t),
 		// Every replica, and this test's restart on a new data folder, names one issuer.
 		IssuerURL: "https://treaty.test",
+		DataDir:   t.TempDir(),
 	}
 	srv, conn := serve(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -132,10 +133,18 @@ func TestEtcdBackend(t *testing.T) {
 		t.Fatalf("Backup with etcd-kept stores = %v, want FAILED_PRECONDITION naming etcdctl snapshot save", err)
 	}
 
-	// A new server on the same prefix, with a new data folder (a new PDP cache, decision log and
-	// access.db): the shared state is all in etcd.
+	// A new server on the same prefix, with a new data folder (a new PDP cache and decision
+	// log): the shared state is all in etcd, the callers' identities too, so the new server
+	// creates no admin, and the operator brings the first's credential along.
 	srv.Shutdown()
+	cred, err := os.ReadFile(filepath.Join(cfg.DataDir, AdminCredentialFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.DataDir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, AdminCredentialFile), cred, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	srv2, conn2 := serve(t, cfg)
 	waitServing(ctx, t, srv2)
 	reg2 := treatyv1.NewRegistryServiceClient(conn2)

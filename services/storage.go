@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/treaty-dev/treaty/access"
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/store"
@@ -32,12 +33,14 @@ const (
 )
 
 // StoreConfig says where the shared state lives. With the etcd backend, the registry, issuer and
-// revoker keep their stores in the cluster,
-// under Prefix + "/" + the store's name, so that replicas share them and they survive the loss of
-// any minority of the cluster's members. The PDP's cache, the decision log and the callers'
-// identities (access.db) stay bbolt files in the data folder: the first two are local by design
-// (a PDP answers from its own copy of the feed), and the identities are this process's own; so
-// do the notifier's and the SSF transmitter's (see clusterStores).
+// revoker, and the callers' identities (access), keep their stores in the cluster, under Prefix +
+// "/" + the store's name, so that replicas share them and they survive the loss of any minority
+// of the cluster's members: an identity created, rotated or deleted through one replica holds on
+// every replica behind the load balancer. The first replica to start creates the admin identity
+// and writes its token to its data folder's admin.credential; later replicas find it in the
+// cluster and create none. The PDP's cache and the decision log stay bbolt files in the data
+// folder, local by design (a PDP answers from its own copy of the feed); so do the notifier's
+// and the SSF transmitter's stores for now (see clusterStores).
 type StoreConfig struct {
 	// Backend is BackendBolt (the default) or BackendEtcd.
 	Backend string
@@ -120,11 +123,14 @@ func (s StoreConfig) validate(c Config) error {
 }
 
 // clusterStores are the stores the etcd backend keeps in the cluster; every other store stays a
-// bbolt file in the data folder. The notifier's and the SSF transmitter's stay local too for now:
-// some of their transactions are unbounded (deleting an SSF stream's whole queue) or may pass
-// etcd's --max-txn-ops (pruning 500 notifications with a delivery per webhook each), which the
-// etcd backend refuses whole.
-var clusterStores = map[string]bool{Registry: true, Issuer: true, Revoker: true}
+// bbolt file in the data folder. The access store's transactions are small (an identity and its
+// token; a refusal batch of at most 512 puts and 1,024 pruned deletions), well within
+// etcdstore.RequiredTxnOps, and each replica follows the others' identity changes through the
+// store's watch (see package access). The notifier's and the SSF transmitter's stay local for
+// now: some of their transactions are unbounded (deleting an SSF stream's whole queue) or may
+// pass etcd's --max-txn-ops (pruning 500 notifications with a delivery per webhook each), which
+// the etcd backend refuses whole.
+var clusterStores = map[string]bool{Registry: true, Issuer: true, Revoker: true, access.Schema.Name: true}
 
 // dialEtcd connects to the cluster StoreConfig names. clientv3.New does not wait for a
 // connection, so a read proves the endpoints and credentials before any store is opened, with an
