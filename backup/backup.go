@@ -78,7 +78,7 @@ func Write(path string, sources []Source, now time.Time) (Manifest, error) {
 	}
 	for _, src := range sources {
 		if src.Elsewhere != "" {
-			return Manifest{}, fail.Preconditionf("the %s store is kept in %s, not in this server's data folder: back up the etcd cluster with `etcdctl snapshot save` (and the data folder's files, such as access.db, with the server stopped)", src.Name, src.Elsewhere)
+			return Manifest{}, fail.Preconditionf("the %s store is kept in %s, not in this server's data folder: back up the etcd cluster with `etcdctl snapshot save` (and the data folder's files, such as the decision log, with the server stopped)", src.Name, src.Elsewhere)
 		}
 	}
 	// The stores are copied to scratch files first: a tar header needs each size up front.

@@ -435,8 +435,9 @@ func (s *Server) open(name string, schema store.Schema) (store.Store, error) {
 // AdminCredentialFile is the file, in the data folder, the first start writes the admin token to.
 const AdminCredentialFile = "admin.credential"
 
-// openAccess opens the callers' identities and, on a data folder without any, creates the admin
-// identity and writes its token (mode 0600) for the operator to pick up.
+// openAccess opens the callers' identities and, on a store without any (a new data folder, or a
+// new etcd prefix), creates the admin identity and writes its token (mode 0600) for the operator
+// to pick up.
 func (s *Server) openAccess() error {
 	st, err := s.open("access", access.Schema)
 	if err != nil {

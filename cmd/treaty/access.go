@@ -12,8 +12,8 @@ import (
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 )
 
-// Identities are per process (each serve keeps its own access.db), so these commands talk to
-// --server.
+// Identities are kept per process (each serve's access.db), or shared by replicas on one etcd
+// prefix (--store etcd), so these commands talk to --server.
 
 func (c *cli) accessCmd() *cobra.Command {
 	cmd := &cobra.Command{

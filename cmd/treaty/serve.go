@@ -30,7 +30,8 @@ func (c *cli) serveCmd() *cobra.Command {
 		Short: "Run Treaty's services (all four in one process by default)",
 		Long: `Runs the registry, issuer, decision point (pdp) and revoker on one gRPC port, each keeping
 its bbolt file in the data folder; with --store etcd, the registry, issuer and revoker keep their
-state in an etcd cluster instead (--etcd-endpoints), which replicas share. --services runs a subset; --registry, --issuer, --pdp and
+state, and the callers' identities, in an etcd cluster instead (--etcd-endpoints), which replicas
+share (docs/deployment.md). --services runs a subset; --registry, --issuer, --pdp and
 --revoker give the addresses of services run elsewhere. Without TLS (--tls-cert, --tls-key),
 only loopback addresses are accepted unless --insecure. Every call but health checks, token
 requests and key publication needs a caller identity: the first start on an empty data folder
@@ -95,7 +96,7 @@ creates the identity admin and writes its token to DATA/admin.credential (mode 0
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "", "folder for the services' bbolt files (created if missing)")
-	f.StringVar(&cfg.Store.Backend, "store", services.BackendBolt, "where the registry, issuer and revoker keep their state: bbolt (files in --data) or etcd (the cluster at --etcd-endpoints, shared by replicas); the PDP's cache, the decision log and access.db stay in --data")
+	f.StringVar(&cfg.Store.Backend, "store", services.BackendBolt, "where the registry, issuer and revoker keep their state: bbolt (files in --data) or etcd (the cluster at --etcd-endpoints, shared by replicas); the callers' identities (access) follow them; the PDP's cache and the decision log stay in --data")
 	etcdFlags(f, &cfg.Store)
 	f.StringVar(&cfg.Listen, "listen", services.DefaultListen, "gRPC listen address (loopback only without TLS)")
 	f.StringSliceVar(&cfg.Services, "services", services.All, "services to run here")
