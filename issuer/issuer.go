@@ -165,6 +165,9 @@ func New(cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	i.background(i.runSchedule)
+	if w, ok := cfg.Store.(store.Watcher); ok {
+		i.background(func() { i.followStore(w) })
+	}
 	if cfg.Feed != nil {
 		i.background(i.watchKeys)
 	}
