@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,10 +24,11 @@ import (
 // replica is one issuer replica on the shared etcd store: its own etcd client, store, relay (into
 // the world's revoker) and clock.
 type replica struct {
-	t     *testing.T
-	e     *env
-	iss   *issuer.Issuer
-	clock *issuertest.Clock
+	t         *testing.T
+	e         *env
+	iss       *issuer.Issuer
+	clock     *issuertest.Clock
+	stopRelay func() // idempotent
 }
 
 // startReplicas starts two issuer replicas sharing one issuer store on a three-member etcd
@@ -54,7 +57,7 @@ func startReplicas(t *testing.T, edit func(*env, *issuer.Config)) (e *env, a, b 
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); relay.Run(ctx) }()
-		r := &replica{t: t, e: e, clock: &issuertest.Clock{}}
+		r := &replica{t: t, e: e, clock: &issuertest.Clock{}, stopRelay: sync.OnceFunc(func() { cancel(); <-done })}
 		cfg := cfg
 		cfg.Store, cfg.Relay, cfg.Now = st, relay, r.clock.Now
 		if r.iss, err = issuer.New(cfg); err != nil {
@@ -62,8 +65,7 @@ func startReplicas(t *testing.T, edit func(*env, *issuer.Config)) (e *env, a, b 
 		}
 		t.Cleanup(func() {
 			r.iss.Close()
-			cancel()
-			<-done
+			r.stopRelay()
 			st.Close()
 		})
 		return r
@@ -112,7 +114,11 @@ func (r *replica) published(want issuer.KeyState, except ...string) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("no published %s key: %+v", want, keys)
+			var got []string
+			for _, k := range keys {
+				got = append(got, fmt.Sprintf("%s %s published at %d", k.Kid, k.State, k.PublishedSequence))
+			}
+			r.t.Fatalf("no published %s key but %v: %v", want, except, got)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -216,6 +222,38 @@ func TestReplicasRevokeActiveKey(t *testing.T) {
 		if got := e.world.Check(out.Token, "invoices:read", audience, seq); got != "granted" {
 			t.Fatalf("the PDP says %s for %s's token", got, name)
 		}
+	}
+}
+
+// TestReplicasLearnPublicationFromFeed: only the relay that publishes an outbox entry learns its
+// sequence, and replicas share one outbox, so another replica's relay may publish a key that A
+// queued. A, its relay stopped here so that B's relay publishes all it queues, still learns from
+// the feed that its next key is published, and the key takes its turn.
+func TestReplicasLearnPublicationFromFeed(t *testing.T) {
+	e, a, b := startReplicas(t, func(e *env, c *issuer.Config) {
+		c.KeyRotation, c.KeyPrepublish = time.Hour, 10*time.Minute
+		c.Feed = revokersvc.NewSource(e.world.Conn())
+	})
+	first := a.published(issuer.KeyActive)
+	a.stopRelay()
+
+	a.clock.Advance(50*time.Minute + time.Second) // the next key is due
+	if err := issuer.Tick(a.iss); err != nil {
+		t.Fatal(err)
+	}
+	next := a.published(issuer.KeyNext)
+	a.clock.Advance(10*time.Minute + time.Second) // the next key takes over
+	if err := issuer.Tick(a.iss); err != nil {
+		t.Fatal(err)
+	}
+	a.holds(next, "")
+	b.holds(next, "")
+	out := b.issue()
+	if out.Credential.Kid != next {
+		t.Fatalf("B signed with %s, want %s (after %s)", out.Credential.Kid, next, first)
+	}
+	if got := e.world.Check(out.Token, "invoices:read", audience, 0); got != "granted" {
+		t.Fatalf("the PDP says %s for B's token", got)
 	}
 }
 
