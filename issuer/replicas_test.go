@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,13 +32,28 @@ type replica struct {
 	stopRelay func() // idempotent
 }
 
-// startReplicas starts two issuer replicas sharing one issuer store on a three-member etcd
-// cluster, beside the fixture world of newEnv (whose own bbolt issuer plays no part), with one
-// key-encryption key, as a deployment gives every replica the same --kek-file. edit may change
-// the replicas' config.
+// startReplicas starts two issuer replicas, one after the other, sharing one issuer store (see
+// replicaStarter).
 func startReplicas(t *testing.T, edit func(*env, *issuer.Config)) (e *env, a, b *replica) {
 	t.Helper()
-	e = newEnv(t)
+	e, start := replicaStarter(t, edit)
+	for _, r := range []**replica{&a, &b} {
+		var err error
+		if *r, err = start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e, a, b
+}
+
+// replicaStarter returns a function that starts an issuer replica on an issuer store that every
+// replica it starts shares, on a three-member etcd cluster, beside the fixture world of newEnv
+// (whose own bbolt issuer plays no part), with one key-encryption key, as a deployment gives
+// every replica the same --kek-file. edit may change the replicas' config. The function may be
+// called from any goroutine.
+func replicaStarter(t *testing.T, edit func(*env, *issuer.Config)) (*env, func() (*replica, error)) {
+	t.Helper()
+	e := newEnv(t)
 	c := etcdtest.Start(t, 3)
 	kek := filepath.Join(t.TempDir(), "issuer.kek")
 	if err := os.WriteFile(kek, randomBytes(32), 0o600); err != nil {
@@ -48,10 +64,11 @@ func startReplicas(t *testing.T, edit func(*env, *issuer.Config)) (e *env, a, b 
 	if edit != nil {
 		edit(e, &cfg)
 	}
-	start := func() *replica {
-		st, err := etcdstore.Open(c.Client(), "/treaty/issuer", issuer.Schema)
+	cli := c.Client()
+	return e, func() (*replica, error) {
+		st, err := etcdstore.Open(cli, "/treaty/issuer", issuer.Schema)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		relay := outbox.NewRelay(st, e.world.Publisher(), quiet)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -61,16 +78,17 @@ func startReplicas(t *testing.T, edit func(*env, *issuer.Config)) (e *env, a, b 
 		cfg := cfg
 		cfg.Store, cfg.Relay, cfg.Now = st, relay, r.clock.Now
 		if r.iss, err = issuer.New(cfg); err != nil {
-			t.Fatal(err)
+			r.stopRelay()
+			st.Close()
+			return nil, err
 		}
 		t.Cleanup(func() {
 			r.iss.Close()
 			r.stopRelay()
 			st.Close()
 		})
-		return r
+		return r, nil
 	}
-	return e, start(), start()
 }
 
 func randomBytes(n int) []byte {
@@ -159,6 +177,35 @@ func (r *replica) jwks() []string {
 		kids = append(kids, k.Kid)
 	}
 	return kids
+}
+
+// TestReplicasStartTogether: replicas opening a new store at once both find no key; one stores
+// its new key, the other's transaction conflicts, runs again and takes that key up instead.
+func TestReplicasStartTogether(t *testing.T) {
+	_, start := replicaStarter(t, nil)
+	var (
+		wg   sync.WaitGroup
+		reps [2]*replica
+		errs [2]error
+	)
+	for n := range reps {
+		wg.Go(func() { reps[n], errs[n] = start() })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		t.Fatal(err)
+	}
+	active := reps[0].published(issuer.KeyActive)
+	keys, err := reps[1].iss.SigningKeys()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("the store holds %d signing keys (%v), want 1", len(keys), err)
+	}
+	for _, r := range reps {
+		r.holds(active, "")
+		if out := r.issue(); out.Credential.Kid != active {
+			t.Fatalf("signed with %s, want %s", out.Credential.Kid, active)
+		}
+	}
 }
 
 // TestReplicasFollowRotation: a rotation that replica A's schedule makes is taken up by replica B,

@@ -323,7 +323,8 @@ func (i *Issuer) loadKeys() error {
 	if err := i.openKeys(pending); err != nil {
 		return err
 	}
-	if fresh != nil {
+	// Another replica opening the same new store may have stored its key first; then it is used.
+	if fresh != nil && kidOf(i.active.Load()) == fresh.s.KeyID() {
 		i.log.Info("issuer: created signing key", "kid", fresh.s.KeyID(), "algorithm", fresh.s.Algorithm())
 	}
 	return nil
