@@ -21,6 +21,9 @@ import (
 // Config configures an Issuer.
 type Config struct {
 	// Store keeps signing keys, the inventory, the replay cache and the outbox (see Schema).
+	// Several replicas may share one store kept in etcd (a store.Watcher), with one KEK: each
+	// signs with the store's active key whichever replica made it, and they share the replay
+	// cache and the inventory.
 	Store store.Store
 	// Relay publishes the outbox in Store into the revoker's feed. The caller runs it.
 	Relay *outbox.Relay
