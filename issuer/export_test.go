@@ -112,3 +112,7 @@ func MakeLegacy(st store.Store) error {
 		return errors.Join(tx.Delete(bucketState, keyNext), tx.Delete(bucketState, keyKEK))
 	})
 }
+
+// SignerKids returns the kids of the signers the issuer holds in memory, active and next ("" for
+// none): what it signs with, as opposed to what its store says.
+func SignerKids(i *Issuer) (active, next string) { return kidOf(i.active.Load()), kidOf(i.next.Load()) }

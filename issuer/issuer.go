@@ -21,6 +21,9 @@ import (
 // Config configures an Issuer.
 type Config struct {
 	// Store keeps signing keys, the inventory, the replay cache and the outbox (see Schema).
+	// Several replicas may share one store kept in etcd (a store.Watcher), with one KEK: each
+	// signs with the store's active key whichever replica made it, and they share the replay
+	// cache and the inventory.
 	Store store.Store
 	// Relay publishes the outbox in Store into the revoker's feed. The caller runs it.
 	Relay *outbox.Relay
@@ -165,6 +168,9 @@ func New(cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	i.background(i.runSchedule)
+	if w, ok := cfg.Store.(store.Watcher); ok {
+		i.background(func() { i.followStore(w) })
+	}
 	if cfg.Feed != nil {
 		i.background(i.watchKeys)
 	}

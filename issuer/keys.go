@@ -351,27 +351,31 @@ func (i *Issuer) rotate(revoked string) (*signer, error) {
 // reported it: the key is dropped at once (its private half deleted, out of the JWKS). If it was
 // the active key, a new key is created and activated at once, so issuance carries on as soon as
 // the feed knows it; if it was the next key, the schedule creates another. A kid that is not the
-// issuer's, or already revoked, changes nothing. A new key rather than the next one takes over
-// from a revoked active key: a revocation may mean the store leaked, next key included.
+// issuer's, or already revoked (by another replica too), changes nothing in the store; the signers
+// are synced with it either way. A new key rather than the next one takes over from a revoked
+// active key: a revocation may mean the store leaked, next key included.
 func (i *Issuer) revokeKey(kid string) error {
 	i.rotateMu.Lock()
 	defer i.rotateMu.Unlock()
-	wasActive := i.active.Load().kid == kid
-	if !wasActive {
-		var live bool
-		err := i.cfg.Store.View(func(tx store.Tx) error {
-			var rec keyRecord
-			ok, err := getJSON(tx, bucketKeys, []byte(kid), &rec)
-			live = ok && !rec.Revoked
-			return err
-		})
-		if err != nil || !live {
-			return err
-		}
+	// The store, not this process's signers, says whether kid is live and active: with replicas
+	// sharing the store, another one may have revoked and replaced it already (then there is
+	// nothing to do but take up its new key), or made it active.
+	var live, current bool
+	err := i.cfg.Store.View(func(tx store.Tx) error {
+		var rec keyRecord
+		ok, err := getJSON(tx, bucketKeys, []byte(kid), &rec)
+		live = ok && !rec.Revoked
+		current = string(tx.Get(bucketState, keyActive)) == kid || string(tx.Get(bucketState, keyNext)) == kid
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("issuer: revoke signing key %s: %w", kid, err)
+	}
+	if !live {
+		return i.syncKeys()
 	}
 	var fresh *localKey
-	if wasActive {
-		var err error
+	if current { // the active key's replacement; a next key too may take its turn before the Update
 		if fresh, err = newLocalKey(i.cfg.SigningAlgorithm); err != nil {
 			return err
 		}
@@ -382,13 +386,14 @@ func (i *Issuer) revokeKey(kid string) error {
 		wasNext  bool
 		replaced bool
 	)
-	err := i.cfg.Store.Update(func(tx store.Tx) error {
+	err = i.cfg.Store.Update(func(tx store.Tx) error {
+		pending, wasNext, replaced = pendingKey{}, false, false // fn runs again on a conflict
 		var rec keyRecord
 		ok, err := getJSON(tx, bucketKeys, []byte(kid), &rec)
 		if err != nil {
 			return err
 		}
-		if ok {
+		if ok && !rec.Revoked {
 			if err := i.retire(tx, &rec, now, true); err != nil {
 				return err
 			}
@@ -399,6 +404,9 @@ func (i *Issuer) revokeKey(kid string) error {
 			}
 		}
 		if string(tx.Get(bucketState, keyActive)) == kid {
+			if fresh == nil {
+				return fmt.Errorf("the key became active meanwhile")
+			}
 			replaced = true
 			_, pending, err = i.storeKey(tx, fresh, now, true)
 		}
@@ -407,15 +415,16 @@ func (i *Issuer) revokeKey(kid string) error {
 	if err != nil {
 		return fmt.Errorf("issuer: revoke signing key %s: %w", kid, err)
 	}
-	if wasNext {
-		i.next.Store(nil)
-	}
+	var s *signer
 	if replaced {
-		s, err := newSigner(pending.s, 0)
-		if err != nil {
+		if s, err = newSigner(pending.s, 0); err != nil {
 			return err
 		}
-		i.active.Store(s)
+	}
+	if err := i.syncKeys(s); err != nil {
+		return err
+	}
+	if replaced {
 		i.awaitPublication(s, pending.outboxID)
 		i.log.Warn("issuer: the active signing key was revoked; rotated to a new key", "revoked_kid", kid, "kid", s.kid)
 	} else {

@@ -159,11 +159,13 @@ func (i *Issuer) markSnapshot(snap *feed.State) error {
 }
 
 // applyFeed applies a batch of feed messages: key revocations at once, credential revocations in
-// one transaction, then records the last event's sequence as applied. A heartbeat of another
+// one transaction, key publications in another (see recordPublished), then records the last
+// event's sequence as applied. A heartbeat of another
 // epoch ends it with errEpochChanged, after what came before it is applied.
 func (i *Issuer) applyFeed(msgs []*treatyv1.SubscribeResponse, epoch string) error {
 	var (
 		revs []revocation
+		pubs = map[string]uint64{}
 		last uint64
 		stop error
 	)
@@ -183,10 +185,17 @@ func (i *Issuer) applyFeed(msgs []*treatyv1.SubscribeResponse, epoch string) err
 			}
 		case *treatyv1.Event_CredentialRevoked:
 			revs = append(revs, revocation{c.CredentialRevoked.GetJti(), ev.GetSequence()})
+		case *treatyv1.Event_SigningKeyPublished:
+			if _, ok := pubs[c.SigningKeyPublished.GetKid()]; !ok { // the first publication counts
+				pubs[c.SigningKeyPublished.GetKid()] = ev.GetSequence()
+			}
 		}
 		last = max(last, ev.GetSequence())
 	}
 	if err := i.markRevoked(revs); err != nil {
+		return err
+	}
+	if err := i.recordPublished(pubs); err != nil { // a no-op for keys that are not ours
 		return err
 	}
 	if last != 0 {

@@ -87,11 +87,15 @@ func later(a, b time.Time) time.Time {
 func (i *Issuer) runSchedule() {
 	t := time.NewTicker(scheduleTick)
 	defer t.Stop()
+	_, shared := i.cfg.Store.(store.Watcher)
 	for {
 		select {
 		case <-i.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if shared {
+			i.resync() // a safety net under followStore, for a change its watch missed
 		}
 		if i.cfg.Now().UnixNano() < i.due.Load() {
 			continue
@@ -125,7 +129,7 @@ func (i *Issuer) tick() error {
 	}
 	if !p.dropNext && !p.create && !p.promote {
 		i.due.Store(p.due.UnixNano())
-		return nil
+		return i.syncKeys() // another replica may have taken the step
 	}
 	var fresh *localKey
 	if p.create {
@@ -140,6 +144,9 @@ func (i *Issuer) tick() error {
 		dropped  string
 	)
 	err = i.cfg.Store.Update(func(tx store.Tx) error {
+		// With a shared store (etcd) fn may run again on a conflict, after another replica took
+		// the step itself: start from nothing each time.
+		created, promoted, retired, dropped = nil, nil, "", ""
 		active, next, err := keyPair(tx)
 		if err != nil {
 			return err
@@ -186,33 +193,24 @@ func (i *Issuer) tick() error {
 	if err != nil {
 		return fmt.Errorf("issuer: key schedule: %w", err)
 	}
-	if dropped != "" {
-		i.next.Store(nil)
-		i.log.Info("issuer: dropped the next signing key, made for another algorithm", "kid", dropped, "algorithm", i.cfg.SigningAlgorithm)
-	}
+	var s *signer
 	if created != nil {
-		s, err := newSigner(created.s, 0)
-		if err != nil {
+		if s, err = newSigner(created.s, 0); err != nil {
 			return err
 		}
-		i.next.Store(s)
+	}
+	if err := i.syncKeys(s); err != nil {
+		return err
+	}
+	if dropped != "" {
+		i.log.Info("issuer: dropped the next signing key, made for another algorithm", "kid", dropped, "algorithm", i.cfg.SigningAlgorithm)
+	}
+	if s != nil {
 		i.awaitPublication(s, created.outboxID)
 		i.log.Info("issuer: created the next signing key; it is published ahead of its turn", "kid", s.kid, "algorithm", s.Algorithm())
 	}
 	if promoted != nil {
-		s := i.next.Load()
-		if s == nil || s.kid != promoted.Kid {
-			k, err := i.openKey(promoted)
-			if err != nil {
-				return err
-			}
-			if s, err = newSigner(k, promoted.Published); err != nil {
-				return err
-			}
-		}
-		i.active.Store(s)
-		i.next.Store(nil)
-		i.log.Info("issuer: rotated signing keys; the retired key stays published until its tokens expire", "kid", s.kid, "retired_kid", retired)
+		i.log.Info("issuer: rotated signing keys; the retired key stays published until its tokens expire", "kid", promoted.Kid, "retired_kid", retired)
 	}
 	i.due.Store(p.due.UnixNano())
 	return nil
@@ -256,6 +254,7 @@ func (i *Issuer) loadKeys() error {
 	var pending []pendingKey
 	var oldIssuer string
 	err = i.cfg.Store.Update(func(tx store.Tx) error {
+		pending, oldIssuer = nil, "" // fn runs again on a conflict with another replica
 		if err := i.migrateKeys(tx, now); err != nil {
 			return err
 		}
@@ -324,7 +323,8 @@ func (i *Issuer) loadKeys() error {
 	if err := i.openKeys(pending); err != nil {
 		return err
 	}
-	if fresh != nil {
+	// Another replica opening the same new store may have stored its key first; then it is used.
+	if fresh != nil && kidOf(i.active.Load()) == fresh.s.KeyID() {
 		i.log.Info("issuer: created signing key", "kid", fresh.s.KeyID(), "algorithm", fresh.s.Algorithm())
 	}
 	return nil
@@ -332,34 +332,23 @@ func (i *Issuer) loadKeys() error {
 
 // openKeys opens the active and next keys into signers and waits for the publications pending.
 func (i *Issuer) openKeys(pending []pendingKey) error {
-	var active, next *keyRecord
-	err := i.cfg.Store.View(func(tx store.Tx) error {
-		var err error
-		active, next, err = keyPair(tx)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("issuer: load signing keys: %w", err)
-	}
-	for _, rec := range []*keyRecord{active, next} {
-		if rec == nil {
-			continue
+	var fresh []*signer
+	for _, p := range pending {
+		if p.s == nil {
+			continue // stored earlier: opened from its record
 		}
-		k, err := i.openKey(rec)
-		if err != nil {
-			return fmt.Errorf("issuer: %w", err)
-		}
-		s, err := newSigner(k, rec.Published)
+		s, err := newSigner(p.s, 0)
 		if err != nil {
 			return err
 		}
-		if rec == active {
-			i.active.Store(s)
-		} else {
-			i.next.Store(s)
-		}
-		for _, p := range pending {
-			if p.kid == s.kid {
+		fresh = append(fresh, s)
+	}
+	if err := i.syncKeys(fresh...); err != nil {
+		return err
+	}
+	for _, p := range pending {
+		for _, s := range []*signer{i.active.Load(), i.next.Load()} {
+			if s != nil && s.kid == p.kid {
 				i.awaitPublication(s, p.outboxID)
 			}
 		}

@@ -40,8 +40,9 @@ func (i *Issuer) watchKeys() {
 
 var errEpochChanged = errors.New("the feed's epoch changed")
 
-// followKeys checks the feed's current state for revocations of the issuer's keys and of the
-// inventory's credentials (some may have happened while the issuer was away), then follows the
+// followKeys checks the feed's current state for revocations and publications of the issuer's
+// keys and revocations of the inventory's credentials (some may have happened while the issuer
+// was away, or been published by another replica's relay), then follows the
 // feed from there, applying what arrives in batches (see applyFeed).
 func (i *Issuer) followKeys(ctx context.Context) error {
 	snap, err := i.cfg.Feed.Snapshot(ctx)
@@ -52,12 +53,20 @@ func (i *Issuer) followKeys(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	known := map[string]uint64{}
 	for _, kid := range kids {
-		if k, ok := snap.SigningKey(kid); ok && k.Revoked() {
+		k, ok := snap.SigningKey(kid)
+		switch {
+		case ok && k.Revoked():
 			if err := i.revokeKey(kid); err != nil {
 				return err
 			}
+		case ok:
+			known[kid] = snap.Sequence() // published at or before it
 		}
+	}
+	if err := i.recordPublished(known); err != nil {
+		return err
 	}
 	if err := i.markSnapshot(snap); err != nil {
 		return err
@@ -103,4 +112,45 @@ func (i *Issuer) liveKids() ([]string, error) {
 		})
 	})
 	return kids, err
+}
+
+// recordPublished records seqs (kid -> a feed sequence the feed knows the key at) as the feed
+// sequences of the issuer's keys whose publication is not recorded yet. The relay that published
+// a key normally records it (awaitPublication), but where replicas share the outbox another
+// replica's relay may publish the entry first, and only the relay that published an entry learns
+// its sequence: without this the key would never be recorded as published, so issuance with it
+// would wait in vain and a next key would never take its turn.
+func (i *Issuer) recordPublished(seqs map[string]uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	var recorded []string
+	err := i.cfg.Store.Update(func(tx store.Tx) error {
+		recorded = recorded[:0] // fn runs again on a conflict
+		for kid, seq := range seqs {
+			var rec keyRecord
+			ok, err := getJSON(tx, bucketKeys, []byte(kid), &rec)
+			if err != nil {
+				return err
+			}
+			if !ok || rec.Published != 0 || rec.Revoked {
+				continue
+			}
+			rec.Published = seq
+			if err := putJSON(tx, bucketKeys, []byte(kid), &rec); err != nil {
+				return err
+			}
+			recorded = append(recorded, kid)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("issuer: record the feed sequence of signing keys: %w", err)
+	}
+	if len(recorded) > 0 {
+		i.resync() // the signers learn their sequence
+		i.due.Store(0)
+		i.log.Info("issuer: learned from the feed that signing keys are published", "kids", recorded)
+	}
+	return nil
 }
