@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/treaty-dev/treaty/store"
@@ -79,6 +80,12 @@ func (t *tx) checkWrite(bucket string, key []byte) error {
 
 // read gets from etcd at the snapshot revision, fixing it on the first read. It returns nil once
 // a read has failed; t.err then says why.
+//
+// Only the first read is linearizable (it costs the leader a round of heartbeats to confirm the
+// revision is current). The later ones read a revision the cluster has already committed, whose
+// content never changes, so any member that has applied it answers alone (serializable); a
+// member that has not yet (the client moved to a lagging one) says so, and that read is made
+// linearizable instead.
 func (t *tx) read(key string, opts ...clientv3.OpOption) *clientv3.GetResponse {
 	if t.err != nil {
 		return nil
@@ -87,7 +94,16 @@ func (t *tx) read(key string, opts ...clientv3.OpOption) *clientv3.GetResponse {
 		opts = append(opts, clientv3.WithRev(t.rev))
 	}
 	ctx, cancel := t.s.request()
-	resp, err := t.s.client.Get(ctx, key, opts...)
+	var resp *clientv3.GetResponse
+	var err error
+	if t.rev > 0 {
+		resp, err = t.s.client.Get(ctx, key, append(opts, clientv3.WithSerializable())...)
+		if errors.Is(rpctypes.Error(err), rpctypes.ErrFutureRev) {
+			resp, err = t.s.client.Get(ctx, key, opts...)
+		}
+	} else {
+		resp, err = t.s.client.Get(ctx, key, opts...)
+	}
 	cancel()
 	if err != nil {
 		t.err = t.s.readError(err)
