@@ -195,7 +195,10 @@ func Open(cfg Config) (*Access, error) {
 	if w, ok := a.st.(store.Watcher); ok {
 		ctx, cancel := context.WithCancel(context.Background())
 		a.stopFollow, a.followDone = cancel, make(chan struct{})
-		go a.follow(ctx, w.Watch(ctx, bucketIdentities))
+		go func() {
+			defer close(a.followDone)
+			store.Follow(ctx, w, bucketIdentities, ReloadEvery, reloadRetry, a.reload, a.log, "the callers' identities (authenticating with those last read)")
+		}()
 	}
 	return a, nil
 }
@@ -217,42 +220,6 @@ func (a *Access) shared() bool {
 	return ok
 }
 
-// follow reloads the view whenever changed says the identities changed (another replica wrote
-// them; the watch also notifies when it starts and when it resumes after a failure, so nothing
-// written meanwhile is missed), every ReloadEvery, and again soon after a reload that failed,
-// until ctx ends or the store is closed.
-func (a *Access) follow(ctx context.Context, changed <-chan struct{}) {
-	defer close(a.followDone)
-	every := time.NewTicker(ReloadEvery)
-	defer every.Stop()
-	retry := time.NewTimer(reloadRetry)
-	retry.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-changed:
-			if !ok {
-				return // ctx ended, or the store was closed
-			}
-		case <-every.C:
-		case <-retry.C:
-		}
-		err := a.reload()
-		switch {
-		case err != nil && ctx.Err() == nil:
-			retry.Reset(reloadRetry)
-			if !failing {
-				failing = true
-				a.log.Warn("cannot reload the identities from the shared store; authenticating with those last read, retrying", "err", err)
-			}
-		case err == nil && failing:
-			failing = false
-			a.log.Info("identities reloaded from the shared store again")
-		}
-	}
-}
 
 // reload replaces the view with the identities as the store now holds them. It holds writeMu,
 // as a local write does from its transaction to its swap, so a reload never replaces a newer

@@ -163,32 +163,7 @@ func (l *Log) CatchUp() error {
 // store.Watcher (bbolt), which only this process writes. RunCompaction runs it, so a server that
 // runs RunCompaction beside the log needs nothing else.
 func (l *Log) Follow(ctx context.Context) {
-	w, ok := l.st.(store.Watcher)
-	if !ok {
-		return
-	}
-	changed := w.Watch(ctx, bucketEvents)
-	t := time.NewTicker(followEvery)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-changed:
-			if !ok {
-				return // ctx ended, or the store was closed
-			}
-		case <-t.C:
-		}
-		err := l.CatchUp()
-		switch {
-		case err != nil && ctx.Err() == nil && !failing:
-			failing = true
-			l.cfg.Logger.Warn("revoker: cannot follow the other replicas; retrying", "err", err)
-		case err == nil && failing:
-			failing = false
-			l.cfg.Logger.Info("revoker: following the other replicas again")
-		}
+	if w, ok := l.st.(store.Watcher); ok {
+		store.Follow(ctx, w, bucketEvents, followEvery, followEvery, l.CatchUp, l.cfg.Logger, "the revocation log's other replicas")
 	}
 }
