@@ -220,7 +220,6 @@ func (a *Access) shared() bool {
 	return ok
 }
 
-
 // reload replaces the view with the identities as the store now holds them. It holds writeMu,
 // as a local write does from its transaction to its swap, so a reload never replaces a newer
 // view with an older one: whichever of the two takes the lock second reads a state at least as

@@ -1,7 +1,6 @@
 package access_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/treaty-dev/treaty/access"
 	"github.com/treaty-dev/treaty/fail"
+	"github.com/treaty-dev/treaty/internal/logtest"
 	"github.com/treaty-dev/treaty/store"
 	"github.com/treaty-dev/treaty/store/etcdstore"
 	"github.com/treaty-dev/treaty/store/etcdstore/etcdtest"
@@ -21,28 +21,10 @@ import (
 // Replicas: several Access instances over one etcd prefix, each with its own etcdstore.Store (as
 // separate processes have), as replicas behind one load balancer run.
 
-// logBuffer is a slog handler's output that tests read while replicas write to it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // openReplica opens an Access on its own store at prefix of c. With hideWatch the store is
 // offered without its store.Watcher, so the replica never learns of the others' writes by itself:
 // what its view holds is what it read at Open or wrote.
-func openReplica(t *testing.T, c *etcdtest.Cluster, prefix string, hideWatch bool, log *logBuffer) *access.Access {
+func openReplica(t *testing.T, c *etcdtest.Cluster, prefix string, hideWatch bool, log *logtest.Buffer) *access.Access {
 	t.Helper()
 	st, err := etcdstore.Open(c.Client(), prefix, access.Schema)
 	if err != nil {
@@ -258,7 +240,7 @@ func TestReplicasBootstrap(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var log logBuffer
+			var log logtest.Buffer
 			r := openReplica(t, c, "/access", false, &log)
 			path := filepath.Join(t.TempDir(), "admin.credential")
 			if tc.file != "" {

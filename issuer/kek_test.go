@@ -8,33 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/treaty-dev/treaty/internal/logtest"
 	"github.com/treaty-dev/treaty/issuer"
 )
 
-// logBuffer collects an issuer's logs.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+// debugLogger logs everything into logs.
+func debugLogger(logs *logtest.Buffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // leaks reports whether blob holds secret in the clear: raw, or in standard or URL base64 (the
@@ -63,8 +46,8 @@ func TestPrivateKeysEncryptedAtRest(t *testing.T) {
 	for _, alg := range issuer.SigningAlgorithms() {
 		t.Run("alg="+alg, func(t *testing.T) {
 			t.Parallel()
-			logs := &logBuffer{}
-			e := newEnv(t, func(c *issuer.Config) { c.SigningAlgorithm, c.Logger = alg, logs.logger() })
+			logs := &logtest.Buffer{}
+			e := newEnv(t, func(c *issuer.Config) { c.SigningAlgorithm, c.Logger = alg, debugLogger(logs) })
 			e.issue(e.request())
 			// Bring the next key in too.
 			e.clock.Advance(issuer.DefaultKeyRotation - issuer.DefaultKeyPrepublish + time.Minute)
@@ -122,8 +105,8 @@ func TestPrivateKeysEncryptedAtRest(t *testing.T) {
 // before keys were encrypted, or by one given no KEK) has them encrypted when it is opened with a
 // KEK, and the same key signs on, its schedule starting from its creation.
 func TestPlaintextStoreEncryptedAtOpen(t *testing.T) {
-	logs := &logBuffer{}
-	e := newEnv(t, func(c *issuer.Config) { c.DataDir, c.Logger = "", logs.logger() })
+	logs := &logtest.Buffer{}
+	e := newEnv(t, func(c *issuer.Config) { c.DataDir, c.Logger = "", debugLogger(logs) })
 	if !strings.Contains(logs.String(), "private signing keys are stored unencrypted") {
 		t.Fatalf("no warning about the unencrypted keys:\n%s", logs.String())
 	}

@@ -1,7 +1,6 @@
 package notify_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/treaty-dev/treaty/internal/logtest"
 	"github.com/treaty-dev/treaty/notify"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/registry"
@@ -100,30 +100,12 @@ func (r *receiver) waitRequests(t *testing.T, n int) []received {
 	}
 }
 
-// logs collects everything the notifier logs, to check nothing secret is in it.
-type logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // env is a real revoker, a registry publishing into it, and a notifier's store.
 type env struct {
 	rev    *revoker.Log
 	reg    *registry.Registry
 	path   string // the notifier's store
-	logs   *logs
+	logs   *logtest.Buffer
 	logger *slog.Logger
 	mu     sync.Mutex
 	at     time.Time // the clock; set with setClock
@@ -156,7 +138,7 @@ func newEnv(t *testing.T, rcfg revoker.Config) *env {
 	done := make(chan struct{})
 	go func() { relay.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	e := &env{rev: rev, path: filepath.Join(t.TempDir(), "notify.db"), logs: &logs{}}
+	e := &env{rev: rev, path: filepath.Join(t.TempDir(), "notify.db"), logs: &logtest.Buffer{}}
 	e.at = now
 	e.reg, err = registry.New(registry.Config{Store: st, Relay: relay, Now: e.clock, Logger: quiet})
 	if err != nil {

@@ -1,17 +1,16 @@
 package pdp_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/treaty-dev/treaty/feed"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/internal/logtest"
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/pdp/pdptest"
 )
@@ -28,24 +27,6 @@ const (
 	liveMode   = treatyv1.PolicyMode_POLICY_MODE_LIVE
 	shadowMode = treatyv1.PolicyMode_POLICY_MODE_SHADOW
 )
-
-// syncBuffer is a log destination tests can read while the PDP writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestCheckPolicies publishes policy sets through the real revoker log and checks the PDP's
 // decisions after each step.
@@ -135,7 +116,7 @@ func TestCheckPolicies(t *testing.T) {
 }
 
 func TestCheckShadowPolicy(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	e := newEnv(t, pdp.Config{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	tok := e.token(t, nil)
 	pdptest.Publish(t, e.log,

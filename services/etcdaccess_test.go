@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/internal/logtest"
 	"github.com/treaty-dev/treaty/store/etcdstore/etcdtest"
 )
 
@@ -35,7 +36,7 @@ func TestEtcdSharedAccess(t *testing.T) {
 
 	cfg2 := cfg
 	cfg2.DataDir, cfg2.Listen = t.TempDir(), "127.0.0.1:0"
-	var log2 logBuffer
+	var log2 logtest.Buffer
 	cfg2.Logger = slog.New(slog.NewTextHandler(&log2, nil))
 	srv2, err := Start(cfg2)
 	if err != nil {

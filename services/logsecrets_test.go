@@ -1,7 +1,6 @@
 package services
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,26 +24,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/internal/logtest"
 	"github.com/treaty-dev/treaty/issuer"
 )
-
-// logBuffer collects what a server logs, from all its goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // secrets are the values that must never reach a log, each under a name for the failure message.
 type secrets map[string]string
@@ -63,7 +44,7 @@ func (s secrets) add(name, v string) {
 // with every service logging JSON at Debug level into a buffer, and then looks for every access
 // token, client assertion, client secret, private key and DPoP proof in the captured logs.
 func TestLogsHoldNoSecrets(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	dataDir := t.TempDir()
 	srv, conn := serve(t, Config{
 		DataDir: dataDir, HTTPListen: "127.0.0.1:0",

@@ -23,6 +23,7 @@ import (
 
 	"github.com/treaty-dev/treaty/access"
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
+	"github.com/treaty-dev/treaty/internal/logtest"
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/services/requestid"
 )
@@ -52,7 +53,7 @@ func TestMetricsListenValidate(t *testing.T) {
 // live credentials. The denied check's request id comes back in the response header and is in
 // its log line.
 func TestMetricsAndRequestIDs(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &logtest.Buffer{}
 	srv, conn := serve(t, Config{MetricsListen: "127.0.0.1:0", Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if srv.MetricsAddr() == "" {
 		t.Fatal("no metrics address")

@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 
+	"github.com/treaty-dev/treaty/internal/logtest"
 	"github.com/treaty-dev/treaty/outbox"
 	"github.com/treaty-dev/treaty/registry"
 	"github.com/treaty-dev/treaty/revoker"
@@ -154,7 +155,7 @@ func TestAuditListAndExport(t *testing.T) {
 func TestAuditExportFollow(t *testing.T) {
 	reg, _, svc, addr := auditServer(t)
 	createPartners(t, reg, 1, 3)
-	var out, errOut syncBuffer
+	var out, errOut logtest.Buffer
 	exited := make(chan int)
 	go func() {
 		exited <- run([]string{"--registry", addr, "audit", "export", "--after", "1", "--follow"}, strings.NewReader(""), &out, &errOut)

@@ -6,34 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/treaty-dev/treaty/decisionlog"
+	"github.com/treaty-dev/treaty/internal/logtest"
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/services/decisionlogsvc"
 	"github.com/treaty-dev/treaty/services/grpctest"
 	"github.com/treaty-dev/treaty/store/storetest"
 )
-
-// syncBuffer is a bytes.Buffer a command writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // decisionServer serves a real decision log on loopback and returns it, its service and its address.
 func decisionServer(t *testing.T) (*decisionlog.Log, *decisionlogsvc.Service, string) {
@@ -144,7 +126,7 @@ func TestDecisionsTail(t *testing.T) {
 	l, svc, addr := decisionServer(t)
 	logDecision(l, 0, "w1", false)
 	waitFor(t, "the first decision written", func() bool { return l.Stats().Written == 1 })
-	var out, errOut syncBuffer
+	var out, errOut logtest.Buffer
 	exited := make(chan int)
 	go func() {
 		exited <- run([]string{"--pdp", addr, "decisions", "tail", "--backlog", "1"}, strings.NewReader(""), &out, &errOut)

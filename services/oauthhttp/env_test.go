@@ -1,7 +1,6 @@
 package oauthhttp_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"go.uber.org/goleak"
 
+	"github.com/treaty-dev/treaty/internal/logtest"
 	"github.com/treaty-dev/treaty/issuer"
 	"github.com/treaty-dev/treaty/issuer/issuertest"
 	"github.com/treaty-dev/treaty/outbox"
@@ -48,24 +47,6 @@ const (
 	rsSecret  = "a-resource-server-secret-of-32-bytes-at-least"
 )
 
-// syncBuffer collects logs while servers write them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is the real issuer over a real bbolt file in a world of a real registry, PDP and revoker
 // (gRPC on loopback), a second real PDP in-process for introspection, and the handler on a real
 // loopback HTTP server.
@@ -77,7 +58,7 @@ type env struct {
 	clock  *issuertest.Clock
 	cfg    oauthhttp.Config
 	srv    *httptest.Server
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	keys   map[string]ed25519.PrivateKey
 	secret string // acme-bot's client secret
 	seq    uint64 // the feed sequence of the fixture's last write
@@ -85,7 +66,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, world: issuertest.Start(t, issuertest.Config{}), clock: &issuertest.Clock{}, logs: &syncBuffer{},
+	e := &env{t: t, world: issuertest.Start(t, issuertest.Config{}), clock: &issuertest.Clock{}, logs: &logtest.Buffer{},
 		keys: map[string]ed25519.PrivateKey{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.world.CreatePartner(partner, time.Now().Add(90*24*time.Hour))

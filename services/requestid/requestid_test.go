@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,30 +18,17 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/treaty-dev/treaty/internal/logtest"
 	"github.com/treaty-dev/treaty/services/requestid"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines to log into.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// lines returns the JSON log lines written so far.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+// lines returns the JSON log lines written to buf so far.
+func lines(t *testing.T, buf *logtest.Buffer) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		if l == "" {
 			continue
 		}
@@ -57,9 +43,9 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 
 // serve runs the health service behind the request id and logging interceptors (in the server's
 // order), logging JSON into the returned buffer.
-func serve(t *testing.T) (healthpb.HealthClient, *syncBuffer) {
+func serve(t *testing.T) (healthpb.HealthClient, *logtest.Buffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &logtest.Buffer{}
 	log := slog.New(requestid.Handler(slog.NewJSONHandler(buf, nil)))
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		log.Log(ctx, slog.Level(lvl), msg, fields...)
@@ -124,7 +110,7 @@ func TestUnary(t *testing.T) {
 				t.Errorf("id %q, want a new 16-digit one", id)
 			}
 			var found int
-			for _, l := range buf.lines(t) {
+			for _, l := range lines(t, buf) {
 				if l["request_id"] == id {
 					found++
 					if l["msg"] != "finished call" || l["grpc.method"] != "Check" {
@@ -133,7 +119,7 @@ func TestUnary(t *testing.T) {
 				}
 			}
 			if found != 1 {
-				t.Errorf("%d log lines carry %q, want 1:\n%v", found, id, buf.lines(t))
+				t.Errorf("%d log lines carry %q, want 1:\n%v", found, id, lines(t, buf))
 			}
 		})
 	}
@@ -181,14 +167,14 @@ func TestStream(t *testing.T) {
 	cancel()
 	// The finished call is logged once the server notices the cancellation.
 	for range 500 {
-		for _, l := range buf.lines(t) {
+		for _, l := range lines(t, buf) {
 			if l["request_id"] == "watch-1" && l["grpc.method"] == "Watch" {
 				return
 			}
 		}
 		waitABit()
 	}
-	t.Errorf("no log line of the stream carries its id:\n%v", buf.lines(t))
+	t.Errorf("no log line of the stream carries its id:\n%v", lines(t, buf))
 }
 
 // Handler adds request_id to records logged with a context that carries one, once.
