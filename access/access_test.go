@@ -330,20 +330,26 @@ func TestRefusalFlood(t *testing.T) {
 		<-done
 	}
 	a.Close()
-	var written uint64
+	written := uint64(len(allRefusals(t, a)))
+	if written+a.DroppedRefusals() != n*workers {
+		t.Errorf("written %d + dropped %d != %d", written, a.DroppedRefusals(), n*workers)
+	}
+}
+
+// allRefusals reads every recorded refusal, page by page.
+func allRefusals(t *testing.T, a *access.Access) []access.Refusal {
+	t.Helper()
+	var all []access.Refusal
 	for after := uint64(0); ; {
 		page, err := a.Refusals(after, access.MaxRefusalPage)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(page) == 0 {
-			break
+			return all
 		}
-		written += uint64(len(page))
+		all = append(all, page...)
 		after = page[len(page)-1].Sequence
-	}
-	if written+a.DroppedRefusals() != n*workers {
-		t.Errorf("written %d + dropped %d != %d", written, a.DroppedRefusals(), n*workers)
 	}
 }
 

@@ -191,25 +191,15 @@ func TestReplicasRecordEveryRefusal(t *testing.T) {
 	}
 	seen := map[string]int{}
 	var n uint64
-	for after := uint64(0); ; {
-		page, err := a.Refusals(after, access.MaxRefusalPage)
-		if err != nil {
-			t.Fatal(err)
+	for _, r := range allRefusals(t, a) {
+		if n++; r.Sequence != n {
+			t.Fatalf("refusal %d follows %d: a gap", r.Sequence, n-1)
 		}
-		if len(page) == 0 {
-			break
+		who, _, _ := strings.Cut(strings.TrimPrefix(r.Method, "/"), "/"+big[:1])
+		seen[who]++
+		if len(r.Reason) != 512 {
+			t.Fatalf("refusal %d: reason of %d bytes, want 512", r.Sequence, len(r.Reason))
 		}
-		for _, r := range page {
-			if n++; r.Sequence != n {
-				t.Fatalf("refusal %d follows %d: a gap", r.Sequence, n-1)
-			}
-			who, _, _ := strings.Cut(strings.TrimPrefix(r.Method, "/"), "/"+big[:1])
-			seen[who]++
-			if len(r.Reason) != 512 {
-				t.Fatalf("refusal %d: reason of %d bytes, want 512", r.Sequence, len(r.Reason))
-			}
-		}
-		after = page[len(page)-1].Sequence
 	}
 	if n != 2*perReplica || len(seen) != 2*perReplica {
 		t.Fatalf("%d refusals recorded (%d distinct), want %d each once", n, len(seen), 2*perReplica)

@@ -24,29 +24,10 @@ func startReplica(t *testing.T, c *etcdtest.Cluster, pub outbox.Publisher, opts 
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, stopRelay := runRelay(st, pub)
-	cfg := registry.Config{Store: st, Relay: relay, Now: func() time.Time { return now }, Logger: quiet,
-		PublishTimeout: 15 * time.Second} // a write that is never confirmed fails the test
-	for _, o := range opts {
-		o(&cfg)
-	}
-	reg, err := registry.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &node{reg: reg, relay: relay}
+	// A write that is never confirmed fails the test.
+	long := func(c *registry.Config) { c.PublishTimeout = 15 * time.Second }
+	n := newNode(t, st, pub, append([]func(*registry.Config){long}, opts...)...)
 	n.runScheduler()
-	var once sync.Once
-	n.stop = func() {
-		once.Do(func() {
-			for _, f := range n.beforeStop {
-				f()
-			}
-			stopRelay()
-			st.Close()
-		})
-	}
-	t.Cleanup(n.stop)
 	return n
 }
 
