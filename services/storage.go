@@ -113,10 +113,11 @@ func (s StoreConfig) validate(c Config) error {
 		// restart on a new data folder, could open.
 		return fmt.Errorf("--store etcd keeps the issuer's sealed signing keys in the cluster, shared by every replica: give the same --kek-file (or $%s) to each of them", issuer.KEKEnv)
 	}
-	if c.runs(Issuer) && c.IssuerURL == "" && c.HTTPBaseURL == "" {
+	if c.runs(Issuer) && c.IssuerURL == "" && (c.HTTPBaseURL == "" || c.HTTPListen == "") {
 		// Keys are bound to one issuer identifier, and an issuer that finds the active key bound
 		// to another retires it: replicas deriving the default from their own addresses would
 		// retire each other's keys at every start.
+		// Without --http-listen, --http-base-url does not name the issuer (server.go).
 		return fmt.Errorf("--store etcd shares the issuer's signing keys among its replicas, which must all name one issuer: give each the same --issuer-url (the URL partners reach the issuer at, for example https://treaty.example.com)")
 	}
 	return nil
