@@ -49,9 +49,9 @@ func startReplicas(t *testing.T, edit func(*env, *issuer.Config)) (e *env, a, b 
 // replicaStarter returns a function that starts an issuer replica on an issuer store that every
 // replica it starts shares, on a three-member etcd cluster, beside the fixture world of newEnv
 // (whose own bbolt issuer plays no part), with one key-encryption key, as a deployment gives
-// every replica the same --kek-file. edit may change the replicas' config. The function may be
-// called from any goroutine.
-func replicaStarter(t *testing.T, edit func(*env, *issuer.Config)) (*env, func() (*replica, error)) {
+// every replica the same --kek-file. edit may change the replicas' config, and the function's
+// edits one replica's. The function may be called from any goroutine.
+func replicaStarter(t *testing.T, edit func(*env, *issuer.Config)) (*env, func(...func(*issuer.Config)) (*replica, error)) {
 	t.Helper()
 	e := newEnv(t)
 	c := etcdtest.Start(t, 3)
@@ -65,7 +65,7 @@ func replicaStarter(t *testing.T, edit func(*env, *issuer.Config)) (*env, func()
 		edit(e, &cfg)
 	}
 	cli := c.Client()
-	return e, func() (*replica, error) {
+	return e, func(edits ...func(*issuer.Config)) (*replica, error) {
 		st, err := etcdstore.Open(cli, "/treaty/issuer", issuer.Schema)
 		if err != nil {
 			return nil, err
@@ -77,6 +77,9 @@ func replicaStarter(t *testing.T, edit func(*env, *issuer.Config)) (*env, func()
 		r := &replica{t: t, e: e, clock: &issuertest.Clock{}, stopRelay: sync.OnceFunc(func() { cancel(); <-done })}
 		cfg := cfg
 		cfg.Store, cfg.Relay, cfg.Now = st, relay, r.clock.Now
+		for _, edit := range edits {
+			edit(&cfg)
+		}
 		if r.iss, err = issuer.New(cfg); err != nil {
 			r.stopRelay()
 			st.Close()
@@ -323,5 +326,33 @@ func TestReplicasShareAssertionsAndInventory(t *testing.T) {
 	}
 	if !slices.ContainsFunc(creds, func(c issuer.Credential) bool { return c.ID == out.Credential.ID }) {
 		t.Fatalf("B lists %d credentials without %s, minted through A", len(creds), out.Credential.ID)
+	}
+}
+
+// A replica configured with another issuer identifier (a trailing slash) replaces the shared key
+// with one bound to its identifier; the first replica does not take that key up (its tokens would
+// all be denied as signed by a key of another issuer) but keeps signing with its own, which stays
+// published until its tokens expire, and says what is wrong.
+func TestReplicaOfAnotherIssuer(t *testing.T) {
+	_, start := replicaStarter(t, nil)
+	a, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := issuer.SignerKids(a.iss)
+	b, err := start(func(c *issuer.Config) { c.IssuerURL += "/" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := issuer.SignerKids(b.iss)
+	if other == before {
+		t.Fatalf("the replica of another issuer signs with the first's key %s", before)
+	}
+	time.Sleep(2500 * time.Millisecond) // past the watch and two safety-net resyncs
+	if now, _ := issuer.SignerKids(a.iss); now != before {
+		t.Fatalf("the first replica took up %s, the key of issuer %q (it had %s)", now, b.iss.IssuerURL(), before)
+	}
+	if out := a.issue(); out.Credential.ID == "" {
+		t.Fatal("the first replica stopped issuing")
 	}
 }

@@ -401,8 +401,18 @@ func (i *Issuer) migrateKeys(tx store.Tx, now time.Time) error {
 			}
 		}
 	}
-	if i.kek != nil && string(tx.Get(bucketState, keyKEK)) != i.kek.id {
-		return tx.Put(bucketState, keyKEK, []byte(i.kek.id))
+	if i.kek == nil {
+		return nil
 	}
-	return nil
+	switch stored := string(tx.Get(bucketState, keyKEK)); stored {
+	case i.kek.id:
+		return nil
+	case "":
+		return tx.Put(bucketState, keyKEK, []byte(i.kek.id))
+	default:
+		// Checked before the transaction too (resolveKEK); here for a replica that started on
+		// the same new store at the same moment with another KEK: its id must not replace the
+		// one the keys are sealed with.
+		return wrongKEK(stored, i.kek.id)
+	}
 }

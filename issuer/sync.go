@@ -30,6 +30,13 @@ func (i *Issuer) syncKeys(fresh ...*signer) error {
 	if err != nil {
 		return fmt.Errorf("issuer: load signing keys: %w", err)
 	}
+	if active.Issuer != i.cfg.IssuerURL {
+		// Another replica, configured with another issuer identifier, replaced the key. Tokens
+		// signed with it under this identifier would all be denied (the feed binds the key to
+		// the other): keep the signers this replica has, whose key stays published until its
+		// tokens expire, and say what is wrong.
+		return fmt.Errorf("issuer: the active signing key %s in the shared store is bound to issuer %q, but this replica is configured as %q: give every replica the same --issuer-url", active.Kid, active.Issuer, i.cfg.IssuerURL)
+	}
 	known := append([]*signer{i.active.Load(), i.next.Load()}, fresh...)
 	a, err := i.signerFor(active, known)
 	if err != nil {
@@ -72,7 +79,7 @@ func (i *Issuer) resync() {
 	defer i.rotateMu.Unlock()
 	before := kidOf(i.active.Load()) + " " + kidOf(i.next.Load())
 	if err := i.syncKeys(); err != nil {
-		i.log.Warn("issuer: could not read the signing keys from the store; retrying", "err", err)
+		i.log.Error("issuer: could not take up the signing keys in the store; retrying", "err", err)
 		return
 	}
 	if after := kidOf(i.active.Load()) + " " + kidOf(i.next.Load()); after != before {
