@@ -100,11 +100,19 @@ var Schema = store.Schema{
 	Buckets: []string{bucketIdentities, bucketTokens, bucketRefusals},
 }
 
+// RefusalSchema is the layout of a store that keeps only refusals (Config.Refusals).
+var RefusalSchema = store.Schema{Name: "refusals", Version: 1, Buckets: []string{bucketRefusals}}
+
 // Config configures Access.
 type Config struct {
-	// Store keeps identities and refusals; open it with Schema. Required. Close does not close
-	// it: whoever opened it does.
+	// Store keeps identities and, unless Refusals is set, refusals; open it with Schema.
+	// Required. Close does not close it: whoever opened it does.
 	Store store.Store
+	// Refusals, if set, keeps the refusals instead of Store; open it with RefusalSchema. Where
+	// Store is shared by replicas (etcd), each replica keeps its refusals in a local store: they
+	// are written by callers who failed to authenticate, so a flood of them must not reach the
+	// cluster that holds the revocation log.
+	Refusals store.Store
 	// Logger receives identity changes and warnings (never a token); defaults to slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time for records; defaults to time.Now.
@@ -148,9 +156,10 @@ const InternalName = "treaty-internal"
 
 // Access holds the identities and records refusals.
 type Access struct {
-	st  store.Store
-	log *slog.Logger
-	now func() time.Time
+	st        store.Store
+	refusalSt store.Store // where refusals are kept: st unless Config.Refusals
+	log       *slog.Logger
+	now       func() time.Time
 
 	view atomic.Pointer[view] // what authentication reads; replaced after every write
 
@@ -182,7 +191,10 @@ func Open(cfg Config) (*Access, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &Access{st: cfg.Store, log: cfg.Logger.With("component", "access"), now: cfg.Now}
+	a := &Access{st: cfg.Store, refusalSt: cfg.Refusals, log: cfg.Logger.With("component", "access"), now: cfg.Now}
+	if a.refusalSt == nil {
+		a.refusalSt = cfg.Store
+	}
 	tok, err := NewToken()
 	if err != nil {
 		return nil, err

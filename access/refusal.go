@@ -179,7 +179,7 @@ func (a *Access) storeRefusals(batch []Refusal) {
 			size += len(vals[n])
 			n++
 		}
-		if err := a.st.Update(func(tx store.Tx) error { return appendRefusals(tx, vals[:n]) }); err != nil {
+		if err := a.refusalSt.Update(func(tx store.Tx) error { return appendRefusals(tx, vals[:n]) }); err != nil {
 			a.log.Error("refusals not recorded", "count", n, "err", err)
 		}
 		vals = vals[n:]
@@ -253,7 +253,7 @@ func (a *Access) Refusals(after uint64, limit int) ([]Refusal, error) {
 		return nil, nil
 	}
 	var out []Refusal
-	err := a.st.View(func(tx store.Tx) error {
+	err := a.refusalSt.View(func(tx store.Tx) error {
 		return tx.Scan(bucketRefusals, nil, store.Uint64Key(after+1), func(k, val []byte) (bool, error) {
 			var rec refusalRecord
 			if err := json.Unmarshal(val, &rec); err != nil {

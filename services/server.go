@@ -443,7 +443,14 @@ func (s *Server) openAccess() error {
 	if err != nil {
 		return err
 	}
-	if s.access, err = access.Open(access.Config{Store: st, Logger: s.log}); err != nil {
+	cfg := access.Config{Store: st, Logger: s.log}
+	if s.etcd != nil {
+		// Identities are shared, refusals stay with the replica that refused (access.Config).
+		if cfg.Refusals, err = s.open(access.RefusalSchema.Name, access.RefusalSchema); err != nil {
+			return err
+		}
+	}
+	if s.access, err = access.Open(cfg); err != nil {
 		return err
 	}
 	path := filepath.Join(s.cfg.DataDir, AdminCredentialFile)

@@ -125,9 +125,9 @@ func (s StoreConfig) validate(c Config) error {
 
 // clusterStores are the stores the etcd backend keeps in the cluster; every other store stays a
 // bbolt file in the data folder. The access store's transactions are small (an identity and its
-// token; a refusal batch of at most 512 puts and 1,024 pruned deletions), well within
-// etcdstore.RequiredTxnOps, and each replica follows the others' identity changes through the
-// store's watch (see package access). The notifier's and the SSF transmitter's stay local for
+// token), and each replica follows the others' identity changes through the store's watch (see
+// package access); its refusals stay local (access.RefusalSchema, not listed here), since anyone
+// can cause them. The notifier's and the SSF transmitter's stay local for
 // now: some of their transactions are unbounded (deleting an SSF stream's whole queue) or may
 // pass etcd's --max-txn-ops (pruning 500 notifications with a delivery per webhook each), which
 // the etcd backend refuses whole.
