@@ -94,12 +94,13 @@ func storeHead(t *testing.T, st store.Store) uint64 {
 	return head
 }
 
-// TestReplicasSubscribe: two revoker replicas on one etcd cluster, revocations through both over
-// gRPC; a subscriber of b receives every one, in order, with no gap or duplicate; b is killed
+// TestReplicasSubscribe: two revoker replicas on a three-member etcd cluster, revocations
+// through both over gRPC; a subscriber of b receives every one, in order, with no gap or
+// duplicate; then, with one etcd member stopped, revocations go on through both, b is killed
 // mid-load and its subscriber resumes on a after the last sequence it received, with nothing
 // lost.
 func TestReplicasSubscribe(t *testing.T) {
-	c := etcdtest.Start(t, 1)
+	c := etcdtest.Start(t, 3)
 	a, b := serveReplica(t, c), serveReplica(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -148,7 +149,9 @@ func TestReplicasSubscribe(t *testing.T) {
 		}
 	}
 
-	// b dies mid-load; its subscriber resumes on a.
+	// One etcd member stops: a majority remains, and revocations go on. Then b dies mid-load;
+	// its subscriber resumes on a.
+	c.Stop(0)
 	load(a, "a2", 4, 50, false)
 	load(b, "b2", 4, 500, true)
 	for b.log.Head() < first+50 {
