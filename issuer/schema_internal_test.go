@@ -99,3 +99,66 @@ func TestMigrateMarksWorkloadsLastUsed(t *testing.T) {
 		t.Fatalf("marks after migration: w %v, v %v; want w at %v, v none", w, v, now)
 	}
 }
+
+// A layout-3 store's replay cache is stamped when opened: a live jti stays refused, an expired
+// one is purged as before, and both buckets keep one entry per jti.
+func TestMigrateStampsReplayEntries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "issuer.db")
+	v3 := store.Schema{Name: Schema.Name, Version: 3, Buckets: []string{bucketState, bucketReplay, bucketReplayExp}}
+	old, err := store.OpenBolt(path, v3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	live, expired := scoped("w", []byte("jti-live")), scoped("w", []byte("jti-expired"))
+	err = old.Update(func(tx store.Tx) error {
+		for _, e := range []struct {
+			key []byte
+			exp time.Time
+		}{{live, now.Add(time.Minute)}, {expired, now.Add(-time.Minute)}} {
+			exp := store.Uint64Key(uint64(e.exp.UnixNano()))
+			if err := tx.Put(bucketReplay, e.key, exp); err != nil {
+				return err
+			}
+			if err := tx.Put(bucketReplayExp, append(exp, e.key...), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || old.Close() != nil {
+		t.Fatal(err)
+	}
+	st := storetest.OpenBoltAt(t, path, Schema)
+	count := func() (entries, expiries int) {
+		st.View(func(tx store.Tx) error {
+			tx.Scan(bucketReplay, nil, nil, func(_, _ []byte) (bool, error) { entries++; return true, nil })
+			return tx.Scan(bucketReplayExp, nil, nil, func(_, _ []byte) (bool, error) { expiries++; return true, nil })
+		})
+		return entries, expiries
+	}
+	if n, x := count(); n != 2 || x != 2 {
+		t.Fatalf("after migration: %d entries, %d expiries; want 2, 2", n, x)
+	}
+	used := fail.Unauthenticatedf("already used")
+	for _, c := range []struct {
+		key  []byte
+		want error
+	}{{live, used}, {expired, nil}} {
+		err := st.Update(func(tx store.Tx) error { return putReplay(tx, c.key, now.Add(time.Hour), now, used) })
+		if err != c.want {
+			t.Errorf("putReplay(%q) after migration = %v, want %v", c.key, err, c.want)
+		}
+	}
+	// The expired entry was replaced, its old expiry entry deleted with it.
+	if n, x := count(); n != 2 || x != 2 {
+		t.Fatalf("after reuse: %d entries, %d expiries; want 2, 2", n, x)
+	}
+	// Past the live entry's expiry, the next entry purges it.
+	err = st.Update(func(tx store.Tx) error {
+		return putReplay(tx, scoped("w", []byte("jti-next")), now.Add(3*time.Hour), now.Add(2*time.Minute), used)
+	})
+	if n, x := count(); err != nil || n != 2 || x != 2 {
+		t.Fatalf("after purge: %d entries, %d expiries (%v); want 2, 2", n, x, err)
+	}
+}
