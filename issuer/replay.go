@@ -135,9 +135,26 @@ func purgeReplay(tx store.Tx, now time.Time) error {
 		if err := tx.Delete(bucketReplayExp, k); err != nil {
 			return err
 		}
-		if err := tx.Delete(bucketReplay, k[replayStampLen:]); err != nil {
-			return err
+		if key := indexedReplayKey(tx, k); key != nil {
+			if err := tx.Delete(bucketReplay, key); err != nil {
+				return err
+			}
 		}
+	}
+	return nil
+}
+
+// indexedReplayKey returns the key of the bucketReplay entry an expiry index key names, or nil if
+// there is none. A layout-4 index key is stamp key; a layout-3 one, expiry key (written by a
+// replica not yet upgraded that shares an etcd store with this one). An entry is only deleted if
+// its own stamp (or expiry) is the index key's: a key cut at the wrong length never removes
+// another entry, which would let its jti be used again.
+func indexedReplayKey(tx store.Tx, k []byte) []byte {
+	if key := k[replayStampLen:]; bytes.Equal(tx.Get(bucketReplay, key), k[:replayStampLen]) {
+		return key
+	}
+	if key := k[8:]; bytes.Equal(tx.Get(bucketReplay, key), k[:8]) {
+		return key
 	}
 	return nil
 }

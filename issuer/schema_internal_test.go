@@ -162,3 +162,42 @@ func TestMigrateStampsReplayEntries(t *testing.T) {
 		t.Fatalf("after purge: %d entries, %d expiries (%v); want 2, 2", n, x, err)
 	}
 }
+
+// An expired layout-3 entry (written by a replica not yet upgraded that shares the store) is
+// purged whole, and a purge never deletes an entry its index key does not name.
+func TestPurgeLayout3Entries(t *testing.T) {
+	st := storetest.OpenBolt(t, Schema)
+	now := time.Now()
+	old := scoped("w", []byte("jti-old"))
+	// live's key is old's index key cut as a layout-4 one would be: it must survive old's purge.
+	oldIndex := append(store.Uint64Key(uint64(now.Add(-time.Minute).UnixNano())), old...)
+	live := oldIndex[replayStampLen:]
+	used := fail.Unauthenticatedf("already used")
+	err := st.Update(func(tx store.Tx) error {
+		if err := tx.Put(bucketReplay, old, oldIndex[:8]); err != nil {
+			return err
+		}
+		if err := tx.Put(bucketReplayExp, oldIndex, nil); err != nil {
+			return err
+		}
+		return putReplay(tx, live, now.Add(time.Hour), now.Add(-2*time.Minute), used)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(func(tx store.Tx) error {
+		return putReplay(tx, scoped("w", []byte("jti-next")), now.Add(time.Hour), now, used)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.View(func(tx store.Tx) error {
+		if tx.Get(bucketReplay, old) != nil || tx.Get(bucketReplayExp, oldIndex) != nil {
+			t.Error("the expired layout-3 entry was not purged whole")
+		}
+		if tx.Get(bucketReplay, live) == nil {
+			t.Error("purging the layout-3 entry deleted another, live one")
+		}
+		return nil
+	})
+}
