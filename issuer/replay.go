@@ -14,9 +14,9 @@ import (
 // housekeeping is spread over requests and never stalls one.
 const purgeBatch = 128
 
-// replayStampLen is the length of a replay entry's stamp: its expiry and the time it was
-// recorded (see putReplay).
-const replayStampLen = 16
+// replayIndexLen is the length of the prefix of a key of the replay cache's expiry index: the
+// entry's expiry and the time it was recorded (see putReplay).
+const replayIndexLen = 16
 
 // replayClaim is a verified client assertion's jti, to be recorded in the replay cache in the
 // transaction that records the credential it buys (see record), or on its own if issuance is
@@ -37,7 +37,7 @@ func (i *Issuer) seen(c *replayClaim, now time.Time) error {
 	var used bool
 	err := i.cfg.Store.View(func(tx store.Tx) error {
 		old := tx.Get(bucketReplay, scoped(c.workload, []byte(c.jti)))
-		used = old != nil && replayExpiry(old) > now.UnixNano()
+		used = old != nil && int64(store.KeyUint64(old)) > now.UnixNano()
 		return nil
 	})
 	switch {
@@ -84,37 +84,29 @@ func (i *Issuer) consumeOnce(key []byte, expires, now time.Time) error {
 }
 
 // putReplay records key in the replay cache until expires, or returns used if key is there
-// already and live, and purges expired entries. An entry is two writes: key -> stamp in
-// bucketReplay, for the lookup, and stamp key -> empty in bucketReplayExp, for the purge, where
-// stamp is the expiry then the time of recording (unix nanos, 8 bytes each). The time of
-// recording keeps the expiry index's inserts local: keys arrive in time order among the few
-// expiries live at once, so a batch's entries land on a page or two of the index instead of one
-// random page each (its lookups use the key alone, whose place in bucketReplay is random anyway).
+// already and live, and purges expired entries. An entry is two writes: key -> expiry in
+// bucketReplay, for the lookup, and expiry, time recorded, key -> empty in bucketReplayExp, for
+// the purge (unix nanos, 8 bytes each). The time of recording keeps the expiry index's inserts
+// local: keys arrive in time order among the few expiries live at once (assertions expire on
+// whole seconds), so a batch's entries land on a page or two of the index instead of one random
+// page each; the lookups use the key alone, whose place in bucketReplay is random anyway.
+//
+// A key reused after its entry expired leaves the old index entry behind, already expired: the
+// purge (next, in this very transaction) drops it, and the new entry with it only if its expiry
+// were the old one's, which it is not (see indexedReplayKeys).
 func putReplay(tx store.Tx, key []byte, expires, now time.Time, used error) error {
-	if old := tx.Get(bucketReplay, key); old != nil {
-		if replayExpiry(old) > now.UnixNano() {
-			return used
-		}
-		if err := tx.Delete(bucketReplayExp, append(old, key...)); err != nil {
-			return err
-		}
+	if old := tx.Get(bucketReplay, key); old != nil && int64(store.KeyUint64(old)) > now.UnixNano() {
+		return used
 	}
-	stamp := binary.BigEndian.AppendUint64(store.Uint64Key(uint64(expires.UnixNano())), uint64(now.UnixNano()))
-	if err := tx.Put(bucketReplay, key, stamp); err != nil {
+	exp := store.Uint64Key(uint64(expires.UnixNano()))
+	if err := tx.Put(bucketReplay, key, exp); err != nil {
 		return err
 	}
-	if err := tx.Put(bucketReplayExp, append(stamp, key...), nil); err != nil {
+	index := binary.BigEndian.AppendUint64(bytes.Clone(exp), uint64(now.UnixNano()))
+	if err := tx.Put(bucketReplayExp, append(index, key...), nil); err != nil {
 		return err
 	}
 	return purgeReplay(tx, now)
-}
-
-// replayExpiry returns the expiry (unix nanos) of a bucketReplay entry's stamp.
-func replayExpiry(stamp []byte) int64 {
-	if len(stamp) < 8 {
-		return 0
-	}
-	return int64(binary.BigEndian.Uint64(stamp))
 }
 
 // purgeReplay deletes up to purgeBatch replay entries that expired before now.
@@ -122,7 +114,7 @@ func purgeReplay(tx store.Tx, now time.Time) error {
 	limit := store.Uint64Key(uint64(now.UnixNano()))
 	var expired [][]byte
 	err := tx.Scan(bucketReplayExp, nil, nil, func(k, _ []byte) (bool, error) {
-		if len(k) < replayStampLen || bytes.Compare(k[:8], limit) >= 0 {
+		if len(k) < 8 || bytes.Compare(k[:8], limit) >= 0 {
 			return false, nil
 		}
 		expired = append(expired, bytes.Clone(k))
@@ -135,7 +127,7 @@ func purgeReplay(tx store.Tx, now time.Time) error {
 		if err := tx.Delete(bucketReplayExp, k); err != nil {
 			return err
 		}
-		if key := indexedReplayKey(tx, k); key != nil {
+		for _, key := range indexedReplayKeys(tx, k) {
 			if err := tx.Delete(bucketReplay, key); err != nil {
 				return err
 			}
@@ -144,17 +136,17 @@ func purgeReplay(tx store.Tx, now time.Time) error {
 	return nil
 }
 
-// indexedReplayKey returns the key of the bucketReplay entry an expiry index key names, or nil if
-// there is none. A layout-4 index key is stamp key; a layout-3 one, expiry key (written by a
-// replica not yet upgraded that shares an etcd store with this one). An entry is only deleted if
-// its own stamp (or expiry) is the index key's: a key cut at the wrong length never removes
-// another entry, which would let its jti be used again.
-func indexedReplayKey(tx store.Tx, k []byte) []byte {
-	if key := k[replayStampLen:]; bytes.Equal(tx.Get(bucketReplay, key), k[:replayStampLen]) {
-		return key
+// indexedReplayKeys returns the keys of the bucketReplay entries an expired expiry index key k
+// may name: its layout-4 reading (expiry, time recorded, key) and its layout-3 one (expiry, key;
+// written by a replica not yet upgraded that shares an etcd store with this one), each only if
+// that entry's expiry is k's. An entry is thus never deleted before it expires, whichever way a
+// key is cut: a purge cannot let a live jti be used again.
+func indexedReplayKeys(tx store.Tx, k []byte) [][]byte {
+	var keys [][]byte
+	for _, at := range []int{replayIndexLen, 8} {
+		if len(k) > at && bytes.Equal(tx.Get(bucketReplay, k[at:]), k[:8]) {
+			keys = append(keys, k[at:])
+		}
 	}
-	if key := k[8:]; bytes.Equal(tx.Get(bucketReplay, key), k[:8]) {
-		return key
-	}
-	return nil
+	return keys
 }

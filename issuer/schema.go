@@ -23,8 +23,8 @@ const (
 	bucketByInteg    = "credentials_by_integration" // integration NUL ^n -> jti (layout 2)
 	bucketLastSeen   = "credentials_last_seen"      // jti -> unix nanos, as PDPs report it
 	bucketRevoked    = "credentials_revoked"        // jti -> feed sequence of its revocation (revoked.go)
-	bucketReplay     = "replay"                     // workload NUL jti -> stamp: expiry, time recorded (unix nanos; layout 4)
-	bucketReplayExp  = "replay_expiry"              // stamp workload NUL jti -> empty (replay.go putReplay)
+	bucketReplay     = "replay"                     // workload NUL jti -> expiry (unix nanos)
+	bucketReplayExp  = "replay_expiry"              // expiry, time recorded (unix nanos; layout 4), workload NUL jti -> empty
 	// bucketWorkloadLastUsed (lastused.go): workload id -> unix nanos, the latest last seen of its credentials.
 )
 
@@ -43,9 +43,11 @@ var (
 //
 // Layout 3 added the workloads' last-used marks, set at open from the last-seen times on record.
 //
-// Layout 4 stamps replay entries with the time they were recorded beside their expiry, and keys
-// the expiry index by both, so that its inserts are local (see putReplay); entries already on
-// record are stamped as recorded at time zero.
+// Layout 4 keys the replay cache's expiry index by the time an entry was recorded after its
+// expiry, so that its inserts are local (see putReplay); index entries already on record are
+// rewritten as recorded at time zero. The entries themselves (key -> expiry) are unchanged, so a
+// replica not yet upgraded that shares an etcd store still refuses every jti recorded by an
+// upgraded one, and the other way round.
 var Schema = store.Schema{
 	Name:    "issuer",
 	Version: 4,
@@ -57,10 +59,10 @@ var Schema = store.Schema{
 	Migrations: map[uint64]func(store.Tx) error{1: indexIntegrations, 2: markWorkloadsLastUsed, 3: stampReplayEntries},
 }
 
-// stampReplayEntries rewrites the replay cache of layout 3 (key -> expiry, expiry key -> empty)
-// into layout 4's (key -> stamp, stamp key -> empty), with zero as the time recorded.
+// stampReplayEntries rewrites the replay cache's expiry index of layout 3 (expiry, key -> empty)
+// into layout 4's (expiry, time recorded, key -> empty), with zero as the time recorded.
 func stampReplayEntries(tx store.Tx) error {
-	var keys [][]byte // layout 3's expiry index keys: expiry (8 bytes) then the entry's key
+	var keys [][]byte
 	err := tx.Scan(bucketReplayExp, nil, nil, func(k, _ []byte) (bool, error) {
 		if len(k) < 8 {
 			return false, fmt.Errorf("replay expiry entry %x is shorter than 8 bytes", k)
@@ -71,15 +73,12 @@ func stampReplayEntries(tx store.Tx) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.Clear(bucketReplayExp); err != nil {
-		return err
-	}
 	for _, k := range keys {
-		stamp := append(bytes.Clone(k[:8]), make([]byte, 8)...)
-		if err := tx.Put(bucketReplay, k[8:], stamp); err != nil {
+		if err := tx.Delete(bucketReplayExp, k); err != nil {
 			return err
 		}
-		if err := tx.Put(bucketReplayExp, append(stamp, k[8:]...), nil); err != nil {
+		index := append(append(bytes.Clone(k[:8]), make([]byte, 8)...), k[8:]...)
+		if err := tx.Put(bucketReplayExp, index, nil); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"bytes"
 	"path/filepath"
 	"testing"
 	"time"
@@ -140,6 +141,14 @@ func TestMigrateStampsReplayEntries(t *testing.T) {
 	if n, x := count(); n != 2 || x != 2 {
 		t.Fatalf("after migration: %d entries, %d expiries; want 2, 2", n, x)
 	}
+	st.View(func(tx store.Tx) error {
+		exp := tx.Get(bucketReplay, live)
+		index := append(append(bytes.Clone(exp), make([]byte, 8)...), live...)
+		if len(exp) != 8 || tx.Get(bucketReplayExp, index) == nil {
+			t.Errorf("after migration the live entry's index key is not its expiry, zero, its key")
+		}
+		return nil
+	})
 	used := fail.Unauthenticatedf("already used")
 	for _, c := range []struct {
 		key  []byte
@@ -150,7 +159,8 @@ func TestMigrateStampsReplayEntries(t *testing.T) {
 			t.Errorf("putReplay(%q) after migration = %v, want %v", c.key, err, c.want)
 		}
 	}
-	// The expired entry was replaced, its old expiry entry deleted with it.
+	// The expired entry was replaced; its old index entry, expired, was purged in the same
+	// transaction, without the new entry.
 	if n, x := count(); n != 2 || x != 2 {
 		t.Fatalf("after reuse: %d entries, %d expiries; want 2, 2", n, x)
 	}
@@ -171,7 +181,7 @@ func TestPurgeLayout3Entries(t *testing.T) {
 	old := scoped("w", []byte("jti-old"))
 	// live's key is old's index key cut as a layout-4 one would be: it must survive old's purge.
 	oldIndex := append(store.Uint64Key(uint64(now.Add(-time.Minute).UnixNano())), old...)
-	live := oldIndex[replayStampLen:]
+	live := oldIndex[replayIndexLen:]
 	used := fail.Unauthenticatedf("already used")
 	err := st.Update(func(tx store.Tx) error {
 		if err := tx.Put(bucketReplay, old, oldIndex[:8]); err != nil {
@@ -197,6 +207,11 @@ func TestPurgeLayout3Entries(t *testing.T) {
 		}
 		if tx.Get(bucketReplay, live) == nil {
 			t.Error("purging the layout-3 entry deleted another, live one")
+		}
+		// Entries stay as layout 3 wrote them (key -> expiry), so a replica not yet upgraded
+		// reads what an upgraded one records.
+		if exp := tx.Get(bucketReplay, live); store.KeyUint64(exp) != uint64(now.Add(time.Hour).UnixNano()) {
+			t.Errorf("entry = %x, want the expiry alone", exp)
 		}
 		return nil
 	})
