@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -148,10 +149,13 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (Issued, error) {
 		i.log.Info("issuer: issuance refused", "workload", w.ID, "err", err)
 		return Issued{}, err
 	}
-	c := out.Credential
-	i.log.Info("issuer: credential issued", "jti", c.ID, "workload", c.WorkloadID, "partner", c.PartnerID,
-		"integration", c.IntegrationID, "scopes", c.Scopes, "audience", c.Audience,
-		"expire_time", c.ExpireTime, "kid", c.Kid, "sequence", c.Sequence, "auth_method", c.AuthMethod, "binding", c.Binding)
+	// The record's dozen fields are boxed for the logger only if it keeps info: with
+	// --log-level warn they would be garbage made on every issuance.
+	if c := out.Credential; i.log.Enabled(ctx, slog.LevelInfo) {
+		i.log.Info("issuer: credential issued", "jti", c.ID, "workload", c.WorkloadID, "partner", c.PartnerID,
+			"integration", c.IntegrationID, "scopes", c.Scopes, "audience", c.Audience,
+			"expire_time", c.ExpireTime, "kid", c.Kid, "sequence", c.Sequence, "auth_method", c.AuthMethod, "binding", c.Binding)
+	}
 	return out, nil
 }
 

@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -12,6 +13,10 @@ import (
 // purgeBatch bounds how many expired replay entries one assertion clears, so the cost of
 // housekeeping is spread over requests and never stalls one.
 const purgeBatch = 128
+
+// replayIndexLen is the length of the prefix of a key of the replay cache's expiry index: the
+// entry's expiry and the time it was recorded (see putReplay).
+const replayIndexLen = 16
 
 // replayClaim is a verified client assertion's jti, to be recorded in the replay cache in the
 // transaction that records the credential it buys (see record), or on its own if issuance is
@@ -48,23 +53,7 @@ func (i *Issuer) seen(c *replayClaim, now time.Time) error {
 // while its entry is live. Expired entries are purged on the way. It only reads and writes tx,
 // so it may run again when its batch is retried.
 func (c *replayClaim) take(tx store.Tx, now time.Time) error {
-	key := scoped(c.workload, []byte(c.jti))
-	if old := tx.Get(bucketReplay, key); old != nil {
-		if int64(store.KeyUint64(old)) > now.UnixNano() {
-			return errReplayed
-		}
-		if err := tx.Delete(bucketReplayExp, append(old, key...)); err != nil {
-			return err
-		}
-	}
-	exp := store.Uint64Key(uint64(c.expires.UnixNano()))
-	if err := tx.Put(bucketReplay, key, exp); err != nil {
-		return err
-	}
-	if err := tx.Put(bucketReplayExp, append(exp, key...), nil); err != nil {
-		return err
-	}
-	return purgeReplay(tx, now)
+	return putReplay(tx, scoped(c.workload, []byte(c.jti)), c.expires, now, errReplayed)
 }
 
 // consume records the claim on its own, durably, for an assertion whose issuance was refused:
@@ -86,27 +75,38 @@ func (i *Issuer) consume(c *replayClaim) {
 // The transaction is a store.Batch shared with concurrent issuances: fn only reads and writes tx.
 func (i *Issuer) consumeOnce(key []byte, expires, now time.Time) error {
 	err := i.cfg.Store.Batch(func(tx store.Tx) error {
-		if old := tx.Get(bucketReplay, key); old != nil {
-			if int64(store.KeyUint64(old)) > now.UnixNano() {
-				return fail.Unauthenticatedf("already used")
-			}
-			if err := tx.Delete(bucketReplayExp, append(old, key...)); err != nil {
-				return err
-			}
-		}
-		exp := store.Uint64Key(uint64(expires.UnixNano()))
-		if err := tx.Put(bucketReplay, key, exp); err != nil {
-			return err
-		}
-		if err := tx.Put(bucketReplayExp, append(exp, key...), nil); err != nil {
-			return err
-		}
-		return purgeReplay(tx, now)
+		return putReplay(tx, key, expires, now, fail.Unauthenticatedf("already used"))
 	})
 	if err != nil && fail.KindOf(err) == fail.Internal {
 		return fmt.Errorf("issuer: record a single-use id in the replay cache: %w", err)
 	}
 	return err
+}
+
+// putReplay records key in the replay cache until expires, or returns used if key is there
+// already and live, and purges expired entries. An entry is two writes: key -> expiry in
+// bucketReplay, for the lookup, and expiry, time recorded, key -> empty in bucketReplayExp, for
+// the purge (unix nanos, 8 bytes each). The time of recording keeps the expiry index's inserts
+// local: keys arrive in time order among the few expiries live at once (assertions expire on
+// whole seconds), so a batch's entries land on a page or two of the index instead of one random
+// page each; the lookups use the key alone, whose place in bucketReplay is random anyway.
+//
+// A key reused after its entry expired leaves the old index entry behind, already expired: the
+// purge (next, in this very transaction) drops it, and the new entry with it only if its expiry
+// were the old one's, which it is not (see indexedReplayKeys).
+func putReplay(tx store.Tx, key []byte, expires, now time.Time, used error) error {
+	if old := tx.Get(bucketReplay, key); old != nil && int64(store.KeyUint64(old)) > now.UnixNano() {
+		return used
+	}
+	exp := store.Uint64Key(uint64(expires.UnixNano()))
+	if err := tx.Put(bucketReplay, key, exp); err != nil {
+		return err
+	}
+	index := binary.BigEndian.AppendUint64(bytes.Clone(exp), uint64(now.UnixNano()))
+	if err := tx.Put(bucketReplayExp, append(index, key...), nil); err != nil {
+		return err
+	}
+	return purgeReplay(tx, now)
 }
 
 // purgeReplay deletes up to purgeBatch replay entries that expired before now.
@@ -127,9 +127,26 @@ func purgeReplay(tx store.Tx, now time.Time) error {
 		if err := tx.Delete(bucketReplayExp, k); err != nil {
 			return err
 		}
-		if err := tx.Delete(bucketReplay, k[8:]); err != nil {
-			return err
+		for _, key := range indexedReplayKeys(tx, k) {
+			if err := tx.Delete(bucketReplay, key); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// indexedReplayKeys returns the keys of the bucketReplay entries an expired expiry index key k
+// may name: its layout-4 reading (expiry, time recorded, key) and its layout-3 one (expiry, key;
+// written by a replica not yet upgraded that shares an etcd store with this one), each only if
+// that entry's expiry is k's. An entry is thus never deleted before it expires, whichever way a
+// key is cut: a purge cannot let a live jti be used again.
+func indexedReplayKeys(tx store.Tx, k []byte) [][]byte {
+	var keys [][]byte
+	for _, at := range []int{replayIndexLen, 8} {
+		if len(k) > at && bytes.Equal(tx.Get(bucketReplay, k[at:]), k[:8]) {
+			keys = append(keys, k[at:])
+		}
+	}
+	return keys
 }

@@ -24,7 +24,7 @@ const (
 	bucketLastSeen   = "credentials_last_seen"      // jti -> unix nanos, as PDPs report it
 	bucketRevoked    = "credentials_revoked"        // jti -> feed sequence of its revocation (revoked.go)
 	bucketReplay     = "replay"                     // workload NUL jti -> expiry (unix nanos)
-	bucketReplayExp  = "replay_expiry"              // expiry (unix nanos) workload NUL jti -> empty
+	bucketReplayExp  = "replay_expiry"              // expiry, time recorded (unix nanos; layout 4), workload NUL jti -> empty
 	// bucketWorkloadLastUsed (lastused.go): workload id -> unix nanos, the latest last seen of its credentials.
 )
 
@@ -42,15 +42,47 @@ var (
 // fills them from the feed's snapshot whenever it starts following the feed.
 //
 // Layout 3 added the workloads' last-used marks, set at open from the last-seen times on record.
+//
+// Layout 4 keys the replay cache's expiry index by the time an entry was recorded after its
+// expiry, so that its inserts are local (see putReplay); index entries already on record are
+// rewritten as recorded at time zero. The entries themselves (key -> expiry) are unchanged, so a
+// replica not yet upgraded that shares an etcd store still refuses every jti recorded by an
+// upgraded one, and the other way round.
 var Schema = store.Schema{
 	Name:    "issuer",
-	Version: 3,
+	Version: 4,
 	Buckets: []string{
 		bucketState, bucketKeys, bucketCreds, bucketByOrder, bucketByPartner, bucketByWorkload,
 		bucketByInteg, bucketLastSeen, bucketReplay, bucketReplayExp, outbox.Bucket, bucketRevoked,
 		bucketWorkloadLastUsed,
 	},
-	Migrations: map[uint64]func(store.Tx) error{1: indexIntegrations, 2: markWorkloadsLastUsed},
+	Migrations: map[uint64]func(store.Tx) error{1: indexIntegrations, 2: markWorkloadsLastUsed, 3: stampReplayEntries},
+}
+
+// stampReplayEntries rewrites the replay cache's expiry index of layout 3 (expiry, key -> empty)
+// into layout 4's (expiry, time recorded, key -> empty), with zero as the time recorded.
+func stampReplayEntries(tx store.Tx) error {
+	var keys [][]byte
+	err := tx.Scan(bucketReplayExp, nil, nil, func(k, _ []byte) (bool, error) {
+		if len(k) < 8 {
+			return false, fmt.Errorf("replay expiry entry %x is shorter than 8 bytes", k)
+		}
+		keys = append(keys, bytes.Clone(k))
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := tx.Delete(bucketReplayExp, k); err != nil {
+			return err
+		}
+		index := append(append(bytes.Clone(k[:8]), make([]byte, 8)...), k[8:]...)
+		if err := tx.Put(bucketReplayExp, index, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // indexIntegrations builds the integration index from the inventory's records.

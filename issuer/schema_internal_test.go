@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"bytes"
 	"path/filepath"
 	"testing"
 	"time"
@@ -98,4 +99,120 @@ func TestMigrateMarksWorkloadsLastUsed(t *testing.T) {
 	if !w.Equal(now) || !v.IsZero() {
 		t.Fatalf("marks after migration: w %v, v %v; want w at %v, v none", w, v, now)
 	}
+}
+
+// A layout-3 store's replay cache is stamped when opened: a live jti stays refused, an expired
+// one is purged as before, and both buckets keep one entry per jti.
+func TestMigrateStampsReplayEntries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "issuer.db")
+	v3 := store.Schema{Name: Schema.Name, Version: 3, Buckets: []string{bucketState, bucketReplay, bucketReplayExp}}
+	old, err := store.OpenBolt(path, v3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	live, expired := scoped("w", []byte("jti-live")), scoped("w", []byte("jti-expired"))
+	err = old.Update(func(tx store.Tx) error {
+		for _, e := range []struct {
+			key []byte
+			exp time.Time
+		}{{live, now.Add(time.Minute)}, {expired, now.Add(-time.Minute)}} {
+			exp := store.Uint64Key(uint64(e.exp.UnixNano()))
+			if err := tx.Put(bucketReplay, e.key, exp); err != nil {
+				return err
+			}
+			if err := tx.Put(bucketReplayExp, append(exp, e.key...), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || old.Close() != nil {
+		t.Fatal(err)
+	}
+	st := storetest.OpenBoltAt(t, path, Schema)
+	count := func() (entries, expiries int) {
+		st.View(func(tx store.Tx) error {
+			tx.Scan(bucketReplay, nil, nil, func(_, _ []byte) (bool, error) { entries++; return true, nil })
+			return tx.Scan(bucketReplayExp, nil, nil, func(_, _ []byte) (bool, error) { expiries++; return true, nil })
+		})
+		return entries, expiries
+	}
+	if n, x := count(); n != 2 || x != 2 {
+		t.Fatalf("after migration: %d entries, %d expiries; want 2, 2", n, x)
+	}
+	st.View(func(tx store.Tx) error {
+		exp := tx.Get(bucketReplay, live)
+		index := append(append(bytes.Clone(exp), make([]byte, 8)...), live...)
+		if len(exp) != 8 || tx.Get(bucketReplayExp, index) == nil {
+			t.Errorf("after migration the live entry's index key is not its expiry, zero, its key")
+		}
+		return nil
+	})
+	used := fail.Unauthenticatedf("already used")
+	for _, c := range []struct {
+		key  []byte
+		want error
+	}{{live, used}, {expired, nil}} {
+		err := st.Update(func(tx store.Tx) error { return putReplay(tx, c.key, now.Add(time.Hour), now, used) })
+		if err != c.want {
+			t.Errorf("putReplay(%q) after migration = %v, want %v", c.key, err, c.want)
+		}
+	}
+	// The expired entry was replaced; its old index entry, expired, was purged in the same
+	// transaction, without the new entry.
+	if n, x := count(); n != 2 || x != 2 {
+		t.Fatalf("after reuse: %d entries, %d expiries; want 2, 2", n, x)
+	}
+	// Past the live entry's expiry, the next entry purges it.
+	err = st.Update(func(tx store.Tx) error {
+		return putReplay(tx, scoped("w", []byte("jti-next")), now.Add(3*time.Hour), now.Add(2*time.Minute), used)
+	})
+	if n, x := count(); err != nil || n != 2 || x != 2 {
+		t.Fatalf("after purge: %d entries, %d expiries (%v); want 2, 2", n, x, err)
+	}
+}
+
+// An expired layout-3 entry (written by a replica not yet upgraded that shares the store) is
+// purged whole, and a purge never deletes an entry its index key does not name.
+func TestPurgeLayout3Entries(t *testing.T) {
+	st := storetest.OpenBolt(t, Schema)
+	now := time.Now()
+	old := scoped("w", []byte("jti-old"))
+	// live's key is old's index key cut as a layout-4 one would be: it must survive old's purge.
+	oldIndex := append(store.Uint64Key(uint64(now.Add(-time.Minute).UnixNano())), old...)
+	live := oldIndex[replayIndexLen:]
+	used := fail.Unauthenticatedf("already used")
+	err := st.Update(func(tx store.Tx) error {
+		if err := tx.Put(bucketReplay, old, oldIndex[:8]); err != nil {
+			return err
+		}
+		if err := tx.Put(bucketReplayExp, oldIndex, nil); err != nil {
+			return err
+		}
+		return putReplay(tx, live, now.Add(time.Hour), now.Add(-2*time.Minute), used)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(func(tx store.Tx) error {
+		return putReplay(tx, scoped("w", []byte("jti-next")), now.Add(time.Hour), now, used)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.View(func(tx store.Tx) error {
+		if tx.Get(bucketReplay, old) != nil || tx.Get(bucketReplayExp, oldIndex) != nil {
+			t.Error("the expired layout-3 entry was not purged whole")
+		}
+		if tx.Get(bucketReplay, live) == nil {
+			t.Error("purging the layout-3 entry deleted another, live one")
+		}
+		// Entries stay as layout 3 wrote them (key -> expiry), so a replica not yet upgraded
+		// reads what an upgraded one records.
+		if exp := tx.Get(bucketReplay, live); store.KeyUint64(exp) != uint64(now.Add(time.Hour).UnixNano()) {
+			t.Errorf("entry = %x, want the expiry alone", exp)
+		}
+		return nil
+	})
 }

@@ -661,6 +661,14 @@ func (s *Server) HTTPAddr() string {
 	return s.httpLis.Addr().String()
 }
 
+// streamWorkers is how many goroutines the gRPC server keeps to run calls on. Without them every
+// call runs on a new goroutine, whose small stack grows (and is copied) several times over an
+// issuance's deep call chain: 4-5% of the server's CPU at 32 concurrent issuing clients. A worker
+// keeps its grown stack (gRPC replaces it every 65,536 calls); a call arriving while all workers
+// are busy (a subscriber's stream holds one for as long as it lasts) gets its own goroutine as
+// before.
+const streamWorkers = 64
+
 // newGRPCServer builds the server with Treaty's interceptor chain. The order is deliberate:
 // recovery outermost, so a panic anywhere (including in logging) becomes INTERNAL; then the
 // request id, so that everything after it (and the response header) has it; then metrics (when
@@ -695,6 +703,7 @@ func newGRPCServer(log *slog.Logger, m *metrics.Registry, guards []guard, opts .
 	}
 	stream = append(stream, streamDeadlines(StreamSetupTimeout))
 	return grpc.NewServer(append(opts,
+		grpc.NumStreamWorkers(streamWorkers),
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.ChainUnaryInterceptor(unary...),

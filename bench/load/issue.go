@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -57,7 +58,7 @@ func issue(args []string) error {
 
 	fmt.Printf("server %s, issuer %s, %d workloads, private_key_jwt (EdDSA assertions), %v per phase, median of %d rounds\n",
 		*addr, desc.GetIssuer(), len(keys), *duration, *rounds)
-	fmt.Printf("%-7s %4s %10s %10s %10s %12s %8s %12s\n", "call", "c", "calls", "p50", "p99", "calls/s", "errors", "server-cpu")
+	fmt.Printf("%-7s %4s %10s %10s %10s %12s %8s %12s %12s\n", "call", "c", "calls", "p50", "p99", "calls/s", "errors", "server-cpu", "client-cpu")
 	var firstErr atomic.Pointer[error]
 	for _, cs := range strings.Split(*conc, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(cs))
@@ -89,15 +90,15 @@ func issue(args []string) error {
 					measure(call, c, d)
 					continue
 				}
-				before := processCPU(*serverPID)
+				before, self := processCPU(*serverPID), processCPU(os.Getpid())
 				r := measure(call, c, d)
-				r.serverCPU = processCPU(*serverPID) - before
+				r.serverCPU, r.clientCPU = processCPU(*serverPID)-before, processCPU(os.Getpid())-self
 				r.name, r.concurrency = "issue", c
 				rs = append(rs, r)
 			}
 		}
 		r := median(rs)
-		fmt.Printf("%-7s %4d %10d %10v %10v %12.0f %8d %12v\n", r.name, r.concurrency, r.calls, r.p50, r.p99, r.throughput(), r.errors, r.cpuPerCall())
+		fmt.Printf("%-7s %4d %10d %10v %10v %12.0f %8d %12v %12v\n", r.name, r.concurrency, r.calls, r.p50, r.p99, r.throughput(), r.errors, r.cpuPerCall(), r.clientCPUPerCall())
 	}
 	if e := firstErr.Load(); e != nil {
 		fmt.Printf("first error: %v\n", *e)

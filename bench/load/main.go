@@ -64,6 +64,7 @@ type result struct {
 	elapsed     time.Duration
 	p50, p99    time.Duration
 	serverCPU   time.Duration // the server's CPU time over the phase, with -server-pid
+	clientCPU   time.Duration // this process's CPU time over the phase (issue mode)
 }
 
 // cpuPerCall is the server's CPU time per call.
@@ -72,6 +73,15 @@ func (r result) cpuPerCall() time.Duration {
 		return 0
 	}
 	return r.serverCPU / time.Duration(r.calls)
+}
+
+// clientCPUPerCall is this client's CPU time per call: on a machine the client shares with the
+// server, what it takes is not the server's.
+func (r result) clientCPUPerCall() time.Duration {
+	if r.calls == 0 {
+		return 0
+	}
+	return r.clientCPU / time.Duration(r.calls)
 }
 
 func (r result) throughput() float64 { return float64(r.calls) / r.elapsed.Seconds() }
