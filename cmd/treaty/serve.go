@@ -42,10 +42,11 @@ creates the identity admin and writes its token to DATA/admin.credential (mode 0
 		Args: args(0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if os.Getenv("GOGC") == "" {
-				// The server's live heap is small (the enforcement state, caches) and its
-				// garbage is per request, so collecting at twice the live heap, not Go's
-				// default of once more, halves collections for a few MiB more: about 10% of
-				// the CPU of an issuance (BENCHMARKS.md, issue 5). GOGC overrides it.
+				// The server's garbage is per request, so letting the heap grow to three
+				// times the live heap (the enforcement state, caches) before collecting,
+				// not Go's default of twice, halves the collections at the cost of one more
+				// live heap of memory: 0.82x the server CPU of an issuance (BENCHMARKS.md,
+				// issue 5). GOGC (or GOMEMLIMIT) overrides it.
 				debug.SetGCPercent(defaultGCPercent)
 			}
 			var level slog.Level
