@@ -46,7 +46,7 @@ creates the identity admin and writes its token to DATA/admin.credential (mode 0
 				// times the live heap (the enforcement state, caches) before collecting,
 				// not Go's default of twice, halves the collections at the cost of one more
 				// live heap of memory: 0.82x the server CPU of an issuance (BENCHMARKS.md,
-				// issue 5). GOGC (or GOMEMLIMIT) overrides it.
+				// issue 5). GOGC overrides it; GOMEMLIMIT still bounds it.
 				debug.SetGCPercent(defaultGCPercent)
 			}
 			var level slog.Level
