@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -50,56 +51,30 @@ func (s Schema) Upgrade(tx Tx, version uint64) error {
 	return nil
 }
 
-// The group-commit limits of Batch. A batch starts when it holds DefaultBatchSize calls or
-// DefaultBatchDelay after its first call, whichever comes first; while one batch commits (its
-// fsync), the next fills. bbolt's own default delay, 10 ms, is the whole latency budget of an
-// issuance at 32 concurrent clients. Measured with bench/load issue at 32 clients (delays
-// alternated in one sitting): 1 ms gave 1,712-1,935/s, p99 27-28 ms; 4 ms 2,627-2,886/s, p99
-// 16-18 ms (commits large enough to halve the CPU per issuance); 8 ms 1,973-2,018/s, p99 21-22 ms.
-const (
-	DefaultBatchDelay = 4 * time.Millisecond
-	DefaultBatchSize  = 256
-)
-
-// BoltOption tunes a Bolt store at open.
-type BoltOption func(*bolt.DB)
-
-// WithBatchLimits sets the group-commit limits of Batch (see DefaultBatchDelay); zero keeps a
-// default.
-func WithBatchLimits(delay time.Duration, size int) BoltOption {
-	return func(db *bolt.DB) {
-		if delay > 0 {
-			db.MaxBatchDelay = delay
-		}
-		if size > 0 {
-			db.MaxBatchSize = size
-		}
-	}
-}
-
 // Bolt is a Store backed by one bbolt file.
 type Bolt struct {
 	db      *bolt.DB
 	buckets map[string]bool
 	// name (the schema's) and path say whose store a write error is about.
 	name, path string
+
+	// The group commit of Batch (batch.go): the calls waiting, and whether a leader commits.
+	batchMu    sync.Mutex
+	queue      []*batchCall
+	committing bool
 }
 
 var _ Store = (*Bolt)(nil)
 
 // OpenBolt opens (creating if needed) the bbolt file at path with mode 0600, creates the schema's
 // buckets and runs any migrations. It fails after a second if another process holds the file.
-func OpenBolt(path string, schema Schema, opts ...BoltOption) (*Bolt, error) {
+func OpenBolt(path string, schema Schema) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder: %w", err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w (is another treaty process using this data folder?)", path, err)
-	}
-	db.MaxBatchDelay, db.MaxBatchSize = DefaultBatchDelay, DefaultBatchSize
-	for _, o := range opts {
-		o(db)
 	}
 	b := &Bolt{db: db, buckets: map[string]bool{metaBucket: true}, name: schema.Name, path: path}
 	for _, name := range schema.Buckets {
@@ -148,19 +123,6 @@ func (b *Bolt) View(fn func(Tx) error) error {
 func (b *Bolt) Update(fn func(Tx) error) error {
 	committing := false
 	err := b.db.Update(func(btx *bolt.Tx) error {
-		err := fn(&boltTx{tx: btx, buckets: b.buckets})
-		committing = err == nil
-		return err
-	})
-	return b.writeError(err, committing)
-}
-
-// Batch implements Store with bbolt's DB.Batch, which coalesces concurrent calls into one
-// transaction and, when one call's fn fails, rolls back, reruns the others without it and runs it
-// alone. A write the disk refuses returns a fail.Unavailable error, as from Update.
-func (b *Bolt) Batch(fn func(Tx) error) error {
-	committing := false // set by fn's last run; Batch returns after it
-	err := b.db.Batch(func(btx *bolt.Tx) error {
 		err := fn(&boltTx{tx: btx, buckets: b.buckets})
 		committing = err == nil
 		return err

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,24 +143,49 @@ func TestBackupWhileWriting(t *testing.T) {
 	}
 }
 
-// Concurrent Batch calls share one transaction: with a batch size of 32 and a delay longer than
-// the test, 32 calls commit in exactly one transaction, and the next 32 in one more.
+// Concurrent Batch calls share one transaction: while one call commits (held here inside its
+// fn), 63 others queue, and then commit in exactly one more transaction. A lone call commits at
+// once, without waiting for company.
 func TestBoltBatchCoalesces(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.db")
-	s, err := store.OpenBolt(path, storetest.Schema, store.WithBatchLimits(time.Hour, 32))
+	s, err := store.OpenBolt(path, storetest.Schema)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	before := store.CommittedTxID(s)
+	start := time.Now()
+	if err := s.Batch(func(tx store.Tx) error { return tx.Put("a", []byte("lone"), nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); store.CommittedTxID(s)-before != 1 || took > time.Second {
+		t.Fatalf("a lone call took %d transactions and %v", store.CommittedTxID(s)-before, took)
+	}
+	before = store.CommittedTxID(s)
+	hold, holding := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
-	for n := range 64 {
+	wg.Go(func() {
+		err := s.Batch(func(tx store.Tx) error {
+			close(holding)
+			<-hold
+			return tx.Put("a", []byte("first"), nil)
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	<-holding
+	for n := range 63 {
 		wg.Go(func() {
 			if err := s.Batch(func(tx store.Tx) error { return tx.Put("a", store.Uint64Key(uint64(n)), nil) }); err != nil {
 				t.Error(err)
 			}
 		})
 	}
+	for store.BatchQueue(s) < 63 {
+		time.Sleep(time.Millisecond)
+	}
+	close(hold)
 	wg.Wait()
 	if got := store.CommittedTxID(s) - before; got != 2 {
 		t.Fatalf("64 batched calls took %d transactions, want 2", got)
@@ -192,5 +218,63 @@ func TestBoltBatchDurable(t *testing.T) {
 	})
 	if count != 100 {
 		t.Fatalf("after reopening, %d of 100 acknowledged batched writes are there", count)
+	}
+}
+
+// In a shared batch, a call whose fn fails or panics is taken out: the others commit, the failing
+// one returns its own error, and the panicking one panics in its caller's goroutine, with nothing
+// of either written.
+func TestBoltBatchFailuresStayAlone(t *testing.T) {
+	s := storetest.OpenBolt(t, storetest.Schema)
+	hold, holding := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := s.Batch(func(tx store.Tx) error { close(holding); <-hold; return tx.Put("a", []byte("first"), nil) }); err != nil {
+			t.Error(err)
+		}
+	})
+	<-holding
+	refused := errors.New("refused")
+	results := make([]any, 6)
+	for n := range 6 {
+		wg.Go(func() {
+			defer func() { results[n] = recover() }()
+			err := s.Batch(func(tx store.Tx) error {
+				if err := tx.Put("a", store.Uint64Key(uint64(n)), nil); err != nil {
+					return err
+				}
+				switch n {
+				case 2:
+					return refused
+				case 4:
+					panic("boom")
+				}
+				return nil
+			})
+			if n == 2 && !errors.Is(err, refused) || n != 2 && err != nil {
+				t.Errorf("call %d: %v", n, err)
+			}
+		})
+	}
+	for store.BatchQueue(s) < 6 {
+		time.Sleep(time.Millisecond)
+	}
+	close(hold)
+	wg.Wait()
+	for n, p := range results {
+		if (n == 4) != (p == "boom") {
+			t.Errorf("call %d panicked with %v", n, p)
+		}
+	}
+	err := s.View(func(tx store.Tx) error {
+		for n := range 6 {
+			if got := tx.Get("a", store.Uint64Key(uint64(n))) != nil; got != (n != 2 && n != 4) {
+				t.Errorf("call %d's write stored: %v", n, got)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

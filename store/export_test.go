@@ -9,3 +9,10 @@ func CommittedTxID(b *Bolt) uint64 {
 	b.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
 	return uint64(id)
 }
+
+// BatchQueue returns how many Batch calls wait for the commit in flight.
+func BatchQueue(b *Bolt) int {
+	b.batchMu.Lock()
+	defer b.batchMu.Unlock()
+	return len(b.queue)
+}
