@@ -263,19 +263,25 @@ func (e *env) issue(req issuer.Request) issuer.Issued {
 // activeKey returns the active signing key, waiting for its publication.
 func (e *env) activeKey() issuer.SigningKey {
 	e.t.Helper()
+	return waitKey(e.t, e.iss, "published active", func(k issuer.SigningKey) bool { return k.Active && k.PublishedSequence != 0 })
+}
+
+// waitKey waits up to 10 s until iss lists a signing key that match accepts, and returns it.
+func waitKey(t testing.TB, iss *issuer.Issuer, what string, match func(issuer.SigningKey) bool) issuer.SigningKey {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		keys, err := e.iss.SigningKeys()
+		keys, err := iss.SigningKeys()
 		if err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 		for _, k := range keys {
-			if k.Active && k.PublishedSequence != 0 {
+			if match(k) {
 				return k
 			}
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("no published active key: %+v", keys)
+			t.Fatalf("no %s key among %+v", what, keys)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

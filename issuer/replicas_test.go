@@ -123,26 +123,9 @@ func (r *replica) request() issuer.Request {
 // returns its kid.
 func (r *replica) published(want issuer.KeyState, except ...string) string {
 	r.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		keys, err := r.iss.SigningKeys()
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		for _, k := range keys {
-			if k.State == want && k.PublishedSequence != 0 && !slices.Contains(except, k.Kid) {
-				return k.Kid
-			}
-		}
-		if time.Now().After(deadline) {
-			var got []string
-			for _, k := range keys {
-				got = append(got, fmt.Sprintf("%s %s published at %d", k.Kid, k.State, k.PublishedSequence))
-			}
-			r.t.Fatalf("no published %s key but %v: %v", want, except, got)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return waitKey(r.t, r.iss, fmt.Sprintf("published %s (but %v)", want, except), func(k issuer.SigningKey) bool {
+		return k.State == want && k.PublishedSequence != 0 && !slices.Contains(except, k.Kid)
+	}).Kid
 }
 
 // holds waits until r signs with active and holds next in memory.
