@@ -87,15 +87,11 @@ func later(a, b time.Time) time.Time {
 func (i *Issuer) runSchedule() {
 	t := time.NewTicker(scheduleTick)
 	defer t.Stop()
-	_, shared := i.cfg.Store.(store.Watcher)
 	for {
 		select {
 		case <-i.ctx.Done():
 			return
 		case <-t.C:
-		}
-		if shared {
-			i.resync() // a safety net under followStore, for a change its watch missed
 		}
 		if i.cfg.Now().UnixNano() < i.due.Load() {
 			continue

@@ -74,19 +74,19 @@ func (i *Issuer) signerFor(rec *keyRecord, known []*signer) (*signer, error) {
 
 // resync is syncKeys for a change another replica may have made. If it changed the signers, the
 // schedule looks again at once: its next step was planned from the keys as they were.
-func (i *Issuer) resync() {
+func (i *Issuer) resync() error {
 	i.rotateMu.Lock()
 	defer i.rotateMu.Unlock()
 	before := kidOf(i.active.Load()) + " " + kidOf(i.next.Load())
 	if err := i.syncKeys(); err != nil {
-		i.log.Error("issuer: could not take up the signing keys in the store; retrying", "err", err)
-		return
+		return err
 	}
 	if after := kidOf(i.active.Load()) + " " + kidOf(i.next.Load()); after != before {
 		i.log.Info("issuer: took up the signing keys another replica changed",
 			"kid", kidOf(i.active.Load()), "next_kid", kidOf(i.next.Load()))
 		i.due.Store(0)
 	}
+	return nil
 }
 
 func kidOf(s *signer) string {
@@ -97,12 +97,10 @@ func kidOf(s *signer) string {
 }
 
 // followStore syncs the signers whenever the signing keys change in a store other processes
-// write too, until the issuer closes. Every key change writes a key record (a promotion, a
-// retirement, a publication's sequence), so the keys bucket alone is watched; the state bucket
-// holding the active and next pointers also holds the inventory counter, which every issuance
-// writes.
+// write too, and every scheduleTick in case the watch missed a change, until the issuer closes.
+// Every key change writes a key record (a promotion, a retirement, a publication's sequence), so
+// the keys bucket alone is watched; the state bucket holding the active and next pointers also
+// holds the inventory counter, which every issuance writes.
 func (i *Issuer) followStore(w store.Watcher) {
-	for range w.Watch(i.ctx, bucketKeys) {
-		i.resync()
-	}
+	store.Follow(i.ctx, w, bucketKeys, scheduleTick, scheduleTick, i.resync, i.log, "the issuer's signing keys")
 }

@@ -148,7 +148,10 @@ func (i *Issuer) recordPublished(seqs map[string]uint64) error {
 		return fmt.Errorf("issuer: record the feed sequence of signing keys: %w", err)
 	}
 	if len(recorded) > 0 {
-		i.resync() // the signers learn their sequence
+		if err := i.resync(); err != nil { // the signers learn their sequence
+			// The record is saved; the store's follower (followStore) retries the sync.
+			i.log.Warn("issuer: could not take up the signing keys in the store", "err", err)
+		}
 		i.due.Store(0)
 		i.log.Info("issuer: learned from the feed that signing keys are published", "kids", recorded)
 	}
