@@ -161,6 +161,9 @@ func Open(cfg Config) (*Log, error) {
 	case r > 0:
 		l.ppm = uint64(r * rateScale)
 	}
+	if err := reindex(cfg.Store, l.log); err != nil {
+		return nil, fmt.Errorf("decisionlog: %w", err)
+	}
 	if err := cfg.Store.View(func(tx store.Tx) error {
 		if k, _ := tx.Last(recordsBucket); k != nil {
 			l.seq = store.KeyUint64(k)
