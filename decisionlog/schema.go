@@ -46,10 +46,15 @@ var Schema = store.Schema{
 // rewrites about min(n, subjectPartitions) of the index's leaf pages (plus the records' and the
 // time index's few), while a query by subject reads the keys of every subject in its partition
 // (1/subjectPartitions of the log in its time range), reading records only for its own.
+// Measured with BenchmarkWriter/paced-300k (20,000 entries a second, 300,000 kept, 30,000
+// subjects; one run each): 16 partitions cost 11.9 us of CPU an entry, 64 cost 22.5 (a commit of
+// ~200 entries then rewrites a page for nearly every partition). A query for a subject absent
+// from a log of a million entries steps over its partition's 62,500 keys: 1.2 ms measured,
+// against 0.14 ms for a page of 100 entries without a subject.
 const subjectPartitions = 16
 
 // subjectHash is FNV-1a (64 bits) of the subject: stable across processes and versions (it is
-// stored), spread well enough over short ids, and computed without allocating. Its top bits
+// stored), spread well enough over short ids, and computed without allocating. Its low bits
 // choose the partition; the whole hash is stored as the index value, so a query skips other
 // subjects' keys without reading their records, and reads a record only on a match (comparing
 // the subject itself, so a collision never shows one subject's entries to another).
