@@ -203,6 +203,9 @@ func TestRetention(t *testing.T) {
 		record(l, 5, "w1", false)
 		record(l, 6, "w1", false)
 		eventually(t, "retention removes entries older than an hour", func() bool { return l.Stats().Deleted == 5 })
+		// Retention may run before the writer commits the two new ones (waiting out the commit
+		// interval), so wait for them too.
+		eventually(t, "the new entries are written", written(l, 7))
 		assertRequests(t, l, decisionlog.Query{}, "req-5", "req-6")
 		assertRequests(t, l, decisionlog.Query{Subject: "w1"}, "req-5", "req-6")
 	})

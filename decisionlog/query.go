@@ -1,7 +1,9 @@
 package decisionlog
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -45,8 +47,11 @@ type Page struct {
 }
 
 // List returns one page of the entries q selects, read through the subject index when q names a
-// subject and through the time index otherwise: either way a range scan from Start, so the cost
-// is that of the page, not of the log. An unusable page token is an Invalid error on page_token.
+// subject and through the time index otherwise: either way a range scan from Start. Without a
+// subject the cost is that of the page; with one, it is that of the page plus the keys of the
+// other subjects in its partition of the index (1/subjectPartitions of the log) up to the page's
+// last entry, which are compared by hash without reading their records. An unusable page token
+// is an Invalid error on page_token.
 func (l *Log) List(q Query) (Page, error) {
 	size := q.PageSize
 	if size <= 0 {
@@ -64,9 +69,14 @@ func (l *Log) List(q Query) (Page, error) {
 			from = position{time: after.time, seq: after.seq + 1}
 		}
 	}
+	// Without a subject the time index holds exactly the entries to list. With one, the subject
+	// index's partition holds them among other subjects' entries: keys whose hash differs are
+	// skipped unread, and a record read on a matching hash is kept only if its subject is q's.
 	bucket, prefix := byTimeBucket, []byte(nil)
+	var hash []byte
 	if q.Subject != "" {
-		bucket, prefix = bySubjectBucket, subjectPrefix(q.Subject)
+		h := subjectHash(q.Subject)
+		bucket, prefix, hash = bySubjectBucket, []byte{partitionOf(h)}, binary.BigEndian.AppendUint64(nil, h)
 	}
 	end := uint64(0)
 	if !q.End.IsZero() {
@@ -75,10 +85,13 @@ func (l *Log) List(q Query) (Page, error) {
 	var page Page
 	err := l.store.View(func(tx store.Tx) error {
 		var last position
-		return tx.Scan(bucket, prefix, from.appendTo(append([]byte(nil), prefix...)), func(k, _ []byte) (bool, error) {
+		return tx.Scan(bucket, prefix, from.appendTo(append([]byte(nil), prefix...)), func(k, v []byte) (bool, error) {
 			p := positionFrom(k)
 			if !q.End.IsZero() && p.time >= end {
 				return false, nil
+			}
+			if hash != nil && !bytes.Equal(v, hash) {
+				return true, nil
 			}
 			if len(page.Entries) == size {
 				page.NextPageToken = pageToken(filter, last)
@@ -91,6 +104,9 @@ func (l *Log) List(q Query) (Page, error) {
 			e, err := decode(raw)
 			if err != nil {
 				return false, err
+			}
+			if hash != nil && e.Subject != q.Subject {
+				return true, nil // another subject with the same hash
 			}
 			page.Entries = append(page.Entries, e)
 			last = p

@@ -30,6 +30,13 @@ type Schema struct {
 	Buckets []string
 	// Migrations upgrade older layouts, indexed by the version they start from.
 	Migrations map[uint64]func(Tx) error
+	// Appended lists the buckets (of Buckets) whose new keys sort after the ones already there,
+	// or after the ones already in a few key ranges: logs by sequence, indexes by time. bbolt
+	// splits a full page at half by default, which leaves room for keys inserted in between; a
+	// bucket that only grows at its end never fills that room, so its pages stay half empty and
+	// each commit writes twice the pages it needs. The bbolt backend packs these buckets' pages
+	// full instead (FillPercent 1.0); other backends may ignore it.
+	Appended []string
 }
 
 // Upgrade brings a store whose layout is at version up to the schema's Version by running its
@@ -55,6 +62,8 @@ func (s Schema) Upgrade(tx Tx, version uint64) error {
 type Bolt struct {
 	db      *bolt.DB
 	buckets map[string]bool
+	// packed holds Schema.Appended, the buckets written with FillPercent 1.0.
+	packed map[string]bool
 	// name (the schema's) and path say whose store a write error is about.
 	name, path string
 
@@ -79,6 +88,16 @@ func OpenBolt(path string, schema Schema) (*Bolt, error) {
 	b := &Bolt{db: db, buckets: map[string]bool{metaBucket: true}, name: schema.Name, path: path}
 	for _, name := range schema.Buckets {
 		b.buckets[name] = true
+	}
+	for _, name := range schema.Appended {
+		if !b.buckets[name] {
+			db.Close()
+			return nil, fmt.Errorf("open %s: appended bucket %q is not one of the schema's buckets", path, name)
+		}
+		if b.packed == nil {
+			b.packed = map[string]bool{}
+		}
+		b.packed[name] = true
 	}
 	if err := b.migrate(schema); err != nil {
 		db.Close()
@@ -106,7 +125,7 @@ func (b *Bolt) migrate(schema Schema) error {
 		if raw := meta.Get(schemaKey); raw != nil {
 			version = binary.BigEndian.Uint64(raw)
 		}
-		if err := schema.Upgrade(&boltTx{tx: btx, buckets: b.buckets}, version); err != nil {
+		if err := schema.Upgrade(&boltTx{tx: btx, buckets: b.buckets, packed: b.packed}, version); err != nil {
 			return err
 		}
 		return meta.Put(schemaKey, binary.BigEndian.AppendUint64(nil, schema.Version))
@@ -115,7 +134,7 @@ func (b *Bolt) migrate(schema Schema) error {
 
 // View implements Store.
 func (b *Bolt) View(fn func(Tx) error) error {
-	return b.db.View(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, buckets: b.buckets}) })
+	return b.db.View(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, buckets: b.buckets, packed: b.packed}) })
 }
 
 // Update implements Store. bbolt fsyncs the file on commit, so a nil return means durable. A
@@ -123,7 +142,7 @@ func (b *Bolt) View(fn func(Tx) error) error {
 func (b *Bolt) Update(fn func(Tx) error) error {
 	committing := false
 	err := b.db.Update(func(btx *bolt.Tx) error {
-		err := fn(&boltTx{tx: btx, buckets: b.buckets})
+		err := fn(&boltTx{tx: btx, buckets: b.buckets, packed: b.packed})
 		committing = err == nil
 		return err
 	})
@@ -162,13 +181,20 @@ func (b *Bolt) Check() error {
 type boltTx struct {
 	tx      *bolt.Tx
 	buckets map[string]bool
+	packed  map[string]bool
 }
 
 func (t *boltTx) bucket(name string) (*bolt.Bucket, error) {
 	if !t.buckets[name] {
 		return nil, fmt.Errorf("%w %q", ErrUnknownBucket, name)
 	}
-	return t.tx.Bucket([]byte(name)), nil
+	bk := t.tx.Bucket([]byte(name))
+	if t.packed[name] {
+		// A writable transaction hands out the same *bolt.Bucket for a name until it ends, and
+		// its pages are split when it commits, with this setting.
+		bk.FillPercent = 1.0
+	}
+	return bk, nil
 }
 
 func (t *boltTx) Get(bucket string, key []byte) []byte {

@@ -278,3 +278,45 @@ func TestBoltBatchFailuresStayAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An appended bucket's pages are packed full: keys written in order, a commit at a time as a log
+// writes them, take about half the leaf pages they take in a bucket split at half.
+func TestBoltAppendedBucketsArePacked(t *testing.T) {
+	schema := store.Schema{Name: "svc", Version: 1, Buckets: []string{"log", "plain"}, Appended: []string{"log"}}
+	s := storetest.OpenBolt(t, schema)
+	value := bytes.Repeat([]byte("v"), 100)
+	for commit := range 50 {
+		if err := s.Update(func(tx store.Tx) error {
+			for i := range 100 {
+				k := store.Uint64Key(uint64(commit*100 + i))
+				if err := tx.Put("log", k, value); err != nil {
+					return err
+				}
+				if err := tx.Put("plain", k, value); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	packed, plain := store.LeafPages(s, "log"), store.LeafPages(s, "plain")
+	// 5,000 entries of 124 bytes (16-byte header, key, value) fill 152 pages of 4 KiB.
+	if packed > 170 || plain < 250 {
+		t.Fatalf("leaf pages: %d packed, %d plain; want about 152 and about twice that", packed, plain)
+	}
+	s.View(func(tx store.Tx) error {
+		if got := tx.Get("log", store.Uint64Key(4999)); !bytes.Equal(got, value) {
+			t.Errorf("last value = %q", got)
+		}
+		return nil
+	})
+}
+
+func TestBoltAppendedMustBeABucket(t *testing.T) {
+	_, err := store.OpenBolt(filepath.Join(t.TempDir(), "x.db"), store.Schema{Name: "svc", Version: 1, Buckets: []string{"a"}, Appended: []string{"b"}})
+	if err == nil || !strings.Contains(err.Error(), `"b"`) {
+		t.Fatalf("OpenBolt = %v, want an error naming the bucket", err)
+	}
+}

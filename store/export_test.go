@@ -16,3 +16,10 @@ func BatchQueue(b *Bolt) int {
 	defer b.batchMu.Unlock()
 	return len(b.queue)
 }
+
+// LeafPages returns how many leaf pages bucket's B-tree holds.
+func LeafPages(b *Bolt, bucket string) int {
+	var n int
+	b.db.View(func(tx *bolt.Tx) error { n = tx.Bucket([]byte(bucket)).Stats().LeafPageN; return nil })
+	return n
+}
