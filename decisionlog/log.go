@@ -5,7 +5,9 @@
 //
 // The log never drops a decision silently:
 //   - Sampling keeps a configured share of allows, chosen by a counter (see Config.AllowSampleRate),
-//     and every deny. Allows left out are counted (Stats.SampledOut).
+//     and every deny. Allows left out are counted (Stats.SampledOut). An optional bound on the
+//     allows kept per second (Config.MaxAllowsPerSecond) leaves out, and counts (Stats.Capped),
+//     the allows of a flood; denies are never bounded.
 //   - When the queue is full, a deny waits for room (backpressure): a slow or stuck disk makes
 //     denies slow, never lost. An allow is not waited for: it is left out and counted
 //     (Stats.Shed), so a slow disk never slows the allows that make up most traffic.
@@ -17,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +51,13 @@ type Config struct {
 	// a counter, not a hash: of the first n allows, exactly floor(n × rate) are kept, spread
 	// evenly, so the share is exact at any moment and costs one atomic add.
 	AllowSampleRate float64
+	// MaxAllowsPerSecond, if positive, bounds the allows kept in any one second of the log's
+	// clock, after sampling: the allows past it in that second are left out and counted
+	// (Stats.Capped). Denies are never capped. Zero or less means no bound (`treaty serve`
+	// defaults it to 1,000). Why a bound: under a flood of allows the log's writer costs CPU on
+	// the decision path's machine (about 6 us an entry), and with MaxRecords a flood of allows
+	// would push the denies, which are the evidence, out of the log within a minute.
+	MaxAllowsPerSecond int
 	// QueueSize bounds the decisions waiting for the writer; default 8192.
 	QueueSize int
 	// BatchSize bounds the decisions the writer commits in one transaction; default 1024.
@@ -137,6 +147,11 @@ type Log struct {
 
 	allows     atomic.Uint64 // allows seen, counted only while sampling
 	sampledOut atomic.Uint64
+	// window is the allow bound's current second (the high 32 bits, Unix seconds modulo 2^32)
+	// and the allows kept in it (the low 32 bits), in one word so that one compare-and-swap
+	// moves both.
+	window     atomic.Uint64
+	capped     atomic.Uint64
 	shed       atomic.Uint64
 	waited     atomic.Uint64
 	afterClose atomic.Uint64
@@ -160,6 +175,9 @@ func Open(cfg Config) (*Log, error) {
 	}
 	if cfg.AllowSampleRate > 1 {
 		return nil, fmt.Errorf("decisionlog: AllowSampleRate %v is more than 1", cfg.AllowSampleRate)
+	}
+	if cfg.MaxAllowsPerSecond > math.MaxUint32 {
+		return nil, fmt.Errorf("decisionlog: MaxAllowsPerSecond %d is more than %d", cfg.MaxAllowsPerSecond, uint32(math.MaxUint32))
 	}
 	cfg = cfg.withDefaults()
 	l := &Log{
@@ -196,7 +214,12 @@ func (l *Log) Record(req pdp.CheckRequest, d pdp.Decision, latency time.Duration
 		l.sampledOut.Add(1)
 		return
 	}
-	p := capture(&req, &d, latency, l.cfg.Now())
+	now := l.cfg.Now()
+	if d.Allow && !l.withinBound(now) {
+		l.capped.Add(1)
+		return
+	}
+	p := capture(&req, &d, latency, now)
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
 	if l.closed {
@@ -229,6 +252,29 @@ func (l *Log) sampleAllow() bool {
 	return n*l.ppm/rateScale != (n-1)*l.ppm/rateScale
 }
 
+// withinBound says whether an allow at now may be kept under MaxAllowsPerSecond, and counts it
+// if so. Once a second's bound is reached, the rest of that second costs one load.
+func (l *Log) withinBound(now time.Time) bool {
+	bound := uint64(l.cfg.MaxAllowsPerSecond)
+	if l.cfg.MaxAllowsPerSecond <= 0 {
+		return true
+	}
+	sec := uint64(now.Unix()) << 32
+	for {
+		w := l.window.Load()
+		switch {
+		case w&^(1<<32-1) != sec:
+			if l.window.CompareAndSwap(w, sec|1) {
+				return true
+			}
+		case w&(1<<32-1) >= bound:
+			return false
+		case l.window.CompareAndSwap(w, w+1):
+			return true
+		}
+	}
+}
+
 // Stats are the log's counters since Open.
 type Stats struct {
 	// Kept counts decisions accepted into the log: written, or queued to be.
@@ -237,6 +283,8 @@ type Stats struct {
 	Written uint64
 	// SampledOut counts allows left out by sampling.
 	SampledOut uint64
+	// Capped counts allows left out by MaxAllowsPerSecond.
+	Capped uint64
 	// Shed counts allows left out because the queue was full.
 	Shed uint64
 	// Waited counts denies that waited for room in a full queue.
@@ -250,13 +298,13 @@ type Stats struct {
 }
 
 // Omitted is every decision made but not logged: what ListDecisionsResponse.sampled_out reports.
-func (s Stats) Omitted() uint64 { return s.SampledOut + s.Shed + s.AfterClose + s.Lost }
+func (s Stats) Omitted() uint64 { return s.SampledOut + s.Capped + s.Shed + s.AfterClose + s.Lost }
 
 // Stats returns the counters.
 func (l *Log) Stats() Stats {
 	return Stats{
 		Kept: l.received.Load() + uint64(len(l.queue)), Written: l.written.Load(),
-		SampledOut: l.sampledOut.Load(), Shed: l.shed.Load(), Waited: l.waited.Load(),
+		SampledOut: l.sampledOut.Load(), Capped: l.capped.Load(), Shed: l.shed.Load(), Waited: l.waited.Load(),
 		AfterClose: l.afterClose.Load(), Lost: l.lostCount.Load(), Deleted: l.deleted.Load(),
 	}
 }

@@ -134,6 +134,71 @@ func TestSamplingKeepsEveryDenyAndTheShareOfAllows(t *testing.T) {
 	}
 }
 
+// TestAllowBoundPerSecond floods the log with allows and denies from parallel callers over three
+// seconds of its clock: each second keeps at most the bound of allows (after sampling), every
+// deny is kept, and every allow left out is counted.
+func TestAllowBoundPerSecond(t *testing.T) {
+	tests := []struct {
+		name           string
+		rate           float64
+		bound          int
+		allows, denies int // a second
+		wantAllows     int // kept a second
+	}{
+		{"bound reached", 0, 50, 400, 30, 50},
+		{"bound not reached", 0, 500, 400, 30, 400},
+		{"after sampling", 0.25, 80, 400, 30, 80},
+		{"sampling under the bound", 0.1, 80, 400, 30, 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock()
+			l := open(t, decisionlog.Config{AllowSampleRate: tt.rate, MaxAllowsPerSecond: tt.bound, Now: clk.Now, QueueSize: 10_000})
+			const seconds = 3
+			for range seconds {
+				var wg sync.WaitGroup
+				for w := range 4 {
+					wg.Go(func() {
+						for i := w; i < tt.allows+tt.denies; i += 4 {
+							record(l, i, "w1", i < tt.allows)
+						}
+					})
+				}
+				wg.Wait()
+				clk.Advance(time.Second)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			st := l.Stats()
+			if want := uint64(seconds * (tt.wantAllows + tt.denies)); st.Kept != want {
+				t.Fatalf("kept %d, want %d (stats %+v)", st.Kept, want, st)
+			}
+			if omitted := st.SampledOut + st.Capped; omitted != uint64(seconds*(tt.allows-tt.wantAllows)) {
+				t.Fatalf("%d allows sampled out and %d capped, want %d left out in all", st.SampledOut, st.Capped, seconds*(tt.allows-tt.wantAllows))
+			}
+			perSecond := map[int64][2]int{}
+			for _, e := range listAll(t, l, decisionlog.Query{PageSize: decisionlog.MaxPageSize}) {
+				n := perSecond[e.Time.Unix()]
+				if e.Allow {
+					n[0]++
+				} else {
+					n[1]++
+				}
+				perSecond[e.Time.Unix()] = n
+			}
+			if len(perSecond) != seconds {
+				t.Fatalf("entries in %d seconds, want %d", len(perSecond), seconds)
+			}
+			for sec, n := range perSecond {
+				if n != [2]int{tt.wantAllows, tt.denies} {
+					t.Errorf("second %d: %d allows and %d denies logged, want %d and %d", sec, n[0], n[1], tt.wantAllows, tt.denies)
+				}
+			}
+		})
+	}
+}
+
 func TestBackpressureWaitsForDeniesAndShedsAllows(t *testing.T) {
 	gs := &gatedStore{Store: storetest.OpenBolt(t, decisionlog.Schema), entered: make(chan struct{}, 100), gate: make(chan struct{})}
 	l := open(t, decisionlog.Config{Store: gs, QueueSize: 4, BatchSize: 1})

@@ -130,6 +130,10 @@ type DecisionLogConfig struct {
 	// AllowSample is the share of allows kept, in [0, 1]: zero keeps none (`treaty serve`
 	// defaults it to 1, every allow).
 	AllowSample float64
+	// MaxAllowsPerSecond bounds the allows kept in any one second, after sampling (the rest are
+	// counted as left out); zero or less means no bound (`treaty serve` defaults it to 1,000).
+	// Denies are never bounded.
+	MaxAllowsPerSecond int
 	// MaxAge is how long decisions are kept; default 7 days.
 	MaxAge time.Duration
 	// MaxRecords bounds the decisions kept, the oldest going first; default 1,000,000.

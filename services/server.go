@@ -320,7 +320,8 @@ func (s *Server) assemble(ctx context.Context) error {
 			rate = decisionlog.KeepNoAllows
 		}
 		if s.decisions, err = decisionlog.Open(decisionlog.Config{
-			Store: dlStore, AllowSampleRate: rate, MaxAge: cfg.DecisionLog.MaxAge, MaxRecords: cfg.DecisionLog.MaxRecords, Logger: s.log,
+			Store: dlStore, AllowSampleRate: rate, MaxAllowsPerSecond: cfg.DecisionLog.MaxAllowsPerSecond,
+			MaxAge: cfg.DecisionLog.MaxAge, MaxRecords: cfg.DecisionLog.MaxRecords, Logger: s.log,
 		}); err != nil {
 			return err
 		}
