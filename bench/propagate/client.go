@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,7 +30,12 @@ func runClient(args []string) error {
 	n := fs.Int("n", 100, "subscriptions, each on its own connection")
 	tuned := fs.Bool("tuned", false, "dial with subscriber.DialOptions (Treaty's side); else grpc-go defaults")
 	useFollower := fs.Bool("follower", false, "read through subscriber.Follower; else raw streams")
+	cpuprofile := fs.String("cpuprofile", "", "write this process's CPU profile here (while the revocations run)")
+	memprofile := fs.String("memprofile", "", "write this process's allocation profile here (allocations while the revocations run)")
 	fs.Parse(args)
+	if *memprofile != "" {
+		runtime.MemProfileRate = 1 // every allocation, exactly: this run is for profiling, not timing
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -82,8 +90,30 @@ func runClient(args []string) error {
 		})
 	}
 	ready.Wait()
+	if *cpuprofile != "" { // the revocations only, not the subscriptions' setup
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	var before []runtime.MemProfileRecord
+	if *memprofile != "" {
+		runtime.GC()
+		before = memRecords()
+	}
 	say("ready")
 	io.Copy(io.Discard, os.Stdin) // until the driver closes it
+	pprof.StopCPUProfile()
+	if *memprofile != "" {
+		runtime.GC() // the profile is as of the last collection
+		if err := writeAllocs(*memprofile, before); err != nil {
+			return err
+		}
+	}
 	cancel()
 	wg.Wait()
 	return nil
@@ -126,4 +156,67 @@ func follow(ctx context.Context, conn *grpc.ClientConn, ready func(), received f
 		}
 		received(ev.GetSequence(), time.Now().UnixNano())
 	}
+}
+
+func memRecords() []runtime.MemProfileRecord {
+	n, _ := runtime.MemProfile(nil, true)
+	recs := make([]runtime.MemProfileRecord, n+100)
+	n, _ = runtime.MemProfile(recs, true)
+	return recs[:n]
+}
+
+// writeAllocs writes a text summary of the allocations made since before: objects and bytes per
+// allocation site (its innermost frames), most objects first.
+func writeAllocs(path string, before []runtime.MemProfileRecord) error {
+	type key [8]uintptr
+	type count struct{ objs, bytes int64 }
+	base := map[key]count{}
+	for _, r := range before {
+		base[key(r.Stack0[:8])] = count{r.AllocObjects, r.AllocBytes}
+	}
+	var rows []struct {
+		k key
+		c count
+	}
+	var total count
+	for _, r := range memRecords() {
+		k := key(r.Stack0[:8])
+		b := base[k]
+		c := count{r.AllocObjects - b.objs, r.AllocBytes - b.bytes}
+		if c.objs <= 0 {
+			continue
+		}
+		total.objs += c.objs
+		total.bytes += c.bytes
+		rows = append(rows, struct {
+			k key
+			c count
+		}{k, c})
+	}
+	slices.SortFunc(rows, func(a, b struct {
+		k key
+		c count
+	}) int {
+		return int(b.c.objs - a.c.objs)
+	})
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "total %d objects %d bytes\n", total.objs, total.bytes)
+	for _, r := range rows[:min(len(rows), 25)] {
+		fmt.Fprintf(f, "\n%d objects %d bytes\n", r.c.objs, r.c.bytes)
+		frames := runtime.CallersFrames(r.k[:])
+		for {
+			fr, more := frames.Next()
+			if fr.Function != "" {
+				fmt.Fprintf(f, "  %s\n", fr.Function)
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	return nil
 }

@@ -68,7 +68,13 @@ func drive(args []string) error {
 	fs.IntVar(&etcdPID, "etcd-pid", 0, "process id of the etcd cluster (go run ./bench/etcdcluster runs its members in one process): the etcd kinds' server-cpu then includes the cluster's CPU time")
 	denyServer := fs.String("deny-server", "treaty", "the revoker the revoke-to-deny PDP follows: treaty (bbolt), etcd, or etcd-replica (revocations to replica A, the PDP follows replica B)")
 	cpuprofile := fs.String("cpuprofile", "", "write the driver's (the servers') CPU profile here")
+	fs.StringVar(&treatyGOGC, "treaty-client-gogc", "", "GOGC for Treaty's subscriber processes (empty: inherited, as the baseline's)")
+	fs.StringVar(&clientProfile, "client-cpuprofile", "", "write each subscriber process's CPU profile to PREFIX-SERVER-N-RUN-PROCESS.prof and a summary of its allocations to .allocs (while the revocations run)")
+	fs.StringVar(&driverAllocs, "allocs", "", "write a summary of the driver's (the servers') allocations during each server's revocations to PREFIX-SERVER-N-RUN.allocs (slows the run: every allocation is recorded)")
 	fs.Parse(args)
+	if driverAllocs != "" {
+		runtime.MemProfileRate = 1
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -252,6 +258,19 @@ func (s *server) stop() {
 // treatyClient is how Treaty's subscribers read.
 var treatyClient string
 
+// treatyGOGC, if set, is the GOGC of Treaty's subscriber processes.
+var treatyGOGC string
+
+// clientProfile, if set, is the prefix of the subscriber processes' CPU profiles; runs counts the
+// propagate calls, to name them apart.
+var (
+	clientProfile string
+	runs          int
+)
+
+// driverAllocs, if set, is the prefix of the driver's allocation summaries.
+var driverAllocs string
+
 // clientProc is one subscriber process and the lines it reports.
 type clientProc struct {
 	cmd   *exec.Cmd
@@ -268,6 +287,7 @@ func propagate(self, kind string, n, r, perProc int) ([]time.Duration, error) {
 	}
 	defer srv.stop()
 
+	runs++
 	var procs []*clientProc
 	defer func() {
 		for _, p := range procs {
@@ -280,7 +300,14 @@ func propagate(self, kind string, n, r, perProc int) ([]time.Duration, error) {
 		if kind != "baseline" && treatyClient != "default" {
 			args = append(args, "-tuned", "-follower="+strconv.FormatBool(treatyClient == "follower"))
 		}
+		if clientProfile != "" {
+			name := fmt.Sprintf("%s-%s-%d-%d-%d", clientProfile, kind, n, runs, len(procs))
+			args = append(args, "-cpuprofile", name+".prof", "-memprofile", name+".allocs")
+		}
 		cmd := exec.Command(self, args...)
+		if kind != "baseline" && treatyGOGC != "" {
+			cmd.Env = append(os.Environ(), "GOGC="+treatyGOGC)
+		}
 		cmd.Stderr = os.Stderr
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
@@ -319,6 +346,14 @@ func propagate(self, kind string, n, r, perProc int) ([]time.Duration, error) {
 	client := treatyv1.NewRevocationServiceClient(conn)
 	ctx := context.Background()
 	out := make([]time.Duration, 0, r)
+	if driverAllocs != "" {
+		runtime.GC()
+		before := memRecords()
+		defer func() {
+			runtime.GC()
+			writeAllocs(fmt.Sprintf("%s-%s-%d-%d.allocs", driverAllocs, kind, n, runs), before)
+		}()
+	}
 	cpu0 := cpuTime() + etcdCPU(kind)
 	defer func() { serverCPU[kind] += cpuTime() + etcdCPU(kind) - cpu0; serverRevs[kind] += r }()
 	for i := range r {
