@@ -102,14 +102,12 @@ func runClient(args []string) error {
 	}
 	var before []runtime.MemProfileRecord
 	if *memprofile != "" {
-		runtime.GC()
 		before = memRecords()
 	}
 	say("ready")
 	io.Copy(io.Discard, os.Stdin) // until the driver closes it
 	pprof.StopCPUProfile()
 	if *memprofile != "" {
-		runtime.GC() // the profile is as of the last collection
 		if err := writeAllocs(*memprofile, before); err != nil {
 			return err
 		}
@@ -158,7 +156,11 @@ func follow(ctx context.Context, conn *grpc.ClientConn, ready func(), received f
 	}
 }
 
+// memRecords returns the allocation profile up to now: the runtime publishes it up to two
+// collections late, hence the two.
 func memRecords() []runtime.MemProfileRecord {
+	runtime.GC()
+	runtime.GC()
 	n, _ := runtime.MemProfile(nil, true)
 	recs := make([]runtime.MemProfileRecord, n+100)
 	n, _ = runtime.MemProfile(recs, true)
@@ -168,11 +170,11 @@ func memRecords() []runtime.MemProfileRecord {
 // writeAllocs writes a text summary of the allocations made since before: objects and bytes per
 // allocation site (its innermost frames), most objects first.
 func writeAllocs(path string, before []runtime.MemProfileRecord) error {
-	type key [8]uintptr
+	type key [16]uintptr
 	type count struct{ objs, bytes int64 }
 	base := map[key]count{}
 	for _, r := range before {
-		base[key(r.Stack0[:8])] = count{r.AllocObjects, r.AllocBytes}
+		base[key(r.Stack0[:16])] = count{r.AllocObjects, r.AllocBytes}
 	}
 	var rows []struct {
 		k key
@@ -180,7 +182,7 @@ func writeAllocs(path string, before []runtime.MemProfileRecord) error {
 	}
 	var total count
 	for _, r := range memRecords() {
-		k := key(r.Stack0[:8])
+		k := key(r.Stack0[:16])
 		b := base[k]
 		c := count{r.AllocObjects - b.objs, r.AllocBytes - b.bytes}
 		if c.objs <= 0 {

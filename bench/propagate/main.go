@@ -347,10 +347,8 @@ func propagate(self, kind string, n, r, perProc int) ([]time.Duration, error) {
 	ctx := context.Background()
 	out := make([]time.Duration, 0, r)
 	if driverAllocs != "" {
-		runtime.GC()
 		before := memRecords()
 		defer func() {
-			runtime.GC()
 			writeAllocs(fmt.Sprintf("%s-%s-%d-%d.allocs", driverAllocs, kind, n, runs), before)
 		}()
 	}
