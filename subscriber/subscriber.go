@@ -66,6 +66,7 @@ type Follower struct {
 	epoch   string
 	hb      *treatyv1.Heartbeat
 	stream  grpc.ServerStreamingClient[treatyv1.SubscribeResponse]
+	resp    *treatyv1.SubscribeResponse // decoded into by every Recv: only the events it points to are handed out
 	cancel  context.CancelFunc
 	started bool // the current stream's opening heartbeat arrived
 	backoff time.Duration
@@ -78,7 +79,7 @@ func Follow(ctx context.Context, cfg Config) *Follower {
 		cfg.Logger = slog.Default()
 	}
 	return &Follower{cfg: cfg, client: treatyv1.NewRevocationServiceClient(cfg.Conn), ctx: ctx,
-		last: cfg.After, epoch: cfg.Epoch, backoff: minBackoff}
+		last: cfg.After, epoch: cfg.Epoch, backoff: minBackoff, resp: new(treatyv1.SubscribeResponse)}
 }
 
 // Last returns the sequence of the last event returned (or skipped by the filter), the position
@@ -111,8 +112,10 @@ func (f *Follower) Next() (*treatyv1.Event, error) {
 				continue
 			}
 		}
-		m, err := f.stream.Recv()
-		if err != nil {
+		// Decoding resets m and allocates a new event (or heartbeat) each time, so what an
+		// earlier Next returned stays the caller's; only the wrapper is reused.
+		m := f.resp
+		if err := f.stream.RecvMsg(m); err != nil {
 			f.drop()
 			if err := f.fatal(err); err != nil {
 				return nil, err

@@ -92,6 +92,7 @@ func TestFollowerResumesAcrossRestarts(t *testing.T) {
 	defer f.Close()
 
 	var want uint64
+	var kept []*treatyv1.Event // every event returned, which later Next calls must leave alone
 	next := func(upTo uint64) {
 		t.Helper()
 		for want < upTo {
@@ -103,6 +104,7 @@ func TestFollowerResumesAcrossRestarts(t *testing.T) {
 				t.Fatalf("got %d after %d", ev.GetSequence(), want)
 			}
 			want = ev.GetSequence()
+			kept = append(kept, ev)
 		}
 	}
 	next(publish(t, log, "a", 10))
@@ -114,6 +116,11 @@ func TestFollowerResumesAcrossRestarts(t *testing.T) {
 		next(publish(t, log, fmt.Sprintf("c%d", r), 3))
 	}
 	stop()
+	for i, ev := range kept {
+		if ev.GetSequence() != uint64(i+1) {
+			t.Fatalf("event %d returned earlier now says sequence %d", i+1, ev.GetSequence())
+		}
+	}
 	if f.Last() != want {
 		t.Fatalf("Last = %d, want %d", f.Last(), want)
 	}
