@@ -22,8 +22,8 @@ import (
 
 // runClient is one subscriber process: n subscriptions, each on its own connection. It prints
 // "ready" once every subscription has its opening heartbeat, then "got SEQ UNIXNANO" when the
-// last of its subscriptions received event SEQ, at that wall-clock time. It ends when its stdin
-// closes.
+// last of its subscriptions received event SEQ, at that wall-clock time. When its stdin closes it
+// says "cpu NANOS", its CPU time since it was ready, and ends.
 func runClient(args []string) error {
 	fs := flag.NewFlagSet("client", flag.ExitOnError)
 	addr := fs.String("addr", "", "the revoker's address")
@@ -104,8 +104,10 @@ func runClient(args []string) error {
 	if *memprofile != "" {
 		before = memRecords()
 	}
+	cpu0 := cpuTime()
 	say("ready")
 	io.Copy(io.Discard, os.Stdin) // until the driver closes it
+	say("cpu %d", cpuTime()-cpu0) // this process's CPU time while the revocations ran
 	pprof.StopCPUProfile()
 	if *memprofile != "" {
 		if err := writeAllocs(*memprofile, before); err != nil {

@@ -109,7 +109,7 @@ func drive(args []string) error {
 	}
 	fmt.Printf("propagate: %d revocations per server per N, in %d alternating rounds; %d subscribers per client process; GOMAXPROCS from %d CPUs\n\n",
 		*r, *rounds, *perProc, runtime.NumCPU())
-	fmt.Printf("%-8s %-14s %9s %9s %9s %9s %12s\n", "N", "server", "p50", "p90", "p99", "max", "server-cpu")
+	fmt.Printf("%-8s %-14s %9s %9s %9s %9s %12s %12s\n", "N", "server", "p50", "p90", "p99", "max", "server-cpu", "client-cpu")
 	for _, field := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(field))
 		if err != nil || n <= 0 {
@@ -118,6 +118,7 @@ func drive(args []string) error {
 		lat := map[string][]time.Duration{}
 		clear(serverCPU)
 		clear(serverRevs)
+		clear(clientCPU)
 		clear(fromCall)
 		for round := range *rounds {
 			for _, kind := range kinds {
@@ -134,7 +135,7 @@ func drive(args []string) error {
 		}
 		for _, kind := range kinds {
 			q := quantiles(lat[kind])
-			fmt.Printf("%-8d %-14s %9s %9s %9s %9s %12s\n", n, kind, ms(q[0]), ms(q[1]), ms(q[2]), ms(q[3]), ms(perRev(kind)))
+			fmt.Printf("%-8d %-14s %9s %9s %9s %9s %12s %12s\n", n, kind, ms(q[0]), ms(q[1]), ms(q[2]), ms(q[3]), ms(perRev(kind)), ms(clientPerRev(kind)))
 		}
 		// Each ratio is of the first kind's numbers to the second's, where both ran.
 		for _, pair := range [][3]string{{"ratio", "treaty", "baseline"}, {"etcd/treaty", "etcd", "treaty"}, {"replica/treaty", "etcd-replica", "treaty"}} {
@@ -142,8 +143,8 @@ func drive(args []string) error {
 				continue
 			}
 			a, b := quantiles(lat[pair[1]]), quantiles(lat[pair[2]])
-			fmt.Printf("%-8d %-14s %9.2f %9.2f %9.2f %9.2f %12.2f\n", n, pair[0], ratio(a[0], b[0]), ratio(a[1], b[1]), ratio(a[2], b[2]), ratio(a[3], b[3]),
-				ratio(perRev(pair[1]), perRev(pair[2])))
+			fmt.Printf("%-8d %-14s %9.2f %9.2f %9.2f %9.2f %12.2f %12.2f\n", n, pair[0], ratio(a[0], b[0]), ratio(a[1], b[1]), ratio(a[2], b[2]), ratio(a[3], b[3]),
+				ratio(perRev(pair[1]), perRev(pair[2])), ratio(clientPerRev(pair[1]), clientPerRev(pair[2])))
 		}
 		for _, kind := range kinds {
 			q := quantiles(fromCall[kind])
@@ -292,6 +293,21 @@ func propagate(self, kind string, n, r, perProc int) ([]time.Duration, error) {
 	defer func() {
 		for _, p := range procs {
 			p.stdin.Close()
+		}
+		for _, p := range procs {
+			// The last line is the process's CPU time since it was ready; lines of revocations
+			// that failed midway may come before it.
+			for {
+				line, err := nextLine(p, time.Minute)
+				if err != nil {
+					break
+				}
+				var d int64
+				if _, err := fmt.Sscanf(line, "cpu %d", &d); err == nil {
+					clientCPU[kind] += time.Duration(d)
+					break
+				}
+			}
 			p.cmd.Wait()
 		}
 	}()
@@ -404,6 +420,9 @@ func nextLine(p *clientProc, timeout time.Duration) (string, error) {
 var (
 	serverCPU  = map[string]time.Duration{}
 	serverRevs = map[string]int{}
+	// clientCPU adds up the subscriber processes' CPU time from ready to the end of the
+	// revocations: the receiving end's cost, which the two ends' shared cores also pay.
+	clientCPU = map[string]time.Duration{}
 )
 
 // fromCall holds each revocation's time from calling Revoke (rather than from its return) to the
@@ -436,6 +455,14 @@ func perRev(kind string) time.Duration {
 		return 0
 	}
 	return serverCPU[kind] / time.Duration(serverRevs[kind])
+}
+
+// clientPerRev is the subscriber processes' CPU time per revocation with kind serving.
+func clientPerRev(kind string) time.Duration {
+	if serverRevs[kind] == 0 {
+		return 0
+	}
+	return clientCPU[kind] / time.Duration(serverRevs[kind])
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
