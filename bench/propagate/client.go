@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -90,15 +89,9 @@ func runClient(args []string) error {
 		})
 	}
 	ready.Wait()
-	if *cpuprofile != "" { // the revocations only, not the subscriptions' setup
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	stopProfile, err := startCPUProfile(*cpuprofile) // the revocations only, not the subscriptions' setup
+	if err != nil {
+		return err
 	}
 	var before []runtime.MemProfileRecord
 	if *memprofile != "" {
@@ -108,7 +101,7 @@ func runClient(args []string) error {
 	say("ready")
 	io.Copy(io.Discard, os.Stdin) // until the driver closes it
 	say("cpu %d", cpuTime()-cpu0) // this process's CPU time while the revocations ran
-	pprof.StopCPUProfile()
+	stopProfile()
 	if *memprofile != "" {
 		if err := writeAllocs(*memprofile, before); err != nil {
 			return err

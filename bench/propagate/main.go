@@ -75,17 +75,11 @@ func drive(args []string) error {
 	if driverAllocs != "" {
 		runtime.MemProfileRate = 1
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	kinds := strings.Split(*servers, ",")
 	if *etcd != "" {
 		etcdEndpoints = strings.Split(strings.TrimSpace(*etcd), ",")
@@ -472,4 +466,21 @@ func ratio(a, b time.Duration) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
+}
+
+// startCPUProfile starts writing this process's CPU profile to path, if path is not empty, and
+// returns what stops it (and closes the file).
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
