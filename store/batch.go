@@ -91,7 +91,7 @@ func (b *Bolt) commitCalls(calls []*batchCall) {
 	for len(calls) > 0 {
 		failed := -1
 		err := b.db.Update(func(btx *bolt.Tx) error {
-			tx := &boltTx{tx: btx, buckets: b.buckets, packed: b.packed}
+			tx := b.tx(btx)
 			for i, c := range calls {
 				c.panicked = nil
 				if err := c.run(tx); err != nil {
@@ -120,7 +120,7 @@ func (b *Bolt) solo(c *batchCall) {
 	committing := false
 	err := b.db.Update(func(btx *bolt.Tx) error {
 		c.panicked = nil
-		err := c.run(&boltTx{tx: btx, buckets: b.buckets, packed: b.packed})
+		err := c.run(b.tx(btx))
 		committing = err == nil
 		return err
 	})

@@ -125,7 +125,7 @@ func (b *Bolt) migrate(schema Schema) error {
 		if raw := meta.Get(schemaKey); raw != nil {
 			version = binary.BigEndian.Uint64(raw)
 		}
-		if err := schema.Upgrade(&boltTx{tx: btx, buckets: b.buckets, packed: b.packed}, version); err != nil {
+		if err := schema.Upgrade(b.tx(btx), version); err != nil {
 			return err
 		}
 		return meta.Put(schemaKey, binary.BigEndian.AppendUint64(nil, schema.Version))
@@ -134,7 +134,7 @@ func (b *Bolt) migrate(schema Schema) error {
 
 // View implements Store.
 func (b *Bolt) View(fn func(Tx) error) error {
-	return b.db.View(func(btx *bolt.Tx) error { return fn(&boltTx{tx: btx, buckets: b.buckets, packed: b.packed}) })
+	return b.db.View(func(btx *bolt.Tx) error { return fn(b.tx(btx)) })
 }
 
 // Update implements Store. bbolt fsyncs the file on commit, so a nil return means durable. A
@@ -142,7 +142,7 @@ func (b *Bolt) View(fn func(Tx) error) error {
 func (b *Bolt) Update(fn func(Tx) error) error {
 	committing := false
 	err := b.db.Update(func(btx *bolt.Tx) error {
-		err := fn(&boltTx{tx: btx, buckets: b.buckets, packed: b.packed})
+		err := fn(b.tx(btx))
 		committing = err == nil
 		return err
 	})
@@ -182,6 +182,11 @@ type boltTx struct {
 	tx      *bolt.Tx
 	buckets map[string]bool
 	packed  map[string]bool
+}
+
+// tx wraps a bbolt transaction in the store's view of its buckets.
+func (b *Bolt) tx(btx *bolt.Tx) *boltTx {
+	return &boltTx{tx: btx, buckets: b.buckets, packed: b.packed}
 }
 
 func (t *boltTx) bucket(name string) (*bolt.Bucket, error) {
