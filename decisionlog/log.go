@@ -255,10 +255,10 @@ func (l *Log) sampleAllow() bool {
 // withinBound says whether an allow at now may be kept under MaxAllowsPerSecond, and counts it
 // if so. Once a second's bound is reached, the rest of that second costs one load.
 func (l *Log) withinBound(now time.Time) bool {
-	bound := uint64(l.cfg.MaxAllowsPerSecond)
 	if l.cfg.MaxAllowsPerSecond <= 0 {
 		return true
 	}
+	bound := uint64(l.cfg.MaxAllowsPerSecond)
 	sec := uint64(now.Unix()) << 32
 	for {
 		w := l.window.Load()

@@ -97,8 +97,9 @@ func positionFrom(key []byte) position {
 
 func timeIndexKey(p position) []byte { return p.appendTo(make([]byte, 0, 16)) }
 
-func subjectIndexKey(hash uint64, p position) []byte {
-	return p.appendTo(append(make([]byte, 0, 17), partitionOf(hash)))
+// appendSubjectKey appends the subject index key of an entry at p whose subject hashes to hash.
+func appendSubjectKey(b []byte, hash uint64, p position) []byte {
+	return p.appendTo(append(b, partitionOf(hash)))
 }
 
 // put writes one entry and its index keys, encoding them into enc's buffer.
@@ -122,7 +123,7 @@ func put(tx store.Tx, e *Entry, enc *encoder) error {
 
 func putSubject(tx store.Tx, subject string, p position, enc *encoder) error {
 	h := subjectHash(subject)
-	key := enc.key(func(b []byte) []byte { return p.appendTo(append(b, partitionOf(h))) })
+	key := enc.key(func(b []byte) []byte { return appendSubjectKey(b, h, p) })
 	return tx.Put(bySubjectBucket, key, enc.key(func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, h) }))
 }
 
@@ -136,7 +137,7 @@ func remove(tx store.Tx, e *Entry) error {
 		return err
 	}
 	if e.Subject != "" {
-		return tx.Delete(bySubjectBucket, subjectIndexKey(subjectHash(e.Subject), p))
+		return tx.Delete(bySubjectBucket, appendSubjectKey(make([]byte, 0, 17), subjectHash(e.Subject), p))
 	}
 	return nil
 }
