@@ -51,26 +51,27 @@ var (
 	errBadName  = fail.Unauthenticatedf("the certificate's name is not a known identity")
 )
 
-// view is an immutable snapshot of the identities, what authentication reads.
+// view is an immutable snapshot of the identities, what authentication reads. It holds callers
+// by pointer, so that handing one out (into every call's context) copies and allocates nothing.
 type view struct {
-	byToken map[[32]byte]Caller
-	byName  map[string]Caller
+	byToken map[[32]byte]*Caller
+	byName  map[string]*Caller
 	count   int // identities in the store (not counting the internal caller)
 }
 
 // loadView builds the view from the store, with the internal caller's token.
 func loadView(tx store.Tx, internal [32]byte) (*view, error) {
-	v := &view{byToken: map[[32]byte]Caller{}, byName: map[string]Caller{}}
-	v.byToken[internal] = Caller{Name: InternalName, Roles: []Role{RoleService}, Via: ViaInternal}
+	v := &view{byToken: map[[32]byte]*Caller{}, byName: map[string]*Caller{}}
+	v.byToken[internal] = &Caller{Name: InternalName, Roles: []Role{RoleService}, Via: ViaInternal}
 	err := tx.Scan(bucketIdentities, nil, nil, func(_, val []byte) (bool, error) {
 		var rec identityRecord
 		if err := json.Unmarshal(val, &rec); err != nil {
 			return false, fmt.Errorf("decode identity: %w", err)
 		}
 		v.count++
-		v.byName[rec.Name] = Caller{Name: rec.Name, Roles: rec.Roles, Via: ViaCertificate}
+		v.byName[rec.Name] = &Caller{Name: rec.Name, Roles: rec.Roles, Via: ViaCertificate}
 		if len(rec.TokenHash) == 32 {
-			v.byToken[[32]byte(rec.TokenHash)] = Caller{Name: rec.Name, Roles: rec.Roles, Via: ViaToken}
+			v.byToken[[32]byte(rec.TokenHash)] = &Caller{Name: rec.Name, Roles: rec.Roles, Via: ViaToken}
 		}
 		return true, nil
 	})
@@ -78,25 +79,27 @@ func loadView(tx store.Tx, internal [32]byte) (*view, error) {
 }
 
 // AuthenticateToken returns the caller a token belongs to, or an Unauthenticated error. It
-// reads only memory and allocates nothing: it runs on every call.
-func (a *Access) AuthenticateToken(token string) (Caller, error) {
+// reads only memory and allocates nothing: it runs on every call. The caller is shared by every
+// call of that identity until the identities change: read it, never change it.
+func (a *Access) AuthenticateToken(token string) (*Caller, error) {
 	if !ValidTokenShape(token) {
-		return Caller{}, errBadToken
+		return nil, errBadToken
 	}
 	c, ok := a.view.Load().byToken[hashToken(token)]
 	if !ok {
-		return Caller{}, errBadToken
+		return nil, errBadToken
 	}
 	return c, nil
 }
 
 // AuthenticateName returns the identity named name as a caller that authenticated by a
 // certificate, or an Unauthenticated error. The caller must have verified the certificate the
-// name comes from. The internal caller has no name to authenticate with.
-func (a *Access) AuthenticateName(name string) (Caller, error) {
+// name comes from. The internal caller has no name to authenticate with. The caller is shared,
+// as AuthenticateToken's is.
+func (a *Access) AuthenticateName(name string) (*Caller, error) {
 	c, ok := a.view.Load().byName[name]
 	if !ok {
-		return Caller{}, errBadName
+		return nil, errBadName
 	}
 	return c, nil
 }

@@ -60,8 +60,11 @@ type callerKey struct{}
 // CallerFrom returns the caller the interceptors authenticated, if any (public methods have
 // none).
 func CallerFrom(ctx context.Context) (access.Caller, bool) {
-	c, ok := ctx.Value(callerKey{}).(access.Caller)
-	return c, ok
+	c, ok := ctx.Value(callerKey{}).(*access.Caller)
+	if !ok || c == nil {
+		return access.Caller{}, false
+	}
+	return *c, true
 }
 
 // Unary returns the interceptor for unary calls.
@@ -74,7 +77,9 @@ func (a *Authn) Unary() grpc.UnaryServerInterceptor {
 		if r.public {
 			return handler(ctx, req)
 		}
-		setActor(req, c)
+		setActor(req, *c)
+		// The caller goes into the context by pointer (access's own, shared and read-only), which
+		// allocates nothing beyond the context itself.
 		return handler(context.WithValue(ctx, callerKey{}, c), req)
 	}
 }
@@ -98,7 +103,7 @@ func (a *Authn) Stream() grpc.StreamServerInterceptor {
 type stream struct {
 	grpc.ServerStream
 	ctx    context.Context
-	caller access.Caller
+	caller *access.Caller
 }
 
 func (s *stream) Context() context.Context { return s.ctx }
@@ -107,7 +112,7 @@ func (s *stream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	setActor(m, s.caller)
+	setActor(m, *s.caller)
 	return nil
 }
 
@@ -119,10 +124,10 @@ const (
 
 // admit authenticates the caller of method and checks that it may call it. Public methods admit
 // everyone without looking at credentials.
-func (a *Authn) admit(ctx context.Context, method string) (rule, access.Caller, error) {
+func (a *Authn) admit(ctx context.Context, method string) (rule, *access.Caller, error) {
 	r, known := methods[method]
 	if known && r.public {
-		return r, access.Caller{}, nil
+		return r, nil, nil
 	}
 	c, via, err := a.authenticate(ctx)
 	if err != nil {
@@ -145,11 +150,11 @@ func (a *Authn) admit(ctx context.Context, method string) (rule, access.Caller, 
 
 // authenticate finds the caller: by its bearer token if it sent one (a bad token is refused,
 // never tried as something else), else by its verified client certificate.
-func (a *Authn) authenticate(ctx context.Context) (access.Caller, string, error) {
+func (a *Authn) authenticate(ctx context.Context) (*access.Caller, string, error) {
 	if vals := metadata.ValueFromIncomingContext(ctx, "authorization"); len(vals) > 0 {
 		tok, ok := bearer(vals[0])
 		if !ok || len(vals) > 1 {
-			return access.Caller{}, access.ViaToken, fail.Unauthenticatedf(msgBadScheme)
+			return nil, access.ViaToken, fail.Unauthenticatedf(msgBadScheme)
 		}
 		c, err := a.access.AuthenticateToken(tok)
 		return c, access.ViaToken, err
@@ -164,7 +169,7 @@ func (a *Authn) authenticate(ctx context.Context) (access.Caller, string, error)
 			return c, access.ViaCertificate, nil
 		}
 	}
-	return access.Caller{}, "", fail.Unauthenticatedf(msgNoCredential)
+	return nil, "", fail.Unauthenticatedf(msgNoCredential)
 }
 
 // verifiedLeaf returns the client certificate of a TLS connection whose chain the server

@@ -61,11 +61,11 @@ func joinOr(names []string) string {
 	return out + " or " + names[len(names)-1]
 }
 
-func (a *Authn) authenticateHTTP(r *http.Request) (access.Caller, string, error) {
+func (a *Authn) authenticateHTTP(r *http.Request) (*access.Caller, string, error) {
 	if vals := r.Header.Values("Authorization"); len(vals) > 0 {
 		tok, ok := bearer(vals[0])
 		if !ok || len(vals) > 1 {
-			return access.Caller{}, access.ViaToken, fail.Unauthenticatedf("the Authorization header must be 'Bearer <token>'")
+			return nil, access.ViaToken, fail.Unauthenticatedf("the Authorization header must be 'Bearer <token>'")
 		}
 		c, err := a.access.AuthenticateToken(tok)
 		return c, access.ViaToken, err
@@ -78,7 +78,7 @@ func (a *Authn) authenticateHTTP(r *http.Request) (access.Caller, string, error)
 		}
 		return c, access.ViaCertificate, nil
 	}
-	return access.Caller{}, "", fail.Unauthenticatedf("no credential: send a Treaty token (Authorization: Bearer trt_...) or a client certificate")
+	return nil, "", fail.Unauthenticatedf("no credential: send a Treaty token (Authorization: Bearer trt_...) or a client certificate")
 }
 
 func (a *Authn) refuseHTTP(w http.ResponseWriter, r *http.Request, caller, via, method string, code int, msg string) {
