@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -101,6 +102,31 @@ func TestCheckSubjectsAndTrust(t *testing.T) {
 				t.Errorf("reasons = %v, want %s", resp.GetReasons(), tc.want)
 			}
 		})
+	}
+}
+
+// A caller that sends no x-request-id gets one from the server, in the response header, and the
+// decision log records that same id; one that sends an unusable id (spaces could forge log lines)
+// gets it replaced the same way.
+func TestCheckRecordsTheServersRequestID(t *testing.T) {
+	e := newEnv(t)
+	for _, sent := range []string{"", "two words"} {
+		ctx := context.Background()
+		if sent != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "x-request-id", sent)
+		}
+		var header metadata.MD
+		req := &treatyv1.CheckRequest{Subject: &treatyv1.CheckRequest_Token{Token: e.token(t)}, Action: "read", Resource: "api"}
+		if _, err := e.client.Check(ctx, req, grpc.Header(&header)); err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		got := header.Get("x-request-id")
+		if len(got) != 1 || got[0] == "" || got[0] == sent {
+			t.Fatalf("sent %q: x-request-id header %v, want one new id", sent, got)
+		}
+		if rec := e.rec.last(t).RequestID; rec != got[0] {
+			t.Errorf("sent %q: the decision log records request id %q, the caller was told %q", sent, rec, got[0])
+		}
 	}
 }
 

@@ -7,11 +7,11 @@ import (
 	"log/slog"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
 	"github.com/treaty-dev/treaty/pdp"
 	"github.com/treaty-dev/treaty/services/edge"
+	"github.com/treaty-dev/treaty/services/requestid"
 )
 
 // Config configures the Service.
@@ -114,16 +114,14 @@ func (s *Service) trust(ctx context.Context, req *treatyv1.CheckRequest) bool {
 	return needsTrust(req) && s.trusted != nil && s.trusted(ctx)
 }
 
-// maxRequestID bounds the request id taken from the caller's metadata into the decision log.
-const maxRequestID = 128
-
-// requestID returns the caller's x-request-id, if any, shortened to maxRequestID bytes.
+// requestID returns the call's request id for the decision log: the one the server's requestid
+// interceptor gave the call (the caller's x-request-id when sane, else one it made up and sent back
+// in the response's x-request-id header), so that every entry can be found with the server's log
+// lines and the caller's own. Reading it from the context is one lookup; the caller's metadata
+// would be scanned key by key, case-insensitively, on every call that sends none.
 func requestID(ctx context.Context) string {
-	v := metadata.ValueFromIncomingContext(ctx, "x-request-id")
-	if len(v) == 0 {
-		return ""
-	}
-	return truncate(v[0], maxRequestID)
+	id, _ := requestid.FromContext(ctx)
+	return id
 }
 
 func (s *Service) auditCheck(ctx context.Context, req *treatyv1.CheckRequest, d *pdp.Decision) {

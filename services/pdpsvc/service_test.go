@@ -21,6 +21,7 @@ import (
 	"github.com/treaty-dev/treaty/revoker"
 	"github.com/treaty-dev/treaty/services/grpctest"
 	"github.com/treaty-dev/treaty/services/pdpsvc"
+	"github.com/treaty-dev/treaty/services/requestid"
 	"github.com/treaty-dev/treaty/store/storetest"
 )
 
@@ -63,7 +64,8 @@ func newTrustingEnv(t *testing.T, trusted func(context.Context) bool) *env {
 	e.pdp = p
 	e.svc = pdpsvc.New(pdpsvc.Config{PDP: p, Logger: logger, Trusted: trusted})
 
-	e.conn = grpctest.Serve(t, e.svc.Register)
+	// The server's requestid interceptor, whose id the decision log records.
+	e.conn = grpctest.ServeWith(t, []grpc.ServerOption{grpc.ChainUnaryInterceptor(requestid.UnaryServerInterceptor())}, e.svc.Register)
 	e.client = treatyv1.NewDecisionServiceClient(e.conn)
 	return e
 }

@@ -175,11 +175,3 @@ func printable(s string) bool {
 	}
 	return true
 }
-
-// truncate shortens s for an error message.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
