@@ -707,6 +707,9 @@ func newGRPCServer(log *slog.Logger, m *metrics.Registry, guards []guard, opts .
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.ConnectionTimeout(handshakeTimeout),
+		// protobuf, but decisions' tokens are read where they arrived instead of copied
+		// (pdpsvc.ServerCodec; the option is marked experimental in grpc-go)
+		grpc.ForceServerCodecV2(pdpsvc.ServerCodec()),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	)...)
