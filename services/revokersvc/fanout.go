@@ -3,6 +3,7 @@ package revokersvc
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -81,8 +82,25 @@ type subscriber struct {
 	mu    sync.Mutex
 	queue []*outgoing
 	spare []*outgoing // the handler's drained slice, reused for the next queue
-	wake  chan struct{}
-	cut   chan struct{} // closed when the queue overflowed
+	// wake is the one channel the stream's handler waits on: for queued messages, for a cut-off,
+	// for the stream's end and for the service's Close. It checks the flags below when it wakes.
+	wake        chan struct{}
+	isCut       atomic.Bool // the queue overflowed: the subscriber is cut off
+	streamEnded atomic.Bool // the stream's context ended
+}
+
+// poke wakes the stream's handler if it is not already due to wake.
+func (s *subscriber) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// endStream records that the stream's context ended and wakes the handler.
+func (s *subscriber) endStream() {
+	s.streamEnded.Store(true)
+	s.poke()
 }
 
 // offer queues m without blocking. It reports false if the queue is full.
@@ -94,10 +112,7 @@ func (s *subscriber) offer(m *outgoing) bool {
 	}
 	s.queue = append(s.queue, m)
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.poke()
 	return true
 }
 
@@ -113,7 +128,7 @@ func (s *subscriber) take() []*outgoing {
 
 // join adds a live subscriber, starting the pump if it is the first.
 func (h *hub) join(f *filter) *subscriber {
-	sub := &subscriber{filter: f, limit: h.buffer, wake: make(chan struct{}, 1), cut: make(chan struct{})}
+	sub := &subscriber{filter: f, limit: h.buffer, wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	sub.slot = h.joined % heartbeatSlots
@@ -239,12 +254,22 @@ func (h *hub) broadcast(batch []*outgoing, slot int) bool {
 			}
 			if !sub.offer(m) {
 				delete(h.subs, sub)
-				close(sub.cut)
+				sub.isCut.Store(true)
+				sub.poke()
 				break
 			}
 		}
 	}
 	return true
+}
+
+// wakeAll wakes every live subscriber's handler, for the service's Close.
+func (h *hub) wakeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub := range h.subs {
+		sub.poke()
+	}
 }
 
 // stopIfIdle marks the pump stopped if no one is subscribed.

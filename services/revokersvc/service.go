@@ -62,7 +62,22 @@ func New(cfg Config) *Service {
 
 // Close ends every open subscription with UNAVAILABLE, so that a graceful shutdown does not wait
 // for streams that would otherwise never end. Subscribers reconnect elsewhere or later.
-func (s *Service) Close() { s.stopOnce.Do(func() { close(s.stop) }) }
+func (s *Service) Close() {
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		s.hub.wakeAll() // after the close: a handler that wakes sees it
+	})
+}
+
+// closed reports whether Close was called.
+func (s *Service) closed() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
 
 // Register registers the service with a gRPC server.
 func (s *Service) Register(r grpc.ServiceRegistrar) { treatyv1.RegisterRevocationServiceServer(r, s) }

@@ -1,6 +1,7 @@
 package revokersvc
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -50,31 +51,30 @@ func (s *Service) Subscribe(req *treatyv1.SubscribeRequest, stream grpc.ServerSt
 	if err := sess.catchUp(s.log.Head()); err != nil {
 		return err
 	}
+	// The handler waits on its queue's wake channel alone, and the end of the stream's context,
+	// a cut-off and the service's Close wake it there too; it checks why when it wakes. A select
+	// over four channels per delivery locked and queued on all four each time: about 7% of the
+	// server's CPU per revocation at 1,000 subscribers in bench/propagate.
 	ctx := stream.Context()
+	ended := context.AfterFunc(ctx, sub.endStream)
+	defer ended()
 	for {
-		select {
-		case <-sub.cut:
+		switch {
+		case sub.isCut.Load():
 			return sess.cutOff(sub.limit)
-		default:
-		}
-		select {
-		case <-sub.wake:
-			for _, m := range sub.take() {
-				select {
-				case <-sub.cut:
-					return sess.cutOff(sub.limit)
-				default:
-				}
-				if err := sess.deliver(m); err != nil {
-					return err
-				}
-			}
-		case <-sub.cut:
-			return sess.cutOff(sub.limit)
-		case <-ctx.Done():
+		case sub.streamEnded.Load():
 			return nil
-		case <-s.stop:
+		case s.closed():
 			return status.Error(codes.Unavailable, "the revoker is shutting down; resubscribe after your last sequence")
+		}
+		<-sub.wake
+		for _, m := range sub.take() {
+			if sub.isCut.Load() {
+				return sess.cutOff(sub.limit)
+			}
+			if err := sess.deliver(m); err != nil {
+				return err
+			}
 		}
 	}
 }
