@@ -65,12 +65,13 @@ func idString(id decisionID) string { return id.String() }
 // capture copies what the log keeps of one decision. Strings are immutable and pdp documents the
 // Reasons slice as shared and never modified, so holding them is a copy without allocating; req and
 // d themselves are never retained (so Record's copies stay on its stack), and req.Token is never
-// read.
-func capture(req *pdp.CheckRequest, d *pdp.Decision, latency time.Duration, now time.Time) pending {
+// read. The action and resource are the interner's copies, never the request's own strings (see
+// interner).
+func capture(names *interner, req *pdp.CheckRequest, d *pdp.Decision, latency time.Duration, now time.Time) pending {
 	return pending{
 		time: now, id: d.DecisionID, requestID: req.RequestID,
 		subject: d.Subject, partner: d.Partner, jti: d.TokenID,
-		action: req.Action, resource: req.Resource, policyID: d.PolicyID,
+		action: names.get(req.Action), resource: names.get(req.Resource), policyID: d.PolicyID,
 		reasons: d.Reasons, latency: latency, sequence: d.Sequence, allow: d.Allow,
 	}
 }

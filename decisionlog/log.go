@@ -135,6 +135,7 @@ type Log struct {
 	log   *slog.Logger
 	store store.Store
 	ppm   uint64 // allows kept per million: rateScale keeps all, 0 keeps none
+	names interner
 
 	// closeMu makes Close wait for Records in flight: Record holds it shared while it queues,
 	// so once Close holds it, nothing more enters the queue and the writer can drain it for good.
@@ -219,7 +220,7 @@ func (l *Log) Record(req pdp.CheckRequest, d pdp.Decision, latency time.Duration
 		l.capped.Add(1)
 		return
 	}
-	p := capture(&req, &d, latency, now)
+	p := capture(&l.names, &req, &d, latency, now)
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
 	if l.closed {

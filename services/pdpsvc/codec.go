@@ -27,9 +27,10 @@ import (
 // plain slice it never reuses, handed over as a mem.SliceBuffer, whose Free does nothing; the
 // garbage collector keeps it alive while a string points into it, and nothing writes to it
 // after it is received. A larger or pooled buffer (mem.Buffer of another type, which gRPC
-// recycles after decoding) is never aliased. Strings the decision keeps beyond the call are
-// copies already (the token cache copies the token; the decision log writes the action and
-// resource to its store), so at worst a queued log entry holds a frame buffer until written.
+// recycles after decoding) is never aliased. What the decision keeps beyond the call is copied
+// (the token cache copies the token; the decision log clones the action and resource), so no
+// frame, and no token in it, outlives its call. TestServerCodecReviewedGRPCVersion fails when
+// grpc-go changes, so that an upgrade re-checks all this against the new transport.
 func ServerCodec() encoding.CodecV2 {
 	return codec{base: encoding.GetCodecV2(protocodec.Name)}
 }

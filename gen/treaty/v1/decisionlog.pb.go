@@ -32,7 +32,7 @@ type DecisionRecord struct {
 	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
 	// The call's request id: over gRPC, the caller's x-request-id when usable, else the one the
 	// server gave the call and sent back in the x-request-id response header; over AuthZEN's HTTP
-	// API, the X-Request-ID header, if any.
+	// API, the X-Request-ID header, and over ext_authz, Envoy's x-request-id, if any.
 	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The subject: the workload id.
 	Subject string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
