@@ -206,7 +206,11 @@ func (s *Server) assemble(ctx context.Context) error {
 		if addr == "" {
 			addr = s.selfAddr()
 		}
-		opts := []grpc.DialOption{grpc.WithTransportCredentials(s.peerCredentials())}
+		opts := []grpc.DialOption{
+			grpc.WithTransportCredentials(s.peerCredentials()),
+			// one request id across Treaty's own calls (the issuer's to the PDP, to the registry)
+			grpc.WithChainUnaryInterceptor(requestid.UnaryClientInterceptor()),
+		}
 		switch {
 		case cfg.Peers[name] == "":
 			// This process's own service: the in-memory token only this process knows.

@@ -92,6 +92,22 @@ func UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	}
 }
 
+// UnaryClientInterceptor passes the request id of the call a client call is made for (the id the
+// server interceptors put in its context) on to the server called, so that one id follows a
+// request through Treaty's own services: the issuer's question to the PDP is logged, and its
+// decision recorded, under the id of the token request that asked it. An id the caller put in the
+// outgoing metadata itself is left as it is.
+func UnaryClientInterceptor() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if id, ok := FromContext(ctx); ok {
+			if md, _ := metadata.FromOutgoingContext(ctx); len(md.Get(Header)) == 0 {
+				ctx = metadata.AppendToOutgoingContext(ctx, Header, id)
+			}
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
 // StreamServerInterceptor gives each streaming call its request id.
 func StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {

@@ -43,7 +43,7 @@ func lines(t *testing.T, buf *logtest.Buffer) []map[string]any {
 
 // serve runs the health service behind the request id and logging interceptors (in the server's
 // order), logging JSON into the returned buffer.
-func serve(t *testing.T) (healthpb.HealthClient, *logtest.Buffer) {
+func serve(t *testing.T, dialOpts ...grpc.DialOption) (healthpb.HealthClient, *logtest.Buffer) {
 	t.Helper()
 	buf := &logtest.Buffer{}
 	log := slog.New(requestid.Handler(slog.NewJSONHandler(buf, nil)))
@@ -63,7 +63,7 @@ func serve(t *testing.T) (healthpb.HealthClient, *logtest.Buffer) {
 	}
 	served := make(chan struct{})
 	go func() { defer close(served); srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(lis.Addr().String(), append(dialOpts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +120,42 @@ func TestUnary(t *testing.T) {
 			}
 			if found != 1 {
 				t.Errorf("%d log lines carry %q, want 1:\n%v", found, id, lines(t, buf))
+			}
+		})
+	}
+}
+
+// A call made for another call carries that call's id to the server it calls, unless its caller
+// set one itself; without either, the server makes one up as usual.
+func TestUnaryClientPassesTheIDOn(t *testing.T) {
+	client, _ := serve(t, grpc.WithChainUnaryInterceptor(requestid.UnaryClientInterceptor()))
+	for _, tc := range []struct {
+		name, callID, sent, want string
+	}{
+		{name: "the call's id", callID: "req-outer", want: "req-outer"},
+		{name: "the caller's own wins", callID: "req-outer", sent: "req-explicit", want: "req-explicit"},
+		{name: "none: the server's"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tc.callID != "" {
+				ctx = requestid.NewContext(ctx, tc.callID)
+			}
+			if tc.sent != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, requestid.Header, tc.sent)
+			}
+			var header metadata.MD
+			if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&header)); err != nil {
+				t.Fatal(err)
+			}
+			got := header.Get(requestid.Header)
+			switch {
+			case len(got) != 1:
+				t.Fatalf("header %v", header)
+			case tc.want != "" && got[0] != tc.want:
+				t.Errorf("the server used id %q, want %q", got[0], tc.want)
+			case tc.want == "" && (len(got[0]) != 16 || got[0] == "req-outer"):
+				t.Errorf("the server used id %q, want a new one", got[0])
 			}
 		})
 	}
