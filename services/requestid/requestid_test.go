@@ -76,6 +76,24 @@ func serve(t *testing.T, dialOpts ...grpc.DialOption) (healthpb.HealthClient, *l
 	return healthpb.NewHealthClient(conn), buf
 }
 
+// echoedID calls the health service with ctx, sending sent as the request id unless it is empty,
+// and returns the id the server answered with.
+func echoedID(t *testing.T, client healthpb.HealthClient, ctx context.Context, sent string) string {
+	t.Helper()
+	if sent != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, requestid.Header, sent)
+	}
+	var header metadata.MD
+	if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&header)); err != nil {
+		t.Fatal(err)
+	}
+	got := header.Get(requestid.Header)
+	if len(got) != 1 {
+		t.Fatalf("header %v", header)
+	}
+	return got[0]
+}
+
 func TestUnary(t *testing.T) {
 	client, buf := serve(t)
 	tests := []struct {
@@ -90,19 +108,7 @@ func TestUnary(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			if tc.sent != "" {
-				ctx = metadata.AppendToOutgoingContext(ctx, requestid.Header, tc.sent)
-			}
-			var header metadata.MD
-			if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&header)); err != nil {
-				t.Fatal(err)
-			}
-			got := header.Get(requestid.Header)
-			if len(got) != 1 {
-				t.Fatalf("header %v", header)
-			}
-			id := got[0]
+			id := echoedID(t, client, context.Background(), tc.sent)
 			switch {
 			case tc.kept && id != tc.sent:
 				t.Errorf("id %q, want the client's %q", id, tc.sent)
@@ -141,21 +147,11 @@ func TestUnaryClientPassesTheIDOn(t *testing.T) {
 			if tc.callID != "" {
 				ctx = requestid.NewContext(ctx, tc.callID)
 			}
-			if tc.sent != "" {
-				ctx = metadata.AppendToOutgoingContext(ctx, requestid.Header, tc.sent)
-			}
-			var header metadata.MD
-			if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Header(&header)); err != nil {
-				t.Fatal(err)
-			}
-			got := header.Get(requestid.Header)
-			switch {
-			case len(got) != 1:
-				t.Fatalf("header %v", header)
-			case tc.want != "" && got[0] != tc.want:
-				t.Errorf("the server used id %q, want %q", got[0], tc.want)
-			case tc.want == "" && (len(got[0]) != 16 || got[0] == "req-outer"):
-				t.Errorf("the server used id %q, want a new one", got[0])
+			switch got := echoedID(t, client, ctx, tc.sent); {
+			case tc.want != "" && got != tc.want:
+				t.Errorf("the server used id %q, want %q", got, tc.want)
+			case tc.want == "" && (len(got) != 16 || got == "req-outer"):
+				t.Errorf("the server used id %q, want a new one", got)
 			}
 		})
 	}
