@@ -28,9 +28,10 @@ import (
 // garbage collector keeps it alive while a string points into it, and nothing writes to it
 // after it is received. A larger or pooled buffer (mem.Buffer of another type, which gRPC
 // recycles after decoding) is never aliased. What the decision keeps beyond the call is copied
-// (the token cache copies the token; the decision log clones the action and resource), so no
-// frame, and no token in it, outlives its call. TestServerCodecReviewedGRPCVersion fails when
-// grpc-go changes, so that an upgrade re-checks all this against the new transport.
+// (the token cache copies the token; the decision log keeps interned copies of the action and
+// resource), so no frame, and no token in it, outlives its call.
+// TestServerCodecReviewedGRPCVersion fails when grpc-go changes, so that an upgrade re-checks all
+// this against the new transport.
 func ServerCodec() encoding.CodecV2 {
 	return codec{base: encoding.GetCodecV2(protocodec.Name)}
 }
