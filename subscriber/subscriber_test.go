@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	treatyv1 "github.com/treaty-dev/treaty/gen/treaty/v1"
@@ -126,6 +128,73 @@ func TestFollowerResumesAcrossRestarts(t *testing.T) {
 	}
 	if f.Heartbeat().GetEpoch() != log.Epoch() {
 		t.Fatalf("heartbeat epoch %q, want %q", f.Heartbeat().GetEpoch(), log.Epoch())
+	}
+}
+
+// TestNextSharedMatchesNext follows one feed of credential revocations and partner changes with two
+// followers, one calling Next and one NextShared: each event must be the same, NextShared must
+// reuse its event for consecutive credential revocations, and the strings taken from its events
+// must survive the calls after them.
+func TestNextSharedMatchesNext(t *testing.T) {
+	log, err := revoker.Open(storetest.OpenBolt(t, revoker.Schema), revoker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop := revokerAt(t, log, "127.0.0.1:0")
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var want []string // the target of each event, in order
+	for i := range 12 {
+		if i%5 == 4 { // another kind of event, which NextShared decodes into a fresh one
+			publish(t, log, fmt.Sprintf("p%d", i), 1)
+			want = append(want, fmt.Sprintf("p%d-0", i))
+			continue
+		}
+		r := revoker.Request{Kind: treatyv1.TargetKind_TARGET_KIND_CREDENTIAL, Target: fmt.Sprintf("jti-%d", i),
+			Reason: fmt.Sprintf("leaked, case %d", i), Actor: "alice", RequestID: fmt.Sprintf("req-%d", i)}
+		if _, err := log.Revoke(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, r.Target)
+	}
+	owned := subscriber.Follow(ctx, subscriber.Config{Conn: dial(t, addr)})
+	defer owned.Close()
+	shared := subscriber.Follow(ctx, subscriber.Config{Conn: dial(t, addr)})
+	defer shared.Close()
+
+	var (
+		kept   []string // the targets read from NextShared's events, kept across later calls
+		prev   *treatyv1.Event
+		reused int
+	)
+	for i := range want {
+		a, err := owned.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := shared.NextShared()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(a, b) {
+			t.Fatalf("event %d:\nNextShared %v\n      Next %v", i+1, b, a)
+		}
+		if b == prev {
+			reused++
+		}
+		prev = b
+		kept = append(kept, b.GetCredentialRevoked().GetJti()+b.GetPartnerChanged().GetPartnerId())
+	}
+	if !slices.Equal(kept, want) {
+		t.Fatalf("targets kept from NextShared's events: %q, want %q", kept, want)
+	}
+	// Seven pairs of consecutive credential revocations (jti-0..3, 5..8, 10..11).
+	if reused != 7 {
+		t.Fatalf("NextShared reused its event %d times in a row, want 7", reused)
+	}
+	if shared.Heartbeat().GetEpoch() != log.Epoch() {
+		t.Fatalf("heartbeat epoch %q, want %q", shared.Heartbeat().GetEpoch(), log.Epoch())
 	}
 }
 

@@ -139,7 +139,9 @@ func follow(ctx context.Context, conn *grpc.ClientConn, ready func(), received f
 	f := subscriber.Follow(ctx, subscriber.Config{Conn: conn, OnHeartbeat: func(*treatyv1.Heartbeat) { ready() }})
 	defer f.Close()
 	for {
-		ev, err := f.Next()
+		// NextShared: this subscriber reads each event's sequence and is done with it, as a
+		// gateway adding a jti to its denylist is.
+		ev, err := f.NextShared()
 		if err != nil {
 			if ctx.Err() == nil {
 				fmt.Fprintln(os.Stderr, "follow:", err)
