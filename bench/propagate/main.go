@@ -70,6 +70,7 @@ func drive(args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write the driver's (the servers') CPU profile here")
 	fs.StringVar(&treatyGOGC, "treaty-client-gogc", "", "GOGC for Treaty's subscriber processes (empty: inherited, as the baseline's)")
 	fs.StringVar(&clientProfile, "client-cpuprofile", "", "write each subscriber process's CPU profile to PREFIX-SERVER-N-RUN-PROCESS.prof and a summary of its allocations to .allocs (while the revocations run)")
+	latencies := fs.String("latencies", "", "write every revocation's latency to this file, one line each: N, server, round, index in the round, ns from Revoke returning")
 	fs.StringVar(&driverAllocs, "allocs", "", "write a summary of the driver's (the servers') allocations during each server's revocations to PREFIX-SERVER-N-RUN.allocs (slows the run: every allocation is recorded)")
 	fs.Parse(args)
 	if driverAllocs != "" {
@@ -103,6 +104,17 @@ func drive(args []string) error {
 	}
 	fmt.Printf("propagate: %d revocations per server per N, in %d alternating rounds; %d subscribers per client process; GOMAXPROCS from %d CPUs\n\n",
 		*r, *rounds, *perProc, runtime.NumCPU())
+	var dump io.Writer = io.Discard
+	if *latencies != "" {
+		f, err := os.Create(*latencies)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w := bufio.NewWriter(f)
+		defer w.Flush()
+		dump = w
+	}
 	fmt.Printf("%-8s %-14s %9s %9s %9s %9s %12s %12s\n", "N", "server", "p50", "p90", "p99", "max", "server-cpu", "client-cpu")
 	for _, field := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(field))
@@ -125,6 +137,9 @@ func drive(args []string) error {
 					return fmt.Errorf("%s N=%d: %w", kind, n, err)
 				}
 				lat[kind] = append(lat[kind], d...)
+				for i, x := range d {
+					fmt.Fprintf(dump, "%d %s %d %d %d\n", n, kind, round, i, x.Nanoseconds())
+				}
 			}
 		}
 		for _, kind := range kinds {
