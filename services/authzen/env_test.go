@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,8 +44,9 @@ type env struct {
 	log       *revoker.Log
 	key       *pdptest.Key
 	pdp       *pdp.PDP
-	trusted   string // base URL of the server that trusts its callers
-	untrusted string // base URL of the server that trusts nobody
+	recorded  *recorded // what the PDP hands its decision log
+	trusted   string    // base URL of the server that trusts its callers
+	untrusted string    // base URL of the server that trusts nobody
 }
 
 func newEnv(t testing.TB) *env {
@@ -53,7 +55,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{log: log, key: pdptest.NewKey(t, "k1")}
+	e := &env{log: log, key: pdptest.NewKey(t, "k1"), recorded: &recorded{}}
 	pdptest.Publish(t, log,
 		pdptest.Partner("acme", partnerActive, pdptest.ContractEnd),
 		pdptest.Integration("acme-api", "acme", integrationActive, []string{"read", "write"}, []string{"api", "billing"}),
@@ -73,7 +75,7 @@ func newEnv(t testing.TB) *env {
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.pdp = pdptest.Start(t, pdp.Config{
 		Store: storetest.OpenBolt(t, pdp.Schema), Source: pdptest.NewSource(log, 50*time.Millisecond),
-		MaxWait: 300 * time.Millisecond, Logger: logger,
+		MaxWait: 300 * time.Millisecond, Logger: logger, Recorder: e.recorded,
 	})
 	pdptest.WaitReady(t, e.pdp)
 	e.trusted = e.serve(t, func(*http.Request) bool { return true }, logger)
@@ -231,4 +233,27 @@ func errorMessage(t *testing.T, got response) string {
 		t.Errorf("error body %v does not match status %d", got.body, got.status)
 	}
 	return msg
+}
+
+// recorded keeps the request id of every decision the PDP hands its recorder (the decision
+// log's entry point).
+type recorded struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (r *recorded) Record(req pdp.CheckRequest, _ pdp.Decision, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ids = append(r.ids, req.RequestID)
+}
+
+// last returns the request id of the latest decision recorded.
+func (r *recorded) last() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.ids) == 0 {
+		return "(none)"
+	}
+	return r.ids[len(r.ids)-1]
 }

@@ -19,7 +19,7 @@ func (h *Handler) evaluation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) evaluateOne(w http.ResponseWriter, r *http.Request, in *evaluationRequest) {
-	req, err := checkRequest(in, "", h.trusted(r), r.Header.Get(HeaderRequestID))
+	req, err := checkRequest(in, "", h.trusted(r), recordedID(r))
 	if err != nil {
 		h.fault(w, r, err)
 		return
@@ -70,7 +70,7 @@ func (h *Handler) evaluations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	trusted, rid := h.trusted(r), r.Header.Get(HeaderRequestID)
+	trusted, rid := h.trusted(r), recordedID(r)
 	reqs := make([]pdp.CheckRequest, len(in.Evaluations))
 	var minSeq uint64
 	for i := range in.Evaluations {

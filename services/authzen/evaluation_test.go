@@ -175,6 +175,22 @@ func TestRequestID(t *testing.T) {
 	if got := post(t, e.untrusted+"/access/v1/evaluation", body); got.header.Get("X-Request-ID") != "" {
 		t.Errorf("X-Request-ID %q in the answer to a request without one", got.header.Get("X-Request-ID"))
 	}
+
+	// The decision log records the id; one it could not keep as it came (too long, or with
+	// spaces that would forge a log line) is recorded bounded and printable, and still echoed
+	// exactly, as the spec requires.
+	for _, tt := range []struct{ sent, recorded string }{
+		{"bfe9eb29-ab87-4ca3-be83-a1d5d8305716", "bfe9eb29-ab87-4ca3-be83-a1d5d8305716"},
+		{"batch 7\tretry " + strings.Repeat("x", 100), "batch_7_retry_" + strings.Repeat("x", 50)},
+	} {
+		got := do(t, http.MethodPost, e.untrusted+"/access/v1/evaluation", body, map[string]string{"X-Request-ID": tt.sent})
+		if got.status != http.StatusOK || got.header.Get("X-Request-ID") != tt.sent {
+			t.Errorf("sent X-Request-ID %q: status %d, echoed %q", tt.sent, got.status, got.header.Get("X-Request-ID"))
+		}
+		if r := e.recorded.last(); r != tt.recorded {
+			t.Errorf("sent X-Request-ID %q: recorded %q, want %q", tt.sent, r, tt.recorded)
+		}
+	}
 }
 
 func TestMetadata(t *testing.T) {

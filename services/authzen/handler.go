@@ -17,8 +17,8 @@
 // (machine-readable, see pdp's Reason constants), decision_id and sequence. Errors are JSON
 // objects {"error": {"status": N, "message": "..."}}: 400 for a malformed request, 403 for a
 // search by an untrusted caller, 404, 405, 413 for a body over the bound, 415 for a body that is
-// not application/json, 503 when the PDP cannot answer in time. X-Request-ID is echoed and
-// recorded with the decision.
+// not application/json, 503 when the PDP cannot answer in time. X-Request-ID is echoed as it
+// came and recorded with the decision, bounded and printable (requestid.Printable).
 package authzen
 
 import (
@@ -37,6 +37,7 @@ import (
 
 	"github.com/treaty-dev/treaty/fail"
 	"github.com/treaty-dev/treaty/pdp"
+	"github.com/treaty-dev/treaty/services/requestid"
 )
 
 // The API's paths (AuthZEN's default paths, section 11.1).
@@ -155,7 +156,10 @@ var routes = map[string]route{
 // ServeHTTP routes a request to its endpoint, echoing X-Request-ID whatever the outcome.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id := r.Header.Get(HeaderRequestID); id != "" {
+		// The spec requires the same identifier back, whatever it holds; what is recorded (the
+		// decision log, log lines) is its bounded, printable form, from the request's context.
 		w.Header().Set(HeaderRequestID, id)
+		r = r.WithContext(requestid.NewContext(r.Context(), requestid.Printable(id)))
 	}
 	rt, ok := routes[r.URL.Path]
 	if !ok {
@@ -262,13 +266,13 @@ func (h *Handler) fault(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &fe) && fe.Kind == fail.Invalid:
 		writeError(w, http.StatusBadRequest, "%s", fe.Msg)
 	case errors.As(err, &fe) && fe.Kind == fail.Unavailable:
-		h.log.Warn("decision unavailable", "err", err, "request_id", r.Header.Get(HeaderRequestID))
+		h.log.Warn("decision unavailable", "err", err, "request_id", recordedID(r))
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "%s", fe.Msg)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, "the request ended before the decision point answered")
 	default:
-		h.log.Error("internal error", "err", err, "request_id", r.Header.Get(HeaderRequestID))
+		h.log.Error("internal error", "err", err, "request_id", recordedID(r))
 		writeError(w, http.StatusInternalServerError, "internal error; the server log has the details")
 	}
 }
@@ -283,4 +287,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))
+}
+
+// recordedID is the request's X-Request-ID as the decision log and log lines record it (see
+// ServeHTTP), or "" if it had none.
+func recordedID(r *http.Request) string {
+	id, _ := requestid.FromContext(r.Context())
+	return id
 }

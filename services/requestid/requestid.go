@@ -60,6 +60,24 @@ func Sane(id string) bool {
 	return true
 }
 
+// Printable returns a client-sent id as it may be recorded (in log lines and the decision log)
+// where the protocol requires the id to be echoed as it came, so that it cannot be replaced (the
+// AuthZEN HTTP API): the id itself when Sane, else its first MaxLen bytes with every byte that is
+// not visible ASCII replaced by '_'. The record stays bounded and cannot forge a log line, and a
+// long id is still found by its start.
+func Printable(id string) string {
+	if Sane(id) {
+		return id
+	}
+	b := []byte(id[:min(len(id), MaxLen)])
+	for i, c := range b {
+		if c < 0x21 || c > 0x7e {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
 // New makes a request id: 16 hex digits. Ids need to be unique enough to tell calls apart in the
 // logs, not unpredictable, so they come from the runtime's fast random source.
 func New() string {

@@ -169,6 +169,24 @@ func TestSane(t *testing.T) {
 	}
 }
 
+func TestPrintable(t *testing.T) {
+	for id, want := range map[string]string{
+		"req-42/abc:=+_.~!":           "req-42/abc:=+_.~!",
+		"a b\tc\x00\x7f":              "a_b_c__",
+		"é":                           "__",
+		strings.Repeat("a", 65):       strings.Repeat("a", 64),
+		" " + strings.Repeat("a", 99): "_" + strings.Repeat("a", 63),
+	} {
+		got := requestid.Printable(id)
+		if got != want {
+			t.Errorf("Printable(%q) = %q, want %q", id, got, want)
+		}
+		if !requestid.Sane(got) {
+			t.Errorf("Printable(%q) = %q is not Sane", id, got)
+		}
+	}
+}
+
 // An error still carries the header: a client can quote the id of a failed call.
 func TestUnaryError(t *testing.T) {
 	client, _ := serve(t)
