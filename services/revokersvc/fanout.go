@@ -1,11 +1,14 @@
 package revokersvc
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -34,6 +37,50 @@ type outgoing struct {
 	// event up to it was queued (or filtered out) for a subscriber before this heartbeat.
 	through uint64
 	info    eventInfo // what filters look at
+
+	// prepared is msg framed once for every plain stream (see plainStream), by the first of them
+	// to send it.
+	once     sync.Once
+	prepared *grpc.PreparedMsg
+}
+
+// sendable returns what stream sends for m: on a plain stream the shared grpc.PreparedMsg, which
+// SendMsg writes as it is; else msg, which the stream's SendMsg encodes (and compresses) itself.
+// Encoding per stream was about 5% of the revoker's CPU per delivery at 1,000 subscribers, and
+// about 100 of its 260 bytes of garbage: in bench/propagate (N=1,000, twelve alternated pairs)
+// sharing it took the server's CPU per revocation from a median of 25.9 to 23.8 ms.
+func (m *outgoing) sendable(stream grpc.ServerStream, plain bool) any {
+	if !plain {
+		return m.msg
+	}
+	m.once.Do(func() {
+		p := new(grpc.PreparedMsg)
+		if err := p.Encode(stream, m.msg); err == nil {
+			m.prepared = p
+		}
+	})
+	if m.prepared == nil { // the encoding failed: let every stream's SendMsg try, and report it
+		return m.msg
+	}
+	return m.prepared
+}
+
+// plainStream reports whether the stream of ctx sends protobuf uncompressed, as every Treaty
+// subscriber's does. A PreparedMsg holds the bytes of the codec and compressor of the stream that
+// made it, so only streams that agree on both may share one: a stream that compresses its
+// responses (its client sent a compressed request, and the server has that compressor) or speaks
+// another content subtype encodes its own. grpc-go tells a handler both only through its
+// transport stream's methods; should those go, no stream is plain and nothing is shared.
+func plainStream(ctx context.Context) bool {
+	st, ok := grpc.ServerTransportStreamFromContext(ctx).(interface {
+		SendCompress() string
+		ContentSubtype() string
+	})
+	if !ok {
+		return false
+	}
+	c, sub := st.SendCompress(), st.ContentSubtype()
+	return (c == "" || c == encoding.Identity) && (sub == "" || sub == "proto")
 }
 
 // preEncoded marshals m once and returns a message that carries those bytes as its only (unknown)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -88,9 +89,9 @@ type follower struct {
 	changed chan struct{} // signalled after every event
 }
 
-func follow(t *testing.T, ctx context.Context, client treatyv1.RevocationServiceClient, wg *sync.WaitGroup) *follower {
+func follow(t *testing.T, ctx context.Context, client treatyv1.RevocationServiceClient, wg *sync.WaitGroup, opts ...grpc.CallOption) *follower {
 	t.Helper()
-	stream, err := client.Subscribe(ctx, &treatyv1.SubscribeRequest{})
+	stream, err := client.Subscribe(ctx, &treatyv1.SubscribeRequest{}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +262,39 @@ func TestLateJoinersSeeEverything(t *testing.T) {
 	head = publishPartners(t, s.log, "last", 3, 0)
 	for _, f := range followers {
 		f.waitFor(t, head)
+	}
+}
+
+// TestSharedEncodingSkipsCompressedStreams follows the feed with streams that ask for gzip (the
+// server then compresses what it sends them) beside plain ones, one event at a time: each event's
+// shared encoding is made by whichever plain stream sends it first and must never be made by, or
+// sent to, a compressing stream, whose bytes a plain client cannot read (and the reverse).
+func TestSharedEncodingSkipsCompressedStreams(t *testing.T) {
+	s := serve(t)
+	client := treatyv1.NewRevocationServiceClient(s.dial(t, revokersvc.FeedDialOptions()...))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	var followers []*follower
+	for i := range 8 {
+		var opts []grpc.CallOption
+		if i%2 == 0 {
+			opts = append(opts, grpc.UseCompressor(gzip.Name))
+		}
+		followers = append(followers, follow(t, ctx, client, &wg, opts...))
+	}
+	// Once every stream has the first event, each has joined the fan-out: the next ones are live.
+	head := publishPartners(t, s.log, "first", 1, 0)
+	for _, f := range followers {
+		f.waitFor(t, head)
+	}
+	for i := range 30 {
+		head = publishPartners(t, s.log, fmt.Sprintf("p%d", i), 1, 0)
+		for _, f := range followers {
+			f.waitFor(t, head)
+		}
 	}
 }
 

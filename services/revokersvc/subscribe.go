@@ -32,7 +32,8 @@ func (s *Service) Subscribe(req *treatyv1.SubscribeRequest, stream grpc.ServerSt
 		return edge.Status(s.logger, fail.OutOfRangef(
 			"events after %d were compacted; the log replays after %d: resync from Snapshot, then subscribe after its sequence", after, retained))
 	}
-	sess := &session{s: s, stream: stream, filter: newFilter(req.GetFilter()), next: after, name: s.identify(stream.Context()), since: time.Now()}
+	sess := &session{s: s, stream: stream, filter: newFilter(req.GetFilter()), next: after, plain: plainStream(stream.Context()),
+		name: s.identify(stream.Context()), since: time.Now()}
 	sess.pos.Store(after)
 	s.subs.add(sess)
 	defer s.subs.remove(sess)
@@ -86,6 +87,7 @@ type session struct {
 	filter *filter
 	next   uint64    // the last sequence sent or skipped by the filter
 	lastHB time.Time // when the last heartbeat was sent
+	plain  bool      // the stream may send the fan-out's shared encodings (plainStream)
 
 	// For monitoring (Service.Subscribers): who, since when, and how far the stream has got.
 	name  string
@@ -115,7 +117,7 @@ func (ss *session) deliver(m *outgoing) error {
 			return ss.heartbeat()
 		}
 		ss.lastHB = time.Now()
-		if err := ss.stream.SendMsg(m.msg); err != nil {
+		if err := ss.stream.SendMsg(m.sendable(ss.stream, ss.plain)); err != nil {
 			return err
 		}
 		// Every event up to m.through was queued before this heartbeat or filtered out, and the
@@ -140,7 +142,7 @@ func (ss *session) deliver(m *outgoing) error {
 		ss.advance(ss.next)
 		return nil
 	}
-	if err := ss.stream.SendMsg(m.msg); err != nil {
+	if err := ss.stream.SendMsg(m.sendable(ss.stream, ss.plain)); err != nil {
 		return err
 	}
 	ss.advance(ss.next)
