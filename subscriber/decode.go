@@ -70,10 +70,10 @@ type sharedMessage struct {
 }
 
 // decode decodes b into s.resp if b is a SubscribeResponse holding one event whose change is a
-// CredentialRevoked, with no fields but the known ones and each message field at most once
-// (protobuf merges repeated message fields; the shortcut leaves that to it). Repeated scalar
-// and string fields count the last time, as in protobuf. Otherwise it reports false, and s.resp
-// is left in no particular state.
+// CredentialRevoked (or that has no change), with no fields but the known ones and each message
+// field at most once (protobuf merges repeated message fields; the shortcut leaves that to it).
+// Repeated scalar and string fields count the last time, as in protobuf. Otherwise it reports
+// false, and the reused objects are left in no particular state (s.msg does not point to them).
 func (s *sharedMessage) decode(b []byte) bool {
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 || num != 1 || typ != protowire.BytesType {

@@ -106,7 +106,8 @@ func (f *Follower) Next() (*treatyv1.Event, error) { return f.next(false) }
 // allocates only its jti and request id (and an actor, reason or partner id unlike the previous
 // event's), where Next allocates the whole event (about 400 bytes): at a thousand subscriptions
 // in one process, that garbage is what set off the collections that delayed the slowest
-// revocations.
+// revocations. NextShared receives into a type of its own, which a client stream interceptor
+// on Conn that inspects received messages sees instead of a SubscribeResponse: use Next there.
 func (f *Follower) NextShared() (*treatyv1.Event, error) { return f.next(true) }
 
 func (f *Follower) next(shared bool) (*treatyv1.Event, error) {

@@ -59,7 +59,7 @@ func (m *outgoing) sendable(stream grpc.ServerStream, plain bool) any {
 			m.prepared = p
 		}
 	})
-	if m.prepared == nil { // the encoding failed: let every stream's SendMsg try, and report it
+	if m.prepared == nil { // the encoding failed: each stream encodes its own, and its SendMsg fails if that does
 		return m.msg
 	}
 	return m.prepared
@@ -68,19 +68,25 @@ func (m *outgoing) sendable(stream grpc.ServerStream, plain bool) any {
 // plainStream reports whether the stream of ctx sends protobuf uncompressed, as every Treaty
 // subscriber's does. A PreparedMsg holds the bytes of the codec and compressor of the stream that
 // made it, so only streams that agree on both may share one: a stream that compresses its
-// responses (its client sent a compressed request, and the server has that compressor) or speaks
-// another content subtype encodes its own. grpc-go tells a handler both only through its
-// transport stream's methods; should those go, no stream is plain and nothing is shared.
+// responses, or speaks another content subtype, encodes its own. The compressor a PreparedMsg
+// uses is the one grpc-go chose when the stream opened (the server's RPCCompressor, else the
+// request's own compression), which a later SetSendCompressor does not change: so the request
+// must have come uncompressed too. (A server with RPCCompressor has no plain stream.) All of a
+// Service's streams are on the one server it is registered with, so they share its codec.
+// grpc-go tells a handler all this only through its transport stream's methods; should those
+// go, no stream is plain and nothing is shared.
 func plainStream(ctx context.Context) bool {
 	st, ok := grpc.ServerTransportStreamFromContext(ctx).(interface {
 		SendCompress() string
+		RecvCompress() string
 		ContentSubtype() string
 	})
 	if !ok {
 		return false
 	}
-	c, sub := st.SendCompress(), st.ContentSubtype()
-	return (c == "" || c == encoding.Identity) && (sub == "" || sub == "proto")
+	identity := func(c string) bool { return c == "" || c == encoding.Identity }
+	sub := st.ContentSubtype()
+	return identity(st.SendCompress()) && identity(st.RecvCompress()) && (sub == "" || sub == "proto")
 }
 
 // preEncoded marshals m once and returns a message that carries those bytes as its only (unknown)

@@ -267,8 +267,8 @@ func TestLateJoinersSeeEverything(t *testing.T) {
 
 // TestSharedEncodingSkipsCompressedStreams follows the feed with streams that ask for gzip (the
 // server then compresses what it sends them) beside plain ones, one event at a time: each event's
-// shared encoding is made by whichever plain stream sends it first and must never be made by, or
-// sent to, a compressing stream, whose bytes a plain client cannot read (and the reverse).
+// shared encoding is made by whichever plain stream sends it first and must never be made by a
+// compressing stream, whose bytes the plain clients could not read.
 func TestSharedEncodingSkipsCompressedStreams(t *testing.T) {
 	s := serve(t)
 	client := treatyv1.NewRevocationServiceClient(s.dial(t, revokersvc.FeedDialOptions()...))
@@ -285,7 +285,8 @@ func TestSharedEncodingSkipsCompressedStreams(t *testing.T) {
 		}
 		followers = append(followers, follow(t, ctx, client, &wg, opts...))
 	}
-	// Once every stream has the first event, each has joined the fan-out: the next ones are live.
+	// Once every stream has the first event, each has at least begun its replay; the thirty
+	// after it reach them live, from the fan-out.
 	head := publishPartners(t, s.log, "first", 1, 0)
 	for _, f := range followers {
 		f.waitFor(t, head)

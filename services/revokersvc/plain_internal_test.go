@@ -7,16 +7,24 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
-// TestPlainStream asks plainStream about real streams: a plain one may share encodings, one whose
-// responses the server compresses may not. It fails if grpc-go stops telling a handler either,
-// which would silently turn the sharing off.
+// TestPlainStream asks plainStream about real streams: a plain one may share encodings; one whose
+// responses the server compresses may not, nor one whose request came compressed even if the
+// handler then chose to answer uncompressed (grpc-go's PreparedMsg would still compress). It
+// fails if grpc-go stops telling a handler any of this, which would silently turn sharing off.
 func TestPlainStream(t *testing.T) {
 	plain := make(chan bool, 1)
 	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		if md, _ := metadata.FromIncomingContext(stream.Context()); len(md.Get("x-answer-identity")) > 0 {
+			if err := grpc.SetSendCompressor(stream.Context(), encoding.Identity); err != nil {
+				return err
+			}
+		}
 		plain <- plainStream(stream.Context())
 		var in emptypb.Empty
 		if err := stream.RecvMsg(&in); err != nil {
@@ -35,15 +43,22 @@ func TestPlainStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	gz := grpc.UseCompressor(gzip.Name)
 	for _, tt := range []struct {
-		name string
-		opts []grpc.CallOption
-		want bool
+		name     string
+		identity bool // the handler answers uncompressed, whatever the request
+		opts     []grpc.CallOption
+		want     bool
 	}{
-		{"plain", nil, true},
-		{"gzip", []grpc.CallOption{grpc.UseCompressor(gzip.Name)}, false},
+		{"plain", false, nil, true},
+		{"gzip", false, []grpc.CallOption{gz}, false},
+		{"gzip request, identity answer", true, []grpc.CallOption{gz}, false},
 	} {
-		if err := conn.Invoke(context.Background(), "/test.Any/Call", &emptypb.Empty{}, &emptypb.Empty{}, tt.opts...); err != nil {
+		ctx := context.Background()
+		if tt.identity {
+			ctx = metadata.AppendToOutgoingContext(ctx, "x-answer-identity", "1")
+		}
+		if err := conn.Invoke(ctx, "/test.Any/Call", &emptypb.Empty{}, &emptypb.Empty{}, tt.opts...); err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
 		if got := <-plain; got != tt.want {
