@@ -194,7 +194,11 @@ func (h *hub) join(f *filter) *subscriber {
 		case <-h.idle:
 		default:
 		}
-		go h.pump()
+		// The pump starts after the head as of now, before the joining stream's last replay: an
+		// event appended between this join and the pump goroutine's first read is then still the
+		// pump's to broadcast. (Reading the head in the pump itself lost such an event for the
+		// stream until the next one came: a stream whose replay had ended just before it.)
+		go h.pump(h.log.Head())
 	}
 	return sub
 }
@@ -212,15 +216,14 @@ func (h *hub) leave(sub *subscriber) {
 	}
 }
 
-// pump reads every new event from the log once and broadcasts it, and broadcasts a heartbeat at
-// each interval, until no one is subscribed or the service closes. It starts at the head: a
-// subscriber replays anything older from the log itself, and fills any gap between its replay and
-// the first event it hears from the pump.
-func (h *hub) pump() {
+// pump reads every new event after next (the head when join started it) from the log once and
+// broadcasts it, and broadcasts a heartbeat at each interval, until no one is subscribed or the
+// service closes. A subscriber replays anything older from the log itself, and fills any gap
+// between its replay and the first event it hears from the pump.
+func (h *hub) pump(next uint64) {
 	tick := time.NewTicker(max(h.heartbeat/heartbeatSlots, time.Millisecond))
 	defer tick.Stop()
 	slot := 0
-	next := h.log.Head()
 	for {
 		changed := h.log.Changed() // before reading, so no append is missed
 		events, err := h.log.Read(next, readBatch)
