@@ -140,3 +140,71 @@ func FuzzServerCodec(f *testing.F) {
 		decodeBoth(t, b)
 	})
 }
+
+// encodeBoth encodes m with the server codec and with protobuf, and fails unless they agree:
+// both refuse it, or both write the same bytes. It returns the codec's bytes.
+func encodeBoth(t testing.TB, m *treatyv1.CheckResponse) []byte {
+	t.Helper()
+	want, wantErr := proto.Marshal(m)
+	data, err := pdpsvc.ServerCodec().Marshal(m)
+	if (err == nil) != (wantErr == nil) {
+		t.Fatalf("codec error %v, protobuf's %v, for %v", err, wantErr, m)
+	}
+	if err != nil {
+		return nil
+	}
+	got := data.Materialize()
+	if string(got) != string(want) {
+		t.Fatalf("codec wrote %x, protobuf %x, for %v", got, want, m)
+	}
+	return got
+}
+
+func TestServerCodecEncodesCheckResponses(t *testing.T) {
+	withUnknown := &treatyv1.CheckResponse{}
+	if err := proto.Unmarshal(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 7), withUnknown); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("policy_forbid:acme@3:policy0 ", 40)
+	for _, tc := range []struct {
+		name string
+		in   *treatyv1.CheckResponse
+		hand bool // the codec's own encoder writes it, rather than protobuf
+	}{
+		{"empty", &treatyv1.CheckResponse{}, true},
+		{"an allow, as Check answers it", &treatyv1.CheckResponse{Decision: treatyv1.Decision_DECISION_ALLOW, Reasons: []string{"granted"},
+			DecisionId: "6f1c0e2d9a8b7c6d0000000000000001", Sequence: 1 << 40, Epoch: "01JDQ6Y7W2V3X4Y5Z6A7B8C9D0"}, true},
+		{"a deny by policy, every field", &treatyv1.CheckResponse{Decision: treatyv1.Decision_DECISION_DENY,
+			Reasons: []string{"policy_forbid:acme@3:policy0", "", "scope_missing"}, DecisionId: "x", Sequence: 1, Epoch: "e", PolicyId: "acme@3"}, true},
+		{"an enum value protobuf writes in ten bytes", &treatyv1.CheckResponse{Decision: -1}, true},
+		{"lengths of two-byte varints", &treatyv1.CheckResponse{Reasons: []string{strings.Repeat("r", 200)}, DecisionId: strings.Repeat("d", 128)}, true},
+		{"unknown fields: protobuf writes them", withUnknown, false},
+		{"larger than a plain slice: protobuf writes it", &treatyv1.CheckResponse{Reasons: []string{long}}, false},
+		{"invalid UTF-8 in a reason: refused, as protobuf does", &treatyv1.CheckResponse{Reasons: []string{"granted", "\xc3\x28"}}, false},
+		{"invalid UTF-8 in the epoch", &treatyv1.CheckResponse{Epoch: "\xff"}, false},
+		{"invalid UTF-8 in the policy id", &treatyv1.CheckResponse{PolicyId: "a\xffb"}, false},
+		{"invalid UTF-8 in the decision id", &treatyv1.CheckResponse{DecisionId: "\xed\xa0\x80"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			encodeBoth(t, tc.in)
+			if _, hand := pdpsvc.EncodeCheckResponse(tc.in); hand != tc.hand {
+				t.Errorf("the codec's own encoder wrote it: %v, want %v", hand, tc.hand)
+			}
+		})
+	}
+}
+
+// FuzzCheckResponseEncoding checks that the codec writes every CheckResponse exactly as protobuf
+// does, or refuses it as protobuf does.
+func FuzzCheckResponseEncoding(f *testing.F) {
+	f.Add(int32(1), "granted", "6f1c0e2d9a8b7c6d0000000000000001", uint64(12), "01JDQ6Y7W2V3X4Y5Z6A7B8C9D0", "")
+	f.Add(int32(2), "policy_forbid:acme@3:policy0\x00scope_missing", "x", uint64(0), "", "acme@3")
+	f.Add(int32(-5), "\x00\x00", "", uint64(1<<63), "\xc3\x28", "")
+	f.Fuzz(func(t *testing.T, decision int32, reasons, id string, seq uint64, epoch, policy string) {
+		m := &treatyv1.CheckResponse{Decision: treatyv1.Decision(decision), DecisionId: id, Sequence: seq, Epoch: epoch, PolicyId: policy}
+		if reasons != "" {
+			m.Reasons = strings.Split(reasons, "\x00")
+		}
+		encodeBoth(t, m)
+	})
+}
