@@ -33,6 +33,11 @@ func actorField(d protoreflect.MessageDescriptor) protoreflect.FieldDescriptor {
 // setActor records the authenticated caller in m's actor field, if it has one (see the package
 // doc).
 func setActor(m any, c access.Caller) {
+	// A message with an actor field has its generated getter; most requests, and the decision
+	// point's on every call, have none, and this assertion is far cheaper than the lookup below.
+	if _, ok := m.(interface{ GetActor() string }); !ok {
+		return
+	}
 	pm, ok := m.(proto.Message)
 	if !ok {
 		return
