@@ -64,7 +64,7 @@ type result struct {
 	elapsed     time.Duration
 	p50, p99    time.Duration
 	serverCPU   time.Duration // the server's CPU time over the phase, with -server-pid
-	clientCPU   time.Duration // this process's CPU time over the phase (issue mode)
+	clientCPU   time.Duration // this process's CPU time over the phase
 }
 
 // cpuPerCall is the server's CPU time per call.
@@ -93,7 +93,8 @@ func run(args []string) error {
 	conc := fs.String("c", "1,32", "concurrencies, comma-separated")
 	duration := fs.Duration("d", 5*time.Second, "measuring time of each phase")
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured time before each phase")
-	rounds := fs.Int("rounds", 3, "rounds of (health, check) per concurrency; the median round is reported")
+	rounds := fs.Int("rounds", 3, "rounds of (health, check) per concurrency, in turn (health first, then check first); the median round is reported")
+	verbose := fs.Bool("v", false, "print every phase: throughput, p50, and the server's and this client's CPU per call")
 	action := fs.String("action", "read", "action to check")
 	resource := fs.String("resource", "api", "resource to check")
 	serverPID := fs.Int("server-pid", 0, "the server's process id, if on this machine: reports its CPU time per call, which contention on a shared machine disturbs less than latency")
@@ -168,15 +169,22 @@ func run(args []string) error {
 			return fmt.Errorf("bad concurrency %q", cs)
 		}
 		byName := map[string][]result{}
+		order := strings.Split(*only, ",")
 		for range *rounds {
-			for _, name := range strings.Split(*only, ",") { // alternate, so drift hits both alike
+			// Every round measures each call once, and the next round in the other order, so that
+			// drift, and what one phase leaves to the next (garbage to collect), hit both alike.
+			for _, name := range order {
 				measure(calls[name], c, *warmup)
-				before := processCPU(*serverPID)
+				server, self := processCPU(*serverPID), processCPU(os.Getpid())
 				r := measure(calls[name], c, *duration)
-				r.serverCPU = processCPU(*serverPID) - before
+				r.serverCPU, r.clientCPU = processCPU(*serverPID)-server, processCPU(os.Getpid())-self
 				r.name, r.concurrency = name, c
 				byName[name] = append(byName[name], r)
+				if *verbose {
+					fmt.Printf("  phase %-6s c=%d %8.0f/s p50 %v server CPU %v client CPU %v a call\n", name, c, r.throughput(), r.p50, r.cpuPerCall(), r.clientCPUPerCall())
+				}
 			}
+			slices.Reverse(order)
 		}
 		for _, name := range strings.Split(*only, ",") {
 			r := median(byName[name])
@@ -201,7 +209,8 @@ func run(args []string) error {
 			fmt.Printf(", server CPU per call %.3fx", float64(k.cpuPerCall())/float64(h.cpuPerCall()))
 		}
 		fmt.Println()
-		fmt.Printf("check/health at c=%d, median of the rounds' own ratios: p50 %.3fx, throughput %.3fx\n", c, medianOf(p50s), medianOf(tputs))
+		fmt.Printf("check/health at c=%d, median of the rounds' own ratios: p50 %.3fx (quartiles %s), throughput %.3fx (quartiles %s)\n",
+			c, medianOf(p50s), quartiles(p50s), medianOf(tputs), quartiles(tputs))
 	}
 	return nil
 }
@@ -250,6 +259,12 @@ func measure(call func(i int) error, c int, d time.Duration) result {
 func medianOf(xs []float64) float64 {
 	slices.Sort(xs)
 	return xs[len(xs)/2]
+}
+
+// quartiles renders the lower and upper quartiles of xs, the spread of the rounds, sorting xs.
+func quartiles(xs []float64) string {
+	slices.Sort(xs)
+	return fmt.Sprintf("%.3f-%.3f", xs[len(xs)/4], xs[len(xs)*3/4])
 }
 
 // median returns the round with the median throughput.
