@@ -8,9 +8,12 @@
 //     and every deny. Allows left out are counted (Stats.SampledOut). An optional bound on the
 //     allows kept per second (Config.MaxAllowsPerSecond) leaves out, and counts (Stats.Capped),
 //     the allows of a flood; denies are never bounded.
-//   - When the queue is full, a deny waits for room (backpressure): a slow or stuck disk makes
-//     denies slow, never lost. An allow is not waited for: it is left out and counted
-//     (Stats.Shed), so a slow disk never slows the allows that make up most traffic.
+//   - When the queue is full, a deny waits for room (backpressure): a slow disk makes denies
+//     slow, not lost. The wait is bounded (Config.MaxDenyWait): a stuck or full disk must not
+//     hold every deny's answer, nor the server's shutdown, for as long as it lasts, so a deny
+//     that waited that long is answered without an entry, counted (Stats.Unlogged) and reported
+//     at error level. An allow is not waited for: it is left out and counted (Stats.Shed), so a
+//     slow disk never slows the allows that make up most traffic.
 //   - Close writes everything queued, fsync'd, before it returns; a decision recorded after
 //     Close is counted (Stats.AfterClose).
 package decisionlog
@@ -37,6 +40,7 @@ const (
 	DefaultMaxRecords        = 1_000_000
 	DefaultRetentionInterval = time.Minute
 	DefaultTailBuffer        = 1024
+	DefaultMaxDenyWait       = time.Second
 )
 
 // KeepNoAllows is the AllowSampleRate that leaves every allow out of the log.
@@ -60,6 +64,11 @@ type Config struct {
 	MaxAllowsPerSecond int
 	// QueueSize bounds the decisions waiting for the writer; default 8192.
 	QueueSize int
+	// MaxDenyWait bounds how long a deny waits for room in a full queue before it is answered
+	// without an entry (Stats.Unlogged); default one second, several commits of a slow disk.
+	// The queue is full only when the disk has not kept up for a while (8,192 decisions), and a
+	// disk that is stuck or full stays so for longer than any caller waits for its answer.
+	MaxDenyWait time.Duration
 	// BatchSize bounds the decisions the writer commits in one transaction; default 1024.
 	BatchSize int
 	// CommitInterval is the least time between the starts of two commits: a decision arriving
@@ -101,6 +110,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.MaxDenyWait <= 0 {
+		c.MaxDenyWait = DefaultMaxDenyWait
 	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = DefaultCommitInterval
@@ -156,10 +168,14 @@ type Log struct {
 	shed       atomic.Uint64
 	waited     atomic.Uint64
 	afterClose atomic.Uint64
-	received   atomic.Uint64 // taken from the queue by the writer
-	written    atomic.Uint64
-	deleted    atomic.Uint64
-	lostCount  atomic.Uint64
+	unlogged   atomic.Uint64
+	// unloggedReported is the Unix second of the last report of an unlogged deny, so that an
+	// outage logs once a second, not once a deny.
+	unloggedReported atomic.Int64
+	received         atomic.Uint64 // taken from the queue by the writer
+	written          atomic.Uint64
+	deleted          atomic.Uint64
+	lostCount        atomic.Uint64
 
 	seq uint64  // the last sequence written; the writer's alone after Open
 	enc encoder // the writer's
@@ -209,7 +225,7 @@ func Open(cfg Config) (*Log, error) {
 
 // Record implements pdp.Recorder. It copies the decision's fields (never the token) into the
 // queue: an allow is kept or counted out by sampling, and counted as shed if the queue is full; a
-// deny is always kept, waiting for room if the queue is full.
+// deny is always kept, waiting for room if the queue is full, for at most MaxDenyWait.
 func (l *Log) Record(req pdp.CheckRequest, d pdp.Decision, latency time.Duration) {
 	if d.Allow && !l.sampleAllow() {
 		l.sampledOut.Add(1)
@@ -237,7 +253,17 @@ func (l *Log) Record(req pdp.CheckRequest, d pdp.Decision, latency time.Duration
 		return
 	}
 	l.waited.Add(1)
-	l.queue <- p
+	wait := time.NewTimer(l.cfg.MaxDenyWait)
+	defer wait.Stop()
+	select {
+	case l.queue <- p:
+	case <-wait.C:
+		n := l.unlogged.Add(1)
+		if sec := now.Unix(); l.unloggedReported.Swap(sec) != sec {
+			l.log.Error("a deny was answered without a decision log entry: the log's writer has not taken any for a while (is the disk full or stuck?)",
+				"waited", l.cfg.MaxDenyWait, "unlogged_denies", n, "decision_id", d.DecisionID)
+		}
+	}
 }
 
 // sampleAllow says whether to keep the next allow: the n-th allow is kept when floor(n × rate)
@@ -290,6 +316,9 @@ type Stats struct {
 	Shed uint64
 	// Waited counts denies that waited for room in a full queue.
 	Waited uint64
+	// Unlogged counts denies that waited MaxDenyWait for room and were answered without an
+	// entry.
+	Unlogged uint64
 	// AfterClose counts decisions recorded after Close began, which were not logged.
 	AfterClose uint64
 	// Lost counts entries Close could not write because the store failed.
@@ -299,13 +328,16 @@ type Stats struct {
 }
 
 // Omitted is every decision made but not logged: what ListDecisionsResponse.sampled_out reports.
-func (s Stats) Omitted() uint64 { return s.SampledOut + s.Capped + s.Shed + s.AfterClose + s.Lost }
+func (s Stats) Omitted() uint64 {
+	return s.SampledOut + s.Capped + s.Shed + s.Unlogged + s.AfterClose + s.Lost
+}
 
 // Stats returns the counters.
 func (l *Log) Stats() Stats {
 	return Stats{
 		Kept: l.received.Load() + uint64(len(l.queue)), Written: l.written.Load(),
 		SampledOut: l.sampledOut.Load(), Capped: l.capped.Load(), Shed: l.shed.Load(), Waited: l.waited.Load(),
+		Unlogged:   l.unlogged.Load(),
 		AfterClose: l.afterClose.Load(), Lost: l.lostCount.Load(), Deleted: l.deleted.Load(),
 	}
 }

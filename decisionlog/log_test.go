@@ -201,7 +201,7 @@ func TestAllowBoundPerSecond(t *testing.T) {
 
 func TestBackpressureWaitsForDeniesAndShedsAllows(t *testing.T) {
 	gs := &gatedStore{Store: storetest.OpenBolt(t, decisionlog.Schema), entered: make(chan struct{}, 100), gate: make(chan struct{})}
-	l := open(t, decisionlog.Config{Store: gs, QueueSize: 4, BatchSize: 1})
+	l := open(t, decisionlog.Config{Store: gs, QueueSize: 4, BatchSize: 1, MaxDenyWait: time.Minute})
 	record(l, 0, "w1", false)
 	select {
 	case <-gs.entered: // the writer holds deny 0 and is stuck on the disk
@@ -242,6 +242,35 @@ func TestBackpressureWaitsForDeniesAndShedsAllows(t *testing.T) {
 	if diff := cmp.Diff([]string{"req-0", "req-1", "req-2", "req-3", "req-4", "req-6"}, seqs); diff != "" {
 		t.Fatalf("logged requests (-want +got):\n%s", diff)
 	}
+}
+
+// TestDenyWaitIsBounded: a deny waits for room in a full queue for MaxDenyWait at most, then is
+// answered without an entry and counted, so that a stuck disk holds no decision for longer.
+func TestDenyWaitIsBounded(t *testing.T) {
+	gs := &gatedStore{Store: storetest.OpenBolt(t, decisionlog.Schema), entered: make(chan struct{}, 100), gate: make(chan struct{})}
+	l := open(t, decisionlog.Config{Store: gs, QueueSize: 1, BatchSize: 1, MaxDenyWait: 50 * time.Millisecond})
+	record(l, 0, "w1", false)
+	select {
+	case <-gs.entered: // the writer holds deny 0 and is stuck on the disk
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer never tried to write")
+	}
+	record(l, 1, "w1", false) // fills the queue
+	returned := make(chan struct{})
+	go func() { defer close(returned); record(l, 2, "w1", false) }()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a deny waited for a stuck disk for 10s; MaxDenyWait is 50ms")
+	}
+	if st := l.Stats(); st.Waited != 1 || st.Unlogged != 1 || st.Omitted() != 1 {
+		t.Fatalf("stats = %+v, want one deny waited for and answered unlogged", st)
+	}
+	close(gs.gate) // the disk recovers: what was queued is written, the unlogged deny is not
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertRequests(t, l, decisionlog.Query{}, "req-0", "req-1")
 }
 
 func TestRetention(t *testing.T) {
