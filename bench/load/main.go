@@ -100,6 +100,9 @@ func run(args []string) error {
 	serverPID := fs.Int("server-pid", 0, "the server's process id, if on this machine: reports its CPU time per call, which contention on a shared machine disturbs less than latency")
 	only := fs.String("calls", "health,check", "calls to measure, comma-separated (one alone is for profiling the server)")
 	fs.Parse(args)
+	if *rounds < 1 {
+		return fmt.Errorf("run: -rounds must be at least 1")
+	}
 
 	tokens, err := readTokens(*tokensPath)
 	if err != nil {
@@ -193,15 +196,7 @@ func run(args []string) error {
 		if len(byName["health"]) == 0 || len(byName["check"]) == 0 {
 			continue
 		}
-		// Each round measures health and Check back to back, so a ratio within a round sees
-		// one load on the machine; the median of those ratios is steadier on a shared machine
-		// than the ratio of the median rounds (both printed).
-		var p50s, tputs []float64
-		for i := range byName["health"] {
-			h, k := byName["health"][i], byName["check"][i]
-			p50s = append(p50s, float64(k.p50)/float64(h.p50))
-			tputs = append(tputs, k.throughput()/h.throughput())
-		}
+		p50s, tputs := roundRatios(byName["health"], byName["check"])
 		h, k := median(byName["health"]), median(byName["check"])
 		fmt.Printf("check/health at c=%d: p50 %.3fx, p99 %.3fx, throughput %.3fx", c,
 			float64(k.p50)/float64(h.p50), float64(k.p99)/float64(h.p99), k.throughput()/h.throughput())
@@ -209,8 +204,8 @@ func run(args []string) error {
 			fmt.Printf(", server CPU per call %.3fx", float64(k.cpuPerCall())/float64(h.cpuPerCall()))
 		}
 		fmt.Println()
-		fmt.Printf("check/health at c=%d, median of the rounds' own ratios: p50 %.3fx (quartiles %s), throughput %.3fx (quartiles %s)\n",
-			c, medianOf(p50s), quartiles(p50s), medianOf(tputs), quartiles(tputs))
+		fmt.Printf("check/health at c=%d, median of the rounds' own ratios: p50 %.3fx (%s), throughput %.3fx (%s)\n",
+			c, medianOf(p50s), spread(p50s), medianOf(tputs), spread(tputs))
 	}
 	return nil
 }
@@ -255,20 +250,39 @@ func measure(call func(i int) error, c int, d time.Duration) result {
 	return r
 }
 
+// roundRatios returns each round's Check/health ratios of p50 and of throughput, health[i] and
+// check[i] being the phases of round i. The two phases of a round are back to back, so their
+// ratio sees one load on the machine; the median of those ratios is steadier on a shared machine
+// than the ratio of the median rounds (both are printed).
+func roundRatios(health, check []result) (p50s, tputs []float64) {
+	for i := range min(len(health), len(check)) {
+		h, k := health[i], check[i]
+		p50s = append(p50s, float64(k.p50)/float64(h.p50))
+		tputs = append(tputs, k.throughput()/h.throughput())
+	}
+	return p50s, tputs
+}
+
 // medianOf returns the median of xs (the upper one of an even count), sorting xs.
 func medianOf(xs []float64) float64 {
 	slices.Sort(xs)
 	return xs[len(xs)/2]
 }
 
-// quartiles renders the lower and upper quartiles of xs, the spread of the rounds, sorting xs.
-func quartiles(xs []float64) string {
+// spread renders the spread of the rounds' ratios xs, sorting xs: their lower and upper
+// quartiles, or with fewer than five rounds their range.
+func spread(xs []float64) string {
 	slices.Sort(xs)
-	return fmt.Sprintf("%.3f-%.3f", xs[len(xs)/4], xs[len(xs)*3/4])
+	if len(xs) < 5 {
+		return fmt.Sprintf("range %.3f-%.3f", xs[0], xs[len(xs)-1])
+	}
+	return fmt.Sprintf("quartiles %.3f-%.3f", xs[len(xs)/4], xs[len(xs)*3/4])
 }
 
-// median returns the round with the median throughput.
+// median returns the round with the median throughput. It sorts a copy: the rounds stay in
+// their order, which pairs each health phase with the Check phase of its round.
 func median(rs []result) result {
+	rs = slices.Clone(rs)
 	slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.throughput(), b.throughput()) })
 	return rs[len(rs)/2]
 }
