@@ -43,7 +43,7 @@ func (c codec) Name() string { return protocodec.Name }
 // Marshal encodes a CheckResponse by hand (encodeCheckResponse) and everything else, and any
 // CheckResponse it cannot prove it encodes exactly as protobuf does, with protobuf.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if resp, ok := v.(*treatyv1.CheckResponse); ok {
+	if resp, ok := v.(*treatyv1.CheckResponse); ok && resp != nil {
 		if b, ok := encodeCheckResponse(resp); ok {
 			return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 		}

@@ -142,22 +142,26 @@ func FuzzServerCodec(f *testing.F) {
 }
 
 // encodeBoth encodes m with the server codec and with protobuf, and fails unless they agree:
-// both refuse it, or both write the same bytes. It returns the codec's bytes.
-func encodeBoth(t testing.TB, m *treatyv1.CheckResponse) []byte {
+// both refuse it, or both write the same bytes; and unless the codec's own encoder, when it takes
+// m, writes those bytes too. It reports whether the codec's own encoder took m.
+func encodeBoth(t testing.TB, m *treatyv1.CheckResponse) (hand bool) {
 	t.Helper()
 	want, wantErr := proto.Marshal(m)
 	data, err := pdpsvc.ServerCodec().Marshal(m)
 	if (err == nil) != (wantErr == nil) {
 		t.Fatalf("codec error %v, protobuf's %v, for %v", err, wantErr, m)
 	}
-	if err != nil {
-		return nil
+	if err == nil && string(data.Materialize()) != string(want) {
+		t.Fatalf("codec wrote %x, protobuf %x, for %v", data.Materialize(), want, m)
 	}
-	got := data.Materialize()
-	if string(got) != string(want) {
-		t.Fatalf("codec wrote %x, protobuf %x, for %v", got, want, m)
+	if m == nil {
+		return false
 	}
-	return got
+	b, hand := pdpsvc.EncodeCheckResponse(m)
+	if hand && (wantErr != nil || string(b) != string(want)) {
+		t.Fatalf("the codec's encoder wrote %x, protobuf %x (error %v), for %v", b, want, wantErr, m)
+	}
+	return hand
 }
 
 func TestServerCodecEncodesCheckResponses(t *testing.T) {
@@ -166,6 +170,10 @@ func TestServerCodecEncodesCheckResponses(t *testing.T) {
 		t.Fatal(err)
 	}
 	long := strings.Repeat("policy_forbid:acme@3:policy0 ", 40)
+	// A reason of n bytes makes a response of 3+n bytes (tag, two-byte length) for 128 <= n < 16384.
+	ofSize := func(size int) *treatyv1.CheckResponse {
+		return &treatyv1.CheckResponse{Reasons: []string{strings.Repeat("r", size-3)}}
+	}
 	for _, tc := range []struct {
 		name string
 		in   *treatyv1.CheckResponse
@@ -180,14 +188,16 @@ func TestServerCodecEncodesCheckResponses(t *testing.T) {
 		{"lengths of two-byte varints", &treatyv1.CheckResponse{Reasons: []string{strings.Repeat("r", 200)}, DecisionId: strings.Repeat("d", 128)}, true},
 		{"unknown fields: protobuf writes them", withUnknown, false},
 		{"larger than a plain slice: protobuf writes it", &treatyv1.CheckResponse{Reasons: []string{long}}, false},
+		{"1 KiB, the largest plain slice", ofSize(1024), true},
+		{"1 KiB and a byte", ofSize(1025), false},
+		{"a nil response: protobuf writes nothing", nil, false},
 		{"invalid UTF-8 in a reason: refused, as protobuf does", &treatyv1.CheckResponse{Reasons: []string{"granted", "\xc3\x28"}}, false},
 		{"invalid UTF-8 in the epoch", &treatyv1.CheckResponse{Epoch: "\xff"}, false},
 		{"invalid UTF-8 in the policy id", &treatyv1.CheckResponse{PolicyId: "a\xffb"}, false},
 		{"invalid UTF-8 in the decision id", &treatyv1.CheckResponse{DecisionId: "\xed\xa0\x80"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			encodeBoth(t, tc.in)
-			if _, hand := pdpsvc.EncodeCheckResponse(tc.in); hand != tc.hand {
+			if hand := encodeBoth(t, tc.in); hand != tc.hand {
 				t.Errorf("the codec's own encoder wrote it: %v, want %v", hand, tc.hand)
 			}
 		})
