@@ -9,11 +9,14 @@
 //     allows kept per second (Config.MaxAllowsPerSecond) leaves out, and counts (Stats.Capped),
 //     the allows of a flood; denies are never bounded.
 //   - When the queue is full, a deny waits for room (backpressure): a slow disk makes denies
-//     slow, not lost. The wait is bounded (Config.MaxDenyWait): a stuck or full disk must not
-//     hold every deny's answer, nor the server's shutdown, for as long as it lasts, so a deny
-//     that waited that long is answered without an entry, counted (Stats.Unlogged) and reported
-//     at error level. An allow is not waited for: it is left out and counted (Stats.Shed), so a
-//     slow disk never slows the allows that make up most traffic.
+//     slow, not lost. The wait is bounded (Config.MaxDenyWait), because a full or stuck disk
+//     would otherwise hold every deny's answer for as long as it lasts: a deny that waited that
+//     long is answered without an entry, counted (Stats.Unlogged) and reported at error level.
+//     So does a flood of denies the disk cannot keep up with (bad tokens sent as fast as the
+//     PDP answers them): past the bound its denies are counted, not logged. A negative
+//     MaxDenyWait waits without bound instead, for deployments that would rather answer denies
+//     late than leave one out. An allow is not waited for: it is left out and counted
+//     (Stats.Shed), so a slow disk never slows the allows that make up most traffic.
 //   - Close writes everything queued, fsync'd, before it returns; a decision recorded after
 //     Close is counted (Stats.AfterClose).
 package decisionlog
@@ -65,9 +68,10 @@ type Config struct {
 	// QueueSize bounds the decisions waiting for the writer; default 8192.
 	QueueSize int
 	// MaxDenyWait bounds how long a deny waits for room in a full queue before it is answered
-	// without an entry (Stats.Unlogged); default one second, several commits of a slow disk.
-	// The queue is full only when the disk has not kept up for a while (8,192 decisions), and a
-	// disk that is stuck or full stays so for longer than any caller waits for its answer.
+	// without an entry (Stats.Unlogged); default one second, several commits of a slow disk;
+	// negative waits without bound. The queue is full only when the disk has not kept up for a
+	// while (QueueSize decisions), and a disk that is stuck or full stays so for longer than any
+	// caller waits for its answer.
 	MaxDenyWait time.Duration
 	// BatchSize bounds the decisions the writer commits in one transaction; default 1024.
 	BatchSize int
@@ -111,7 +115,7 @@ func (c Config) withDefaults() Config {
 	if c.BatchSize <= 0 {
 		c.BatchSize = DefaultBatchSize
 	}
-	if c.MaxDenyWait <= 0 {
+	if c.MaxDenyWait == 0 {
 		c.MaxDenyWait = DefaultMaxDenyWait
 	}
 	if c.CommitInterval == 0 {
@@ -169,8 +173,8 @@ type Log struct {
 	waited     atomic.Uint64
 	afterClose atomic.Uint64
 	unlogged   atomic.Uint64
-	// unloggedReported is the Unix second of the last report of an unlogged deny, so that an
-	// outage logs once a second, not once a deny.
+	// unloggedReported is the Unix second of the last report of an unlogged deny: an outage
+	// logs once a second, not once a deny.
 	unloggedReported atomic.Int64
 	received         atomic.Uint64 // taken from the queue by the writer
 	written          atomic.Uint64
@@ -225,7 +229,7 @@ func Open(cfg Config) (*Log, error) {
 
 // Record implements pdp.Recorder. It copies the decision's fields (never the token) into the
 // queue: an allow is kept or counted out by sampling, and counted as shed if the queue is full; a
-// deny is always kept, waiting for room if the queue is full, for at most MaxDenyWait.
+// deny waits for room if the queue is full, for at most MaxDenyWait.
 func (l *Log) Record(req pdp.CheckRequest, d pdp.Decision, latency time.Duration) {
 	if d.Allow && !l.sampleAllow() {
 		l.sampledOut.Add(1)
@@ -253,17 +257,29 @@ func (l *Log) Record(req pdp.CheckRequest, d pdp.Decision, latency time.Duration
 		return
 	}
 	l.waited.Add(1)
+	if l.cfg.MaxDenyWait < 0 {
+		l.queue <- p
+		return
+	}
 	wait := time.NewTimer(l.cfg.MaxDenyWait)
 	defer wait.Stop()
 	select {
 	case l.queue <- p:
 	case <-wait.C:
-		n := l.unlogged.Add(1)
-		if sec := now.Unix(); l.unloggedReported.Swap(sec) != sec {
-			l.log.Error("a deny was answered without a decision log entry: the log's writer has not taken any for a while (is the disk full or stuck?)",
-				"waited", l.cfg.MaxDenyWait, "unlogged_denies", n, "decision_id", d.DecisionID)
-		}
+		l.unlogged.Add(1)
+		l.reportUnlogged(d.DecisionID)
 	}
+}
+
+// reportUnlogged logs an unlogged deny at error level, at most once a second of the log's clock.
+func (l *Log) reportUnlogged(id pdp.DecisionID) {
+	sec := l.cfg.Now().Unix()
+	last := l.unloggedReported.Load()
+	if sec <= last || !l.unloggedReported.CompareAndSwap(last, sec) {
+		return // this second's report is made, or being made
+	}
+	l.log.Error("denies are being answered without decision log entries: the queue stayed full for the whole wait (the disk is full or stuck, or denies arrive faster than it writes)",
+		"max_wait", l.cfg.MaxDenyWait, "unlogged_denies", l.unlogged.Load(), "decision_id", id)
 }
 
 // sampleAllow says whether to keep the next allow: the n-th allow is kept when floor(n × rate)

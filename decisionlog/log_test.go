@@ -1,6 +1,8 @@
 package decisionlog_test
 
 import (
+	"bytes"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -201,7 +203,7 @@ func TestAllowBoundPerSecond(t *testing.T) {
 
 func TestBackpressureWaitsForDeniesAndShedsAllows(t *testing.T) {
 	gs := &gatedStore{Store: storetest.OpenBolt(t, decisionlog.Schema), entered: make(chan struct{}, 100), gate: make(chan struct{})}
-	l := open(t, decisionlog.Config{Store: gs, QueueSize: 4, BatchSize: 1, MaxDenyWait: time.Minute})
+	l := open(t, decisionlog.Config{Store: gs, QueueSize: 4, BatchSize: 1, MaxDenyWait: -1}) // no bound
 	record(l, 0, "w1", false)
 	select {
 	case <-gs.entered: // the writer holds deny 0 and is stuck on the disk
@@ -244,11 +246,14 @@ func TestBackpressureWaitsForDeniesAndShedsAllows(t *testing.T) {
 	}
 }
 
-// TestDenyWaitIsBounded: a deny waits for room in a full queue for MaxDenyWait at most, then is
-// answered without an entry and counted, so that a stuck disk holds no decision for longer.
+// TestDenyWaitIsBounded: a deny waits for room in a full queue for MaxDenyWait, then is answered
+// without an entry, counted and reported, so that a stuck disk holds no decision for longer.
 func TestDenyWaitIsBounded(t *testing.T) {
 	gs := &gatedStore{Store: storetest.OpenBolt(t, decisionlog.Schema), entered: make(chan struct{}, 100), gate: make(chan struct{})}
-	l := open(t, decisionlog.Config{Store: gs, QueueSize: 1, BatchSize: 1, MaxDenyWait: 50 * time.Millisecond})
+	var logs bytes.Buffer
+	const maxWait = 50 * time.Millisecond
+	l := open(t, decisionlog.Config{Store: gs, QueueSize: 1, BatchSize: 1, MaxDenyWait: maxWait,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	record(l, 0, "w1", false)
 	select {
 	case <-gs.entered: // the writer holds deny 0 and is stuck on the disk
@@ -257,14 +262,21 @@ func TestDenyWaitIsBounded(t *testing.T) {
 	}
 	record(l, 1, "w1", false) // fills the queue
 	returned := make(chan struct{})
+	start := time.Now()
 	go func() { defer close(returned); record(l, 2, "w1", false) }()
 	select {
 	case <-returned:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a deny waited for a stuck disk for 10s; MaxDenyWait is 50ms")
 	}
+	if waited := time.Since(start); waited < maxWait {
+		t.Errorf("the deny was left out after %v, before MaxDenyWait (%v)", waited, maxWait)
+	}
 	if st := l.Stats(); st.Waited != 1 || st.Unlogged != 1 || st.Omitted() != 1 {
 		t.Fatalf("stats = %+v, want one deny waited for and answered unlogged", st)
+	}
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 || !strings.Contains(logs.String(), "unlogged_denies=1") {
+		t.Errorf("want one error report counting the unlogged deny, got:\n%s", logs.String())
 	}
 	close(gs.gate) // the disk recovers: what was queued is written, the unlogged deny is not
 	if err := l.Close(); err != nil {

@@ -138,6 +138,10 @@ type DecisionLogConfig struct {
 	MaxAge time.Duration
 	// MaxRecords bounds the decisions kept, the oldest going first; default 1,000,000.
 	MaxRecords int
+	// MaxDenyWait bounds how long a deny waits for room when the log's writer is behind, before
+	// it is answered without an entry (counted as left out); zero or less waits without bound
+	// (`treaty serve` defaults it to one second).
+	MaxDenyWait time.Duration
 }
 
 // NotifyConfig configures the webhook notifier (package notify): with WebhookURLs it tells

@@ -323,9 +323,13 @@ func (s *Server) assemble(ctx context.Context) error {
 		if rate == 0 {
 			rate = decisionlog.KeepNoAllows
 		}
+		denyWait := cfg.DecisionLog.MaxDenyWait
+		if denyWait <= 0 {
+			denyWait = -1 // decisionlog's "without bound"
+		}
 		if s.decisions, err = decisionlog.Open(decisionlog.Config{
 			Store: dlStore, AllowSampleRate: rate, MaxAllowsPerSecond: cfg.DecisionLog.MaxAllowsPerSecond,
-			MaxAge: cfg.DecisionLog.MaxAge, MaxRecords: cfg.DecisionLog.MaxRecords, Logger: s.log,
+			MaxAge: cfg.DecisionLog.MaxAge, MaxRecords: cfg.DecisionLog.MaxRecords, MaxDenyWait: denyWait, Logger: s.log,
 		}); err != nil {
 			return err
 		}

@@ -131,6 +131,7 @@ creates the identity admin and writes its token to DATA/admin.credential (mode 0
 	f.IntVar(&cfg.DecisionLog.MaxAllowsPerSecond, "decision-log-max-allows", 1000, "most allows the decision log keeps in any one second, after sampling; the rest are counted as sampled out (0: no bound; denies are never bounded)")
 	f.DurationVar(&cfg.DecisionLog.MaxAge, "decision-log-max-age", 7*24*time.Hour, "how long the decision log keeps decisions")
 	f.IntVar(&cfg.DecisionLog.MaxRecords, "decision-log-max-records", 1_000_000, "the most decisions the decision log keeps (oldest go first)")
+	f.DurationVar(&cfg.DecisionLog.MaxDenyWait, "decision-log-max-deny-wait", time.Second, "how long a deny waits for room when the decision log's disk is behind, before it is answered without an entry and counted as left out (0: wait without bound)")
 	f.StringArrayVar(&cfg.Notify.WebhookURLs, "webhook-url", nil, "POST notifications (contract ends approaching, kill-switch events, offboarding progress, new high-severity findings) to this URL, signed; repeat for more (needs --webhook-secret-file)")
 	f.StringVar(&cfg.Notify.SecretFile, "webhook-secret-file", "", "file holding the secret (at least 16 bytes) webhook deliveries are signed with (HMAC-SHA256, header Treaty-Signature)")
 	f.DurationVar(&cfg.Notify.ContractWarning, "contract-warning", notify.DefaultContractWarning, "how long before a partner's contract end its owners are notified (with --webhook-url)")
