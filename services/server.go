@@ -747,10 +747,11 @@ func (s *Server) scheme() string {
 }
 
 // peerCredentials secures calls to peers (this process's own services included) the way the
-// listeners are secured: TLS presenting this server's certificate when it has one.
+// listeners are secured: TLS presenting this server's certificate when it has one, trusting the
+// CA bundle current at each connection (peerTLS).
 func (s *Server) peerCredentials() credentials.TransportCredentials {
 	if s.tls != nil {
-		return credentials.NewTLS(s.tls.ClientConfig())
+		return peerTLS{files: s.tls}
 	}
 	return insecure.NewCredentials()
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/treaty-dev/treaty/certs"
@@ -107,5 +108,59 @@ func waitHealthServing(t *testing.T, health healthpb.HealthClient) {
 			t.Fatalf("not serving after 15s: %v %v", resp, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A peer's CA bundle replaced on disk (a new CA, and the server's certificate from it) is trusted
+// by the next connection to that peer, without a restart: the peer credentials read the bundle
+// at each handshake. A tls.Config made once, as they were before, keeps the old CA.
+func TestPeerCredentialsTrustANewCA(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "certs")
+	files, err := certs.WriteDev(dir, certs.DevOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func() *certs.Files {
+		f, err := certs.Load(files.Server, files.ServerKey, files.CA, files.CA, certs.WithCheckInterval(0), certs.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	server, peer := load(), load()
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(server.ServerConfig())))
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+
+	creds := peerTLS{files: peer}
+	call := func(creds credentials.TransportCredentials) error {
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	if err := call(creds); err != nil {
+		t.Fatalf("before the new CA: %v", err)
+	}
+	once := credentials.NewTLS(peer.ClientConfig())
+
+	if _, err := certs.WriteDev(dir, certs.DevOptions{Force: true}); err != nil { // a new CA, and every certificate from it
+		t.Fatal(err)
+	}
+	if err := call(creds); err != nil {
+		t.Fatalf("a new connection after the new CA: %v", err)
+	}
+	if err := call(once); err == nil {
+		t.Error("a config made before the new CA trusted the server's new certificate: this test shows nothing")
 	}
 }
