@@ -40,16 +40,7 @@ type codec struct{ base encoding.CodecV2 }
 
 func (c codec) Name() string { return protocodec.Name }
 
-// Marshal encodes a CheckResponse by hand (encodeCheckResponse) and everything else, and any
-// CheckResponse it cannot prove it encodes exactly as protobuf does, with protobuf.
-func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if resp, ok := v.(*treatyv1.CheckResponse); ok && resp != nil {
-		if b, ok := encodeCheckResponse(resp); ok {
-			return mem.BufferSlice{mem.SliceBuffer(b)}, nil
-		}
-	}
-	return c.base.Marshal(v)
-}
+func (c codec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if req, ok := v.(*treatyv1.CheckRequest); ok && len(data) == 1 {
@@ -109,68 +100,4 @@ func decodeCheck(b []byte, req *treatyv1.CheckRequest) bool {
 	}
 	req.Action, req.Resource, req.MinSequence = action, resource, minSequence
 	return true
-}
-
-// encodeCheckResponse returns resp's protobuf encoding: the bytes proto.Marshal writes, fields in
-// number order, each left out at its zero value. It reports false, for protobuf to encode it, when
-// resp has unknown fields, a string that is not valid UTF-8 (which protobuf refuses), or is
-// larger than gRPC sends in a plain slice.
-//
-// Why: every Check answers with one, and protobuf's generic encoder (sizing, then encoding,
-// through its tables) costs several times what writing six fields does.
-func encodeCheckResponse(resp *treatyv1.CheckResponse) ([]byte, bool) {
-	if !utf8.ValidString(resp.DecisionId) || !utf8.ValidString(resp.Epoch) || !utf8.ValidString(resp.PolicyId) ||
-		len(resp.ProtoReflect().GetUnknown()) > 0 {
-		return nil, false
-	}
-	size := stringSize(resp.DecisionId) + stringSize(resp.Epoch) + stringSize(resp.PolicyId)
-	if resp.Decision != 0 {
-		size += 1 + protowire.SizeVarint(uint64(resp.Decision))
-	}
-	for _, r := range resp.Reasons {
-		if !utf8.ValidString(r) {
-			return nil, false
-		}
-		size += 1 + protowire.SizeBytes(len(r))
-	}
-	if resp.Sequence != 0 {
-		size += 1 + protowire.SizeVarint(resp.Sequence)
-	}
-	if size > maxPlainResponse {
-		return nil, false
-	}
-	b := make([]byte, 0, size)
-	if resp.Decision != 0 {
-		b = protowire.AppendVarint(protowire.AppendTag(b, 1, protowire.VarintType), uint64(resp.Decision))
-	}
-	for _, r := range resp.Reasons {
-		b = protowire.AppendString(protowire.AppendTag(b, 2, protowire.BytesType), r)
-	}
-	b = appendString(b, 3, resp.DecisionId)
-	if resp.Sequence != 0 {
-		b = protowire.AppendVarint(protowire.AppendTag(b, 4, protowire.VarintType), resp.Sequence)
-	}
-	b = appendString(b, 5, resp.Epoch)
-	b = appendString(b, 6, resp.PolicyId)
-	return b, true
-}
-
-// maxPlainResponse is the largest response encodeCheckResponse encodes: gRPC's own codec puts
-// larger ones in pooled buffers, which is protobuf's path here.
-const maxPlainResponse = 1 << 10
-
-// stringSize is the encoded size of a singular string field numbered below 16 holding s.
-func stringSize(s string) int {
-	if s == "" {
-		return 0
-	}
-	return 1 + protowire.SizeBytes(len(s))
-}
-
-// appendString appends the singular string field num holding s, unless s is empty.
-func appendString(b []byte, num protowire.Number, s string) []byte {
-	if s == "" {
-		return b
-	}
-	return protowire.AppendString(protowire.AppendTag(b, num, protowire.BytesType), s)
 }
