@@ -277,8 +277,9 @@ type ListDecisionsResponse struct {
 	Decisions []*DecisionRecord `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
 	// Pass as page_token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
-	// How many decisions the log has left out since the PDP started: allows sampled out, or shed
-	// when the writer could not keep up (denies are never left out while the PDP runs).
+	// How many decisions the log has left out since the PDP started: allows sampled out, capped,
+	// or shed when the writer could not keep up; and denies answered without an entry after
+	// waiting `--decision-log-max-deny-wait` for a writer stuck on its disk.
 	SampledOut    uint64 `protobuf:"varint,3,opt,name=sampled_out,json=sampledOut,proto3" json:"sampled_out,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
