@@ -125,8 +125,8 @@ type TLSConfig struct {
 // Enabled reports whether the listeners use TLS.
 func (t TLSConfig) Enabled() bool { return t.CertFile != "" }
 
-// DecisionLogConfig says what the PDP's decision log keeps. Every deny is kept, unless the log's disk
-// holds it up past MaxDenyWait.
+// DecisionLogConfig says what the PDP's decision log keeps. Every deny is kept, unless the
+// log's disk holds it up past MaxDenyWait.
 type DecisionLogConfig struct {
 	// AllowSample is the share of allows kept, in [0, 1]: zero keeps none (`treaty serve`
 	// defaults it to 1, every allow).
