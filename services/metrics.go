@@ -48,6 +48,9 @@ func (s *Server) serveMetrics() {
 	if s.pdp != nil {
 		m.MustRegister(metrics.PDP(s.pdp))
 	}
+	if s.decisions != nil {
+		m.MustRegister(metrics.DecisionLog(s.decisions))
+	}
 	if s.revokerSvc != nil {
 		m.MustRegister(metrics.Revoker(s.revokerSvc))
 	}
