@@ -176,7 +176,7 @@ type Log struct {
 	// unloggedReported is the Unix second of the last report of an unlogged deny: an outage
 	// logs once a second, not once a deny.
 	unloggedReported atomic.Int64
-	received         atomic.Uint64 // taken from the queue by the writer
+	kept             atomic.Uint64 // queued for the writer
 	written          atomic.Uint64
 	deleted          atomic.Uint64
 	lostCount        atomic.Uint64
@@ -249,6 +249,7 @@ func (l *Log) Record(req pdp.CheckRequest, d pdp.Decision, latency time.Duration
 	}
 	select {
 	case l.queue <- p:
+		l.kept.Add(1)
 		return
 	default:
 	}
@@ -259,12 +260,14 @@ func (l *Log) Record(req pdp.CheckRequest, d pdp.Decision, latency time.Duration
 	l.waited.Add(1)
 	if l.cfg.MaxDenyWait < 0 {
 		l.queue <- p
+		l.kept.Add(1)
 		return
 	}
 	wait := time.NewTimer(l.cfg.MaxDenyWait)
 	defer wait.Stop()
 	select {
 	case l.queue <- p:
+		l.kept.Add(1)
 	case <-wait.C:
 		l.unlogged.Add(1)
 		l.reportUnlogged(d.DecisionID)
@@ -348,10 +351,13 @@ func (s Stats) Omitted() uint64 {
 	return s.SampledOut + s.Capped + s.Shed + s.Unlogged + s.AfterClose + s.Lost
 }
 
-// Stats returns the counters.
+// Stats returns the counters. Each only grows. Kept is read after Written and counted just after
+// its decision is queued, so it is at least Written but for a decision written before its
+// Record returned.
 func (l *Log) Stats() Stats {
+	written := l.written.Load()
 	return Stats{
-		Kept: l.received.Load() + uint64(len(l.queue)), Written: l.written.Load(),
+		Kept: l.kept.Load(), Written: written,
 		SampledOut: l.sampledOut.Load(), Capped: l.capped.Load(), Shed: l.shed.Load(), Waited: l.waited.Load(),
 		Unlogged:   l.unlogged.Load(),
 		AfterClose: l.afterClose.Load(), Lost: l.lostCount.Load(), Deleted: l.deleted.Load(),

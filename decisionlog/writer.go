@@ -87,7 +87,6 @@ func (l *Log) fill(batch []pending) []pending {
 // commit writes a batch in one fsync'd transaction, retrying until the store takes it (or, when
 // closing, trying once and counting the batch lost), then hands it to the tails.
 func (l *Log) commit(batch []pending, entries []Entry, closing bool) []Entry {
-	l.received.Add(uint64(len(batch)))
 	entries = entries[:0]
 	for i := range batch {
 		entries = append(entries, batch[i].entry(l.seq+1+uint64(i)))

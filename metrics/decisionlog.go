@@ -19,8 +19,8 @@ var (
 		[]string{"outcome"}, nil)
 	dlWritten = prometheus.NewDesc(namespace+"_decision_log_written_total",
 		"Decisions committed to the decision log's store.", nil, nil)
-	dlBacklog = prometheus.NewDesc(namespace+"_decision_log_backlog",
-		"Decisions kept but not yet committed: it grows while the log's disk falls behind.", nil, nil)
+	dlPending = prometheus.NewDesc(namespace+"_decision_log_pending_decisions",
+		"Decisions kept but not yet committed: at most the queue and a batch being written.", nil, nil)
 	dlWaited = prometheus.NewDesc(namespace+"_decision_log_denies_waited_total",
 		"Denies whose answer waited for room in the log's full queue (the disk fell behind).", nil, nil)
 )
@@ -28,12 +28,12 @@ var (
 // decisionLogCollector reads a decision log's counters at each scrape.
 type decisionLogCollector struct{ src DecisionLogSource }
 
-// DecisionLog returns a collector of what the decision log kept and left out, what it wrote, its
-// backlog, and the denies that waited for it. The log counts with atomics; this only reads them.
+// DecisionLog returns a collector of what the decision log kept and left out, what it wrote, what
+// is pending, and the denies that waited for it. The log counts with atomics; this only reads them.
 func DecisionLog(src DecisionLogSource) prometheus.Collector { return decisionLogCollector{src} }
 
 func (c decisionLogCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dlDecisions, dlWritten, dlBacklog, dlWaited} {
+	for _, d := range []*prometheus.Desc{dlDecisions, dlWritten, dlPending, dlWaited} {
 		ch <- d
 	}
 }
@@ -50,6 +50,7 @@ func (c decisionLogCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(dlDecisions, prometheus.CounterValue, float64(o.n), o.outcome)
 	}
 	ch <- prometheus.MustNewConstMetric(dlWritten, prometheus.CounterValue, float64(s.Written))
-	ch <- prometheus.MustNewConstMetric(dlBacklog, prometheus.GaugeValue, float64(s.Kept-min(s.Written, s.Kept)))
+	// Kept trails Written by a decision written before its Record counted it: never negative.
+	ch <- prometheus.MustNewConstMetric(dlPending, prometheus.GaugeValue, float64(s.Kept-min(s.Written, s.Kept)))
 	ch <- prometheus.MustNewConstMetric(dlWaited, prometheus.CounterValue, float64(s.Waited))
 }

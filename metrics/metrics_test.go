@@ -85,9 +85,9 @@ func (d decisionLogValues) Stats() decisionlog.Stats { return decisionlog.Stats(
 func TestDecisionLog(t *testing.T) {
 	c := metrics.DecisionLog(decisionLogValues{Kept: 10, Written: 7, SampledOut: 5, Capped: 4, Shed: 3, Waited: 2, Unlogged: 1})
 	want := `
-# HELP treaty_decision_log_backlog Decisions kept but not yet committed: it grows while the log's disk falls behind.
-# TYPE treaty_decision_log_backlog gauge
-treaty_decision_log_backlog 3
+# HELP treaty_decision_log_pending_decisions Decisions kept but not yet committed: at most the queue and a batch being written.
+# TYPE treaty_decision_log_pending_decisions gauge
+treaty_decision_log_pending_decisions 3
 # HELP treaty_decision_log_decisions_total Decisions the PDP handed its decision log since it started, by outcome: kept (written, or queued to be), or left out: sampled_out, capped (allows past the per-second bound) and shed (allows while the writer was behind); unlogged (denies that waited the bound for a writer stuck on its disk); after_close and lost (at shutdown).
 # TYPE treaty_decision_log_decisions_total counter
 treaty_decision_log_decisions_total{outcome="after_close"} 0
@@ -108,13 +108,13 @@ treaty_decision_log_written_total 7
 		t.Error(err)
 	}
 	lint(t, c)
-	// Written, read after Kept, may pass it for a moment: the backlog is then zero, never negative.
+	// Written may pass Kept by a decision not yet counted kept: pending is then zero, never negative.
 	zero := `
-# HELP treaty_decision_log_backlog Decisions kept but not yet committed: it grows while the log's disk falls behind.
-# TYPE treaty_decision_log_backlog gauge
-treaty_decision_log_backlog 0
+# HELP treaty_decision_log_pending_decisions Decisions kept but not yet committed: at most the queue and a batch being written.
+# TYPE treaty_decision_log_pending_decisions gauge
+treaty_decision_log_pending_decisions 0
 `
-	if err := testutil.CollectAndCompare(metrics.DecisionLog(decisionLogValues{Kept: 5, Written: 6}), strings.NewReader(zero), "treaty_decision_log_backlog"); err != nil {
+	if err := testutil.CollectAndCompare(metrics.DecisionLog(decisionLogValues{Kept: 5, Written: 6}), strings.NewReader(zero), "treaty_decision_log_pending_decisions"); err != nil {
 		t.Error(err)
 	}
 }

@@ -165,7 +165,7 @@ func TestMetricsAndRequestIDs(t *testing.T) {
 		{"treaty_decision_log_decisions_total", map[string]string{"outcome": "sampled_out"}, eq(1)},
 		{"treaty_decision_log_decisions_total", map[string]string{"outcome": "unlogged"}, eq(0)},
 		{"treaty_decision_log_written_total", nil, eq(1)},
-		{"treaty_decision_log_backlog", nil, eq(0)},
+		{"treaty_decision_log_pending_decisions", nil, eq(0)},
 		{"treaty_revoker_subscribers", nil, func(v float64) bool { return v >= 2 }}, // the PDP's and the issuer's followers at least
 		{"treaty_revoker_subscribers_cut_off_total", map[string]string{"reason": "slow"}, eq(0)},
 		{"treaty_revoker_subscriber_lag_events", map[string]string{"subscriber": access.InternalName}, eq(0)}, // this process's own followers
