@@ -138,7 +138,7 @@ func (c *cli) decisionsListCmd() *cobra.Command {
 				return err
 			}
 			if sampledOut > 0 {
-				fmt.Fprintf(c.stderr, "treaty: the log left out %d decisions since the PDP started (sampled or shed allows)\n", sampledOut)
+				fmt.Fprintf(c.stderr, "treaty: the log left out %d decisions since the PDP started (allows sampled out, capped or shed; denies unlogged after --decision-log-max-deny-wait)\n", sampledOut)
 			}
 			return nil
 		},

@@ -127,7 +127,7 @@ creates the identity admin and writes its token to DATA/admin.credential (mode 0
 	f.StringVar(&cfg.Environment, "environment", "", "the environment this deployment serves: the PDP denies credentials of integrations of another environment, and policy conditions see it for ext_authz requests")
 	f.StringSliceVar(&trustFrom, "trust-subjects-from", nil, "caller address ranges (CIDR) that may send the PDP verified claims or a bare workload id")
 	f.StringArrayVar(&cfg.TrustSubjectsIdentities, "trust-subjects-identity", nil, "an identity (authenticated caller, e.g. a gateway's certificate name) that may send the PDP verified claims or a bare workload id; repeat for more")
-	f.Float64Var(&cfg.DecisionLog.AllowSample, "decision-log-allow-sample", 1, "share of allows the decision log keeps, 0 to 1 (every deny is always kept)")
+	f.Float64Var(&cfg.DecisionLog.AllowSample, "decision-log-allow-sample", 1, "share of allows the decision log keeps, 0 to 1 (sampling never leaves out a deny)")
 	f.IntVar(&cfg.DecisionLog.MaxAllowsPerSecond, "decision-log-max-allows", 1000, "most allows the decision log keeps in any one second, after sampling; the rest are counted as sampled out (0: no bound; denies are never bounded)")
 	f.DurationVar(&cfg.DecisionLog.MaxAge, "decision-log-max-age", 7*24*time.Hour, "how long the decision log keeps decisions")
 	f.IntVar(&cfg.DecisionLog.MaxRecords, "decision-log-max-records", 1_000_000, "the most decisions the decision log keeps (oldest go first)")
