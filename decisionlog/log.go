@@ -258,17 +258,16 @@ func (l *Log) Record(req pdp.CheckRequest, d pdp.Decision, latency time.Duration
 		return
 	}
 	l.waited.Add(1)
-	if l.cfg.MaxDenyWait < 0 {
-		l.queue <- p
-		l.kept.Add(1)
-		return
+	var expired <-chan time.Time // nil, which never fires, for a wait without bound
+	if l.cfg.MaxDenyWait >= 0 {
+		wait := time.NewTimer(l.cfg.MaxDenyWait)
+		defer wait.Stop()
+		expired = wait.C
 	}
-	wait := time.NewTimer(l.cfg.MaxDenyWait)
-	defer wait.Stop()
 	select {
 	case l.queue <- p:
 		l.kept.Add(1)
-	case <-wait.C:
+	case <-expired:
 		l.unlogged.Add(1)
 		l.reportUnlogged(d.DecisionID)
 	}
