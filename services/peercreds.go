@@ -24,12 +24,8 @@ type peerTLS struct{ files *certs.Files }
 
 var _ credentials.TransportCredentials = peerTLS{}
 
-func (p peerTLS) current() credentials.TransportCredentials {
-	return credentials.NewTLS(p.files.ClientConfig())
-}
-
 func (p peerTLS) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	return p.current().ClientHandshake(ctx, authority, conn)
+	return credentials.NewTLS(p.files.ClientConfig()).ClientHandshake(ctx, authority, conn)
 }
 
 func (p peerTLS) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
